@@ -1,0 +1,163 @@
+"""The ``medmm`` command line. Thin: each command calls one library function.
+
+Bad input ends with exit code 2 and one line on stderr (no traceback); ``--debug`` shows the
+traceback. Unexpected errors exit with 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Callable, Sequence
+
+from medmm import __version__
+from medmm.errors import InputError, MedmmError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from medmm.imaging.io import describe
+
+    desc = describe(args.path, workers=args.workers)
+    if args.json:
+        print(json.dumps(desc.as_dict()))
+        return 0
+    print(f"{args.path}: {desc.kind}, {len(desc.series)} stack(s)")
+    for s in desc.series:
+        shape = "x".join(str(v) for v in s.shape)
+        spacing = " x ".join(f"{v:.4g}" for v in s.spacing)
+        print(f"  series {s.series_uid or '-'}  {s.modality or '-'}  {shape}  spacing {spacing} mm  "
+              f"{s.n_files} file(s)  {s.photometric or ''}  {'ok' if s.usable else 'REFUSED (see problems)'}")
+        for p in s.problems:
+            print(f"    [{p['code']}] {p['message']}")
+    if desc.skipped:
+        print(f"  {len(desc.skipped)} file(s) skipped:")
+        for sk in desc.skipped[:20]:
+            print(f"    {sk.path}: {sk.reason}")
+        if len(desc.skipped) > 20:
+            print(f"    ... and {len(desc.skipped) - 20} more")
+    return 0
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from medmm.imaging.index import scan, write_table
+
+    t0 = time.perf_counter()
+    result = scan(args.dir, workers=args.workers)
+    write_table(result.table, args.out)
+    dt = time.perf_counter() - t0
+    print(
+        f"scanned {result.n_files} file(s) in {dt:.1f} s ({result.n_files / max(dt, 1e-9):.0f} files/s): "
+        f"{result.n_series} series, {result.n_skipped} skipped; wrote {args.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from medmm.imaging.io import load_volume
+    from medmm.imaging.nifti import save_nifti
+
+    vol = load_volume(args.series, force=args.force, max_voxels=args.max_voxels)
+    save_nifti(vol, args.out)
+    for p in vol.problems:
+        print(f"warning [{p.code}] {p.message}", file=sys.stderr)
+    print(f"wrote {args.out}: shape {list(vol.shape)}, spacing {[round(s, 4) for s in vol.spacing]} mm", file=sys.stderr)
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from medmm.imaging.io import load_volume
+    from medmm.imaging.views import render, save_png, three_windows
+
+    vol = load_volume(args.path, force=args.force, max_voxels=args.max_voxels)
+    if args.three_windows:
+        names = tuple(w.strip() for w in args.three_windows.split(","))
+        if len(names) != 3:
+            raise InputError("--three-windows takes three window names, e.g. lung,mediastinum,bone")
+        img = three_windows(vol, windows=names, index=args.slice, axis=args.axis, mip=args.mip)  # type: ignore[arg-type]
+    else:
+        img = render(vol, window=args.window, index=args.slice, axis=args.axis, mip=args.mip, frame=args.frame)
+    save_png(img, args.out)
+    print(f"wrote {args.out} ({img.shape[1]}x{img.shape[0]})", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medmm", description="medmm: medical images for multimodal LLMs")
+    parser.add_argument("--version", action="version", version=f"medmm {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="describe a DICOM file, DICOM folder or NIfTI file (headers only)")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--workers", type=int, default=1, help="processes for reading headers of a folder")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("scan", help="index a folder tree of DICOM files, one row per series")
+    p.add_argument("dir")
+    p.add_argument("--out", required=True, help="index.parquet or index.csv")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.set_defaults(func=_cmd_scan)
+
+    def loading(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--force", action="store_true",
+                       help="apply the documented fallback for series problems instead of refusing")
+        p.add_argument("--max-voxels", type=float, default=None,
+                       help="pixel budget (default 1e9 or MEDMM_MAX_VOXELS)")
+
+    p = sub.add_parser("convert", help="DICOM series folder (or file) to NIfTI")
+    p.add_argument("series")
+    p.add_argument("out", help="output .nii or .nii.gz")
+    loading(p)
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("render", help="render a slice, MIP or three-window view to PNG")
+    p.add_argument("path")
+    p.add_argument("--out", required=True)
+    p.add_argument("--window", default="file", help="lung, mediastinum, bone, brain, abdomen, file, auto or C,W")
+    p.add_argument("--three-windows", default=None, metavar="W1,W2,W3",
+                   help="three windows as RGB channels, e.g. lung,mediastinum,bone")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--slice", type=int, default=None, help="slice index (default: middle)")
+    group.add_argument("--mip", action="store_true", help="maximum intensity projection")
+    p.add_argument("--axis", choices=("axial", "coronal", "sagittal"), default="axial")
+    p.add_argument("--frame", type=int, default=0, help="time frame of a 4-D volume")
+    loading(p)
+    p.set_defaults(func=_cmd_render)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "max_voxels", None) is not None:
+        args.max_voxels = int(args.max_voxels)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except MedmmError as exc:
+        if args.debug:
+            raise
+        print(f"medmm {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"medmm {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not bad input: say so, briefly
+        if args.debug:
+            raise
+        print(
+            f"medmm {args.command}: internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,571 @@
+"""Reading one DICOM file: sniffing, headers, per-frame geometry, and the pixel pipeline.
+
+The pixel pipeline follows the standard's order (PS3.3 C.11): decode → modality LUT
+(Rescale Slope/Intercept per frame, or Modality LUT Sequence) → the VOI options kept for
+display (windows, VOI LUT Sequence) → photometric handling (PALETTE COLOR and YBR to RGB at
+load; MONOCHROME1 inverted at display, never in the stored values).
+
+Decoding itself is pydicom's (with pylibjpeg/openjpeg and gdcm plugins); medmm adds what
+pydicom leaves to the caller: per-frame functional groups of Enhanced CT/MR, per-frame
+rescale, a pixel budget checked before allocation, and clear errors.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from medmm.errors import DecodeError, DicomReadError, InputError, NotDicomError, PixelBudgetError
+from medmm.imaging.volume import HeaderFacts, VoiLut, Window
+
+PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double Float
+DEFAULT_MAX_VOXELS = 1_000_000_000  # 4 GB of float32; override with MEDMM_MAX_VOXELS
+
+
+def max_voxels(override: int | None = None) -> int:
+    """The pixel budget: the most voxels a single load may allocate."""
+    if override is not None:
+        return int(override)
+    env = os.environ.get("MEDMM_MAX_VOXELS")
+    if env:
+        try:
+            return int(float(env))
+        except ValueError as exc:
+            raise InputError(f"MEDMM_MAX_VOXELS={env!r} is not a number; set it to e.g. 2e9") from exc
+    return DEFAULT_MAX_VOXELS
+
+
+def check_budget(n_voxels: int, what: str, budget: int | None = None) -> None:
+    """Refuse, before allocating, a load larger than the pixel budget."""
+    limit = max_voxels(budget)
+    if n_voxels > limit:
+        raise PixelBudgetError(
+            f"{what}: decoding needs {n_voxels:,} voxels ({n_voxels * 4 / 2**30:.1f} GiB as float32), "
+            f"over the pixel budget of {limit:,}. If the header is right, raise the budget with "
+            f"--max-voxels or MEDMM_MAX_VOXELS; a header declaring a huge image is often corrupt."
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Sniffing and reading
+# --------------------------------------------------------------------------------------
+def sniff(path: str) -> bool:
+    """Check that ``path`` is a readable, non-empty file that looks like DICOM.
+
+    Returns True when the file has the 'DICM' preamble, False when it has no preamble but its
+    first element is a plausible group 0002/0008 tag (old ACR-NEMA style files, which pydicom
+    reads with ``force=True``). Raises :class:`InputError` / :class:`NotDicomError` otherwise.
+    """
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a folder, not a file")
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from exc
+    if size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    if len(head) >= 8:
+        group_le = int.from_bytes(head[0:2], "little")
+        group_be = int.from_bytes(head[0:2], "big")
+        if group_le in (0x0002, 0x0008) or group_be in (0x0002, 0x0008):
+            return False
+    raise NotDicomError(f"{path}: not a DICOM file (no 'DICM' preamble and no DICOM element at the start)")
+
+
+def read_dataset(path: str, headers_only: bool = False) -> Dataset:
+    """Read a DICOM file with pydicom; files without a preamble are read with ``force``.
+
+    ``headers_only`` defers large values (pixel data stays on disk), so a header scan never
+    reads pixels. The transfer syntax of files that lack one is set from the encoding pydicom
+    detected (native syntaxes only). Raises :class:`MedmmError` subclasses with a clear reason.
+    """
+    has_preamble = sniff(path)
+    kwargs: dict[str, Any] = {"defer_size": 1024} if headers_only else {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, force=not has_preamble, **kwargs)
+    except InvalidDicomError as exc:
+        raise NotDicomError(f"{path}: not a DICOM file ({exc})") from exc
+    except Exception as exc:  # pydicom raises many types on corrupt input
+        raise DicomReadError(f"{path}: corrupt DICOM header ({type(exc).__name__}: {_short(exc)})") from exc
+    if len(ds) == 0:
+        if has_preamble:
+            raise DicomReadError(f"{path}: DICOM preamble but no readable data elements (truncated or corrupt file)")
+        raise NotDicomError(f"{path}: not a DICOM file (no data elements could be parsed)")
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        _set_transfer_syntax_from_encoding(ds, path)
+    return ds
+
+
+def _set_transfer_syntax_from_encoding(ds: Dataset, path: str) -> None:
+    implicit, little = ds.original_encoding
+    if implicit is None:
+        return
+    if implicit:
+        ts = ImplicitVRLittleEndian
+    else:
+        ts = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    if not hasattr(ds, "file_meta") or ds.file_meta is None:
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ts
+
+
+def _short(exc: BaseException, n: int = 160) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------
+# Headers
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plane:
+    """One 2-D image plane: a single-frame file, or one frame of a multi-frame file.
+
+    Positions and orientations are in DICOM patient space (LPS), as stored.
+    """
+
+    path: str
+    frame: int | None
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, float, float, float, float, float] | None
+    pixel_spacing: tuple[float, float] | None  # (between rows, between columns) in mm
+    rows: int
+    cols: int
+    samples: int
+    slope: float = 1.0
+    intercept: float = 0.0
+    instance_number: int | None = None
+    slice_thickness: float | None = None
+    spacing_between_slices: float | None = None
+    acquisition: str | None = None  # AcquisitionNumber / stack id, for splitting
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    """What medmm needs from one file's header, without its pixels (picklable)."""
+
+    path: str
+    series_uid: str | None
+    study_uid: str | None
+    sop_class: str | None
+    modality: str | None
+    photometric: str | None
+    transfer_syntax: str | None
+    transfer_syntax_name: str | None
+    rows: int
+    cols: int
+    samples: int
+    bits_allocated: int
+    n_frames: int
+    has_pixels: bool
+    truncated: bool
+    facts: HeaderFacts
+    windows: tuple[Window, ...]
+    display_inverted: bool
+    planes: tuple[Plane, ...]
+    gantry_tilt: float | None
+    series_description: str | None = None
+
+    @property
+    def multi_frame(self) -> bool:
+        return self.n_frames > 1
+
+
+def _num(value: Any, default: float | None = None) -> float | None:
+    if value is None or value == "":
+        return default
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return default
+    return out if math.isfinite(out) else default
+
+
+def _int(value: Any, default: int | None = None) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _vec(value: Any, n: int) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    if len(vals) != n or not all(math.isfinite(v) for v in vals):
+        return None
+    return vals
+
+
+def _spacing(value: Any) -> tuple[float, float] | None:
+    """A pixel spacing pair, or None when missing or not positive (e.g. '0.000\\0.000')."""
+    vals = _vec(value, 2)
+    if vals is None or min(vals) <= 0:
+        return None
+    return vals  # type: ignore[return-value]
+
+
+def _str(ds: Dataset, keyword: str) -> str | None:
+    try:
+        value = ds.get(keyword)
+    except Exception:
+        return None
+    if value is None or value == "":
+        return None
+    if isinstance(value, pydicom.multival.MultiValue):
+        value = "\\".join(str(v) for v in value)
+    text = str(value).strip()
+    return text or None
+
+
+def _seq_item(ds: Dataset, keyword: str) -> Dataset | None:
+    seq = ds.get(keyword)
+    if seq is None or len(seq) == 0:
+        return None
+    return seq[0]
+
+
+def _functional(groups: list[Dataset | None], macro: str) -> Dataset | None:
+    """First item of a functional-group macro, per-frame item first, then shared."""
+    for group in groups:
+        if group is not None:
+            item = _seq_item(group, macro)
+            if item is not None:
+                return item
+    return None
+
+
+def _windows_from(ds: Dataset | None) -> tuple[Window, ...]:
+    if ds is None:
+        return ()
+    centers = ds.get("WindowCenter")
+    widths = ds.get("WindowWidth")
+    if centers is None or widths is None:
+        return ()
+    centers = list(centers) if isinstance(centers, (list, pydicom.multival.MultiValue)) else [centers]
+    widths = list(widths) if isinstance(widths, (list, pydicom.multival.MultiValue)) else [widths]
+    names = ds.get("WindowCenterWidthExplanation")
+    if names is None:
+        names = []
+    elif isinstance(names, (list, pydicom.multival.MultiValue)):
+        names = [str(n) for n in names]
+    else:
+        names = [str(names)]
+    function = str(ds.get("VOILUTFunction") or "LINEAR").upper()
+    out = []
+    for idx, (c, w) in enumerate(zip(centers, widths)):
+        cf, wf = _num(c), _num(w)
+        if cf is None or wf is None or wf <= 0:
+            continue
+        out.append(Window(center=cf, width=wf, name=names[idx] if idx < len(names) else None, function=function))
+    return tuple(out)
+
+
+def voi_luts_from(ds: Dataset) -> tuple[VoiLut, ...]:
+    """VOI LUTs of the VOI LUT Sequence (0028,3010), decoded to arrays."""
+    out = []
+    for item in ds.get("VOILUTSequence") or []:
+        try:
+            n_entries, first, bits = (int(v) for v in item.LUTDescriptor)
+            n_entries = n_entries or 65536
+            raw = item.LUTData
+            if isinstance(raw, bytes):
+                dtype = "<u2" if bits > 8 or len(raw) >= 2 * n_entries else "u1"
+                lut = np.frombuffer(raw, dtype=dtype)[:n_entries]
+            else:
+                lut = np.asarray(raw if isinstance(raw, (list, pydicom.multival.MultiValue)) else [raw])
+            if first < 0 and "PixelRepresentation" in ds and int(ds.PixelRepresentation) == 0:
+                first &= 0xFFFF
+            out.append(VoiLut(first_mapped=int(first), lut=lut.astype(np.float64), name=_str(item, "LUTExplanation")))
+        except Exception:  # a malformed LUT is a missing display option, not a load failure
+            continue
+    return tuple(out)
+
+
+def _facts(ds: Dataset, shared: Dataset | None, n_frames: int) -> HeaderFacts:
+    laterality = _str(ds, "ImageLaterality") or _str(ds, "Laterality")
+    if laterality is None:
+        anatomy = _functional([shared], "FrameAnatomySequence")
+        if anatomy is not None:
+            laterality = _str(anatomy, "FrameLaterality")
+    return HeaderFacts(
+        modality=_str(ds, "Modality"),
+        body_part=_str(ds, "BodyPartExamined"),
+        laterality=laterality,
+        view_position=_str(ds, "ViewPosition"),
+        patient_sex=_str(ds, "PatientSex"),
+        n_frames=n_frames,
+        manufacturer=_str(ds, "Manufacturer"),
+    )
+
+
+def parse_header(ds: Dataset, path: str) -> FileHeader:
+    """Extract medmm's header record (geometry per plane, facts, VOI) from a dataset."""
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    rows = _int(ds.get("Rows"), 0) or 0
+    cols = _int(ds.get("Columns"), 0) or 0
+    samples = _int(ds.get("SamplesPerPixel"), 1) or 1
+    bits = _int(ds.get("BitsAllocated"), 0) or 0
+    n_frames = max(_int(ds.get("NumberOfFrames"), 1) or 1, 1)
+    has_pixels = any(tag in ds for tag in PIXEL_DATA_TAGS)
+    truncated = False
+    if has_pixels:
+        raw = ds.get_item(PIXEL_DATA_TAGS[0], keep_deferred=True)
+        length = getattr(raw, "length", None)
+        tell = getattr(raw, "value_tell", None)
+        deflated = str(ts) == DeflatedExplicitVRLittleEndian  # offsets are in the inflated stream
+        if length is not None and tell is not None and length != 0xFFFFFFFF and not deflated:
+            try:
+                truncated = tell + length > os.path.getsize(path)
+            except OSError:
+                truncated = False
+
+    shared = _seq_item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    photometric = _str(ds, "PhotometricInterpretation")
+    presentation = (_str(ds, "PresentationLUTShape") or "").upper()
+    display_inverted = (photometric or "").upper() == "MONOCHROME1" or presentation == "INVERSE"
+
+    top_ipp = _vec(ds.get("ImagePositionPatient"), 3)
+    top_iop = _vec(ds.get("ImageOrientationPatient"), 6)
+    top_ps = _spacing(ds.get("PixelSpacing")) or _spacing(ds.get("ImagerPixelSpacing"))
+    top_slope = _num(ds.get("RescaleSlope"), 1.0) or 1.0
+    top_intercept = _num(ds.get("RescaleIntercept"), 0.0) or 0.0
+    top_thick = _num(ds.get("SliceThickness"))
+    top_between = _num(ds.get("SpacingBetweenSlices"))
+    instance = _int(ds.get("InstanceNumber"))
+    acquisition = _str(ds, "AcquisitionNumber")
+    windows = _windows_from(ds)
+
+    planes: list[Plane] = []
+    if per_frame is not None or shared is not None:
+        # Enhanced multi-frame: per-frame functional groups override shared ones.
+        for f in range(n_frames):
+            pf = per_frame[f] if per_frame is not None and f < len(per_frame) else None
+            groups = [pf, shared]
+            pos_item = _functional(groups, "PlanePositionSequence")
+            ori_item = _functional(groups, "PlaneOrientationSequence")
+            meas = _functional(groups, "PixelMeasuresSequence")
+            pvt = _functional(groups, "PixelValueTransformationSequence")
+            content = _functional(groups, "FrameContentSequence")
+            if f == 0 and not windows:
+                windows = _windows_from(_functional(groups, "FrameVOILUTSequence"))
+            planes.append(
+                Plane(
+                    path=path,
+                    frame=f,
+                    position=_vec(pos_item.get("ImagePositionPatient"), 3) if pos_item is not None else top_ipp,
+                    orientation=_vec(ori_item.get("ImageOrientationPatient"), 6) if ori_item is not None else top_iop,
+                    pixel_spacing=(_spacing(meas.get("PixelSpacing")) if meas is not None else None) or top_ps,
+                    rows=rows,
+                    cols=cols,
+                    samples=samples,
+                    slope=(_num(pvt.get("RescaleSlope"), 1.0) if pvt is not None else top_slope) or 1.0,
+                    intercept=(_num(pvt.get("RescaleIntercept"), 0.0) if pvt is not None else top_intercept) or 0.0,
+                    instance_number=f + 1,
+                    slice_thickness=(_num(meas.get("SliceThickness")) if meas is not None else None) or top_thick,
+                    spacing_between_slices=(_num(meas.get("SpacingBetweenSlices")) if meas is not None else None)
+                    or top_between,
+                    acquisition=_str(content, "StackID") if content is not None else None,
+                )
+            )
+    else:
+        positions: list[tuple[float, float, float] | None] = [top_ipp] * n_frames
+        if n_frames > 1 and top_ipp is not None and top_iop is not None:
+            normal = np.cross(top_iop[:3], top_iop[3:])
+            offsets = _vec(ds.get("GridFrameOffsetVector"), n_frames)
+            if offsets is not None:  # RT Dose: offsets along the normal (PS3.3 C.8.8.3.2)
+                base = offsets[0]
+                steps = [o - base for o in offsets]
+            elif top_between:  # NM / legacy multi-frame tomography
+                steps = [k * top_between for k in range(n_frames)]
+            else:
+                steps = None
+            positions = (
+                [tuple(float(v) for v in np.asarray(top_ipp) + s * normal) for s in steps]  # type: ignore[misc]
+                if steps is not None
+                else [None] * n_frames
+            )
+        for f in range(n_frames):
+            planes.append(
+                Plane(
+                    path=path,
+                    frame=f if n_frames > 1 else None,
+                    position=positions[f],
+                    orientation=top_iop if positions[f] is not None else None,
+                    pixel_spacing=top_ps,
+                    rows=rows,
+                    cols=cols,
+                    samples=samples,
+                    slope=top_slope,
+                    intercept=top_intercept,
+                    instance_number=instance if n_frames == 1 else f + 1,
+                    slice_thickness=top_thick,
+                    spacing_between_slices=top_between,
+                    acquisition=acquisition,
+                )
+            )
+
+    return FileHeader(
+        path=path,
+        series_uid=_str(ds, "SeriesInstanceUID"),
+        study_uid=_str(ds, "StudyInstanceUID"),
+        sop_class=_str(ds, "SOPClassUID"),
+        modality=_str(ds, "Modality"),
+        photometric=photometric,
+        transfer_syntax=str(ts) if ts else None,
+        transfer_syntax_name=getattr(ts, "name", None) if ts else None,
+        rows=rows,
+        cols=cols,
+        samples=samples,
+        bits_allocated=bits,
+        n_frames=n_frames,
+        has_pixels=has_pixels,
+        truncated=truncated,
+        facts=_facts(ds, shared, n_frames),
+        windows=windows,
+        display_inverted=display_inverted,
+        planes=tuple(planes),
+        gantry_tilt=_num(ds.get("GantryDetectorTilt")),
+        series_description=_str(ds, "SeriesDescription"),
+    )
+
+
+def read_header(path: str) -> FileHeader:
+    """Headers only: pixel data is never read (deferred), so this is fast and safe."""
+    ds = read_dataset(path, headers_only=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns on invalid VR values; the reason is ours to give
+            return parse_header(ds, path)
+    except Exception as exc:
+        raise DicomReadError(f"{path}: header cannot be interpreted ({type(exc).__name__}: {_short(exc)})") from exc
+
+
+# --------------------------------------------------------------------------------------
+# Pixels
+# --------------------------------------------------------------------------------------
+_GPL_ONLY = {
+    "1.2.840.10008.1.2.4.51": "JPEG Extended (12-bit)",
+}
+
+
+def _decode_hint(ts: str | None) -> str:
+    if ts in _GPL_ONLY:
+        return (
+            "this transfer syntax needs pylibjpeg-libjpeg, which is GPL-3.0 and therefore not installed by "
+            "default: pip install 'medmm[gpl-codecs]'"
+        )
+    return "the stream may be corrupt; check the file with dcmdump or gdcminfo, or convert it with gdcmconv --raw"
+
+
+def require_pixels(header: FileHeader) -> None:
+    """Raise a clear error for a file that has no usable pixel data."""
+    if not header.has_pixels:
+        kind = header.sop_class and pydicom.uid.UID(header.sop_class).name
+        raise InputError(f"{header.path}: has no pixel data ({kind or 'unknown SOP class'}); it is not an image")
+    if header.truncated:
+        raise DicomReadError(f"{header.path}: file is truncated (pixel data is shorter than its declared length)")
+    if header.rows <= 0 or header.cols <= 0:
+        raise DicomReadError(f"{header.path}: Rows/Columns (0028,0010/0011) are missing or zero")
+    if header.bits_allocated <= 0:
+        raise DicomReadError(f"{header.path}: Bits Allocated (0028,0100) is missing; the pixel data cannot be read")
+
+
+def decode_planes(
+    ds: Dataset,
+    header: FileHeader,
+    frames: list[int | None] | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Decode the given frames of one file to modality-LUT values (or RGB), stacked on axis 0.
+
+    Monochrome output is float32 after the modality LUT, one rescale per frame; RGB output
+    keeps the decoded integer dtype. When ``out`` is given (shape (n, rows, cols[, 3])),
+    frames are written into it and it is returned.
+    """
+    require_pixels(header)
+    if frames is None:
+        frames = [p.frame for p in header.planes]
+    n_out = len(frames)
+    budget_shape = n_out * header.rows * header.cols * header.samples
+    check_budget(budget_shape, header.path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = ds.pixel_array
+    except (NotImplementedError, RuntimeError) as exc:
+        raise DecodeError(
+            f"{header.path}: cannot decode pixel data ({header.transfer_syntax_name or 'unknown transfer syntax'}): "
+            f"{_decode_hint(header.transfer_syntax)}"
+        ) from exc
+    except ValueError as exc:
+        msg = str(exc)
+        if "less than expected" in msg or "truncat" in msg.lower():
+            raise DicomReadError(f"{header.path}: file is truncated (pixel data shorter than Rows×Columns×Frames)") from exc
+        raise DicomReadError(f"{header.path}: pixel data cannot be read ({_short(exc)})") from exc
+    except AttributeError as exc:
+        raise DicomReadError(f"{header.path}: pixel data cannot be read: {_short(exc)}") from exc
+    except Exception as exc:
+        raise DecodeError(f"{header.path}: cannot decode pixel data ({type(exc).__name__}: {_short(exc)})") from exc
+
+    photometric = (header.photometric or "").upper()
+    if photometric == "PALETTE COLOR":
+        try:
+            arr = pydicom.pixels.apply_color_lut(arr, ds)
+        except Exception as exc:
+            raise DecodeError(f"{header.path}: PALETTE COLOR lookup tables cannot be applied ({_short(exc)})") from exc
+        rgb = True
+    else:
+        rgb = header.samples == 3
+    frame_axis = header.n_frames > 1
+    if not frame_axis:
+        arr = arr[np.newaxis]
+    arr = arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+
+    plane_by_frame = {p.frame: p for p in header.planes}
+    use_mlut = "ModalityLUTSequence" in ds and not rgb
+    if out is None:
+        shape = (n_out, header.rows, header.cols) + ((3,) if rgb else ())
+        out = np.empty(shape, dtype=arr.dtype if rgb else np.float32)
+    for k, frame in enumerate(frames):
+        src = arr[frame or 0]
+        if rgb:
+            out[k] = src
+            continue
+        if use_mlut:
+            out[k] = pydicom.pixels.apply_modality_lut(src, ds)
+            continue
+        plane = plane_by_frame.get(frame, header.planes[0])
+        dst = out[k]
+        if plane.slope != 1.0:
+            np.multiply(src, np.float32(plane.slope), out=dst, casting="unsafe")
+        else:
+            dst[...] = src
+        if plane.intercept != 0.0:
+            dst += np.float32(plane.intercept)
+    return out

@@ -1,0 +1,311 @@
+"""DICOM folders: finding files safely, grouping into series, and loading volumes.
+
+Series are grouped by SeriesInstanceUID; within a series, single-frame files are pooled and
+each multi-frame file is its own pool; every pool is planned by
+:func:`medmm.imaging.geometry.plan_stacks` (sorted along the normal, problems detected).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from medmm.errors import InputError, MedmmError, SeriesGeometryError
+from medmm.imaging.dicom import (
+    FileHeader,
+    check_budget,
+    decode_planes,
+    parse_header,
+    read_dataset,
+    read_header,
+    require_pixels,
+    voi_luts_from,
+)
+from medmm.imaging.geometry import StackPlan, plan_stacks
+from medmm.imaging.volume import Volume
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not used, and why (never fatal for a folder scan)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SeriesGroup:
+    """All headers of one series and the stacks planned from them."""
+
+    series_uid: str | None
+    headers: tuple[FileHeader, ...]
+    plans: tuple[StackPlan, ...]
+
+    @property
+    def first(self) -> FileHeader:
+        return self.headers[0]
+
+
+@dataclass
+class Discovery:
+    series: list[SeriesGroup] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def iter_files(root: str) -> Iterator[tuple[str, str | None]]:
+    """Yield ``(path, None)`` for each regular file under ``root``, or ``(path, reason)`` to skip.
+
+    Symlinks that resolve outside ``root`` are skipped with a reason; symlinked folders are
+    not followed (no loops, no escaping the tree). Hidden files and DICOMDIR are skipped.
+    """
+    real_root = os.path.realpath(root)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for d in list(dirnames):
+            full = os.path.join(dirpath, d)
+            if os.path.islink(full):
+                yield full, "symlinked folder not followed"
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            if name.startswith(".") or name.upper() == "DICOMDIR":
+                continue
+            if os.path.islink(full):
+                target = os.path.realpath(full)
+                if not (target == real_root or target.startswith(real_root + os.sep)):
+                    yield full, "symlink points outside the scanned root; not followed"
+                    continue
+                if not os.path.isfile(target):
+                    yield full, "broken symlink"
+                    continue
+            yield full, None
+
+
+def _header_or_skip(path: str) -> FileHeader | Skipped:
+    try:
+        header = read_header(path)
+    except MedmmError as exc:
+        return Skipped(path, _reason(exc, path))
+    except Exception as exc:  # never let one file end a scan
+        return Skipped(path, f"unexpected error: {type(exc).__name__}: {exc}")
+    if not header.has_pixels:
+        return Skipped(path, "DICOM without pixel data (not an image)")
+    if header.truncated:
+        return Skipped(path, "truncated: pixel data is shorter than its declared length")
+    return header
+
+
+def _reason(exc: Exception, path: str) -> str:
+    msg = str(exc)
+    prefix = path + ": "
+    return msg[len(prefix):] if msg.startswith(prefix) else msg
+
+
+def read_headers(paths: Iterable[str], workers: int = 1, chunksize: int = 64) -> list[FileHeader | Skipped]:
+    """Read headers of many files, in a process pool when ``workers > 1`` (pydicom holds the GIL)."""
+    paths = list(paths)
+    if workers <= 1 or len(paths) < 2 * chunksize:
+        return [_header_or_skip(p) for p in paths]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_header_or_skip, paths, chunksize=chunksize))
+
+
+def group_headers(headers: Iterable[FileHeader], force: bool = False) -> list[SeriesGroup]:
+    """Group headers by SeriesInstanceUID (files without one: by folder) and plan their stacks."""
+    pools: dict[tuple, list[FileHeader]] = defaultdict(list)
+    for h in headers:
+        key = h.series_uid or f"no-series-uid:{os.path.dirname(h.path)}"
+        pools[(key,)].append(h)
+    groups = []
+    for (key,), members in pools.items():
+        members.sort(key=lambda h: h.path)
+        plans: list[StackPlan] = []
+        single = [p for h in members if not h.multi_frame for p in h.planes]
+        if single:
+            plans.extend(plan_stacks(single, force=force))
+        for h in members:
+            if h.multi_frame:
+                plans.extend(plan_stacks(list(h.planes), force=force))
+        uid = None if key.startswith("no-series-uid:") else key
+        groups.append(SeriesGroup(uid, tuple(members), tuple(plans)))
+    return groups
+
+
+def discover(root: str, workers: int = 1, force: bool = False) -> Discovery:
+    """Headers-only survey of a folder tree: series with their planned stacks, and skipped files."""
+    if not os.path.isdir(root):
+        raise InputError(f"{root}: not a folder")
+    out = Discovery()
+    paths = []
+    for path, reason in iter_files(root):
+        if reason:
+            out.skipped.append(Skipped(path, reason))
+        else:
+            paths.append(path)
+    headers = []
+    for item in read_headers(paths, workers=workers):
+        if isinstance(item, Skipped):
+            out.skipped.append(item)
+        else:
+            headers.append(item)
+    out.series = group_headers(headers, force=force)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Loading pixels
+# --------------------------------------------------------------------------------------
+def _refuse(plan: StackPlan, series_uid: str | None, where: str) -> SeriesGeometryError:
+    codes = ", ".join(f"{p.code} ({p.message})" for p in plan.errors)
+    return SeriesGeometryError(
+        f"{where}: series cannot be loaded as one correct volume: {codes}. "
+        "Use force (--force) to apply the documented fallback (see medmm.imaging.problems)."
+    )
+
+
+def volume_from_plan(
+    plan: StackPlan,
+    headers: dict[str, FileHeader],
+    datasets: dict[str, Dataset],
+    max_voxels: int | None = None,
+) -> Volume:
+    """Decode the planes of a usable plan into a :class:`Volume`."""
+    first_header = headers[plan.planes[0].path]
+    for path in {p.path for p in plan.planes}:
+        require_pixels(headers[path])
+    rows, cols, n = first_header.rows, first_header.cols, len(plan.planes)
+    photometric = (first_header.photometric or "").upper()
+    rgb = first_header.samples == 3 or photometric == "PALETTE COLOR"
+    check_budget(n * rows * cols * (3 if rgb else 1), first_header.path, max_voxels)
+
+    by_path: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
+    for k, p in enumerate(plan.planes):
+        by_path[p.path].append((k, p.frame))
+    out: np.ndarray | None = None
+    for path, items in by_path.items():
+        ks = [k for k, _ in items]
+        frames = [f for _, f in items]
+        if out is None and len(by_path) == 1:
+            out = decode_planes(datasets[path], headers[path], frames)
+            out = out[np.argsort(ks)] if ks != sorted(ks) else out
+            continue
+        if out is None:
+            probe = decode_planes(datasets[path], headers[path], frames)
+            out = np.empty((n,) + probe.shape[1:], dtype=probe.dtype)
+            out[ks] = probe
+            continue
+        if len(items) == 1 and out.shape[1:3] == (rows, cols):
+            decode_planes(datasets[path], headers[path], frames, out=out[ks[0]: ks[0] + 1])
+        else:
+            out[ks] = decode_planes(datasets[path], headers[path], frames)
+    assert out is not None
+    data = out.transpose(2, 1, 0, 3) if out.ndim == 4 else out.transpose(2, 1, 0)
+    ds0 = datasets[first_header.path]
+    return Volume(
+        data=data,
+        affine=plan.affine,
+        modality=first_header.modality,
+        photometric=first_header.photometric,
+        rgb=out.ndim == 4,
+        facts=first_header.facts,
+        windows=first_header.windows,
+        voi_luts=voi_luts_from(ds0),
+        display_inverted=first_header.display_inverted,
+        problems=plan.problems,
+        series_uid=first_header.series_uid,
+        source=first_header.path if len(by_path) == 1 else os.path.dirname(first_header.path),
+    )
+
+
+def _load_datasets(paths: Iterable[str]) -> tuple[dict[str, FileHeader], dict[str, Dataset], list[Skipped]]:
+    headers: dict[str, FileHeader] = {}
+    datasets: dict[str, Dataset] = {}
+    skipped: list[Skipped] = []
+    for path in paths:
+        try:
+            ds = read_dataset(path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                header = parse_header(ds, path)
+        except MedmmError as exc:
+            skipped.append(Skipped(path, _reason(exc, path)))
+            continue
+        except Exception as exc:  # one odd header never ends a folder load
+            skipped.append(Skipped(path, f"header cannot be interpreted ({type(exc).__name__}: {exc})"))
+            continue
+        if not header.has_pixels:
+            skipped.append(Skipped(path, "DICOM without pixel data (not an image)"))
+            continue
+        headers[path] = header
+        datasets[path] = ds
+    return headers, datasets, skipped
+
+
+def load_dicom_file(path: str, force: bool = False, max_voxels: int | None = None) -> list[Volume]:
+    """Load one DICOM file (single- or multi-frame) as one or more volumes."""
+    ds = read_dataset(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            header = parse_header(ds, path)
+    except Exception as exc:
+        raise InputError(f"{path}: header cannot be interpreted ({type(exc).__name__}: {exc})") from exc
+    require_pixels(header)
+    volumes = []
+    for plan in plan_stacks(list(header.planes), force=force):
+        if not plan.usable:
+            raise _refuse(plan, header.series_uid, path)
+        volumes.append(volume_from_plan(plan, {path: header}, {path: ds}, max_voxels))
+    return volumes
+
+
+def load_dicom_folder(
+    root: str,
+    force: bool = False,
+    series_uid: str | None = None,
+    max_voxels: int | None = None,
+    strict: bool = True,
+) -> tuple[list[Volume], list[Skipped]]:
+    """Load every series under ``root`` (or only ``series_uid``) as volumes.
+
+    Files are read once (headers and pixels together) unless ``series_uid`` selects a series,
+    in which case headers are scanned first and only that series' files are read in full.
+    With ``strict`` a plan with an error-policy problem raises; otherwise it is reported in
+    the returned skipped list and the other series still load.
+    """
+    if not os.path.isdir(root):
+        raise InputError(f"{root}: not a folder")
+    skipped: list[Skipped] = []
+    paths = []
+    for path, reason in iter_files(root):
+        if reason:
+            skipped.append(Skipped(path, reason))
+        else:
+            paths.append(path)
+    if series_uid is not None:
+        found = discover(root)
+        wanted = [h.path for g in found.series if g.series_uid == series_uid for h in g.headers]
+        if not wanted:
+            raise InputError(f"{root}: no series with SeriesInstanceUID {series_uid}")
+        paths = wanted
+    headers, datasets, bad = _load_datasets(paths)
+    skipped.extend(bad)
+    if not headers:
+        raise InputError(f"{root}: no DICOM images found ({len(skipped)} file(s) skipped)")
+    volumes: list[Volume] = []
+    for group in group_headers(headers.values(), force=force):
+        for plan in group.plans:
+            if not plan.usable:
+                err = _refuse(plan, group.series_uid, root)
+                if strict:
+                    raise err
+                skipped.append(Skipped(plan.planes[0].path, str(err)))
+                continue
+            volumes.append(volume_from_plan(plan, headers, datasets, max_voxels))
+    return volumes, skipped
