@@ -322,6 +322,29 @@ def _facts(ds: Dataset, shared: Dataset | None, n_frames: int) -> HeaderFacts:
     )
 
 
+def _ends_past_eof(ds: Dataset, path: str, ts: str | None) -> bool:
+    """True when the last element (pixel data or a header element) runs past the end of file.
+
+    pydicom reads a cut file silently; the last raw element's offset + declared length tells
+    (fewer than 8 bytes left after it is an element header cut short).
+    Offsets of deflated files are in the inflated stream, so they are not checked.
+    """
+    if ts == DeflatedExplicitVRLittleEndian or len(ds) == 0:
+        return False
+    try:
+        size = os.path.getsize(path)
+        raw = ds.get_item(max(ds.keys()), keep_deferred=True)
+    except (OSError, KeyError, ValueError):
+        return False
+    length = getattr(raw, "length", None)
+    tell = getattr(raw, "value_tell", None)
+    if length is None or tell is None or length == 0xFFFFFFFF:
+        return False
+    end = tell + length
+    # Past the end, or a few stray bytes after the last element: a cut inside the next header.
+    return end > size or 0 < size - end < 8
+
+
 def parse_header(ds: Dataset, path: str) -> FileHeader:
     """Extract medmm's header record (geometry per plane, facts, VOI) from a dataset."""
     meta = getattr(ds, "file_meta", None)
@@ -332,17 +355,7 @@ def parse_header(ds: Dataset, path: str) -> FileHeader:
     bits = _int(ds.get("BitsAllocated"), 0) or 0
     n_frames = max(_int(ds.get("NumberOfFrames"), 1) or 1, 1)
     has_pixels = any(tag in ds for tag in PIXEL_DATA_TAGS)
-    truncated = False
-    if has_pixels:
-        raw = ds.get_item(PIXEL_DATA_TAGS[0], keep_deferred=True)
-        length = getattr(raw, "length", None)
-        tell = getattr(raw, "value_tell", None)
-        deflated = str(ts) == DeflatedExplicitVRLittleEndian  # offsets are in the inflated stream
-        if length is not None and tell is not None and length != 0xFFFFFFFF and not deflated:
-            try:
-                truncated = tell + length > os.path.getsize(path)
-            except OSError:
-                truncated = False
+    truncated = _ends_past_eof(ds, path, str(ts) if ts else None)
 
     shared = _seq_item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
@@ -485,11 +498,11 @@ def _decode_hint(ts: str | None) -> str:
 
 def require_pixels(header: FileHeader) -> None:
     """Raise a clear error for a file that has no usable pixel data."""
+    if header.truncated:
+        raise DicomReadError(f"{header.path}: file is truncated (it ends inside an element: pixel data or header cut short)")
     if not header.has_pixels:
         kind = header.sop_class and pydicom.uid.UID(header.sop_class).name
         raise InputError(f"{header.path}: has no pixel data ({kind or 'unknown SOP class'}); it is not an image")
-    if header.truncated:
-        raise DicomReadError(f"{header.path}: file is truncated (pixel data is shorter than its declared length)")
     if header.rows <= 0 or header.cols <= 0:
         raise DicomReadError(f"{header.path}: Rows/Columns (0028,0010/0011) are missing or zero")
     if header.bits_allocated <= 0:

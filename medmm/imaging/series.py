@@ -94,11 +94,19 @@ def _header_or_skip(path: str) -> FileHeader | Skipped:
         return Skipped(path, _reason(exc, path))
     except Exception as exc:  # never let one file end a scan
         return Skipped(path, f"unexpected error: {type(exc).__name__}: {exc}")
-    if not header.has_pixels:
-        return Skipped(path, "DICOM without pixel data (not an image)")
+    reason = unusable_reason(header)
+    return Skipped(path, reason) if reason else header
+
+
+def unusable_reason(header: FileHeader) -> str | None:
+    """Why a readable DICOM file cannot contribute an image, or None."""
     if header.truncated:
-        return Skipped(path, "truncated: pixel data is shorter than its declared length")
-    return header
+        return "truncated: the file ends inside an element (pixel data or header cut short)"
+    if not header.has_pixels:
+        if header.sop_class is None:
+            return "no SOP Class UID and no pixel data: corrupt, or not a DICOM object"
+        return "DICOM without pixel data (not an image)"
+    return None
 
 
 def _reason(exc: Exception, path: str) -> str:
@@ -239,8 +247,9 @@ def _load_datasets(paths: Iterable[str]) -> tuple[dict[str, FileHeader], dict[st
         except Exception as exc:  # one odd header never ends a folder load
             skipped.append(Skipped(path, f"header cannot be interpreted ({type(exc).__name__}: {exc})"))
             continue
-        if not header.has_pixels:
-            skipped.append(Skipped(path, "DICOM without pixel data (not an image)"))
+        reason = unusable_reason(header)
+        if reason:
+            skipped.append(Skipped(path, reason))
             continue
         headers[path] = header
         datasets[path] = ds
