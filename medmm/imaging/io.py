@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from medmm.errors import InputError
-from medmm.imaging.dicom import parse_header, read_dataset, require_pixels
+from medmm.imaging.dicom import read_header, require_pixels
 from medmm.imaging.geometry import StackPlan, plan_stacks
 from medmm.imaging.nifti import is_nifti, load_nifti, nifti_geometry
 from medmm.imaging.series import Skipped, discover, load_dicom_file, load_dicom_folder
@@ -97,8 +97,7 @@ def describe(path: str, workers: int = 1) -> Description:
         spacing = np.linalg.norm(affine[:3, :3], axis=0)
         info = StackInfo(None, None, list(shape), _round(spacing), _round(affine), None, 1, [], True)
         return Description("nifti", [info])
-    ds = read_dataset(path, headers_only=True)
-    header = parse_header(ds, path)
+    header = read_header(path)
     require_pixels(header)
     desc = Description("dicom-file")
     for plan in plan_stacks(list(header.planes)):

@@ -8,7 +8,6 @@ each multi-frame file is its own pool; every pool is planned by
 from __future__ import annotations
 
 import os
-import warnings
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from medmm.imaging.dicom import (
     FileHeader,
     check_budget,
     decode_planes,
-    parse_header,
+    header_of,
     read_dataset,
     read_header,
     require_pixels,
@@ -237,15 +236,10 @@ def _load_datasets(paths: Iterable[str]) -> tuple[dict[str, FileHeader], dict[st
     skipped: list[Skipped] = []
     for path in paths:
         try:
-            ds = read_dataset(path)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                header = parse_header(ds, path)
+            ds = read_dataset(path, headers_only=True)  # pixels stay on disk until decoded
+            header = header_of(ds, path)
         except MedmmError as exc:
             skipped.append(Skipped(path, _reason(exc, path)))
-            continue
-        except Exception as exc:  # one odd header never ends a folder load
-            skipped.append(Skipped(path, f"header cannot be interpreted ({type(exc).__name__}: {exc})"))
             continue
         reason = unusable_reason(header)
         if reason:
@@ -258,13 +252,8 @@ def _load_datasets(paths: Iterable[str]) -> tuple[dict[str, FileHeader], dict[st
 
 def load_dicom_file(path: str, force: bool = False, max_voxels: int | None = None) -> list[Volume]:
     """Load one DICOM file (single- or multi-frame) as one or more volumes."""
-    ds = read_dataset(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            header = parse_header(ds, path)
-    except Exception as exc:
-        raise InputError(f"{path}: header cannot be interpreted ({type(exc).__name__}: {exc})") from exc
+    ds = read_dataset(path, headers_only=True)
+    header = header_of(ds, path)
     require_pixels(header)
     volumes = []
     for plan in plan_stacks(list(header.planes), force=force):

@@ -1,0 +1,1 @@
+"""medmm benchmarks (not part of the test run). `python -m bench --help`."""

@@ -1,0 +1,127 @@
+"""The `medmm` console script: JSON schema, exit codes, one-line errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from tests.conftest import DICOMDIR_TESTS, shipped_file
+
+
+def medmm(*args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("medmm", path=os.path.dirname(sys.executable))
+    cmd = [exe] if exe else [sys.executable, "-m", "medmm.cli"]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=120)
+
+
+def check_json_schema(obj: dict, kind: str) -> None:
+    assert obj["kind"] == kind
+    for s in obj["series"]:
+        assert set(s) >= {"series_uid", "modality", "shape", "spacing", "affine", "photometric", "n_files", "problems"}
+        assert isinstance(s["shape"], list) and len(s["spacing"]) == 3
+        assert np.asarray(s["affine"]).shape == (4, 4)
+        assert isinstance(s["n_files"], int)
+        for p in s["problems"]:
+            assert set(p) == {"code", "message"}
+
+
+def test_info_json_dicom_file():
+    r = medmm("info", shipped_file("CT_small.dcm"), "--json")
+    assert r.returncode == 0, r.stderr
+    obj = json.loads(r.stdout)
+    check_json_schema(obj, "dicom-file")
+    assert len(obj["series"]) == 1
+    s = obj["series"][0]
+    assert s["modality"] == "CT" and s["shape"] == [128, 128, 1] and s["photometric"] == "MONOCHROME2"
+    assert [p["code"] for p in s["problems"]] == ["single_slice"]
+
+
+def test_info_json_series_with_problems():
+    r = medmm("info", str(DICOMDIR_TESTS / "98892001"), "--json")
+    assert r.returncode == 0, r.stderr
+    obj = json.loads(r.stdout)
+    check_json_schema(obj, "dicom-series")
+    codes = [{p["code"] for p in s["problems"]} for s in obj["series"]]
+    assert sum("mixed_orientation" in c for c in codes) == 2  # CT2N split in two
+    assert set() in codes  # CT5N is clean
+    assert sum(s["n_files"] for s in obj["series"]) == 7
+
+
+def test_info_json_nifti():
+    from nibabel.testing import data_path
+
+    r = medmm("info", f"{data_path}/example4d.nii.gz", "--json")
+    obj = json.loads(r.stdout)
+    check_json_schema(obj, "nifti")
+    assert obj["series"][0]["shape"] == [128, 96, 24, 2]
+    assert np.allclose(obj["series"][0]["affine"], nib.load(f"{data_path}/example4d.nii.gz").affine, atol=1e-5)
+
+
+def test_convert_refuses_gap_then_force(tmp_path):
+    out = tmp_path / "ct2.nii.gz"
+    r = medmm("convert", str(DICOMDIR_TESTS / "77654033" / "CT2"), str(out))
+    assert r.returncode == 2 and not out.exists()
+    assert "gap" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    # forced: the gap splits the series in two, so one output file is refused with the reason
+    r = medmm("convert", str(DICOMDIR_TESTS / "77654033" / "CT2"), str(out), "--force")
+    assert r.returncode == 2 and "holds 2 volumes" in r.stderr
+
+
+def test_convert_and_render(tmp_path):
+    out = tmp_path / "ct5n.nii.gz"
+    r = medmm("convert", str(DICOMDIR_TESTS / "98892001" / "CT5N"), str(out))
+    assert r.returncode == 0, r.stderr
+    assert nib.load(out).shape == (16, 16, 5)
+    png = tmp_path / "v.png"
+    r = medmm("render", str(out), "--window", "abdomen", "--slice", "2", "--out", str(png))
+    assert r.returncode == 0, r.stderr
+    from PIL import Image
+
+    assert Image.open(png).size == (16, 16)
+    r = medmm("render", str(out), "--mip", "--axis", "sagittal", "--out", str(png))
+    assert r.returncode == 0, r.stderr
+    assert Image.open(png).size == (16, 5)
+
+
+def test_scan_cli(tmp_path):
+    out = tmp_path / "index.parquet"
+    r = medmm("scan", str(DICOMDIR_TESTS), "--out", str(out), "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    import pandas as pd
+
+    t = pd.read_parquet(out)
+    assert (t.status == "ok").sum() >= 8 and "files/s" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (("info", "/no/such/path"), "no such file"),
+        (("render", "__EMPTY__", "--out", "x.png"), "empty file"),
+        (("render", "__TEXT__", "--out", "x.png"), "not a DICOM file"),
+        (("render", "__CT__", "--window", "banana", "--out", "x.png"), "unknown window"),
+        (("scan", "__CT__", "--out", "x.parquet"), "not a folder"),
+        (("convert", "__CT__", "out.txt"), ".nii"),
+    ],
+)
+def test_bad_input_exit_code_and_one_line(args, needle, tmp_path):
+    empty = tmp_path / "empty.dcm"
+    empty.write_bytes(b"")
+    text = tmp_path / "t.dcm"
+    text.write_text("hello, not an image\n" * 20)
+    subst = {"__EMPTY__": str(empty), "__TEXT__": str(text), "__CT__": shipped_file("CT_small.dcm")}
+    argv = [subst.get(a, a) for a in args]
+    argv = [str(tmp_path / a) if a in ("x.png", "x.parquet", "out.txt") else a for a in argv]
+    r = medmm(*argv)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
