@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from medmm.errors import DecodeError, DicomReadError, InputError, MedmmError, NotDicomError, PixelBudgetError
+from medmm.imaging import fastheader
 from medmm.imaging.volume import HeaderFacts, VoiLut, Window
 
 PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double Float
@@ -225,6 +227,62 @@ def _vec(value: Any, n: int) -> tuple[float, ...] | None:
     return vals
 
 
+class _DatasetSource:
+    """Top-level values of a pydicom dataset, converted straight from its raw elements.
+
+    pydicom's generic conversion path (hooks, DataElement objects, DS/IS validation) costs
+    ~0.5 ms per file — most of a header scan. ASCII-only VRs and binary numbers are converted
+    by :func:`medmm.imaging.fastheader.convert`; everything else goes through ``Dataset.get``.
+    """
+
+    def __init__(self, ds: Dataset, path: str) -> None:
+        self.ds = ds
+        self.path = path
+        little = ds.original_encoding[1]
+        self.order = ">" if little is False else "<"
+        meta = getattr(ds, "file_meta", None)
+        ts = meta.get("TransferSyntaxUID") if meta is not None else None
+        self.transfer_syntax = str(ts) if ts else None
+        self.shared = _seq_item(ds, "SharedFunctionalGroupsSequence")
+        self.per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+        self.has_pixels = any(t in ds for t in PIXEL_DATA_TAGS)
+        self.truncated = _ends_past_eof(ds, path, self.transfer_syntax)
+        self.pixel_tell: int | None = None
+        self.pixel_length: int | None = None
+        if self.has_pixels:
+            raw = ds.get_item(PIXEL_DATA_TAGS[0], keep_deferred=True)
+            self.pixel_tell = getattr(raw, "value_tell", None)
+            self.pixel_length = getattr(raw, "length", None)
+
+    def has(self, tag: int) -> bool:
+        return tag in self.ds
+
+    def get(self, keyword: str) -> Any:
+        tag = _TAGS.get(keyword)
+        if tag is None:
+            tag = _TAGS[keyword] = int(pydicom.datadict.tag_for_keyword(keyword))  # type: ignore[arg-type]
+        raw = self.ds.get_item(tag, keep_deferred=True)
+        if raw is None:
+            return None
+        if isinstance(raw, pydicom.dataelem.RawDataElement) and raw.value is not None:
+            vr = raw.VR or pydicom.datadict.dictionary_VR(tag)
+            if vr in fastheader.ASCII_VRS or vr in fastheader.BINARY_VRS:
+                return fastheader.convert(vr, raw.value, self.order)
+        return self.ds.get(keyword)
+
+
+_TAGS: dict[str, int] = {}
+MODALITY_LUT_SEQUENCE = 0x00283000
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return list(value)
+    return [value]
+
+
 def _spacing(value: Any) -> tuple[float, float] | None:
     """A pixel spacing pair, or None when missing or not positive (e.g. '0.000\\0.000')."""
     vals = _vec(value, 2)
@@ -233,14 +291,14 @@ def _spacing(value: Any) -> tuple[float, float] | None:
     return vals  # type: ignore[return-value]
 
 
-def _str(ds: Dataset, keyword: str) -> str | None:
+def _str(ds: Any, keyword: str) -> str | None:
     try:
         value = ds.get(keyword)
     except Exception:
         return None
     if value is None or value == "":
         return None
-    if isinstance(value, pydicom.multival.MultiValue):
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
         value = "\\".join(str(v) for v in value)
     text = str(value).strip()
     return text or None
@@ -263,22 +321,14 @@ def _functional(groups: list[Dataset | None], macro: str) -> Dataset | None:
     return None
 
 
-def _windows_from(ds: Dataset | None) -> tuple[Window, ...]:
+def _windows_from(ds: Any) -> tuple[Window, ...]:
     if ds is None:
         return ()
-    centers = ds.get("WindowCenter")
-    widths = ds.get("WindowWidth")
-    if centers is None or widths is None:
+    centers = _as_list(ds.get("WindowCenter"))
+    widths = _as_list(ds.get("WindowWidth"))
+    if not centers or not widths:
         return ()
-    centers = list(centers) if isinstance(centers, (list, pydicom.multival.MultiValue)) else [centers]
-    widths = list(widths) if isinstance(widths, (list, pydicom.multival.MultiValue)) else [widths]
-    names = ds.get("WindowCenterWidthExplanation")
-    if names is None:
-        names = []
-    elif isinstance(names, (list, pydicom.multival.MultiValue)):
-        names = [str(n) for n in names]
-    else:
-        names = [str(names)]
+    names = [str(n) for n in _as_list(ds.get("WindowCenterWidthExplanation"))]
     function = str(ds.get("VOILUTFunction") or "LINEAR").upper()
     out = []
     for idx, (c, w) in enumerate(zip(centers, widths)):
@@ -310,7 +360,7 @@ def voi_luts_from(ds: Dataset) -> tuple[VoiLut, ...]:
     return tuple(out)
 
 
-def _facts(ds: Dataset, shared: Dataset | None, n_frames: int) -> HeaderFacts:
+def _facts(ds: Any, shared: Dataset | None, n_frames: int) -> HeaderFacts:
     laterality = _str(ds, "ImageLaterality") or _str(ds, "Laterality")
     if laterality is None:
         anatomy = _functional([shared], "FrameAnatomySequence")
@@ -351,30 +401,34 @@ def _ends_past_eof(ds: Dataset, path: str, ts: str | None) -> bool:
 
 
 def parse_header(ds: Dataset, path: str) -> FileHeader:
-    """Extract medmm's header record (geometry per plane, facts, VOI) from a dataset."""
-    meta = getattr(ds, "file_meta", None)
-    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    """Extract medmm's header record (geometry per plane, facts, VOI) from a pydicom dataset."""
+    return parse_source(_DatasetSource(ds, path), path)
+
+
+def parse_source(src: Any, path: str) -> FileHeader:
+    """Build the header record from a value source (:class:`_DatasetSource` or
+    :class:`medmm.imaging.fastheader.RawSource`: both offer ``get(keyword)``, ``has(tag)``,
+    ``transfer_syntax``, ``has_pixels``, ``truncated``, ``pixel_tell``/``pixel_length``)."""
+    ds = src
+    ts = src.transfer_syntax
     rows = _int(ds.get("Rows"), 0) or 0
     cols = _int(ds.get("Columns"), 0) or 0
     samples = _int(ds.get("SamplesPerPixel"), 1) or 1
     bits = _int(ds.get("BitsAllocated"), 0) or 0
+    has_pixels = src.has_pixels
     raw_frames = ds.get("NumberOfFrames")
     n_frames = _int(raw_frames, None) if raw_frames not in (None, "") else 1
     if n_frames is None or n_frames < 1:
-        if raw_frames not in (None, "") and any(t in ds for t in PIXEL_DATA_TAGS):
+        if raw_frames not in (None, "") and has_pixels:
             raise DicomReadError(f"{path}: Number of Frames (0028,0008) is {str(raw_frames)!r}, not a positive integer")
         n_frames = 1
-    has_pixels = any(tag in ds for tag in PIXEL_DATA_TAGS)
-    truncated = _ends_past_eof(ds, path, str(ts) if ts else None)
+    truncated = src.truncated
     pixel_offset = None
-    if has_pixels and str(ts) in NATIVE_SYNTAXES:
-        raw = ds.get_item(PIXEL_DATA_TAGS[0], keep_deferred=True)
-        tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
-        if tell is not None and length not in (None, 0xFFFFFFFF):
-            pixel_offset = int(tell)
+    if has_pixels and ts in NATIVE_SYNTAXES and src.pixel_tell is not None and src.pixel_length not in (None, 0xFFFFFFFF):
+        pixel_offset = int(src.pixel_tell)
 
-    shared = _seq_item(ds, "SharedFunctionalGroupsSequence")
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    shared = getattr(src, "shared", None)
+    per_frame = getattr(src, "per_frame", None)
     photometric = _str(ds, "PhotometricInterpretation")
     presentation = (_str(ds, "PresentationLUTShape") or "").upper()
     display_inverted = (photometric or "").upper() == "MONOCHROME1" or presentation == "INVERSE"
@@ -466,8 +520,8 @@ def parse_header(ds: Dataset, path: str) -> FileHeader:
         sop_class=_str(ds, "SOPClassUID"),
         modality=_str(ds, "Modality"),
         photometric=photometric,
-        transfer_syntax=str(ts) if ts else None,
-        transfer_syntax_name=getattr(ts, "name", None) if ts else None,
+        transfer_syntax=ts,
+        transfer_syntax_name=pydicom.uid.UID(ts).name if ts else None,
         rows=rows,
         cols=cols,
         samples=samples,
@@ -484,7 +538,7 @@ def parse_header(ds: Dataset, path: str) -> FileHeader:
         bits_stored=_int(ds.get("BitsStored"), bits) or bits,
         pixel_representation=_int(ds.get("PixelRepresentation"), 0) or 0,
         pixel_offset=pixel_offset,
-        has_modality_lut_sequence="ModalityLUTSequence" in ds,
+        has_modality_lut_sequence=src.has(MODALITY_LUT_SEQUENCE),
     )
 
 
@@ -501,7 +555,15 @@ def header_of(ds: Dataset, path: str) -> FileHeader:
 
 
 def read_header(path: str) -> FileHeader:
-    """Headers only: pixel data is never read (deferred), so this is fast and safe."""
+    """Headers only: pixel data is never read. Ordinary files go through the fast scanner
+    (:mod:`medmm.imaging.fastheader`); everything else, and every error, through pydicom."""
+    sniff(path)
+    raw = fastheader.scan(path)
+    if raw is not None:
+        try:
+            return parse_source(raw, path)
+        except Exception:  # the fast path never decides an error: let pydicom speak
+            pass
     return header_of(read_dataset(path, headers_only=True), path)
 
 
