@@ -7,7 +7,6 @@ to a temp folder; each reader produces a float32 rescaled volume; warm cache; me
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import warnings
 

@@ -7,7 +7,6 @@ import shutil
 import time
 import tracemalloc
 
-import numpy as np
 import pandas as pd
 import pydicom
 import pytest

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -190,6 +189,7 @@ class FileHeader:
     pixel_representation: int = 0
     pixel_offset: int | None = None  # file offset of native, defined-length Pixel Data
     has_modality_lut_sequence: bool = False
+    has_voi_lut_sequence: bool = False
 
     @property
     def multi_frame(self) -> bool:
@@ -273,6 +273,7 @@ class _DatasetSource:
 
 _TAGS: dict[str, int] = {}
 MODALITY_LUT_SEQUENCE = 0x00283000
+VOI_LUT_SEQUENCE = 0x00283010
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -539,6 +540,7 @@ def parse_source(src: Any, path: str) -> FileHeader:
         pixel_representation=_int(ds.get("PixelRepresentation"), 0) or 0,
         pixel_offset=pixel_offset,
         has_modality_lut_sequence=src.has(MODALITY_LUT_SEQUENCE),
+        has_voi_lut_sequence=src.has(VOI_LUT_SEQUENCE),
     )
 
 
@@ -598,16 +600,18 @@ def require_pixels(header: FileHeader) -> None:
 
 
 def decode_planes(
-    ds: Dataset,
     header: FileHeader,
     frames: list[int | None] | None = None,
     out: np.ndarray | None = None,
+    ds: Dataset | None = None,
 ) -> np.ndarray:
     """Decode the given frames of one file to modality-LUT values (or RGB), stacked on axis 0.
 
     Monochrome output is float32 after the modality LUT, one rescale per frame; RGB output
     keeps the decoded integer dtype. When ``out`` is given (shape (n, rows, cols[, 3])),
-    frames are written into it and it is returned.
+    frames are written into it and it is returned. Uncompressed grayscale frames are read
+    straight from the file; otherwise the dataset is read (``ds``, if given) and decoded by
+    pydicom.
     """
     require_pixels(header)
     if frames is None:
@@ -619,6 +623,8 @@ def decode_planes(
         if out is None:
             out = np.empty((n_out, header.rows, header.cols), dtype=np.float32)
         return _read_native(header, frames, out)
+    if ds is None:
+        ds = read_dataset(header.path, headers_only=True)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

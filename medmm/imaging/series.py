@@ -21,7 +21,6 @@ from medmm.imaging.dicom import (
     FileHeader,
     check_budget,
     decode_planes,
-    header_of,
     read_dataset,
     read_header,
     require_pixels,
@@ -179,10 +178,15 @@ def _refuse(plan: StackPlan, series_uid: str | None, where: str) -> SeriesGeomet
 def volume_from_plan(
     plan: StackPlan,
     headers: dict[str, FileHeader],
-    datasets: dict[str, Dataset],
+    datasets: dict[str, Dataset] | None = None,
     max_voxels: int | None = None,
 ) -> Volume:
-    """Decode the planes of a usable plan into a :class:`Volume`."""
+    """Decode the planes of a usable plan into a :class:`Volume`.
+
+    ``datasets`` may hold already-read pydicom datasets; files that need pydicom to decode
+    are read on demand otherwise (uncompressed grayscale never needs them).
+    """
+    datasets = datasets or {}
     first_header = headers[plan.planes[0].path]
     for path in {p.path for p in plan.planes}:
         require_pixels(headers[path])
@@ -198,22 +202,24 @@ def volume_from_plan(
     for path, items in by_path.items():
         ks = [k for k, _ in items]
         frames = [f for _, f in items]
-        if out is None and len(by_path) == 1:
-            out = decode_planes(datasets[path], headers[path], frames)
-            out = out[np.argsort(ks)] if ks != sorted(ks) else out
-            continue
+        header, ds = headers[path], datasets.get(path)
         if out is None:
-            probe = decode_planes(datasets[path], headers[path], frames)
-            out = np.empty((n,) + probe.shape[1:], dtype=probe.dtype)
-            out[ks] = probe
-            continue
-        if len(items) == 1 and out.shape[1:3] == (rows, cols):
-            decode_planes(datasets[path], headers[path], frames, out=out[ks[0]: ks[0] + 1])
+            decoded = decode_planes(header, frames, ds=ds)
+            if len(by_path) == 1 and ks == list(range(n)):
+                out = decoded
+                continue
+            out = np.empty((n,) + decoded.shape[1:], dtype=decoded.dtype)
+            out[ks] = decoded
+        elif len(items) == 1:
+            decode_planes(header, frames, out=out[ks[0]: ks[0] + 1], ds=ds)
         else:
-            out[ks] = decode_planes(datasets[path], headers[path], frames)
+            out[ks] = decode_planes(header, frames, ds=ds)
     assert out is not None
     data = out.transpose(2, 1, 0, 3) if out.ndim == 4 else out.transpose(2, 1, 0)
-    ds0 = datasets[first_header.path]
+    voi_luts = ()
+    if first_header.has_voi_lut_sequence:
+        ds0 = datasets.get(first_header.path) or read_dataset(first_header.path, headers_only=True)
+        voi_luts = voi_luts_from(ds0)
     return Volume(
         data=data,
         affine=plan.affine,
@@ -222,7 +228,7 @@ def volume_from_plan(
         rgb=out.ndim == 4,
         facts=first_header.facts,
         windows=first_header.windows,
-        voi_luts=voi_luts_from(ds0),
+        voi_luts=voi_luts,
         display_inverted=first_header.display_inverted,
         problems=plan.problems,
         series_uid=first_header.series_uid,
@@ -230,36 +236,26 @@ def volume_from_plan(
     )
 
 
-def _load_datasets(paths: Iterable[str]) -> tuple[dict[str, FileHeader], dict[str, Dataset], list[Skipped]]:
+def _read_headers_for_load(paths: Iterable[str]) -> tuple[dict[str, FileHeader], list[Skipped]]:
     headers: dict[str, FileHeader] = {}
-    datasets: dict[str, Dataset] = {}
     skipped: list[Skipped] = []
-    for path in paths:
-        try:
-            ds = read_dataset(path, headers_only=True)  # pixels stay on disk until decoded
-            header = header_of(ds, path)
-        except MedmmError as exc:
-            skipped.append(Skipped(path, _reason(exc, path)))
-            continue
-        reason = unusable_reason(header)
-        if reason:
-            skipped.append(Skipped(path, reason))
-            continue
-        headers[path] = header
-        datasets[path] = ds
-    return headers, datasets, skipped
+    for item in read_headers(paths):
+        if isinstance(item, Skipped):
+            skipped.append(item)
+        else:
+            headers[item.path] = item
+    return headers, skipped
 
 
 def load_dicom_file(path: str, force: bool = False, max_voxels: int | None = None) -> list[Volume]:
     """Load one DICOM file (single- or multi-frame) as one or more volumes."""
-    ds = read_dataset(path, headers_only=True)
-    header = header_of(ds, path)
+    header = read_header(path)
     require_pixels(header)
     volumes = []
     for plan in plan_stacks(list(header.planes), force=force):
         if not plan.usable:
             raise _refuse(plan, header.series_uid, path)
-        volumes.append(volume_from_plan(plan, {path: header}, {path: ds}, max_voxels))
+        volumes.append(volume_from_plan(plan, {path: header}, max_voxels=max_voxels))
     return volumes
 
 
@@ -272,9 +268,9 @@ def load_dicom_folder(
 ) -> tuple[list[Volume], list[Skipped]]:
     """Load every series under ``root`` (or only ``series_uid``) as volumes.
 
-    Files are read once (headers and pixels together) unless ``series_uid`` selects a series,
-    in which case headers are scanned first and only that series' files are read in full.
-    With ``strict`` a plan with an error-policy problem raises; otherwise it is reported in
+    Headers are scanned first (pixels stay on disk); then each stack's pixels are read,
+    uncompressed frames straight into the output array. ``series_uid`` restricts decoding
+    to one series. With ``strict`` a plan with an error-policy problem raises; otherwise it is reported in
     the returned skipped list and the other series still load.
     """
     if not os.path.isdir(root):
@@ -286,18 +282,17 @@ def load_dicom_folder(
             skipped.append(Skipped(path, reason))
         else:
             paths.append(path)
-    if series_uid is not None:
-        found = discover(root)
-        wanted = [h.path for g in found.series if g.series_uid == series_uid for h in g.headers]
-        if not wanted:
-            raise InputError(f"{root}: no series with SeriesInstanceUID {series_uid}")
-        paths = wanted
-    headers, datasets, bad = _load_datasets(paths)
+    headers, bad = _read_headers_for_load(paths)
     skipped.extend(bad)
     if not headers:
         raise InputError(f"{root}: no DICOM images found ({len(skipped)} file(s) skipped)")
+    groups = group_headers(headers.values(), force=force)
+    if series_uid is not None:
+        groups = [g for g in groups if g.series_uid == series_uid]
+        if not groups:
+            raise InputError(f"{root}: no series with SeriesInstanceUID {series_uid}")
     volumes: list[Volume] = []
-    for group in group_headers(headers.values(), force=force):
+    for group in groups:
         for plan in group.plans:
             if not plan.usable:
                 err = _refuse(plan, group.series_uid, root)
@@ -305,5 +300,5 @@ def load_dicom_folder(
                     raise err
                 skipped.append(Skipped(plan.planes[0].path, str(err)))
                 continue
-            volumes.append(volume_from_plan(plan, headers, datasets, max_voxels))
+            volumes.append(volume_from_plan(plan, headers, max_voxels=max_voxels))
     return volumes, skipped
