@@ -83,8 +83,10 @@ def _group_by_orientation(planes: list[Plane]) -> list[list[Plane]]:
     for p in planes:
         key = p.orientation if p.position is not None else None
         for ref, members in groups:
-            if (ref is None and key is None) or (
-                ref is not None and key is not None and np.allclose(ref, key, atol=ORIENTATION_ATOL)
+            if ref is key or (
+                ref is not None
+                and key is not None
+                and max(abs(a - b) for a, b in zip(ref, key)) <= ORIENTATION_ATOL  # plain floats: hot loop
             ):
                 members.append(p)
                 break

@@ -113,7 +113,7 @@ def _reason(exc: Exception, path: str) -> str:
     return msg[len(prefix):] if msg.startswith(prefix) else msg
 
 
-def read_headers(paths: Iterable[str], workers: int = 1, chunksize: int = 64) -> list[FileHeader | Skipped]:
+def read_headers(paths: Iterable[str], workers: int = 1, chunksize: int = 256) -> list[FileHeader | Skipped]:
     """Read headers of many files, in a process pool when ``workers > 1`` (pydicom holds the GIL)."""
     paths = list(paths)
     if workers <= 1 or len(paths) < 2 * chunksize:
