@@ -1,0 +1,30 @@
+"""Run every benchmark and print the numbers the README quotes: `python -m bench [--quick]`."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+
+from bench import broken_series, header_index, series_load
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench")
+    p.add_argument("--quick", action="store_true", help="smaller inputs (a smoke run, not the README numbers)")
+    a = p.parse_args(argv)
+    import os
+
+    print(f"# medmm benchmarks — {time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, "
+          f"{os.cpu_count()} CPU(s), {platform.machine()}\n", flush=True)
+    n, size = (60, 256) if a.quick else (300, 512)
+    print(series_load.report(series_load.run(n, size, 3 if a.quick else 5), n, size), "\n", flush=True)
+    ns, per = (20, 50) if a.quick else (200, 100)
+    print(header_index.report(header_index.run(ns, per, 1 if a.quick else 3)), "\n", flush=True)
+    print(broken_series.report(broken_series.run()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
