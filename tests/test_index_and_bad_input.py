@@ -192,3 +192,17 @@ def test_no_phi_in_error_messages(tmp_path):
     with pytest.raises(Exception) as info:
         load(str(p))
     assert "DOE" not in str(info.value) and "MRN123456" not in str(info.value)
+
+
+def test_fifo_is_not_opened(tmp_path):
+    """A FIFO in a scanned tree (or given directly) must not block the scan forever."""
+    root = tmp_path / "r"
+    shutil.copytree(DICOMDIR_TESTS / "98892001" / "CT5N", root)
+    os.mkfifo(root / "pipe")
+    t0 = time.perf_counter()
+    result = scan(str(root), workers=1)
+    assert time.perf_counter() - t0 < 10
+    skipped = result.table[result.table.status == "skipped"]
+    assert list(skipped.reason) == ["not a regular file (FIFO, socket or device); not opened"]
+    with pytest.raises(InputError, match="not a regular file"):
+        load(str(root / "pipe"))

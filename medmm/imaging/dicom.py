@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,12 @@ def sniff(path: str) -> bool:
         raise InputError(f"{path}: no such file")
     if os.path.isdir(path):
         raise InputError(f"{path}: is a folder, not a file")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from exc
+    if not stat.S_ISREG(mode):  # a FIFO or device would block or never end
+        raise InputError(f"{path}: not a regular file (FIFO, socket or device)")
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as fh:

@@ -8,6 +8,7 @@ each multi-frame file is its own pool; every pool is planned by
 from __future__ import annotations
 
 import os
+import stat
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -79,9 +80,17 @@ def iter_files(root: str) -> Iterator[tuple[str, str | None]]:
                 if not (target == real_root or target.startswith(real_root + os.sep)):
                     yield full, "symlink points outside the scanned root; not followed"
                     continue
-                if not os.path.isfile(target):
+                if not os.path.exists(target):
                     yield full, "broken symlink"
                     continue
+            try:
+                regular = stat.S_ISREG(os.stat(full).st_mode)
+            except OSError as exc:
+                yield full, f"cannot be read ({exc.strerror})"
+                continue
+            if not regular:
+                yield full, "not a regular file (FIFO, socket or device); not opened"
+                continue
             yield full, None
 
 
