@@ -417,14 +417,13 @@ def parse_source(src: Any, path: str) -> FileHeader:
     """Build the header record from a value source (:class:`_DatasetSource` or
     :class:`medmm.imaging.fastheader.RawSource`: both offer ``get(keyword)``, ``has(tag)``,
     ``transfer_syntax``, ``has_pixels``, ``truncated``, ``pixel_tell``/``pixel_length``)."""
-    ds = src
     ts = src.transfer_syntax
-    rows = _int(ds.get("Rows"), 0) or 0
-    cols = _int(ds.get("Columns"), 0) or 0
-    samples = _int(ds.get("SamplesPerPixel"), 1) or 1
-    bits = _int(ds.get("BitsAllocated"), 0) or 0
+    rows = _int(src.get("Rows"), 0) or 0
+    cols = _int(src.get("Columns"), 0) or 0
+    samples = _int(src.get("SamplesPerPixel"), 1) or 1
+    bits = _int(src.get("BitsAllocated"), 0) or 0
     has_pixels = src.has_pixels
-    raw_frames = ds.get("NumberOfFrames")
+    raw_frames = src.get("NumberOfFrames")
     n_frames = _int(raw_frames, None) if raw_frames not in (None, "") else 1
     if n_frames is None or n_frames < 1:
         if raw_frames not in (None, "") and has_pixels:
@@ -437,20 +436,20 @@ def parse_source(src: Any, path: str) -> FileHeader:
 
     shared = getattr(src, "shared", None)
     per_frame = getattr(src, "per_frame", None)
-    photometric = _str(ds, "PhotometricInterpretation")
-    presentation = (_str(ds, "PresentationLUTShape") or "").upper()
+    photometric = _str(src, "PhotometricInterpretation")
+    presentation = (_str(src, "PresentationLUTShape") or "").upper()
     display_inverted = (photometric or "").upper() == "MONOCHROME1" or presentation == "INVERSE"
 
-    top_ipp = _vec(ds.get("ImagePositionPatient"), 3)
-    top_iop = _vec(ds.get("ImageOrientationPatient"), 6)
-    top_ps = _spacing(ds.get("PixelSpacing")) or _spacing(ds.get("ImagerPixelSpacing"))
-    top_slope = _num(ds.get("RescaleSlope"), 1.0) or 1.0
-    top_intercept = _num(ds.get("RescaleIntercept"), 0.0) or 0.0
-    top_thick = _num(ds.get("SliceThickness"))
-    top_between = _num(ds.get("SpacingBetweenSlices"))
-    instance = _int(ds.get("InstanceNumber"))
-    acquisition = _str(ds, "AcquisitionNumber")
-    windows = _windows_from(ds)
+    top_ipp = _vec(src.get("ImagePositionPatient"), 3)
+    top_iop = _vec(src.get("ImageOrientationPatient"), 6)
+    top_ps = _spacing(src.get("PixelSpacing")) or _spacing(src.get("ImagerPixelSpacing"))
+    top_slope = _num(src.get("RescaleSlope"), 1.0) or 1.0
+    top_intercept = _num(src.get("RescaleIntercept"), 0.0) or 0.0
+    top_thick = _num(src.get("SliceThickness"))
+    top_between = _num(src.get("SpacingBetweenSlices"))
+    instance = _int(src.get("InstanceNumber"))
+    acquisition = _str(src, "AcquisitionNumber")
+    windows = _windows_from(src)
 
     planes: list[Plane] = []
     if per_frame is not None or shared is not None:
@@ -488,7 +487,7 @@ def parse_source(src: Any, path: str) -> FileHeader:
         positions: list[tuple[float, float, float] | None] = [top_ipp] * n_frames
         if n_frames > 1 and top_ipp is not None and top_iop is not None:
             normal = np.cross(top_iop[:3], top_iop[3:])
-            offsets = _vec(ds.get("GridFrameOffsetVector"), n_frames)
+            offsets = _vec(src.get("GridFrameOffsetVector"), n_frames)
             if offsets is not None:  # RT Dose: offsets along the normal (PS3.3 C.8.8.3.2)
                 base = offsets[0]
                 steps = [o - base for o in offsets]
@@ -523,10 +522,10 @@ def parse_source(src: Any, path: str) -> FileHeader:
 
     return FileHeader(
         path=path,
-        series_uid=_str(ds, "SeriesInstanceUID"),
-        study_uid=_str(ds, "StudyInstanceUID"),
-        sop_class=_str(ds, "SOPClassUID"),
-        modality=_str(ds, "Modality"),
+        series_uid=_str(src, "SeriesInstanceUID"),
+        study_uid=_str(src, "StudyInstanceUID"),
+        sop_class=_str(src, "SOPClassUID"),
+        modality=_str(src, "Modality"),
         photometric=photometric,
         transfer_syntax=ts,
         transfer_syntax_name=pydicom.uid.UID(ts).name if ts else None,
@@ -537,14 +536,14 @@ def parse_source(src: Any, path: str) -> FileHeader:
         n_frames=n_frames,
         has_pixels=has_pixels,
         truncated=truncated,
-        facts=_facts(ds, shared, n_frames),
+        facts=_facts(src, shared, n_frames),
         windows=windows,
         display_inverted=display_inverted,
         planes=tuple(planes),
-        gantry_tilt=_num(ds.get("GantryDetectorTilt")),
-        series_description=_str(ds, "SeriesDescription"),
-        bits_stored=_int(ds.get("BitsStored"), bits) or bits,
-        pixel_representation=_int(ds.get("PixelRepresentation"), 0) or 0,
+        gantry_tilt=_num(src.get("GantryDetectorTilt")),
+        series_description=_str(src, "SeriesDescription"),
+        bits_stored=_int(src.get("BitsStored"), bits) or bits,
+        pixel_representation=_int(src.get("PixelRepresentation"), 0) or 0,
         pixel_offset=pixel_offset,
         has_modality_lut_sequence=src.has(MODALITY_LUT_SEQUENCE),
         has_voi_lut_sequence=src.has(VOI_LUT_SEQUENCE),
