@@ -1,9 +1,9 @@
-"""The README's demo: medmm's imaging layer on built-in data, offline.
+"""The README's demo: medmm on built-in data, offline.
 
-Writes a small synthetic CT series, then runs the CLI on it and on real files shipped with
-pydicom and pydicom-data (a series with a gap, a series with mixed orientations, a
-MONOCHROME1 radiograph): ``info``, ``convert``, ``render`` and ``scan``. Everything lands in
-``demo-out/`` (or ``--out``).
+Writes synthetic studies with known truth (``medmm synth``), then runs the CLI on them and on
+real files shipped with pydicom and pydicom-data (a series with a gap, a series with mixed
+orientations, a MONOCHROME1 radiograph): ``info``, ``convert``, ``render`` and ``scan``.
+Everything lands in ``demo-out/`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -12,76 +12,83 @@ import argparse
 import os
 import sys
 
-import numpy as np
+import json
 
 from medmm.cli import main as cli
-from medmm.imaging.dicom_write import SeriesSpec, axial_positions, write_series
 
 
-def synthetic_ct(n: int = 48, size: int = 128, spacing: float = 2.5) -> np.ndarray:
-    """Stored values (int16, intercept -1024) of a simple chest-like phantom: body, lungs, spine."""
-    z, y, x = np.mgrid[0:n, 0:size, 0:size].astype(np.float32)
-    cy, cx = size / 2, size / 2
-    hu = np.full((n, size, size), -1000.0, dtype=np.float32)
-    body = ((x - cx) / (0.42 * size)) ** 2 + ((y - cy) / (0.32 * size)) ** 2 <= 1
-    hu[body] = 40.0
-    for side in (-1, 1):
-        lung = ((x - cx - side * 0.2 * size) / (0.14 * size)) ** 2 + ((y - cy + 0.02 * size) / (0.2 * size)) ** 2 <= 1
-        hu[lung & (z > 4)] = -850.0
-    spine = ((x - cx) / (0.06 * size)) ** 2 + ((y - cy - 0.22 * size) / (0.06 * size)) ** 2 <= 1
-    hu[spine] = 700.0
-    nodule = ((x - cx - 0.2 * size) ** 2 + (y - cy) ** 2 + ((z - n / 2) * spacing / 0.8) ** 2) <= (0.04 * size) ** 2
-    hu[nodule] = 30.0
-    return np.clip(hu + 1024.0, 0, 4095).astype(np.int16)
+def _first(records: list[dict], modality: str) -> dict | None:
+    return next((r for r in records if r["modality"] == modality and r["findings"]), None) or next(
+        (r for r in records if r["modality"] == modality), None)
 
 
-def run(out: str) -> int:
-    import pydicom
+def run(out: str, n: int = 9, seed: int = 0) -> int:
     import data_store
+    import pydicom
 
     os.makedirs(out, exist_ok=True)
-    series = os.path.join(out, "synthetic-ct")
-    stored = synthetic_ct()
-    spec = SeriesSpec(positions=axial_positions(len(stored), 2.5, (-160.0, -160.0, -60.0)),
-                      pixel_spacing=(2.5, 2.5), slice_thickness=2.5, intercept=-1024.0,
-                      body_part="CHEST", patient_sex="F", seed="medmm-demo")
-    write_series(series, stored, spec)
+    synth = os.path.join(out, "synthetic")
+    failures = 0
+    print(f"$ medmm synth --out {synth} --n {n} --seed {seed}    # synthetic CT, chest X-ray and MR studies with truth",
+          flush=True)
+    if cli(["synth", "--out", synth, "--n", str(n), "--seed", str(seed)]) != 0:
+        return 1
+    with open(os.path.join(synth, "manifest.jsonl"), encoding="utf-8") as fh:
+        records = [json.loads(line) for line in fh]
+    ct = _first(records, "CT")
     tests = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files")
     store = os.path.join(os.path.dirname(data_store.__file__), "data")
-    steps: list[tuple[str, list[str], bool]] = [
-        ("describe the synthetic CT series", ["info", series], True),
-        ("convert it to NIfTI", ["convert", series, os.path.join(out, "synthetic-ct.nii.gz")], True),
-        ("render a lung-window slice", ["render", series, "--window", "lung", "--out", os.path.join(out, "ct-lung.png")], True),
-        ("render three windows as RGB", ["render", series, "--three-windows", "lung,mediastinum,bone",
-                                         "--out", os.path.join(out, "ct-3windows.png")], True),
-        ("render a coronal MIP", ["render", series, "--mip", "--axis", "coronal", "--window", "bone",
-                                  "--out", os.path.join(out, "ct-mip.png")], True),
+    steps: list[tuple[str, list[str], bool]] = []
+    if ct is not None:
+        series = os.path.join(synth, ct["images"][0]["path"])
+        box = ct["findings"][0]["boxes"][len(ct["findings"][0]["boxes"]) // 2] if ct["findings"] else None
+        where = ["--slice", str(box["slice"])] if box else []
+        what = f"{ct['findings'][0]['type']} ({ct['findings'][0]['side'] or ''})" if ct["findings"] else "normal study"
+        steps += [
+            (f"describe {ct['study_id']} (CT)", ["info", series], True),
+            ("convert it to NIfTI", ["convert", series, os.path.join(out, "ct.nii.gz")], True),
+            (f"render the slice through its {what}", ["render", series, "--window", "lung", *where,
+                                                      "--out", os.path.join(out, "ct-lung.png")], True),
+            ("three windows as RGB", ["render", series, "--three-windows", "lung,mediastinum,bone", *where,
+                                      "--out", os.path.join(out, "ct-3windows.png")], True),
+            ("coronal MIP", ["render", series, "--mip", "--axis", "coronal", "--window", "bone",
+                             "--out", os.path.join(out, "ct-mip.png")], True),
+        ]
+    cxr = next((r for r in records if r["modality"] in ("DX", "CR")), None)
+    if cxr is not None:
+        steps.append((f"a synthetic chest radiograph ({cxr['modality']})",
+                      ["render", os.path.join(synth, cxr["images"][0]["path"]), "--out", os.path.join(out, "cxr.png")], True))
+    steps += [
         ("a real series with a gap (pydicom dicomdirtests CT2): reported, not averaged",
          ["info", os.path.join(tests, "dicomdirtests", "77654033", "CT2")], True),
         ("...and converting it is refused", ["convert", os.path.join(tests, "dicomdirtests", "77654033", "CT2"),
                                             os.path.join(out, "ct2.nii.gz")], False),
         ("a real series with two orientations (CT2N): split", ["info", os.path.join(tests, "dicomdirtests", "98892001", "CT2N")], True),
-        ("a MONOCHROME1 radiograph, displayed inverted", ["render", os.path.join(store, "RG1_UNCI.dcm"),
-                                                         "--out", os.path.join(out, "cr-monochrome1.png")], True),
-        ("index pydicom's test files (bad files listed with reasons)",
-         ["scan", tests, "--out", os.path.join(out, "index.csv"), "--workers", "2"], True),
+        ("a real MONOCHROME1 radiograph, displayed inverted", ["render", os.path.join(store, "RG1_UNCI.dcm"),
+                                                              "--out", os.path.join(out, "cr-monochrome1.png")], True),
+        ("index the synthetic studies (headers only)", ["scan", synth, "--out", os.path.join(out, "index.csv")], True),
     ]
-    failures = 0
     for title, argv, should_pass in steps:
         print(f"\n$ medmm {' '.join(argv)}    # {title}", flush=True)
         rc = cli(argv)
         if (rc == 0) != should_pass:
             failures += 1
             print(f"!! unexpected exit code {rc}", file=sys.stderr)
-    print(f"\nDemo outputs are in {out}/ ({'all steps behaved as expected' if not failures else f'{failures} unexpected'}).")
+    if ct is not None:
+        print(f"\nReport of {ct['study_id']} (truth: {[(f['type'], f['side']) for f in ct['findings']]}):\n")
+        print(ct["report"])
+    print(f"Demo outputs are in {out}/ ({'all steps behaved as expected' if not failures else f'{failures} unexpected'}); "
+          f"the studies and manifest.jsonl are in {synth}/.")
     return 1 if failures else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m medmm.demo")
     parser.add_argument("--out", default="demo-out")
+    parser.add_argument("--n", type=int, default=9, help="synthetic studies to write")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    return run(args.out)
+    return run(args.out, args.n, args.seed)
 
 
 if __name__ == "__main__":

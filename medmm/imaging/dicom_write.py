@@ -22,6 +22,8 @@ from medmm.errors import InputError
 SOP_CLASSES = {
     "CT": "1.2.840.10008.5.1.4.1.1.2",  # CT Image Storage
     "MR": "1.2.840.10008.5.1.4.1.1.4",  # MR Image Storage
+    "CR": "1.2.840.10008.5.1.4.1.1.1",  # Computed Radiography Image Storage
+    "DX": "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray Image Storage - For Presentation
 }
 
 
@@ -43,6 +45,9 @@ class SeriesSpec:
     instance_numbers: Sequence[int] | None = None
     gantry_tilt: float | None = None
     seed: str = "medmm"
+    study_uid: str | None = None  # default: derived from seed
+    series_number: int = 1
+    image_type: tuple[str, ...] = ("ORIGINAL", "PRIMARY", "AXIAL")
 
 
 def write_series(out_dir: str, stored: np.ndarray, spec: SeriesSpec, extra: dict[str, Any] | None = None) -> list[str]:
@@ -61,10 +66,10 @@ def write_series(out_dir: str, stored: np.ndarray, spec: SeriesSpec, extra: dict
     if positions.shape != (n, 3):
         raise InputError(f"positions must have shape ({n}, 3), got {positions.shape}")
     modality = spec.modality.upper()
-    if modality not in SOP_CLASSES:
+    if modality not in ("CT", "MR"):
         raise InputError(f"modality {spec.modality!r} not supported by write_series (CT or MR)")
     os.makedirs(out_dir, exist_ok=True)
-    study_uid = generate_uid(entropy_srcs=[spec.seed, "study"])
+    study_uid = spec.study_uid or generate_uid(entropy_srcs=[spec.seed, "study"])
     series_uid = generate_uid(entropy_srcs=[spec.seed, "series", spec.series_description])
     frame_uid = generate_uid(entropy_srcs=[spec.seed, "frame"])
     numbers = list(spec.instance_numbers) if spec.instance_numbers is not None else list(range(1, n + 1))
@@ -72,30 +77,9 @@ def write_series(out_dir: str, stored: np.ndarray, spec: SeriesSpec, extra: dict
     paths = []
     for k in range(n):
         sop_uid = generate_uid(entropy_srcs=[spec.seed, series_uid, str(k)])
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = SOP_CLASSES[modality]
-        meta.MediaStorageSOPInstanceUID = sop_uid
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationClassUID = generate_uid(entropy_srcs=["medmm-implementation"])
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SpecificCharacterSet = "ISO_IR 100"
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.SOPClassUID = SOP_CLASSES[modality]
-        ds.SOPInstanceUID = sop_uid
-        ds.Modality = modality
-        ds.Manufacturer = "medmm synthetic"
-        ds.SeriesDescription = spec.series_description
-        ds.PatientName = "SYNTHETIC^PHANTOM"
-        ds.PatientID = spec.seed[:16]
-        if spec.patient_sex:
-            ds.PatientSex = spec.patient_sex
-        if spec.body_part:
-            ds.BodyPartExamined = spec.body_part
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = series_uid
+        ds = _new_dataset(modality, sop_uid, study_uid, series_uid, spec.seed, spec.series_description,
+                          spec.patient_sex, spec.body_part, spec.series_number, spec.image_type)
         ds.FrameOfReferenceUID = frame_uid
-        ds.SeriesNumber = 1
         ds.InstanceNumber = int(numbers[k])
         ds.ImagePositionPatient = [f"{v:.6g}" for v in positions[k]]
         ds.ImageOrientationPatient = [f"{v:.6g}" for v in spec.orientation]
@@ -126,6 +110,101 @@ def write_series(out_dir: str, stored: np.ndarray, spec: SeriesSpec, extra: dict
         pydicom.dcmwrite(path, ds, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def _new_dataset(modality: str, sop_uid: str, study_uid: str, series_uid: str, seed: str, description: str,
+                 sex: str | None, body_part: str | None, series_number: int, image_type: Sequence[str]) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SOP_CLASSES[modality]
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = generate_uid(entropy_srcs=["medmm-implementation"])
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageType = list(image_type)
+    ds.SOPClassUID = SOP_CLASSES[modality]
+    ds.SOPInstanceUID = sop_uid
+    ds.Modality = modality
+    ds.Manufacturer = "medmm synthetic"
+    ds.SeriesDescription = description
+    ds.PatientName = "SYNTHETIC^PHANTOM"
+    ds.PatientID = seed[:16]
+    if sex:
+        ds.PatientSex = sex
+    if body_part:
+        ds.BodyPartExamined = body_part
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = series_number
+    return ds
+
+
+@dataclass(frozen=True)
+class ProjectionSpec:
+    """A projection radiograph (DX or CR): no patient-space geometry, detector pixel spacing."""
+
+    modality: str = "DX"
+    pixel_spacing: tuple[float, float] = (0.7, 0.7)  # ImagerPixelSpacing (rows, columns)
+    photometric: str = "MONOCHROME2"
+    view_position: str = "PA"
+    laterality: str | None = None
+    body_part: str = "CHEST"
+    patient_sex: str | None = None
+    window: tuple[float, float] | None = None
+    bits_stored: int = 12
+    series_description: str = "medmm synthetic radiograph"
+    seed: str = "medmm"
+    study_uid: str | None = None
+    series_number: int = 1
+
+
+def write_projection(path: str, stored: np.ndarray, spec: ProjectionSpec) -> str:
+    """Write one radiograph: ``stored`` (rows, cols) uint16 stored values, as given.
+
+    For MONOCHROME1 the caller passes values already inverted (low = white), as a MONOCHROME1
+    detector stores them; the Presentation LUT Shape is set accordingly.
+    """
+    stored = np.asarray(stored)
+    if stored.ndim != 2 or stored.dtype != np.uint16:
+        raise InputError(f"write_projection expects (rows, cols) uint16, got {stored.shape} {stored.dtype}")
+    modality = spec.modality.upper()
+    if modality not in ("DX", "CR"):
+        raise InputError(f"modality {spec.modality!r} not supported by write_projection (DX or CR)")
+    if spec.photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise InputError(f"photometric {spec.photometric!r}: use MONOCHROME1 or MONOCHROME2")
+    study_uid = spec.study_uid or generate_uid(entropy_srcs=[spec.seed, "study"])
+    series_uid = generate_uid(entropy_srcs=[spec.seed, "series", spec.series_description, spec.view_position])
+    sop_uid = generate_uid(entropy_srcs=[spec.seed, series_uid, "0"])
+    ds = _new_dataset(modality, sop_uid, study_uid, series_uid, spec.seed, spec.series_description,
+                      spec.patient_sex, spec.body_part, spec.series_number, ("ORIGINAL", "PRIMARY"))
+    ds.InstanceNumber = 1
+    ds.ViewPosition = spec.view_position
+    if spec.laterality:
+        ds.ImageLaterality = spec.laterality
+    ds.PatientOrientation = ["L", "F"] if spec.view_position == "AP" else (["R", "F"] if spec.view_position == "PA" else ["P", "F"])
+    ds.ImagerPixelSpacing = [f"{v:.6g}" for v in spec.pixel_spacing]
+    if modality == "DX":
+        ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = spec.photometric
+    ds.PresentationLUTShape = "INVERSE" if spec.photometric == "MONOCHROME1" else "IDENTITY"
+    ds.Rows, ds.Columns = stored.shape
+    ds.BitsAllocated = 16
+    ds.BitsStored = spec.bits_stored
+    ds.HighBit = spec.bits_stored - 1
+    ds.PixelRepresentation = 0
+    ds.RescaleSlope = "1"
+    ds.RescaleIntercept = "0"
+    if spec.window is not None:
+        ds.WindowCenter = f"{spec.window[0]:.6g}"
+        ds.WindowWidth = f"{spec.window[1]:.6g}"
+    if int(stored.max(initial=0)) >= (1 << spec.bits_stored):
+        raise InputError(f"stored values exceed BitsStored={spec.bits_stored}")
+    ds.PixelData = np.ascontiguousarray(stored).astype("<u2").tobytes()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    return path
 
 
 def axial_positions(n: int, spacing: float = 1.0, origin: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
