@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from pydicom.uid import generate_uid
 from scipy import ndimage
 
 from medmm.errors import InputError
@@ -93,33 +94,37 @@ def _study_ids(seed: int, i: int) -> tuple[str, str]:
     return f"S{i + 1:04d}", f"medmm-synth-{seed}-{i}"
 
 
+def _chest_with_findings(grid: phantoms.Grid, rng: np.random.Generator, cfg: SynthConfig,
+                         ct: bool) -> tuple[phantoms.Phantom, list[Finding]]:
+    """A chest phantom with its (randomly chosen) findings drawn in."""
+    ph = phantoms.chest(grid, rng)
+    normal = rng.random() < cfg.normal_fraction
+    findings: list[Finding] = []
+    for kind, side in _choose_chest_findings(rng, ct=ct, normal=normal):
+        f = phantoms.add_chest_lesion(ph, rng, kind, side, len(findings) + 1)
+        if f is not None:
+            findings.append(f)
+    return ph, findings
+
+
 def _ct_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Generator, cfg: SynthConfig) -> Study:
     n = int(rng.integers(cfg.ct_slices[0], cfg.ct_slices[1] + 1))
     size = int(rng.choice(cfg.ct_sizes))
     dx = round(380.0 / size, 3)
     dz = min((2.5, 3.0, 4.0, 5.0), key=lambda v: abs(v - 300.0 / n))
     grid = phantoms.Grid((n, size, size), (dz, dx, dx))
-    ph = phantoms.chest(grid, rng)
-    normal = rng.random() < cfg.normal_fraction
-    findings: list[Finding] = []
-    for kind, side in _choose_chest_findings(rng, ct=True, normal=normal):
-        f = phantoms.add_chest_lesion(ph, rng, kind, side, len(findings) + 1)
-        if f is not None:
-            findings.append(f)
+    ph, findings = _chest_with_findings(grid, rng, cfg, ct=True)
     phantoms.add_noise(ph, rng, 12.0)
     sex = str(rng.choice(["M", "F"]))
     stored = np.clip(np.rint(ph.values) + 1024, 0, 4095).astype(np.int16)
     o = grid.origin
     positions = np.array([[o[0], o[1], z] for z in grid.axes()[0]])
-    study_uid_seed = uid_seed
     series_dir = os.path.join(out, rel, "ct")
-    from pydicom.uid import generate_uid
-
-    study_uid = generate_uid(entropy_srcs=[study_uid_seed, "study"])
+    study_uid = generate_uid(entropy_srcs=[uid_seed, "study"])
     write_series(series_dir, stored, SeriesSpec(
         positions=positions, pixel_spacing=(dx, dx), slice_thickness=dz, modality="CT", intercept=-1024.0,
         window=(40.0, 400.0), body_part="CHEST", patient_sex=sex, series_description="CT CHEST",
-        seed=study_uid_seed, study_uid=study_uid))
+        seed=uid_seed, study_uid=study_uid))
     images = [ImageEntry(f"{rel}/ct", "dicom-series", f"{rel}/ct_labels.nii.gz"),
               ImageEntry(f"{rel}/ct.nii.gz", "nifti", f"{rel}/ct_labels.nii.gz")]
     vol = load_volume(series_dir)
@@ -133,7 +138,7 @@ def _ct_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Genera
         write_series(os.path.join(out, rel, "localizer"), proj, SeriesSpec(
             positions=np.array([[o[0], 0.0, top]]), orientation=(1.0, 0.0, 0.0, 0.0, 0.0, -1.0),
             pixel_spacing=(dz, dx), modality="CT", window=(1000.0, 2000.0), body_part="CHEST", patient_sex=sex,
-            series_description="LOCALIZER", seed=study_uid_seed, study_uid=study_uid, series_number=2,
+            series_description="LOCALIZER", seed=uid_seed, study_uid=study_uid, series_number=2,
             image_type=("ORIGINAL", "PRIMARY", "LOCALIZER")))
         images.append(ImageEntry(f"{rel}/localizer", "dicom-series", None))
     for f in findings:
@@ -147,19 +152,11 @@ def _ct_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Genera
 def _cxr_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Generator, cfg: SynthConfig) -> Study:
     grid = phantoms.Grid((100, 90, 120), (3.0, 3.0, 3.0))
     ap = bool(rng.random() < 0.35)
-    ph = phantoms.chest(grid, rng)
-    normal = rng.random() < cfg.normal_fraction
-    findings: list[Finding] = []
-    for kind, side in _choose_chest_findings(rng, ct=False, normal=normal):
-        f = phantoms.add_chest_lesion(ph, rng, kind, side, len(findings) + 1)
-        if f is not None:
-            findings.append(f)
+    ph, findings = _chest_with_findings(grid, rng, cfg, ct=False)
     sex = str(rng.choice(["M", "F"]))
     modality = str(rng.choice(["DX", "CR"]))
     mono1 = bool(rng.random() < 0.3)
     mu = 0.019 * np.clip(1.0 + ph.values / 1000.0, 0, None)
-    from pydicom.uid import generate_uid
-
     study_uid = generate_uid(entropy_srcs=[uid_seed, "study"])
     views = [("AP" if ap else "PA", 1)] + ([("LATERAL", 2)] if rng.random() < 0.5 else [])
     images: list[ImageEntry] = []
@@ -233,8 +230,6 @@ def _mr_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Genera
     else:
         positions = np.array([[o[0], o[1], z] for z in grid.axes()[0]])
         orientation, pixel_spacing, thickness = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), (dx, dx), dz
-    from pydicom.uid import generate_uid
-
     series_dir = os.path.join(out, rel, "mr")
     write_series(series_dir, values, SeriesSpec(
         positions=positions, orientation=orientation, pixel_spacing=pixel_spacing, slice_thickness=thickness,
