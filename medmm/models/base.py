@@ -1,0 +1,182 @@
+"""The one interface every vision-language model backend implements.
+
+A :class:`Request` is images plus a prompt (or chat messages); a backend answers with
+:meth:`VLM.generate` (free text) and :meth:`VLM.score_options` (the log-probability of each
+candidate answer, the basis of multiple-choice probing and of the SIMPLE report check).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Sequence, Union
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from medmm.errors import InputError, MedmmError
+from medmm.imaging.volume import Volume
+
+
+class ModelError(MedmmError):
+    """A model cannot be loaded or cannot answer (missing files, unsupported, server down)."""
+
+
+class UnsupportedError(ModelError):
+    """The backend cannot do what was asked (e.g. option scoring on a server without logprobs)."""
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """How to turn a :class:`Volume` into the 2-D image a model sees."""
+
+    volume: Volume
+    window: str = "file"
+    index: int | None = None  # slice in display orientation; None = middle
+    axis: str = "axial"
+    mip: bool = False
+    three_windows: tuple[str, str, str] | None = None
+
+    def to_pil(self) -> Image.Image:
+        from medmm.imaging.views import render, three_windows
+
+        if self.three_windows:
+            arr = three_windows(self.volume, self.three_windows, index=self.index, axis=self.axis, mip=self.mip)  # type: ignore[arg-type]
+        else:
+            arr = render(self.volume, window=self.window, index=self.index, axis=self.axis, mip=self.mip)  # type: ignore[arg-type]
+        return Image.fromarray(arr).convert("RGB")
+
+
+ImageLike = Union[Image.Image, Volume, ImageView]
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class Request:
+    """Images and a prompt (``prompt``) or chat ``messages`` for one model call.
+
+    ``messages`` follow the transformers chat format: ``[{"role": "system"|"user"|"assistant",
+    "content": str | [{"type": "image"} | {"type": "text", "text": str}]}]``. With a plain
+    ``prompt``, one user turn is built with every image first, then the text. ``boxes`` are
+    visual prompts: one list of (x1, y1, x2, y2) pixel boxes per image, drawn on a copy of it.
+    """
+
+    images: Sequence[ImageLike] = ()
+    prompt: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    system: str | None = None
+    boxes: Sequence[Sequence[Box]] | None = None
+
+    def chat(self) -> list[dict[str, Any]]:
+        if self.messages is not None:
+            return self.messages
+        if self.prompt is None:
+            raise InputError("a Request needs a prompt or chat messages")
+        content: list[dict[str, Any]] = [{"type": "image"} for _ in self.images]
+        content.append({"type": "text", "text": self.prompt})
+        out: list[dict[str, Any]] = []
+        if self.system:
+            out.append({"role": "system", "content": [{"type": "text", "text": self.system}]})
+        out.append({"role": "user", "content": content})
+        return out
+
+    def image_slots(self) -> int:
+        n = 0
+        for m in self.chat():
+            content = m.get("content")
+            if isinstance(content, list):
+                n += sum(1 for c in content if isinstance(c, dict) and c.get("type") == "image")
+        return n
+
+    def pil_images(self) -> list[Image.Image]:
+        """Images as RGB PIL images, with visual-prompt boxes drawn; checks the count."""
+        slots = self.image_slots()
+        if slots != len(self.images):
+            raise InputError(
+                f"the prompt has {slots} image placeholder(s) but {len(self.images)} image(s) were given; "
+                "give one image per {'type': 'image'} entry"
+            )
+        out = []
+        for i, img in enumerate(self.images):
+            if isinstance(img, Volume):
+                pil = ImageView(img).to_pil()
+            elif isinstance(img, ImageView):
+                pil = img.to_pil()
+            elif isinstance(img, Image.Image):
+                pil = img.convert("RGB")
+            elif isinstance(img, np.ndarray):
+                pil = Image.fromarray(img).convert("RGB")
+            else:
+                raise InputError(f"image {i}: expected a PIL image, a Volume or an ImageView, got {type(img).__name__}")
+            if self.boxes and i < len(self.boxes) and self.boxes[i]:
+                pil = pil.copy()
+                draw = ImageDraw.Draw(pil)
+                width = max(1, round(min(pil.size) / 100))
+                for x1, y1, x2, y2 in self.boxes[i]:
+                    draw.rectangle([x1, y1, x2 - 1, y2 - 1], outline=(255, 0, 0), width=width)
+            out.append(pil)
+        return out
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class OptionScore:
+    """Log-probability of one option as the assistant's answer."""
+
+    option: str
+    logprob: float  # summed over the option's tokens
+    n_tokens: int
+
+    @property
+    def mean_logprob(self) -> float:
+        return self.logprob / max(self.n_tokens, 1)
+
+
+class VLM(abc.ABC):
+    """A loaded vision-language model. Backends: ``hf``, ``tiny`` (an hf model built in memory), ``http``."""
+
+    name: str = "vlm"
+
+    @abc.abstractmethod
+    def generate(self, requests: Sequence[Request], max_new_tokens: int = 64, temperature: float = 0.0,
+                 **kwargs: Any) -> list[Generation]:
+        """Answer each request with free text (greedy when ``temperature`` is 0)."""
+
+    @abc.abstractmethod
+    def score_option_details(self, requests: Sequence[Request],
+                             options: Sequence[str] | Sequence[Sequence[str]]) -> list[list[OptionScore]]:
+        """Per request, the log-probability details of each option."""
+
+    def score_options(self, requests: Sequence[Request], options: Sequence[str] | Sequence[Sequence[str]],
+                      reduction: str = "sum") -> list[list[float]]:
+        """Per request, the summed (``reduction="sum"``) or per-token mean (``"mean"``) log-probability
+        of each option as the assistant's answer. ``options`` is one list for all requests or one per request."""
+        if reduction not in ("sum", "mean"):
+            raise InputError("reduction must be 'sum' or 'mean'")
+        details = self.score_option_details(requests, options)
+        return [[s.logprob if reduction == "sum" else s.mean_logprob for s in row] for row in details]
+
+    @abc.abstractmethod
+    def fingerprint(self) -> str:
+        """A stable hash of everything that determines outputs."""
+
+
+def options_per_request(requests: Sequence[Request], options: Sequence[str] | Sequence[Sequence[str]]) -> list[list[str]]:
+    if not options:
+        raise InputError("give at least one option")
+    if all(isinstance(o, str) for o in options):
+        return [list(options) for _ in requests]  # type: ignore[arg-type]
+    if len(options) != len(requests):
+        raise InputError(f"{len(options)} option lists for {len(requests)} requests")
+    out = [list(o) for o in options]  # type: ignore[arg-type]
+    if any(not o for o in out):
+        raise InputError("every request needs at least one option")
+    return out

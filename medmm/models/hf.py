@@ -1,0 +1,339 @@
+"""The ``hf`` backend: local transformers checkpoints (LLaVA, LLaVA-NeXT, Qwen2-VL, Qwen2.5-VL, ...).
+
+Offline by construction: every ``from_pretrained`` is ``local_files_only``; weights must be
+safetensors unless the caller explicitly allows pickles; ``trust_remote_code`` is off unless
+asked for.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import time
+from typing import Any, Sequence
+
+import torch
+
+from medmm.errors import InputError
+from medmm.models.base import VLM, Generation, ModelError, OptionScore, Request, options_per_request
+from medmm.models.processors import QWEN_TYPES, load_processor, read_chat_template
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+FULL_HASH_LIMIT = 256 * 2**20  # files up to this size are hashed in full; larger ones by size + mtime
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r} requested but CUDA is not available; use device=cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise InputError(f"dtype {dtype!r}: use auto, float32, bfloat16 or float16")
+    return DTYPES[dtype]
+
+
+def _file_digest(path: str) -> str:
+    st = os.stat(path)
+    if st.st_size > FULL_HASH_LIMIT:
+        return f"size={st.st_size};mtime={st.st_mtime_ns}"
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def folder_digest(folder: str) -> dict[str, str]:
+    """Digest of every file that determines a checkpoint's outputs (weights, configs, templates)."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*"))):
+        name = os.path.basename(path)
+        if os.path.isfile(path) and (name.endswith((".safetensors", ".json", ".jinja", ".model", ".txt")) or
+                                     name.endswith(PICKLE_SUFFIXES)):
+            out[name] = _file_digest(path)
+    return out
+
+
+def check_weights(folder: str, allow_pickle: bool, what: str = "checkpoint") -> None:
+    safes = glob.glob(os.path.join(folder, "*.safetensors"))
+    pickles = [p for p in glob.glob(os.path.join(folder, "*")) if p.endswith(PICKLE_SUFFIXES)]
+    if safes:
+        return
+    if pickles and not allow_pickle:
+        raise ModelError(
+            f"{folder}: the {what} has only pickle-based weights ({', '.join(os.path.basename(p) for p in pickles)}); "
+            "pickles can run code when loaded, so medmm refuses them. Convert them to safetensors, or pass "
+            "allow_pickle=True (--allow-pickle) if you trust the file."
+        )
+    if not pickles:
+        raise ModelError(f"{folder}: no weights found (*.safetensors) in the {what}")
+
+
+class HFVLM(VLM):
+    """A transformers image-text-to-text model and its processor."""
+
+    def __init__(self, model: Any, processor: Any, *, path: str | None = None, adapter: str | None = None,
+                 name: str | None = None, batch_size: int = 8) -> None:
+        _quiet_transformers()
+        self.model = model.eval()
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.tokenizer.padding_side = "left"
+        self.path = path
+        self.adapter = adapter
+        self.batch_size = batch_size
+        self.name = name or (f"hf:{path}" if path else "hf:in-memory")
+        self.chat_template = getattr(processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", None)
+        if not self.chat_template:
+            raise ModelError(
+                f"{path or 'model'}: no chat template (chat_template.jinja, or chat_template in the processor or "
+                "tokenizer config); medmm needs one to build prompts. Add the template the model was trained with."
+            )
+        if getattr(processor, "chat_template", None) is None:
+            processor.chat_template = self.chat_template
+        self.model_type = getattr(model.config, "model_type", "?")
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_folder(cls, path: str, adapter: str | None = None, dtype: str = "auto", device: str = "cpu",
+                    trust_remote_code: bool = False, allow_pickle: bool = False, batch_size: int = 8) -> "HFVLM":
+        from transformers import AutoConfig, AutoModelForImageTextToText
+        from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+        _quiet_transformers()
+        if not os.path.isdir(path):
+            raise ModelError(f"{path}: no such checkpoint folder (medmm loads local folders only; nothing is downloaded)")
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise ModelError(f"{path}: no config.json; not a transformers checkpoint folder")
+        check_weights(path, allow_pickle)
+        try:
+            config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+        except (ValueError, KeyError) as exc:
+            raise ModelError(f"{path}: unsupported architecture ({exc}); pass trust_remote_code=True only if you "
+                             "trust the code shipped with the checkpoint") from exc
+        model_type = getattr(config, "model_type", None)
+        if model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES and not trust_remote_code:
+            raise ModelError(
+                f"{path}: unsupported architecture {model_type!r}: medmm loads image-text-to-text models "
+                "(llava, llava_next, qwen2_vl, qwen2_5_vl, ...)"
+            )
+        dev = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, dev)
+        try:
+            model = AutoModelForImageTextToText.from_pretrained(
+                path, dtype=torch_dtype, local_files_only=True, trust_remote_code=trust_remote_code,
+                use_safetensors=not allow_pickle)
+            processor = load_processor(path, model_type, trust_remote_code)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{path}: cannot load the checkpoint: {exc}") from exc
+        if adapter:
+            model = _attach_adapter(model, adapter, allow_pickle)
+        model.to(dev)
+        return cls(model, processor, path=os.path.abspath(path), adapter=os.path.abspath(adapter) if adapter else None,
+                   batch_size=batch_size)
+
+    def save(self, folder: str) -> str:
+        """Write a checkpoint folder the ``hf`` backend loads (safetensors, processor, chat template)."""
+        os.makedirs(folder, exist_ok=True)
+        self.model.save_pretrained(folder, safe_serialization=True)
+        if self.model_type in QWEN_TYPES:
+            self.tokenizer.save_pretrained(folder)
+            self.processor.image_processor.save_pretrained(folder)
+        else:
+            self.processor.save_pretrained(folder)
+        with open(os.path.join(folder, "chat_template.jinja"), "w", encoding="utf-8") as fh:
+            fh.write(self.chat_template)
+        return folder
+
+    # ------------------------------------------------------------------ encoding
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def prompt_text(self, request: Request) -> str:
+        return self.processor.apply_chat_template(request.chat(), add_generation_prompt=True, tokenize=False)
+
+    def encode(self, requests: Sequence[Request]) -> Any:
+        texts = [self.prompt_text(r) for r in requests]
+        images = [img for r in requests for img in r.pil_images()]
+        kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
+        if images:
+            kwargs["images"] = images
+        enc = self.processor(**kwargs)
+        enc.pop("token_type_ids", None)  # text-only segment ids; the models here do not take them
+        return enc.to(self.device)
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, requests: Sequence[Request], max_new_tokens: int = 64, temperature: float = 0.0,
+                 batch_size: int | None = None, **kwargs: Any) -> list[Generation]:
+        out: list[Generation] = []
+        step = batch_size or self.batch_size
+        for start in range(0, len(requests), step):
+            out.extend(self._generate_batch(list(requests[start:start + step]), max_new_tokens, temperature, **kwargs))
+        return out
+
+    def _generate_batch(self, requests: list[Request], max_new_tokens: int, temperature: float,
+                        **kwargs: Any) -> list[Generation]:
+        t0 = time.perf_counter()
+        enc = self.encode(requests)
+        gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        if temperature > 0:
+            gen_kwargs.update(do_sample=True, temperature=temperature, top_p=kwargs.pop("top_p", 1.0))
+        else:
+            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        gen_kwargs.update(kwargs)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **gen_kwargs)
+        seconds = time.perf_counter() - t0
+        new = out[:, enc["input_ids"].shape[1]:]
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+        results = []
+        for row, mask in zip(new.tolist(), enc["attention_mask"]):
+            tokens = []
+            finish = "length"
+            for t in row:
+                if t in eos_ids:
+                    finish = "stop"
+                    break
+                if t == self.tokenizer.pad_token_id and self.tokenizer.pad_token_id not in eos_ids:
+                    finish = "stop"
+                    break
+                tokens.append(t)
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            results.append(Generation(text, int(mask.sum()), len(tokens), seconds, finish))
+        return results
+
+    # ------------------------------------------------------------------ option scoring
+    def _option_ids(self, options: list[str]) -> list[list[int]]:
+        ids = [self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in options]
+        for o, t in zip(options, ids):
+            if not t:
+                raise InputError(f"option {o!r} encodes to no tokens")
+        return ids
+
+    def score_option_details(self, requests: Sequence[Request],
+                             options: Sequence[str] | Sequence[Sequence[str]]) -> list[list[OptionScore]]:
+        """The prompt is encoded once per request; all its options then run as one batch on a
+        copy of the prompt's KV cache."""
+        per = options_per_request(requests, options)
+        results = []
+        for req, opts in zip(requests, per):
+            ids = self._option_ids(opts)
+            enc = self.encode([req])
+            with torch.inference_mode():
+                out = self.model(**enc, use_cache=True)
+                first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+                totals = [float(first[t[0]]) for t in ids]
+                longest = max(len(t) for t in ids)
+                if longest > 1:
+                    n = len(opts)
+                    cache = getattr(out, "cache", None) or out.past_key_values
+                    cache.batch_repeat_interleave(n)
+                    pad = self.tokenizer.pad_token_id or 0
+                    feed = torch.full((n, longest - 1), pad, dtype=torch.long, device=self.device)
+                    target = torch.full((n, longest - 1), -1, dtype=torch.long, device=self.device)
+                    for i, t in enumerate(ids):
+                        feed[i, : len(t) - 1] = torch.tensor(t[:-1])
+                        target[i, : len(t) - 1] = torch.tensor(t[1:])
+                    prompt_len = enc["input_ids"].shape[1]
+                    mask = torch.cat([enc["attention_mask"].expand(n, -1), (target >= 0).long()], dim=1)
+                    positions = torch.arange(prompt_len, prompt_len + longest - 1, device=self.device)
+                    extra = self._continuation_positions(positions, n)
+                    cont = self.model(input_ids=feed, attention_mask=mask, cache=cache, use_cache=True,
+                                      cache_position=positions, **extra)
+                    lp = torch.log_softmax(cont.logits.float(), dim=-1)
+                    picked = lp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1) * (target >= 0)
+                    for i in range(n):
+                        totals[i] += float(picked[i].sum())
+            results.append([OptionScore(o, s, len(t)) for o, s, t in zip(opts, totals, ids)])
+        return results
+
+    def _continuation_positions(self, positions: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
+        """Explicit position ids for text that continues a cached multimodal prompt.
+
+        Qwen2-VL's M-RoPE text positions continue from the prompt's last position plus the
+        ``rope_deltas`` the prefill stored; its forward would derive them from the full
+        attention mask (prompt + continuation) and get the length wrong, so they are given.
+        """
+        if self.model_type not in QWEN_TYPES:
+            return {}
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        deltas = base.model.rope_deltas
+        pos = positions.view(1, 1, -1).expand(3, batch, -1)
+        if deltas is not None:
+            pos = pos + deltas.repeat_interleave(batch // deltas.shape[0], dim=0).to(pos.device)
+        return {"position_ids": pos}
+
+    def score_options_naive(self, requests: Sequence[Request], options: Sequence[str] | Sequence[Sequence[str]]
+                            ) -> list[list[float]]:
+        """Reference implementation: one full forward (prompt + option) per option. For tests and benchmarks."""
+        per = options_per_request(requests, options)
+        results = []
+        for req, opts in zip(requests, per):
+            row = []
+            for o, t in zip(opts, self._option_ids(opts)):
+                enc = self.encode([req])
+                opt = torch.tensor([t], device=self.device)
+                enc["input_ids"] = torch.cat([enc["input_ids"], opt], dim=1)
+                enc["attention_mask"] = torch.cat([enc["attention_mask"], torch.ones_like(opt)], dim=1)
+                if "mm_token_type_ids" in enc:  # Qwen2-VL: option tokens are text (type 0)
+                    enc["mm_token_type_ids"] = torch.cat([enc["mm_token_type_ids"], torch.zeros_like(opt)], dim=1)
+                with torch.inference_mode():
+                    logits = self.model(**enc).logits[0].float()
+                lp = torch.log_softmax(logits, dim=-1)
+                start = enc["input_ids"].shape[1] - len(t)
+                row.append(float(sum(lp[start - 1 + j, tok] for j, tok in enumerate(t))))
+            results.append(row)
+        return results
+
+    # ------------------------------------------------------------------ identity
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        info: dict[str, Any] = {
+            "backend": "hf",
+            "model_type": self.model_type,
+            "dtype": str(next(self.model.parameters()).dtype),
+            "chat_template": hashlib.sha256(self.chat_template.encode()).hexdigest(),
+        }
+        if self.path:
+            info["weights"] = folder_digest(self.path)
+        else:
+            wh = hashlib.sha256()
+            for k, v in sorted(self.model.state_dict().items()):
+                wh.update(k.encode())
+                wh.update(v.detach().float().cpu().numpy().tobytes())
+            info["weights"] = wh.hexdigest()
+            info["config"] = hashlib.sha256(self.model.config.to_json_string().encode()).hexdigest()
+        if self.adapter:
+            info["adapter"] = folder_digest(self.adapter)
+        h.update(json.dumps(info, sort_keys=True).encode())
+        return h.hexdigest()[:32]
+
+
+def _attach_adapter(model: Any, adapter: str, allow_pickle: bool) -> Any:
+    from peft import PeftModel
+
+    if not os.path.isdir(adapter) or not os.path.isfile(os.path.join(adapter, "adapter_config.json")):
+        raise ModelError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
+    check_weights(adapter, allow_pickle, what="adapter")
+    try:
+        return PeftModel.from_pretrained(model, adapter, is_trainable=False, local_files_only=True)
+    except Exception as exc:
+        raise ModelError(f"{adapter}: the adapter does not fit this model: {exc}") from exc

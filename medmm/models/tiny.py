@@ -1,0 +1,219 @@
+"""The ``tiny`` backend: LLaVA- and Qwen2-VL-style models built offline from a YAML config.
+
+Nothing is downloaded: the tokenizer is a byte-level BPE trained on medmm's own text (the
+synthetic report generator's sentences and the prompt templates), the weights are random
+(seeded), and the processor uses transformers' PIL image processors. :meth:`HFVLM.save`
+writes a folder the ``hf`` backend loads, so tests exercise the same code as real checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from medmm.errors import ConfigError
+from medmm.models.hf import HFVLM, _quiet_transformers
+
+FAMILIES = ("llava", "qwen2-vl")
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs", "models")
+
+LLAVA_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] }}: "
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}<image>{% else %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{{ '\\n' }}{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"
+)
+QWEN_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}{{ '\\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% else %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>{{ '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant{{ '\\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    """A tiny model recipe (``configs/models/tiny-*.yaml``); unknown keys are errors."""
+
+    family: str = "llava"
+    seed: int = 0
+    backend: str = "tiny"
+    image_size: int = 64
+    patch_size: int = 16
+    min_pixels: int = 3136
+    max_pixels: int = 12544
+    vision: dict[str, Any] = field(default_factory=dict)
+    text: dict[str, Any] = field(default_factory=dict)
+    tokenizer: dict[str, Any] = field(default_factory=lambda: {"vocab_size": 1000})
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ConfigError(f"tiny model family {self.family!r}: use one of {', '.join(FAMILIES)}")
+        if self.backend != "tiny":
+            raise ConfigError(f"a tiny model config must say backend: tiny (got {self.backend!r})")
+
+
+def load_tiny_config(path_or_family: str) -> TinyConfig:
+    """A :class:`TinyConfig` from a YAML path or a family name (``configs/models/tiny-FAMILY.yaml``)."""
+    path = path_or_family
+    if not path.endswith((".yaml", ".yml")):
+        path = os.path.join(CONFIG_DIR, f"tiny-{path_or_family}.yaml")
+        if path_or_family not in FAMILIES:
+            raise ConfigError(f"unknown tiny family {path_or_family!r}: use one of {', '.join(FAMILIES)}")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: tiny model config not found")
+    with open(path, encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    known = {f.name for f in fields(TinyConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+    return TinyConfig(**raw)
+
+
+def training_corpus(seed: int = 0, n_reports: int = 300) -> list[str]:
+    """medmm's own text: synthetic reports of every finding type, prompts, answers and digits."""
+    from medmm.synth.reports import INDICATIONS, write_report
+    from medmm.synth.truth import Finding
+
+    rng = np.random.default_rng(seed)
+    catalogue = [
+        ("nodule", "lung", True, "upper lobe"), ("mass", "lung", True, "lower lobe"), ("cyst", "kidney", True, "kidney"),
+        ("effusion", "pleura", True, "pleural space"), ("pneumothorax", "pleura", True, "apex"),
+        ("consolidation", "lung", True, "lower lobe"), ("fracture", "spine", False, "lower thoracic vertebral body"),
+        ("endotracheal_tube", "trachea", False, "trachea"), ("central_line", "superior vena cava", False, "svc"),
+        ("pacemaker", "chest wall", False, "left chest wall"), ("chest_tube", "pleura", True, "pleural space"),
+    ]
+    texts = []
+    for _ in range(n_reports):
+        findings = []
+        for k in rng.permutation(len(catalogue))[: int(rng.integers(0, 4))]:
+            kind, organ, sided, where = catalogue[k]
+            side = str(rng.choice(["left", "right"])) if sided else ("midline" if kind != "pacemaker" else "left")
+            device = kind in ("endotracheal_tube", "central_line", "pacemaker", "chest_tube")
+            findings.append(Finding(kind, organ, side, float(rng.integers(3, 60)), 100 + len(findings),
+                                    category="device" if device else "lesion",
+                                    severity=str(rng.choice(["small", "moderate", "large"])),
+                                    location=f"{side} {where}" if sided else where))
+        modality = str(rng.choice(["CT", "DX", "MR"]))
+        indication = str(rng.choice(INDICATIONS["CT"]))
+        texts.append(write_report(rng, findings, modality, bool(rng.random() < 0.4), indication))
+    questions = [
+        "Is there a {t} in the {s} lung? Answer yes or no.", "Is this a {m} image?", "Does this report contain an error?",
+        "Which type of error does the report contain?", "Describe the finding in the box.",
+        "Where is the {t}? Answer with a box.", "Answer: yes", "Answer: no",
+    ]
+    for q in questions:
+        for t in ("nodule", "mass", "effusion", "pneumothorax", "fracture"):
+            for s in ("left", "right"):
+                texts.append(q.format(t=t, s=s, m=str(rng.choice(["CT", "MRI", "X-ray"]))))
+    texts.append(" ".join(str(i) for i in range(1000)))
+    texts.append("<box>(12,340),(560,78)</box> <ref>nodule</ref> yes no Yes No A B C D")
+    return texts
+
+
+def build_tokenizer(vocab_size: int, family: str, seed: int = 0) -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if family == "llava":
+        specials = ["<unk>", "<pad>", "<s>", "</s>", "<image>"]
+        extra = {"image_token": "<image>"}
+        eos = "</s>"
+    else:
+        specials = ["<unk>", "<pad>", "<s>", "</s>", "<|image_pad|>", "<|video_pad|>", "<|vision_start|>",
+                    "<|vision_end|>", "<|im_start|>", "<|im_end|>"]
+        extra = {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
+                 "vision_start_token": "<|vision_start|>", "vision_end_token": "<|vision_end|>"}
+        eos = "<|im_end|>"
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(training_corpus(seed), trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
+                                   eos_token=eos, extra_special_tokens=extra)
+
+
+def build_tiny(spec: str | TinyConfig = "llava", seed: int | None = None) -> HFVLM:
+    """Build a tiny model in memory from a family name, a YAML path or a :class:`TinyConfig`."""
+    cfg = spec if isinstance(spec, TinyConfig) else load_tiny_config(spec)
+    seed = cfg.seed if seed is None else seed
+    _quiet_transformers()
+    tok = build_tokenizer(int(cfg.tokenizer.get("vocab_size", 1000)), cfg.family, seed=0)
+    torch.manual_seed(seed)
+    if cfg.family == "llava":
+        model, processor = _llava(cfg, tok)
+    else:
+        model, processor = _qwen2_vl(cfg, tok)
+    vlm = HFVLM(model, processor, name=f"tiny:{cfg.family}")
+    vlm.tiny_config = cfg  # type: ignore[attr-defined]
+    return vlm
+
+
+def _text_kwargs(cfg: TinyConfig, tok: Any) -> dict[str, Any]:
+    t = {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "num_key_value_heads": 2, **cfg.text}
+    return {**t, "vocab_size": len(tok), "pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id,
+            "eos_token_id": tok.eos_token_id, "max_position_embeddings": 2048}
+
+
+def _llava(cfg: TinyConfig, tok: Any) -> tuple[Any, Any]:
+    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, LlavaConfig
+    from transformers import LlavaForConditionalGeneration, LlavaProcessor
+
+    v = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, **cfg.vision}
+    n_tokens = (cfg.image_size // cfg.patch_size) ** 2
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(image_size=cfg.image_size, patch_size=cfg.patch_size, **v),
+        text_config=LlamaConfig(**_text_kwargs(cfg, tok)),
+        image_token_id=tok.image_token_id, vision_feature_select_strategy="default", vision_feature_layer=-1,
+        image_seq_length=n_tokens,
+    )
+    model = LlavaForConditionalGeneration(config)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    ip = CLIPImageProcessorPil(size={"shortest_edge": cfg.image_size},
+                               crop_size={"height": cfg.image_size, "width": cfg.image_size})
+    processor = LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=cfg.patch_size,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                               chat_template=LLAVA_TEMPLATE)
+    return model, processor
+
+
+def _qwen2_vl(cfg: TinyConfig, tok: Any) -> tuple[Any, Any]:
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessorPil
+
+    from medmm.models.processors import ImageOnlyQwen2VLProcessor
+
+    text = _text_kwargs(cfg, tok)
+    head_dim = text["hidden_size"] // text["num_attention_heads"]
+    half = head_dim // 2
+    mrope = [half - 2 * (half // 4), half // 4, half // 4]
+    v = {"depth": 2, "embed_dim": 64, "num_heads": 4, "mlp_ratio": 2, **cfg.vision}
+    ids = {name: tok.convert_tokens_to_ids(t) for name, t in (
+        ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
+        ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"))}
+    config = Qwen2VLConfig(
+        vision_config={**v, "hidden_size": text["hidden_size"], "patch_size": cfg.patch_size, "spatial_merge_size": 2,
+                       "temporal_patch_size": 2, "in_channels": 3},
+        text_config={**text, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
+                     **ids},
+        **ids,
+    )
+    model = Qwen2VLForConditionalGeneration(config)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    ip = Qwen2VLImageProcessorPil(min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels, patch_size=cfg.patch_size,
+                                  merge_size=2, temporal_patch_size=2)
+    processor = ImageOnlyQwen2VLProcessor(image_processor=ip, tokenizer=tok, chat_template=QWEN_TEMPLATE)
+    return model, processor
