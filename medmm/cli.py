@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Callable, Sequence
@@ -98,6 +99,58 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build_tiny(args: argparse.Namespace) -> int:
+    from medmm.models.tiny import build_tiny
+
+    vlm = build_tiny(args.family, seed=args.seed)
+    vlm.save(args.out)
+    n = sum(p.numel() for p in vlm.model.parameters())
+    print(f"wrote {args.out}: tiny {args.family} ({n:,} parameters); load it with --model hf:{args.out}", file=sys.stderr)
+    return 0
+
+
+def _image_for_model(path: str, window: str, index: int | None):  # noqa: ANN202 - PIL image
+    from PIL import Image, UnidentifiedImageError
+
+    from medmm.imaging.io import load_volume
+    from medmm.imaging.nifti import is_nifti
+    from medmm.models.base import ImageView
+
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file or folder")
+    if os.path.isfile(path) and not is_nifti(path) and path.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")):
+        try:
+            return Image.open(path).convert("RGB")
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InputError(f"{path}: not a readable image ({exc})") from exc
+    return ImageView(load_volume(path), window=window, index=index)
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from medmm.models import Request, load
+
+    options = {"adapter": args.adapter, "allow_pickle": args.allow_pickle or None,
+               "trust_remote_code": args.trust_remote_code or None, "model": args.server_model,
+               "device": args.device, "dtype": args.dtype}
+    vlm = load(args.model, **options)
+    images = [_image_for_model(p, args.window, args.slice) for p in args.image]
+    request = Request(images=images, prompt=args.prompt)
+    out: dict[str, object] = {}
+    gen = vlm.generate([request], max_new_tokens=args.max_new_tokens)[0]
+    out["text"] = gen.text
+    if args.options:
+        opts = [o for o in args.options.split("|") if o]
+        scores = vlm.score_options([request], opts)[0]
+        out["options"] = dict(zip(opts, scores))
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(gen.text)
+        for k, v in (out.get("options") or {}).items():  # type: ignore[union-attr]
+            print(f"  {k}: {v:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medmm", description="medmm: medical images for multimodal LLMs")
     parser.add_argument("--version", action="version", version=f"medmm {__version__}")
@@ -149,6 +202,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--small", action="store_true", help="small images (fast; for tests and smoke runs)")
     p.set_defaults(func=_cmd_synth)
+
+    models = sub.add_parser("models", help="model utilities").add_subparsers(dest="models_command", required=True)
+    p = models.add_parser("build-tiny", help="write a tiny random model checkpoint (offline) that hf: loads")
+    p.add_argument("--family", choices=("llava", "qwen2-vl"), required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=_cmd_build_tiny)
+
+    p = sub.add_parser("ask", help="ask a vision-language model about images")
+    p.add_argument("--model", required=True, help="hf:PATH, tiny:llava|qwen2-vl, http:URL or a YAML config")
+    p.add_argument("--image", action="append", default=[], help="DICOM file/folder, NIfTI or PNG/JPEG (repeatable)")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--options", default=None, help='candidate answers to score, e.g. "yes|no"')
+    p.add_argument("--json", action="store_true", help='print {"text": ..., "options": {...}}')
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--window", default="file", help="display window for DICOM/NIfTI images")
+    p.add_argument("--slice", type=int, default=None, help="slice of a volume (default: middle)")
+    p.add_argument("--adapter", default=None, help="LoRA adapter folder (hf models)")
+    p.add_argument("--allow-pickle", action="store_true", help="allow .bin/.pt weights (they can run code)")
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--server-model", default=None, help="model name for http servers")
+    p.add_argument("--device", default=None, help="cpu, cuda or auto (hf models)")
+    p.add_argument("--dtype", default=None, help="auto, float32, bfloat16, float16 (hf models)")
+    p.set_defaults(func=_cmd_ask)
     return parser
 
 

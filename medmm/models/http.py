@@ -1,0 +1,159 @@
+"""The ``http`` backend: an OpenAI-compatible chat-completions server (vLLM, TGI, Ollama, llama.cpp).
+
+Images travel as base64 PNG data URLs. Requests run with a concurrency limit, a timeout, and
+retries with exponential backoff on connection errors, timeouts, 429 and 5xx. Option scoring
+uses the ``logprobs``/``top_logprobs`` of the first answer token: it works for options that
+are single tokens for the server (yes/no, A/B/C/D); an option outside the returned top-k gets
+``-inf``; a server that returns no logprobs makes :meth:`score_options` raise
+:class:`UnsupportedError` with that reason. The standard library's ``urllib`` is used on
+purpose: no extra dependency, and nothing here needs more than one POST.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import math
+import socket
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
+
+from medmm.errors import InputError
+from medmm.models.base import VLM, Generation, ModelError, OptionScore, Request, UnsupportedError, options_per_request
+
+RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+def _data_url(image: Any) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class HTTPVLM(VLM):
+    def __init__(self, url: str, model: str | None = None, api_key: str | None = None, timeout: float = 60.0,
+                 retries: int = 3, backoff: float = 0.5, concurrency: int = 4, top_logprobs: int = 20) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise InputError(f"{url!r}: the http backend needs an http:// or https:// URL")
+        base = url.rstrip("/")
+        self.endpoint = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+        self.url = url
+        self.model = model
+        self.api_key = api_key
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.concurrency = max(1, concurrency)
+        self.top_logprobs = top_logprobs
+        self.name = f"http:{url}" + (f" model={model}" if model else "")
+
+    # ------------------------------------------------------------------ protocol
+    def messages(self, request: Request) -> list[dict[str, Any]]:
+        images = iter(_data_url(im) for im in request.pil_images())
+        out = []
+        for m in request.chat():
+            content = m.get("content")
+            if isinstance(content, list):
+                parts = []
+                for c in content:
+                    if c.get("type") == "image":
+                        parts.append({"type": "image_url", "image_url": {"url": next(images)}})
+                    else:
+                        parts.append({"type": "text", "text": c.get("text", "")})
+                out.append({"role": m["role"], "content": parts})
+            else:
+                out.append({"role": m["role"], "content": content})
+        return out
+
+    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        body = json.dumps(payload).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last = "no attempt made"
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            req = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    return json.loads(resp.read().decode("utf-8"))
+            except urllib.error.HTTPError as exc:
+                detail = exc.read()[:300].decode("utf-8", "replace")
+                last = f"HTTP {exc.code} from {self.endpoint}: {detail}"
+                if exc.code not in RETRY_STATUS:
+                    raise ModelError(last) from exc
+            except urllib.error.URLError as exc:
+                reason = exc.reason
+                if isinstance(reason, (socket.timeout, TimeoutError)):
+                    last = f"{self.endpoint} did not answer within {self.timeout:g} s"
+                else:
+                    last = f"cannot reach {self.endpoint} ({reason}); is the server running?"
+            except (socket.timeout, TimeoutError):
+                last = f"{self.endpoint} did not answer within {self.timeout:g} s"
+            except (ConnectionError, json.JSONDecodeError) as exc:
+                last = f"{self.endpoint}: {type(exc).__name__}: {exc}"
+        raise ModelError(f"{last} (after {self.retries + 1} attempt(s))")
+
+    def _payload(self, request: Request, **extra: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = {"messages": self.messages(request), **extra}
+        if self.model:
+            payload["model"] = self.model
+        return payload
+
+    def _map(self, fn: Any, items: Sequence[Any]) -> list[Any]:
+        if self.concurrency == 1 or len(items) <= 1:
+            return [fn(i) for i in items]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(fn, items))
+
+    # ------------------------------------------------------------------ VLM
+    def generate(self, requests: Sequence[Request], max_new_tokens: int = 64, temperature: float = 0.0,
+                 **kwargs: Any) -> list[Generation]:
+        def one(req: Request) -> Generation:
+            t0 = time.perf_counter()
+            data = self._post(self._payload(req, max_tokens=max_new_tokens, temperature=temperature, **kwargs))
+            try:
+                choice = data["choices"][0]
+                text = choice["message"]["content"] or ""
+            except (KeyError, IndexError, TypeError) as exc:
+                raise ModelError(f"{self.endpoint}: unexpected response (no choices[0].message.content)") from exc
+            usage = data.get("usage") or {}
+            return Generation(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
+                              time.perf_counter() - t0, choice.get("finish_reason"))
+
+        return self._map(one, list(requests))
+
+    def score_option_details(self, requests: Sequence[Request],
+                             options: Sequence[str] | Sequence[Sequence[str]]) -> list[list[OptionScore]]:
+        per = options_per_request(requests, options)
+
+        def one(item: tuple[Request, list[str]]) -> list[OptionScore]:
+            req, opts = item
+            data = self._post(self._payload(req, max_tokens=1, temperature=0.0, logprobs=True,
+                                            top_logprobs=self.top_logprobs))
+            try:
+                content = data["choices"][0]["logprobs"]["content"]
+                top = content[0]["top_logprobs"]
+            except (KeyError, IndexError, TypeError) as exc:
+                raise UnsupportedError(
+                    f"{self.endpoint} returned no logprobs, so score_options is unsupported with this server; "
+                    "use a server that implements logprobs/top_logprobs (e.g. vLLM) or the hf backend"
+                ) from exc
+            table: dict[str, float] = {}
+            for entry in top:
+                key = str(entry.get("token", "")).strip()
+                if key and key not in table:
+                    table[key] = float(entry["logprob"])
+            return [OptionScore(o, table.get(o.strip(), -math.inf), 1) for o in opts]
+
+        return self._map(one, list(zip(requests, per)))
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps({"backend": "http", "endpoint": self.endpoint, "model": self.model}).encode()
+                              ).hexdigest()[:32]
