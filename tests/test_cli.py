@@ -125,3 +125,23 @@ def test_bad_input_exit_code_and_one_line(args, needle, tmp_path):
     assert needle in r.stderr
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_models_build_tiny_and_ask(tmp_path, make_series):
+    from PIL import Image
+
+    out = tmp_path / "tiny-llava"
+    r = medmm("models", "build-tiny", "--family", "llava", "--out", str(out), "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    assert (out / "model.safetensors").exists() and (out / "chat_template.jinja").exists()
+    folder, _, _ = make_series(n=3, rows=32, cols=32)
+    png = tmp_path / "x.png"
+    Image.new("RGB", (40, 30), (10, 20, 30)).save(png)
+    r = medmm("ask", "--model", f"hf:{out}", "--image", folder, "--image", str(png),
+              "--prompt", "Is there a nodule?", "--options", "yes|no", "--json", "--max-new-tokens", "4")
+    assert r.returncode == 0, r.stderr
+    obj = json.loads(r.stdout)
+    assert isinstance(obj["text"], str) and set(obj["options"]) == {"yes", "no"}
+    assert all(v < 0 for v in obj["options"].values())
+    r = medmm("ask", "--model", f"hf:{tmp_path / 'nope'}", "--prompt", "x")
+    assert r.returncode == 2 and "no such checkpoint folder" in r.stderr and "Traceback" not in r.stderr

@@ -3,22 +3,30 @@
 Main entry points: :func:`load`, :func:`load_volume`, :func:`describe`, :func:`scan`,
 :func:`save_nifti`, :func:`render`. Problem codes and their policies:
 :mod:`medmm.imaging.problems`. This layer imports nothing from higher medmm layers.
+
+Names are imported lazily, so ``medmm.imaging.volume`` (used by every layer for the type)
+does not pull in pydicom, nibabel or pandas.
 """
 
-from medmm.imaging.io import Description, describe, load, load_volume
-from medmm.imaging.nifti import load_nifti, save_nifti
-from medmm.imaging.problems import POLICIES, Problem
-from medmm.imaging.views import PRESETS, render, save_png, three_windows
-from medmm.imaging.volume import HeaderFacts, Volume, VoiLut, Window
+from __future__ import annotations
 
-__all__ = [
-    "Description", "HeaderFacts", "POLICIES", "PRESETS", "Problem", "Volume", "VoiLut", "Window",
-    "describe", "load", "load_nifti", "load_volume", "render", "save_nifti", "save_png", "three_windows",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Description": "medmm.imaging.io", "describe": "medmm.imaging.io", "load": "medmm.imaging.io",
+    "load_volume": "medmm.imaging.io", "load_nifti": "medmm.imaging.nifti", "save_nifti": "medmm.imaging.nifti",
+    "POLICIES": "medmm.imaging.problems", "Problem": "medmm.imaging.problems", "PRESETS": "medmm.imaging.views",
+    "render": "medmm.imaging.views", "save_png": "medmm.imaging.views", "three_windows": "medmm.imaging.views",
+    "HeaderFacts": "medmm.imaging.volume", "Volume": "medmm.imaging.volume", "VoiLut": "medmm.imaging.volume",
+    "Window": "medmm.imaging.volume", "scan": "medmm.imaging.index",
+}
+__all__ = sorted(_EXPORTS)
 
 
-def scan(root: str, workers: int | None = None):  # noqa: ANN201 - re-export with lazy pandas import
-    """Header index of a folder tree; see :func:`medmm.imaging.index.scan`."""
-    from medmm.imaging.index import scan as _scan
-
-    return _scan(root, workers=workers)
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'medmm.imaging' has no attribute {name!r}")

@@ -256,7 +256,8 @@ class HFVLM(VLM):
                     mask = torch.cat([enc["attention_mask"].expand(n, -1), (target >= 0).long()], dim=1)
                     positions = torch.arange(prompt_len, prompt_len + longest - 1, device=self.device)
                     extra = self._continuation_positions(positions, n)
-                    cont = self.model(input_ids=feed, attention_mask=mask, cache=cache, use_cache=True,
+                    extra[self._cache_kwarg()] = cache
+                    cont = self.model(input_ids=feed, attention_mask=mask, use_cache=True,
                                       cache_position=positions, **extra)
                     lp = torch.log_softmax(cont.logits.float(), dim=-1)
                     picked = lp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1) * (target >= 0)
@@ -264,6 +265,13 @@ class HFVLM(VLM):
                         totals[i] += float(picked[i].sum())
             results.append([OptionScore(o, s, len(t)) for o, s, t in zip(opts, totals, ids)])
         return results
+
+    def _cache_kwarg(self) -> str:
+        """``cache`` in transformers >= 5.2x, ``past_key_values`` before (and deprecated after)."""
+        import inspect
+
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
     def _continuation_positions(self, positions: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
         """Explicit position ids for text that continues a cached multimodal prompt.

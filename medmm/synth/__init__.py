@@ -2,8 +2,21 @@
 
 ``synthesize(out, n, seed)`` writes CT series, chest radiographs and brain MR series as real
 DICOM, NIfTI copies with label maps, reports consistent with the truth and a manifest.
+Names are imported lazily (``medmm.synth.reports`` alone needs only numpy).
 """
 
-from medmm.synth.generate import KINDS, SMALL, SynthConfig, make_study, synthesize
+from __future__ import annotations
 
-__all__ = ["KINDS", "SMALL", "SynthConfig", "make_study", "synthesize"]
+import importlib
+from typing import Any
+
+_EXPORTS = {name: "medmm.synth.generate" for name in ("KINDS", "SMALL", "SynthConfig", "make_study", "synthesize")}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'medmm.synth' has no attribute {name!r}")
