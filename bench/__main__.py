@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 
-from bench import broken_series, header_index, series_load, synth_speed
+from bench import broken_series, header_index, models_speed, series_load, synth_speed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     ns, per = (20, 50) if a.quick else (200, 100)
     print(header_index.report(header_index.run(ns, per, 1 if a.quick else 3)), "\n", flush=True)
     print(broken_series.report(broken_series.run()), "\n", flush=True)
-    print(synth_speed.report(synth_speed.run(12 if a.quick else 50)), flush=True)
+    print(synth_speed.report(synth_speed.run(12 if a.quick else 50)), "\n", flush=True)
+    print(models_speed.report(models_speed.run(1 if a.quick else 3)), flush=True)
     return 0
 
 

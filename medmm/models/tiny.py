@@ -144,17 +144,23 @@ def build_tokenizer(vocab_size: int, family: str, seed: int = 0) -> Any:
                                    eos_token=eos, extra_special_tokens=extra)
 
 
-def build_tiny(spec: str | TinyConfig = "llava", seed: int | None = None) -> HFVLM:
-    """Build a tiny model in memory from a family name, a YAML path or a :class:`TinyConfig`."""
+def build_tiny(spec: str | TinyConfig = "llava", seed: int | None = None, device: str = "cpu",
+               dtype: str = "float32") -> HFVLM:
+    """Build a tiny model in memory from a family name, a YAML path or a :class:`TinyConfig`.
+
+    ``device``/``dtype`` place the random weights directly (e.g. a large benchmark model on a GPU).
+    """
+    from medmm.models.hf import resolve_device, resolve_dtype
+
     cfg = spec if isinstance(spec, TinyConfig) else load_tiny_config(spec)
     seed = cfg.seed if seed is None else seed
     _quiet_transformers()
     tok = build_tokenizer(int(cfg.tokenizer.get("vocab_size", 1000)), cfg.family, seed=0)
     torch.manual_seed(seed)
-    if cfg.family == "llava":
-        model, processor = _llava(cfg, tok)
-    else:
-        model, processor = _qwen2_vl(cfg, tok)
+    dev = resolve_device(device)
+    with dev:
+        model, processor = _llava(cfg, tok) if cfg.family == "llava" else _qwen2_vl(cfg, tok)
+    model.to(dtype=resolve_dtype(dtype, dev))
     vlm = HFVLM(model, processor, name=f"tiny:{cfg.family}")
     vlm.tiny_config = cfg  # type: ignore[attr-defined]
     return vlm
