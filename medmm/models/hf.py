@@ -18,7 +18,7 @@ import torch
 
 from medmm.errors import InputError
 from medmm.models.base import VLM, Generation, ModelError, OptionScore, Request, options_per_request
-from medmm.models.processors import QWEN_TYPES, load_processor, read_chat_template
+from medmm.models.processors import QWEN_TYPES, load_processor
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
