@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="model utilities").add_subparsers(dest="models_command", required=True)
     p = models.add_parser("build-tiny", help="write a tiny random model checkpoint (offline) that hf: loads")
-    p.add_argument("--family", choices=("llava", "qwen2-vl"), required=True)
+    p.add_argument("--family", choices=("llava", "llava-next", "qwen2-vl", "qwen2.5-vl"), required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=_cmd_build_tiny)

@@ -16,7 +16,7 @@ from medmm.models import ImageView, ModelError, Request, load
 from medmm.models.hf import HFVLM
 from medmm.models.tiny import build_tiny, load_tiny_config
 
-FAMILIES = ["llava", "qwen2-vl"]
+FAMILIES = ["llava", "llava-next", "qwen2-vl", "qwen2.5-vl"]
 OPTIONS = ["yes", "no", "a small left pleural effusion"]
 
 

@@ -19,7 +19,7 @@ import yaml
 from medmm.errors import ConfigError
 from medmm.models.hf import HFVLM, _quiet_transformers
 
-FAMILIES = ("llava", "qwen2-vl")
+FAMILIES = ("llava", "llava-next", "qwen2-vl", "qwen2.5-vl")
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs", "models")
 
 LLAVA_TEMPLATE = (
@@ -124,7 +124,7 @@ def build_tokenizer(vocab_size: int, family: str, seed: int = 0) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    if family == "llava":
+    if family.startswith("llava"):
         specials = ["<unk>", "<pad>", "<s>", "</s>", "<image>"]
         extra = {"image_token": "<image>"}
         eos = "</s>"
@@ -155,11 +155,11 @@ def build_tiny(spec: str | TinyConfig = "llava", seed: int | None = None, device
     cfg = spec if isinstance(spec, TinyConfig) else load_tiny_config(spec)
     seed = cfg.seed if seed is None else seed
     _quiet_transformers()
-    tok = build_tokenizer(int(cfg.tokenizer.get("vocab_size", 1000)), cfg.family, seed=0)
+    tok = build_tokenizer(int(cfg.tokenizer.get("vocab_size", 1000)), "llava" if cfg.family.startswith("llava") else "qwen", seed=0)
     torch.manual_seed(seed)
     dev = resolve_device(device)
     with dev:
-        model, processor = _llava(cfg, tok) if cfg.family == "llava" else _qwen2_vl(cfg, tok)
+        model, processor = _llava(cfg, tok) if cfg.family.startswith("llava") else _qwen2_vl(cfg, tok)
     model.to(dtype=resolve_dtype(dtype, dev))
     vlm = HFVLM(model, processor, name=f"tiny:{cfg.family}")
     vlm.tiny_config = cfg  # type: ignore[attr-defined]
@@ -174,30 +174,39 @@ def _text_kwargs(cfg: TinyConfig, tok: Any) -> dict[str, Any]:
 
 
 def _llava(cfg: TinyConfig, tok: Any) -> tuple[Any, Any]:
-    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, LlavaConfig
-    from transformers import LlavaForConditionalGeneration, LlavaProcessor
+    """LLaVA (1.5) or, for family ``llava-next``, LLaVA-NeXT with any-resolution tiling."""
+    import transformers as tf
 
     v = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, **cfg.vision}
     n_tokens = (cfg.image_size // cfg.patch_size) ** 2
-    config = LlavaConfig(
-        vision_config=CLIPVisionConfig(image_size=cfg.image_size, patch_size=cfg.patch_size, **v),
-        text_config=LlamaConfig(**_text_kwargs(cfg, tok)),
+    common = dict(
+        vision_config=tf.CLIPVisionConfig(image_size=cfg.image_size, patch_size=cfg.patch_size, **v),
+        text_config=tf.LlamaConfig(**_text_kwargs(cfg, tok)),
         image_token_id=tok.image_token_id, vision_feature_select_strategy="default", vision_feature_layer=-1,
         image_seq_length=n_tokens,
     )
-    model = LlavaForConditionalGeneration(config)
+    crop = {"height": cfg.image_size, "width": cfg.image_size}
+    if cfg.family == "llava-next":
+        s = cfg.image_size
+        pinpoints = [[s, s], [s, 2 * s], [2 * s, s], [2 * s, 2 * s]]
+        model = tf.LlavaNextForConditionalGeneration(tf.LlavaNextConfig(image_grid_pinpoints=pinpoints, **common))
+        ip = tf.LlavaNextImageProcessorPil(size={"shortest_edge": s}, crop_size=crop, image_grid_pinpoints=pinpoints)
+        proc_cls = tf.LlavaNextProcessor
+    else:
+        model = tf.LlavaForConditionalGeneration(tf.LlavaConfig(**common))
+        ip = tf.CLIPImageProcessorPil(size={"shortest_edge": cfg.image_size}, crop_size=crop)
+        proc_cls = tf.LlavaProcessor
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
-    ip = CLIPImageProcessorPil(size={"shortest_edge": cfg.image_size},
-                               crop_size={"height": cfg.image_size, "width": cfg.image_size})
-    processor = LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=cfg.patch_size,
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
-                               chat_template=LLAVA_TEMPLATE)
+    processor = proc_cls(image_processor=ip, tokenizer=tok, patch_size=cfg.patch_size,
+                         vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                         chat_template=LLAVA_TEMPLATE)
     return model, processor
 
 
 def _qwen2_vl(cfg: TinyConfig, tok: Any) -> tuple[Any, Any]:
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessorPil
+    """Qwen2-VL or, for family ``qwen2.5-vl``, Qwen2.5-VL (windowed vision attention)."""
+    import transformers as tf
 
     from medmm.models.processors import ImageOnlyQwen2VLProcessor
 
@@ -205,21 +214,25 @@ def _qwen2_vl(cfg: TinyConfig, tok: Any) -> tuple[Any, Any]:
     head_dim = text["hidden_size"] // text["num_attention_heads"]
     half = head_dim // 2
     mrope = [half - 2 * (half // 4), half // 4, half // 4]
-    v = {"depth": 2, "embed_dim": 64, "num_heads": 4, "mlp_ratio": 2, **cfg.vision}
     ids = {name: tok.convert_tokens_to_ids(t) for name, t in (
         ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
         ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"))}
-    config = Qwen2VLConfig(
-        vision_config={**v, "hidden_size": text["hidden_size"], "patch_size": cfg.patch_size, "spatial_merge_size": 2,
-                       "temporal_patch_size": 2, "in_channels": 3},
-        text_config={**text, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-                     **ids},
-        **ids,
-    )
-    model = Qwen2VLForConditionalGeneration(config)
+    text_config = {**text, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope}, **ids}
+    if cfg.family == "qwen2.5-vl":
+        v = {"depth": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 4, "window_size": 56,
+             "fullatt_block_indexes": [1], **cfg.vision}
+        vision = {**v, "out_hidden_size": text["hidden_size"], "patch_size": cfg.patch_size, "spatial_merge_size": 2,
+                  "temporal_patch_size": 2}
+        model = tf.Qwen2_5_VLForConditionalGeneration(tf.Qwen2_5_VLConfig(vision_config=vision, text_config=text_config, **ids))
+    else:
+        v = {"depth": 2, "embed_dim": 64, "num_heads": 4, "mlp_ratio": 2, **cfg.vision}
+        vision = {**v, "hidden_size": text["hidden_size"], "patch_size": cfg.patch_size, "spatial_merge_size": 2,
+                  "temporal_patch_size": 2, "in_channels": 3}
+        model = tf.Qwen2VLForConditionalGeneration(tf.Qwen2VLConfig(vision_config=vision, text_config=text_config, **ids))
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
-    ip = Qwen2VLImageProcessorPil(min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels, patch_size=cfg.patch_size,
-                                  merge_size=2, temporal_patch_size=2)
+    model.generation_config.bos_token_id = tok.bos_token_id
+    ip = tf.Qwen2VLImageProcessorPil(min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels, patch_size=cfg.patch_size,
+                                     merge_size=2, temporal_patch_size=2)
     processor = ImageOnlyQwen2VLProcessor(image_processor=ip, tokenizer=tok, chat_template=QWEN_TEMPLATE)
     return model, processor
