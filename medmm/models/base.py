@@ -120,6 +120,9 @@ class Request:
 
 @dataclass(frozen=True)
 class Generation:
+    """One answer. ``seconds`` is the wall time of the call that produced it (for a batched
+    backend, the whole batch's); ``finish_reason`` is ``stop`` or ``length`` (or the server's)."""
+
     text: str
     prompt_tokens: int
     completion_tokens: int

@@ -94,7 +94,9 @@ class HFVLM(VLM):
         self.model = model.eval()
         self.processor = processor
         self.tokenizer = processor.tokenizer
-        self.tokenizer.padding_side = "left"
+        self.tokenizer.padding_side = "left"  # batched generation appends on the right
+        if self.tokenizer.pad_token is None:  # some checkpoints ship without one; padding is masked anyway
+            self.tokenizer.pad_token = self.tokenizer.eos_token
         self.path = path
         self.adapter = adapter
         self.batch_size = batch_size
