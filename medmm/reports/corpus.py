@@ -1,0 +1,105 @@
+"""Report corpora: a folder of .txt files (MIMIC-CXR's nested sNNNNNNNN.txt included), CSV with
+a report column (IU-Xray's indiana_reports.csv with findings/impression columns included),
+JSONL, and medmm's synthetic manifest. A bad row is skipped with its reason, never fatal."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from medmm.errors import InputError
+
+csv.field_size_limit(10_000_000)
+
+
+@dataclass
+class Corpus:
+    rows: list[dict[str, Any]] = field(default_factory=list)  # {"id", "report", "header", "source"}
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (where, reason)
+
+
+def _read_text(path: str) -> str:
+    raw = open(path, "rb").read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+def _header_from_manifest(rec: dict[str, Any]) -> dict[str, Any]:
+    view = next((i.get("view") for i in rec.get("images", []) if i.get("view")), None)
+    return {"modality": rec.get("modality"), "body_part": rec.get("body_part"), "laterality": None,
+            "view_position": view, "sex": rec.get("sex")}
+
+
+def read_corpus(path: str) -> Corpus:
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file or folder")
+    out = Corpus()
+    if os.path.isdir(path):
+        for d, dirs, files in os.walk(path):
+            dirs.sort()
+            for f in sorted(files):
+                if f.lower().endswith(".txt"):
+                    full = os.path.join(d, f)
+                    text = _read_text(full)
+                    if text.strip():
+                        out.rows.append({"id": os.path.relpath(full, path), "report": text, "header": None,
+                                         "source": "txt"})
+                    else:
+                        out.skipped.append((full, "empty report"))
+        return out
+    low = path.lower()
+    if low.endswith(".csv"):
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            reader = csv.DictReader(fh)
+            cols = {c.lower(): c for c in reader.fieldnames or []}
+            iu = "findings" in cols and "impression" in cols
+            text_col = next((cols[c] for c in ("report", "text", "report_text") if c in cols), None)
+            if not iu and text_col is None:
+                raise InputError(f"{path}: CSV needs a 'report' (or 'text') column, or IU-Xray's 'findings' and "
+                                 f"'impression' columns; found {reader.fieldnames}")
+            for n, row in enumerate(reader, start=2):
+                rid = row.get(cols.get("uid", ""), None) or row.get(cols.get("id", ""), None) or f"row{n}"
+                if iu:
+                    parts = []
+                    if (row[cols["findings"]] or "").strip():
+                        parts.append("FINDINGS: " + row[cols["findings"]].strip())
+                    if (row[cols["impression"]] or "").strip():
+                        parts.append("IMPRESSION: " + row[cols["impression"]].strip())
+                    text = "\n\n".join(parts)
+                else:
+                    text = row.get(text_col) or ""
+                if text.strip():
+                    out.rows.append({"id": str(rid), "report": text, "header": None, "source": "csv"})
+                else:
+                    out.skipped.append((f"{path}:{n}", "empty report"))
+        return out
+    if low.endswith((".jsonl", ".json")):
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    out.skipped.append((f"{path}:{n}", f"not JSON ({exc.msg})"))
+                    continue
+                if not isinstance(rec, dict):
+                    out.skipped.append((f"{path}:{n}", "not a JSON object"))
+                    continue
+                text = rec.get("report") or rec.get("text") or ""
+                if not isinstance(text, str) or not text.strip():
+                    out.skipped.append((f"{path}:{n}", "no report text"))
+                    continue
+                if "study_id" in rec and "modality" in rec:
+                    out.rows.append({"id": rec["study_id"], "report": text, "header": _header_from_manifest(rec),
+                                     "source": "synthetic"})
+                else:
+                    out.rows.append({"id": str(rec.get("id", f"line{n}")), "report": text, "header": rec.get("header"),
+                                     "source": "jsonl"})
+        return out
+    raise InputError(f"{path}: use a folder of .txt reports, a .csv, a .jsonl or a synthetic manifest.jsonl")

@@ -1,0 +1,106 @@
+"""Report sections and sentences, with character offsets into the original text.
+
+Headers are found the way MIMIC-CXR's section parser does it (a capitalised word or two
+followed by a colon) but typo-tolerant: a header candidate is matched to the known names with
+difflib similarity >= 0.8 ("IMPRESION:", "FINDNGS:"). A report with no headers is one
+FINDINGS section, and when it has several paragraphs the last one is taken as the impression.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+SECTION_NAMES: dict[str, tuple[str, ...]] = {
+    "findings": ("FINDINGS", "FINDING", "REPORT", "BODY"),
+    "impression": ("IMPRESSION", "IMPRESSIONS", "CONCLUSION", "CONCLUSIONS", "OPINION", "SUMMARY", "DIAGNOSIS"),
+    "comparison": ("COMPARISON", "COMPARISONS", "PRIOR", "PRIORS", "PRIOR STUDIES", "PRIOR STUDY"),
+    "indication": ("INDICATION", "INDICATIONS", "HISTORY", "CLINICAL HISTORY", "CLINICAL INDICATION",
+                   "REASON FOR EXAM", "REASON FOR STUDY", "CLINICAL INFORMATION"),
+    "technique": ("TECHNIQUE", "PROCEDURE", "EXAMINATION", "EXAM", "STUDY", "PROTOCOL"),
+}
+_ALL = {name: key for key, names in SECTION_NAMES.items() for name in names}
+_HEADER = re.compile(r"(?:(?<=\n)|^|(?<=\.\s)|(?<=\.\s\s))[ \t]*([A-Za-z][A-Za-z ]{1,28}?)[ \t]*:", re.M)
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str  # findings | impression | comparison | indication | technique | other
+    start: int  # content start (after the header)
+    end: int
+    header_start: int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Sentence:
+    section: str
+    start: int
+    end: int
+    text: str
+
+
+def _header_key(candidate: str) -> str | None:
+    word = " ".join(candidate.upper().split())
+    if word in _ALL:
+        return _ALL[word]
+    if not candidate.strip()[:1].isupper():
+        return None
+    best = difflib.get_close_matches(word, list(_ALL), n=1, cutoff=0.8)
+    return _ALL[best[0]] if best else None
+
+
+def split_sections(text: str) -> list[Section]:
+    """Sections in order of appearance; text before the first header is ``other`` (or
+    ``findings`` when there is no header at all)."""
+    heads = []
+    for m in _HEADER.finditer(text):
+        key = _header_key(m.group(1))
+        if key:
+            heads.append((m.start(1), m.end(), key))
+    sections: list[Section] = []
+    if not heads:
+        paragraphs = [m for m in re.finditer(r"\S(?:.|\n(?!\s*\n))*", text)]
+        if len(paragraphs) >= 2:
+            last = paragraphs[-1]
+            sections.append(Section("findings", paragraphs[0].start(), paragraphs[-2].end(), None,
+                                    text[paragraphs[0].start(): paragraphs[-2].end()]))
+            sections.append(Section("impression", last.start(), last.end(), None, last.group(0)))
+        elif text.strip():
+            s = len(text) - len(text.lstrip())
+            sections.append(Section("findings", s, len(text.rstrip()), None, text.strip()))
+        return sections
+    if text[: heads[0][0]].strip():
+        s = len(text) - len(text.lstrip())
+        sections.append(Section("other", s, heads[0][0], None, text[s: heads[0][0]]))
+    for i, (hstart, cstart, key) in enumerate(heads):
+        end = heads[i + 1][0] if i + 1 < len(heads) else len(text)
+        sections.append(Section(key, cstart, end, hstart, text[cstart:end]))
+    return sections
+
+
+_SENT_END = re.compile(r"(?<=[.!?;])\s+|\n\s*\n|\n(?=\s*(?:\d+[.)]|[-*•])\s)")
+_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")
+
+
+def split_sentences(text: str, sections: list[Section] | None = None) -> list[Sentence]:
+    """Sentences within each section (list markers such as "1." stay out of the sentence)."""
+    out: list[Sentence] = []
+    for sec in sections if sections is not None else split_sections(text):
+        pos = sec.start
+        for piece in _SENT_END.split(text[sec.start: sec.end]) + [""]:
+            if piece is None:
+                continue
+            idx = text.find(piece, pos, sec.end) if piece else -1
+            if idx < 0:
+                continue
+            pos = idx + len(piece)
+            item = _ITEM.match(piece)
+            s = idx + (item.end() if item else 0)
+            e = idx + len(piece.rstrip())
+            while s < e and text[s].isspace():
+                s += 1
+            if e > s and re.search(r"[A-Za-z]", text[s:e]):
+                out.append(Sentence(sec.name, s, e, text[s:e]))
+    return out
