@@ -21,7 +21,7 @@ from medmm.reports.sections import Section, Sentence, split_sections, split_sent
 # finding type -> (organ, patterns). Device types carry category "device".
 LEXICON: dict[str, tuple[str, tuple[str, ...]]] = {
     "nodule": ("lung", (r"nodules?", r"granulomas?")),
-    "mass": ("any", (r"mass(?:es)?", r"tumou?rs?")),
+    "mass": ("any", (r"mass(?:es)?(?!\s+effect)", r"tumou?rs?")),
     "cyst": ("any", (r"cysts?",)),
     "effusion": ("pleura", (r"(?:pleural\s+)?effusions?", r"hydrothorax")),
     "pneumothorax": ("pleura", (r"pneumothora(?:x|ces)",)),
@@ -61,12 +61,19 @@ def term_type(text: str) -> str:
 
 PRE_NEG = (r"no", r"not", r"without", r"negative\s+for", r"free\s+of", r"no\s+evidence\s+of", r"no\s+signs?\s+of",
            r"absence\s+of", r"resolution\s+of", r"resolved", r"rules?\s+out", r"ruled\s+out", r"clear\s+of",
-           r"no\s+(?:definite|focal|acute|significant|suspicious|large|residual|visible)", r"neither", r"nor")
+           r"no\s+(?:definite|focal|acute|significant|large|residual|visible)", r"neither", r"nor")
 POST_NEG = (r"(?:is|are|was|were)\s+(?:absent|not\s+(?:seen|identified|present|visualized|appreciated))",
             r"not\s+(?:seen|identified|present)", r"has\s+resolved", r"have\s+resolved", r":\s*(?:no|none|negative|absent)\b",
             r"(?:is|are)\s+no\s+longer\s+(?:seen|present|visualized)")
 PSEUDO = (r"no\s+(?:new|change|interval\s+change|increase|decrease|significant\s+change)", r"not\s+only",
+          # a qualified denial ("no other / solid / suspicious nodules") says nothing against the finding itself
+          r"no\s+(?:other|additional|further|more|second|solid|calcified|cavitary|suspicious|dominant|enlarging|"
+          r"discrete|worrisome)",
           r"no\s+longer\s+(?!seen|present|visualized)", r"without\s+(?:change|interval\s+change)")
+# Hedges that follow the finding and still question its existence ("pneumonia cannot be excluded");
+# others that follow it ("nodule, likely benign", "mass, concerning for malignancy") qualify its nature.
+UNCERTAIN_POST = (r"cannot\s+(?:be\s+)?(?:excluded?|ruled?\s+out)", r"can\s*not\s+be\s+(?:excluded|ruled\s+out)",
+                  r"not\s+excluded", r"(?:is|are)\s+(?:questionable|possible|suspected)", r"versus", r"vs\.?")
 UNCERTAIN = (r"cannot\s+(?:be\s+)?(?:excluded?|ruled?\s+out)", r"can\s*not\s+be\s+(?:excluded|ruled\s+out)",
              r"not\s+excluded", r"possib(?:le|ly)", r"probabl[ey]", r"likely", r"may\s+(?:represent|be)",
              r"suspicious\s+for", r"concerning\s+for", r"questionable", r"suggestive\s+of", r"versus", r"vs\.?",
@@ -77,6 +84,7 @@ _PRE = _words_alternation(PRE_NEG)
 _POST = re.compile(r"(?:" + "|".join(POST_NEG) + r")", re.I)
 _PSEUDO = _words_alternation(PSEUDO)
 _UNCERTAIN = _words_alternation(UNCERTAIN)
+_UNCERTAIN_POST = _words_alternation(UNCERTAIN_POST)
 _TERMINATOR = re.compile(TERMINATORS, re.I)
 _SIDE = re.compile(r"\b(left|right|bilateral(?:ly)?|both)(?:[-\s]sided)?\b", re.I)
 _SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:x\s*\d+(?:\.\d+)?\s*(?:x\s*\d+(?:\.\d+)?\s*)?)?(mm|cm|millimet(?:er|re)s?|centimet(?:er|re)s?)\b", re.I)
@@ -223,7 +231,9 @@ def analyze(text: str) -> Analysis:
                 if post:
                     mention.negated, mention.trigger = True, post.group(0).strip()
             if not mention.negated:
-                unc = next((u for u in s_unc if cs <= u[0] < ce), None)
+                unc = next((u for u in s_unc if cs <= u[0] and u[1] <= ms), None)  # a hedge before the term
+                if unc is None:
+                    unc = next((u for u in s_unc if me <= u[0] < ce and _UNCERTAIN_POST.fullmatch(u[2])), None)
                 if unc:
                     mention.uncertain = True
                     mention.trigger = mention.trigger or unc[2]

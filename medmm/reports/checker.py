@@ -105,6 +105,7 @@ _NORMAL_IMPRESSION = re.compile(
     r"examination|ct|mri|chest|radiograph|brain)|unremarkable\s+(?:study|exam|examination)|no\s+(?:significant|"
     r"radiographic)\s+abnormalit)", re.I)
 _SIGNIFICANT = {"pneumothorax", "effusion", "consolidation", "mass", "fracture", "hemorrhage", "edema", "nodule", "cyst"}
+_CRITICAL = {"pneumothorax", "effusion", "mass", "hemorrhage", "fracture"}
 
 
 def _compatible_side(a: str | None, b: str | None) -> bool:
@@ -177,8 +178,20 @@ def rule_sections(a: Analysis, header: Header | None = None) -> list[Flag]:
                 s, e = _sentence_span(a, p)
                 flags.append(_flag("severity", a, s, e, f"impression calls the {p.text} {p.severity}; findings call it "
                                    f"{o.severity}", 0.75, rule="severity_sections"))
-    # a significant positive finding in the findings while the impression calls the study normal
+    # a significant finding stated in the findings that the impression never mentions
+    imp_types = {m.type for m in imp}
     imp_sec = a.section("impression")
+    if imp_sec is not None and imp and not _NORMAL_IMPRESSION.search(imp_sec.text):
+        for m in fnd:
+            if (m.positive and not m.uncertain and m.type in _CRITICAL and m.type not in imp_types
+                    and not any(x.type == m.type and x.negated for x in fnd if x.sentence != m.sentence)):
+                s, e = _sentence_span(a, m)
+                conf = 0.45 if m.severity in ("trace", "tiny", "minimal", "small", "mild") and m.type == "effusion" else 0.6
+                flags.append(_flag("negation", a, s, e,
+                                   f"findings report {m.severity + ' ' if m.severity else ''}{m.text} but the impression, "
+                                   "which lists other findings, never mentions it", conf, rule="unsummarised_finding"))
+                break
+    # a significant positive finding in the findings while the impression calls the study normal
     if imp_sec is not None and _NORMAL_IMPRESSION.search(imp_sec.text) and not any(m.positive for m in imp):
         for m in fnd:
             if m.positive and not m.uncertain and m.type in _SIGNIFICANT:
@@ -246,7 +259,7 @@ def rule_interval(a: Analysis, header: Header | None = None) -> list[Flag]:
 
 _HOMOPHONES = [
     (re.compile(r"\bplural\s+(?:effusions?|space|fluid|thickening|based)\b", re.I), "\"plural\" for \"pleural\""),
-    (re.compile(r"\bwrite\s+(?:lower|upper|middle|lung|sided|side|kidney|pleural|hilar|hemithorax|lobe)\b", re.I),
+    (re.compile(r"\bwrite(?:-sided)?\s+(?!(?:a|an|the|up|down|this|that|it|to|back|in|out|of)\b)[a-z]+", re.I),
      "\"write\" for \"right\""),
     (re.compile(r"\bknow\s+(?:evidence|acute|focal|pneumothorax|effusion|consolidation|fracture|significant)\b", re.I),
      "\"know\" for \"no\""),
@@ -335,7 +348,8 @@ _MODALITY_GROUP = {"CT": "CT", "MR": "MR", "DX": "XR", "CR": "XR", "DR": "XR", "
 _NOT_THIS_STUDY = re.compile(r"\b(?:prior|previous|compar\w*|recommend\w*|follow-?up|consider\w*|correlat\w*|outside|"
                              r"earlier|dated|if\s+clinically)\b", re.I)
 _REGIONS = {
-    "HEAD": re.compile(r"\b(?:brain|intracranial|cerebr\w+|cerebell\w+|ventricles?|midline\s+shift|skull|sella|"
+    "HEAD": re.compile(r"\b(?:brain|intracranial|cerebr\w+|cerebell\w+|(?:lateral|third|fourth)\s+ventricles?|"
+                       r"midline\s+shift|skull|sella|"
                        r"white\s+matter|gray\s+matter)\b", re.I),
     "CHEST": re.compile(r"\b(?:lungs?|pleural|pneumothorax|mediastin\w*|pulmonary|cardiomediastinal|hila|hilar)\b", re.I),
 }

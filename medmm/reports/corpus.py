@@ -35,10 +35,42 @@ def _header_from_manifest(rec: dict[str, Any]) -> dict[str, Any]:
             "view_position": view, "sex": rec.get("sex")}
 
 
+def _is_block_file(path: str) -> bool:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return any(line.strip() == "---" for line in fh)
+
+
+def _read_blocks(path: str) -> Corpus:
+    """A "report block" file: reports separated by lines ``---``; ``# `` lines are comments; an optional
+    first line ``#header {json}`` gives the report's DICOM header facts."""
+    import re
+
+    out = Corpus()
+    text = _read_text(path)
+    for i, block in enumerate(re.split(r"^---[ \t]*$", text, flags=re.M), start=1):
+        lines = [ln for ln in block.strip().splitlines() if not (ln.startswith("# ") or ln.strip() == "#")]
+        header = None
+        if lines and lines[0].startswith("#header"):
+            try:
+                header = json.loads(lines[0][len("#header"):])
+            except json.JSONDecodeError as exc:
+                out.skipped.append((f"{path}: block {i}", f"#header is not JSON ({exc.msg})"))
+                continue
+            lines = lines[1:]
+        report = "\n".join(lines).strip()
+        if report:
+            out.rows.append({"id": f"{os.path.basename(path)}#{i}", "report": report, "header": header, "source": "blocks"})
+        elif header is not None:
+            out.skipped.append((f"{path}: block {i}", "empty report"))
+    return out
+
+
 def read_corpus(path: str) -> Corpus:
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file or folder")
     out = Corpus()
+    if os.path.isfile(path) and path.lower().endswith(".txt") and _is_block_file(path):
+        return _read_blocks(path)
     if os.path.isdir(path):
         for d, dirs, files in os.walk(path):
             dirs.sort()

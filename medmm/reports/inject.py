@@ -82,9 +82,16 @@ def op_laterality(a: Analysis, header: dict | None, rng: np.random.Generator) ->
 _LOC = re.compile(r"\b(?:in|of|at)\s+the\s+((?:left|right)\s+)?([a-z]+(?:\s+[a-z]+){0,3}?)(?=[,.;]|\s+(?:with|measuring|which|and)\b|$)")
 
 
+def _singular(word: str) -> str:
+    w = word.lower()
+    for plural, single in (("masses", "mass"), ("pneumothoraces", "pneumothorax"), ("opacities", "opacity")):
+        if w.endswith(plural):
+            return w[: -len(plural)] + single
+    return w[:-1] if w.endswith("s") and not w.endswith("ss") else w
+
+
 def _negative_of(a: Analysis, m) -> str:
-    term = LEXICON[m.type][1][0].split("(")[0].replace("\\s+", " ").replace("?", "")
-    term = re.sub(r"[^a-z ]", "", term).strip() or m.text.lower()
+    term = _singular(m.text)
     if m.type == "effusion":
         term = "pleural effusion"
     sent = a.sentences[m.sentence].text
@@ -181,7 +188,8 @@ def op_severity(a: Analysis, header: dict | None, rng: np.random.Generator) -> E
 
 
 _INTERVAL_PHRASES = (", unchanged from the prior study", ", new since the prior examination", ", increased since the prior study",
-                     ", stable compared with the prior radiograph")
+                     ", stable compared with the prior study")
+_BARE_INTERVAL = (", unchanged", ", new", ", increased in size", ", stable")
 
 
 def op_interval(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
@@ -206,7 +214,9 @@ def op_interval(a: Analysis, header: dict | None, rng: np.random.Generator) -> E
         return None
     sent = a.sentences[m.sentence].text
     body = sent.rstrip(".;")
-    phrase = str(rng.choice(_INTERVAL_PHRASES))
+    # with COMPARISON saying "none" any interval phrase contradicts it; with no COMPARISON section a phrase that
+    # names a prior would itself be the only (unverifiable) statement about one, so a bare interval word is used
+    phrase = str(rng.choice(_INTERVAL_PHRASES if status == "none" else _BARE_INTERVAL))
     return _sentence_edit(a, m.sentence, body + phrase + sent[len(body):] if sent[len(body):] else body + phrase + ".",
                           "interval", "interval language without a prior")
 
