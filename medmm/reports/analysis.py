@@ -12,6 +12,7 @@ right effusion"). The trigger lists are the NegEx/ConText ones, trimmed to radio
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +54,9 @@ _TERM = _words_alternation([p for _, (_, ps) in LEXICON.items() for p in ps])
 _TERM_TYPE = [(k, re.compile(r"(?:" + "|".join(ps) + r")\Z", re.I)) for k, (_, ps) in LEXICON.items()]
 
 
+@functools.lru_cache(maxsize=4096)
 def term_type(text: str) -> str:
+    """The finding type of a matched term (cached: reports repeat a small vocabulary)."""
     for kind, pat in _TERM_TYPE:
         if pat.match(text):
             return kind
@@ -85,15 +88,18 @@ _POST = re.compile(r"(?:" + "|".join(POST_NEG) + r")", re.I)
 _PSEUDO = _words_alternation(PSEUDO)
 _UNCERTAIN = _words_alternation(UNCERTAIN)
 _UNCERTAIN_POST = _words_alternation(UNCERTAIN_POST)
-_TERMINATOR = re.compile(TERMINATORS, re.I)
+_TERMINATOR = re.compile(r"(?=[bhatwexoBHATWEXO;:])(?:" + TERMINATORS + ")", re.I)
 _SIDE = re.compile(r"\b(left|right|bilateral(?:ly)?|both)(?:[-\s]sided)?\b", re.I)
+_SIDE_OR_SEVERITY = re.compile(
+    r"\b(?=[lrbtmsLRBTMS])(?:(?P<side>left|right|bilateral(?:ly)?|both)(?:[-\s]sided)?|"
+    r"(?P<sev>trace|tiny|minimal|small|mild|moderate|large|severe|massive|extensive))\b", re.I)
 _SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:x\s*\d+(?:\.\d+)?\s*(?:x\s*\d+(?:\.\d+)?\s*)?)?(mm|cm|millimet(?:er|re)s?|centimet(?:er|re)s?)\b", re.I)
-_SEVERITY = re.compile(r"\b(trace|tiny|minimal|small|mild|moderate|large|severe|massive|extensive)\b", re.I)
+_SEVERITY = re.compile(r"\b(?=[tmsleTMSLE])(trace|tiny|minimal|small|mild|moderate|large|severe|massive|extensive)\b", re.I)
 SEVERITY_RANK = {"trace": 0, "tiny": 0, "minimal": 0, "small": 1, "mild": 1, "moderate": 2, "large": 3, "severe": 3,
                  "massive": 4, "extensive": 3}
-_CLAUSE = re.compile(r"\bbut\b|\bhowever\b|;|,\s+(?=(?:no|without|with|and\s+no|but)\b)|\band\s+(?=(?:a|an|the|no|small|large|left|right)\b)|\bwith\b", re.I)
+_CLAUSE = re.compile(r"(?=[bhw;,aBHWA])(?:\bbut\b|\bhowever\b|;|,\s+(?=(?:no|without|with|and\s+no|but)\b)|\band\s+(?=(?:a|an|the|no|small|large|left|right)\b)|\bwith\b)", re.I)
 INTERVAL = re.compile(
-    r"\b(?:new|newly|unchanged|stable|increased|decreased|increasing|decreasing|improved|improving|worsened|worsening|"
+    r"\b(?=[nuisdwpacrNUISDWPACR])(?:new|newly|unchanged|stable|increased|decreased|increasing|decreasing|improved|improving|worsened|worsening|"
     r"interval(?:ly)?|since\s+the\s+(?:prior|previous|last)|compared\s+(?:with|to)|again\s+(?:seen|noted|demonstrated)|"
     r"redemonstrated|persistent|previously|prior\s+(?:study|exam|examination|radiograph|ct|mri|film))\b", re.I)
 NO_PRIOR = re.compile(r"^\W*(?:none|no\s+prior|no\s+previous|not\s+available|n/?a|no\s+comparison|none\s+available)\b", re.I)
@@ -171,15 +177,21 @@ def _nearest(matches: list[tuple[int, int, Any]], lo: int, hi: int, pos: int) ->
     return best
 
 
-def _within(matches: list[tuple[int, int, Any]], starts: list[int], lo: int, hi: int) -> list[tuple[int, int, Any]]:
-    i = bisect.bisect_left(starts, lo)
-    j = bisect.bisect_left(starts, hi)
-    return [m for m in matches[i:j] if m[1] <= hi]
+def _by_sentence(matches: list[tuple[int, int, Any]], sent_starts: list[int], sent_ends: list[int]
+                 ) -> dict[int, list[tuple[int, int, Any]]]:
+    """Matches grouped by the sentence that contains them (one bisect per match)."""
+    out: dict[int, list[tuple[int, int, Any]]] = {}
+    for m in matches:
+        i = bisect.bisect_right(sent_starts, m[0]) - 1
+        if i >= 0 and m[1] <= sent_ends[i]:
+            out.setdefault(i, []).append(m)
+    return out
 
 
-def _scan(pattern: re.Pattern[str], text: str, value: Any = None) -> tuple[list[tuple[int, int, Any]], list[int]]:
-    found = [(m.start(), m.end(), value(m) if value else m.group(0)) for m in pattern.finditer(text)]
-    return found, [f[0] for f in found]
+def _scan(pattern: re.Pattern[str], text: str, value: Any = None) -> list[tuple[int, int, Any]]:
+    if value is None:
+        return [(m.start(), m.end(), m.group(0)) for m in pattern.finditer(text)]
+    return [(m.start(), m.end(), value(m)) for m in pattern.finditer(text)]
 
 
 def analyze(text: str) -> Analysis:
@@ -191,33 +203,42 @@ def analyze(text: str) -> Analysis:
     sections = split_sections(text)
     sentences = split_sentences(text, sections)
     a = Analysis(text, sections, sentences)
-    terms, term_starts = _scan(_TERM, text)
+    terms = _scan(_TERM, text)
     if not terms:
         return a
-    cuts = [(m.start(), m.end()) for m in _CLAUSE.finditer(text)]
-    terminators = [m.end() for m in _TERMINATOR.finditer(text)]
-    pres, pre_starts = _scan(_PRE, text)
-    pseudos, pseudo_starts = _scan(_PSEUDO, text)
-    uncertain, unc_starts = _scan(_UNCERTAIN, text)
-    sides, side_starts = _scan(_SIDE, text, lambda m: _side_word(m.group(1)))
-    sizes, size_starts = _scan(_SIZE, text, lambda m: _to_mm(m.group(1), m.group(2)))
-    sevs, sev_starts = _scan(_SEVERITY, text, lambda m: m.group(1).lower())
-    for index, sent in enumerate(sentences):
+    starts = [x.start for x in sentences]
+    ends = [x.end for x in sentences]
+    groups = _by_sentence(terms, starts, ends)
+    cuts = _by_sentence([(m.start(), m.end(), None) for m in _CLAUSE.finditer(text)], starts, ends)
+    terminators = _by_sentence([(m.start(), m.end(), None) for m in _TERMINATOR.finditer(text)], starts, ends)
+    pres = _by_sentence(_scan(_PRE, text), starts, ends)
+    pseudos = _by_sentence(_scan(_PSEUDO, text), starts, ends)
+    uncertain = _by_sentence(_scan(_UNCERTAIN, text), starts, ends)
+    side_list, sev_list = [], []
+    for m in _SIDE_OR_SEVERITY.finditer(text):  # one pass for two word classes that never overlap
+        if m.group("side"):
+            side_list.append((m.start(), m.end(), _side_word(m.group("side"))))
+        else:
+            sev_list.append((m.start(), m.end(), m.group("sev").lower()))
+    sides = _by_sentence(side_list, starts, ends)
+    sevs = _by_sentence(sev_list, starts, ends)
+    sizes = _by_sentence(_scan(_SIZE, text, lambda m: _to_mm(m.group(1), m.group(2))), starts, ends) \
+        if any(c.isdigit() for c in text) else {}
+    for index, here in groups.items():
+        sent = sentences[index]
         lo, hi = sent.start, sent.end
-        here = _within(terms, term_starts, lo, hi)
-        if not here:
-            continue
-        s_cuts = [c for c in cuts if lo <= c[0] and c[1] <= hi]
-        s_pres = _within(pres, pre_starts, lo, hi)
-        s_pseudos = _within(pseudos, pseudo_starts, lo, hi)
-        s_unc = _within(uncertain, unc_starts, lo, hi)
-        s_sides = _within(sides, side_starts, lo, hi)
-        s_sizes = _within(sizes, size_starts, lo, hi)
-        s_sevs = _within(sevs, sev_starts, lo, hi)
+        s_cuts = [(c[0], c[1]) for c in cuts.get(index, ())]
+        s_terms = [t[1] for t in terminators.get(index, ())]
+        s_pres = pres.get(index, [])
+        s_pseudos = pseudos.get(index, [])
+        s_unc = uncertain.get(index, [])
+        s_sides = sides.get(index, [])
+        s_sizes = sizes.get(index, [])
+        s_sevs = sevs.get(index, [])
         for ms, me, word in here:
             cs, ce = _clause_bounds(s_cuts, lo, hi, ms)
             mention = Mention(term_type(word), word, ms, me, index, sent.section)
-            scope = max([cs] + [t for t in terminators if cs <= t <= ms])
+            scope = max([cs] + [t for t in s_terms if cs <= t <= ms])
             pre = next((p for p in reversed(s_pres) if scope <= p[0] and p[1] <= ms), None)
             if pre and len(text[pre[1]:ms].split()) <= 12:
                 ps = next((p for p in s_pseudos if p[0] <= pre[0] < p[1] and p[0] >= scope), None)

@@ -241,6 +241,8 @@ def rule_plausibility(a: Analysis, header: Header | None = None) -> list[Flag]:
 
 def rule_interval(a: Analysis, header: Header | None = None) -> list[Flag]:
     """Interval language ("new", "unchanged", "since the prior") with no prior study."""
+    if not INTERVAL.search(a.text):  # the common case: no interval language at all
+        return []
     status = prior_status(a)
     if status == "prior":
         return []
@@ -305,8 +307,8 @@ def rule_transcription(a: Analysis, header: Header | None = None) -> list[Flag]:
     flags = []
     seen: dict[str, int] = {}
     for i, sent in enumerate(a.sentences):
-        key = " ".join(re.findall(r"[a-z0-9]+", sent.text.lower()))
-        if len(key.split()) >= 3:
+        key = " ".join(sent.text.lower().rstrip(".;!? ").split())
+        if key.count(" ") >= 2:
             if key in seen and a.sentences[seen[key]].section == sent.section:
                 flags.append(Flag("transcription", sent.start, sent.end, sent.text,
                                   "this sentence repeats an earlier one word for word", 0.9, "text", "repetition"))

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from medmm.reports.analysis import LEXICON, NO_PRIOR, Analysis, analyze, prior_status
+from medmm.reports.analysis import NO_PRIOR, Analysis, analyze, prior_status
 from medmm.reports.taxonomy import TYPE_IDS, complex_class
 
 

@@ -21,7 +21,7 @@ SECTION_NAMES: dict[str, tuple[str, ...]] = {
     "technique": ("TECHNIQUE", "PROCEDURE", "EXAMINATION", "EXAM", "STUDY", "PROTOCOL"),
 }
 _ALL = {name: key for key, names in SECTION_NAMES.items() for name in names}
-_HEADER = re.compile(r"(?:(?<=\n)|^|(?<=\.\s)|(?<=\.\s\s))[ \t]*([A-Za-z][A-Za-z ]{1,28}?)[ \t]*:", re.M)
+_HEADER_WORDS = re.compile(r"[A-Za-z][A-Za-z ]*")
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,19 @@ def split_sections(text: str) -> list[Section]:
     """Sections in order of appearance; text before the first header is ``other`` (or
     ``findings`` when there is no header at all)."""
     heads = []
-    for m in _HEADER.finditer(text):
-        key = _header_key(m.group(1))
-        if key:
-            heads.append((m.start(1), m.end(), key))
+    # Colon-driven: the words between the last line break (or ". ") and each ':' are a header candidate
+    # (a report has few colons, so this is far cheaper than trying the header pattern at every position).
+    pos = text.find(":")
+    while pos >= 0:
+        nl, dot = text.rfind("\n", 0, pos), text.rfind(". ", 0, pos)
+        start = max(nl + 1, dot + 2 if dot >= 0 else 0)
+        cand = text[start:pos]
+        word = cand.strip()
+        if 2 <= len(word) <= 30 and _HEADER_WORDS.fullmatch(word):
+            key = _header_key(word)
+            if key:
+                heads.append((start + (len(cand) - len(cand.lstrip())), pos + 1, key))
+        pos = text.find(":", pos + 1)
     sections: list[Section] = []
     if not heads:
         paragraphs = [m for m in re.finditer(r"\S(?:.|\n(?!\s*\n))*", text)]
@@ -81,26 +90,26 @@ def split_sections(text: str) -> list[Section]:
 
 
 _SENT_END = re.compile(r"(?<=[.!?;])\s+|\n\s*\n|\n(?=\s*(?:\d+[.)]|[-*•])\s)")
-_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")
+_ITEM = re.compile(r"\s*(?:\d+[.)]|[-*•])\s+")
+_LETTER = re.compile(r"[A-Za-z]")
 
 
 def split_sentences(text: str, sections: list[Section] | None = None) -> list[Sentence]:
     """Sentences within each section (list markers such as "1." stay out of the sentence)."""
     out: list[Sentence] = []
     for sec in sections if sections is not None else split_sections(text):
-        pos = sec.start
-        for piece in _SENT_END.split(text[sec.start: sec.end]) + [""]:
-            if piece is None:
-                continue
-            idx = text.find(piece, pos, sec.end) if piece else -1
-            if idx < 0:
-                continue
-            pos = idx + len(piece)
-            item = _ITEM.match(piece)
-            s = idx + (item.end() if item else 0)
-            e = idx + len(piece.rstrip())
+        piece_start = sec.start
+        bounds = [(m.start(), m.end()) for m in _SENT_END.finditer(text, sec.start, sec.end)] + [(sec.end, sec.end)]
+        for b_start, b_end in bounds:
+            s, e = piece_start, b_start
+            piece_start = b_end
+            item = _ITEM.match(text, s, e)
+            if item:
+                s = item.end()
             while s < e and text[s].isspace():
                 s += 1
-            if e > s and re.search(r"[A-Za-z]", text[s:e]):
+            while e > s and text[e - 1].isspace():
+                e -= 1
+            if e > s and _LETTER.search(text, s, e):
                 out.append(Sentence(sec.name, s, e, text[s:e]))
     return out
