@@ -211,8 +211,14 @@ def analyze(text: str) -> Analysis:
     groups = _by_sentence(terms, starts, ends)
     cuts = _by_sentence([(m.start(), m.end(), None) for m in _CLAUSE.finditer(text)], starts, ends)
     terminators = _by_sentence([(m.start(), m.end(), None) for m in _TERMINATOR.finditer(text)], starts, ends)
-    pres = _by_sentence(_scan(_PRE, text), starts, ends)
-    pseudos = _by_sentence(_scan(_PSEUDO, text), starts, ends)
+    pre_list, pseudo_list = [], []
+    for m in _PRE.finditer(text):  # pseudo-triggers all begin with a negation word: test only there
+        pre_list.append((m.start(), m.end(), m.group(0)))
+        ps = _PSEUDO.match(text, m.start())
+        if ps:
+            pseudo_list.append((ps.start(), ps.end(), ps.group(0)))
+    pres = _by_sentence(pre_list, starts, ends)
+    pseudos = _by_sentence(pseudo_list, starts, ends)
     uncertain = _by_sentence(_scan(_UNCERTAIN, text), starts, ends)
     side_list, sev_list = [], []
     for m in _SIDE_OR_SEVERITY.finditer(text):  # one pass for two word classes that never overlap
@@ -222,8 +228,7 @@ def analyze(text: str) -> Analysis:
             sev_list.append((m.start(), m.end(), m.group("sev").lower()))
     sides = _by_sentence(side_list, starts, ends)
     sevs = _by_sentence(sev_list, starts, ends)
-    sizes = _by_sentence(_scan(_SIZE, text, lambda m: _to_mm(m.group(1), m.group(2))), starts, ends) \
-        if any(c.isdigit() for c in text) else {}
+    sizes = _by_sentence(_scan(_SIZE, text, lambda m: _to_mm(m.group(1), m.group(2))), starts, ends)
     for index, here in groups.items():
         sent = sentences[index]
         lo, hi = sent.start, sent.end
