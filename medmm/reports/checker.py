@@ -287,6 +287,12 @@ def _speller() -> Any:
     return spell
 
 
+@functools.lru_cache(maxsize=65536)
+def _correction(word: str) -> str | None:
+    """pyspellchecker's best correction at edit distance 1 (cached: the same unknown words recur)."""
+    return _speller().correction(word)
+
+
 @functools.lru_cache(maxsize=1)
 def _known_words() -> frozenset[str]:
     """The accepted vocabulary as a plain set (membership tests are the hot path)."""
@@ -331,7 +337,7 @@ def rule_transcription(a: Analysis, header: Header | None = None) -> list[Flag]:
             w = m.group(0)
             if w not in unknown:
                 continue
-            fix = _speller().correction(w)
+            fix = _correction(w)
             if fix and fix != w:
                 s = sec.start + m.start()
                 flags.append(Flag("transcription", s, s + len(w), w, f"\"{w}\" is not a word; did you mean \"{fix}\"?",
