@@ -105,7 +105,7 @@ _NORMAL_IMPRESSION = re.compile(
     r"examination|ct|mri|chest|radiograph|brain)|unremarkable\s+(?:study|exam|examination)|no\s+(?:significant|"
     r"radiographic)\s+abnormalit)", re.I)
 _SIGNIFICANT = {"pneumothorax", "effusion", "consolidation", "mass", "fracture", "hemorrhage", "edema", "nodule", "cyst"}
-_CRITICAL = {"pneumothorax", "effusion", "mass", "hemorrhage", "fracture"}
+_CRITICAL = {"pneumothorax", "effusion", "mass", "hemorrhage", "fracture", "consolidation"}
 
 
 def _compatible_side(a: str | None, b: str | None) -> bool:
@@ -183,13 +183,24 @@ def rule_sections(a: Analysis, header: Header | None = None) -> list[Flag]:
     imp_sec = a.section("impression")
     if imp_sec is not None and imp and not _NORMAL_IMPRESSION.search(imp_sec.text):
         for m in fnd:
-            if (m.positive and not m.uncertain and m.type in _CRITICAL and m.type not in imp_types
-                    and not any(x.type == m.type and x.negated for x in fnd if x.sentence != m.sentence)):
+            if not (m.positive and not m.uncertain and m.type in _CRITICAL):
+                continue
+            if m.type in imp_types:
+                # summarised, unless this is a second, other-sided finding of a type the impression gives one side for
+                imp_sides = {x.side for x in imp if x.type == m.type and x.positive}
+                summarised_side = any(_compatible_side(sd, m.side) for sd in imp_sides)
+                other_side_in_findings = any(x.type == m.type and x.positive and x.side in imp_sides and x.side != m.side
+                                             for x in fnd)
+                if summarised_side or not other_side_in_findings:
+                    continue
+            if not any(x.type == m.type and x.negated and _compatible_side(x.side, m.side) for x in fnd
+                       if x.sentence != m.sentence):
                 s, e = _sentence_span(a, m)
                 conf = 0.45 if m.severity in ("trace", "tiny", "minimal", "small", "mild") and m.type == "effusion" else 0.6
+                what = f"{m.severity + ' ' if m.severity else ''}{m.side + ' ' if m.side else ''}{m.text}"
                 flags.append(_flag("negation", a, s, e,
-                                   f"findings report {m.severity + ' ' if m.severity else ''}{m.text} but the impression, "
-                                   "which lists other findings, never mentions it", conf, rule="unsummarised_finding"))
+                                   f"findings report {what} but the impression, which lists other findings, does not "
+                                   "mention it", conf, rule="unsummarised_finding"))
                 break
     # a significant positive finding in the findings while the impression calls the study normal
     if imp_sec is not None and _NORMAL_IMPRESSION.search(imp_sec.text) and not any(m.positive for m in imp):
@@ -260,7 +271,8 @@ def rule_interval(a: Analysis, header: Header | None = None) -> list[Flag]:
 
 
 _HOMOPHONES = [
-    (re.compile(r"\bplural\s+(?:effusions?|space|fluid|thickening|based)\b", re.I), "\"plural\" for \"pleural\""),
+    (re.compile(r"\bplural\s+(?:effusions?|spaces?|fluid|thickening|based|surfaces?|catheter|drain)\b", re.I),
+     "\"plural\" for \"pleural\""),
     (re.compile(r"\bwrite(?:-sided)?\s+(?!(?:a|an|the|up|down|this|that|it|to|back|in|out|of)\b)[a-z]+", re.I),
      "\"write\" for \"right\""),
     (re.compile(r"\bknow\s+(?:evidence|acute|focal|pneumothorax|effusion|consolidation|fracture|significant)\b", re.I),
@@ -311,14 +323,17 @@ def radiology_words() -> frozenset[str]:
 def rule_transcription(a: Analysis, header: Header | None = None) -> list[Flag]:
     """Repeated sentences, homophones in context, and non-words near a known word."""
     flags = []
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, str], int] = {}
     for i, sent in enumerate(a.sentences):
-        key = " ".join(sent.text.lower().rstrip(".;!? ").split())
-        if key.count(" ") >= 2:
-            if key in seen and a.sentences[seen[key]].section == sent.section:
+        words = sent.text.lower().rstrip(".;!? ").split()
+        key = (sent.section, " ".join(words))
+        if key in seen:
+            # an immediate repeat is dictation stutter at any length; a distant one must be a real sentence
+            # (short clauses such as "infection is favored" legitimately recur)
+            if seen[key] == i - 1 or len(words) >= 5:
                 flags.append(Flag("transcription", sent.start, sent.end, sent.text,
                                   "this sentence repeats an earlier one word for word", 0.9, "text", "repetition"))
-            seen.setdefault(key, i)
+        seen[key] = i
     low = a.text.lower()
     for (pattern, why), cue in zip(_HOMOPHONES, _HOMOPHONE_CUES):
         if not any(c in low for c in cue):  # cheap substring test before the regex
