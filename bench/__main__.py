@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 
-from bench import broken_series, header_index, models_speed, series_load, synth_speed
+from bench import broken_series, header_index, models_speed, report_checker, series_load, synth_speed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     print(header_index.report(header_index.run(ns, per, 1 if a.quick else 3)), "\n", flush=True)
     print(broken_series.report(broken_series.run()), "\n", flush=True)
     print(synth_speed.report(synth_speed.run(12 if a.quick else 50)), "\n", flush=True)
-    print(models_speed.report(models_speed.run(1 if a.quick else 3)), flush=True)
+    print(models_speed.report(models_speed.run(1 if a.quick else 3)), "\n", flush=True)
+    print(report_checker.report(report_checker.run(2 if a.quick else 5)), flush=True)
     return 0
 
 

@@ -67,7 +67,21 @@ def run(out: str, n: int = 9, seed: int = 0) -> int:
         ("a real MONOCHROME1 radiograph, displayed inverted", ["render", os.path.join(store, "RG1_UNCI.dcm"),
                                                               "--out", os.path.join(out, "cr-monochrome1.png")], True),
         ("index the synthetic studies (headers only)", ["scan", synth, "--out", os.path.join(out, "index.csv")], True),
+        ("inject report errors into half of the synthetic reports",
+         ["inject", os.path.join(synth, "manifest.jsonl"), "--out", os.path.join(out, "reports-with-errors.jsonl"),
+          "--rate", "0.5", "--seed", str(seed)], True),
+        ("evaluate the rule checker on them", ["check-eval", os.path.join(out, "reports-with-errors.jsonl"),
+                                               "--out", os.path.join(out, "check-eval")], True),
     ]
+    if ct is not None:
+        # one report with a left/right swap, checked against its own DICOM header
+        head, _, impression = ct["report"].partition("IMPRESSION:")
+        bad = head + "IMPRESSION:" + impression.replace("right", "LEFT_").replace("left", "right").replace("LEFT_", "left")
+        with open(os.path.join(out, "report-with-error.txt"), "w", encoding="utf-8") as fh:
+            fh.write(bad.replace("FINDINGS:", "TECHNIQUE: MRI of the chest.\n\nFINDINGS:", 1))
+        steps.append(("check a report (sides swapped in one section? MRI named for a CT)",
+                      ["check", os.path.join(out, "report-with-error.txt"), "--dicom",
+                       os.path.join(synth, ct["images"][0]["path"])], True))
     for title, argv, should_pass in steps:
         print(f"\n$ medmm {' '.join(argv)}    # {title}", flush=True)
         rc = cli(argv)

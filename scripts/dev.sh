@@ -37,6 +37,7 @@ case "$cmd" in
     ;;
   bench)
     setup
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
     exec "$VENV/bin/python" -m bench "$@"
     ;;
   *)

@@ -145,3 +145,49 @@ def test_models_build_tiny_and_ask(tmp_path, make_series):
     assert all(v < 0 for v in obj["options"].values())
     r = medmm("ask", "--model", f"hf:{tmp_path / 'nope'}", "--prompt", "x")
     assert r.returncode == 2 and "no such checkpoint folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_check_json_schema_and_header(tmp_path, make_series):
+    report = tmp_path / "r.txt"
+    report.write_text("TECHNIQUE: MRI of the chest.\n\nFINDINGS: Small left pleural effusion.\n\n"
+                      "IMPRESSION: Small right pleural effusion.\n")
+    folder, _, _ = make_series(n=2, rows=8, cols=8)  # a CT series: the report says MRI
+    r = medmm("check", str(report), "--dicom", folder, "--json")
+    assert r.returncode == 0, r.stderr
+    obj = json.loads(r.stdout)
+    assert set(obj) == {"has_error", "score", "flags"} and obj["has_error"] is True
+    for f in obj["flags"]:
+        assert set(f) == {"type", "start", "end", "text", "explanation", "confidence", "evidence"}
+        assert f["evidence"] in ("text", "header", "image")
+    assert {f["type"] for f in obj["flags"]} == {"laterality", "metadata"}
+    text = report.read_text()
+    assert all(text[f["start"]:f["end"]] == f["text"] for f in obj["flags"])
+    header = tmp_path / "h.json"
+    header.write_text(json.dumps({"modality": "MR", "body_part": "CHEST", "laterality": None, "view_position": None,
+                                  "sex": "F", "extra": 1}))
+    r = medmm("check", str(report), "--header", str(header), "--json")
+    obj = json.loads(r.stdout)
+    assert {f["type"] for f in obj["flags"]} == {"laterality"} and "extra" in r.stderr
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"\xff\xfe\x00garbage")
+    r = medmm("check", str(bad), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["has_error"] is False
+
+
+def test_inject_and_check_eval(tmp_path):
+    hand = os.path.join(os.path.dirname(__file__), "data", "hand_reports.txt")
+    out = tmp_path / "ds.jsonl"
+    r = medmm("inject", hand, "--out", str(out), "--rate", "0.5", "--seed", "2",
+              "--types", "laterality,negation,measurement,contradiction,interval,transcription,metadata")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) >= 100 and 30 < sum(r["has_error"] for r in rows) < 80
+    err = next(r for r in rows if r["has_error"])["errors"][0]
+    assert set(err) >= {"type", "complex", "original_sentence", "edited_sentence", "start", "end"}
+    r = medmm("check-eval", str(out), "--out", str(tmp_path / "eval"))
+    assert r.returncode == 0, r.stderr
+    result = json.loads((tmp_path / "eval" / "check-eval.json").read_text())
+    assert result["simple"]["precision"] >= 0.9 and result["simple"]["recall"] >= 0.8
+    assert (tmp_path / "eval" / "check-eval.md").read_text().startswith("# Report checker evaluation")
+    r = medmm("inject", hand, "--out", str(out), "--types", "spelling")
+    assert r.returncode == 2 and "unknown error type" in r.stderr
