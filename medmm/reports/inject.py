@@ -299,6 +299,22 @@ def op_metadata(a: Analysis, header: dict | None, rng: np.random.Generator) -> E
         start = s.start + m.start()
         return a.text, new_header, InjectedError("metadata", complex_class("metadata"), s.text, s.text, start,
                                                  start + len(word), f"header modality -> {new_header['modality']}")
+    sided = {m.side for m in a.mentions if m.positive and m.side in ("left", "right")}
+    if len(sided) == 1 and rng.random() < 0.5:  # the image laterality now names the other side
+        side = sided.pop()
+        m = next(m for m in a.mentions if m.positive and m.side == side)
+        new_header = dict(header, laterality="R" if side == "left" else "L")
+        return a.text, new_header, InjectedError("metadata", complex_class("metadata"), a.sentences[m.sentence].text,
+                                                 a.sentences[m.sentence].text, m.start, m.end,
+                                                 f"header laterality -> {new_header['laterality']}")
+    from medmm.reports.checker import _FEMALE, _MALE
+
+    for pattern, sex in ((_FEMALE, "M"), (_MALE, "F")):
+        hit = pattern.search(a.text)
+        if hit and (header.get("sex") or "").upper() != sex:
+            new_header = dict(header, sex=sex)
+            return a.text, new_header, InjectedError("metadata", complex_class("metadata"), hit.group(0), hit.group(0),
+                                                     hit.start(), hit.end(), f"header sex -> {sex}")
     body_part = (header.get("body_part") or "").upper()
     from medmm.reports.checker import _REGIONS
 
@@ -346,6 +362,14 @@ def op_location(a: Analysis, header: dict | None, rng: np.random.Generator) -> E
 def op_device(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
     devices = [m for m in a.mentions if m.is_device and m.positive]
     fnd = a.section("findings")
+    moves = ((r"above the carina", "in the right mainstem bronchus"), (r"in the superior vena cava", "in the right atrium"),
+             (r"below the diaphragm", "in the distal esophagus"), (r"in expected position", "in the coronary sinus"),
+             (r"in (?:good|satisfactory|standard) position", "in the right mainstem bronchus"))
+    placed = [(m, pat, new) for m in devices for pat, new in moves if re.search(pat, a.sentences[m.sentence].text)]
+    if placed and rng.random() < 0.5:  # move: the device's position changed
+        m, pat, new_pos = placed[int(rng.integers(len(placed)))]
+        sent = a.sentences[m.sentence].text
+        return _sentence_edit(a, m.sentence, re.sub(pat, new_pos, sent, count=1), "device", f"{m.text} moved")
     if devices and rng.random() < 0.7:
         m = _pick(rng, devices)
         sent = a.sentences[m.sentence]
