@@ -5,12 +5,11 @@ and batched vs one-by-one generation, on a ~16 M-parameter random LLaVA-style mo
 from __future__ import annotations
 
 import os
-import statistics
-import time
 
 import numpy as np
 from PIL import Image
 
+from bench.common import median_time
 from medmm.models import Request
 
 
@@ -19,16 +18,6 @@ def _requests(n: int) -> list[Request]:
     return [Request(images=[Image.fromarray((rng.random((224, 224, 3)) * 255).astype(np.uint8))],
                     prompt=f"Is there a pleural effusion on the {'left' if i % 2 else 'right'}? Answer yes or no.")
             for i in range(n)]
-
-
-def _median(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def run(repeat: int = 3) -> dict[str, float]:
@@ -45,11 +34,11 @@ def run(repeat: int = 3) -> dict[str, float]:
     naive = np.array(vlm.score_options_naive(reqs, options))
     assert np.allclose(fast, naive, atol=1e-3), "shared-prompt scores differ from naive scores"
     out = {"params": float(n_params)}
-    out["score_shared"] = _median(lambda: vlm.score_options(reqs, options), repeat)
-    out["score_naive"] = _median(lambda: vlm.score_options_naive(reqs, options), repeat)
+    out["score_shared"] = median_time(lambda: vlm.score_options(reqs, options), repeat)
+    out["score_naive"] = median_time(lambda: vlm.score_options_naive(reqs, options), repeat)
     gen_reqs = _requests(8)
-    out["gen_batch8"] = _median(lambda: vlm.generate(gen_reqs, max_new_tokens=16, batch_size=8), repeat)
-    out["gen_batch1"] = _median(lambda: vlm.generate(gen_reqs, max_new_tokens=16, batch_size=1), repeat)
+    out["gen_batch8"] = median_time(lambda: vlm.generate(gen_reqs, max_new_tokens=16, batch_size=8), repeat)
+    out["gen_batch1"] = median_time(lambda: vlm.generate(gen_reqs, max_new_tokens=16, batch_size=1), repeat)
     return out
 
 

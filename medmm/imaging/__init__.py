@@ -10,8 +10,7 @@ does not pull in pydicom, nibabel or pandas.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medmm._lazy import lazy_exports
 
 _EXPORTS = {
     "Description": "medmm.imaging.io", "describe": "medmm.imaging.io", "load": "medmm.imaging.io",
@@ -24,9 +23,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'medmm.imaging' has no attribute {name!r}")
+__getattr__ = lazy_exports("medmm.imaging", _EXPORTS, globals())

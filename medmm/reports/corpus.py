@@ -35,6 +35,23 @@ def _header_from_manifest(rec: dict[str, Any]) -> dict[str, Any]:
             "view_position": view, "sex": rec.get("sex")}
 
 
+def iter_jsonl(path: str):  # noqa: ANN201 - yields (line number, object or None, problem or None)
+    """JSON objects of a JSONL file; a bad line yields its problem instead of stopping the read."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield n, None, f"not JSON ({exc.msg})"
+                continue
+            if not isinstance(rec, dict):
+                yield n, None, "not a JSON object"
+                continue
+            yield n, rec, None
+
+
 def _is_block_file(path: str) -> bool:
     with open(path, encoding="utf-8", errors="replace") as fh:
         return any(line.strip() == "---" for line in fh)
@@ -111,27 +128,19 @@ def read_corpus(path: str) -> Corpus:
                     out.skipped.append((f"{path}:{n}", "empty report"))
         return out
     if low.endswith((".jsonl", ".json")):
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    out.skipped.append((f"{path}:{n}", f"not JSON ({exc.msg})"))
-                    continue
-                if not isinstance(rec, dict):
-                    out.skipped.append((f"{path}:{n}", "not a JSON object"))
-                    continue
-                text = rec.get("report") or rec.get("text") or ""
-                if not isinstance(text, str) or not text.strip():
-                    out.skipped.append((f"{path}:{n}", "no report text"))
-                    continue
-                if "study_id" in rec and "modality" in rec:
-                    out.rows.append({"id": rec["study_id"], "report": text, "header": _header_from_manifest(rec),
-                                     "source": "synthetic"})
-                else:
-                    out.rows.append({"id": str(rec.get("id", f"line{n}")), "report": text, "header": rec.get("header"),
-                                     "source": "jsonl"})
+        for n, rec, problem in iter_jsonl(path):
+            if problem:
+                out.skipped.append((f"{path}:{n}", problem))
+                continue
+            text = rec.get("report") or rec.get("text") or ""
+            if not isinstance(text, str) or not text.strip():
+                out.skipped.append((f"{path}:{n}", "no report text"))
+                continue
+            if "study_id" in rec and "modality" in rec:
+                out.rows.append({"id": rec["study_id"], "report": text, "header": _header_from_manifest(rec),
+                                 "source": "synthetic"})
+            else:
+                out.rows.append({"id": str(rec.get("id", f"line{n}")), "report": text, "header": rec.get("header"),
+                                 "source": "jsonl"})
         return out
     raise InputError(f"{path}: use a folder of .txt reports, a .csv, a .jsonl or a synthetic manifest.jsonl")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import Counter, defaultdict
@@ -18,20 +17,14 @@ def read_dataset(path: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]]
 
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such dataset file")
+    from medmm.reports.corpus import iter_jsonl
+
     rows, bad = [], []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                bad.append((n, f"not JSON ({exc.msg})"))
-                continue
-            if not isinstance(row, dict) or "report" not in row or "has_error" not in row:
-                bad.append((n, "missing 'report' or 'has_error'"))
-                continue
-            rows.append(row)
+    for n, row, problem in iter_jsonl(path):
+        if problem or "report" not in row or "has_error" not in row:
+            bad.append((n, problem or "missing 'report' or 'has_error'"))
+            continue
+        rows.append(row)
     return rows, bad
 
 

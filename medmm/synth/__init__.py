@@ -7,16 +7,10 @@ Names are imported lazily (``medmm.synth.reports`` alone needs only numpy).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medmm._lazy import lazy_exports
 
 _EXPORTS = {name: "medmm.synth.generate" for name in ("KINDS", "SMALL", "SynthConfig", "make_study", "synthesize")}
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'medmm.synth' has no attribute {name!r}")
+__getattr__ = lazy_exports("medmm.synth", _EXPORTS, globals())
