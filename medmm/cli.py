@@ -256,6 +256,23 @@ def _cmd_check_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from medmm.audit.runner import audit
+
+    summary = audit(args.input, args.db, checker=args.checker, model=args.model, workers=args.workers,
+                    engine=args.engine, ray_address=args.ray_address, limit=args.limit, progress=not args.quiet)
+    print(summary.line(), file=sys.stderr)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from medmm.audit.runner import export
+
+    n = export(args.db, args.out, reviewed_only=args.reviewed_only, deidentified=args.deidentified)
+    print(f"wrote {args.out}: {n} flag(s)", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medmm", description="medmm: medical images for multimodal LLMs")
     parser.add_argument("--version", action="version", version=f"medmm {__version__}")
@@ -363,6 +380,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="starting config (default configs/reports/vlm-checker.yaml)")
     p.add_argument("--out", required=True, help="where to write the calibrated config")
     p.set_defaults(func=_cmd_check_calibrate)
+
+    p = sub.add_parser("audit", help="check many (study, report) pairs into a review store; resumable")
+    p.add_argument("input", help="folder with one sub-folder per study, manifest .csv/.jsonl, or synthetic manifest")
+    p.add_argument("--db", required=True, help="the review store (SQLite file; created if missing)")
+    p.add_argument("--checker", choices=("rules", "vlm", "ensemble"), default="rules")
+    p.add_argument("--model", default=None)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument("--ray-address", default=None, help="a running Ray cluster (e.g. auto or ray://head:10001)")
+    p.add_argument("--limit", type=int, default=None, help="check at most N not-yet-done studies")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_audit)
+
+    p = sub.add_parser("export", help="export flags (with the latest review decision) from a review store")
+    p.add_argument("--db", required=True)
+    p.add_argument("--out", required=True, help="FILE.csv, FILE.parquet or FILE.jsonl")
+    p.add_argument("--reviewed-only", action="store_true")
+    p.add_argument("--deidentified", action="store_true",
+                   help="drop source paths, report text, explanations and reviewer names")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 
