@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 
-from bench import broken_series, header_index, models_speed, report_checker, series_load, synth_speed
+from bench import audit_speed, broken_series, header_index, models_speed, report_checker, series_load, synth_speed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     print(broken_series.report(broken_series.run()), "\n", flush=True)
     print(synth_speed.report(synth_speed.run(12 if a.quick else 50)), "\n", flush=True)
     print(models_speed.report(models_speed.run(1 if a.quick else 3)), "\n", flush=True)
-    print(report_checker.report(report_checker.run(2 if a.quick else 5)), flush=True)
+    print(report_checker.report(report_checker.run(2 if a.quick else 5)), "\n", flush=True)
+    print(audit_speed.report(audit_speed.run(100 if a.quick else 400, 2 if a.quick else 10)), flush=True)
     return 0
 
 
