@@ -72,6 +72,11 @@ def run(out: str, n: int = 9, seed: int = 0) -> int:
           "--rate", "0.5", "--seed", str(seed)], True),
         ("evaluate the rule checker on them", ["check-eval", os.path.join(out, "reports-with-errors.jsonl"),
                                                "--out", os.path.join(out, "check-eval")], True),
+        ("audit them into a review store (resumable; run it twice to see the resume)",
+         ["audit", os.path.join(out, "reports-with-errors.jsonl"), "--db", os.path.join(out, "audit.sqlite"),
+          "--quiet"], True),
+        ("export the flags for review", ["export", "--db", os.path.join(out, "audit.sqlite"),
+                                         "--out", os.path.join(out, "flags.csv")], True),
     ]
     if ct is not None:
         # one report with a left/right swap, checked against its own DICOM header
