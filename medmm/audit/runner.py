@@ -36,6 +36,7 @@ class StudyInput:
     images: tuple[str, ...] = ()
     header: dict[str, Any] | None = None
     problem: str | None = None  # found while listing the input (e.g. two report files)
+    regions: tuple[dict[str, Any], ...] = ()  # known boxes (synthetic truth), shown by the review app
 
 
 def iter_inputs(path: str) -> Iterator[StudyInput]:
@@ -102,8 +103,12 @@ def _from_record(rec: dict[str, Any], base: str, where: str) -> StudyInput:
     report_path = rec.get("report_path")
     if report_path and not os.path.isabs(report_path):
         report_path = os.path.join(base, report_path)
+    regions = tuple(rec.get("regions") or ())
+    if not regions and isinstance(rec.get("findings"), list):  # synthetic manifests: the truth boxes
+        regions = tuple({**b, "label": f.get("type")} for f in rec["findings"] if isinstance(f, dict)
+                        for b in f.get("boxes", []))
     return StudyInput(str(sid), base, report_text=rec.get("report"), report_path=report_path, images=tuple(paths),
-                      header=header)
+                      header=header, regions=regions)
 
 
 # ------------------------------------------------------------------ work done in workers
@@ -245,14 +250,14 @@ def _write(store: Store, run_id: int, config_key: str, r: dict[str, Any], summar
     item: StudyInput = r["item"]
     if "failure" in r:
         stage, reason = r["failure"]
-        rec = StudyRecord(item.source_id, item.source_path, item.header, None)
+        rec = StudyRecord(item.source_id, item.source_path, item.header, None, item.images, item.regions)
         if store.record_failure(run_id, config_key, rec, stage, reason):
             summary.failures += 1
         else:
             summary.duplicates += 1
         return
     res = r["result"]
-    rec = StudyRecord(item.source_id, item.source_path, r.get("header"), r["text"])
+    rec = StudyRecord(item.source_id, item.source_path, r.get("header"), r["text"], item.images, item.regions)
     if store.record_result(run_id, config_key, rec, res):
         summary.studies += 1
         summary.flagged += int(res.has_error)

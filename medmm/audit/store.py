@@ -25,7 +25,7 @@ from typing import Any, Iterator
 from medmm import __version__
 from medmm.errors import InputError, MedmmError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DECISIONS = ("true_error", "false_positive", "uncertain")
 HEADER_COLUMNS = ("modality", "body_part", "laterality", "view_position", "sex")
 
@@ -103,6 +103,13 @@ _MIGRATIONS: dict[int, str] = {
     CREATE TRIGGER reviews_append_only_delete BEFORE DELETE ON reviews
         BEGIN SELECT RAISE(ABORT, 'reviews are append-only: add a new review instead'); END;
     """,
+    # v2: what the review app shows beside the report: image paths and known regions (boxes)
+    2: """
+    ALTER TABLE studies ADD COLUMN images TEXT;
+    ALTER TABLE studies ADD COLUMN regions TEXT;
+    CREATE TABLE study_verdicts_placeholder (id INTEGER PRIMARY KEY);
+    DROP TABLE study_verdicts_placeholder;
+    """,
 }
 
 
@@ -116,6 +123,8 @@ class StudyRecord:
     source_path: str | None
     header: dict[str, Any] | None
     report: str | None
+    images: tuple[str, ...] = ()
+    regions: tuple[dict[str, Any], ...] = ()  # boxes: {"image", "slice", "x1", "y1", "x2", "y2", "label"}
 
 
 class Store:
@@ -217,10 +226,10 @@ class Store:
         key = self.study_key(rec.source_id)
         header = rec.header or {}
         c.execute("INSERT OR IGNORE INTO studies(key, source_hash, source_path, " + ", ".join(HEADER_COLUMNS) +
-                  ", created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  ", created_at, images, regions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                   (key, self.source_hash(rec.source_id), rec.source_path,
                    *[(str(header.get(k)) if header.get(k) not in (None, "") else None) for k in HEADER_COLUMNS],
-                   time.time()))
+                   time.time(), json.dumps(list(rec.images)), json.dumps(list(rec.regions))))
         if rec.report is not None:
             c.execute("INSERT OR REPLACE INTO reports(study_key, text, sha256) VALUES (?, ?, ?)",
                       (key, rec.report, hashlib.sha256(rec.report.encode("utf-8", "replace")).hexdigest()))
@@ -283,6 +292,57 @@ class Store:
         for table in ("studies", "reports", "runs", "results", "flags", "failures", "reviews"):
             out[table] = int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - fixed names
         return out
+
+    def worklist(self) -> list[dict[str, Any]]:
+        """Studies with their latest result, flag counts and review status, riskiest first."""
+        sql = """
+        SELECT s.key, s.modality, s.body_part, s.sex, r.score, r.has_error, r.status, r.run_id,
+               (SELECT COUNT(*) FROM flags f WHERE f.study_key = s.key AND f.run_id = r.run_id) AS n_flags,
+               (SELECT GROUP_CONCAT(DISTINCT f.type) FROM flags f WHERE f.study_key = s.key AND f.run_id = r.run_id),
+               (SELECT MAX(f.confidence) FROM flags f WHERE f.study_key = s.key AND f.run_id = r.run_id),
+               (SELECT COUNT(*) FROM reviews v WHERE v.study_key = s.key) AS n_reviews
+        FROM studies s JOIN results r ON r.study_key = s.key
+        WHERE r.finished_at = (SELECT MAX(r2.finished_at) FROM results r2 WHERE r2.study_key = s.key)
+        ORDER BY COALESCE(r.score, -1) DESC, s.key
+        """
+        cols = ["study_key", "modality", "body_part", "sex", "score", "has_error", "status", "run_id", "n_flags",
+                "flag_types", "max_confidence", "n_reviews"]
+        out = []
+        for row in self.conn.execute(sql).fetchall():
+            d = dict(zip(cols, row))
+            d["flag_types"] = sorted(set((d["flag_types"] or "").split(",")) - {""})
+            d["state"] = "reviewed" if d["n_reviews"] else ("flagged" if d["n_flags"] else "unreviewed")
+            out.append(d)
+        return out
+
+    def study(self, key: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT s.key, s.source_path, s.modality, s.body_part, s.laterality, s.view_position, "
+                                "s.sex, s.images, s.regions, r.text FROM studies s LEFT JOIN reports r "
+                                "ON r.study_key = s.key WHERE s.key=?", (key,)).fetchone()
+        if row is None:
+            return None
+        cols = ["study_key", "source_path", "modality", "body_part", "laterality", "view_position", "sex", "images",
+                "regions", "report"]
+        d = dict(zip(cols, row))
+        d["images"] = json.loads(d["images"] or "[]")
+        d["regions"] = json.loads(d["regions"] or "[]")
+        run = self.conn.execute("SELECT run_id FROM results WHERE study_key=? ORDER BY finished_at DESC LIMIT 1",
+                                (key,)).fetchone()
+        d["run_id"] = run[0] if run else None
+        flags = self.conn.execute('SELECT id, type, start, "end", text, explanation, confidence, evidence FROM flags '
+                                  "WHERE study_key=? AND run_id=? ORDER BY start", (key, d["run_id"])).fetchall()
+        d["flags"] = [dict(zip(["id", "type", "start", "end", "text", "explanation", "confidence", "evidence"], f)) |
+                      {"decision": self.latest_decision(f[0])} for f in flags]
+        verdict = self.conn.execute("SELECT decision, reviewer, at FROM reviews WHERE study_key=? AND flag_id IS NULL "
+                                    "ORDER BY id DESC LIMIT 1", (key,)).fetchone()
+        d["verdict"] = verdict[0] if verdict else None
+        return d
+
+    def history(self, key: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT v.id, v.flag_id, f.type, v.reviewer, v.decision, v.comment, v.at FROM reviews v "
+                                 "LEFT JOIN flags f ON f.id = v.flag_id WHERE v.study_key=? ORDER BY v.id", (key,))
+        return [dict(zip(["review_id", "flag_id", "flag_type", "reviewer", "decision", "comment", "at"], r))
+                for r in rows.fetchall()]
 
     def flag_rows(self, reviewed_only: bool = False) -> list[dict[str, Any]]:
         """One row per flag with its study, and the latest review decision (or None)."""

@@ -137,8 +137,11 @@ def read_corpus(path: str) -> Corpus:
                 out.skipped.append((f"{path}:{n}", "no report text"))
                 continue
             if "study_id" in rec and "modality" in rec:
+                base = os.path.dirname(os.path.abspath(path))
+                images = [os.path.join(base, i["path"]) for i in rec.get("images", []) if isinstance(i, dict) and i.get("path")]
+                regions = [{**b, "label": f.get("type")} for f in rec.get("findings", []) for b in f.get("boxes", [])]
                 out.rows.append({"id": rec["study_id"], "report": text, "header": _header_from_manifest(rec),
-                                 "source": "synthetic"})
+                                 "source": "synthetic", "images": images, "regions": regions})
             else:
                 out.rows.append({"id": str(rec.get("id", f"line{n}")), "report": text, "header": rec.get("header"),
                                  "source": "jsonl"})

@@ -458,6 +458,9 @@ def inject_dataset(rows: list[dict], rate: float = 0.5, types: tuple[str, ...] =
         report, header = row["report"], row.get("header")
         rec = {"id": row["id"], "source": row.get("source"), "report": report, "header": header, "has_error": False,
                "errors": [], "original_report": report}
+        for extra in ("images", "regions"):  # image references travel with the report (for audits and the app)
+            if row.get(extra):
+                rec[extra] = row[extra]
         if rng.random() < rate:
             edit = inject_one(report, header, rng, types)
             if edit is not None:
