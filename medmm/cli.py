@@ -273,6 +273,41 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_users_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from medmm.app.auth import add_user
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"Password for {args.name}: ")
+        if getpass.getpass("Repeat the password: ") != password:
+            raise InputError("the two passwords differ")
+    add_user(args.users_file, args.name, args.role, password)
+    print(f"user {args.name} ({args.role}) saved in {args.users_file} (scrypt hash, no plaintext)", file=sys.stderr)
+    return 0
+
+
+def _cmd_app(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from medmm.app.auth import AppConfig
+
+    cfg = AppConfig.load(args.config)
+    db = args.db or cfg.db
+    if not os.path.isfile(db):
+        raise InputError(f"{db}: no review store; run `medmm audit ... --db {db}` first")
+    app = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps", "report_checker.py")
+    env = dict(os.environ, MEDMM_APP_DB=os.path.abspath(db))
+    if args.config:
+        env["MEDMM_APP_CONFIG"] = os.path.abspath(args.config)
+    cmd = [sys.executable, "-m", "streamlit", "run", app, "--server.port", str(args.port), "--server.address",
+           args.address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    print(f"medmm review app on http://{args.address}:{args.port} (store {db}); Ctrl-C to stop", file=sys.stderr)
+    return subprocess.call(cmd, env=env)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medmm", description="medmm: medical images for multimodal LLMs")
     parser.add_argument("--version", action="version", version=f"medmm {__version__}")
@@ -400,6 +435,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deidentified", action="store_true",
                    help="drop source paths, report text, explanations and reviewer names")
     p.set_defaults(func=_cmd_export)
+
+    users = sub.add_parser("users", help="review-app users").add_subparsers(dest="users_command", required=True)
+    p = users.add_parser("add", help="add or update a user (prompts for the password)")
+    p.add_argument("name")
+    p.add_argument("--role", choices=("reviewer", "admin"), default="reviewer")
+    p.add_argument("--users-file", default="configs/users.yaml")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin (for scripts)")
+    p.set_defaults(func=_cmd_users_add)
+
+    p = sub.add_parser("app", help="start the report review app (Streamlit)")
+    p.add_argument("--db", default=None, help="the review store (default: from the config)")
+    p.add_argument("--config", default=None, help="app config YAML (e.g. configs/app.yaml)")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--address", default="127.0.0.1")
+    p.set_defaults(func=_cmd_app)
     return parser
 
 

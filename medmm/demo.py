@@ -1,4 +1,4 @@
-"""The README's demo: medmm on built-in data, offline.
+"""The README's demo: the clinician workflow on built-in data, offline.
 
 Writes synthetic studies with known truth (``medmm synth``), then runs the CLI on them and on
 real files shipped with pydicom and pydicom-data (a series with a gap, a series with mixed
@@ -98,7 +98,16 @@ def run(out: str, n: int = 9, seed: int = 0) -> int:
         print(ct["report"])
     print(f"Demo outputs are in {out}/ ({'all steps behaved as expected' if not failures else f'{failures} unexpected'}); "
           f"the studies and manifest.jsonl are in {synth}/.")
+    from medmm.app.auth import add_user
+
+    users = os.path.join(out, "users.yaml")
+    add_user(users, DEMO_USER, "admin", DEMO_PASSWORD)
+    with open(os.path.join(out, "app.yaml"), "w", encoding="utf-8") as fh:
+        fh.write("db: audit.sqlite\nusers_file: users.yaml\nsession_timeout_minutes: 30\n")
     return 1 if failures else 0
+
+
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,8 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="demo-out")
     parser.add_argument("--n", type=int, default=9, help="synthetic studies to write")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-app", action="store_true", help="do not start the review app at the end")
+    parser.add_argument("--port", type=int, default=8501)
     args = parser.parse_args(argv)
-    return run(args.out, args.n, args.seed)
+    rc = run(args.out, args.n, args.seed)
+    if rc or args.no_app:
+        return rc
+    print(f"\nStarting the review app: open http://127.0.0.1:{args.port} and log in as "
+          f"user '{DEMO_USER}' with password '{DEMO_PASSWORD}' (Ctrl-C to stop).", flush=True)
+    return cli(["app", "--config", os.path.join(args.out, "app.yaml"), "--port", str(args.port)])
 
 
 if __name__ == "__main__":
