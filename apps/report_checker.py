@@ -158,9 +158,10 @@ def study_page() -> None:
         key = keys[0]
     pos = keys.index(key)
     c1, c2, c3 = st.columns([1, 1, 4])
-    c1.button("← Previous", key="prev", disabled=pos == 0, on_click=go, args=("Study", keys[max(pos - 1, 0)]))
+    c1.button("← Previous", key="prev", disabled=pos == 0, on_click=go, args=("Study", keys[max(pos - 1, 0)]),
+              shortcut="Alt+Left", help="Alt+Left")
     c2.button("Next →", key="next", disabled=pos == len(keys) - 1, on_click=go,
-              args=("Study", keys[min(pos + 1, len(keys) - 1)]))
+              args=("Study", keys[min(pos + 1, len(keys) - 1)]), shortcut="Alt+Right", help="Alt+Right")
     c3.markdown(f"### Study {key}  ({pos + 1} of {len(keys)})")
     study = store.study(key)
     if study is None:
@@ -175,6 +176,17 @@ def study_page() -> None:
         st.caption(f"Header: modality {study['modality']}, body part {study['body_part']}, sex {study['sex']}")
         if not study["flags"]:
             st.success("No flags on this study.")
+        pending = [f for f in study["flags"] if f["decision"] is None]
+        if pending:
+            first = pending[0]
+            st.caption(f"Quick decision for the first undecided flag ({first['type']}): Alt+T true error, "
+                       "Alt+F false positive, Alt+U uncertain")
+            q1, q2, q3 = st.columns(3)
+            for col, (decision, shortcut) in zip((q1, q2, q3), (("true_error", "Alt+T"), ("false_positive", "Alt+F"),
+                                                                ("uncertain", "Alt+U"))):
+                if col.button(LABELS[decision], key=f"quick_{decision}", shortcut=shortcut, help=shortcut):
+                    store.add_review(session.user, decision, flag_id=first["id"])
+                    st.rerun()
         for f in study["flags"]:
             with st.container(border=True):
                 st.markdown(f"**{f['type']}** · confidence {f['confidence']:.2f} · evidence {f['evidence']} · "

@@ -207,3 +207,25 @@ def test_acquisition_slice_matches_stored_pixels_and_boxes(tmp_path):
             assert img.shape == lab.shape
             assert (lab[b["y1"]:b["y2"], b["x1"]:b["x2"]] == f["label"]).any()
             assert boxes_for([{**b, "label": f["type"]}], 0, b["slice"])
+
+
+def test_quick_decision_and_next_study(demo_store, monkeypatch, tmp_path):
+    db = tmp_path / "q.sqlite"
+    shutil.copy(demo_store / "pristine.sqlite", db)
+    monkeypatch.setenv("MEDMM_APP_DB", str(db))
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("MEDMM_APP_CONFIG", str(demo_store / "app.yaml"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    _login(at)
+    at.sidebar.radio(key="page").set_value("Study").run()
+    with Store(str(db)) as s:
+        keys = [w["study_key"] for w in s.worklist()]
+        first_flag = s.study(keys[0])["flags"][0]
+    at.button(key="quick_true_error").click().run()
+    assert not at.exception
+    with Store(str(db)) as s:
+        assert s.latest_decision(first_flag["id"]) == "true_error"
+    at.button(key="next").click().run()
+    assert any(f"Study {keys[1]}" in m.value for m in at.markdown)
