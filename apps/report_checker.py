@@ -257,7 +257,7 @@ def check_now() -> None:
         flags = [{**f.as_dict(), "id": i} for i, f in enumerate(res.flags)]
         st.markdown(("**Error suspected**" if res.has_error else "**No error found**") + f" (score {res.score:.2f})")
         st.markdown(legend(sorted({f["type"] for f in flags})), unsafe_allow_html=True)
-        st.markdown(highlight(res.as_dict() and checked["report"], flags), unsafe_allow_html=True)
+        st.markdown(highlight(checked["report"], flags), unsafe_allow_html=True)
         for f in flags:
             st.markdown(f"- **{f['type']}** ({f['confidence']:.2f}, {f['evidence']}): {f['explanation']}")
         for note in res.notes:

@@ -229,3 +229,27 @@ def test_quick_decision_and_next_study(demo_store, monkeypatch, tmp_path):
         assert s.latest_decision(first_flag["id"]) == "true_error"
     at.button(key="next").click().run()
     assert any(f"Study {keys[1]}" in m.value for m in at.markdown)
+
+
+def test_check_now_runs_the_checker_and_saves(demo_store, monkeypatch, tmp_path):
+    db = tmp_path / "n.sqlite"
+    shutil.copy(demo_store / "pristine.sqlite", db)
+    monkeypatch.setenv("MEDMM_APP_DB", str(db))
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("MEDMM_APP_CONFIG", str(demo_store / "app.yaml"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    _login(at)
+    at.sidebar.radio(key="page").set_value("Check now").run()
+    report = "FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small right pleural effusion."
+    at.text_area(key="paste_report").input(report)
+    at.button(key="run_check").click().run()
+    assert not at.exception
+    assert any("Error suspected" in m.value for m in at.markdown)
+    assert any("laterality" in m.value for m in at.markdown)
+    before = Store(str(db)).counts()["studies"]
+    at.button(key="save_checked").click().run()
+    with Store(str(db)) as s:
+        assert s.counts()["studies"] == before + 1
+        assert any(w["flag_types"] == ["laterality"] for w in s.worklist())
