@@ -54,7 +54,6 @@ def _app(demo_store, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("MEDMM_APP_CONFIG", str(demo_store / "app.yaml"))
-    monkeypatch.delenv("MEDMM_APP_DB", raising=False)
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     assert not at.exception
@@ -209,16 +208,18 @@ def test_acquisition_slice_matches_stored_pixels_and_boxes(tmp_path):
             assert boxes_for([{**b, "label": f["type"]}], 0, b["slice"])
 
 
-def test_quick_decision_and_next_study(demo_store, monkeypatch, tmp_path):
-    db = tmp_path / "q.sqlite"
+def _logged_in_on_copy(demo_store, monkeypatch, tmp_path):
+    """The app, logged in, on a fresh copy of the store (no reviews from other tests)."""
+    db = tmp_path / "copy.sqlite"
     shutil.copy(demo_store / "pristine.sqlite", db)
     monkeypatch.setenv("MEDMM_APP_DB", str(db))
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("MEDMM_APP_CONFIG", str(demo_store / "app.yaml"))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
+    at = _app(demo_store, monkeypatch)
     _login(at)
+    return at, db
+
+
+def test_quick_decision_and_next_study(demo_store, monkeypatch, tmp_path):
+    at, db = _logged_in_on_copy(demo_store, monkeypatch, tmp_path)
     at.sidebar.radio(key="page").set_value("Study").run()
     with Store(str(db)) as s:
         keys = [w["study_key"] for w in s.worklist()]
@@ -232,15 +233,7 @@ def test_quick_decision_and_next_study(demo_store, monkeypatch, tmp_path):
 
 
 def test_check_now_runs_the_checker_and_saves(demo_store, monkeypatch, tmp_path):
-    db = tmp_path / "n.sqlite"
-    shutil.copy(demo_store / "pristine.sqlite", db)
-    monkeypatch.setenv("MEDMM_APP_DB", str(db))
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("MEDMM_APP_CONFIG", str(demo_store / "app.yaml"))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    _login(at)
+    at, db = _logged_in_on_copy(demo_store, monkeypatch, tmp_path)
     at.sidebar.radio(key="page").set_value("Check now").run()
     report = "FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small right pleural effusion."
     at.text_area(key="paste_report").input(report)
