@@ -78,7 +78,7 @@ def run(seeds: int = 5) -> dict[str, Any]:
     from medmm.reports.taxonomy import TEXT_HEADER_TYPES
 
     nlp = build_baseline()
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"seeds": seeds}
     data = corpora()
     for name, rows in data.items():
         ds = [r for s in range(seeds) for r in inject_dataset(rows, rate=0.5, types=TEXT_HEADER_TYPES, seed=s)]
@@ -110,7 +110,7 @@ def run(seeds: int = 5) -> dict[str, Any]:
 
 def report(r: dict[str, Any]) -> str:
     lines = ["report checker, injected text/header-visible errors (laterality, negation, measurement, contradiction, "
-             "interval, transcription, metadata), 50 % of reports, 5 seeds"]
+             f"interval, transcription, metadata), 50 % of reports, {r['seeds']} seeds"]
     for name in ("synthetic", "hand-written"):
         o, b = r[name]["ours"], r[name]["baseline"]
         so, sb = o["simple"], b["simple"]
