@@ -262,7 +262,9 @@ def check_now() -> None:
             st.markdown(f"- **{f['type']}** ({f['confidence']:.2f}, {f['evidence']}): {f['explanation']}")
         for note in res.notes:
             st.caption(f"note: {note}")
-        if st.button("Save into the store", key="save_checked"):
+        if session.role != "admin":
+            st.caption("Only admins can save checked studies into the store.")
+        elif st.button("Save into the store", key="save_checked"):
             run_id, config_key = store.start_run(CONFIG.checker, {"source": "app check-now", "user": session.user}, None)
             source = "upload:" + hashlib.sha256((checked["report"] + str(checked["images"])).encode()).hexdigest()
             store.record_result(run_id, config_key, StudyRecord(source, checked["folder"], checked["header"],

@@ -241,6 +241,16 @@ def test_check_now_runs_the_checker_and_saves(demo_store, monkeypatch, tmp_path)
     assert not at.exception
     assert any("Error suspected" in m.value for m in at.markdown)
     assert any("laterality" in m.value for m in at.markdown)
+    assert not [b for b in at.button if b.key == "save_checked"]  # reviewers cannot add studies
+    assert any("Only admins" in c.value for c in at.caption)
+    add_user(str(demo_store / "users.yaml"), "dr_admin", "admin", PASSWORD)
+    at.button(key="logout").click().run()
+    at.text_input(key="login_user").input("dr_admin")
+    at.text_input(key="login_password").input(PASSWORD)
+    at.button[0].click().run()
+    at.sidebar.radio(key="page").set_value("Check now").run()
+    at.text_area(key="paste_report").input(report)
+    at.button(key="run_check").click().run()
     before = Store(str(db)).counts()["studies"]
     at.button(key="save_checked").click().run()
     with Store(str(db)) as s:

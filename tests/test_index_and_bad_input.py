@@ -60,7 +60,10 @@ def test_scan_lists_series_and_bad_files_with_reasons(messy_tree, tmp_path):
         assert len(back) == len(t) and list(back.columns) == list(t.columns)
 
 
-def test_scan_process_pool_gives_same_table(tmp_path, make_series):
+def test_scan_process_pool_gives_same_table(tmp_path, make_series, monkeypatch):
+    import medmm.imaging.series as series
+
+    monkeypatch.setattr(series, "POOL_MIN_FILES", 100)  # exercise the pool on a small tree
     root = tmp_path / "many"
     for s in range(30):
         folder, _, _ = make_series(n=6, rows=4, cols=4, name=f"s{s}", seed=f"s{s}")

@@ -122,10 +122,14 @@ def _reason(exc: Exception, path: str) -> str:
     return msg[len(prefix):] if msg.startswith(prefix) else msg
 
 
+POOL_MIN_FILES = 2000  # below this a process pool costs more than it saves (bench/header_index.py)
+
+
 def read_headers(paths: Iterable[str], workers: int = 1, chunksize: int = 256) -> list[FileHeader | Skipped]:
-    """Read headers of many files, in a process pool when ``workers > 1`` (pydicom holds the GIL)."""
+    """Read headers of many files, in a process pool when ``workers > 1`` and the tree is large
+    enough for the pool to pay off (pydicom and the header scanner hold the GIL)."""
     paths = list(paths)
-    if workers <= 1 or len(paths) < 2 * chunksize:
+    if workers <= 1 or len(paths) < max(2 * chunksize, POOL_MIN_FILES):
         return [_header_or_skip(p) for p in paths]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(_header_or_skip, paths, chunksize=chunksize))
