@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -275,7 +276,9 @@ def _run_batches(batches: list[list[StudyInput]], checker: str, model: str | Non
         for b in batches:
             yield _process_batch(b, checker, model)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # fork after torch has started its thread pools can deadlock the children: use forkserver then
+    ctx = multiprocessing.get_context("forkserver") if "torch" in sys.modules else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = [pool.submit(_process_batch, b, checker, model) for b in batches]
         for fut in futures:  # in submission order: progress and writes stay deterministic
             yield fut.result()

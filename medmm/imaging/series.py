@@ -7,8 +7,10 @@ each multi-frame file is its own pool; every pool is planned by
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import stat
+import sys
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -131,7 +133,9 @@ def read_headers(paths: Iterable[str], workers: int = 1, chunksize: int = 256) -
     paths = list(paths)
     if workers <= 1 or len(paths) < max(2 * chunksize, POOL_MIN_FILES):
         return [_header_or_skip(p) for p in paths]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # fork after torch has started its thread pools can deadlock the children: use forkserver then
+    ctx = multiprocessing.get_context("forkserver") if "torch" in sys.modules else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         return list(pool.map(_header_or_skip, paths, chunksize=chunksize))
 
 
