@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     print(synth_speed.report(synth_speed.run(12 if a.quick else 50)), "\n", flush=True)
     print(models_speed.report(models_speed.run(1 if a.quick else 3)), "\n", flush=True)
     print(report_checker.report(report_checker.run(2 if a.quick else 5)), "\n", flush=True)
-    print(audit_speed.report(audit_speed.run(100 if a.quick else 400, 2 if a.quick else 10)), flush=True)
+    print(audit_speed.report(audit_speed.run(100 if a.quick else 400, 2 if a.quick else 25)), flush=True)
     return 0
 
 

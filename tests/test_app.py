@@ -24,6 +24,16 @@ ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 USER, PASSWORD = "dr_test", "a-long-password"
 
 
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Streamlit's AppTest installs the app script as ``sys.modules['__main__']`` and leaves it there;
+    process pools started later in this test session (forkserver/spawn children re-import
+    ``__main__``) would then run the app in every worker. Put the real one back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
+
+
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
     """Synthetic studies with injected errors, audited into a store; a users file; an app config."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from medmm.audit.store import Store, StudyRecord
+from medmm._pool import pool_context
 from medmm.errors import InputError, MedmmError
 
 IMAGE_SUFFIXES = (".dcm", ".dicom", ".nii", ".nii.gz", ".png", ".jpg", ".jpeg")
@@ -276,8 +276,7 @@ def _run_batches(batches: list[list[StudyInput]], checker: str, model: str | Non
         for b in batches:
             yield _process_batch(b, checker, model)
         return
-    # fork after torch has started its thread pools can deadlock the children: use forkserver then
-    ctx = multiprocessing.get_context("forkserver") if "torch" in sys.modules else None
+    ctx = pool_context()  # forkserver, never fork (see medmm/_pool.py)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = [pool.submit(_process_batch, b, checker, model) for b in batches]
         for fut in futures:  # in submission order: progress and writes stay deterministic

@@ -7,10 +7,8 @@ each multi-frame file is its own pool; every pool is planned by
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import stat
-import sys
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from pydicom.dataset import Dataset
 
+from medmm._pool import pool_context
 from medmm.errors import InputError, MedmmError, SeriesGeometryError
 from medmm.imaging.dicom import (
     FileHeader,
@@ -133,8 +132,7 @@ def read_headers(paths: Iterable[str], workers: int = 1, chunksize: int = 256) -
     paths = list(paths)
     if workers <= 1 or len(paths) < max(2 * chunksize, POOL_MIN_FILES):
         return [_header_or_skip(p) for p in paths]
-    # fork after torch has started its thread pools can deadlock the children: use forkserver then
-    ctx = multiprocessing.get_context("forkserver") if "torch" in sys.modules else None
+    ctx = pool_context()  # forkserver, never fork (see medmm/_pool.py)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         return list(pool.map(_header_or_skip, paths, chunksize=chunksize))
 
