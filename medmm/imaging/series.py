@@ -251,17 +251,6 @@ def volume_from_plan(
     )
 
 
-def _read_headers_for_load(paths: Iterable[str]) -> tuple[dict[str, FileHeader], list[Skipped]]:
-    headers: dict[str, FileHeader] = {}
-    skipped: list[Skipped] = []
-    for item in read_headers(paths):
-        if isinstance(item, Skipped):
-            skipped.append(item)
-        else:
-            headers[item.path] = item
-    return headers, skipped
-
-
 def load_dicom_file(path: str, force: bool = False, max_voxels: int | None = None) -> list[Volume]:
     """Load one DICOM file (single- or multi-frame) as one or more volumes."""
     header = read_header(path)
@@ -288,20 +277,12 @@ def load_dicom_folder(
     to one series. With ``strict`` a plan with an error-policy problem raises; otherwise it is reported in
     the returned skipped list and the other series still load.
     """
-    if not os.path.isdir(root):
-        raise InputError(f"{root}: not a folder")
-    skipped: list[Skipped] = []
-    paths = []
-    for path, reason in iter_files(root):
-        if reason:
-            skipped.append(Skipped(path, reason))
-        else:
-            paths.append(path)
-    headers, bad = _read_headers_for_load(paths)
-    skipped.extend(bad)
-    if not headers:
+    found = discover(root, force=force)
+    skipped = list(found.skipped)
+    if not found.series:
         raise InputError(f"{root}: no DICOM images found ({len(skipped)} file(s) skipped)")
-    groups = group_headers(headers.values(), force=force)
+    groups = found.series
+    headers = {h.path: h for g in groups for h in g.headers}
     if series_uid is not None:
         groups = [g for g in groups if g.series_uid == series_uid]
         if not groups:

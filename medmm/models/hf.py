@@ -7,6 +7,7 @@ asked for.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import json
@@ -258,7 +259,7 @@ class HFVLM(VLM):
                     mask = torch.cat([enc["attention_mask"].expand(n, -1), (target >= 0).long()], dim=1)
                     positions = torch.arange(prompt_len, prompt_len + longest - 1, device=self.device)
                     extra = self._continuation_positions(positions, n)
-                    extra[self._cache_kwarg()] = cache
+                    extra[self._cache_kwarg] = cache
                     cont = self.model(input_ids=feed, attention_mask=mask, use_cache=True,
                                       cache_position=positions, **extra)
                     lp = torch.log_softmax(cont.logits.float(), dim=-1)
@@ -268,8 +269,10 @@ class HFVLM(VLM):
             results.append([OptionScore(o, s, len(t)) for o, s, t in zip(opts, totals, ids)])
         return results
 
+    @functools.cached_property
     def _cache_kwarg(self) -> str:
-        """``cache`` in transformers >= 5.2x, ``past_key_values`` before (and deprecated after)."""
+        """``cache`` in transformers >= 5.2x, ``past_key_values`` before (and deprecated after); looked
+        up once per model, not on every scored request."""
         import inspect
 
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model

@@ -61,7 +61,7 @@ def check(report: Any, header: Any = None, checker: str = "rules", model: Any = 
                               f"and names the type {j.type}", round(j.probability, 3), "image", "vlm"))
     if checker == "vlm":
         return CheckResult(j.probability >= threshold, j.probability, vlm_flags, "vlm", notes)
-    score = 1.0 - (1.0 - rules.score) * (1.0 - cfg.ensemble_weight * j.probability)
+    score = combine_scores(rules.score, j.probability, cfg.ensemble_weight)
     flags = sorted(rules.flags + vlm_flags, key=lambda f: (f.start, f.type))
     return CheckResult(score >= threshold, score, flags, "ensemble", notes)
 
