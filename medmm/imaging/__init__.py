@@ -18,7 +18,8 @@ _EXPORTS = {
     "POLICIES": "medmm.imaging.problems", "Problem": "medmm.imaging.problems", "PRESETS": "medmm.imaging.views",
     "render": "medmm.imaging.views", "save_png": "medmm.imaging.views", "three_windows": "medmm.imaging.views",
     "HeaderFacts": "medmm.imaging.volume", "Volume": "medmm.imaging.volume", "VoiLut": "medmm.imaging.volume",
-    "Window": "medmm.imaging.volume", "scan": "medmm.imaging.index",
+    "Window": "medmm.imaging.volume", "scan": "medmm.imaging.index", "header_facts": "medmm.imaging.io",
+    "REPORT_FACTS": "medmm.imaging.volume",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -13,7 +13,7 @@ from medmm.imaging.dicom import read_header, require_pixels
 from medmm.imaging.geometry import StackPlan, plan_stacks
 from medmm.imaging.nifti import is_nifti, load_nifti, nifti_geometry
 from medmm.imaging.series import Skipped, discover, load_dicom_file, load_dicom_folder
-from medmm.imaging.volume import Volume
+from medmm.imaging.volume import HeaderFacts, Volume
 
 
 @dataclass(frozen=True)
@@ -131,3 +131,32 @@ def load_volume(path: str, force: bool = False, max_voxels: int | None = None) -
             "or run `medmm info` to see them"
         )
     return volumes[0]
+
+
+_NOT_DICOM_SUFFIXES = (".nii", ".nii.gz", ".png", ".jpg", ".jpeg", ".txt", ".json", ".jsonl", ".csv")
+
+
+def header_facts(paths: str | os.PathLike[str] | list[str] | tuple[str, ...], max_files_per_folder: int = 5) -> HeaderFacts | None:
+    """Header facts of a study from its first readable DICOM file (headers only, no pixels decoded).
+
+    ``paths``: DICOM files and/or folders (a folder is scanned with the imaging file policy:
+    symlinks out of the tree, FIFOs and devices skipped; at most ``max_files_per_folder`` tried
+    per folder). Files that are not DICOM or cannot be read are skipped; None when none is readable.
+    """
+    from medmm.errors import MedmmError
+    from medmm.imaging.series import iter_files
+
+    items = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
+    for path in items:
+        candidates = [path]
+        if os.path.isdir(path):
+            candidates = [p for p, reason in iter_files(path) if reason is None
+                          and not p.lower().endswith(_NOT_DICOM_SUFFIXES)][:max_files_per_folder]
+        for c in candidates:
+            if c.lower().endswith(_NOT_DICOM_SUFFIXES):
+                continue
+            try:
+                return read_header(c).facts
+            except MedmmError:
+                continue
+    return None

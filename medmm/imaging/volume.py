@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -13,9 +14,25 @@ from medmm.imaging.problems import Problem
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
+# Keys accepted by HeaderFacts.from_mapping beside the field names (older medmm stores, report
+# corpora and manifests wrote ``sex``; DICOM keywords are accepted too).
+_HEADER_ALIASES: dict[str, str] = {
+    "sex": "patient_sex", "PatientSex": "patient_sex", "Modality": "modality", "BodyPartExamined": "body_part",
+    "ImageLaterality": "laterality", "Laterality": "laterality", "ViewPosition": "view_position",
+    "NumberOfFrames": "n_frames", "Manufacturer": "manufacturer", "frames": "n_frames",
+}
+# The facts a report can contradict (what the report checker reads and the review store keeps).
+REPORT_FACTS: tuple[str, ...] = ("modality", "body_part", "laterality", "view_position", "patient_sex")
+
+
 @dataclass(frozen=True)
 class HeaderFacts:
-    """Header facts later modules use (report checking, probing). No names, IDs or dates."""
+    """Header facts later modules use (report checking, probing, the review store). No names, IDs or dates.
+
+    This is the one header type of medmm: readers build it from DICOM headers, manifests and
+    report corpora convert through :meth:`from_mapping`, and everything that stores or prints
+    it goes through :meth:`to_dict`.
+    """
 
     modality: str | None = None
     body_part: str | None = None
@@ -25,8 +42,53 @@ class HeaderFacts:
     n_frames: int = 1
     manufacturer: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, report_facts_only: bool = False) -> dict[str, Any]:
+        """The facts as a plain dict (field names as keys); ``report_facts_only`` keeps :data:`REPORT_FACTS`."""
+        d = asdict(self)
+        return {k: d[k] for k in REPORT_FACTS} if report_facts_only else d
+
+    as_dict = to_dict  # older name, kept for callers of medmm 0.1
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, k) in (None, "") for k in REPORT_FACTS)
+
+    @classmethod
+    def from_mapping(cls, data: Any, notes: list[str] | None = None) -> "HeaderFacts | None":
+        """Build from a mapping (a JSON header, a manifest record's facts, a store row) or return None.
+
+        Field names and the aliases in ``_HEADER_ALIASES`` (``sex``, DICOM keywords) are read;
+        empty strings become None; values are stripped strings (``n_frames`` an int). Unknown keys
+        are ignored with a note in ``notes`` when given; a non-mapping gives None with a note.
+        """
+        if data is None:
+            return None
+        if isinstance(data, HeaderFacts):
+            return data
+        if not isinstance(data, Mapping):
+            if notes is not None:
+                notes.append(f"header ignored: expected a JSON object, got {type(data).__name__}")
+            return None
+        names = {f.name for f in fields(cls)}
+        clean: dict[str, Any] = {}
+        unknown = []
+        for key, value in data.items():
+            name = key if key in names else _HEADER_ALIASES.get(str(key))
+            if name is None:
+                unknown.append(str(key))
+                continue
+            if value in (None, ""):
+                continue
+            if name == "n_frames":
+                try:
+                    clean[name] = max(1, int(value))
+                except (TypeError, ValueError):
+                    if notes is not None:
+                        notes.append(f"header n_frames ignored: not a number ({type(value).__name__})")
+                continue
+            clean[name] = str(value).strip() or None
+        if unknown and notes is not None:
+            notes.append(f"header keys ignored: {sorted(unknown)} (known: {sorted(names)})")
+        return cls(**clean)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,128 @@
+"""Run identity (RunConfig) and the crash-safe result cache."""
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from medmm.errors import InputError
+from medmm.runs import ResultCache, RunConfig, canonical, file_fingerprint, item_key, stable_hash
+
+
+@dataclass(frozen=True)
+class _Thresholds:
+    flag: float
+    ensemble_weight: float
+
+
+def test_run_key_changes_with_every_part_and_not_with_order(tmp_path):
+    base = RunConfig.build("report-check", checker="rules", rules_version="2", model=None,
+                           thresholds=_Thresholds(0.5, 0.3), config={"a": 1, "b": [1, 2]})
+    same = RunConfig.build("report-check", config={"b": [1, 2], "a": 1}, thresholds=_Thresholds(0.5, 0.3),
+                           model=None, rules_version="2", checker="rules")
+    assert base.key == same.key and hash(base) == hash(same)
+    variants = [
+        base.replace(checker="ensemble"), base.replace(rules_version="3"), base.replace(model="abc"),
+        base.replace(thresholds=_Thresholds(0.6, 0.3)), base.replace(thresholds=_Thresholds(0.5, 0.4)),
+        base.replace(config={"a": 1, "b": [2, 1]}), RunConfig.build("probe", **{k: v for k, v in base.to_dict().items() if k != "kind"}),
+    ]
+    keys = {v.key for v in variants}
+    assert base.key not in keys and len(keys) == len(variants)
+    assert base["thresholds"] == {"flag": 0.5, "ensemble_weight": 0.3}
+    assert base.get("missing", 7) == 7
+
+
+def test_file_fingerprint_follows_content(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("threshold: 0.5\n")
+    a = file_fingerprint(f)
+    f.write_text("threshold: 0.6\n")
+    assert file_fingerprint(f) != a
+    d = tmp_path / "dir"
+    d.mkdir()
+    (d / "x").write_text("1")
+    b = file_fingerprint(d)
+    (d / "x").write_text("2")
+    assert file_fingerprint(d) != b
+    with pytest.raises(InputError, match="no such file"):
+        file_fingerprint(tmp_path / "missing")
+
+
+def test_canonical_refuses_objects_without_a_stable_form():
+    with pytest.raises(TypeError, match="fingerprint"):
+        canonical(object())
+    assert stable_hash({"a": 1.0, "b": {2, 1}}) == stable_hash({"b": {1, 2}, "a": 1.0})
+
+
+def test_cache_ok_results_are_final_failed_and_empty_are_retried(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    cfg = RunConfig.build("probe", model="m1", prompt="p")
+    with ResultCache(path) as cache:
+        key = cache.register(cfg)
+        assert cache.config(key)["model"] == "m1"
+        assert cache.put("a", key, {"answer": "yes"})
+        assert not cache.put("a", key, {"answer": "no"})        # ok is final
+        assert cache.get("a", key) == {"answer": "yes"}
+        assert not cache.put("b", key, error="timeout")
+        assert not cache.put("c", key, "")                      # empty answer: stored as failed
+        assert cache.get("b", key) is None and cache.get("c", key) is None
+        assert cache.status("c", key)["error"] == "empty result"
+        assert cache.done_keys(key) == {"a"} and cache.failed_keys(key) == {"b", "c"}
+        assert cache.put("b", key, {"answer": "no"})            # a retry replaces the failure
+        assert cache.status("b", key)["attempts"] == 2
+        assert cache.get("a", "other-config") is None
+        assert cache.put_many([("d", 1, None), ("e", None, "boom")], key) == 1
+        assert cache.counts(key) == {"ok": 3, "failed": 2}
+        assert [k for k, _ in cache.iter_results(key)] == ["a", "b", "d"]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_cache_refuses_a_file_that_is_not_a_cache(tmp_path):
+    bad = tmp_path / "x.sqlite"
+    bad.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(InputError, match="not a medmm result cache"):
+        ResultCache(bad)
+
+
+def test_item_key_is_stable_and_distinguishes_parts():
+    assert item_key("10001", 1, "prompt") == item_key("10001", 1, "prompt")
+    assert item_key("10001", 1, "prompt") != item_key("10001", 2, "prompt")
+
+
+def test_killed_writer_loses_nothing_it_committed_and_resume_skips_it(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from medmm.runs import ResultCache, RunConfig
+        cache = ResultCache({str(path)!r})
+        key = cache.register(RunConfig.build("probe", model="m"))
+        for i in range(100000):
+            if cache.get(str(i), key) is not None:
+                continue
+            cache.put(str(i), key, {{"i": i}})
+            print(i, flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(int(line))
+        if len(seen) >= 50:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    cache = ResultCache(path)
+    key = RunConfig.build("probe", model="m").key
+    done = cache.done_keys(key)
+    # every result the writer reported as written is there, intact
+    assert {str(i) for i in seen} <= done
+    assert all(cache.get(k, key) == {"i": int(k)} for k in done)
+    n_before = len(done)
+    # a resumed writer computes only what is missing
+    computed = [i for i in range(n_before + 5) if cache.get(str(i), key) is None]
+    assert computed == list(range(n_before, n_before + 5))
