@@ -4,7 +4,8 @@ Specs: ``hf:PATH`` (options: adapter, dtype, device, trust_remote_code, allow_pi
 batch_size), ``tiny:FAMILY`` or ``tiny:CONFIG.yaml`` (option: seed), ``http:URL`` or a plain
 ``http(s)://`` URL (options: model, api_key, timeout, retries, backoff, concurrency,
 top_logprobs), or a YAML file with ``backend: hf|tiny|http`` and those options as keys
-(``path`` / ``url`` for hf / http). Unknown options are errors.
+(``path`` / ``url`` for hf / http): a user's path or a packaged name (``models/tiny-llava.yaml``,
+see :mod:`medmm.config`). Unknown options are errors.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import inspect
 import os
 from typing import Any, Callable
 
-import yaml
-
+from medmm.config import find_config, read_mapping
 from medmm.errors import ConfigError, InputError
 from medmm.models.base import VLM
 
@@ -62,26 +62,28 @@ def load(spec: str, **options: Any) -> VLM:
     raise InputError(f"model spec {spec!r}: use hf:PATH, tiny:llava|qwen2-vl, http:URL or a YAML file")
 
 
-def _from_yaml(path: str, options: dict[str, Any]) -> VLM:
-    if not os.path.isfile(path):
-        raise ConfigError(f"{path}: model config not found")
-    with open(path, encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh) or {}
-    if not isinstance(raw, dict) or "backend" not in raw:
-        raise ConfigError(f"{path}: a model config needs 'backend: hf|tiny|http'")
+def _from_yaml(name: str, options: dict[str, Any]) -> VLM:
+    """A model from a YAML config: a user's file, or a packaged one (``models/tiny-llava.yaml``)."""
+    source = find_config(name)
+    raw = read_mapping(source)
+    where = source.label
+    if "backend" not in raw:
+        raise ConfigError(f"{where}: a model config needs 'backend: hf|tiny|http'")
     backend = raw["backend"]
     if backend == "tiny":
-        return _tiny(path, **options)
+        return _tiny(name, **options)
     raw = {k: v for k, v in raw.items() if k != "backend"}
     if backend == "hf":
         if "path" not in raw:
-            raise ConfigError(f"{path}: backend hf needs 'path'")
-        where = raw.pop("path")
-        if not os.path.isabs(where):
-            where = os.path.join(os.path.dirname(os.path.abspath(path)), where)
-        return _hf(where, **{**raw, **options})
+            raise ConfigError(f"{where}: backend hf needs 'path'")
+        path = str(raw.pop("path"))
+        if not os.path.isabs(path):
+            if source.directory is None:
+                raise ConfigError(f"{where}: a packaged config cannot hold a relative 'path'; copy it and edit the copy")
+            path = str(source.directory / path)
+        return _hf(path, **{**raw, **options})
     if backend == "http":
         if "url" not in raw:
-            raise ConfigError(f"{path}: backend http needs 'url'")
+            raise ConfigError(f"{where}: backend http needs 'url'")
         return _http(raw.pop("url"), **{**raw, **options})
-    raise ConfigError(f"{path}: unknown backend {backend!r}: use hf, tiny or http")
+    raise ConfigError(f"{where}: unknown backend {backend!r}: use hf, tiny or http")

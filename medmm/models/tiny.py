@@ -8,19 +8,20 @@ writes a folder the ``hf`` backend loads, so tests exercise the same code as rea
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
+from medmm.config import files, load_config
 from medmm.errors import ConfigError
 from medmm.models.hf import HFVLM, _quiet_transformers
 
 FAMILIES = ("llava", "llava-next", "qwen2-vl", "qwen2.5-vl")
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs", "models")
+# Packaged tiny-model configs: medmm/configs/models/ (names for load_tiny_config: "models/NAME.yaml").
+# CONFIG_DIR is the folder on disk (for callers that join file names); prefer the packaged names.
+CONFIG_DIR = str(files("configs/models"))
 
 LLAVA_TEMPLATE = (
     "{% for message in messages %}{{ message['role'] }}: "
@@ -39,7 +40,7 @@ QWEN_TEMPLATE = (
 
 @dataclass(frozen=True)
 class TinyConfig:
-    """A tiny model recipe (``configs/models/tiny-*.yaml``); unknown keys are errors."""
+    """A tiny model recipe (packaged ``medmm/configs/models/tiny-*.yaml``); unknown keys are errors."""
 
     family: str = "llava"
     seed: int = 0
@@ -60,23 +61,14 @@ class TinyConfig:
 
 
 def load_tiny_config(path_or_family: str) -> TinyConfig:
-    """A :class:`TinyConfig` from a YAML path or a family name (``configs/models/tiny-FAMILY.yaml``)."""
-    path = path_or_family
-    if not path.endswith((".yaml", ".yml")):
-        path = os.path.join(CONFIG_DIR, f"tiny-{path_or_family}.yaml")
-        if path_or_family not in FAMILIES:
-            raise ConfigError(f"unknown tiny family {path_or_family!r}: use one of {', '.join(FAMILIES)}")
-    if not os.path.isfile(path):
-        raise ConfigError(f"{path}: tiny model config not found")
-    with open(path, encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh) or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    known = {f.name for f in fields(TinyConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(known)}")
-    return TinyConfig(**raw)
+    """A :class:`TinyConfig` from a family name (the packaged ``medmm/configs/models/tiny-FAMILY.yaml``),
+    a packaged config name (``models/bench-llava-16m.yaml``) or a user's YAML path."""
+    name = path_or_family
+    if not name.endswith((".yaml", ".yml")):
+        if name not in FAMILIES:
+            raise ConfigError(f"unknown tiny family {name!r}: use one of {', '.join(FAMILIES)}")
+        name = f"models/tiny-{name}.yaml"
+    return load_config(name, TinyConfig)
 
 
 def training_corpus(seed: int = 0, n_reports: int = 300) -> list[str]:

@@ -21,11 +21,11 @@ from typing import Any, Sequence
 
 import yaml
 
+from medmm.config import files
 from medmm.errors import ConfigError
 from medmm.reports.taxonomy import TYPE_IDS
 
-CONFIG_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                           "configs", "reports", "vlm-checker.yaml")
+CONFIG_PATH = str(files("configs/reports/vlm-checker.yaml"))  # packaged default (medmm.config)
 
 
 @dataclass
