@@ -1,0 +1,389 @@
+"""ProbMed-style negation pairs: question/response records, exact scoring, random baselines.
+
+Records (ProbMed's JSON format)::
+
+    question: {"id", "image", "image_type", "qa_type", "question", "answer"}
+    response: {"id", "qa_type", "image_type", "question", "gt_ans", "response"}
+
+``qa_type`` pairs a true question with an adversarial one whose attribute is hallucinated:
+``modality_gt``/``modality_hallu``, ``body_part_gt``/``body_part_hallu``,
+``entity_gt_k``/``entity_hallu_k`` (condition), ``grounding_gt_k``/``grounding_hallu_k``
+(position); ``abnormality`` is single; ``entity_hallu`` without an index is the lone made-up
+finding asked about a normal image. medmm writes extra data of its own (image views, boxes)
+under a ``"medmm"`` key that ProbMed's tools ignore.
+
+**Scoring** follows ProbMed's ``calculate_score.py`` rule for rule, per image type
+(``image_type``) and then over types:
+
+* modality / organ: an image counts when both questions of its pair were asked, and is right
+  when both are right; weight = the images that count;
+* abnormality: plain accuracy over questions; weight = the questions;
+* condition / position: an image is right when *every* complete pair on it is fully right
+  (a pair missing its partner is left out; a lone ``entity_hallu`` is the image's whole
+  condition unit); accuracy over images that have a unit, weight = *all* images of the type
+  (the reference's ``num``, kept so weighted figures match its tables);
+* category over types: accuracy weighted by those weights; **overall**: categories weighted
+  by their summed weights (the reference's ``overall_scores_aggr_question``).
+
+Where the reference divides by zero (a type with no scorable image for a category) medmm
+leaves that type out of the category. Records are grouped by ``(image_type, id)`` rather than
+by runs of consecutive ids; the two agree on ProbMed's files, which keep an image's questions
+together.
+
+The **random baseline** runs the same aggregation with each question right with probability
+1/2: a pair is right with 1/4, an image with k condition pairs with 1/4^k. It comes from the
+pairs actually present, so a user's collection gets its own baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from medmm.errors import InputError
+from medmm.probe.parse import INVALID, yes_no_answer, yes_no_correct
+
+CATEGORIES = ("modality", "organ", "abnormality", "condition", "position")
+PAIRED = ("modality", "organ", "condition", "position")
+_PREFIX = {"modality": "modality", "body_part": "organ", "entity": "condition", "grounding": "position"}
+QA_TYPE = re.compile(r"^(?:(modality|body_part)_(gt|hallu)|(entity|grounding)_(gt|hallu)_(\d+)|(abnormality)|(entity_hallu))$")
+QUESTION_FIELDS = ("id", "image", "image_type", "qa_type", "question", "answer")
+RESPONSE_FIELDS = ("id", "qa_type", "image_type", "question", "gt_ans", "response")
+
+
+@dataclass(frozen=True)
+class QAType:
+    """A parsed ``qa_type``: its category, whether it is the true (gt) side, and its pair index."""
+
+    category: str
+    side: str  # "gt" | "hallu" | "single" | "lone"
+    index: int | None = None
+
+    @classmethod
+    def parse(cls, qa_type: str) -> "QAType":
+        m = QA_TYPE.match(qa_type)
+        if not m:
+            raise InputError(f"unknown ProbMed qa_type {qa_type!r}: expected modality_gt|modality_hallu, body_part_gt|"
+                             "body_part_hallu, entity_gt_K|entity_hallu_K, grounding_gt_K|grounding_hallu_K, "
+                             "abnormality or entity_hallu")
+        if m.group(1):
+            return cls(_PREFIX[m.group(1)], m.group(2))
+        if m.group(3):
+            return cls(_PREFIX[m.group(3)], m.group(4), int(m.group(5)))
+        if m.group(6):
+            return cls("abnormality", "single")
+        return cls("condition", "lone")
+
+
+@dataclass(frozen=True)
+class NegationQuestion:
+    """One ProbMed question. ``extra`` carries medmm's own data (views, boxes, hints) under ``"medmm"``."""
+
+    id: Any
+    image: str | None
+    image_type: str
+    qa_type: str
+    question: str
+    answer: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> QAType:
+        return QAType.parse(self.qa_type)
+
+    def to_record(self) -> dict[str, Any]:
+        rec = {"id": self.id, "image": self.image, "image_type": self.image_type, "qa_type": self.qa_type,
+               "question": self.question, "answer": self.answer}
+        if self.extra:
+            rec["medmm"] = dict(self.extra)
+        return rec
+
+
+@dataclass(frozen=True)
+class NegationResponse:
+    """One answered question (ProbMed's response record)."""
+
+    id: Any
+    qa_type: str
+    image_type: str
+    question: str
+    gt_ans: str
+    response: str | None
+
+    def to_record(self) -> dict[str, Any]:
+        return {"id": self.id, "qa_type": self.qa_type, "image_type": self.image_type, "question": self.question,
+                "gt_ans": self.gt_ans, "response": self.response}
+
+
+def _load_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """A JSON array or JSON lines (``.jsonl``)."""
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise InputError(f"{p}: no such file; give a ProbMed question or response file (JSON array or JSONL)")
+    with open(p, encoding="utf-8") as fh:
+        text = fh.read()
+    try:
+        if p.endswith(".jsonl"):
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            records = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise InputError(f"{p}: expected a JSON array of objects (ProbMed format)")
+    return records
+
+
+def _check_fields(records: Sequence[Mapping[str, Any]], fields: Sequence[str], path: str, what: str) -> None:
+    for i, r in enumerate(records):
+        missing = [f for f in fields if f not in r]
+        if missing:
+            raise InputError(f"{path}: record {i} of the {what} file lacks {', '.join(missing)}; "
+                             f"a ProbMed {what} record has {', '.join(fields)}")
+        QAType.parse(str(r["qa_type"]))
+        ans = r["answer" if what == "question" else "gt_ans"]
+        if ans not in ("yes", "no"):
+            raise InputError(f"{path}: record {i} has answer {ans!r}; ProbMed answers are 'yes' or 'no'")
+
+
+def read_questions(path: str | os.PathLike[str]) -> list[NegationQuestion]:
+    """Read a ProbMed question file (``test.json``) or one written by ``medmm probe build negation``."""
+    records = _load_records(path)
+    _check_fields(records, QUESTION_FIELDS, os.fspath(path), "question")
+    return [NegationQuestion(r["id"], r["image"], r["image_type"], r["qa_type"], r["question"], r["answer"],
+                             r.get("medmm") or {}) for r in records]
+
+
+def read_responses(path: str | os.PathLike[str]) -> list[NegationResponse]:
+    """Read a ProbMed response file (the format its ``calculate_score.py`` reads)."""
+    records = _load_records(path)
+    _check_fields(records, RESPONSE_FIELDS, os.fspath(path), "response")
+    return [NegationResponse(r["id"], r["qa_type"], r["image_type"], r["question"], r["gt_ans"], r["response"])
+            for r in records]
+
+
+def write_questions(questions: Iterable[NegationQuestion], path: str | os.PathLike[str]) -> None:
+    _write_json([q.to_record() for q in questions], path)
+
+
+def write_responses(responses: Iterable[NegationResponse], path: str | os.PathLike[str]) -> None:
+    _write_json([r.to_record() for r in responses], path)
+
+
+def _write_json(records: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:
+    p = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
+    tmp = p + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(records, fh, indent=1, ensure_ascii=False)
+        fh.write("\n")
+    os.replace(tmp, p)
+
+
+# ------------------------------------------------------------------ per-image units
+
+@dataclass(frozen=True)
+class ImageUnits:
+    """What one image contributes to each category: a value in [0, 1] (1 right, 0 wrong, or a
+    probability for the random baseline) or None when the image has no unit for it."""
+
+    image_type: str
+    id: Any
+    modality: float | None
+    organ: float | None
+    abnormality: tuple[float, ...]
+    condition: float | None
+    position: float | None
+    modality_gt: float | None = None  # the true question alone ("accuracy without the adversarial pair")
+    organ_gt: float | None = None
+    condition_gt: float | None = None
+    position_gt: float | None = None
+
+
+def _pairs(entries: list[tuple[QAType, float]], category: str) -> list[tuple[float, float]]:
+    gts: dict[int | None, float] = {}
+    hallus: dict[int | None, float] = {}
+    for k, v in entries:
+        if k.category != category:
+            continue
+        if k.side == "gt":
+            gts[k.index] = v
+        elif k.side == "hallu":
+            hallus[k.index] = v
+    return [(gts[i], hallus[i]) for i in gts if i in hallus]
+
+
+def image_units(image_type: str, image_id: Any, entries: list[tuple[QAType, float]]) -> ImageUnits:
+    """Fold one image's question values into its category units (rules in the module docstring)."""
+    def single_pair(category: str) -> tuple[float | None, float | None]:
+        n = sum(1 for k, _ in entries if k.category == category)
+        pairs = _pairs(entries, category)
+        if n != 2 or len(pairs) != 1:
+            return None, None
+        gt, hallu = pairs[0]
+        return gt * hallu, gt
+
+    def all_pairs(category: str) -> tuple[float | None, float | None]:
+        pairs = _pairs(entries, category)
+        if not pairs:
+            return None, None
+        return math.prod(g * h for g, h in pairs), math.prod(g for g, _ in pairs)
+
+    modality, modality_gt = single_pair("modality")
+    organ, organ_gt = single_pair("organ")
+    lone = [v for k, v in entries if k.side == "lone"]
+    if lone:
+        condition, condition_gt = lone[-1], lone[-1]
+    else:
+        condition, condition_gt = all_pairs("condition")
+    position, position_gt = all_pairs("position")
+    abn = tuple(v for k, v in entries if k.category == "abnormality")
+    return ImageUnits(image_type, image_id, modality, organ, abn, condition, position,
+                      modality_gt, organ_gt, condition_gt, position_gt)
+
+
+def group_by_image(records: Sequence[Any], value: Callable[[Any], float]) -> list[tuple[str, Any, list[tuple[QAType, float]]]]:
+    """``(image_type, id, [(qa type, value(record)), ...])`` per image, in order of appearance."""
+    groups: "OrderedDict[tuple[str, str], tuple[str, Any, list[tuple[QAType, float]]]]" = OrderedDict()
+    for r in records:
+        key = (r.image_type, json.dumps(r.id))
+        groups.setdefault(key, (r.image_type, r.id, []))[2].append((QAType.parse(r.qa_type), float(value(r))))
+    return list(groups.values())
+
+
+def units_from(records: Sequence[Any], value: Callable[[Any], float]) -> list[ImageUnits]:
+    """Fold each image's values (``value(record)``) into :class:`ImageUnits`."""
+    return [image_units(t, i, entries) for t, i, entries in group_by_image(records, value)]
+
+
+# ------------------------------------------------------------------ aggregation
+
+@dataclass(frozen=True)
+class CategoryScore:
+    acc: float  # fraction 0-1 (nan when no unit)
+    num: float  # the reference's weight
+
+
+def _type_scores(units: Sequence[ImageUnits], attr_suffix: str = "") -> dict[str, CategoryScore]:
+    """One image type's category scores (its ``get_score_float``)."""
+    out: dict[str, CategoryScore] = {}
+    for cat in ("modality", "organ"):
+        vals = [getattr(u, cat + attr_suffix) for u in units if getattr(u, cat + attr_suffix) is not None]
+        out[cat] = CategoryScore(sum(vals) / len(vals) if vals else math.nan, len(vals))
+    abn = [v for u in units for v in u.abnormality]
+    out["abnormality"] = CategoryScore(sum(abn) / len(abn) if abn else math.nan, len(abn))
+    for cat in ("condition", "position"):
+        vals = [getattr(u, cat + attr_suffix) for u in units if getattr(u, cat + attr_suffix) is not None]
+        out[cat] = CategoryScore(sum(vals) / len(vals) if vals else math.nan, len(units) if vals else 0)
+    return out
+
+
+def aggregate(units: Sequence[ImageUnits], gt_only: bool = False) -> dict[str, Any]:
+    """Category and overall accuracy (fractions) over image types, weighted as the reference.
+
+    Returns ``{"modality", "organ", "abnormality", "condition", "position", "overall"}`` plus
+    ``"per_image_type"`` and ``"weights"``. ``gt_only`` scores the true question of each pair
+    alone (ProbMed's "accuracy without adversarial pairs"; abnormality unchanged).
+    """
+    by_type: "OrderedDict[str, list[ImageUnits]]" = OrderedDict()
+    for u in units:
+        by_type.setdefault(u.image_type, []).append(u)
+    per_type = {t: _type_scores(us, "_gt" if gt_only else "") for t, us in by_type.items()}
+    result: dict[str, Any] = {}
+    weights: dict[str, float] = {}
+    for cat in CATEGORIES:
+        num = sum(s[cat].num for s in per_type.values() if not math.isnan(s[cat].acc))
+        tot = sum(s[cat].acc * s[cat].num for s in per_type.values() if not math.isnan(s[cat].acc))
+        result[cat] = tot / num if num else math.nan
+        weights[cat] = num
+    num = sum(weights[c] for c in CATEGORIES if not math.isnan(result[c]))
+    result["overall"] = (sum(result[c] * weights[c] for c in CATEGORIES if not math.isnan(result[c])) / num
+                         if num else math.nan)
+    result["weights"] = weights
+    result["per_image_type"] = {t: {c: s[c].acc for c in CATEGORIES} | {"n_images": len(by_type[t])}
+                                for t, s in per_type.items()}
+    return result
+
+
+def random_units(records: Sequence[Any]) -> list[ImageUnits]:
+    """Units where each question is right with probability 1/2 (the random baseline)."""
+    return units_from(records, lambda r: 0.5)
+
+
+# ------------------------------------------------------------------ scoring a response file
+
+@dataclass(frozen=True)
+class NegationScore:
+    """ProbMed scores (fractions 0-1) with the random baseline from the same pairs, plus
+    per-question and per-pair accuracy, invalid answers and the per-image units (for intervals)."""
+
+    scores: dict[str, float]
+    random_baseline: dict[str, float]
+    gt_only: dict[str, float]
+    per_question: dict[str, dict[str, float]]
+    per_pair: dict[str, dict[str, float]]
+    per_image_type: dict[str, dict[str, float]]
+    invalid_rate: float
+    n_questions: int
+    n_images: int
+    parser: str
+    units: tuple[ImageUnits, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        r = _round
+        return {**{k: r(v) for k, v in self.scores.items()},
+                "random_baseline": {k: r(v) for k, v in self.random_baseline.items()},
+                "without_adversarial": {k: r(v) for k, v in self.gt_only.items()},
+                "per_question": {k: {kk: r(vv) for kk, vv in v.items()} for k, v in self.per_question.items()},
+                "per_pair": {k: {kk: r(vv) for kk, vv in v.items()} for k, v in self.per_pair.items()},
+                "per_image_type": {k: {kk: r(vv) for kk, vv in v.items()} for k, v in self.per_image_type.items()},
+                "invalid_rate": r(self.invalid_rate), "n_questions": self.n_questions, "n_images": self.n_images,
+                "parser": self.parser}
+
+
+def _round(v: Any, digits: int = 6) -> Any:
+    if isinstance(v, float):
+        return None if math.isnan(v) else round(v, digits)
+    return v
+
+
+def _question_family(qa_type: str) -> str:
+    k = QAType.parse(qa_type)
+    if k.side == "lone":
+        return "condition_lone_hallu"
+    return f"{k.category}_{k.side}" if k.side != "single" else k.category
+
+
+def score_negation(responses: Sequence[NegationResponse], parser: str = "robust") -> NegationScore:
+    """Score answered ProbMed questions (rules in the module docstring)."""
+    if not responses:
+        raise InputError("no responses to score: the response file is empty")
+    correct = {id(r): yes_no_correct(r.response, r.gt_ans, parser) for r in responses}
+    units = units_from(responses, lambda r: correct[id(r)])
+    main = aggregate(units)
+    base = aggregate(random_units(responses))
+    gt_only = aggregate(units, gt_only=True)
+    per_q: dict[str, list[int]] = {}
+    for r in responses:
+        per_q.setdefault(_question_family(r.qa_type), []).append(correct[id(r)])
+    per_pair: dict[str, dict[str, float]] = {}
+    for cat in PAIRED:
+        pairs = []
+        for _, _, entries in group_by_image(responses, lambda r: correct[id(r)]):
+            pairs += _pairs(entries, cat)
+        if pairs:
+            per_pair[cat] = {"pair_accuracy": sum(g * h for g, h in pairs) / len(pairs), "n_pairs": len(pairs)}
+    invalid = sum(yes_no_answer(r.response, parser) == INVALID for r in responses)
+    return NegationScore(
+        scores={k: main[k] for k in (*CATEGORIES, "overall")},
+        random_baseline={k: base[k] for k in (*CATEGORIES, "overall")},
+        gt_only={k: gt_only[k] for k in (*CATEGORIES, "overall")},
+        per_question={k: {"accuracy": sum(v) / len(v), "n": len(v)} for k, v in sorted(per_q.items())},
+        per_pair=per_pair, per_image_type=main["per_image_type"],
+        invalid_rate=invalid / len(responses), n_questions=len(responses), n_images=len(units),
+        parser=parser, units=tuple(units))
