@@ -73,7 +73,15 @@ with st.sidebar:
         del st.session_state["session"]
         st.rerun()
 
-items = store.worklist()
+configs = store.configurations()
+if len(configs) > 1:  # results of different checker configurations are never mixed in one worklist
+    with st.sidebar:
+        labels = {c["config_key"]: f"{c['checker']} · {c['config_key'][:8]} · {c['results']} studies" for c in configs}
+        default_key = store.latest_config_key()
+        st.selectbox("Configuration", list(labels), format_func=labels.get,
+                     index=list(labels).index(default_key) if default_key in labels else 0, key="config_key")
+config_key = st.session_state.get("config_key") or store.latest_config_key()
+items = store.worklist(config_key)
 keys = [i["study_key"] for i in items]
 page = st.session_state.get("page", "Worklist")
 
@@ -124,11 +132,13 @@ def image_viewer(study: dict) -> None:
     if not images:
         st.info("No image for this study.")
         return
-    idx = st.selectbox("Series / image", range(len(images)), format_func=lambda i: os.path.basename(images[i].rstrip("/")),
+    # never show a path or file name to a reviewer: folders are often named after the patient
+    idx = st.selectbox("Series / image", range(len(images)), format_func=lambda i: f"Image {i + 1} of {len(images)}",
                        key=f"series_{study['study_key']}")
     vol = _volume(images[idx])
     if isinstance(vol, str):
-        st.warning(f"Image cannot be shown: {vol}")
+        st.warning(f"Image {idx + 1} cannot be shown (the file is missing or cannot be read). "
+                   "An administrator can check it with `medmm info`.")
         return
     window = st.selectbox("Window", list(WINDOW_CHOICES) + ["custom"], index=list(WINDOW_CHOICES).index("file"),
                           key="window")
@@ -141,7 +151,7 @@ def image_viewer(study: dict) -> None:
     try:
         img = acquisition_slice(vol, index, window=window)
     except Exception as exc:  # a display problem must not end the review
-        st.warning(f"Cannot render: {exc}")
+        st.warning(f"This slice cannot be rendered ({type(exc).__name__}).")
         return
     boxes = boxes_for(study["regions"], idx, index if n > 1 else None)
     show = st.checkbox("Show known regions", value=True, key="show_boxes") if study["regions"] else False
@@ -163,7 +173,7 @@ def study_page() -> None:
     c2.button("Next →", key="next", disabled=pos == len(keys) - 1, on_click=go,
               args=("Study", keys[min(pos + 1, len(keys) - 1)]), shortcut="Alt+Right", help="Alt+Right")
     c3.markdown(f"### Study {key}  ({pos + 1} of {len(keys)})")
-    study = store.study(key)
+    study = store.study(key, config_key)
     if study is None:
         st.error("Study not found.")
         return
@@ -173,7 +183,7 @@ def study_page() -> None:
     with right:
         st.markdown(legend(sorted({f["type"] for f in study["flags"]})), unsafe_allow_html=True)
         st.markdown(highlight(study["report"] or "", study["flags"]), unsafe_allow_html=True)
-        st.caption(f"Header: modality {study['modality']}, body part {study['body_part']}, sex {study['sex']}")
+        st.caption(f"Header: modality {study['modality']}, body part {study['body_part']}, sex {study['patient_sex']}")
         if not study["flags"]:
             st.success("No flags on this study.")
         pending = [f for f in study["flags"] if f["decision"] is None]
@@ -216,7 +226,8 @@ def study_page() -> None:
 
 # ---------------------------------------------------------------- check now
 def check_now() -> None:
-    from medmm.audit.runner import _header_from_images
+    from medmm.audit.runner import run_config
+    from medmm.imaging import header_facts
     from medmm.reports import check
 
     st.header("Check now")
@@ -247,8 +258,9 @@ def check_now() -> None:
                 with open(path, "wb") as fh:
                     fh.write(data)
                 images = [path]
-        header = _header_from_images(images) if images else None
-        result = check(report, header=header, checker=CONFIG.checker, model=CONFIG.model)
+        header = header_facts(images) if images else None
+        run = run_config(CONFIG.checker, CONFIG.model)
+        result = check(report, header=header, checker=CONFIG.checker, model=CONFIG.model, threshold=run["threshold"])
         st.session_state["checked"] = {"report": report, "images": images, "header": header, "result": result,
                                        "folder": folder}
     checked = st.session_state.get("checked")
@@ -265,9 +277,9 @@ def check_now() -> None:
         if session.role != "admin":
             st.caption("Only admins can save checked studies into the store.")
         elif st.button("Save into the store", key="save_checked"):
-            run_id, config_key = store.start_run(CONFIG.checker, {"source": "app check-now", "user": session.user}, None)
+            run_id, saved_key = store.start_run(run_config(CONFIG.checker, CONFIG.model))
             source = "upload:" + hashlib.sha256((checked["report"] + str(checked["images"])).encode()).hexdigest()
-            store.record_result(run_id, config_key, StudyRecord(source, checked["folder"], checked["header"],
+            store.record_result(run_id, saved_key, StudyRecord(source, checked["folder"], checked["header"],
                                                                 checked["report"], tuple(checked["images"])), res)
             store.finish_run(run_id)
             st.success(f"Saved as study {store.study_key(source)}.")
@@ -279,10 +291,10 @@ def export_page() -> None:
 
     st.header("Export")
     reviewed = st.checkbox("Reviewed flags only", value=True, key="x_reviewed")
-    deid = st.checkbox("De-identified (no paths, report text, explanations or reviewer names)", key="x_deid")
+    redact = st.checkbox("Redacted (no report text, explanations or reviewer names)", key="x_deid")
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "flags.csv")
-        n = export(DB, out, reviewed_only=reviewed, deidentified=deid)
+        n = export(DB, out, reviewed_only=reviewed, redact=redact, config_key=config_key)  # never with paths
         with open(out, "rb") as fh:
             st.download_button(f"Download {n} flag(s) as CSV", fh.read(), file_name="medmm-flags.csv", key="x_download")
 

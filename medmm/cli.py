@@ -260,7 +260,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from medmm.audit.runner import audit
 
     summary = audit(args.input, args.db, checker=args.checker, model=args.model, workers=args.workers,
-                    engine=args.engine, ray_address=args.ray_address, limit=args.limit, progress=not args.quiet)
+                    engine=args.engine, ray_address=args.ray_address, limit=args.limit, progress=not args.quiet,
+                    threshold=args.threshold)
     print(summary.line(), file=sys.stderr)
     return 0
 
@@ -268,7 +269,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from medmm.audit.runner import export
 
-    n = export(args.db, args.out, reviewed_only=args.reviewed_only, deidentified=args.deidentified)
+    n = export(args.db, args.out, reviewed_only=args.reviewed_only, redact=args.redact, with_paths=args.with_paths,
+               config_key=args.config_key)
     print(f"wrote {args.out}: {n} flag(s)", file=sys.stderr)
     return 0
 
@@ -291,21 +293,30 @@ def _cmd_users_add(args: argparse.Namespace) -> int:
 
 def _cmd_app(args: argparse.Namespace) -> int:
     import subprocess
+    from importlib.resources import as_file
 
     from medmm.app.auth import AppConfig
+    from medmm.config import files
+    from medmm.errors import ConfigError
 
     cfg = AppConfig.load(args.config)
     db = args.db or cfg.db
     if not os.path.isfile(db):
         raise InputError(f"{db}: no review store; run `medmm audit ... --db {db}` first")
-    app = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps", "report_checker.py")
+    # The Streamlit script ships as package data (medmm/_apps/report_checker.py, the one copy of
+    # apps/report_checker.py): found the same way in a wheel, an editable install or a checkout.
+    script = files("_apps/report_checker.py")
+    if not script.is_file():
+        raise ConfigError("the review app (medmm/_apps/report_checker.py) is missing from this medmm installation; "
+                          "reinstall medmm")
     env = dict(os.environ, MEDMM_APP_DB=os.path.abspath(db))
     if args.config:
         env["MEDMM_APP_CONFIG"] = os.path.abspath(args.config)
-    cmd = [sys.executable, "-m", "streamlit", "run", app, "--server.port", str(args.port), "--server.address",
-           args.address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     print(f"medmm review app on http://{args.address}:{args.port} (store {db}); Ctrl-C to stop", file=sys.stderr)
-    return subprocess.call(cmd, env=env)
+    with as_file(script) as app:
+        cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+               "--server.address", args.address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+        return subprocess.call(cmd, env=env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -425,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("local", "ray"), default="local")
     p.add_argument("--ray-address", default=None, help="a running Ray cluster (e.g. auto or ray://head:10001)")
     p.add_argument("--limit", type=int, default=None, help="check at most N not-yet-done studies")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="decision threshold on the report score (default: the checker's calibrated default)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_audit)
 
@@ -432,8 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", required=True)
     p.add_argument("--out", required=True, help="FILE.csv, FILE.parquet or FILE.jsonl")
     p.add_argument("--reviewed-only", action="store_true")
-    p.add_argument("--deidentified", action="store_true",
-                   help="drop source paths, report text, explanations and reviewer names")
+    p.add_argument("--redact", action="store_true",
+                   help="also drop the flagged report text, explanations and reviewer names "
+                        "(column selection only; DICOM de-identification is a separate command)")
+    p.add_argument("--with-paths", action="store_true",
+                   help="include the study's source path (off by default: folder names often carry patient names)")
+    p.add_argument("--config-key", default=None, help="only the flags of this configuration (default: all)")
     p.set_defaults(func=_cmd_export)
 
     users = sub.add_parser("users", help="review-app users").add_subparsers(dest="users_command", required=True)

@@ -52,9 +52,27 @@ def test_audit_store_and_resume(tmp_path):
         assert counts["results"] == 105 and counts["runs"] == 2
         keys = [r[0] for r in s.conn.execute("SELECT key FROM studies")]
         assert all(k.startswith("S") and len(k) == 17 for k in keys)
-        # the raw identifier never enters the store
-        assert not s.conn.execute("SELECT 1 FROM studies WHERE source_hash LIKE '%hand%'").fetchone()
-        assert not any("hand_reports" in (v or "") for (v,) in s.conn.execute("SELECT source_hash FROM studies"))
+        # the raw study identifiers (e.g. "hand_reports.txt#3-0") appear in no column of any table
+        ids = [json.loads(line)["study_id"] for line in open(manifest, encoding="utf-8")]
+        values = [str(v) for table in ("studies", "reports", "runs", "results", "flags", "failures")
+                  for row in s.conn.execute(f"SELECT * FROM {table}") for v in row if v is not None]
+        assert values and not [i for i in ids if any(i in v for v in values)]
+
+
+def test_changed_configuration_rechecks_instead_of_skipping(tmp_path):
+    manifest = _manifest(tmp_path)
+    db = str(tmp_path / "a.sqlite")
+    first = audit(manifest, db, workers=1, progress=False, limit=10)
+    assert first.studies == 10
+    same = audit(manifest, db, workers=1, progress=False, limit=10)
+    assert same.studies == 10 and same.skipped_done == 10  # the next ten; the first ten were done
+    stricter = audit(manifest, db, workers=1, progress=False, threshold=0.9, limit=5)
+    assert stricter.studies == 5 and stricter.skipped_done == 0  # a new identity: nothing is done under it
+    with Store(db) as s:
+        configs = s.configurations()
+        assert len(configs) == 2 and configs[0]["config"]["threshold"] == 0.9
+        # the worklist shows one configuration at a time (the newest by default), never a mix
+        assert len(s.worklist()) == 5 and len(s.worklist(configs[1]["config_key"])) == 20
 
 
 def test_reviews_are_append_only_and_latest_wins(tmp_path):
@@ -75,10 +93,11 @@ def test_reviews_are_append_only_and_latest_wins(tmp_path):
     assert export(db, str(out), reviewed_only=True) == 1
     row = pd.read_csv(out).iloc[0]
     assert row["decision"] == "true_error" and row["reviewer"] == "dr_a"
-    deid = tmp_path / "deid.parquet"
-    n_all = export(db, str(deid), deidentified=True)
-    table = pd.read_parquet(deid)
+    redacted = tmp_path / "redacted.parquet"
+    n_all = export(db, str(redacted), redact=True)
+    table = pd.read_parquet(redacted)
     assert n_all == len(table) > 1 and not {"text", "explanation", "source_path", "reviewer"} & set(table.columns)
+    assert {"study_key", "type", "confidence", "decision"} <= set(table.columns)
     jl = tmp_path / "all.jsonl"
     assert export(db, str(jl)) == n_all
     assert all("type" in json.loads(line) for line in jl.read_text().splitlines())

@@ -24,6 +24,8 @@ from typing import Any, Iterable, Iterator
 from medmm.audit.store import Store, StudyRecord
 from medmm._pool import pool_context
 from medmm.errors import InputError, MedmmError
+from medmm.imaging.volume import HeaderFacts
+from medmm.runs import RunConfig
 
 IMAGE_SUFFIXES = (".dcm", ".dicom", ".nii", ".nii.gz", ".png", ".jpg", ".jpeg")
 
@@ -35,7 +37,7 @@ class StudyInput:
     report_text: str | None = None
     report_path: str | None = None
     images: tuple[str, ...] = ()
-    header: dict[str, Any] | None = None
+    header: HeaderFacts | None = None
     problem: str | None = None  # found while listing the input (e.g. two report files)
     regions: tuple[dict[str, Any], ...] = ()  # known boxes (synthetic truth), shown by the review app
 
@@ -96,11 +98,9 @@ def _from_record(rec: dict[str, Any], base: str, where: str) -> StudyInput:
         p = im.get("path") if isinstance(im, dict) else im
         if p:
             paths.append(p if os.path.isabs(p) else os.path.join(base, p))
-    header = rec.get("header") if isinstance(rec.get("header"), dict) else None
+    header = HeaderFacts.from_mapping(rec.get("header")) if isinstance(rec.get("header"), dict) else None
     if header is None and "modality" in rec:  # synthetic manifests carry the header facts
-        view = next((i.get("view") for i in images if isinstance(i, dict) and i.get("view")), None)
-        header = {"modality": rec.get("modality"), "body_part": rec.get("body_part"), "sex": rec.get("sex"),
-                  "view_position": view, "laterality": None}
+        header = manifest_header(rec)
     report_path = rec.get("report_path")
     if report_path and not os.path.isabs(report_path):
         report_path = os.path.join(base, report_path)
@@ -116,29 +116,17 @@ def _from_record(rec: dict[str, Any], base: str, where: str) -> StudyInput:
 _MODELS: dict[str, Any] = {}
 
 
-def _header_from_images(images: Iterable[str]) -> dict[str, Any] | None:
-    """Header facts from the first DICOM file (headers only: no pixel decoding)."""
-    from medmm.imaging.dicom import read_header
-    from medmm.imaging.series import iter_files
-
-    for path in images:
-        candidates = [path]
-        if os.path.isdir(path):
-            candidates = [p for p, reason in iter_files(path) if reason is None][:5]
-        for c in candidates:
-            if c.lower().endswith((".nii", ".nii.gz", ".png", ".jpg", ".jpeg", ".txt")):
-                continue
-            try:
-                f = read_header(c).facts
-            except MedmmError:
-                continue
-            return {"modality": f.modality, "body_part": f.body_part, "laterality": f.laterality,
-                    "view_position": f.view_position, "sex": f.patient_sex}
-    return None
+def manifest_header(rec: dict[str, Any]) -> HeaderFacts | None:
+    """The header facts a synthetic-study manifest record carries (``modality``, ``body_part``, ``sex``, views)."""
+    view = next((i.get("view") for i in rec.get("images") or [] if isinstance(i, dict) and i.get("view")), None)
+    return HeaderFacts.from_mapping({"modality": rec.get("modality"), "body_part": rec.get("body_part"),
+                                     "patient_sex": rec.get("sex"), "view_position": view})
 
 
-def process(item: StudyInput, checker: str = "rules", model: str | None = None) -> dict[str, Any]:
-    """Check one study; never raises (a failure comes back with its stage and reason)."""
+def process(item: StudyInput, run: RunConfig) -> dict[str, Any]:
+    """Check one study with the configuration ``run``; never raises (a failure comes back with its stage
+    and reason). The checker kind, threshold and VLM config are read from ``run``, the object whose
+    hash keys the result, so what is recorded is what was used."""
     out: dict[str, Any] = {"item": item}
     if item.problem:
         return {**out, "failure": ("input", item.problem)}
@@ -151,6 +139,7 @@ def process(item: StudyInput, checker: str = "rules", model: str | None = None) 
                 raw = fh.read()
         else:
             return {**out, "failure": ("report", "no report text or report path")}
+        from medmm.imaging.io import header_facts
         from medmm.reports import check
         from medmm.reports.checker import clean_text
 
@@ -158,16 +147,20 @@ def process(item: StudyInput, checker: str = "rules", model: str | None = None) 
         if not text.strip():
             return {**out, "failure": ("report", "empty report")}
         stage = "header"
-        header = _header_from_images(item.images) or item.header
+        header = header_facts(list(item.images)) or item.header
         stage = "check"
-        vlm = None
+        checker, model = run["checker"], run.get("model_spec")
+        vlm, config = None, None
         if checker != "rules":
             if model not in _MODELS:
                 from medmm.models import load
 
                 _MODELS[model or ""] = load(model) if model else None
             vlm = _MODELS[model or ""]
-        result = check(text, header=header, checker=checker, model=vlm)
+            from medmm.reports.vlm_checker import VLMCheckerConfig
+
+            config = VLMCheckerConfig(**run["vlm_config"])
+        result = check(text, header=header, checker=checker, model=vlm, threshold=run["threshold"], config=config)
         return {**out, "text": text, "header": header, "result": result}
     except MedmmError as exc:
         return {**out, "failure": (stage, str(exc))}
@@ -175,8 +168,57 @@ def process(item: StudyInput, checker: str = "rules", model: str | None = None) 
         return {**out, "failure": (stage, f"{type(exc).__name__}: {exc}")}
 
 
-def _process_batch(batch: list[StudyInput], checker: str, model: str | None) -> list[dict[str, Any]]:
-    return [process(i, checker, model) for i in batch]
+def _process_batch(batch: list[StudyInput], run: RunConfig) -> list[dict[str, Any]]:
+    return [process(i, run) for i in batch]
+
+
+def rules_fingerprint() -> str:
+    """A hash of the report checker's code and data (rules, lexicons, calibration tables): the rules'
+    version. Any change to them — an upgrade, a recalibration — gives a new run identity."""
+    import hashlib
+    from importlib.resources import files
+
+    h = hashlib.sha256()
+    root = files("medmm.reports")
+    stack = [root]
+    entries = []
+    while stack:
+        node = stack.pop()
+        for child in node.iterdir():
+            if child.is_dir():
+                if child.name != "__pycache__":
+                    stack.append(child)
+            elif child.name.endswith((".py", ".txt", ".json", ".yaml", ".yml", ".tsv", ".csv")):
+                entries.append(child)
+    for child in sorted(entries, key=lambda c: str(c)):
+        h.update(str(child).rsplit("medmm", 1)[-1].encode() + b"\0" + child.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def run_config(checker: str = "rules", model: str | None = None, threshold: float | None = None,
+               vlm_config: Any = None) -> RunConfig:
+    """The identity of an audit run, built from what the checking code will use.
+
+    Parts: checker kind, the rules' fingerprint, the threshold actually passed, and for the VLM and
+    ensemble checkers the model's fingerprint (weights, adapter, template, dtype) and the whole VLM
+    checker configuration (prompts, calibrated threshold, ensemble weight).
+    """
+    from medmm.reports import CHECKERS
+    from medmm.reports.checker import DEFAULT_THRESHOLD
+
+    if checker not in CHECKERS:
+        raise InputError(f"checker {checker!r}: use one of {', '.join(CHECKERS)}")
+    parts: dict[str, Any] = {"checker": checker, "rules": rules_fingerprint(),
+                             "threshold": float(DEFAULT_THRESHOLD if threshold is None else threshold)}
+    if checker != "rules":
+        if not model:
+            raise InputError(f"--checker {checker} needs --model SPEC")
+        from medmm.models import load
+        from medmm.reports.vlm_checker import VLMCheckerConfig
+
+        cfg = vlm_config if vlm_config is not None else VLMCheckerConfig.load()
+        parts.update(model=load(model).fingerprint(), model_spec=model, vlm_config=cfg)
+    return RunConfig.build("report-check", **parts)
 
 
 # ------------------------------------------------------------------ the audit
@@ -200,20 +242,13 @@ class AuditSummary:
 
 def audit(input_path: str, db: str, checker: str = "rules", model: str | None = None, workers: int | None = None,
           engine: str = "local", ray_address: str | None = None, limit: int | None = None, progress: bool = True,
-          batch_size: int = 8) -> AuditSummary:
+          batch_size: int = 8, threshold: float | None = None) -> AuditSummary:
     """Run (or resume) an audit of ``input_path`` into the store at ``db``."""
     if engine not in ("local", "ray"):
         raise InputError(f"engine {engine!r}: use local or ray")
+    run = run_config(checker, model, threshold)
     store = Store(db)
-    fingerprint = None
-    if checker != "rules":
-        if not model:
-            raise InputError(f"--checker {checker} needs --model SPEC")
-        from medmm.models import load
-
-        fingerprint = load(model).fingerprint()
-    config = {"checker": checker, "model": model, "threshold": 0.5}
-    run_id, config_key = store.start_run(checker, config, fingerprint)
+    run_id, config_key = store.start_run(run)
     done = store.finished_sources(config_key)
     items: list[StudyInput] = []
     summary = AuditSummary(run_id)
@@ -233,7 +268,7 @@ def audit(input_path: str, db: str, checker: str = "rules", model: str | None = 
 
         bar = tqdm(total=len(items), unit="study", file=sys.stderr, dynamic_ncols=True, desc="audit")
     try:
-        for results in _run_batches(batches, checker, model, workers, engine, ray_address):
+        for results in _run_batches(batches, run, workers, engine, ray_address):
             for r in results:
                 _write(store, run_id, config_key, r, summary)
                 if bar is not None:
@@ -267,23 +302,23 @@ def _write(store: Store, run_id: int, config_key: str, r: dict[str, Any], summar
         summary.duplicates += 1
 
 
-def _run_batches(batches: list[list[StudyInput]], checker: str, model: str | None, workers: int, engine: str,
+def _run_batches(batches: list[list[StudyInput]], run: RunConfig, workers: int, engine: str,
                  ray_address: str | None) -> Iterator[list[dict[str, Any]]]:
     if engine == "ray":
-        yield from _run_ray(batches, checker, model, workers, ray_address)
+        yield from _run_ray(batches, run, workers, ray_address)
         return
     if workers <= 1 or len(batches) <= 1:
         for b in batches:
-            yield _process_batch(b, checker, model)
+            yield _process_batch(b, run)
         return
     ctx = pool_context()  # forkserver, never fork (see medmm/_pool.py)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(_process_batch, b, checker, model) for b in batches]
+        futures = [pool.submit(_process_batch, b, run) for b in batches]
         for fut in futures:  # in submission order: progress and writes stay deterministic
             yield fut.result()
 
 
-def _run_ray(batches: list[list[StudyInput]], checker: str, model: str | None, workers: int,
+def _run_ray(batches: list[list[StudyInput]], run: RunConfig, workers: int,
              ray_address: str | None) -> Iterator[list[dict[str, Any]]]:
     try:
         import ray
@@ -300,7 +335,7 @@ def _run_ray(batches: list[list[StudyInput]], checker: str, model: str | None, w
         started = True
     try:
         remote = ray.remote(_process_batch)
-        pending = [remote.remote(b, checker, model) for b in batches]
+        pending = [remote.remote(b, run) for b in batches]
         for ref in pending:  # results come back to this process, the only writer
             yield ray.get(ref)
     finally:
@@ -310,15 +345,19 @@ def _run_ray(batches: list[list[StudyInput]], checker: str, model: str | None, w
 
 # ------------------------------------------------------------------ export
 EXPORT_COLUMNS = ["study_key", "modality", "type", "start", "end", "text", "explanation", "confidence", "evidence",
-                  "decision", "reviewer", "flag_id", "run_id", "source_path"]
-DEIDENTIFIED_DROP = ("source_path", "text", "explanation", "reviewer")
+                  "decision", "reviewer", "flag_id", "run_id", "config_key"]
+REDACT_DROP = ("text", "explanation", "reviewer")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def export(db: str, out: str, reviewed_only: bool = False, deidentified: bool = False) -> int:
+def export(db: str, out: str, reviewed_only: bool = False, redact: bool = False, with_paths: bool = False,
+           config_key: str | None = None) -> int:
     """One row per flag (with the latest review decision) to CSV, Parquet or JSONL; returns the row count.
 
-    ``deidentified`` drops the columns that can carry identifying text: the source path, the
-    flagged report text and the explanation (which quotes the report), and the reviewer's name.
+    No path leaves the store unless ``with_paths`` (study folders are often named after the patient).
+    ``redact`` also drops the columns that quote the report or name a person: the flagged text, the
+    explanation (which quotes the report) and the reviewer. Real de-identification of DICOM is
+    ``medmm deid``; this only chooses columns. ``config_key`` limits the rows to one configuration.
     """
     import pandas as pd
 
@@ -326,11 +365,16 @@ def export(db: str, out: str, reviewed_only: bool = False, deidentified: bool = 
     if not low.endswith((".csv", ".parquet", ".jsonl")):
         raise InputError(f"{out}: export to .csv, .parquet or .jsonl")
     with Store(db) as store:
-        rows = store.flag_rows(reviewed_only=reviewed_only)
-    cols = [c for c in EXPORT_COLUMNS if not (deidentified and c in DEIDENTIFIED_DROP)]
-    table = pd.DataFrame(rows, columns=EXPORT_COLUMNS)[cols]
+        rows = store.flag_rows(reviewed_only=reviewed_only, with_paths=with_paths, config_key=config_key)
+    columns = EXPORT_COLUMNS + (["source_path"] if with_paths else [])
+    cols = [c for c in columns if not (redact and c in REDACT_DROP)]
+    table = pd.DataFrame(rows, columns=columns)[cols]
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     if low.endswith(".csv"):
+        # spreadsheet formula injection: report text can start with "=" (OWASP: prefix a quote)
+        for c in table.columns:
+            if table[c].dtype == object:
+                table[c] = table[c].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
         table.to_csv(out, index=False)
     elif low.endswith(".parquet"):
         table.to_parquet(out, index=False)

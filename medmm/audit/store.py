@@ -3,10 +3,19 @@
 It is the only way the CLI, the audit runner and the app read or write results. SQLite in WAL
 mode with foreign keys; every write is a transaction (``BEGIN IMMEDIATE``, so concurrent
 writers queue instead of failing, with a busy timeout). The schema carries a version and
-migrations run on open. Patient identifiers never enter the store: a study is keyed by a key
-the store issues, and the source identifier is kept only as a salted hash (the salt is
-per-store, random). Reviews are append-only: a changed mind is a new row; the current
+migrations run on open. Reviews are append-only: a changed mind is a new row; the current
 decision is the latest row.
+
+**The store is PHI-bearing by nature.** It holds report text and the locations of the study's
+images and folder as given (folders are often named after the patient), because the review app
+needs them. The store file (and SQLite's ``-wal``/``-shm`` side files, which SQLite creates with
+the main file's mode) is created with mode 0600. Study keys are issued by the store; the source
+identifier is kept as an HMAC with a random per-store salt — which whoever holds the file can
+brute-force for short identifiers (an MRN), since the salt is in the file. Nothing path-like
+leaves the store by default: exports drop paths unless asked (``with_paths``), and the reading
+helpers for the app (:meth:`Store.study`) return image *references* by index, not paths.
+Results are keyed by the run identity (:class:`medmm.runs.RunConfig`), so a changed checker,
+config, threshold or model re-checks a study instead of skipping it.
 """
 
 from __future__ import annotations
@@ -24,10 +33,13 @@ from typing import Any, Iterator
 
 from medmm import __version__
 from medmm.errors import InputError, MedmmError
+from medmm.imaging.volume import REPORT_FACTS, HeaderFacts
+from medmm.runs import RunConfig
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DECISIONS = ("true_error", "false_positive", "uncertain")
-HEADER_COLUMNS = ("modality", "body_part", "laterality", "view_position", "sex")
+# The header facts the store keeps: the report facts of the one header type (medmm.imaging.HeaderFacts).
+HEADER_COLUMNS = REPORT_FACTS
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -110,6 +122,13 @@ _MIGRATIONS: dict[int, str] = {
     CREATE TABLE study_verdicts_placeholder (id INTEGER PRIMARY KEY);
     DROP TABLE study_verdicts_placeholder;
     """,
+    # v3: one header type (``sex`` -> ``patient_sex`` as in HeaderFacts); result notes (a rule that
+    # raised is recorded, never dropped); the run's kind (the RunConfig that keyed it is in runs.config)
+    3: """
+    ALTER TABLE studies RENAME COLUMN sex TO patient_sex;
+    ALTER TABLE results ADD COLUMN notes TEXT;
+    ALTER TABLE flags ADD COLUMN rule TEXT;
+    """,
 }
 
 
@@ -121,7 +140,7 @@ class StoreError(MedmmError):
 class StudyRecord:
     source_id: str  # the identifier as found (never stored raw)
     source_path: str | None
-    header: dict[str, Any] | None
+    header: HeaderFacts | dict[str, Any] | None  # converted through HeaderFacts.from_mapping
     report: str | None
     images: tuple[str, ...] = ()
     regions: tuple[dict[str, Any], ...] = ()  # boxes: {"image", "slice", "x1", "y1", "x2", "y2", "label"}
@@ -134,6 +153,11 @@ class Store:
         self.path = path
         if os.path.isdir(path):
             raise InputError(f"{path}: is a folder; give a file path for the store (e.g. audit.sqlite)")
+        if not os.path.exists(path):
+            parent = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(parent):
+                raise InputError(f"{path}: the folder for the store does not exist; create it first")
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # PHI-bearing: owner only
         try:
             self.conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -144,6 +168,12 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a medmm store or corrupt ({exc})") from exc
         self.salt = bytes.fromhex(self._meta("salt"))
+        for side in ("", "-wal", "-shm"):
+            if os.path.exists(path + side) and os.stat(path + side).st_mode & 0o077:
+                try:
+                    os.chmod(path + side, 0o600)
+                except OSError:  # not the owner (a reviewer's read-only copy): leave it
+                    pass
 
     # ------------------------------------------------------------------ schema
     def _migrate(self) -> None:
@@ -202,14 +232,29 @@ class Store:
         return "S" + self.source_hash(source_id)[:16]
 
     # ------------------------------------------------------------------ runs
-    def start_run(self, checker: str, config: dict[str, Any], model_fingerprint: str | None) -> tuple[int, str]:
-        config_key = hashlib.sha256(json.dumps({"checker": checker, "model": model_fingerprint, "config": config},
-                                               sort_keys=True).encode()).hexdigest()[:24]
+    def start_run(self, run: RunConfig) -> tuple[int, str]:
+        """Record a run of configuration ``run``; returns (run id, config key = ``run.key``)."""
+        config_key = run.key
         with self.transaction() as c:
             cur = c.execute("INSERT INTO runs(config_key, checker, model_fingerprint, config, medmm_version, started_at) "
-                            "VALUES (?, ?, ?, ?, ?, ?)", (config_key, checker, model_fingerprint,
-                                                          json.dumps(config, sort_keys=True), __version__, time.time()))
+                            "VALUES (?, ?, ?, ?, ?, ?)", (config_key, str(run.get("checker", run.kind)), run.get("model"),
+                                                          json.dumps(run.to_dict(), sort_keys=True), __version__,
+                                                          time.time()))
             return int(cur.lastrowid), config_key
+
+    def configurations(self) -> list[dict[str, Any]]:
+        """Configurations with results in this store, newest run first."""
+        rows = self.conn.execute(
+            "SELECT r.config_key, MAX(r.id), r.checker, r.config, "
+            "(SELECT COUNT(*) FROM results x WHERE x.config_key = r.config_key) "
+            "FROM runs r GROUP BY r.config_key ORDER BY MAX(r.id) DESC").fetchall()
+        return [{"config_key": k, "last_run": rid, "checker": chk, "config": json.loads(cfg), "results": int(n)}
+                for k, rid, chk, cfg, n in rows]
+
+    def latest_config_key(self) -> str | None:
+        """The configuration of the newest run that wrote a result (what the worklist shows by default)."""
+        row = self.conn.execute("SELECT config_key FROM results ORDER BY finished_at DESC, rowid DESC LIMIT 1").fetchone()
+        return row[0] if row else None
 
     def finish_run(self, run_id: int) -> None:
         with self.transaction() as c:
@@ -224,7 +269,8 @@ class Store:
     # ------------------------------------------------------------------ writing results
     def _upsert_study(self, c: sqlite3.Connection, rec: StudyRecord) -> str:
         key = self.study_key(rec.source_id)
-        header = rec.header or {}
+        facts = HeaderFacts.from_mapping(rec.header) or HeaderFacts()
+        header = facts.to_dict(report_facts_only=True)
         c.execute("INSERT OR IGNORE INTO studies(key, source_hash, source_path, " + ", ".join(HEADER_COLUMNS) +
                   ", created_at, images, regions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                   (key, self.source_hash(rec.source_id), rec.source_path,
@@ -240,15 +286,17 @@ class Store:
         already finished this study under the same configuration (nothing is duplicated)."""
         with self.transaction() as c:
             key = self._upsert_study(c, rec)
+            notes = list(getattr(result, "notes", None) or [])
             cur = c.execute("INSERT OR IGNORE INTO results(study_key, config_key, run_id, status, has_error, score, "
-                            "finished_at) VALUES (?, ?, ?, 'done', ?, ?, ?)",
-                            (key, config_key, run_id, int(result.has_error), float(result.score), time.time()))
+                            "finished_at, notes) VALUES (?, ?, ?, 'done', ?, ?, ?, ?)",
+                            (key, config_key, run_id, int(result.has_error), float(result.score), time.time(),
+                             json.dumps(notes) if notes else None))
             if cur.rowcount == 0:
                 return False
             c.executemany('INSERT INTO flags(run_id, study_key, config_key, type, start, "end", text, explanation, '
-                          "confidence, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          "confidence, evidence, rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           [(run_id, key, config_key, f.type, f.start, f.end, f.text, f.explanation, f.confidence,
-                            f.evidence) for f in result.flags])
+                            f.evidence, getattr(f, "rule", None) or None) for f in result.flags])
             return True
 
     def record_failure(self, run_id: int, config_key: str, rec: StudyRecord, stage: str, reason: str) -> bool:
@@ -293,44 +341,54 @@ class Store:
             out[table] = int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - fixed names
         return out
 
-    def worklist(self) -> list[dict[str, Any]]:
-        """Studies with their latest result, flag counts and review status, riskiest first."""
+    def _config_or_latest(self, config_key: str | None) -> str | None:
+        return config_key if config_key is not None else self.latest_config_key()
+
+    def worklist(self, config_key: str | None = None) -> list[dict[str, Any]]:
+        """Studies with their result under one configuration (default: the newest run's), flag counts and
+        review status; the most confident flags first (flag confidences are calibrated), then by score."""
+        config_key = self._config_or_latest(config_key)
         sql = """
-        SELECT s.key, s.modality, s.body_part, s.sex, r.score, r.has_error, r.status, r.run_id,
-               (SELECT COUNT(*) FROM flags f WHERE f.study_key = s.key AND f.run_id = r.run_id) AS n_flags,
-               (SELECT GROUP_CONCAT(DISTINCT f.type) FROM flags f WHERE f.study_key = s.key AND f.run_id = r.run_id),
-               (SELECT MAX(f.confidence) FROM flags f WHERE f.study_key = s.key AND f.run_id = r.run_id),
+        SELECT s.key, s.modality, s.body_part, s.patient_sex, r.score, r.has_error, r.status, r.run_id,
+               (SELECT COUNT(*) FROM flags f WHERE f.study_key = s.key AND f.config_key = r.config_key) AS n_flags,
+               (SELECT GROUP_CONCAT(DISTINCT f.type) FROM flags f WHERE f.study_key = s.key AND f.config_key = r.config_key),
+               (SELECT MAX(f.confidence) FROM flags f WHERE f.study_key = s.key AND f.config_key = r.config_key) AS top,
                (SELECT COUNT(*) FROM reviews v WHERE v.study_key = s.key) AS n_reviews
         FROM studies s JOIN results r ON r.study_key = s.key
-        WHERE r.finished_at = (SELECT MAX(r2.finished_at) FROM results r2 WHERE r2.study_key = s.key)
-        ORDER BY COALESCE(r.score, -1) DESC, s.key
+        WHERE r.config_key = ?
+        ORDER BY COALESCE(top, -1) DESC, COALESCE(r.score, -1) DESC, s.key
         """
-        cols = ["study_key", "modality", "body_part", "sex", "score", "has_error", "status", "run_id", "n_flags",
+        cols = ["study_key", "modality", "body_part", "patient_sex", "score", "has_error", "status", "run_id", "n_flags",
                 "flag_types", "max_confidence", "n_reviews"]
         out = []
-        for row in self.conn.execute(sql).fetchall():
+        for row in self.conn.execute(sql, (config_key,)).fetchall():
             d = dict(zip(cols, row))
             d["flag_types"] = sorted(set((d["flag_types"] or "").split(",")) - {""})
             d["state"] = "reviewed" if d["n_reviews"] else ("flagged" if d["n_flags"] else "unreviewed")
             out.append(d)
         return out
 
-    def study(self, key: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT s.key, s.source_path, s.modality, s.body_part, s.laterality, s.view_position, "
-                                "s.sex, s.images, s.regions, r.text FROM studies s LEFT JOIN reports r "
+    def study(self, key: str, config_key: str | None = None) -> dict[str, Any] | None:
+        """One study for the review app: header facts, report, images, known regions, and the flags of one
+        configuration (default: the newest run's). No source path: the app never shows one."""
+        row = self.conn.execute("SELECT s.key, s.modality, s.body_part, s.laterality, s.view_position, "
+                                "s.patient_sex, s.images, s.regions, r.text FROM studies s LEFT JOIN reports r "
                                 "ON r.study_key = s.key WHERE s.key=?", (key,)).fetchone()
         if row is None:
             return None
-        cols = ["study_key", "source_path", "modality", "body_part", "laterality", "view_position", "sex", "images",
-                "regions", "report"]
+        cols = ["study_key", *REPORT_FACTS, "images", "regions", "report"]
         d = dict(zip(cols, row))
         d["images"] = json.loads(d["images"] or "[]")
         d["regions"] = json.loads(d["regions"] or "[]")
-        run = self.conn.execute("SELECT run_id FROM results WHERE study_key=? ORDER BY finished_at DESC LIMIT 1",
-                                (key,)).fetchone()
-        d["run_id"] = run[0] if run else None
+        config_key = self._config_or_latest(config_key)
+        res = self.conn.execute("SELECT run_id, status, notes FROM results WHERE study_key=? AND config_key=?",
+                                (key, config_key)).fetchone()
+        d["config_key"] = config_key
+        d["run_id"] = res[0] if res else None
+        d["status"] = res[1] if res else None
+        d["notes"] = json.loads(res[2]) if res and res[2] else []
         flags = self.conn.execute('SELECT id, type, start, "end", text, explanation, confidence, evidence FROM flags '
-                                  "WHERE study_key=? AND run_id=? ORDER BY start", (key, d["run_id"])).fetchall()
+                                  "WHERE study_key=? AND config_key=? ORDER BY start", (key, config_key)).fetchall()
         d["flags"] = [dict(zip(["id", "type", "start", "end", "text", "explanation", "confidence", "evidence"], f)) |
                       {"decision": self.latest_decision(f[0])} for f in flags]
         verdict = self.conn.execute("SELECT decision, reviewer, at FROM reviews WHERE study_key=? AND flag_id IS NULL "
@@ -344,16 +402,27 @@ class Store:
         return [dict(zip(["review_id", "flag_id", "flag_type", "reviewer", "decision", "comment", "at"], r))
                 for r in rows.fetchall()]
 
-    def flag_rows(self, reviewed_only: bool = False) -> list[dict[str, Any]]:
-        """One row per flag with its study, and the latest review decision (or None)."""
+    def flag_rows(self, reviewed_only: bool = False, with_paths: bool = False,
+                  config_key: str | None = None) -> list[dict[str, Any]]:
+        """One row per flag with its study and the latest review decision (or None).
+
+        ``config_key`` limits the rows to one configuration (default: all). ``source_path`` is
+        included only with ``with_paths`` (folder names often carry the patient's name).
+        """
         sql = ('SELECT f.id, f.study_key, s.source_path, s.modality, f.type, f.start, f."end", f.text, f.explanation, '
-               "f.confidence, f.evidence, f.run_id, "
+               "f.confidence, f.evidence, f.run_id, f.config_key, "
                "(SELECT r.decision FROM reviews r WHERE r.flag_id = f.id ORDER BY r.id DESC LIMIT 1), "
                "(SELECT r.reviewer FROM reviews r WHERE r.flag_id = f.id ORDER BY r.id DESC LIMIT 1) "
-               "FROM flags f JOIN studies s ON s.key = f.study_key ORDER BY f.study_key, f.start, f.id")
+               "FROM flags f JOIN studies s ON s.key = f.study_key "
+               + ("WHERE f.config_key = ? " if config_key is not None else "")
+               + "ORDER BY f.study_key, f.start, f.id")
         cols = ["flag_id", "study_key", "source_path", "modality", "type", "start", "end", "text", "explanation",
-                "confidence", "evidence", "run_id", "decision", "reviewer"]
-        rows = [dict(zip(cols, r)) for r in self.conn.execute(sql).fetchall()]
+                "confidence", "evidence", "run_id", "config_key", "decision", "reviewer"]
+        params = (config_key,) if config_key is not None else ()
+        rows = [dict(zip(cols, r)) for r in self.conn.execute(sql, params).fetchall()]
+        if not with_paths:
+            for r in rows:
+                del r["source_path"]
         return [r for r in rows if r["decision"] is not None] if reviewed_only else rows
 
 
