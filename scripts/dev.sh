@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# medmm's two commands (see README): `bash scripts/dev.sh demo` and `bash scripts/dev.sh test`.
+# medmm's two commands (see README): `bash scripts/dev.sh demo` and `bash scripts/dev.sh test`
+# (`wheel-smoke`: build the wheel, install it outside the checkout and smoke-test it; run by .ci/run).
 # Each creates .venv when missing and installs the pinned requirements (torch==2.13.0 CPU
 # beside the rest, in requirements.txt); nothing is downloaded at run time.
 set -euo pipefail
@@ -35,13 +36,17 @@ case "$cmd" in
     # pytest exits 5 when no test ran; `set -e` turns that (and any failure) into a failed run.
     exec "$VENV/bin/python" -m pytest -q "$@"
     ;;
+  wheel-smoke)
+    setup
+    exec bash scripts/wheel_smoke.sh "$@"
+    ;;
   bench)
     setup
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
     exec "$VENV/bin/python" -m bench "$@"
     ;;
   *)
-    echo "usage: bash scripts/dev.sh demo|test|bench|setup" >&2
+    echo "usage: bash scripts/dev.sh demo|test|wheel-smoke|bench|setup" >&2
     exit 2
     ;;
 esac

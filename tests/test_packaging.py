@@ -117,3 +117,12 @@ def test_runtime_data_files_are_declared_package_data() -> None:
     assert data_files, "expected package data under medmm/"
     undeclared = [f for f in data_files if not any(fnmatch(f, pat) for pat in patterns)]
     assert undeclared == []
+
+
+def test_review_app_ships_as_package_data_one_copy() -> None:
+    """``medmm app`` runs the packaged script; in the tree it is a link to apps/report_checker.py (one copy)."""
+    packaged = config.files("_apps/report_checker.py")
+    assert packaged.is_file()
+    link = ROOT / "medmm" / "_apps" / "report_checker.py"
+    assert link.is_symlink() and link.resolve() == (ROOT / "apps" / "report_checker.py").resolve()
+    assert packaged.read_bytes() == (ROOT / "apps" / "report_checker.py").read_bytes()

@@ -1,0 +1,1 @@
+../../apps/report_checker.py
