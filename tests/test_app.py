@@ -132,6 +132,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="Debian chromium not installed (.ci/run installs it)")
 def test_end_to_end_in_chromium(demo_store, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")

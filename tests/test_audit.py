@@ -116,6 +116,7 @@ def _results(db: str) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path):
     manifest = _manifest(tmp_path, copies=12)  # 1,260 studies
     db = str(tmp_path / "k.sqlite")
@@ -159,6 +160,7 @@ print(written)
 """
 
 
+@pytest.mark.slow
 def test_two_audits_and_a_reviewer_at_once(tmp_path):
     manifest = _manifest(tmp_path, copies=4)  # 420 studies
     db = str(tmp_path / "c.sqlite")
