@@ -48,7 +48,8 @@ def test_manifest_schema(records):
             assert f["side"] in ("left", "right", "bilateral", "midline", None)
             assert f["boxes"], f
             for b in f["boxes"]:
-                assert set(b) == {"image", "slice", "x1", "y1", "x2", "y2"}
+                assert set(b) == {"image", "slice", "x1", "y1", "x2", "y2", "frame"}
+                assert b["frame"] == "acquisition"  # the frame is explicit: regions.Box.to_dict
                 assert b["x1"] < b["x2"] and b["y1"] < b["y2"]
         assert r["attributes"]["modality"] == r["modality"]
     assert any(not r["findings"] for r in records) or any(r["attributes"]["normal"] for r in records)
@@ -123,6 +124,33 @@ def test_boxes_contain_their_findings(synth_dir, records):
                     total += int((maps[img["label_map"]].data == f["label"]).sum())
             assert inside >= 0.9 * total, (r["study_id"], f["type"], inside, total)
     assert n_boxes > 10
+
+
+def test_feet_first_ct_and_coronal_mr_keep_acquisition_boxes(tmp_path):
+    """A feet-first CT (columns run to the patient's right, position order superior to inferior)
+    and a coronal MR: the manifest boxes are acquisition pixels of the series as a reader loads it."""
+    from dataclasses import replace
+
+    from medmm.regions import Box
+
+    cfg = replace(SMALL, ct_feet_first_fraction=1.0, mr_coronal_fraction=1.0, normal_fraction=0.0)
+    for i, kind in enumerate(("ct", "mr")):
+        rec = make_study(str(tmp_path), 5, i, kind, cfg)
+        series = tmp_path / rec["images"][0]["path"]
+        ds = pydicom.dcmread(series / "IM00001.dcm", stop_before_pixels=True)
+        iop = [round(float(v)) for v in ds.ImageOrientationPatient]
+        assert iop == ([-1, 0, 0, 0, 1, 0] if kind == "ct" else [1, 0, 0, 0, 0, -1])
+        vol = load_volume(str(series))
+        world0, world1 = vol.world(np.array([0, 0, 0])), vol.world(np.array([0, 0, 1]))
+        if kind == "ct":  # RAS: k = 0 is the most superior slice, i runs toward the patient's right
+            assert world1[2] < world0[2] and vol.world(np.array([1, 0, 0]))[0] > world0[0]
+        labels = load_nifti(str(tmp_path / rec["images"][0]["label_map"]))
+        assert rec["findings"]
+        for f in rec["findings"]:
+            for d in f["boxes"]:
+                b = Box.from_dict(d)
+                crop = labels.data[b.x1:b.x2, b.y1:b.y2, b.slice]
+                assert (crop == f["label"]).any(), (kind, f["type"], d)
 
 
 def _sentences(report: str) -> list[str]:

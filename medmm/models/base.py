@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from medmm.errors import InputError, MedmmError
 from medmm.imaging.volume import Volume
+from medmm.regions.box import Box as RegionBox
+from medmm.regions.draw import draw
+from medmm.regions.frames import Acquisition, Display, Model
 
 
 class ModelError(MedmmError):
@@ -48,7 +51,8 @@ class ImageView:
 
 
 ImageLike = Union[Image.Image, Volume, ImageView]
-Box = tuple[float, float, float, float]
+# A visual-prompt box: a regions.Box, or a plain (x1, y1, x2, y2) in the pixels of the image as shown.
+Box = Union[RegionBox, tuple[float, float, float, float]]
 
 
 @dataclass
@@ -58,7 +62,12 @@ class Request:
     ``messages`` follow the transformers chat format: ``[{"role": "system"|"user"|"assistant",
     "content": str | [{"type": "image"} | {"type": "text", "text": str}]}]``. With a plain
     ``prompt``, one user turn is built with every image first, then the text. ``boxes`` are
-    visual prompts: one list of (x1, y1, x2, y2) pixel boxes per image, drawn on a copy of it.
+    visual prompts: one list of boxes per image, drawn (``box_shape``: rectangle, ellipse or arrow)
+    on a copy of it with :func:`medmm.regions.draw`. A box is a :class:`medmm.regions.Box` — in the
+    display frame of the image's view, in a model frame (drawn at its coordinates when the image
+    has the transform's output size, else mapped back to its source), or, for a Volume/ImageView,
+    in the acquisition or world frame (converted to the view; it must lie on the rendered slice) —
+    or a plain ``(x1, y1, x2, y2)`` tuple in the pixels of the image as shown (x2/y2 exclusive).
     """
 
     images: Sequence[ImageLike] = ()
@@ -66,6 +75,7 @@ class Request:
     messages: list[dict[str, Any]] | None = None
     system: str | None = None
     boxes: Sequence[Sequence[Box]] | None = None
+    box_shape: str = "rectangle"
 
     def chat(self) -> list[dict[str, Any]]:
         if self.messages is not None:
@@ -109,13 +119,48 @@ class Request:
             else:
                 raise InputError(f"image {i}: expected a PIL image, a Volume or an ImageView, got {type(img).__name__}")
             if self.boxes and i < len(self.boxes) and self.boxes[i]:
-                pil = pil.copy()
-                draw = ImageDraw.Draw(pil)
-                width = max(1, round(min(pil.size) / 100))
-                for x1, y1, x2, y2 in self.boxes[i]:
-                    draw.rectangle([x1, y1, x2 - 1, y2 - 1], outline=(255, 0, 0), width=width)
+                pil = draw(pil, [_box_on_image(b, img, pil.size, i) for b in self.boxes[i]], shape=self.box_shape)
             out.append(pil)
         return out
+
+
+def _box_on_image(box: Box, image: ImageLike, size: tuple[int, int], i: int) -> tuple[float, float, float, float]:
+    """Where a visual-prompt box lies in the pixels of image ``i`` as given to the model."""
+    if not isinstance(box, RegionBox):
+        x1, y1, x2, y2 = (float(v) for v in box)  # a plain tuple: pixels of the image as shown
+        return x1, y1, x2, y2
+    if isinstance(box.frame, Model):
+        t = box.frame.transform
+        if tuple(size) == tuple(t.size):
+            return box.as_tuple()
+        if tuple(size) == tuple(t.source_size):
+            box = box.from_model()
+        else:
+            raise InputError(f"image {i}: a model-frame box for a {t.size[0]}x{t.size[1]} input (from "
+                             f"{t.source_size[0]}x{t.source_size[1]}) cannot be drawn on a {size[0]}x{size[1]} image")
+    view = image if isinstance(image, ImageView) else ImageView(image) if isinstance(image, Volume) else None
+    if view is None:
+        # a picture: a display box, or a 2-D acquisition box (a radiograph's stored pixels), is drawn as is
+        if isinstance(box.frame, Display) or (isinstance(box.frame, Acquisition) and box.slice is None):
+            return box.as_tuple()
+        raise InputError(f"image {i}: a {box.frame.to_dict()['frame']}-frame box needs a Volume or ImageView "
+                         "to be placed on it; convert it to the display frame first")
+    if isinstance(box.frame, Display) and box.frame.axis == view.axis and box.slice is None:
+        return box.as_tuple()  # a display box that does not name its slice: the slice shown
+    d = box.to_display(view.volume, view.axis)
+    shown = _display_slice(view)
+    if not view.mip and d.slice != shown:
+        raise InputError(f"image {i}: the box lies on {view.axis} slice {d.slice}, the view shows slice {shown}; "
+                         f"use ImageView(..., index={d.slice}, axis={view.axis!r})")
+    return d.as_tuple()
+
+
+def _display_slice(view: ImageView) -> int:
+    """The display slice an ImageView renders (its index, or the middle as views.plane does)."""
+    from medmm.regions.geometry import Geometry
+
+    n = Geometry.of(view.volume).view_size(view.axis)[2]
+    return n // 2 if view.index is None else (view.index % n)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from medmm.imaging.dicom_write import ProjectionSpec, SeriesSpec, write_projecti
 from medmm.imaging.io import load_volume
 from medmm.imaging.nifti import save_nifti
 from medmm.imaging.volume import Volume
+from medmm.regions.frames import ACQUISITION
 from medmm.synth import phantoms
 from medmm.synth.reports import INDICATIONS, write_report
 from medmm.synth.truth import Box, Finding, ImageEntry, Study
@@ -42,13 +43,16 @@ class SynthConfig:
     cxr_zoom: float = 2.0  # radiograph pixels per phantom voxel (3 mm voxels -> 1.5 mm pixels)
     normal_fraction: float = 0.3
     localizer_fraction: float = 0.4
+    mr_coronal_fraction: float = 0.3  # MR series acquired coronally (slices along y)
+    ct_feet_first_fraction: float = 0.0  # CT written as a feet-first scan (columns R->L, slices S->I)
 
 
 SMALL = SynthConfig(ct_slices=(24, 32), ct_sizes=(64, 80), mr_slices=(16, 20), mr_sizes=(64,), cxr_zoom=1.0)
 
 
 def _boxes_from_labels(labels: np.ndarray, label: int, image: int, sliced: bool) -> list[Box]:
-    """Tight boxes (x2/y2 exclusive) of ``label`` in a [k, row, col] (or [row, col]) array."""
+    """Tight acquisition-frame boxes (x2/y2 exclusive) of ``label`` in a [k, row, col] (or [row, col])
+    array stored as the image is (k in position order)."""
     boxes = []
     planes = labels if sliced else labels[np.newaxis]
     for k in range(planes.shape[0]):
@@ -57,7 +61,8 @@ def _boxes_from_labels(labels: np.ndarray, label: int, image: int, sliced: bool)
             continue
         rows = np.flatnonzero(mask.any(axis=1))
         cols = np.flatnonzero(mask.any(axis=0))
-        boxes.append(Box(image, k if sliced else None, int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))
+        boxes.append(Box(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1, frame=ACQUISITION,
+                         image=image, slice=k if sliced else None))
     return boxes
 
 
@@ -118,19 +123,29 @@ def _ct_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Genera
     phantoms.add_noise(ph, rng, 12.0)
     sex = str(rng.choice(["M", "F"]))
     stored = np.clip(np.rint(ph.values) + 1024, 0, 4095).astype(np.int16)
+    labels = ph.labels
     o = grid.origin
+    orientation = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     positions = np.array([[o[0], o[1], z] for z in grid.axes()[0]])
+    if cfg.ct_feet_first_fraction and rng.random() < cfg.ct_feet_first_fraction:
+        # feet first supine: columns run toward the patient's right, the slice normal points to the
+        # feet, so position order (what a reader sorts by) goes from superior to inferior
+        stored, labels = stored[::-1, :, ::-1], labels[::-1, :, ::-1]
+        orientation = (-1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+        leftmost = o[0] + dx * (grid.shape[2] - 1)  # LPS: +x is the patient's left
+        positions = np.array([[leftmost, o[1], z] for z in grid.axes()[0][::-1]])
     series_dir = os.path.join(out, rel, "ct")
     study_uid = generate_uid(entropy_srcs=[uid_seed, "study"])
     write_series(series_dir, stored, SeriesSpec(
-        positions=positions, pixel_spacing=(dx, dx), slice_thickness=dz, modality="CT", intercept=-1024.0,
+        positions=positions, orientation=orientation, pixel_spacing=(dx, dx), slice_thickness=dz, modality="CT",
+        intercept=-1024.0,
         window=(40.0, 400.0), body_part="CHEST", patient_sex=sex, series_description="CT CHEST",
         seed=uid_seed, study_uid=study_uid))
     images = [ImageEntry(f"{rel}/ct", "dicom-series", f"{rel}/ct_labels.nii.gz"),
               ImageEntry(f"{rel}/ct.nii.gz", "nifti", f"{rel}/ct_labels.nii.gz")]
     vol = load_volume(series_dir)
     save_nifti(vol, os.path.join(out, rel, "ct.nii.gz"), dtype=np.int16)
-    save_nifti(Volume(ph.labels.transpose(2, 1, 0), vol.affine), os.path.join(out, rel, "ct_labels.nii.gz"), dtype=np.int16)
+    save_nifti(Volume(labels.transpose(2, 1, 0), vol.affine), os.path.join(out, rel, "ct_labels.nii.gz"), dtype=np.int16)
     if rng.random() < cfg.localizer_fraction:
         mu = np.clip(1.0 + ph.values / 1000.0, 0, None)
         proj = mu.sum(axis=1)[::-1]  # coronal projection, rows from superior to inferior
@@ -143,7 +158,7 @@ def _ct_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Genera
             image_type=("ORIGINAL", "PRIMARY", "LOCALIZER")))
         images.append(ImageEntry(f"{rel}/localizer", "dicom-series", None))
     for f in findings:
-        f.boxes = _boxes_from_labels(ph.labels, f.label, 0, sliced=True)
+        f.boxes = _boxes_from_labels(labels, f.label, 0, sliced=True)
     comparison = bool(rng.random() < 0.4)
     indication = str(rng.choice(INDICATIONS["CT"])) if rng.random() < 0.7 else None
     report = write_report(rng, findings, "CT", comparison, indication)
@@ -221,7 +236,7 @@ def _mr_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Genera
     values = np.clip(np.rint(ph.values), 0, 4095).astype(np.uint16)
     labels = ph.labels
     o = grid.origin
-    coronal = bool(rng.random() < 0.3)
+    coronal = bool(rng.random() < cfg.mr_coronal_fraction)
     if coronal:  # slices along y; rows from superior to inferior; columns along x
         values = values[::-1].transpose(1, 0, 2)
         labels = labels[::-1].transpose(1, 0, 2)

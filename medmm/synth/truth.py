@@ -5,19 +5,23 @@ Schema (one JSON object per line of ``manifest.jsonl``; documented in ``datasets
     {"study_id", "modality": "CT"|"DX"|"CR"|"MR", "body_part", "sex": "M"|"F",
      "images": [{"path", "format": "dicom-series"|"dicom-file"|"nifti", "label_map", "view"}],
      "report", "findings": [{"type", "organ", "side", "size_mm", "boxes": [{"image", "slice",
-     "x1", "y1", "x2", "y2"}], "label", "category", "severity", "location", "interval"}],
-     "comparison", "attributes": {...}}
+     "x1", "y1", "x2", "y2", "frame": "acquisition"}], "label", "category", "severity", "location",
+     "interval"}], "comparison", "attributes": {...}}
 
-Boxes are pixel coordinates of ``images[image]``: x = column, y = row, ``x2``/``y2``
-exclusive (the box covers columns x1..x2-1); ``slice`` is the index in position order of a
-series (``null`` for a radiograph). ``label`` is the value of the finding's voxels in the
-image's label map.
+Boxes are :class:`medmm.regions.Box` in the **acquisition** frame of ``images[image]``
+(``Box.to_dict`` / ``Box.from_dict``): x = column, y = row, ``x2``/``y2`` exclusive (the box
+covers columns x1..x2-1); ``slice`` is the index in position order of a series (``null`` for a
+radiograph) — *not* the display slice of a view: convert with ``Box.to_display(volume)``
+before rendering. A box dict without ``"frame"`` (older manifests) reads as acquisition.
+``label`` is the value of the finding's voxels in the image's label map.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from medmm.regions.box import Box
 
 # Label-map values of organs (lesions and devices use LESION_LABEL_BASE + finding index).
 ORGAN_LABELS: dict[str, int] = {
@@ -30,14 +34,7 @@ LESION_TYPES = ("nodule", "mass", "cyst", "effusion", "pneumothorax", "consolida
 DEVICE_TYPES = ("endotracheal_tube", "central_line", "pacemaker", "chest_tube")
 
 
-@dataclass(frozen=True)
-class Box:
-    image: int
-    slice: int | None
-    x1: int
-    y1: int
-    x2: int
-    y2: int
+__all__ = ["Box", "DEVICE_TYPES", "Finding", "ImageEntry", "LESION_LABEL_BASE", "LESION_TYPES", "ORGAN_LABELS", "Study"]
 
 
 @dataclass
@@ -55,7 +52,7 @@ class Finding:
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["boxes"] = [asdict(b) for b in self.boxes]
+        d["boxes"] = [b.to_dict() for b in self.boxes]
         # fixed key order: schema keys first
         order = ["type", "organ", "side", "size_mm", "boxes", "label", "category", "severity", "location", "interval"]
         return {k: d[k] for k in order}

@@ -59,3 +59,43 @@ def test_colour_width_and_refusals():
         draw(np.zeros((5, 5), np.uint8), [Box(0, 0, 1, 1, frame=WORLD, z1=0.0, z2=1.0)])
     with pytest.raises(InputError, match="unknown shape"):
         draw(np.zeros((5, 5), np.uint8), [(0, 0, 1, 1)], shape="star")
+
+
+# -- the models' visual prompts draw through the same function, in the right frame ------------------------
+
+def _coronal_volume():
+    from medmm.imaging.volume import Volume
+
+    # coronal acquisition: i -> L (RAS -x), j -> inferior (RAS -z), k -> anterior... stored as a scanner would
+    aff = np.array([[-0.8, 0, 0, 50.0], [0, 0, -2.0, 30.0], [0, -0.8, 0, 60.0], [0, 0, 0, 1.0]])
+    return Volume(np.zeros((48, 40, 9), dtype=np.float32), aff)
+
+
+def test_request_draws_acquisition_boxes_where_the_view_shows_them():
+    from medmm.models.base import ImageView, Request
+    from medmm.regions import Geometry, InputTransform
+
+    vol = _coronal_volume()
+    acq = Box(5, 7, 20, 30, slice=2)
+    d = acq.to_display(vol)
+    assert d.frame == Display("coronal") and Geometry.of(vol).acquisition_axis() == "coronal"
+    view = ImageView(vol, window="100,50", index=d.slice, axis="coronal")  # zeros render black
+    by_acq = Request(images=[view], prompt="Where?", boxes=[[acq]]).pil_images()[0]
+    by_display = Request(images=[view], prompt="Where?", boxes=[[d]]).pil_images()[0]
+    by_tuple = Request(images=[view], prompt="Where?", boxes=[[d.as_tuple()]]).pil_images()[0]
+    expected = draw(np.zeros((by_acq.size[1], by_acq.size[0]), np.uint8), [d])
+    for got in (by_acq, by_display, by_tuple):
+        assert (np.asarray(got) == np.asarray(expected)).all()
+    assert _red(by_acq).any()
+    # a model-frame box on the resized image is drawn as is, on the source image it is mapped back
+    t = InputTransform.identity(*by_acq.size).resize(96, 80)
+    m = d.to_model(t)
+    on_source = Request(images=[view], prompt="Where?", boxes=[[m]]).pil_images()[0]
+    assert (np.asarray(on_source) == np.asarray(expected)).all()
+    resized = Image.new("RGB", t.size)
+    drawn = Request(images=[resized], prompt="Where?", boxes=[[m]], box_shape="ellipse").pil_images()[0]
+    assert (np.asarray(drawn) == np.asarray(draw(resized, [m.as_tuple()], shape="ellipse"))).all()
+    with pytest.raises(InputError, match="lies on coronal slice"):
+        Request(images=[ImageView(vol, index=d.slice + 1, axis="coronal")], prompt="x", boxes=[[acq]]).pil_images()
+    with pytest.raises(InputError, match="needs a Volume or ImageView"):
+        Request(images=[resized], prompt="x", boxes=[[acq]]).pil_images()
