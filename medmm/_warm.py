@@ -1,7 +1,11 @@
-"""Imported by the forkserver (medmm/_pool.py) before it forks workers: builds the caches every
-report-checking worker needs (the spelling vocabulary takes ~0.3 s to load), once, so that
-forked workers inherit them warm instead of each building its own."""
+"""Warm-up for report-checking workers, for callers that check reports (the audit runner passes
+``"medmm._warm"`` in ``pool_context(preload=...)``; nothing else does, so a header scan or a
+synthesis pool never loads the report checker).
 
-from medmm.reports.checker import _known_words
+Imported by the forkserver (medmm/_pool.py) before it forks workers: one check through the public
+API builds the caches every report check needs (the spelling vocabulary takes ~0.3 s to load),
+once, so that forked workers inherit them warm instead of each building its own."""
 
-_known_words()
+from medmm.reports import check
+
+check("FINDINGS: No acute abnormality.\n\nIMPRESSION: Normal study.")

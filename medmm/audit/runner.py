@@ -311,7 +311,7 @@ def _run_batches(batches: list[list[StudyInput]], run: RunConfig, workers: int, 
         for b in batches:
             yield _process_batch(b, run)
         return
-    ctx = pool_context()  # forkserver, never fork (see medmm/_pool.py)
+    ctx = pool_context(preload=["medmm.audit.runner", "medmm._warm"])  # forkserver, never fork (medmm/_pool.py)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = [pool.submit(_process_batch, b, run) for b in batches]
         for fut in futures:  # in submission order: progress and writes stay deterministic

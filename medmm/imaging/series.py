@@ -132,7 +132,7 @@ def read_headers(paths: Iterable[str], workers: int = 1, chunksize: int = 256) -
     paths = list(paths)
     if workers <= 1 or len(paths) < max(2 * chunksize, POOL_MIN_FILES):
         return [_header_or_skip(p) for p in paths]
-    ctx = pool_context()  # forkserver, never fork (see medmm/_pool.py)
+    ctx = pool_context(preload=["medmm.imaging.series"])  # forkserver, never fork (see medmm/_pool.py)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         return list(pool.map(_header_or_skip, paths, chunksize=chunksize))
 

@@ -1,20 +1,21 @@
 """The ``tiny`` backend: LLaVA- and Qwen2-VL-style models built offline from a YAML config.
 
 Nothing is downloaded: the tokenizer is a byte-level BPE trained on medmm's own text (the
-synthetic report generator's sentences and the prompt templates), the weights are random
+synthetic report generator's sentences and the prompt templates, shipped as package data so that
+this layer does not import ``medmm.synth``), the weights are random
 (seeded), and the processor uses transformers' PIL image processors. :meth:`HFVLM.save`
 writes a folder the ``hf`` backend loads, so tests exercise the same code as real checkpoints.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
-from medmm.config import files, load_config
+from medmm.config import files, load_config, read_text
 from medmm.errors import ConfigError
 from medmm.models.hf import HFVLM, _quiet_transformers
 
@@ -71,48 +72,17 @@ def load_tiny_config(path_or_family: str) -> TinyConfig:
     return load_config(name, TinyConfig)
 
 
-def training_corpus(seed: int = 0, n_reports: int = 300) -> list[str]:
-    """medmm's own text: synthetic reports of every finding type, prompts, answers and digits."""
-    from medmm.synth.reports import INDICATIONS, write_report
-    from medmm.synth.truth import Finding
-
-    rng = np.random.default_rng(seed)
-    catalogue = [
-        ("nodule", "lung", True, "upper lobe"), ("mass", "lung", True, "lower lobe"), ("cyst", "kidney", True, "kidney"),
-        ("effusion", "pleura", True, "pleural space"), ("pneumothorax", "pleura", True, "apex"),
-        ("consolidation", "lung", True, "lower lobe"), ("fracture", "spine", False, "lower thoracic vertebral body"),
-        ("endotracheal_tube", "trachea", False, "trachea"), ("central_line", "superior vena cava", False, "svc"),
-        ("pacemaker", "chest wall", False, "left chest wall"), ("chest_tube", "pleura", True, "pleural space"),
-    ]
-    texts = []
-    for _ in range(n_reports):
-        findings = []
-        for k in rng.permutation(len(catalogue))[: int(rng.integers(0, 4))]:
-            kind, organ, sided, where = catalogue[k]
-            side = str(rng.choice(["left", "right"])) if sided else ("midline" if kind != "pacemaker" else "left")
-            device = kind in ("endotracheal_tube", "central_line", "pacemaker", "chest_tube")
-            findings.append(Finding(kind, organ, side, float(rng.integers(3, 60)), 100 + len(findings),
-                                    category="device" if device else "lesion",
-                                    severity=str(rng.choice(["small", "moderate", "large"])),
-                                    location=f"{side} {where}" if sided else where))
-        modality = str(rng.choice(["CT", "DX", "MR"]))
-        indication = str(rng.choice(INDICATIONS["CT"]))
-        texts.append(write_report(rng, findings, modality, bool(rng.random() < 0.4), indication))
-    questions = [
-        "Is there a {t} in the {s} lung? Answer yes or no.", "Is this a {m} image?", "Does this report contain an error?",
-        "Which type of error does the report contain?", "Describe the finding in the box.",
-        "Where is the {t}? Answer with a box.", "Answer: yes", "Answer: no",
-    ]
-    for q in questions:
-        for t in ("nodule", "mass", "effusion", "pneumothorax", "fracture"):
-            for s in ("left", "right"):
-                texts.append(q.format(t=t, s=s, m=str(rng.choice(["CT", "MRI", "X-ray"]))))
-    texts.append(" ".join(str(i) for i in range(1000)))
-    texts.append("<box>(12,340),(560,78)</box> <ref>nodule</ref> yes no Yes No A B C D")
+def training_corpus() -> list[str]:
+    """medmm's own text (synthetic reports of every finding type, prompts, answers, digits), shipped as
+    package data (``medmm/models/tiny_tokenizer_corpus.json``, written by
+    ``scripts/make_tiny_tokenizer_corpus.py``) so that this layer never imports the generator."""
+    texts = json.loads(read_text("models/tiny_tokenizer_corpus.json"))["texts"]
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ConfigError("medmm/models/tiny_tokenizer_corpus.json: expected a list of texts; reinstall medmm")
     return texts
 
 
-def build_tokenizer(vocab_size: int, family: str, seed: int = 0) -> Any:
+def build_tokenizer(vocab_size: int, family: str) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -131,7 +101,7 @@ def build_tokenizer(vocab_size: int, family: str, seed: int = 0) -> Any:
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(training_corpus(seed), trainer)
+    tok.train_from_iterator(training_corpus(), trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
                                    eos_token=eos, extra_special_tokens=extra)
 
@@ -147,7 +117,7 @@ def build_tiny(spec: str | TinyConfig = "llava", seed: int | None = None, device
     cfg = spec if isinstance(spec, TinyConfig) else load_tiny_config(spec)
     seed = cfg.seed if seed is None else seed
     _quiet_transformers()
-    tok = build_tokenizer(int(cfg.tokenizer.get("vocab_size", 1000)), "llava" if cfg.family.startswith("llava") else "qwen", seed=0)
+    tok = build_tokenizer(int(cfg.tokenizer.get("vocab_size", 1000)), "llava" if cfg.family.startswith("llava") else "qwen")
     torch.manual_seed(seed)
     dev = resolve_device(device)
     with dev:

@@ -297,7 +297,7 @@ def synthesize(out: str, n: int, seed: int = 0, kinds: tuple[str, ...] = KINDS, 
     jobs = [(out, seed, i, kinds[i % len(kinds)], config) for i in range(n)]
     workers = workers if workers is not None else min(os.cpu_count() or 1, n)
     if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(preload=["medmm.synth.generate"])) as pool:
             records = list(pool.map(_make, jobs))
     else:
         records = [_make(j) for j in jobs]
