@@ -104,6 +104,10 @@ class BoxCodec:
     def encode(self, objects: Sequence[RefBoxes], size: Size) -> str:
         raise NotImplementedError
 
+    def ref(self, label: str) -> str:
+        """How a question names an object (``<ref>label</ref>`` for MedRegA, plain for LLaVA)."""
+        return label
+
     def encode_boxes(self, boxes: Sequence[PixelBox], size: Size) -> str:
         """Boxes of one region without a label (a Region→Text question)."""
         raise NotImplementedError
@@ -149,6 +153,9 @@ class MedRegACodec(_GridCodec):
         super().__init__(scale)
         self.format_hint = (f"<ref>object</ref><box>[[x1, y1, x2, y2]]</box> with integers from 0 to {scale}; "
                             "several boxes of one object as [[x1, y1, x2, y2], [x3, y3, x4, y4]]")
+
+    def ref(self, label: str) -> str:
+        return f"<ref>{label}</ref>"
 
     def encode_boxes(self, boxes: Sequence[PixelBox], size: Size) -> str:
         inner = ", ".join("[" + ", ".join(str(v) for v in self.to_grid(b, size)) + "]" for b in boxes)
@@ -204,6 +211,9 @@ class Qwen2VLCodec(_GridCodec):
         super().__init__(scale)
         self.format_hint = (f"<|object_ref_start|>object<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|> "
                             f"with integers from 0 to {scale}, one <|box_start|>...<|box_end|> per box")
+
+    def ref(self, label: str) -> str:
+        return f"<|object_ref_start|>{label}<|object_ref_end|>"
 
     def encode_boxes(self, boxes: Sequence[PixelBox], size: Size) -> str:
         out = []
