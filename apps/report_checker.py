@@ -153,7 +153,7 @@ def image_viewer(study: dict) -> None:
     except Exception as exc:  # a display problem must not end the review
         st.warning(f"This slice cannot be rendered ({type(exc).__name__}).")
         return
-    boxes = boxes_for(study["regions"], idx, index if n > 1 else None)
+    boxes = boxes_for(study["regions"], idx, index if n > 1 else None, geometry=vol)
     show = st.checkbox("Show known regions", value=True, key="show_boxes") if study["regions"] else False
     st.image(draw_boxes(img, boxes if show else []), width="stretch",
              caption=f"{vol.modality or ''} slice {index + 1}/{n}")

@@ -9,10 +9,9 @@ Everything lands in ``demo-out/`` (or ``--out``).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-
-import json
 
 from medmm.cli import main as cli
 
@@ -20,6 +19,14 @@ from medmm.cli import main as cli
 def _first(records: list[dict], modality: str) -> dict | None:
     return next((r for r in records if r["modality"] == modality and r["findings"]), None) or next(
         (r for r in records if r["modality"] == modality), None)
+
+
+def finding_view_args(finding: dict) -> list[str]:
+    """``medmm render`` arguments that show a finding's middle truth box, drawn, on the slice that
+    holds it. Manifest boxes are acquisition pixels (slice in position order); render converts
+    them to the display plane (``--box-json``), so coronal and feet-first series show the right slice."""
+    box = finding["boxes"][len(finding["boxes"]) // 2]
+    return ["--box-json", json.dumps(box)]
 
 
 def run(out: str, n: int = 9, seed: int = 0) -> int:
@@ -41,8 +48,7 @@ def run(out: str, n: int = 9, seed: int = 0) -> int:
     steps: list[tuple[str, list[str], bool]] = []
     if ct is not None:
         series = os.path.join(synth, ct["images"][0]["path"])
-        box = ct["findings"][0]["boxes"][len(ct["findings"][0]["boxes"]) // 2] if ct["findings"] else None
-        where = ["--slice", str(box["slice"])] if box else []
+        where = finding_view_args(ct["findings"][0]) if ct["findings"] else []
         what = f"{ct['findings'][0]['type']} ({ct['findings'][0]['side'] or ''})" if ct["findings"] else "normal study"
         steps += [
             (f"describe {ct['study_id']} (CT)", ["info", series], True),

@@ -99,3 +99,23 @@ def test_request_draws_acquisition_boxes_where_the_view_shows_them():
         Request(images=[ImageView(vol, index=d.slice + 1, axis="coronal")], prompt="x", boxes=[[acq]]).pil_images()
     with pytest.raises(InputError, match="needs a Volume or ImageView"):
         Request(images=[resized], prompt="x", boxes=[[acq]]).pil_images()
+
+
+def test_app_viewer_places_stored_regions_of_any_frame_on_the_acquired_slice(caplog):
+    from medmm.app.views import boxes_for, draw_boxes
+
+    vol = _coronal_volume()
+    acq = Box(5, 7, 20, 30, slice=2, label="mass")
+    stored = [acq.to_dict(), acq.to_display(vol).to_dict(), acq.to_world(vol).to_dict(),
+              {"image": 0, "slice": 2, "x1": 5, "y1": 7, "x2": 20, "y2": 30, "label": "mass"},  # older manifests
+              {"image": 1, "slice": 2, "x1": 1, "y1": 1, "x2": 3, "y2": 3},  # another image
+              {"image": 0, "slice": 2, "x1": 9, "y1": 1}]  # unreadable: left out with a warning
+    with caplog.at_level("WARNING"):
+        got = boxes_for(stored, 0, 2, geometry=vol)
+    assert got == [acq] * 4
+    assert "1 stored region(s)" in caplog.text and "x1" not in caplog.text
+    assert boxes_for(stored, 0, 3, geometry=vol) == []
+    assert boxes_for(stored[:2], 0, 2) == [acq]  # without geometry a display box cannot be placed
+    img = np.zeros((40, 48), np.uint8)
+    drawn = np.asarray(draw_boxes(img, got))
+    assert drawn.shape == (40, 48, 3) and (drawn[7, 5:20] == (255, 40, 40)).all() and drawn[8:29, 6:19].max() == 0
