@@ -90,6 +90,13 @@ def clip_box(box: Sequence[float], size: Size) -> PixelBox | None:
     return (x1, y1, x2, y2)
 
 
+def _keep_open(lo: int, hi: int, top: int, empty: bool) -> tuple[int, int]:
+    """A box that is not empty never rounds to an empty one: widen it by one unit inside ``0..top``."""
+    if hi > lo or empty:
+        return lo, hi
+    return (lo, lo + 1) if lo < top else (lo - 1, lo)
+
+
 def _clean_label(label: str) -> str:
     return re.sub(r"\s+", " ", label).strip(" \t\n:,;-")
 
@@ -131,8 +138,9 @@ class _GridCodec(BoxCodec):
         w, h = _check_size(size)
         s = self.scale
         x1, y1, x2, y2 = box
-        return (min(max(round(x1 / w * s), 0), s), min(max(round(y1 / h * s), 0), s),
-                min(max(round(x2 / w * s), 0), s), min(max(round(y2 / h * s), 0), s))
+        gx1, gx2 = _keep_open(min(max(round(x1 / w * s), 0), s), min(max(round(x2 / w * s), 0), s), s, x2 <= x1)
+        gy1, gy2 = _keep_open(min(max(round(y1 / h * s), 0), s), min(max(round(y2 / h * s), 0), s), s, y2 <= y1)
+        return gx1, gy1, gx2, gy2
 
     def from_grid(self, values: Sequence[float], size: Size) -> PixelBox | None:
         w, h = _check_size(size)
@@ -271,8 +279,9 @@ class Qwen25VLCodec(BoxCodec):
     def _ints(box: PixelBox, size: Size) -> list[int]:
         w, h = _check_size(size)
         x1, y1, x2, y2 = box
-        return [min(max(round(x1), 0), int(w)), min(max(round(y1), 0), int(h)),
-                min(max(round(x2), 0), int(w)), min(max(round(y2), 0), int(h))]
+        gx1, gx2 = _keep_open(min(max(round(x1), 0), int(w)), min(max(round(x2), 0), int(w)), int(w), x2 <= x1)
+        gy1, gy2 = _keep_open(min(max(round(y1), 0), int(h)), min(max(round(y2), 0), int(h)), int(h), y2 <= y1)
+        return [gx1, gy1, gx2, gy2]
 
     _OBJ = re.compile(r"\{[^{}]*\}", re.S)
     _BBOX = re.compile(rf"\"?bbox_2d\"?\s*:\s*\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
@@ -317,8 +326,10 @@ class LlavaCodec(BoxCodec):
     def _fmt(self, box: PixelBox, size: Size) -> str:
         w, h = _check_size(size)
         x1, y1, x2, y2 = box
-        vals = (x1 / w, y1 / h, x2 / w, y2 / h)
-        return "[" + ", ".join(f"{min(max(v, 0.0), 1.0):.{self.decimals}f}" for v in vals) + "]"
+        top = 10 ** self.decimals
+        gx1, gx2 = _keep_open(min(max(round(x1 / w * top), 0), top), min(max(round(x2 / w * top), 0), top), top, x2 <= x1)
+        gy1, gy2 = _keep_open(min(max(round(y1 / h * top), 0), top), min(max(round(y2 / h * top), 0), top), top, y2 <= y1)
+        return "[" + ", ".join(f"{v / top:.{self.decimals}f}" for v in (gx1, gy1, gx2, gy2)) + "]"
 
     def encode_boxes(self, boxes: Sequence[PixelBox], size: Size) -> str:
         return ", ".join(self._fmt(b, size) for b in boxes)

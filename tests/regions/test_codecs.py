@@ -173,3 +173,13 @@ def test_round_trip_through_the_frames_within_one_pixel(name, kind, case):
     assert back.slice == acq.slice
     err = max(abs(a - b) for a, b in zip(back.as_tuple(), acq.as_tuple()))
     assert err <= 1, (text, back, acq)
+
+
+@pytest.mark.parametrize("name", sorted(CODECS))
+def test_a_box_smaller_than_a_grid_step_stays_a_box(name):
+    c = get_codec(name)
+    size = (5000.0, 5000.0)
+    dec = c.decode(c.encode([RefBoxes("dot", ((100.0, 4999.2, 100.5, 4999.9),))], size), size)
+    assert len(dec.boxes) == 1
+    x1, y1, x2, y2 = dec.boxes[0]
+    assert x1 <= 100.0 + 5000 / 999 and x2 >= 100.5 - 5000 / 999 and y2 == 5000.0
