@@ -227,7 +227,7 @@ def _category_order(names: set[str]) -> list[str]:
     return known + sorted(names - set(known))
 
 
-def confusion_metrics(results: Sequence[PairOutcome]) -> dict[str, Any]:
+def confusion_metrics(results: Sequence[PairOutcome], per_category: bool = True) -> dict[str, Any]:
     """Set / individual accuracy, confusion and invalid rate (fractions) overall and per category."""
     n = len(results)
     valid_pairs = [r for r in results if r.both_valid]
@@ -238,6 +238,8 @@ def confusion_metrics(results: Sequence[PairOutcome]) -> dict[str, Any]:
         "invalid_rate": _ratio(sum(r.n_invalid for r in results), 2 * n),
         "n_pairs": n, "n_images": 2 * n, "n_valid_pairs": len(valid_pairs),
     }
+    if not per_category:
+        return out
     cats: dict[str, dict[str, float]] = {}
     for c in _category_order({c for r in results for c in r.categories}):
         occ = sum(r.categories.count(c) for r in results)

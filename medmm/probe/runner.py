@@ -1,0 +1,305 @@
+"""Resumable probe runs on any model, through the shared result cache (:mod:`medmm.runs`).
+
+Every sample's answer is stored in a :class:`~medmm.runs.ResultCache` under
+``(sample.key, config.key)``: the sample key hashes the prompt, image and options, the
+configuration hashes the model fingerprint, the mode, the generation settings and the judge.
+A run killed at any moment resumes with no repeated work (each batch commits as it finishes)
+and recomputes what failed or came back empty (the cache never returns those as done). Batches
+go to the backend in one call: the ``hf``/``tiny`` backends batch them on the device, the
+``http`` backend sends them concurrently (its ``concurrency`` option).
+
+Outputs in ``--out DIR``: ``run.json`` (configuration, prompts, versions, counts, missing
+pairs), ``samples.jsonl`` (every answer with its sample), ``metrics.json`` (scores, variants,
+controls), ``responses.json`` (negation: ProbMed response format) or ``predictions.jsonl``
+(confusion: ``{"pair_id", "image", "answer"}``), and ``cache.sqlite`` unless ``cache`` names a
+shared one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from medmm.errors import InputError, MedmmError
+from medmm.probe.samples import (Sample, check_mode, confusion_samples, load_image, negation_samples, prompts,
+                                 variant_image)
+from medmm.runs import ResultCache, RunConfig, file_fingerprint
+
+TEMPERATURE = 0.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out: str
+    n_samples: int
+    n_computed: int
+    n_cached: int
+    n_failed: int
+    metrics: dict[str, Any]
+    missing_pairs: dict[str, list[str]]
+
+
+class _Images:
+    """A small LRU of decoded images (one image serves all questions about it)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self.items: "OrderedDict[str, Any]" = OrderedDict()
+
+    def get(self, path: str) -> Any:
+        if path in self.items:
+            self.items.move_to_end(path)
+            return self.items[path]
+        img = load_image(path)
+        self.items[path] = img
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return img
+
+
+def load_samples(bench: str, data: str, images: str | None, mode: str, controls: Sequence[str],
+                 limit: int | None = None) -> tuple[list[Sample], dict[str, list[str]]]:
+    """The samples of a data file (and the confusion pairs left out for missing images)."""
+    check_mode(bench, mode)
+    root = images or os.path.dirname(os.path.abspath(data))
+    if bench == "negation":
+        from medmm.probe.negation import read_questions
+
+        questions = read_questions(data)
+        if limit is not None:
+            keep = list(dict.fromkeys((q.image_type, json.dumps(q.id)) for q in questions))[:limit]
+            questions = [q for q in questions if (q.image_type, json.dumps(q.id)) in set(keep)]
+        return negation_samples(questions, root, mode, controls), {}
+    from medmm.probe.confusion import read_dataset, resolve_images
+
+    pairs = read_dataset(data)
+    if limit is not None:
+        pairs = pairs[:limit]
+    resolved = resolve_images(pairs, root)
+    refs = {p.pair_id: (p.image_1, p.image_2) for p in pairs}
+    return confusion_samples(resolved.complete, mode, controls, refs), resolved.missing
+
+
+def _judge_prompt(sample: Sample, answer: str) -> str:
+    p = prompts()["mediconfusion"]
+    role = p["judge_role"]
+    a, b = sample.meta["options"]
+    return (f"[Question]\n{sample.meta['question']}\n\n[Answer A]\n{a}\n\n[Answer B]\n{b}\n\n"
+            f"[{role}]\n{answer}\n\n[End of {role}]\n\n[System]\n{p['judge_instruction']}\n\n")
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if v == v and abs(v) != float("inf") else None
+
+
+def _query(model: Any, judge: Any, samples: Sequence[Sample], requests: list[Any], max_new_tokens: int
+           ) -> list[tuple[Any, str | None]]:
+    """(value, error) per sample; an empty answer is an error (never cached as done)."""
+    from medmm.models import Request
+
+    query = samples[0].query
+    if query == "options":
+        details = model.score_option_details(requests, [list(s.options) for s in samples])
+        return [({"logprobs": [_finite(d.logprob) for d in row], "n_tokens": [d.n_tokens for d in row]}, None)
+                for row in details]
+    gens = model.generate(requests, max_new_tokens=max_new_tokens, temperature=TEMPERATURE)
+    texts = [g.text for g in gens]
+    if query == "generate":
+        return [({"text": t}, None if t.strip() else "empty answer") for t in texts]
+    system = prompts()["mediconfusion"]["judge_system"]
+    todo = [i for i, t in enumerate(texts) if t.strip()]
+    verdicts = judge.generate([Request(prompt=_judge_prompt(samples[i], texts[i]), system=system) for i in todo],
+                              max_new_tokens=max_new_tokens, temperature=TEMPERATURE) if todo else []
+    out: list[tuple[Any, str | None]] = [({"text": t}, "empty answer") for t in texts]
+    for i, v in zip(todo, verdicts):
+        out[i] = ({"text": texts[i], "judge": v.text}, None if v.text.strip() else "empty judge answer")
+    return out
+
+
+def answer_batch(model: Any, judge: Any, batch: Sequence[Sample], images: _Images, max_new_tokens: int
+                 ) -> list[tuple[str, Any, str | None]]:
+    """``(sample key, value, error)`` rows for one batch. A bad image fails its sample only; a model
+    error on a batch is retried sample by sample so one bad item cannot sink the others."""
+    from medmm.models import Request
+
+    rows: list[tuple[str, Any, str | None]] = []
+    ready: list[tuple[Sample, Any]] = []
+    for s in batch:
+        try:
+            ready.append((s, Request(images=[variant_image(s, images.get(s.image))], prompt=s.prompt)))
+        except MedmmError as exc:
+            rows.append((s.key, None, str(exc)))
+    if not ready:
+        return rows
+    try:
+        results = _query(model, judge, [s for s, _ in ready], [r for _, r in ready], max_new_tokens)
+    except MedmmError as exc:
+        if len(ready) == 1:
+            return rows + [(ready[0][0].key, None, f"{type(exc).__name__}: {exc}")]
+        for s, _ in ready:
+            rows += answer_batch(model, judge, [s], images, max_new_tokens)
+        return rows
+    return rows + [(s.key, v, e) for (s, _), (v, e) in zip(ready, results)]
+
+
+def run_config(bench: str, mode: str, model: Any, judge: Any, max_new_tokens: int) -> RunConfig:
+    """What decides an answer besides the sample: the model, the mode and the generation settings."""
+    return RunConfig.build("probe", bench=bench, mode=mode, model=model.fingerprint(),
+                           judge=judge.fingerprint() if judge is not None else None,
+                           max_new_tokens=max_new_tokens, temperature=TEMPERATURE)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("medmm", "torch", "transformers"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="sample", file=sys.stderr, disable=not enabled or None, desc="probe")
+
+
+def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None = None, mode: str = "mc",
+              controls: Sequence[str] = (), judge: Any = None, parser: str = "robust", batch_size: int = 8,
+              max_new_tokens: int = 32, prefix_reduction: str = "mean", seed: int = 0, cache: str | None = None,
+              limit: int | None = None, progress: bool = True, model_spec: str | None = None,
+              judge_spec: str | None = None, on_batch: Callable[[int], None] | None = None) -> RunResult:
+    """Run a probe (see the module docstring); ``model``/``judge`` are loaded VLMs or spec strings."""
+    from medmm.models import load
+
+    if mode == "judge" and judge is None:
+        raise InputError("mode judge needs --judge MODEL (a model that rates the free answer against each option)")
+    if prefix_reduction not in ("mean", "sum"):
+        raise InputError("prefix reduction must be mean (the reference's geometric mean per token) or sum")
+    samples, missing = load_samples(bench, data, images, mode, controls, limit)
+    if not samples:
+        raise InputError(f"{data}: nothing to run (no questions, or every pair misses an image)")
+    model_spec = model_spec or (model if isinstance(model, str) else getattr(model, "name", "vlm"))
+    judge_spec = judge_spec or (judge if isinstance(judge, str) else None)
+    model = load(model) if isinstance(model, str) else model
+    judge = load(judge) if isinstance(judge, str) else judge
+    config = run_config(bench, mode, model, judge, max_new_tokens)
+    os.makedirs(out, exist_ok=True)
+    started = time.time()
+    with ResultCache(cache or os.path.join(out, "cache.sqlite")) as store:
+        key = store.register(config)
+        done = store.done_keys(key)
+        todo = list({s.key: s for s in samples if s.key not in done}.values())
+        step = max(1, batch_size, getattr(model, "concurrency", 1))
+        images_lru = _Images()
+        computed = 0
+        with _progress(len(todo), progress) as bar:
+            for start in range(0, len(todo), step):
+                batch = todo[start:start + step]
+                store.put_many(answer_batch(model, judge, batch, images_lru, max_new_tokens), key)
+                computed += len(batch)
+                bar.update(len(batch))
+                if on_batch:
+                    on_batch(computed)
+        records = _records(samples, store, key)
+    return _finish(bench, data, images, out, mode, controls, parser, prefix_reduction, seed, cache, config,
+                   records, missing, model_spec, judge_spec, computed, len(samples) - len(todo), started)
+
+
+def _records(samples: Sequence[Sample], store: ResultCache, key: str) -> list[dict[str, Any]]:
+    out = []
+    for s in samples:
+        value = store.get(s.key, key)
+        status = store.status(s.key, key) or {}
+        out.append({"bench": s.bench, "unit": s.unit, "group": s.group, "variant": s.variant, "image": s.image_ref,
+                    "prompt": s.prompt, "options": list(s.options), "box": list(s.box) if s.box else None,
+                    "key": s.key, "meta": dict(s.meta), "value": value,
+                    "status": "ok" if value is not None else "failed", "error": status.get("error")})
+    return out
+
+
+def _finish(bench: str, data: str, images: str | None, out: str, mode: str, controls: Sequence[str], parser: str,
+            prefix_reduction: str, seed: int, cache: str | None, config: RunConfig, records: list[dict[str, Any]],
+            missing: dict[str, list[str]], model_spec: str, judge_spec: str | None, computed: int, cached: int,
+            started: float) -> RunResult:
+    from medmm.probe.scoring import parsed_answer, summary
+
+    kw = {"prefix_reduction": prefix_reduction, "judge_margin": prompts()["mediconfusion"]["judge_margin"]}
+    for r in records:
+        r["answer"] = parsed_answer(r, mode, parser, **kw)
+    metrics = summary(records, bench, mode, parser, **kw)
+    _write_jsonl(os.path.join(out, "samples.jsonl"), records)
+    _write_predictions(bench, out, records, mode, kw)
+    n_failed = sum(r["status"] == "failed" for r in records)
+    run = {"bench": bench, "data": os.path.abspath(data), "data_sha256": file_fingerprint(data),
+           "images": os.path.abspath(images) if images else None, "model": model_spec, "judge": judge_spec,
+           "mode": mode, "controls": list(controls), "parser": parser, "prefix_reduction": prefix_reduction,
+           "seed": seed, "config_key": config.key, "config": config.to_dict(),
+           "prompts": prompts()["probmed" if bench == "negation" else "mediconfusion"],
+           "control_prompts": prompts()["controls"], "versions": _versions(),
+           "cache": os.path.abspath(cache or os.path.join(out, "cache.sqlite")),
+           "n_samples": len(records), "n_computed": computed, "n_cached": cached, "n_failed": n_failed,
+           "missing_pairs": missing, "started": started, "finished": time.time()}
+    _write_json(os.path.join(out, "run.json"), run)
+    _write_json(os.path.join(out, "metrics.json"), metrics)
+    return RunResult(out, len(records), computed, cached, n_failed, metrics, missing)
+
+
+def _write_predictions(bench: str, out: str, records: Sequence[dict[str, Any]], mode: str, kw: dict[str, Any]) -> None:
+    from medmm.probe.negation import NegationResponse, write_responses
+    from medmm.probe.scoring import response_of
+
+    main = [r for r in records if r["variant"] == "image"]
+    if bench == "negation":
+        write_responses([NegationResponse(r["meta"]["id"], r["meta"]["qa_type"], r["meta"]["image_type"],
+                                          r["meta"]["question"], r["meta"]["gt_ans"], response_of(r, mode, **kw))
+                         for r in main], os.path.join(out, "responses.json"))
+        return
+    _write_jsonl(os.path.join(out, "predictions.jsonl"),
+                 [{"pair_id": r["meta"]["pair_id"], "image": r["meta"]["image"], "answer": r["answer"]} for r in main])
+
+
+def _write_json(path: str, obj: Any) -> None:
+    with open(path + ".tmp", "w", encoding="utf-8") as fh:
+        json.dump(_clean(obj), fh, indent=1, ensure_ascii=False)
+        fh.write("\n")
+    os.replace(path + ".tmp", path)
+
+
+def _write_jsonl(path: str, rows: Sequence[Any]) -> None:
+    with open(path + ".tmp", "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(_clean(r), ensure_ascii=False) + "\n")
+    os.replace(path + ".tmp", path)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON without NaN (written as null)."""
+    if isinstance(obj, float):
+        return None if obj != obj else obj
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def read_run(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``(run.json, samples.jsonl records)`` of a run folder."""
+    run_file, samples_file = os.path.join(path, "run.json"), os.path.join(path, "samples.jsonl")
+    if not (os.path.isfile(run_file) and os.path.isfile(samples_file)):
+        raise InputError(f"{path}: not a probe run folder (run.json and samples.jsonl are written by medmm probe run)")
+    with open(run_file, encoding="utf-8") as fh:
+        run = json.load(fh)
+    with open(samples_file, encoding="utf-8") as fh:
+        records = [json.loads(line) for line in fh if line.strip()]
+    return run, records

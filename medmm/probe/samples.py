@@ -1,0 +1,208 @@
+"""The work of a probe run: one :class:`Sample` per model query, for the main run and each control.
+
+A sample is an image (a file, possibly blanked, noised, cropped or marked), a prompt and a
+query kind (``generate``, ``options`` to score, or ``judge``). Its :attr:`Sample.key` is a
+hash of everything that decides its answer apart from the model (benchmark, unit, variant,
+prompt, image reference, options, box), so the result cache keys a result by prompt hash and
+model fingerprint (the run configuration).
+
+Controls (``--controls``):
+
+* ``blind``: the same prompts with a blank (black) and a noise image of the same size (MMStar);
+* ``text``: the same question with a misleading hint that states the wrong answer (Words or
+  Vision); the text-preference ratio counts which of hint and image the answer follows;
+* ``region`` (negation pairs with boxes): position questions with the finding's region cropped
+  and enlarged (``crop``, ViCrop) or outlined on the image (``draw``, :func:`medmm.regions.draw`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from medmm.errors import InputError
+from medmm.probe.confusion import ConfusionPair
+from medmm.probe.negation import NegationQuestion, QAType
+from medmm.runs import item_key
+
+VARIANTS = ("image", "blank", "noise", "text", "crop", "draw")
+CONTROLS = {"blind": ("blank", "noise"), "text": ("text",), "region": ("crop", "draw")}
+MODES = {"negation": ("mc", "greedy"), "confusion": ("mc", "greedy", "prefix", "judge")}
+
+
+@lru_cache(maxsize=1)
+def prompts() -> dict[str, Any]:
+    """The packaged prompts (``medmm/probe/prompts.yaml``)."""
+    from medmm.config import read_text
+
+    return yaml.safe_load(read_text("probe/prompts.yaml"))
+
+
+@dataclass(frozen=True)
+class Sample:
+    bench: str
+    unit: str  # one question (negation: "<image key>/<qa_type>") or one image slot ("<pair id>/<slot>")
+    group: str  # the bootstrap unit: an image (negation) or a pair (confusion)
+    variant: str
+    image_ref: str  # the image as the data file names it
+    image: str  # resolved path
+    prompt: str
+    query: str  # generate | options | judge
+    options: tuple[str, ...] = ()
+    box: tuple[float, float, float, float] | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return item_key(self.bench, self.unit, self.variant, self.prompt, self.image_ref, list(self.options),
+                        list(self.box) if self.box else None)
+
+
+def parse_controls(text: str | None) -> tuple[str, ...]:
+    names = tuple(c.strip() for c in (text or "").split(",") if c.strip())
+    unknown = [c for c in names if c not in CONTROLS]
+    if unknown:
+        raise InputError(f"unknown control(s) {', '.join(unknown)}; use blind, text, region (comma-separated)")
+    return names
+
+
+def check_mode(bench: str, mode: str) -> None:
+    if bench not in MODES:
+        raise InputError(f"unknown benchmark {bench!r}; use negation or confusion")
+    if mode not in MODES[bench]:
+        raise InputError(f"mode {mode!r} does not apply to {bench} pairs; use one of {', '.join(MODES[bench])}")
+
+
+def _resolve(ref: str, root: str) -> str:
+    return ref if os.path.isabs(ref) else os.path.join(root, ref)
+
+
+def image_key(image_type: str, image_id: Any) -> str:
+    import json
+
+    return f"{image_type}|{json.dumps(image_id)}"
+
+
+def negation_samples(questions: Sequence[NegationQuestion], root: str, mode: str,
+                     controls: Sequence[str]) -> list[Sample]:
+    """Samples of a ProbMed question set: every question, then each control's variants."""
+    p = prompts()
+    out: list[Sample] = []
+    for q in questions:
+        if not q.image:
+            raise InputError(f"question {q.qa_type} of image {q.id} names no image")
+        group = image_key(q.image_type, q.id)
+        meta = {"id": q.id, "image_type": q.image_type, "qa_type": q.qa_type, "question": q.question,
+                "gt_ans": q.answer, "hint": "no" if q.answer == "yes" else "yes"}
+        query, options = ("generate", ()) if mode == "mc" else ("options", ("yes", "no"))
+        base = Sample("negation", f"{group}/{q.qa_type}", group, "image", q.image, _resolve(q.image, root),
+                      p["probmed"][mode].format(question=q.question), query, options, None, meta)
+        out.append(base)
+        out += _control_variants(base, controls, p["controls"]["text_hint_negation"].format(hint=meta["hint"]))
+        box = q.extra.get("box")
+        if "region" in controls and box and QAType.parse(q.qa_type).category == "position":
+            for v in CONTROLS["region"]:
+                out.append(_variant(base, v, box=tuple(float(x) for x in box)))
+    return out
+
+
+def confusion_samples(pairs: Sequence[ConfusionPair], mode: str, controls: Sequence[str],
+                      refs: Mapping[str, tuple[str, str]] | None = None) -> list[Sample]:
+    """Samples of confusion pairs (images already resolved): each image of each pair, then the controls."""
+    p = prompts()["mediconfusion"]
+    out: list[Sample] = []
+    for pair in pairs:
+        fields = {"question": pair.question, "option_a": pair.option_a, "option_b": pair.option_b}
+        prompt = p[mode].format(**fields)
+        query, options = {"mc": ("generate", ()), "greedy": ("options", ("A", "B")),
+                          "prefix": ("options", pair.options), "judge": ("judge", ())}[mode]
+        for slot in (1, 2):
+            truth = pair.correct(slot)
+            wrong = "B" if truth == "A" else "A"
+            ref = (refs or {}).get(pair.pair_id, (pair.image_1, pair.image_2))[slot - 1]
+            meta = {"pair_id": pair.pair_id, "image": slot, "truth": truth, "hint": wrong,
+                    "categories": list(pair.categories(slot)), "question": pair.question,
+                    "options": list(pair.options)}
+            base = Sample("confusion", f"{pair.pair_id}/{slot}", pair.pair_id, "image", ref, pair.image(slot), prompt,
+                          query, options, None, meta)
+            out.append(base)
+            hint_text = pair.option_a if wrong == "A" else pair.option_b
+            out += _control_variants(base, controls, prompts()["controls"]["text_hint_confusion"].format(hint=hint_text))
+    return out
+
+
+def _variant(base: Sample, variant: str, prompt: str | None = None, box: Any = None) -> Sample:
+    return Sample(base.bench, base.unit, base.group, variant, base.image_ref, base.image,
+                  prompt if prompt is not None else base.prompt, base.query, base.options, box, base.meta)
+
+
+def _control_variants(base: Sample, controls: Sequence[str], hint_prefix: str) -> list[Sample]:
+    out = []
+    if "blind" in controls:
+        out += [_variant(base, v) for v in CONTROLS["blind"]]
+    if "text" in controls:
+        out.append(_variant(base, "text", prompt=hint_prefix + base.prompt))
+    return out
+
+
+# ------------------------------------------------------------------ images
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+
+
+def load_image(path: str) -> Image.Image:
+    """An image file as RGB, or the middle slice of a volume (DICOM/NIfTI) with the auto window."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: image not found")
+    if path.lower().endswith(IMAGE_SUFFIXES):
+        try:
+            with Image.open(path) as im:
+                return im.convert("RGB")
+        except OSError as exc:
+            raise InputError(f"{path}: not a readable image ({exc})") from None
+    from medmm.imaging.io import load_volume
+    from medmm.models.base import ImageView
+
+    return ImageView(load_volume(path), window="auto").to_pil()
+
+
+def _seed(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+def crop_region(image: Image.Image, box: Sequence[float], margin: float = 0.5, min_side: int = 16) -> Image.Image:
+    """The box with ``margin`` (share of its size) on each side, at least ``min_side`` pixels, scaled
+    up so its longer side matches the image's (ViCrop's zoom)."""
+    x1, y1, x2, y2 = box
+    w, h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    half_w = max(w * (1 + 2 * margin), min_side) / 2
+    half_h = max(h * (1 + 2 * margin), min_side) / 2
+    left, top = max(0, int(cx - half_w)), max(0, int(cy - half_h))
+    right, bottom = min(image.width, int(np.ceil(cx + half_w))), min(image.height, int(np.ceil(cy + half_h)))
+    crop = image.crop((left, top, max(right, left + 1), max(bottom, top + 1)))
+    scale = max(image.width, image.height) / max(crop.width, crop.height)
+    return crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))), Image.BICUBIC)
+
+
+def variant_image(sample: Sample, image: Image.Image) -> Image.Image:
+    """The image the model sees for ``sample`` (the original for image/text variants)."""
+    if sample.variant == "blank":
+        return Image.new("RGB", image.size, (0, 0, 0))
+    if sample.variant == "noise":
+        rng = np.random.default_rng(_seed(sample.unit))
+        return Image.fromarray(rng.integers(0, 256, size=(image.height, image.width, 3), dtype=np.uint8))
+    if sample.variant == "crop":
+        return crop_region(image, sample.box)  # type: ignore[arg-type]
+    if sample.variant == "draw":
+        from medmm.regions import draw
+
+        return draw(image, [sample.box])  # type: ignore[list-item]
+    return image
