@@ -25,6 +25,7 @@ from medmm.audit.store import Store, StudyRecord
 from medmm._pool import pool_context
 from medmm.errors import InputError, MedmmError
 from medmm.imaging.volume import HeaderFacts
+from medmm.regions.box import Box
 from medmm.runs import RunConfig
 
 IMAGE_SUFFIXES = (".dcm", ".dicom", ".nii", ".nii.gz", ".png", ".jpg", ".jpeg")
@@ -104,10 +105,13 @@ def _from_record(rec: dict[str, Any], base: str, where: str) -> StudyInput:
     report_path = rec.get("report_path")
     if report_path and not os.path.isabs(report_path):
         report_path = os.path.join(base, report_path)
-    regions = tuple(rec.get("regions") or ())
-    if not regions and isinstance(rec.get("findings"), list):  # synthetic manifests: the truth boxes
-        regions = tuple({**b, "label": f.get("type")} for f in rec["findings"] if isinstance(f, dict)
-                        for b in f.get("boxes", []))
+    try:  # region boxes as regions.Box JSON: the frame is explicit (manifest boxes read as acquisition)
+        regions = tuple(Box.from_dict(b).to_dict() for b in rec.get("regions") or ())
+        if not regions and isinstance(rec.get("findings"), list):  # synthetic manifests: the truth boxes
+            regions = tuple(Box.from_dict({**b, "label": f.get("type")}).to_dict() for f in rec["findings"]
+                            if isinstance(f, dict) for b in f.get("boxes", []))
+    except InputError as exc:
+        return StudyInput(str(sid), base, problem=f"a region box cannot be read: {exc}")
     return StudyInput(str(sid), base, report_text=rec.get("report"), report_path=report_path, images=tuple(paths),
                       header=header, regions=regions)
 

@@ -238,6 +238,8 @@ class Box:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Box":
         """Read :meth:`to_dict` output; a dict without ``"frame"`` (the synth manifest form) is acquisition."""
+        if not isinstance(d, dict):
+            raise InputError(f"not a box: expected a JSON object with x1, y1, x2, y2, got {type(d).__name__}")
         try:
             frame = frame_from_dict(d)
             world = isinstance(frame, World)
