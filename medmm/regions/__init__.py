@@ -11,9 +11,16 @@ Conversions (:class:`Box` methods) take a :class:`Geometry` (shape + affine) or 
 ``to_world(geom)``, ``from_world(geom)``, ``to_frame(frame, geom)``; JSON via ``to_dict``/``from_dict``
 (the synth manifest dict ``{"image","slice","x1","y1","x2","y2"}`` reads as an acquisition box).
 
-Overlap: :func:`iou`, :func:`match` (Hungarian), :func:`hit_at_k`. Drawing: :func:`draw`.
-Imports only medmm.errors and medmm.imaging (no torch, no transformers); names are imported plainly (``match`` and ``draw`` are
-functions here, not the submodules of the same name).
+Acquisition <-> display is exact (axis permutations and flips of voxel edges); model coordinates
+stay floats (exact round trip); world boxes are RAS bounding boxes (exact for axis-aligned
+volumes). A box shown on a view across its plane becomes its one-pixel-thick footprint through
+the box centre.
+
+Overlap: :func:`iou` (0 across images/slices, InputError across frames), :func:`match`
+(Hungarian on 1 - IoU; precision = matched/predicted, recall = matched/true), :func:`hit_at_k`.
+Drawing: :func:`draw` (rectangle | ellipse | arrow), used by model visual prompts, the app, the demo.
+Imports only medmm.errors and medmm.imaging (no torch, no transformers). Names are imported
+plainly: ``match`` and ``draw`` here are the functions, not the submodules of the same name.
 """
 
 from __future__ import annotations
