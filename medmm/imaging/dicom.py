@@ -32,19 +32,29 @@ from medmm.imaging.volume import HeaderFacts, VoiLut, Window
 PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double Float
 NATIVE_SYNTAXES = {str(ImplicitVRLittleEndian), str(ExplicitVRLittleEndian), str(ExplicitVRBigEndian)}
 DEFAULT_MAX_VOXELS = 1_000_000_000  # 4 GB of float32; override with MEDMM_MAX_VOXELS
+DEFAULT_MAX_FRAMES = 50_000  # frames one file may declare; override with MEDMM_MAX_FRAMES
 
 
-def max_voxels(override: int | None = None) -> int:
-    """The pixel budget: the most voxels a single load may allocate."""
+def _limit(override: int | None, env_name: str, default: int, example: str) -> int:
     if override is not None:
         return int(override)
-    env = os.environ.get("MEDMM_MAX_VOXELS")
+    env = os.environ.get(env_name)
     if env:
         try:
             return int(float(env))
         except ValueError as exc:
-            raise InputError(f"MEDMM_MAX_VOXELS={env!r} is not a number; set it to e.g. 2e9") from exc
-    return DEFAULT_MAX_VOXELS
+            raise InputError(f"{env_name}={env!r} is not a number; set it to e.g. {example}") from exc
+    return default
+
+
+def max_voxels(override: int | None = None) -> int:
+    """The pixel budget: the most voxels a single load may allocate."""
+    return _limit(override, "MEDMM_MAX_VOXELS", DEFAULT_MAX_VOXELS, "2e9")
+
+
+def max_frames(override: int | None = None) -> int:
+    """The frame budget: the most frames one file may declare (each frame costs a header record)."""
+    return _limit(override, "MEDMM_MAX_FRAMES", DEFAULT_MAX_FRAMES, "200000")
 
 
 def check_budget(n_voxels: int, what: str, budget: int | None = None) -> None:
@@ -56,6 +66,20 @@ def check_budget(n_voxels: int, what: str, budget: int | None = None) -> None:
             f"over the pixel budget of {limit:,}. If the header is right, raise the budget with "
             f"--max-voxels or MEDMM_MAX_VOXELS; a header declaring a huge image is often corrupt."
         )
+
+
+def check_declared_size(n_frames: int, rows: int, cols: int, samples: int, what: str,
+                        budget: int | None = None, frame_budget: int | None = None) -> None:
+    """Refuse a header whose declared size is over the frame or pixel budget, before anything
+    per frame is built (a 6 KB file can declare a million frames)."""
+    limit = max_frames(frame_budget)
+    if n_frames > limit:
+        raise PixelBudgetError(
+            f"{what}: Number of Frames (0028,0008) declares {n_frames:,} frames, over the frame budget of "
+            f"{limit:,}. A header declaring that many frames is usually corrupt; if it is right, raise the "
+            f"budget with MEDMM_MAX_FRAMES."
+        )
+    check_budget(n_frames * max(rows, 0) * max(cols, 0) * max(samples, 1), what, budget)
 
 
 # --------------------------------------------------------------------------------------
@@ -408,15 +432,18 @@ def _ends_past_eof(ds: Dataset, path: str, ts: str | None) -> bool:
     return end > size or 0 < size - end < 8
 
 
-def parse_header(ds: Dataset, path: str) -> FileHeader:
+def parse_header(ds: Dataset, path: str, max_voxels: int | None = None) -> FileHeader:
     """Extract medmm's header record (geometry per plane, facts, VOI) from a pydicom dataset."""
-    return parse_source(_DatasetSource(ds, path), path)
+    return parse_source(_DatasetSource(ds, path), path, max_voxels=max_voxels)
 
 
-def parse_source(src: Any, path: str) -> FileHeader:
+def parse_source(src: Any, path: str, max_voxels: int | None = None) -> FileHeader:
     """Build the header record from a value source (:class:`_DatasetSource` or
     :class:`medmm.imaging.fastheader.RawSource`: both offer ``get(keyword)``, ``has(tag)``,
-    ``transfer_syntax``, ``has_pixels``, ``truncated``, ``pixel_tell``/``pixel_length``)."""
+    ``transfer_syntax``, ``has_pixels``, ``truncated``, ``pixel_tell``/``pixel_length``).
+
+    The declared size (frames × rows × columns × samples) is checked against the frame and
+    pixel budgets (:func:`check_declared_size`) before one record per frame is built."""
     ts = src.transfer_syntax
     rows = _int(src.get("Rows"), 0) or 0
     cols = _int(src.get("Columns"), 0) or 0
@@ -429,6 +456,7 @@ def parse_source(src: Any, path: str) -> FileHeader:
         if raw_frames not in (None, "") and has_pixels:
             raise DicomReadError(f"{path}: Number of Frames (0028,0008) is {str(raw_frames)!r}, not a positive integer")
         n_frames = 1
+    check_declared_size(n_frames, rows, cols, samples, path, max_voxels)
     truncated = src.truncated
     pixel_offset = None
     if has_pixels and ts in NATIVE_SYNTAXES and src.pixel_tell is not None and src.pixel_length not in (None, 0xFFFFFFFF):
@@ -550,29 +578,33 @@ def parse_source(src: Any, path: str) -> FileHeader:
     )
 
 
-def header_of(ds: Dataset, path: str) -> FileHeader:
+def header_of(ds: Dataset, path: str, max_voxels: int | None = None) -> FileHeader:
     """:func:`parse_header` with pydicom's warnings silenced and any failure made a clear error."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns on invalid VR values; the reason is ours to give
-            return parse_header(ds, path)
+            return parse_header(ds, path, max_voxels=max_voxels)
     except MedmmError:
         raise
     except Exception as exc:
         raise DicomReadError(f"{path}: header cannot be interpreted ({type(exc).__name__}: {_short(exc)})") from exc
 
 
-def read_header(path: str) -> FileHeader:
+def read_header(path: str, max_voxels: int | None = None) -> FileHeader:
     """Headers only: pixel data is never read. Ordinary files go through the fast scanner
-    (:mod:`medmm.imaging.fastheader`); everything else, and every error, through pydicom."""
+    (:mod:`medmm.imaging.fastheader`); everything else, and every error, through pydicom.
+    A header declaring more than the frame or pixel budget (``max_voxels``) raises
+    :class:`~medmm.errors.PixelBudgetError`."""
     sniff(path)
     raw = fastheader.scan(path)
     if raw is not None:
         try:
-            return parse_source(raw, path)
+            return parse_source(raw, path, max_voxels=max_voxels)
+        except PixelBudgetError:
+            raise
         except Exception:  # the fast path never decides an error: let pydicom speak
             pass
-    return header_of(read_dataset(path, headers_only=True), path)
+    return header_of(read_dataset(path, headers_only=True), path, max_voxels=max_voxels)
 
 
 # --------------------------------------------------------------------------------------

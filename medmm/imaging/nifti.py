@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import nibabel as nib
@@ -43,7 +44,7 @@ def load_nifti(path: str, max_voxels: int | None = None) -> Volume:
     shape = img.shape
     if len(shape) < 2 or len(shape) > 4:
         raise InputError(f"{path}: {len(shape)}-D NIfTI is not supported (2-D to 4-D only)")
-    check_budget(int(np.prod(shape)), path, max_voxels)
+    check_budget(math.prod(int(s) for s in shape), path, max_voxels)  # Python ints: no overflow
     try:
         data = img.get_fdata(dtype=np.float32)
     except Exception as exc:

@@ -8,10 +8,10 @@ each multi-frame file is its own pool; every pool is planned by
 from __future__ import annotations
 
 import os
-import stat
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -28,6 +28,7 @@ from medmm.imaging.dicom import (
     require_pixels,
     voi_luts_from,
 )
+from medmm.imaging.files import walk
 from medmm.imaging.geometry import StackPlan, plan_stacks
 from medmm.imaging.volume import Volume
 
@@ -60,44 +61,21 @@ class Discovery:
 
 
 def iter_files(root: str) -> Iterator[tuple[str, str | None]]:
-    """Yield ``(path, None)`` for each regular file under ``root``, or ``(path, reason)`` to skip.
+    """Yield ``(path, None)`` for each file of a DICOM tree, or ``(path, reason)`` to skip.
 
-    Symlinks that resolve outside ``root`` are skipped with a reason; symlinked folders are
-    not followed (no loops, no escaping the tree). Hidden files and DICOMDIR are skipped.
+    The file policy is :func:`medmm.imaging.files.walk` (symlinks out of the root, symlinked
+    folders, FIFOs, devices and over-deep folders skipped with a reason); hidden files and
+    DICOMDIR are passed over.
     """
-    real_root = os.path.realpath(root)
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        for d in list(dirnames):
-            full = os.path.join(dirpath, d)
-            if os.path.islink(full):
-                yield full, "symlinked folder not followed"
-        for name in sorted(filenames):
-            full = os.path.join(dirpath, name)
-            if name.startswith(".") or name.upper() == "DICOMDIR":
-                continue
-            if os.path.islink(full):
-                target = os.path.realpath(full)
-                if not (target == real_root or target.startswith(real_root + os.sep)):
-                    yield full, "symlink points outside the scanned root; not followed"
-                    continue
-                if not os.path.exists(target):
-                    yield full, "broken symlink"
-                    continue
-            try:
-                regular = stat.S_ISREG(os.stat(full).st_mode)
-            except OSError as exc:
-                yield full, f"cannot be read ({exc.strerror})"
-                continue
-            if not regular:
-                yield full, "not a regular file (FIFO, socket or device); not opened"
-                continue
-            yield full, None
+    for path, reason in walk(root):
+        if reason is None and os.path.basename(path).upper() == "DICOMDIR":
+            continue
+        yield path, reason
 
 
-def _header_or_skip(path: str) -> FileHeader | Skipped:
+def _header_or_skip(path: str, max_voxels: int | None = None) -> FileHeader | Skipped:
     try:
-        header = read_header(path)
+        header = read_header(path, max_voxels=max_voxels)
     except MedmmError as exc:
         return Skipped(path, _reason(exc, path))
     except Exception as exc:  # never let one file end a scan
@@ -126,15 +104,17 @@ def _reason(exc: Exception, path: str) -> str:
 POOL_MIN_FILES = 2000  # below this a process pool costs more than it saves (bench/header_index.py)
 
 
-def read_headers(paths: Iterable[str], workers: int = 1, chunksize: int = 256) -> list[FileHeader | Skipped]:
+def read_headers(paths: Iterable[str], workers: int = 1, chunksize: int = 256,
+                 max_voxels: int | None = None) -> list[FileHeader | Skipped]:
     """Read headers of many files, in a process pool when ``workers > 1`` and the tree is large
-    enough for the pool to pay off (pydicom and the header scanner hold the GIL)."""
+    enough for the pool to pay off (pydicom and the header scanner hold the GIL). A file declaring
+    more than the frame or pixel budget (``max_voxels``) is skipped with the reason."""
     paths = list(paths)
     if workers <= 1 or len(paths) < max(2 * chunksize, POOL_MIN_FILES):
-        return [_header_or_skip(p) for p in paths]
+        return [_header_or_skip(p, max_voxels) for p in paths]
     ctx = pool_context(preload=["medmm.imaging.series"])  # forkserver, never fork (see medmm/_pool.py)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        return list(pool.map(_header_or_skip, paths, chunksize=chunksize))
+        return list(pool.map(partial(_header_or_skip, max_voxels=max_voxels), paths, chunksize=chunksize))
 
 
 def group_headers(headers: Iterable[FileHeader], force: bool = False) -> list[SeriesGroup]:
@@ -158,7 +138,7 @@ def group_headers(headers: Iterable[FileHeader], force: bool = False) -> list[Se
     return groups
 
 
-def discover(root: str, workers: int = 1, force: bool = False) -> Discovery:
+def discover(root: str, workers: int = 1, force: bool = False, max_voxels: int | None = None) -> Discovery:
     """Headers-only survey of a folder tree: series with their planned stacks, and skipped files."""
     if not os.path.isdir(root):
         raise InputError(f"{root}: not a folder")
@@ -170,7 +150,7 @@ def discover(root: str, workers: int = 1, force: bool = False) -> Discovery:
         else:
             paths.append(path)
     headers = []
-    for item in read_headers(paths, workers=workers):
+    for item in read_headers(paths, workers=workers, max_voxels=max_voxels):
         if isinstance(item, Skipped):
             out.skipped.append(item)
         else:
@@ -253,7 +233,7 @@ def volume_from_plan(
 
 def load_dicom_file(path: str, force: bool = False, max_voxels: int | None = None) -> list[Volume]:
     """Load one DICOM file (single- or multi-frame) as one or more volumes."""
-    header = read_header(path)
+    header = read_header(path, max_voxels=max_voxels)
     require_pixels(header)
     volumes = []
     for plan in plan_stacks(list(header.planes), force=force):
@@ -277,7 +257,7 @@ def load_dicom_folder(
     to one series. With ``strict`` a plan with an error-policy problem raises; otherwise it is reported in
     the returned skipped list and the other series still load.
     """
-    found = discover(root, force=force)
+    found = discover(root, force=force, max_voxels=max_voxels)
     skipped = list(found.skipped)
     if not found.series:
         raise InputError(f"{root}: no DICOM images found ({len(skipped)} file(s) skipped)")
