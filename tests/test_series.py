@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -161,9 +162,77 @@ def test_single_slice_uses_thickness(make_series):
     assert vol.spacing[2] == pytest.approx(3.0)
 
 
-def test_every_problem_code_has_a_policy():
-    assert set(POLICIES) == {
-        "gap", "uneven_spacing", "mixed_orientation", "gantry_tilt", "duplicate_position",
-        "inconsistent_shape", "single_slice", "no_geometry",
-    }
-    assert all(isinstance(p, Policy) for p in POLICIES.values())
+# ---------------------------------------------------------------- every problem code does what its policy says
+def _merge(tmp_path, *folders) -> str:
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    files = [f for folder in folders for f in sorted(Path(folder).iterdir())]
+    for i, f in enumerate(files):
+        shutil.copy(f, merged / f"f{i}.dcm")
+    return str(merged)
+
+
+def _strip_geometry(folder: str) -> str:
+    for f in Path(folder).iterdir():
+        ds = pydicom.dcmread(str(f))
+        del ds.ImagePositionPatient
+        del ds.ImageOrientationPatient
+        ds.save_as(str(f))
+    return folder
+
+
+def _z(*zs: float) -> np.ndarray:
+    return np.array([[0.0, 0.0, z] for z in zs])
+
+
+# One constructed series per problem code (nothing else wrong with it).
+SERIES_WITH = {
+    "gap": lambda make, tmp: make(n=5, positions=_z(0, 2, 4, 10, 12))[0],
+    "uneven_spacing": lambda make, tmp: make(n=6, positions=_z(0, 2, 4, 5.5, 7.5, 9.5))[0],
+    "duplicate_position": lambda make, tmp: make(n=4, positions=_z(0, 2, 2, 4))[0],
+    "mixed_orientation": lambda make, tmp: _merge(
+        tmp, make(n=3, name="ax", seed="same")[0],
+        make(n=3, name="cor", seed="same", orientation=(1.0, 0.0, 0.0, 0.0, 0.0, -1.0),
+             positions=[[0.0, 50.0 + 2 * k, 0.0] for k in range(3)])[0]),
+    "inconsistent_shape": lambda make, tmp: _merge(
+        tmp, make(n=3, rows=8, name="a", seed="same")[0],
+        make(n=3, rows=10, name="b", seed="same", positions=_z(100, 102, 104))[0]),
+    "gantry_tilt": lambda make, tmp: make(
+        n=5, gantry_tilt=10.0, positions=[[0.0, k * 2 * np.tan(np.radians(10)), 2.0 * k] for k in range(5)])[0],
+    "single_slice": lambda make, tmp: make(n=1, slice_thickness=3.0)[0],
+    "no_geometry": lambda make, tmp: _strip_geometry(make(n=3)[0]),
+}
+
+
+@pytest.mark.parametrize("code", sorted(POLICIES))
+def test_each_problem_code_gets_the_outcome_of_its_policy(code, make_series, tmp_path):
+    """error: described, refused by load, loaded with force=True carrying the problem;
+    split: one usable stack per part, each carrying the problem, loaded without force;
+    warning: one usable volume carrying the problem, no force needed."""
+    assert code in SERIES_WITH, f"problem code {code!r} has no constructed series in this test: add one"
+    folder = SERIES_WITH[code](make_series, tmp_path)
+    stacks = describe(folder).series
+    assert all(code in codes(s) for s in stacks), [codes(s) for s in stacks]
+    policy = POLICIES[code]
+    if policy is Policy.ERROR:
+        assert len(stacks) == 1 and not stacks[0].usable
+        with pytest.raises(SeriesGeometryError, match=code):
+            load(folder)
+        forced = load(folder, force=True)
+        assert forced and all(code in {p.code for p in v.problems} for v in forced)
+    elif policy is Policy.SPLIT:
+        assert len(stacks) == 2 and all(s.usable for s in stacks)
+        vols = load(folder)
+        assert len(vols) == 2 and all(code in {p.code for p in v.problems} for v in vols)
+    else:
+        assert policy is Policy.WARNING
+        assert len(stacks) == 1 and stacks[0].usable
+        vol = load_volume(folder)
+        assert code in {p.code for p in vol.problems}
+
+
+def test_a_clean_series_has_no_problem(make_series):
+    folder, _, _ = make_series(n=4)
+    stacks = describe(folder).series
+    assert len(stacks) == 1 and codes(stacks[0]) == set() and stacks[0].usable
+    assert load_volume(folder).problems == ()
