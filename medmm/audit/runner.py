@@ -25,7 +25,7 @@ from medmm.audit.store import Store, StudyRecord
 from medmm._pool import pool_context
 from medmm.errors import InputError, MedmmError
 from medmm.imaging.volume import HeaderFacts
-from medmm.regions.box import Box
+from medmm.regions.box import record_regions
 from medmm.runs import RunConfig
 
 IMAGE_SUFFIXES = (".dcm", ".dicom", ".nii", ".nii.gz", ".png", ".jpg", ".jpeg")
@@ -44,28 +44,48 @@ class StudyInput:
 
 
 def iter_inputs(path: str) -> Iterator[StudyInput]:
-    """Studies of an audit input, in a stable order."""
+    """Studies of an audit input, in a stable order.
+
+    Study folders are walked with the imaging file policy (:func:`medmm.imaging.files.walk`, rooted
+    at the study folder): a symlink out of the study folder (another patient's report), a FIFO,
+    a device, an over-deep folder or a report over :data:`~medmm.imaging.files.REPORT_MAX_BYTES`
+    is never opened; a skipped report file or a symlinked study folder is the study's problem.
+    """
+    from medmm.imaging.files import REPORT_MAX_BYTES, file_problem, walk
+
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file or folder")
     if os.path.isdir(path):
         manifest = os.path.join(path, "manifest.jsonl")
-        if os.path.isfile(manifest):
+        if os.path.isfile(manifest) and not file_problem(manifest, real_root=os.path.realpath(path)):
             yield from iter_inputs(manifest)
             return
         for name in sorted(os.listdir(path)):
             folder = os.path.join(path, name)
             if not os.path.isdir(folder) or name.startswith("."):
                 continue
-            files = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs)
-            reports = [f for f in files if f.lower().endswith(".txt")]
-            images = tuple(f for f in files if f not in reports)
+            if os.path.islink(folder):
+                yield StudyInput(name, folder, problem="symlinked study folder not followed")
+                continue
+            files, unread = [], []
+            for f, reason in walk(folder):
+                (unread if reason else files).append((f, reason))
+            reports = [f for f, _ in files if f.lower().endswith(".txt")]
+            report_reasons = [r for f, r in unread if f.lower().endswith(".txt")]
+            for f in reports:
+                too_big = file_problem(f, max_bytes=REPORT_MAX_BYTES)
+                if too_big:
+                    report_reasons.append(too_big)
+            images = tuple(f for f, _ in files if not f.lower().endswith(".txt"))
             problem = None
-            if not reports:
+            if report_reasons:
+                problem = f"report .txt not read: {report_reasons[0]}"
+            elif not reports:
                 problem = "no report .txt in the study folder"
             elif len(reports) > 1:
                 problem = f"{len(reports)} report .txt files in the study folder; expected one"
-            yield StudyInput(name, folder, report_path=reports[0] if len(reports) == 1 else None, images=images,
-                             problem=problem)
+            yield StudyInput(name, folder, report_path=reports[0] if len(reports) == 1 and not problem else None,
+                             images=images, problem=problem)
         return
     low = path.lower()
     base = os.path.dirname(os.path.abspath(path))
@@ -76,7 +96,7 @@ def iter_inputs(path: str) -> Iterator[StudyInput]:
             if problem:
                 yield StudyInput(f"{os.path.basename(path)}:{n}", path, problem=problem)
                 continue
-            yield _from_record(rec, base, f"{os.path.basename(path)}:{n}")
+            yield _checked_report(_from_record(rec, base, f"{os.path.basename(path)}:{n}"), REPORT_MAX_BYTES)
         return
     if low.endswith(".csv"):
         with open(path, newline="", encoding="utf-8", errors="replace") as fh:
@@ -84,9 +104,22 @@ def iter_inputs(path: str) -> Iterator[StudyInput]:
                 rec = dict(row)
                 if rec.get("image_paths"):
                     rec["images"] = [p for p in rec["image_paths"].split(";") if p]
-                yield _from_record(rec, base, f"{os.path.basename(path)}:{n}")
+                yield _checked_report(_from_record(rec, base, f"{os.path.basename(path)}:{n}"), REPORT_MAX_BYTES)
         return
     raise InputError(f"{path}: use a folder (one sub-folder per study), a manifest .csv/.jsonl or a synthetic manifest")
+
+
+def _checked_report(item: StudyInput, max_bytes: int) -> StudyInput:
+    """A manifest's report path that must not be opened (FIFO, device, too large) becomes the study's problem;
+    a missing file is left to the check, which names it."""
+    from dataclasses import replace
+
+    from medmm.imaging.files import file_problem
+
+    if item.problem or not item.report_path or not os.path.lexists(item.report_path):
+        return item
+    reason = file_problem(item.report_path, max_bytes=max_bytes)
+    return replace(item, problem=f"report not read: {reason}") if reason else item
 
 
 def _from_record(rec: dict[str, Any], base: str, where: str) -> StudyInput:
@@ -105,11 +138,8 @@ def _from_record(rec: dict[str, Any], base: str, where: str) -> StudyInput:
     report_path = rec.get("report_path")
     if report_path and not os.path.isabs(report_path):
         report_path = os.path.join(base, report_path)
-    try:  # region boxes as regions.Box JSON: the frame is explicit (manifest boxes read as acquisition)
-        regions = tuple(Box.from_dict(b).to_dict() for b in rec.get("regions") or ())
-        if not regions and isinstance(rec.get("findings"), list):  # synthetic manifests: the truth boxes
-            regions = tuple(Box.from_dict({**b, "label": f.get("type")}).to_dict() for f in rec["findings"]
-                            if isinstance(f, dict) for b in f.get("boxes", []))
+    try:  # region boxes as regions.Box JSON, frame explicit (synthetic manifests: the truth boxes)
+        regions = record_regions(rec)
     except InputError as exc:
         return StudyInput(str(sid), base, problem=f"a region box cannot be read: {exc}")
     return StudyInput(str(sid), base, report_text=rec.get("report"), report_path=report_path, images=tuple(paths),

@@ -25,7 +25,7 @@ plainly: ``match`` and ``draw`` here are the functions, not the submodules of th
 
 from __future__ import annotations
 
-from medmm.regions.box import Box, BoxLike, as_box, intersection, iou, same_plane
+from medmm.regions.box import Box, BoxLike, as_box, intersection, iou, record_regions, same_plane
 from medmm.regions.frames import (ACQUISITION, WORLD, Acquisition, Display, Frame, InputTransform, Model, World,
                                   frame_from_dict, smart_resize)
 from medmm.regions.geometry import AXES, Geometry
@@ -34,5 +34,5 @@ from medmm.regions.draw import SHAPES, draw, line_width  # noqa: E402  (after ma
 
 __all__ = ["ACQUISITION", "AXES", "Acquisition", "Box", "BoxLike", "Display", "Frame", "Geometry", "InputTransform",
            "Match", "MatchResult", "Model", "SHAPES", "WORLD", "World", "as_box", "draw", "frame_from_dict",
-           "hit_at_k", "intersection", "iou", "iou_matrix", "line_width", "match", "match_metrics", "same_plane",
+           "hit_at_k", "intersection", "iou", "iou_matrix", "line_width", "record_regions", "match", "match_metrics", "same_plane",
            "smart_resize"]

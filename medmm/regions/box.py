@@ -272,6 +272,17 @@ def as_box(value: BoxLike | dict[str, Any], frame: Frame | None = None, **fields
     return Box(x1, y1, x2, y2, frame=frame, **fields)
 
 
+def record_regions(record: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The region boxes of a manifest record as :meth:`Box.to_dict` JSON (frame explicit): its
+    ``"regions"`` list, else (a synthetic manifest) its findings' truth boxes labelled with the
+    finding ``type``. Raises :class:`~medmm.errors.InputError` on a box that cannot be read."""
+    regions = tuple(Box.from_dict(b).to_dict() for b in record.get("regions") or ())
+    if not regions and isinstance(record.get("findings"), list):
+        regions = tuple(Box.from_dict({**b, "label": f.get("type")}).to_dict() for f in record["findings"]
+                        if isinstance(f, dict) for b in f.get("boxes") or ())
+    return regions
+
+
 def _need(geometry: GeometryLike | None, box: Box) -> Geometry:
     if geometry is None:
         raise InputError(f"converting a {_name(box.frame)}-frame box needs the image geometry (a Volume or Geometry)")

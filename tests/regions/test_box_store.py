@@ -45,3 +45,20 @@ def test_store_keeps_boxes_the_app_viewer_places(tmp_path):
     assert Box.from_dict(shown[0]).frame == Display("coronal")
     assert boxes_for(acquired, 0, 3) == [Box(4, 5, 9, 11, slice=3, label="nodule")]
     assert boxes_for(acquired, 0, 4) == []
+
+
+def test_record_regions_forms():
+    from medmm.errors import InputError
+    from medmm.regions import record_regions
+
+    import pytest
+
+    synth = {"findings": [{"type": "cyst", "boxes": [{"image": 1, "slice": None, "x1": 0, "y1": 1, "x2": 2, "y2": 3}]},
+                          {"type": "mass", "boxes": []}]}
+    assert record_regions(synth) == ({"image": 1, "slice": None, "x1": 0, "y1": 1, "x2": 2, "y2": 3,
+                                      "frame": "acquisition", "label": "cyst"},)
+    given = {"regions": [Box(0, 0, 5, 5, frame=Display("sagittal"), slice=2).to_dict()], "findings": synth["findings"]}
+    assert [Box.from_dict(r).frame for r in record_regions(given)] == [Display("sagittal")]  # given regions win
+    assert record_regions({}) == ()
+    with pytest.raises(InputError, match="not a box"):
+        record_regions({"regions": ["0,0,5,5"]})
