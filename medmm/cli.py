@@ -330,6 +330,28 @@ def _cmd_users_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_store_verify(args: argparse.Namespace) -> int:
+    from medmm.audit.store import Store
+
+    if not os.path.isfile(args.db):
+        raise InputError(f"{args.db}: no review store there")
+    with Store(args.db, check_triggers=False) as store:
+        if args.restore_triggers:
+            fixed = store.restore_triggers()
+            print(f"re-created trigger(s): {', '.join(fixed) or 'none needed'}", file=sys.stderr)
+        report = store.verify()
+    for problem in report.trigger_problems:
+        print(f"BROKEN: {problem}")
+    if report.broken_review is not None:
+        print(f"BROKEN: review {report.broken_review}: {report.reason}")
+    if not report.ok:
+        print(f"{args.db}: the store was changed outside medmm; restore it from a backup before reviewing from it")
+        return 1
+    print(f"ok: {report.reviews} reviews chained, head {report.head}, all integrity triggers present "
+          "(record the head elsewhere to detect a recomputed chain)")
+    return 0
+
+
 def _cmd_app(args: argparse.Namespace) -> int:
     import subprocess
     from importlib.resources import as_file
@@ -507,6 +529,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users-file", default="configs/users.yaml")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin (for scripts)")
     p.set_defaults(func=_cmd_users_add)
+
+    store = sub.add_parser("store", help="review-store maintenance").add_subparsers(dest="store_command", required=True)
+    p = store.add_parser("verify", help="check the integrity triggers and the review hash chain (exit 1 if broken)")
+    p.add_argument("--db", required=True)
+    p.add_argument("--restore-triggers", action="store_true",
+                   help="re-create missing or altered triggers first (after a deliberate repair)")
+    p.set_defaults(func=_cmd_store_verify)
 
     p = sub.add_parser("app", help="start the report review app (Streamlit)")
     p.add_argument("--db", default=None, help="the review store (default: from the config)")

@@ -16,6 +16,17 @@ leaves the store by default: exports drop paths unless asked (``with_paths``), a
 helpers for the app (:meth:`Store.study`) return image *references* by index, not paths.
 Results are keyed by the run identity (:class:`medmm.runs.RunConfig`), so a changed checker,
 config, threshold or model re-checks a study instead of skipping it.
+
+**Tamper evidence (schema v4).** Studies, reports, results, flags, failures and reviews are
+append-only: SQLite triggers refuse ``UPDATE`` and ``DELETE`` and also ``INSERT OR REPLACE`` /
+``REPLACE INTO`` (a ``BEFORE INSERT`` trigger raises when a row with the same key exists; a
+REPLACE's hidden delete would not fire a DELETE trigger with ``recursive_triggers`` off, which is
+also switched on for every connection medmm opens). The triggers are checked on every open: a
+missing or altered one is a :class:`StoreError` telling the administrator what to do. Reviews
+carry a hash chain (``prev_hash``, ``row_hash`` = SHA-256 over the previous hash and the row),
+checked by :meth:`Store.verify` (``medmm store verify --db FILE``), whose chain head an
+administrator can record elsewhere: whoever can write the file can drop the triggers and
+recompute the chain, but not without the recorded head changing.
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ from medmm.errors import InputError, MedmmError
 from medmm.imaging.volume import REPORT_FACTS, HeaderFacts
 from medmm.runs import RunConfig
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DECISIONS = ("true_error", "false_positive", "uncertain")
 # The header facts the store keeps: the report facts of the one header type (medmm.imaging.HeaderFacts).
 HEADER_COLUMNS = REPORT_FACTS
@@ -129,7 +140,86 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE results ADD COLUMN notes TEXT;
     ALTER TABLE flags ADD COLUMN rule TEXT;
     """,
+    # v4: tamper evidence: the review hash chain (columns filled for existing rows by
+    # _migrate_v4) and the integrity triggers of TRIGGERS (replacing v1's two review triggers)
+    4: """
+    DROP TRIGGER IF EXISTS reviews_append_only_update;
+    DROP TRIGGER IF EXISTS reviews_append_only_delete;
+    ALTER TABLE reviews ADD COLUMN prev_hash TEXT;
+    ALTER TABLE reviews ADD COLUMN row_hash TEXT;
+    """,
 }
+
+GENESIS = "0" * 64  # prev_hash of the first review
+_REVIEW_HASHED = ("id", "flag_id", "study_key", "reviewer", "decision", "comment", "at")
+
+
+def _append_only(table: str, key_match: str, noun: str) -> dict[str, str]:
+    """UPDATE, DELETE and same-key INSERT (hence REPLACE) triggers for an append-only table."""
+    msg = f"{noun} are append-only: add a new row instead"
+    return {
+        f"{table}_append_only_update":
+            f"CREATE TRIGGER {table}_append_only_update BEFORE UPDATE ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{msg}'); END",
+        f"{table}_append_only_delete":
+            f"CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{msg}'); END",
+        f"{table}_no_replace":
+            f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
+            f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {key_match}) "
+            f"BEGIN SELECT RAISE(ABORT, '{msg} (REPLACE is refused)'); END",
+    }
+
+
+# Every integrity trigger of the store, by name. Checked on open (name and text) and by verify().
+TRIGGERS: dict[str, str] = {
+    **_append_only("studies", "key = NEW.key OR source_hash = NEW.source_hash", "studies"),
+    **_append_only("reports", "study_key = NEW.study_key", "reports"),
+    **_append_only("results", "study_key = NEW.study_key AND config_key = NEW.config_key", "results"),
+    **_append_only("flags", "id = NEW.id", "flags"),
+    **_append_only("failures", "id = NEW.id", "failures"),
+    **_append_only("reviews", "id = NEW.id", "reviews"),
+    "reviews_chain":
+        "CREATE TRIGGER reviews_chain BEFORE INSERT ON reviews "
+        "WHEN NEW.row_hash IS NULL OR NEW.prev_hash IS NOT "
+        f"COALESCE((SELECT row_hash FROM reviews ORDER BY id DESC LIMIT 1), '{GENESIS}') "
+        "BEGIN SELECT RAISE(ABORT, 'reviews are append-only and hash-chained: add reviews through medmm'); END",
+    "runs_frozen":
+        "CREATE TRIGGER runs_frozen BEFORE UPDATE OF id, config_key, checker, model_fingerprint, config, "
+        "medmm_version, started_at ON runs "
+        "BEGIN SELECT RAISE(ABORT, 'runs are append-only: only the finish time is set'); END",
+    "runs_append_only_delete":
+        "CREATE TRIGGER runs_append_only_delete BEFORE DELETE ON runs "
+        "BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END",
+    "runs_no_replace":
+        "CREATE TRIGGER runs_no_replace BEFORE INSERT ON runs WHEN EXISTS (SELECT 1 FROM runs WHERE id = NEW.id) "
+        "BEGIN SELECT RAISE(ABORT, 'runs are append-only (REPLACE is refused)'); END",
+}
+
+
+def review_hash(prev_hash: str, row: dict[str, Any]) -> str:
+    """SHA-256 over the previous review's hash and this review's fields (canonical JSON)."""
+    payload = json.dumps([row[k] for k in _REVIEW_HASHED], separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256((prev_hash + payload).encode("ascii")).hexdigest()
+
+
+def _norm_sql(sql: str | None) -> str:
+    return " ".join((sql or "").split())
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :meth:`Store.verify` found: the first broken review (if any) and trigger problems."""
+
+    reviews: int
+    head: str  # row_hash of the last review (GENESIS when none): record it to detect a recomputed chain
+    trigger_problems: tuple[str, ...] = ()
+    broken_review: int | None = None  # id of the first review whose chain does not hold
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.trigger_problems and self.broken_review is None
 
 
 class StoreError(MedmmError):
@@ -149,7 +239,7 @@ class StudyRecord:
 class Store:
     """A handle on one store file. Not shared between processes: each process opens its own."""
 
-    def __init__(self, path: str, timeout: float = 60.0) -> None:
+    def __init__(self, path: str, timeout: float = 60.0, check_triggers: bool = True) -> None:
         self.path = path
         if os.path.isdir(path):
             raise InputError(f"{path}: is a folder; give a file path for the store (e.g. audit.sqlite)")
@@ -164,9 +254,18 @@ class Store:
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            # a REPLACE's hidden delete then fires the DELETE triggers too
+            self.conn.execute("PRAGMA recursive_triggers=ON")
             self._migrate()
+            problems = self.trigger_problems()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a medmm store or corrupt ({exc})") from exc
+        if problems and check_triggers:
+            self.conn.close()
+            raise StoreError(f"{path}: the store's integrity triggers were changed ({'; '.join(problems)}): someone "
+                             "may have rewritten results or reviews. Do not review from it: run `medmm store verify "
+                             f"--db {path}`, restore the store from a backup, or (if the change was a deliberate "
+                             f"repair) re-create the triggers with `medmm store verify --db {path} --restore-triggers`")
         self.salt = bytes.fromhex(self._meta("salt"))
         for side in ("", "-wal", "-shm"):
             if os.path.exists(path + side) and os.stat(path + side).st_mode & 0o077:
@@ -189,9 +288,63 @@ class Store:
             for v in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _split_sql(_MIGRATIONS[v]):
                     c.execute(statement)
+                if v == 4:
+                    self._migrate_v4(c)
                 c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(v),))
             if not c.execute("SELECT 1 FROM meta WHERE key='salt'").fetchone():
                 c.execute("INSERT INTO meta(key, value) VALUES ('salt', ?)", (secrets.token_hex(16),))
+
+    @staticmethod
+    def _migrate_v4(c: sqlite3.Connection) -> None:
+        """Chain the reviews already stored (in id order), then create the integrity triggers."""
+        prev = GENESIS
+        rows = c.execute("SELECT " + ", ".join(_REVIEW_HASHED) + " FROM reviews ORDER BY id").fetchall()
+        for row in rows:
+            h = review_hash(prev, dict(zip(_REVIEW_HASHED, row)))
+            c.execute("UPDATE reviews SET prev_hash=?, row_hash=? WHERE id=?", (prev, h, row[0]))
+            prev = h
+        for sql in TRIGGERS.values():
+            c.execute(sql)
+
+    # ------------------------------------------------------------------ integrity
+    def trigger_problems(self) -> list[str]:
+        """Integrity triggers that are missing or whose text differs from :data:`TRIGGERS`."""
+        have = dict(self.conn.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'").fetchall())
+        problems = []
+        for name, sql in TRIGGERS.items():
+            if name not in have:
+                problems.append(f"trigger {name} is missing")
+            elif _norm_sql(have[name]) != _norm_sql(sql):
+                problems.append(f"trigger {name} was altered")
+        return problems
+
+    def restore_triggers(self) -> list[str]:
+        """Re-create missing or altered integrity triggers; returns their names (an administrator's repair)."""
+        fixed = []
+        with self.transaction() as c:
+            for problem in self.trigger_problems():
+                name = problem.split()[1]
+                c.execute(f"DROP TRIGGER IF EXISTS {name}")
+                c.execute(TRIGGERS[name])
+                fixed.append(name)
+        return fixed
+
+    def verify(self) -> VerifyReport:
+        """Check the integrity triggers and the review hash chain (first broken row, if any)."""
+        problems = tuple(self.trigger_problems())
+        prev, n = GENESIS, 0
+        cols = (*_REVIEW_HASHED, "prev_hash", "row_hash")
+        for row in self.conn.execute("SELECT " + ", ".join(cols) + " FROM reviews ORDER BY id"):
+            d = dict(zip(cols, row))
+            n += 1
+            if d["prev_hash"] != prev:
+                return VerifyReport(n, prev, problems, d["id"], "its prev_hash is not the previous review's hash "
+                                    "(a review was removed, inserted or reordered)")
+            if review_hash(prev, d) != d["row_hash"]:
+                return VerifyReport(n, prev, problems, d["id"], "its content does not match its row_hash "
+                                    "(the review was rewritten)")
+            prev = d["row_hash"]
+        return VerifyReport(n, prev, problems)
 
     def _meta(self, key: str) -> str:
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -271,14 +424,20 @@ class Store:
         key = self.study_key(rec.source_id)
         facts = HeaderFacts.from_mapping(rec.header) or HeaderFacts()
         header = facts.to_dict(report_facts_only=True)
-        c.execute("INSERT OR IGNORE INTO studies(key, source_hash, source_path, " + ", ".join(HEADER_COLUMNS) +
-                  ", created_at, images, regions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  (key, self.source_hash(rec.source_id), rec.source_path,
-                   *[(str(header.get(k)) if header.get(k) not in (None, "") else None) for k in HEADER_COLUMNS],
-                   time.time(), json.dumps(list(rec.images)), json.dumps(list(rec.regions))))
+        if not c.execute("SELECT 1 FROM studies WHERE key=?", (key,)).fetchone():  # append-only: never replaced
+            c.execute("INSERT INTO studies(key, source_hash, source_path, " + ", ".join(HEADER_COLUMNS) +
+                      ", created_at, images, regions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (key, self.source_hash(rec.source_id), rec.source_path,
+                       *[(str(header.get(k)) if header.get(k) not in (None, "") else None) for k in HEADER_COLUMNS],
+                       time.time(), json.dumps(list(rec.images)), json.dumps(list(rec.regions))))
         if rec.report is not None:
-            c.execute("INSERT OR REPLACE INTO reports(study_key, text, sha256) VALUES (?, ?, ?)",
-                      (key, rec.report, hashlib.sha256(rec.report.encode("utf-8", "replace")).hexdigest()))
+            digest = hashlib.sha256(rec.report.encode("utf-8", "replace")).hexdigest()
+            row = c.execute("SELECT sha256 FROM reports WHERE study_key=?", (key,)).fetchone()
+            if row is None:
+                c.execute("INSERT INTO reports(study_key, text, sha256) VALUES (?, ?, ?)", (key, rec.report, digest))
+            elif row[0] != digest:  # stored flags point into the stored text: never swap it underneath them
+                raise StoreError(f"study {key}: its report differs from the one stored earlier; the store keeps "
+                                 "reports unchanged (flags point into them): audit the changed report into a new store")
         return key
 
     def record_result(self, run_id: int, config_key: str, rec: StudyRecord, result: Any) -> bool:
@@ -287,25 +446,30 @@ class Store:
         with self.transaction() as c:
             key = self._upsert_study(c, rec)
             notes = list(getattr(result, "notes", None) or [])
-            cur = c.execute("INSERT OR IGNORE INTO results(study_key, config_key, run_id, status, has_error, score, "
-                            "finished_at, notes) VALUES (?, ?, ?, 'done', ?, ?, ?, ?)",
-                            (key, config_key, run_id, int(result.has_error), float(result.score), time.time(),
-                             json.dumps(notes) if notes else None))
-            if cur.rowcount == 0:
+            if self._has_result(c, key, config_key):
                 return False
+            c.execute("INSERT INTO results(study_key, config_key, run_id, status, has_error, score, "
+                      "finished_at, notes) VALUES (?, ?, ?, 'done', ?, ?, ?, ?)",
+                      (key, config_key, run_id, int(result.has_error), float(result.score), time.time(),
+                       json.dumps(notes) if notes else None))
             c.executemany('INSERT INTO flags(run_id, study_key, config_key, type, start, "end", text, explanation, '
                           "confidence, evidence, rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           [(run_id, key, config_key, f.type, f.start, f.end, f.text, f.explanation, f.confidence,
                             f.evidence, getattr(f, "rule", None) or None) for f in result.flags])
             return True
 
+    @staticmethod
+    def _has_result(c: sqlite3.Connection, key: str, config_key: str) -> bool:
+        return c.execute("SELECT 1 FROM results WHERE study_key=? AND config_key=?", (key, config_key)).fetchone() \
+            is not None
+
     def record_failure(self, run_id: int, config_key: str, rec: StudyRecord, stage: str, reason: str) -> bool:
         with self.transaction() as c:
             key = self._upsert_study(c, rec)
-            cur = c.execute("INSERT OR IGNORE INTO results(study_key, config_key, run_id, status, finished_at) "
-                            "VALUES (?, ?, ?, 'failed', ?)", (key, config_key, run_id, time.time()))
-            if cur.rowcount == 0:
+            if self._has_result(c, key, config_key):
                 return False
+            c.execute("INSERT INTO results(study_key, config_key, run_id, status, finished_at) "
+                      "VALUES (?, ?, ?, 'failed', ?)", (key, config_key, run_id, time.time()))
             c.execute("INSERT INTO failures(run_id, study_key, source_hash, stage, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
                       (run_id, key, self.source_hash(rec.source_id), stage, reason, time.time()))
             return True
@@ -325,9 +489,14 @@ class Store:
                 if row is None:
                     raise StoreError(f"no flag with id {flag_id}")
                 study_key = row[0]
-            cur = c.execute("INSERT INTO reviews(flag_id, study_key, reviewer, decision, comment, at) "
-                            "VALUES (?, ?, ?, ?, ?, ?)", (flag_id, study_key, reviewer, decision, comment, time.time()))
-            return int(cur.lastrowid)
+            last = c.execute("SELECT id, row_hash FROM reviews ORDER BY id DESC LIMIT 1").fetchone()
+            row = {"id": (last[0] + 1) if last else 1, "flag_id": flag_id, "study_key": study_key, "reviewer": reviewer,
+                   "decision": decision, "comment": comment, "at": time.time()}
+            prev = last[1] if last else GENESIS
+            c.execute("INSERT INTO reviews(id, flag_id, study_key, reviewer, decision, comment, at, prev_hash, row_hash) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*[row[k] for k in _REVIEW_HASHED], prev,
+                                                              review_hash(prev, row)))
+            return int(row["id"])
 
     def latest_decision(self, flag_id: int) -> str | None:
         row = self.conn.execute("SELECT decision FROM reviews WHERE flag_id=? ORDER BY id DESC LIMIT 1",
