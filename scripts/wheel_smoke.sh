@@ -3,9 +3,10 @@
 # source checkout in sight. Steps:
 #   1. copy the files git knows (tracked + untracked-not-ignored, like a fresh clone) to a temp dir
 #      and build the wheel there (no stale build/ or egg-info can leak into it);
-#   2. install it with --no-deps into a fresh venv outside the checkout; the heavy dependencies
-#      are shared with the checkout's .venv through a .pth line (medmm itself is NOT: that
-#      site-packages holds only the editable finder, whose .pth is not processed from there);
+#   2. a fresh venv outside the checkout; the heavy dependencies are shared with the checkout's
+#      .venv through a .pth line (medmm itself is NOT: that site-packages holds only the editable
+#      finder, whose .pth is not processed from there); first, with the clean copy on PYTHONPATH
+#      (a plain source checkout, nothing installed), then with the wheel installed --no-deps;
 #   3. from a temp working directory: every packaged data file of the checkout is in the install,
 #      `medmm check` flags a misspelling (transcription), `medmm models build-tiny` writes a
 #      model the hf backend loads, `medmm app` answers /_stcore/health, then is stopped.
@@ -32,15 +33,29 @@ git ls-files -z --cached --others --exclude-standard | tar --null -cf - -T - | t
   -w "$WORK/dist" .)
 WHEEL=$(ls "$WORK"/dist/medmm-*.whl)
 
-step "install $(basename "$WHEEL") into a fresh venv"
+step "a fresh venv outside the checkout (dependencies shared with $DEPS_VENV)"
 "$PY" -m venv --without-pip "$WORK/venv"
 SITE=$("$WORK/venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 DEPS_SITE=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 echo "$DEPS_SITE" > "$SITE/zz_medmm_smoke_shared_deps.pth"
-"$PY" -m pip --python "$WORK/venv/bin/python" install --quiet --disable-pip-version-check --no-deps "$WHEEL"
-
 cd "$WORK/run"
 V="$WORK/venv/bin"
+printf 'EXAMINATION: CT chest.\n\nFINDINGS: There is a small nodlue in the right upper lobe.\n\nIMPRESSION: Small right upper lobe nodule.\n' > report.txt
+
+step "before the install: a plain source checkout on PYTHONPATH finds its package data too"
+PYTHONPATH="$WORK/src" "$V/python" -m medmm.cli check report.txt --json > plain.json
+PYTHONPATH="$WORK/src" "$V/python" - "$WORK/src" <<'EOF'
+import json, sys
+from pathlib import Path
+import medmm.config, medmm.models.tiny as tiny
+assert Path(medmm.config.__file__).resolve().is_relative_to(Path(sys.argv[1]).resolve()), medmm.config.__file__
+assert "transcription" in [f["type"] for f in json.load(open("plain.json"))["flags"]]
+assert tiny.load_tiny_config("llava").family == "llava" and tiny.training_corpus()
+print("plain checkout: transcription flag, packaged tiny config and tokenizer corpus found")
+EOF
+
+step "install $(basename "$WHEEL")"
+"$PY" -m pip --python "$V/python" install --quiet --disable-pip-version-check --no-deps "$WHEEL"
 step "the installed medmm comes from the wheel, and every packaged data file is there"
 "$V/python" - "$ROOT" "$SITE" <<'EOF'
 import subprocess, sys
@@ -59,7 +74,6 @@ print(f"medmm from {where.parent}; {len(data)} data files; packaged configs: {co
 EOF
 
 step "medmm check flags a misspelling"
-printf 'EXAMINATION: CT chest.\n\nFINDINGS: There is a small nodlue in the right upper lobe.\n\nIMPRESSION: Small right upper lobe nodule.\n' > report.txt
 "$V/medmm" check report.txt --json > check.json 2> check.err || { cat check.err >&2; exit 1; }
 "$V/python" - <<'EOF'
 import json
