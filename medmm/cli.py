@@ -447,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=_cmd_build_tiny)
 
+    __import__("medmm.finetune.cli", fromlist=["add_parsers"]).add_parsers(sub)  # finetune, grounding-eval
+
     p = sub.add_parser("ask", help="ask a vision-language model about images")
     p.add_argument("--model", required=True, help="hf:PATH, tiny:llava|qwen2-vl, http:URL or a YAML config")
     p.add_argument("--image", action="append", default=[], help="DICOM file/folder, NIfTI or PNG/JPEG (repeatable)")
@@ -543,6 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--address", default="127.0.0.1")
     p.set_defaults(func=_cmd_app)
+    __import__("medmm.probe.cli", fromlist=["add_parsers"]).add_parsers(sub)  # medmm probe build|run|score|report|compare
     return parser
 
 

@@ -1,0 +1,183 @@
+"""``medmm probe build|run|score|report|compare``: argparse wiring and thin handlers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from medmm.errors import InputError
+
+
+def _write_json(path: str, obj: Any) -> None:
+    from medmm.probe.runner import _clean
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(_clean(obj), fh, indent=1)
+        fh.write("\n")
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    if args.kind == "negation":
+        from medmm.probe.build import build_negation
+
+        r = build_negation(args.source, args.out, seed=args.seed, vocabulary=args.vocabulary)
+        print(f"wrote {r.out}: {r.n_questions} questions on {r.n_images} images", file=sys.stderr)
+        return 0
+    from medmm.probe.mine import mine_confusion
+
+    m = mine_confusion(args.source, args.out, semantic=args.semantic_encoder, visual=args.visual_encoder, seed=args.seed,
+                       min_semantic=args.min_semantic, max_visual=args.max_visual, max_pairs=args.max_pairs,
+                       vocabulary=args.vocabulary)
+    print(f"wrote {m.out}: {m.n_pairs} pairs mined from {m.n_images} images "
+          f"(semantic {m.semantic_encoder}, visual {m.visual_encoder})", file=sys.stderr)
+    return 0
+
+
+def _model_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    for item in args.model_option or []:
+        if "=" not in item:
+            raise InputError(f"--model-option {item!r}: use KEY=VALUE (e.g. concurrency=16)")
+        k, v = item.split("=", 1)
+        try:
+            opts[k] = json.loads(v)
+        except json.JSONDecodeError:
+            opts[k] = v
+    return opts
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from medmm.models import load
+    from medmm.probe.runner import run_probe
+    from medmm.probe.samples import parse_controls
+
+    controls = parse_controls(args.controls)
+    model = load(args.model, **_model_options(args))
+    judge = load(args.judge) if args.judge else None
+    r = run_probe(args.bench, args.data, model, args.out, images=args.images, mode=args.mode, controls=controls,
+                  judge=judge, parser=args.parser, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                  prefix_reduction=args.prefix_reduction, seed=args.seed, cache=args.cache, limit=args.limit,
+                  progress=not args.quiet, model_spec=args.model, judge_spec=args.judge)
+    if r.missing_pairs:
+        from medmm.probe.confusion import Resolved
+
+        print(Resolved([], r.missing_pairs).message(), file=sys.stderr)
+    print(f"{r.n_samples} samples: {r.n_computed} answered now, {r.n_cached} from the cache, {r.n_failed} failed; "
+          f"wrote {os.path.join(r.out, 'metrics.json')}", file=sys.stderr)
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    if args.bench == "negation":
+        from medmm.probe.negation import read_responses, score_negation
+
+        parser = args.parser or "robust"
+        s = score_negation(read_responses(args.predictions), parser=parser)
+        metrics = s.to_dict()
+        line = f"overall {metrics['overall']} (random {metrics['random_baseline']['overall']})"
+    else:
+        if not args.data:
+            raise InputError("--bench confusion needs --data DATASET.json")
+        from medmm.probe.confusion import RANDOM_BASELINE, confusion_metrics, outcomes, read_dataset, read_predictions
+
+        pairs = read_dataset(args.data)
+        preds = read_predictions(args.predictions)
+        known = {(p.pair_id, s) for p in pairs for s in (1, 2)}
+        unknown = sorted(set(preds) - known)
+        if unknown:
+            raise InputError(f"{len(unknown)} prediction(s) name pairs/images not in {args.data}, e.g. pair {unknown[0][0]} "
+                             f"image {unknown[0][1]}")
+        metrics = confusion_metrics(outcomes(pairs, preds))
+        metrics["missing_predictions"] = len(known - set(preds))
+        metrics["random_baseline"] = dict(RANDOM_BASELINE)
+        line = f"set accuracy {metrics['set_accuracy']:.4f} on {metrics['n_pairs']} pairs"
+    _write_json(args.out, metrics)
+    print(f"{line}; wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from medmm.probe.report import build_report
+
+    r = build_report(args.dir, out=args.out, n_boot=args.n_boot, seed=args.seed)
+    out = args.out or args.dir
+    print(f"wrote {os.path.join(out, 'report.md')}, report.html and {len(r.figures)} plot(s)", file=sys.stderr)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from medmm.probe.report import compare_runs
+
+    compare_runs(args.dir_a, args.dir_b, out=args.out, n_boot=args.n_boot, seed=args.seed)
+    out = args.out or args.dir_b
+    print(f"wrote {os.path.join(out, 'compare.md')} and compare.html", file=sys.stderr)
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``medmm probe ...`` to the top-level subparsers."""
+    probe = sub.add_parser("probe", help="probing benchmarks: negation pairs (ProbMed) and confusion pairs (MediConfusion)")
+    cmds = probe.add_subparsers(dest="probe_command", required=True)
+
+    p = cmds.add_parser("build", help="build negation pairs or mine confusion pairs from an annotated collection")
+    p.add_argument("kind", choices=("negation", "confusion"))
+    p.add_argument("--from", dest="source", required=True, metavar="MANIFEST_OR_CSV",
+                   help="a synthetic manifest.jsonl, or a CSV/JSONL with image, modality, body_part, findings, positions")
+    p.add_argument("--out", required=True, help="FILE.json (ProbMed question file / MediConfusion dataset.json)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vocabulary", default=None, help="a copy of medmm/probe/vocabulary.yaml (default: the packaged one)")
+    p.add_argument("--semantic-encoder", default="pixels:layout", help="confusion: pixels:layout, vlm:MODEL or hf:PATH")
+    p.add_argument("--visual-encoder", default="pixels:texture", help="confusion: pixels:texture, vlm:MODEL or hf:PATH")
+    p.add_argument("--min-semantic", type=float, default=None, help="confusion: keep pairs at or above this cosine")
+    p.add_argument("--max-visual", type=float, default=None, help="confusion: keep pairs at or below this cosine")
+    p.add_argument("--max-pairs", type=int, default=None)
+    p.set_defaults(func=_cmd_build)
+
+    p = cmds.add_parser("run", help="run a probe on a model (resumable; results cached per sample)")
+    p.add_argument("--bench", choices=("negation", "confusion"), required=True)
+    p.add_argument("--data", required=True, help="ProbMed question file or MediConfusion dataset.json")
+    p.add_argument("--images", default=None, help="image root (default: the data file's folder)")
+    p.add_argument("--model", required=True, help="hf:PATH, tiny:llava, http:URL or a YAML config")
+    p.add_argument("--model-option", action="append", default=None, metavar="KEY=VALUE",
+                   help="a load option of the backend, e.g. concurrency=16 or model=NAME for http (repeatable)")
+    p.add_argument("--mode", choices=("mc", "greedy", "prefix", "judge"), default="mc")
+    p.add_argument("--judge", default=None, help="judge model for --mode judge")
+    p.add_argument("--controls", default="", help="comma-separated: blind, text, region")
+    p.add_argument("--parser", choices=("robust", "probmed-compat", "mediconfusion-compat"), default="robust")
+    p.add_argument("--prefix-reduction", choices=("mean", "sum"), default="mean",
+                   help="prefix mode: per-token mean (geometric mean, the reference) or sum of log-probabilities")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", default=None, help="result cache (default: OUT/cache.sqlite); share one across runs")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images (negation) or pairs (confusion)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_run)
+
+    p = cmds.add_parser("score", help="score a predictions/response file as the benchmark does")
+    p.add_argument("--bench", choices=("negation", "confusion"), required=True)
+    p.add_argument("--data", default=None, help="confusion: DATASET.json")
+    p.add_argument("--predictions", required=True, help="confusion: PREDS.jsonl; negation: RESPONSES.json (ProbMed)")
+    p.add_argument("--parser", choices=("robust", "probmed-compat"), default=None, help="negation answers")
+    p.add_argument("--out", required=True, help="metrics.json")
+    p.set_defaults(func=_cmd_score)
+
+    p = cmds.add_parser("report", help="Markdown + HTML report with bootstrap intervals and plots of a run")
+    p.add_argument("dir")
+    p.add_argument("--out", default=None, help="folder (default: the run folder)")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_report)
+
+    p = cmds.add_parser("compare", help="paired differences of two runs (B - A) with intervals")
+    p.add_argument("dir_a")
+    p.add_argument("dir_b")
+    p.add_argument("--out", default=None, help="folder (default: DIR_B)")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_compare)
