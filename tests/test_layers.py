@@ -278,3 +278,48 @@ def test_the_checks_can_fail(tmp_path: Path) -> None:
     assert violations("medmm.reports", ["medmm.probe.build", "medmm.models.hf", "medmm.reports.checker"]) == [
         "medmm.probe.build (same layer L5, beside medmm.reports)"]
     assert "medmm.reports.checker" in reachable("medmm.reports")  # the package namespace imports the checker
+
+
+# --- process pools: the forkserver preloads what the caller names, nothing more -----------------------
+
+_POOL_PROBE = r"""
+import json, sys
+from concurrent.futures import ProcessPoolExecutor
+from medmm._pool import forkserver_preload, pool_context
+LOADED = "sorted(m for m in __import__('sys').modules if m == 'medmm' or m.startswith('medmm.'))"
+seen = []
+for preload in json.loads(sys.argv[1]):
+    with ProcessPoolExecutor(1, mp_context=pool_context(preload=preload)) as pool:
+        seen.append(pool.submit(eval, LOADED).result())  # eval: a builtin, pickled by reference
+json.dump({"workers": seen, "preload": list(forkserver_preload())}, sys.stdout)
+"""
+
+
+def _pool_run(*preloads: list[str]) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run([sys.executable, "-c", _POOL_PROBE, json.dumps(preloads)], capture_output=True, text=True,
+                          cwd=ROOT.parent, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+def test_forkserver_workers_load_only_the_callers_preload() -> None:
+    # The header scan's pool first: its workers hold imaging, and nothing above it. The audit's pool
+    # later in the same process gets the same (already running) server: documented in medmm/_pool.py.
+    scan_first = _pool_run(["medmm.imaging.series"], ["medmm.audit.runner", "medmm._warm"])
+    assert scan_first["preload"] == ["medmm.imaging.series"]
+    for loaded in scan_first["workers"]:
+        assert "medmm.imaging.series" in loaded
+        assert violations("medmm.imaging", loaded) == []
+    # An audit's pool first: its workers start with the runner and the warm report checker.
+    audit_first = _pool_run(["medmm.audit.runner", "medmm._warm"])
+    assert audit_first["preload"] == ["medmm.audit.runner", "medmm._warm"]
+    assert {"medmm.audit.runner", "medmm._warm", "medmm.reports"} <= set(audit_first["workers"][0])
+
+
+def test_pool_context_refuses_main() -> None:
+    from medmm._pool import pool_context
+
+    with pytest.raises(ValueError, match="__main__"):
+        pool_context(preload=["__main__"])
