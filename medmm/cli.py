@@ -330,6 +330,16 @@ def _cmd_users_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_users_remove(args: argparse.Namespace) -> int:
+    from medmm.app.auth import remove_user
+
+    if not remove_user(args.users_file, args.name):
+        raise InputError(f"no user {args.name!r} in {args.users_file}")
+    print(f"user {args.name} removed from {args.users_file}; their app sessions end at their next action",
+          file=sys.stderr)
+    return 0
+
+
 def _cmd_store_verify(args: argparse.Namespace) -> int:
     from medmm.audit.store import Store
 
@@ -373,10 +383,16 @@ def _cmd_app(args: argparse.Namespace) -> int:
     env = dict(os.environ, MEDMM_APP_DB=os.path.abspath(db))
     if args.config:
         env["MEDMM_APP_CONFIG"] = os.path.abspath(args.config)
+    if args.address not in ("127.0.0.1", "localhost", "::1"):
+        print(f"medmm app: warning: listening on {args.address} exposes the review app (patient data) to the network "
+              "without TLS; serve it behind the hospital's TLS reverse proxy and bind to 127.0.0.1 (SECURITY.md)",
+              file=sys.stderr)
     print(f"medmm review app on http://{args.address}:{args.port} (store {db}); Ctrl-C to stop", file=sys.stderr)
     with as_file(script) as app:
-        cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-               "--server.address", args.address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+        # medmm's server: Streamlit's (st.App) behind medmm's session-cookie and security-header middleware,
+        # with production settings (medmm.app.server.STREAMLIT_SETTINGS: no tracebacks, no file watcher, ...)
+        cmd = [sys.executable, "-m", "medmm.app.server", str(app), "--port", str(args.port), "--address", args.address,
+               "--max-upload-mb", str(cfg.upload_max_mb)]
         return subprocess.call(cmd, env=env)
 
 
@@ -525,12 +541,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     users = sub.add_parser("users", help="review-app users").add_subparsers(dest="users_command", required=True)
-    p = users.add_parser("add", help="add or update a user (prompts for the password)")
+    p = users.add_parser("add", help="add or update a user (prompts for the password: 12-256 characters, "
+                                     "not containing the user name)")
     p.add_argument("name")
     p.add_argument("--role", choices=("reviewer", "admin"), default="reviewer")
     p.add_argument("--users-file", default="configs/users.yaml")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin (for scripts)")
     p.set_defaults(func=_cmd_users_add)
+    p = users.add_parser("remove", help="remove a user (their live app sessions end at once)")
+    p.add_argument("name")
+    p.add_argument("--users-file", default="configs/users.yaml")
+    p.set_defaults(func=_cmd_users_remove)
 
     store = sub.add_parser("store", help="review-store maintenance").add_subparsers(dest="store_command", required=True)
     p = store.add_parser("verify", help="check the integrity triggers and the review hash chain (exit 1 if broken)")

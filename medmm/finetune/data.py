@@ -1,0 +1,65 @@
+"""The recipe's data: samples files, or synthetic studies generated for the run (train and held out).
+
+With ``data.synth`` the recipe writes ``medmm synth`` studies for training (``seed``) and a
+disjoint held-out set (``eval_seed``: other patients, other images), builds region-task samples
+from their label maps (:func:`medmm.regions.tasks.synthetic_samples`) and writes them as medmm
+JSONL under ``output_dir/data`` — the same files ``medmm grounding-eval --data`` reads.
+Generation is deterministic for a seed, so a resumed run regenerates the same data.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Sequence
+
+from medmm.errors import InputError
+from medmm.finetune.config import FinetuneConfig, SynthSection
+from medmm.regions.labelmaps import LabelMapOptions
+from medmm.regions.tasks import Sample, read_jsonl, synthetic_samples, write_jsonl
+
+
+def _synth_set(cfg: SynthSection, out: str, n: int, seed: int, tasks: Sequence[str], split: str) -> list[Sample]:
+    from medmm.synth import SMALL, SynthConfig, synthesize
+    from medmm.synth.truth import ORGAN_LABELS
+
+    manifest = os.path.join(out, "manifest.jsonl")
+    if not os.path.isfile(manifest):
+        synthesize(out, n, seed=seed, kinds=tuple(cfg.kinds), workers=1, config=SMALL if cfg.small else SynthConfig())
+    unknown = [o for o in cfg.organs if o not in ORGAN_LABELS]
+    if unknown:
+        raise InputError(f"data.synth.organs: unknown organ(s) {unknown}; use {sorted(ORGAN_LABELS)}")
+    organs = {o: ORGAN_LABELS[o] for o in cfg.organs}
+    options = LabelMapOptions(min_pixels=cfg.min_pixels, max_slices=cfg.max_slices)
+    samples = synthetic_samples(manifest, out, organs, tasks=tasks, options=options, include_findings=cfg.findings)
+    return [replace(s, split=split) for s in samples]
+
+
+def prepare_data(cfg: FinetuneConfig, data_dir: str) -> tuple[str, str | None]:
+    """Paths of the train and eval samples files (generated under ``data_dir`` for ``data.synth``)."""
+    if cfg.synth is None:
+        return cfg.resolve(cfg.data.train or ""), cfg.resolve(cfg.data.eval) if cfg.data.eval else None
+    s = cfg.synth
+    paths = []
+    for name, n, seed in (("train", s.n_train, s.seed), ("eval", s.n_eval, s.eval_seed)):
+        folder = os.path.join(data_dir, name)
+        path = os.path.join(folder, "samples.jsonl")
+        if not os.path.isfile(path):
+            os.makedirs(folder, exist_ok=True)
+            samples = _synth_set(s, folder, n, seed, cfg.data.tasks if name == "train" else
+                                 ("text_to_region", "region_to_text"), name)
+            tmp = path + ".tmp"
+            write_jsonl(samples, tmp)
+            os.replace(tmp, path)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def read_samples(path: str, tasks: Sequence[str] | None = None) -> tuple[list[Sample], list[str]]:
+    samples, problems = read_jsonl(path)
+    if tasks is not None:
+        samples = [s for s in samples if s.task in tasks]
+    if not samples:
+        raise InputError(f"{path}: no usable samples" + (f" of tasks {list(tasks)}" if tasks else "")
+                         + (f" ({len(problems)} unreadable lines, first: {problems[0]})" if problems else ""))
+    return samples, problems

@@ -1,0 +1,274 @@
+"""Grounding evaluation: Text→Region boxes and Region→Text answers, scored honestly.
+
+For each Text→Region sample the model is asked exactly as in training (same prompt, same image
+preparation); its answer is decoded by the codec (malformed → no box), the boxes are brought
+from the model-input frame back to **acquisition pixels** (:meth:`Box.from_model`) and compared
+there with the truth from the label map (or the annotation file). Metrics (``metrics.json``):
+
+* ``n`` — Text→Region samples scored; ``parse_rate`` — share whose answer gave at least one box;
+* ``miou`` and ``acc@0.25/0.5/0.75`` — IoU of the **first** predicted box with the true box it
+  overlaps most (0 when nothing parsed), as MedRegA scores single boxes;
+* ``baseline_miou`` — the same IoU for always answering the **mean training box** (normalised
+  to each image's size): the honest floor a model must beat; ``class_prior_miou`` — always
+  answering the mean training box *of the asked label* (what a model that ignores the image
+  can reach);
+* ``multi_box`` — Hungarian matching of all predicted vs all true boxes at IoU ≥ 0.5, summed over
+  samples: ``precision`` = matched / predicted, ``recall`` = matched / true (named correctly;
+  the reference evaluator swaps them), ``f1``;
+* ``region_to_text`` — ``accuracy`` (token recall of the answer ≥ 0.75, MedRegA's rule) and
+  ``token_f1`` (token-set F1), over Region→Text samples;
+* ``per_class`` — per label: ``n``, ``miou``, ``acc@0.5``, ``parse_rate``, ``baseline_miou``.
+
+Every generation goes through the shared result cache (:class:`medmm.runs.ResultCache`) keyed by
+the sample and a :class:`~medmm.runs.RunConfig` of the model fingerprint, codec, prompt
+settings and generation length: a killed evaluation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from medmm.errors import InputError
+from medmm.finetune.inputs import input_transform, prepare_image, prompt_messages
+from medmm.regions.box import Box, iou
+from medmm.regions.codecs import BoxCodec
+from medmm.regions.frames import ACQUISITION, Model
+from medmm.regions.match import match
+from medmm.regions.tasks import Sample, conversation, load_image
+from medmm.runs import ResultCache, RunConfig, item_key
+
+THRESHOLDS = (0.25, 0.5, 0.75)
+NormBox = tuple[float, float, float, float]
+
+
+# ------------------------------------------------------------------ training-box statistics
+
+def box_stats(samples: Iterable[Sample]) -> dict[str, Any]:
+    """Mean normalised box of every true Text→Region box, overall and per label (the baselines)."""
+    sums: dict[str, list[float]] = {}
+    for s in samples:
+        if s.task != "text_to_region":
+            continue
+        for b in s.objects[0].boxes:
+            v = (b.x1 / s.width, b.y1 / s.height, b.x2 / s.width, b.y2 / s.height)
+            for key in ("__all__", s.objects[0].label):
+                acc = sums.setdefault(key, [0.0, 0.0, 0.0, 0.0, 0.0])
+                for i in range(4):
+                    acc[i] += v[i]
+                acc[4] += 1
+    if "__all__" not in sums:
+        raise InputError("no Text→Region boxes in the training samples: cannot compute the mean training box")
+    mean = {k: [a[i] / a[4] for i in range(4)] for k, a in sums.items()}
+    return {"mean_box": mean.pop("__all__"), "per_label": mean, "n_boxes": int(sums["__all__"][4])}
+
+
+# ------------------------------------------------------------------ text scoring
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def token_scores(answer: str, target: str) -> tuple[float, float]:
+    """(token-set recall, token-set F1) of an answer against the target text."""
+    a, t = set(_tokens(answer)), set(_tokens(target))
+    if not t:
+        return 0.0, 0.0
+    common = len(a & t)
+    recall = common / len(t)
+    precision = common / len(a) if a else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return recall, f1
+
+
+# ------------------------------------------------------------------ box scoring
+
+def _scaled(norm: Sequence[float], s: Sample, like: Box) -> Box:
+    x1, y1, x2, y2 = norm
+    return Box(x1 * s.width, y1 * s.height, max(x2 * s.width, x1 * s.width), max(y2 * s.height, y1 * s.height),
+               image=like.image, slice=like.slice)
+
+
+def predicted_boxes(text: str, sample: Sample, codec: BoxCodec, transform: Any) -> list[Box]:
+    """The answer's boxes for the asked label, in acquisition pixels of the sample's plane."""
+    truth = sample.objects[0].boxes[0]
+    dec = codec.decode(text, transform.size)
+    label = sample.objects[0].phrase or sample.objects[0].label
+    boxes = dec.for_label(label) or dec.boxes  # a box under another label still counts as the answer
+    frame = Model(transform, ACQUISITION)
+    out = []
+    for b in boxes:
+        acq = Box(*b, frame=frame, image=truth.image, slice=truth.slice).from_model()
+        if not acq.is_empty:
+            out.append(acq)
+    return out
+
+
+def best_iou(box: Box | None, truths: Sequence[Box]) -> float:
+    return max((iou(box, t) for t in truths), default=0.0) if box is not None else 0.0
+
+
+@dataclass
+class _Acc:
+    n: int = 0
+    parsed: int = 0
+    iou_sum: float = 0.0
+    base_sum: float = 0.0
+    prior_sum: float = 0.0
+    hits: tuple[int, int, int] = (0, 0, 0)
+
+    def add(self, first: float, parsed: bool, base: float, prior: float) -> None:
+        self.n += 1
+        self.parsed += int(parsed)
+        self.iou_sum += first
+        self.base_sum += base
+        self.prior_sum += prior
+        self.hits = tuple(h + int(first >= t) for h, t in zip(self.hits, THRESHOLDS))  # type: ignore[assignment]
+
+    def summary(self) -> dict[str, Any]:
+        n = max(self.n, 1)
+        out = {"n": self.n, "miou": self.iou_sum / n, "parse_rate": self.parsed / n, "baseline_miou": self.base_sum / n,
+               "class_prior_miou": self.prior_sum / n}
+        out.update({f"acc@{t}": h / n for t, h in zip(THRESHOLDS, self.hits)})
+        return out
+
+
+def score(samples: Sequence[Sample], answers: Mapping[str, str], codec: BoxCodec,
+          transform_of: Callable[[Sample], Any], stats: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Metrics (module docstring) from the answers (``sample.id -> text``)."""
+    total, per_class = _Acc(), {}
+    tp = n_pred = n_true = 0
+    r2t_n = r2t_acc = 0
+    r2t_f1 = 0.0
+    mean = stats["mean_box"] if stats else None
+    per_label = stats.get("per_label", {}) if stats else {}
+    for s in samples:
+        text = answers.get(s.id)
+        if text is None:
+            continue
+        if s.task == "region_to_text":
+            recall, f1 = token_scores(text, s.target)
+            r2t_n, r2t_acc, r2t_f1 = r2t_n + 1, r2t_acc + int(recall >= 0.75), r2t_f1 + f1
+            continue
+        if s.task != "text_to_region":
+            continue
+        truths = list(s.objects[0].boxes)
+        preds = predicted_boxes(text, s, codec, transform_of(s))
+        first = best_iou(preds[0] if preds else None, truths)
+        base = best_iou(_scaled(mean, s, truths[0]), truths) if mean else 0.0
+        prior_box = per_label.get(s.objects[0].label, mean)
+        prior = best_iou(_scaled(prior_box, s, truths[0]), truths) if prior_box else 0.0
+        total.add(first, bool(preds), base, prior)
+        per_class.setdefault(s.objects[0].label, _Acc()).add(first, bool(preds), base, prior)
+        m = match(preds, truths, 0.5)
+        tp, n_pred, n_true = tp + m.tp, n_pred + m.n_pred, n_true + m.n_truth
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_true if n_true else 0.0
+    out = total.summary()
+    out["multi_box"] = {"precision": precision, "recall": recall,
+                        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+                        "matched": tp, "predicted": n_pred, "true": n_true, "iou_threshold": 0.5}
+    out["region_to_text"] = {"n": r2t_n, "accuracy": r2t_acc / r2t_n if r2t_n else 0.0,
+                             "token_f1": r2t_f1 / r2t_n if r2t_n else 0.0}
+    out["per_class"] = {k: {kk: v for kk, v in a.summary().items() if kk in
+                            ("n", "miou", "acc@0.5", "parse_rate", "baseline_miou", "class_prior_miou")}
+                        for k, a in sorted(per_class.items())}
+    out["baseline"] = "mean training box" if stats else "none (no training statistics given)"
+    return out
+
+
+# ------------------------------------------------------------------ the run
+
+@dataclass(frozen=True)
+class GroundingSettings:
+    max_new_tokens: int = 48
+    batch_size: int = 16
+    system_prompt: bool = True
+    max_samples: int | None = None  # per task, the first N in file order
+
+
+def select(samples: Sequence[Sample], max_samples: int | None) -> list[Sample]:
+    out: list[Sample] = []
+    counts: dict[str, int] = {}
+    for s in samples:
+        if s.task not in ("text_to_region", "region_to_text"):
+            continue
+        if max_samples is not None and counts.get(s.task, 0) >= max_samples:
+            continue
+        counts[s.task] = counts.get(s.task, 0) + 1
+        out.append(s)
+    return out
+
+
+def evaluate(vlm: Any, samples: Sequence[Sample], codec: BoxCodec, root: str | None, cache_path: str,
+             settings: GroundingSettings = GroundingSettings(), stats: Mapping[str, Any] | None = None,
+             progress: bool = False) -> dict[str, Any]:
+    """Generate (through the result cache) and score; returns the metrics dict."""
+    from medmm.models.base import Request
+
+    chosen = select(samples, settings.max_samples)
+    if not chosen:
+        raise InputError("no Text→Region or Region→Text samples to evaluate")
+    run = RunConfig.build("grounding-eval", model=vlm.fingerprint(), codec=codec.config(),
+                          max_new_tokens=settings.max_new_tokens, system_prompt=settings.system_prompt,
+                          image_preparation="medmm.finetune.inputs/v1")
+    images: dict[tuple[Any, ...], Any] = {}
+    transforms: dict[str, Any] = {}
+
+    def image_of(s: Sample) -> Any:
+        key = (s.image, s.slice, s.window)
+        if key not in images:
+            images[key] = load_image(s, root)
+        return images[key]
+
+    def transform_of(s: Sample) -> Any:
+        if s.id not in transforms:
+            transforms[s.id] = input_transform(vlm, s.width, s.height)
+        return transforms[s.id]
+
+    keys = {s.id: item_key(json.dumps(s.to_dict(), sort_keys=True)) for s in chosen}
+    with ResultCache(cache_path) as cache:
+        cfg_key = cache.register(run)
+        done = cache.done_keys(cfg_key)
+        todo = [s for s in chosen if keys[s.id] not in done]
+        bar = None
+        if progress and todo:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(todo), desc="grounding-eval", unit="sample")
+        for i in range(0, len(todo), settings.batch_size):
+            part = todo[i:i + settings.batch_size]
+            reqs = []
+            for s in part:
+                img = image_of(s)
+                if img.size != (s.width, s.height):
+                    raise InputError(f"sample {s.id}: image is {img.size}, the sample says {(s.width, s.height)}")
+                conv = conversation(s, codec, transform_of(s), system=settings.system_prompt)
+                reqs.append(Request(images=[prepare_image(vlm, img)], messages=prompt_messages(conv, settings.system_prompt)))
+            gens = vlm.generate(reqs, max_new_tokens=settings.max_new_tokens)
+            cache.put_many([(keys[s.id], {"text": g.text}, None) for s, g in zip(part, gens)], cfg_key)
+            if bar is not None:
+                bar.update(len(part))
+        if bar is not None:
+            bar.close()
+        answers = {}
+        by_key = {keys[s.id]: s.id for s in chosen}
+        for k, value in cache.iter_results(cfg_key):
+            if k in by_key:
+                answers[by_key[k]] = value["text"]
+    metrics = score(chosen, answers, codec, transform_of, stats)
+    metrics["run_key"] = cfg_key
+    metrics["codec"] = codec.config()
+    return metrics
+
+
+def write_metrics(metrics: Mapping[str, Any], path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(metrics, fh, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+    return path

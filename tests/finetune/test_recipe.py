@@ -1,0 +1,121 @@
+"""The recipe: config errors gathered at construction, loss goes down, exact resume, LoRA outputs that load."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+import torch
+
+from medmm.errors import ConfigError
+from medmm.finetune.config import apply_overrides, build_config
+from medmm.finetune.recipe import FinetuneRecipe, lr_factor, run
+from tests.finetune.conftest import recipe_config
+
+
+def test_every_config_problem_is_reported_at_once(region_data, tmp_path):
+    bad = {
+        "model": {"spec": "tiny:llava", "codec": {"name": "medrega", "scale": 0}, "colour": "red"},
+        "data": {"train": str(tmp_path / "missing.jsonl")},
+        "peft": {"method": "qlora"},
+        "optim": {"lr": -1.0, "schedule": "linear"},
+        "train": {"max_steps": 5, "batch_size": "eight", "device": "tpu"},
+        "eval": {"grounding": True},
+        "output": "x",
+    }
+    with pytest.raises(ConfigError) as err:
+        build_config(bad, label="bad.yaml")
+    msg = str(err.value)
+    for needle in ("unknown section 'output'", "model.unknown key(s) ['colour']", "train.batch_size: expected an integer",
+                   "peft.method", "optim.lr must be positive", "optim.schedule", "train.device", "missing.jsonl not found",
+                   "eval.grounding need data.eval", "model.codec"):
+        assert needle in msg, needle
+    assert msg.startswith("bad.yaml: 11 problems")  # + warm-up (20) longer than max_steps (5)
+
+
+def test_overrides_are_yaml_values():
+    data = apply_overrides({"train": {"max_steps": 5}}, ["train.max_steps=50", "optim.lr=1e-3", "peft.modules_to_save=[a, b]"])
+    assert data == {"train": {"max_steps": 50}, "optim": {"lr": 1e-3}, "peft": {"modules_to_save": ["a", "b"]}}
+    with pytest.raises(ConfigError):
+        apply_overrides({}, ["train.max_steps"])
+
+
+def test_schedule_warmup_then_cosine():
+    assert lr_factor(0, 4, 20, "cosine", 0.0) == pytest.approx(0.25)
+    assert lr_factor(3, 4, 20, "cosine", 0.0) == pytest.approx(1.0)
+    assert lr_factor(12, 4, 20, "cosine", 0.0) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr_factor(20, 4, 20, "cosine", 0.1) == pytest.approx(0.1)
+    assert lr_factor(15, 4, 20, "constant", 0.0) == 1.0
+
+
+def _losses(out):
+    with open(os.path.join(out, "log.jsonl")) as fh:
+        return {r["step"]: r["loss"] for r in map(json.loads, fh) if "loss" in r}
+
+
+def test_loss_goes_down_and_resume_is_exact(region_data, tmp_path):
+    full = tmp_path / "full"
+    recipe = FinetuneRecipe(recipe_config(region_data, full)).setup()
+    # the loss is only on the assistant's tokens: the prompt (with its image placeholders) is masked
+    ex = recipe.train_examples[0]
+    image_id = recipe.vlm.model.config.image_token_id
+    assert (ex.labels[ex.input_ids == image_id] == -100).all()
+    answer = recipe.vlm.tokenizer.decode(ex.labels[ex.labels != -100].tolist(), skip_special_tokens=True)
+    assert answer.startswith("<ref>") or answer in {"right lung", "left lung", "heart", "liver", "spine"}
+    result = recipe.train()
+    recipe.cleanup()
+    losses = list(result.losses)
+    assert len(losses) == 10
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3  # it learns
+
+    part = tmp_path / "part"
+    stopped = FinetuneRecipe(recipe_config(region_data, part)).setup()
+    stopped.train(until=7)  # as if killed after step 7: the newest checkpoint is step 5
+    del stopped
+    assert os.path.isdir(part / "checkpoints" / "step_000005")
+    resumed = FinetuneRecipe(recipe_config(region_data, part)).setup()
+    assert resumed.step == 5
+    assert resumed.batches_for_step(5) == recipe.batches_for_step(5)  # same data order
+    again = resumed.train()
+    assert again.start_step == 5 and again.end_step == 10
+    assert list(again.losses) == pytest.approx(losses[5:], rel=1e-5, abs=1e-6)
+    assert _losses(part) == pytest.approx(_losses(full), rel=1e-5, abs=1e-6)  # the log was continued, not duplicated
+
+
+def test_resume_refuses_another_configuration(region_data, tmp_path):
+    out = tmp_path / "run"
+    FinetuneRecipe(recipe_config(region_data, out)).train(until=5)
+    with pytest.raises(ConfigError, match="another configuration"):
+        FinetuneRecipe(recipe_config(region_data, out, optim={"lr": 5e-4})).setup()
+
+
+def test_lora_adapter_and_merged_model_load_and_agree(region_data, tmp_path):
+    from medmm.finetune.grounding import GroundingSettings, evaluate
+    from medmm.models import Request, load
+
+    out = tmp_path / "lora"
+    cfg = recipe_config(region_data, out, peft={"method": "lora", "r": 4, "alpha": 8,
+                                                "modules_to_save": ["multi_modal_projector"]},
+                        train={"max_steps": 4}, checkpoint={"every": 0, "save_merged": True},
+                        eval={"grounding": True, "max_samples": 3, "max_new_tokens": 8})
+    recipe = FinetuneRecipe(cfg).setup()
+    trainable = [n for n, p in recipe.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or "multi_modal_projector" in n for n in trainable)
+    assert not any("vision_tower" in n for n in trainable)
+    recipe.train()
+    info = recipe.cleanup()
+    assert os.path.isfile(os.path.join(info["adapter"], "adapter_model.safetensors"))
+    assert not any(f.endswith((".bin", ".pt")) for f in os.listdir(info["adapter"]))
+    metrics = json.loads(open(info["grounding"]).read())
+    assert metrics["n"] == 3 and {"miou", "baseline_miou", "parse_rate", "multi_box", "region_to_text"} <= set(metrics)
+    with_adapter = load("hf:" + info["base"], adapter=info["adapter"])
+    merged = load("hf:" + info["merged"])
+    from PIL import Image
+
+    img = Image.new("RGB", (64, 64), (90, 20, 20))
+    req = [Request(images=[img], prompt="Please locate <ref>heart</ref> in this CT scan.")]
+    a = with_adapter.model(**with_adapter.encode(req)).logits
+    b = merged.model(**merged.encode(req)).logits
+    assert torch.allclose(a, b, atol=1e-4)
