@@ -19,28 +19,10 @@ from typing import Any
 
 from medmm.reports.sections import Section, Sentence, split_sections, split_sentences
 
-# finding type -> (organ, patterns). Device types carry category "device".
-LEXICON: dict[str, tuple[str, tuple[str, ...]]] = {
-    "nodule": ("lung", (r"nodules?", r"granulomas?")),
-    "mass": ("any", (r"mass(?:es)?(?!\s+effect)", r"tumou?rs?")),
-    "cyst": ("any", (r"cysts?",)),
-    "effusion": ("pleura", (r"(?:pleural\s+)?effusions?", r"hydrothorax")),
-    "pneumothorax": ("pleura", (r"pneumothora(?:x|ces)",)),
-    "consolidation": ("lung", (r"consolidations?", r"pneumonia", r"airspace\s+(?:disease|opacit(?:y|ies))")),
-    "atelectasis": ("lung", (r"atelectas[ie]s", r"atelectatic")),
-    "opacity": ("lung", (r"opacit(?:y|ies)", r"opacification")),
-    "edema": ("lung", (r"(?:pulmonary\s+)?edema", r"oedema")),
-    "cardiomegaly": ("heart", (r"cardiomegaly", r"(?:enlarged|enlargement\s+of\s+the)\s+(?:cardiac\s+silhouette|heart)")),
-    "fracture": ("bone", (r"fractures?",)),
-    "hemorrhage": ("brain", (r"hemorrhages?", r"haemorrhages?", r"hematomas?")),
-    "endotracheal_tube": ("device", (r"endotracheal\s+tube", r"ET\s+tube", r"ETT")),
-    "nasogastric_tube": ("device", (r"nasogastric\s+tube", r"NG\s+tube", r"enteric\s+tube", r"feeding\s+tube")),
-    "central_line": ("device", (r"central\s+venous\s+catheter", r"central\s+line", r"PICC(?:\s+line)?",
-                                r"(?:internal\s+jugular|subclavian)\s+(?:line|catheter)")),
-    "pacemaker": ("device", (r"pacemaker", r"pacer", r"(?:ICD|AICD|defibrillator)")),
-    "chest_tube": ("device", (r"chest\s+tube", r"pleural\s+(?:drain|catheter)", r"pigtail\s+catheter")),
-}
-DEVICE_TYPES = frozenset(k for k, (organ, _) in LEXICON.items() if organ == "device")
+from medmm.reports import lexicon as lx
+
+LEXICON = lx.FINDINGS  # finding type -> (organ, patterns); the vocabulary is public (medmm.reports.lexicon)
+DEVICE_TYPES = lx.DEVICE_TYPES
 
 
 def _words_alternation(patterns: tuple[str, ...] | list[str], flags: int = re.I) -> re.Pattern[str]:
@@ -65,8 +47,9 @@ def term_type(text: str) -> str:
 PRE_NEG = (r"no", r"not", r"without", r"negative\s+for", r"free\s+of", r"no\s+evidence\s+of", r"no\s+signs?\s+of",
            r"absence\s+of", r"resolution\s+of", r"resolved", r"rules?\s+out", r"ruled\s+out", r"clear\s+of",
            r"no\s+(?:definite|focal|acute|significant|large|residual|visible)", r"neither", r"nor")
-POST_NEG = (r"(?:is|are|was|were)\s+(?:absent|not\s+(?:seen|identified|present|visualized|appreciated))",
-            r"not\s+(?:seen|identified|present)", r"has\s+resolved", r"have\s+resolved", r":\s*(?:no|none|negative|absent)\b",
+_NOT_ON_PRIOR = r"(?!\s+(?:on|in|at)\s+(?:the\s+)?(?:prior|previous|earlier|outside|older))"
+POST_NEG = (r"(?:is|are|was|were)\s+(?:absent|not\s+(?:\w+ly\s+)?(?:seen|identified|present|visualized|appreciated))"
+            + _NOT_ON_PRIOR, r"not\s+(?:\w+ly\s+)?(?:seen|identified|present)" + _NOT_ON_PRIOR, r"has\s+resolved", r"have\s+resolved", r":\s*(?:no|none|negative|absent)\b",
             r"(?:is|are)\s+no\s+longer\s+(?:seen|present|visualized)")
 PSEUDO = (r"no\s+(?:new|change|interval\s+change|increase|decrease|significant\s+change)", r"not\s+only",
           # a qualified denial ("no other / solid / suspicious nodules") says nothing against the finding itself
@@ -89,20 +72,33 @@ _PSEUDO = _words_alternation(PSEUDO)
 _UNCERTAIN = _words_alternation(UNCERTAIN)
 _UNCERTAIN_POST = _words_alternation(UNCERTAIN_POST)
 _TERMINATOR = re.compile(r"(?=[bhatwexoBHATWEXO;:])(?:" + TERMINATORS + ")", re.I)
-_SIDE = re.compile(r"\b(left|right|bilateral(?:ly)?|both)(?:[-\s]sided)?\b", re.I)
+_SEV_WORDS = "|".join(sorted(lx.SEVERITY_RANK, key=len, reverse=True))
 _SIDE_OR_SEVERITY = re.compile(
-    r"\b(?=[lrbtmsLRBTMS])(?:(?P<side>left|right|bilateral(?:ly)?|both)(?:[-\s]sided)?|"
-    r"(?P<sev>trace|tiny|minimal|small|mild|moderate|large|severe|massive|extensive))\b", re.I)
+    r"\b(?=[lrbtmsexLRBTMSEX])(?:(?P<side>left|right|bilateral(?:ly)?|both|bibasilar|bibasal|biapical|bihilar)"
+    r"(?:[-\s]sided)?|(?P<sev>" + _SEV_WORDS + r"))\b", re.I)
 _SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:x\s*\d+(?:\.\d+)?\s*(?:x\s*\d+(?:\.\d+)?\s*)?)?(mm|cm|millimet(?:er|re)s?|centimet(?:er|re)s?)\b", re.I)
-_SEVERITY = re.compile(r"\b(?=[tmsleTMSLE])(trace|tiny|minimal|small|mild|moderate|large|severe|massive|extensive)\b", re.I)
-SEVERITY_RANK = {"trace": 0, "tiny": 0, "minimal": 0, "small": 1, "mild": 1, "moderate": 2, "large": 3, "severe": 3,
-                 "massive": 4, "extensive": 3}
-_CLAUSE = re.compile(r"(?=[bhw;,aBHWA])(?:\bbut\b|\bhowever\b|;|,\s+(?=(?:no|without|with|and\s+no|but)\b)|\band\s+(?=(?:a|an|the|no|small|large|left|right)\b)|\bwith\b)", re.I)
+_SEVERITY = re.compile(r"\b(" + _SEV_WORDS + r")\b", re.I)
+SEVERITY_RANK = lx.SEVERITY_RANK
+_CLAUSE = re.compile(r"(?=[bhw;,aBHWA])(?:\bbut\b|\bhowever\b|;|,\s+(?=(?:no|without|with|and\s+no|but)\b)|\band\s+(?=(?:a|an|the|no|small|large|left|right)\b)|\bwith\b|,\s+(?=(?:the|this|these|there|it)\b))", re.I)
 INTERVAL = re.compile(
     r"\b(?=[nuisdwpacrNUISDWPACR])(?:new|newly|unchanged|stable|increased|decreased|increasing|decreasing|improved|improving|worsened|worsening|"
     r"interval(?:ly)?|since\s+the\s+(?:prior|previous|last)|compared\s+(?:with|to)|again\s+(?:seen|noted|demonstrated)|"
     r"redemonstrated|persistent|previously|prior\s+(?:study|exam|examination|radiograph|ct|mri|film))\b", re.I)
-NO_PRIOR = re.compile(r"^\W*(?:none|no\s+prior|no\s+previous|not\s+available|n/?a|no\s+comparison|none\s+available)\b", re.I)
+NO_PRIOR = re.compile(r"^\W*(?:" + "|".join(lx.NO_PRIOR_PHRASES) + r")\b", re.I)
+# attributes read from a mention's clause
+_QUALIFIED_NEG = re.compile(r"\b(?:acute|focal|displaced|definite|definitive|large|significant|discrete|"
+                            r"confluent|dense|gross|new|frank|overt|active|convincing|obvious|visible|suspicious|"
+                            r"evident|appreciable|apparent|measurable|substantial|moderate|sizable|dominant)\b", re.I)
+_CHRONIC = re.compile(r"\b(?:" + "|".join(sorted(lx.CHRONIC_WORDS, key=len, reverse=True)) + r")\b", re.I)
+_INTERVAL_WORD = re.compile(r"\b(" + "|".join(sorted(lx.INTERVAL_DIRECTION, key=len, reverse=True)) + r")\b", re.I)
+_SITE = re.compile(r"\b(" + "|".join(sorted(lx.SITE_WORDS, key=len, reverse=True)) + r")\b", re.I)
+_LOBE = re.compile(r"\b(?:(left|right)\s+)?(upper|middle|lower)\s+lobes?\b|\b(lingula)r?\b", re.I)
+_BOTH_SIDES = re.compile(r"\b(?:bilateral(?:ly)?|both|bibasilar|bibasal|biapical|bihilar)\b|\b(?:left|right)\s+"
+                         r"(?:greater|more|worse)\s+than\s+(?:the\s+)?(?:left|right)\b", re.I)
+_SEVERAL_LOBES = re.compile(r"\blobes\b|\band\s+(?:upper|middle|lower)\b", re.I)
+_HYPOTHETICAL = re.compile(r"\b(?:if|recommend\w*|consider\w*|suggest(?:ed)?|could\s+be|would|should|"
+                           r"follow-?\s?up|to\s+exclude|to\s+evaluate|to\s+assess|evaluat(?:e|ion)\s+(?:for|of)|assess\w*\s+for|limited|"
+                           r"rule\s+out|concern\s+for|question\s+of|history\s+of|\?)", re.I)
 
 
 @dataclass
@@ -121,6 +117,13 @@ class Mention:
     size_mm: float | None = None
     size_text: tuple[int, int] | None = None  # span of the measurement
     severity: str | None = None
+    site: str | None = None  # the organ named in the clause ("thyroid", "pleura", ...)
+    qualifier: str | None = None  # for a negation: the word that narrows it ("no *acute* fracture")
+    chronic: bool = False  # "old", "healed", "calcified", "stable": not what "no acute" denies
+    interval: str | None = None  # direction of an interval word attached to the mention (new/same/more/less/gone)
+    interval_word: str | None = None
+    lobe: str | None = None  # "right upper lobe", "lingula"
+    hypothetical: bool = False  # in a recommendation, condition or indication-like clause
 
     @property
     def positive(self) -> bool:
@@ -159,7 +162,7 @@ def _clause_bounds(cuts: list[tuple[int, int]], lo: int, hi: int, pos: int) -> t
 
 def _side_word(word: str) -> str:
     w = word.lower()
-    if w.startswith("bilateral") or w == "both":
+    if w.startswith(("bilateral", "bi")) or w == "both":
         return "bilateral"
     return w
 
@@ -192,6 +195,31 @@ def _scan(pattern: re.Pattern[str], text: str, value: Any = None) -> list[tuple[
     if value is None:
         return [(m.start(), m.end(), m.group(0)) for m in pattern.finditer(text)]
     return [(m.start(), m.end(), value(m)) for m in pattern.finditer(text)]
+
+
+def _clause_attributes(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: Any) -> None:
+    """Site, qualifier, chronicity, interval word, lobe and hypothetical mood of a mention."""
+    clause = text[cs:ce]
+    site = _SITE.search(clause)
+    if site:
+        m.site = lx.SITE_WORDS[site.group(1).lower()]
+    if m.negated and pre is not None:
+        q = _QUALIFIED_NEG.search(text, pre[0], m.start)
+        if q:
+            m.qualifier = q.group(0).lower()
+    m.chronic = bool(_CHRONIC.search(clause))
+    iv = _INTERVAL_WORD.search(clause)
+    if iv:
+        m.interval_word = iv.group(1).lower()
+        m.interval = lx.INTERVAL_DIRECTION[m.interval_word]
+    lobes = list(_LOBE.finditer(clause))
+    lobe = lobes[0] if len(lobes) == 1 and not _SEVERAL_LOBES.search(clause) else None
+    if lobe:
+        m.lobe = (f"{(lobe.group(1) or '').lower()} {lobe.group(2).lower()} lobe".strip() if lobe.group(2)
+                  else "lingula")
+    m.hypothetical = bool(_HYPOTHETICAL.search(text, lo, hi))
+    if m.side in ("left", "right") and _BOTH_SIDES.search(text, lo, hi):
+        m.side = "bilateral"
 
 
 def analyze(text: str) -> Analysis:
@@ -273,6 +301,7 @@ def analyze(text: str) -> Analysis:
             sev = _nearest(s_sevs, cs, ce, ms)
             if sev:
                 mention.severity = sev[2]
+            _clause_attributes(mention, text, cs, ce, lo, hi, pre)
             a.mentions.append(mention)
     return a
 

@@ -29,10 +29,14 @@ def _read_text(path: str) -> str:
         return raw.decode("cp1252", errors="replace")
 
 
-def _header_from_manifest(rec: dict[str, Any]) -> dict[str, Any]:
-    view = next((i.get("view") for i in rec.get("images", []) if i.get("view")), None)
-    return {"modality": rec.get("modality"), "body_part": rec.get("body_part"), "laterality": None,
-            "view_position": view, "sex": rec.get("sex")}
+def _header_from_manifest(rec: dict[str, Any]) -> dict[str, Any] | None:
+    """A synthetic manifest record's header facts, through the one header type (JSON-ready dict)."""
+    from medmm.imaging.volume import HeaderFacts
+
+    view = next((i.get("view") for i in rec.get("images", []) if isinstance(i, dict) and i.get("view")), None)
+    facts = HeaderFacts.from_mapping({"modality": rec.get("modality"), "body_part": rec.get("body_part"),
+                                      "view_position": view, "patient_sex": rec.get("sex")})
+    return facts.to_dict(report_facts_only=True) if facts is not None else None
 
 
 def iter_jsonl(path: str):  # noqa: ANN201 - yields (line number, object or None, problem or None)
@@ -89,17 +93,18 @@ def read_corpus(path: str) -> Corpus:
     if os.path.isfile(path) and path.lower().endswith(".txt") and _is_block_file(path):
         return _read_blocks(path)
     if os.path.isdir(path):
-        for d, dirs, files in os.walk(path):
-            dirs.sort()
-            for f in sorted(files):
-                if f.lower().endswith(".txt"):
-                    full = os.path.join(d, f)
-                    text = _read_text(full)
-                    if text.strip():
-                        out.rows.append({"id": os.path.relpath(full, path), "report": text, "header": None,
-                                         "source": "txt"})
-                    else:
-                        out.skipped.append((full, "empty report"))
+        from medmm.imaging.files import REPORT_MAX_BYTES, walk  # the one file policy (symlinks, FIFOs, size)
+
+        for full, reason in walk(path, suffixes=(".txt",), max_bytes=REPORT_MAX_BYTES):
+            if reason:
+                out.skipped.append((full, reason))
+                continue
+            text = _read_text(full)
+            if text.strip():
+                out.rows.append({"id": os.path.relpath(full, path), "report": text, "header": None,
+                                 "source": "txt"})
+            else:
+                out.skipped.append((full, "empty report"))
         return out
     low = path.lower()
     if low.endswith(".csv"):

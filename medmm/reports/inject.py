@@ -1,12 +1,18 @@
-"""Synthetic error injection with provenance (``medmm inject``).
+"""Synthetic error injection with provenance (``medmm inject``), independent of the checker.
 
-Each operation edits one sentence (or the header) the way a dictation or template error
-would, and records the original and edited sentence, the span of the edit in the edited
-report, the taxonomy type and its COMPLEX class. Conventions (so that a text-only checker
-can tell the kinds apart, as a reader would): ``negation`` edits a FINDINGS sentence
-(present -> absent keeping the location, or absent -> present); ``contradiction`` edits the
-IMPRESSION so that it denies a finding the FINDINGS report; ``laterality`` swaps left/right
-in one sentence of a one-sided finding (bilateral and midline findings are left alone).
+The injector edits one sentence (or the header) the way a dictation, template or reading error
+would, and records the original and edited sentence, the span of the edit in the edited report,
+the taxonomy type, its COMPLEX class (insert / remove / substitute, as in the seed paper), the
+error model that made it, and whether text and header alone can reveal it (``text_detectable``,
+judged here by the injector's own criterion: the edited fact is stated again elsewhere in the
+report, the result is impossible on its face — a misspelt or misheard word, a left middle lobe,
+a 4 cm nodule, interval language with no prior — or the header says otherwise).
+
+Independence: this module reads the public vocabulary of :mod:`medmm.reports.lexicon` and the
+public sentence splitter of :mod:`medmm.reports.sections`, and never imports the checker (its
+rules, its negation reading, its word lists): ``tests/reports/test_independence.py`` fails if it
+does. Its error models are its own: real-word dictation confusions, lobe/zone/side nouns,
+interval and severity words, unit slips, negation phrasing.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from medmm.reports.analysis import NO_PRIOR, Analysis, analyze, prior_status
+from medmm.reports import lexicon as lx
+from medmm.reports.sections import Sentence, split_sections, split_sentences
 from medmm.reports.taxonomy import TYPE_IDS, complex_class
 
 
@@ -30,415 +37,441 @@ class InjectedError:
     start: int  # span of the edited text in the edited report (for header edits: the contradicted mention)
     end: int
     detail: str = ""
+    model: str = ""  # the error model that made it
+    text_detectable: bool = True  # can the text (and header) alone reveal it?
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 Edit = tuple[str, dict | None, InjectedError]
+_BODY = ("findings", "impression")
+
+# ------------------------------------------------------------------ the injector's own error models
+# Real-word dictation confusions: a speech recogniser's (or a tired typist's) real word for the term.
+DICTATION_CONFUSIONS: dict[str, tuple[str, ...]] = {
+    "granuloma": ("granola",), "granulomas": ("granolas",), "hilar": ("hilarious", "hillier"),
+    "effusion": ("infusion", "diffusion"), "effusions": ("infusions",), "pleural": ("plural", "floral"),
+    "spine": ("spleen",), "nodule": ("module",), "nodules": ("modules",), "calcified": ("classified",),
+    "edema": ("enema",), "consolidation": ("consolation",), "lobe": ("load",), "lobes": ("loads",),
+    "vascular": ("muscular",), "vascularity": ("muscularity",), "clavicle": ("chronicle",),
+    "interstitial": ("intestinal",), "stable": ("table",), "scarring": ("scaring",), "aortic": ("erotic",),
+    "fracture": ("fraction",), "fractures": ("fractions",), "pacemaker": ("peacemaker",), "opacities": ("capacities",),
+    "degenerative": ("generative",), "lucency": ("lunacy",), "hilum": ("helium",), "acute": ("cute",),
+    "ectatic": ("ecstatic",), "tortuous": ("torturous",), "calcification": ("classification",),
+    "lymph": ("limb",), "nodes": ("notes",), "node": ("note",), "mediastinal": ("medicinal",), "airspace": ("airplane",),
+    "cardiomegaly": ("cardiology",), "atelectasis": ("telekinesis",), "basilar": ("basil",), "bases": ("basis",),
+    "apical": ("topical",), "silhouette": ("salute",), "sulci": ("sulky",), "osseous": ("oceans",),
+}
+_TYPO_WORD = re.compile(r"\b[a-z]{7,}\b")
+_SEVERITY_FLIP = {"trace": "large", "tiny": "large", "minimal": "extensive", "small": "large", "mild": "severe",
+                  "moderate": "trace", "large": "small", "severe": "mild", "extensive": "minimal", "marked": "minimal",
+                  "massive": "small"}
+_INTERVAL_FLIP = {"new": "stable", "newly": "previously", "unchanged": "new", "stable": "new", "increased": "decreased",
+                  "decreased": "increased", "increasing": "decreasing", "decreasing": "increasing", "improved": "worsened",
+                  "worsened": "improved", "improving": "worsening", "worsening": "improving", "resolved": "increased",
+                  "persistent": "new", "enlarging": "resolving", "smaller": "larger", "larger": "smaller"}
+_LOBE_SWAP = {"upper lobe": "lower lobe", "lower lobe": "upper lobe", "middle lobe": "lower lobe", "apex": "base",
+              "base": "apex", "apical": "basilar", "basilar": "apical", "upper zone": "lower zone",
+              "lower zone": "upper zone", "upper lung": "lower lung", "lower lung": "upper lung"}
+_FINDING_SWAP = {"nodule": "mass", "mass": "nodule", "cyst": "mass", "consolidation": "atelectasis",
+                 "atelectasis": "consolidation", "pneumothorax": "pleural effusion", "effusion": "pneumothorax",
+                 "edema": "consolidation", "fracture": "lesion"}
+_DEVICE_RENAME = {"endotracheal_tube": "nasogastric tube", "central_line": "chest tube", "pacemaker": "loop recorder",
+                  "chest_tube": "central line", "nasogastric_tube": "endotracheal tube"}
+
+_TERMS = {kind: re.compile(r"\b(?:" + "|".join(pats) + r")\b", re.I) for kind, (_, pats) in lx.FINDINGS.items()}
+_LESIONS = [k for k in _TERMS if k not in lx.DEVICE_TYPES]
+_ANY_TERM = re.compile(r"\b(?:" + "|".join(p for k in _LESIONS for p in lx.FINDINGS[k][1]) + r")\b", re.I)
+_NEG_WORD = re.compile(r"\b(?:no|not|without|negative|free\s+of|resolved|absence)\b", re.I)
+_HEDGE = re.compile(r"\b(?:may|might|possibl[ey]|probabl[ey]|likely|suspect\w*|question\w*|versus|cannot|could|if|"
+                    r"recommend\w*|consider\w*|concern\w*|suggest\w*)\b", re.I)
+_SIDE = re.compile(r"\b(left|right|Left|Right)\b")
+_SIZE = re.compile(r"\b(\d+(?:\.\d+)?)(\s*)(mm|cm)\b")
+_NO_PRIOR = re.compile(r"^\W*(?:" + "|".join(lx.NO_PRIOR_PHRASES) + r")\b", re.I)
+_NORMAL_IMPRESSION = re.compile(r"\b(?:normal|no\s+acute|unremarkable|no\s+(?:active|significant)\s+(?:disease|"
+                                r"abnormalit))", re.I)
+_INTERVAL_WORDS = re.compile(r"\b(" + "|".join(sorted(_INTERVAL_FLIP, key=len, reverse=True)) + r")\b", re.I)
+_SEVERITY_WORDS = re.compile(r"\b(" + "|".join(sorted(_SEVERITY_FLIP, key=len, reverse=True)) + r")\b", re.I)
+_LOBE_WORDS = re.compile(r"\b(" + "|".join(sorted(_LOBE_SWAP, key=len, reverse=True)) + r")\b", re.I)
+_MODALITY_TEXT = re.compile(r"\b(CT|MRI|radiographs?|x-ray|xray|Xray)\b")
+_MODALITY_SWAP = {"ct": ("MRI", "MR"), "mri": ("CT", "CT"), "radiograph": ("CT", "CT"), "radiographs": ("CT", "CT"),
+                  "x-ray": ("CT", "CT"), "xray": ("CT", "CT")}
 
 
-def _replace(text: str, start: int, end: int, new: str) -> str:
-    return text[:start] + new + text[end:]
+# ------------------------------------------------------------------ helpers
+class _Report:
+    """The report's body sentences (findings and impression) with offsets."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sections = split_sections(text)
+        self.sentences: list[Sentence] = split_sentences(text, self.sections)
+        self.body = [i for i, s in enumerate(self.sentences) if s.section in _BODY]
+
+    def section(self, name: str):  # noqa: ANN201
+        return next((s for s in self.sections if s.name == name), None)
+
+    def others(self, i: int) -> list[Sentence]:
+        """Body sentences of the *other* body section (findings <-> impression)."""
+        sec = self.sentences[i].section
+        return [s for s in self.sentences if s.section in _BODY and s.section != sec]
+
+    def term_of(self, sentence: str) -> tuple[str, re.Match] | None:
+        for kind in _LESIONS:
+            m = _TERMS[kind].search(sentence)
+            if m:
+                return kind, m
+        return None
 
 
-def _sentence_edit(a: Analysis, idx: int, new: str, kind: str, detail: str = "") -> Edit:
-    s = a.sentences[idx]
-    text = _replace(a.text, s.start, s.end, new)
-    return text, None, InjectedError(kind, complex_class(kind), s.text, new, s.start, s.start + len(new), detail)
-
-
-def _lesion_mentions(a: Analysis, section: str | None = None, positive: bool | None = True) -> list:
+def _kind_in(kind: str, sentences: list[Sentence], positive: bool | None = None) -> list[Sentence]:
     out = []
-    for m in a.mentions:
-        if m.is_device or (section and m.section != section):
-            continue
-        if positive is True and (not m.positive or m.uncertain):
-            continue
-        if positive is False and not m.negated:
-            continue
-        out.append(m)
+    for s in sentences:
+        if _TERMS[kind].search(s.text):
+            neg = bool(_NEG_WORD.search(s.text))
+            if positive is None or positive != neg:
+                out.append(s)
     return out
+
+
+def _sentence_edit(r: _Report, i: int, new: str, kind: str, model: str, detail: str, detectable: bool) -> Edit:
+    s = r.sentences[i]
+    text = r.text[: s.start] + new + r.text[s.end:]
+    return text, None, InjectedError(kind, complex_class(kind), s.text, new, s.start, s.start + len(new), detail, model,
+                                     detectable)
+
+
+def _word_edit(r: _Report, i: int, m: re.Match, new_word: str, kind: str, model: str, detail: str,
+               detectable: bool) -> Edit:
+    s = r.sentences[i]
+    new_sent = s.text[: m.start()] + new_word + s.text[m.end():]
+    return _sentence_edit(r, i, new_sent, kind, model, detail, detectable)
+
+
+def _case_like(new: str, old: str) -> str:
+    return new[:1].upper() + new[1:] if old[:1].isupper() else new
 
 
 def _pick(rng: np.random.Generator, items: list) -> Any:
     return items[int(rng.integers(len(items)))] if items else None
 
 
-_SWAP_SIDE = re.compile(r"\b(left|right|Left|Right)\b")
+def _firm(s: Sentence) -> bool:
+    return not _HEDGE.search(s.text)
 
 
-def op_laterality(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
-    cands = [m for m in _lesion_mentions(a) if m.side in ("left", "right") and m.section in ("findings", "impression")]
-    m = _pick(rng, cands)
-    if m is None:
+# ------------------------------------------------------------------ operations (one per taxonomy type)
+def op_laterality(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
+    """Swap left/right in one body sentence (a one-sided statement), or move a lobe to a side without it."""
+    cands = [i for i in r.body if len(_SIDE.findall(r.sentences[i].text)) == 1 and _firm(r.sentences[i])
+             and not re.search(r"\b(?:bilateral|both|bibasilar)\b", r.sentences[i].text, re.I)]
+    i = _pick(rng, cands)
+    if i is None:
         return None
-    sent = a.sentences[m.sentence].text
-    swap = {"left": "right", "right": "left", "Left": "Right", "Right": "Left"}
-    return _sentence_edit(a, m.sentence, _SWAP_SIDE.sub(lambda x: swap[x.group(1)], sent), "laterality",
-                          f"{m.side} -> {swap[m.side]}")
+    s = r.sentences[i]
+    m = _SIDE.search(s.text)
+    assert m is not None
+    new = {"left": "right", "right": "left", "Left": "Right", "Right": "Left"}[m.group(1)]
+    after = s.text[m.end(): m.end() + 40].lower()
+    impossible = (new.lower() == "left" and after.lstrip().startswith("middle lobe")) or \
+        (new.lower() == "right" and after.lstrip().startswith("lingula"))
+    term = r.term_of(s.text)
+    noun = re.match(r"\s*(?:-sided\s+)?([a-z]+(?:\s+[a-z]+)?)", after)
+    restated = False
+    if term:
+        restated = any(re.search(r"\b" + m.group(1) + r"\b", o.text, re.I) for o in _kind_in(term[0], r.others(i), True))
+    elif noun:
+        restated = any(re.search(r"\b" + m.group(1) + r"\s+" + re.escape(noun.group(1)), o.text, re.I) for o in r.others(i))
+    return _word_edit(r, i, m, new, "laterality", "side swap", f"{m.group(1)} -> {new}", impossible or restated)
 
 
-_LOC = re.compile(r"\b(?:in|of|at)\s+the\s+((?:left|right)\s+)?([a-z]+(?:\s+[a-z]+){0,3}?)(?=[,.;]|\s+(?:with|measuring|which|and)\b|$)")
-
-
-def _singular(word: str) -> str:
-    w = word.lower()
-    for plural, single in (("masses", "mass"), ("pneumothoraces", "pneumothorax"), ("opacities", "opacity")):
-        if w.endswith(plural):
-            return w[: -len(plural)] + single
-    return w[:-1] if w.endswith("s") and not w.endswith("ss") else w
-
-
-def _negative_of(a: Analysis, m) -> str:
-    term = _singular(m.text)
-    if m.type == "effusion":
-        term = "pleural effusion"
-    sent = a.sentences[m.sentence].text
-    loc = _LOC.search(sent)
-    if m.side in ("left", "right") and m.type in ("effusion", "pneumothorax"):
-        return f"No {m.side} {term}."
-    if loc:
-        return f"There is no {term} in the {(loc.group(1) or '')}{loc.group(2)}."
-    return f"No {term}."
-
-
-def op_negation(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
-    pos = [m for m in _lesion_mentions(a, "findings") if m.type in ("nodule", "mass", "cyst", "effusion", "pneumothorax",
-                                                                       "consolidation", "fracture", "hemorrhage", "edema")]
-    neg = [m for m in _lesion_mentions(a, "findings", positive=False)
-           if m.type in ("pneumothorax", "effusion", "consolidation", "fracture", "mass", "nodule", "hemorrhage", "edema")]
-    if pos and (not neg or rng.random() < 0.6):
-        m = _pick(rng, pos)
-        return _sentence_edit(a, m.sentence, _negative_of(a, m), "negation", f"{m.text}: present -> absent")
-    m = _pick(rng, neg)
-    if m is None:
+def op_location(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
+    """Move a finding to another lobe or zone (upper <-> lower lobe, apex <-> base)."""
+    cands = [(i, m) for i in r.body for m in _LOBE_WORDS.finditer(r.sentences[i].text) if _firm(r.sentences[i])]
+    pick = _pick(rng, cands)
+    if pick is None:
         return None
-    sent = a.sentences[m.sentence].text
-    if re.search(r"\b(?:or|nor|and)\b|,", sent):
-        return None  # a negated list: flipping one item needs a rewrite we do not attempt
-    sev = str(rng.choice(["Small", "Moderate", "Large"]))
-    side = str(rng.choice(["left", "right"]))
-    term = {"effusion": "pleural effusion", "consolidation": "consolidation", "fracture": "acute fracture",
-            "pneumothorax": "pneumothorax", "mass": "mass", "nodule": "nodule", "hemorrhage": "hemorrhage",
-            "edema": "edema"}[m.type]
-    new = f"{sev} {side} {term}." if m.type in ("effusion", "pneumothorax") else f"There is {'an' if term[0] in 'aeiou' else 'a'} {term}."
-    return _sentence_edit(a, m.sentence, new, "negation", f"{m.text}: absent -> present")
+    i, m = pick
+    old = m.group(1)
+    new = _case_like(_LOBE_SWAP[old.lower()], old)
+    term = r.term_of(r.sentences[i].text)
+    restated = bool(term) and any(re.search(re.escape(old), o.text, re.I) for o in _kind_in(term[0], r.others(i), True))
+    impossible = new.lower() == "middle lobe" and re.search(r"\bleft\s+$", r.sentences[i].text[: m.start()], re.I)
+    return _word_edit(r, i, m, new, "location", "lobe/zone swap", f"{old} -> {new}", bool(restated or impossible))
 
 
-def op_contradiction(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
-    pos = _lesion_mentions(a, "findings")
-    imp = a.section("impression")
-    if not pos or imp is None:
+def op_severity(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
+    """Grade a finding two or more steps away (small -> large, mild -> severe, minimal -> extensive)."""
+    cands = [(i, m) for i in r.body for m in _SEVERITY_WORDS.finditer(r.sentences[i].text)
+             if r.term_of(r.sentences[i].text)]
+    pick = _pick(rng, cands)
+    if pick is None:
         return None
-    m = _pick(rng, pos)
-    denial = _negative_of(a, m)
-    same = [x for x in a.in_section("impression") if x.type == m.type and x.positive]
-    if same:
-        return _sentence_edit(a, same[0].sentence, denial, "contradiction", f"impression denies {m.text}")
-    at = imp.end if not a.text[imp.start: imp.end].endswith("\n") else imp.end - 1
-    while at > imp.start and a.text[at - 1].isspace():
-        at -= 1
-    new = " " + denial
-    text = a.text[:at] + new + a.text[at:]
-    return text, None, InjectedError("contradiction", complex_class("contradiction"), "", denial, at + 1, at + len(new),
-                                     f"impression denies {m.text}")
+    i, m = pick
+    old = m.group(1)
+    new = _case_like(_SEVERITY_FLIP[old.lower()], old)
+    kind = r.term_of(r.sentences[i].text)[0]  # type: ignore[index]
+    restated = any(_SEVERITY_WORDS.search(o.text) for o in _kind_in(kind, r.others(i), True))
+    return _word_edit(r, i, m, new, "severity", "severity word", f"{old} -> {new}", restated)
 
 
-_SIZE_EDIT = re.compile(r"\b(\d+(?:\.\d+)?)(\s*)(mm|cm)\b")
-
-
-def op_measurement(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
-    cands = [m for m in _lesion_mentions(a) if m.size_text]
-    m = _pick(rng, cands)
-    if m is None:
-        return None
-    s, e = m.size_text
-    mt = _SIZE_EDIT.match(a.text[s:e])
-    if not mt:
-        return None
-    value, space, unit = mt.group(1), mt.group(2), mt.group(3)
-    if rng.random() < 0.5:
-        new_size = f"{value}{space}{'cm' if unit == 'mm' else 'mm'}"
-        detail = f"unit {unit} -> {'cm' if unit == 'mm' else 'mm'}"
-    else:
-        v = float(value) * float(rng.choice([0.4, 0.5, 2.0, 2.5, 3.0]))
-        new_size = f"{v:.0f}{space}{unit}" if unit == "mm" else f"{v:.1f}{space}{unit}"
-        detail = f"value {value} -> {new_size}"
-    sent = a.sentences[m.sentence]
-    new_sent = sent.text[: s - sent.start] + new_size + sent.text[e - sent.start:]
-    text = _replace(a.text, sent.start, sent.end, new_sent)
-    err = InjectedError("measurement", complex_class("measurement"), sent.text, new_sent, s, s + len(new_size), detail)
-    return text, None, err
-
-
-_SEVERITIES = {"small": "large", "large": "small", "moderate": "small", "mild": "severe", "severe": "mild",
-               "Small": "Large", "Large": "Small", "Moderate": "Small", "Mild": "Severe", "Severe": "Mild"}
-
-
-def op_severity(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
-    cands = [m for m in _lesion_mentions(a) if m.severity in ("small", "moderate", "large", "mild", "severe")]
-    m = _pick(rng, cands)
-    if m is None:
-        return None
-    sent = a.sentences[m.sentence].text
-    new = re.sub(r"\b(small|moderate|large|mild|severe|Small|Moderate|Large|Mild|Severe)\b",
-                 lambda x: _SEVERITIES[x.group(1)], sent, count=1)
-    return _sentence_edit(a, m.sentence, new, "severity", f"{m.severity} changed")
-
-
-_INTERVAL_PHRASES = (", unchanged from the prior study", ", new since the prior examination", ", increased since the prior study",
-                     ", stable compared with the prior study")
-_BARE_INTERVAL = (", unchanged", ", new", ", increased in size", ", stable")
-
-
-def op_interval(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
-    status = prior_status(a)
-    if status == "prior":
-        comp = a.section("comparison")
-        if comp is None or NO_PRIOR.match(comp.text):
-            return None
-        # the comparison now says there is no prior, while the body keeps its interval language
-        from medmm.reports.analysis import INTERVAL
-
-        if not any(INTERVAL.search(s.text) for s in a.sentences if s.section in ("findings", "impression")):
-            return None
+def op_interval(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
+    """Flip an interval word (new <-> stable, increased <-> decreased), or remove the prior the report compares to."""
+    comp = r.section("comparison")
+    flips = [(i, m) for i in r.body for m in _INTERVAL_WORDS.finditer(r.sentences[i].text)]
+    if comp is not None and comp.text.strip() and not _NO_PRIOR.match(comp.text) and flips and rng.random() < 0.35:
         s0 = comp.start + (len(comp.text) - len(comp.text.lstrip()))
         e0 = comp.start + len(comp.text.rstrip())
-        text = _replace(a.text, s0, e0, "None.")
-        return text, None, InjectedError("interval", complex_class("interval"), a.text[s0:e0], "None.", s0, s0 + 5,
-                                         "comparison removed while interval language remains")
-    cands = [m for m in _lesion_mentions(a) if m.section in ("findings", "impression")]
-    m = _pick(rng, cands)
-    if m is None:
+        text = r.text[:s0] + "None." + r.text[e0:]
+        return text, None, InjectedError("interval", complex_class("interval"), r.text[s0:e0], "None.", s0, s0 + 5,
+                                         "comparison removed while interval language remains", "prior removed", True)
+    if comp is not None and _NO_PRIOR.match(comp.text) and rng.random() < 0.5:
+        i = _pick(rng, [i for i in r.body if r.term_of(r.sentences[i].text) and not _NEG_WORD.search(r.sentences[i].text)])
+        if i is not None:
+            s = r.sentences[i]
+            body = s.text.rstrip(".")
+            new = body + str(rng.choice([", unchanged.", ", new since the last study.", ", again seen.", ", slightly increased."]))
+            return _sentence_edit(r, i, new, "interval", "interval with no prior", "interval language, COMPARISON none",
+                                  True)
+    pick = _pick(rng, flips)
+    if pick is None:
         return None
-    sent = a.sentences[m.sentence].text
-    body = sent.rstrip(".;")
-    # with COMPARISON saying "none" any interval phrase contradicts it; with no COMPARISON section a phrase that
-    # names a prior would itself be the only (unverifiable) statement about one, so a bare interval word is used
-    phrase = str(rng.choice(_INTERVAL_PHRASES if status == "none" else _BARE_INTERVAL))
-    return _sentence_edit(a, m.sentence, body + phrase + sent[len(body):] if sent[len(body):] else body + phrase + ".",
-                          "interval", "interval language without a prior")
+    i, m = pick
+    old = m.group(1)
+    new = _case_like(_INTERVAL_FLIP[old.lower()], old)
+    term = r.term_of(r.sentences[i].text)
+    restated = bool(term) and any(_INTERVAL_WORDS.search(o.text) for o in _kind_in(term[0], r.others(i), True))
+    no_prior = comp is not None and bool(_NO_PRIOR.match(comp.text))
+    return _word_edit(r, i, m, new, "interval", "interval word", f"{old} -> {new}", restated or no_prior)
 
 
-_HOMOPHONE_EDITS = ((re.compile(r"\bpleural\b"), "plural"), (re.compile(r"\bright\b"), "write"),
-                    (re.compile(r"\bNo\b(?= (?:evidence|acute|focal))"), "Know"), (re.compile(r"\bThere is\b"), "Their is"))
-
-
-def op_transcription(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
-    body = [i for i, s in enumerate(a.sentences) if s.section in ("findings", "impression")]
-    if not body:
+def op_measurement(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
+    """A unit slip (mm <-> cm) or a value changed by a factor of 2-3."""
+    cands = [(i, m) for i in r.body for m in _SIZE.finditer(r.sentences[i].text)]
+    pick = _pick(rng, cands)
+    if pick is None:
         return None
+    i, m = pick
+    value, space, unit = m.groups()
+    if rng.random() < 0.6:
+        new = f"{value}{space}{'cm' if unit == 'mm' else 'mm'}"
+        detail, model = f"unit {unit} -> {'cm' if unit == 'mm' else 'mm'}", "unit slip"
+    else:
+        v = float(value) * float(rng.choice([0.3, 2.5, 3.0, 4.0]))
+        new = f"{v:.0f}{space}{unit}" if unit == "mm" else f"{v:.1f}{space}{unit}"
+        detail, model = f"value {value} -> {new}", "value change"
+    restated = any(re.search(r"\b" + re.escape(value) + r"\s*" + unit, o.text) for o in r.others(i))
+    mm = float(new.split()[0] if " " in new else re.match(r"[\d.]+", new).group(0)) * (10 if new.endswith("cm") else 1)
+    window = r.sentences[i].text[max(0, m.start() - 40): m.end() + 40]
+    implausible = any(re.search(r"\b(?:" + pat + r")\b", window, re.I) and not lo <= mm <= hi
+                      for pat, (lo, hi) in lx.STRUCTURE_SIZE_MM.items())
+    return _word_edit(r, i, m, new, "measurement", model, detail, restated or implausible)
+
+
+_DENIAL = re.compile(r"^(?:There\s+(?:is|are)\s+)?(?:no|No)\s+(?:evidence\s+of\s+)?(?:an?\s+)?(?P<what>[A-Za-z][\w\s-]{2,40}?)"
+                     r"(?:\s+(?:is|are)\s+(?:seen|identified|present))?\.?$")
+
+
+def op_negation(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
+    """A FINDINGS statement's polarity flipped: a denial made an assertion, or an assertion a denial."""
+    fnd = [i for i in r.body if r.sentences[i].section == "findings"]
+    denials = [(i, m) for i in fnd for m in [_DENIAL.match(r.sentences[i].text)]
+               if m and _ANY_TERM.search(m.group("what")) and not re.search(r",|\bor\b|\bnor\b|\band\b", m.group("what"))]
+    asserts = [i for i in fnd if r.term_of(r.sentences[i].text) and not _NEG_WORD.search(r.sentences[i].text)
+               and _firm(r.sentences[i])]
+    imp = r.section("impression")
+    normal_imp = imp is not None and bool(_NORMAL_IMPRESSION.search(imp.text))
+    if denials and (not asserts or rng.random() < 0.5):
+        i, m = _pick(rng, denials)
+        what = m.group("what").strip()
+        new = str(rng.choice([f"There is {what}.", f"{what[0].upper()}{what[1:]} is present.", f"Small {what}."]))
+        kind = r.term_of(what)[0]  # type: ignore[index]
+        restated = bool(_kind_in(kind, r.others(i), False)) or (normal_imp and kind in lx.ACUTE_FINDINGS)
+        return _sentence_edit(r, i, new, "negation", "denial removed", f"{what}: absent -> present", restated)
+    i = _pick(rng, asserts)
+    if i is None:
+        return None
+    s = r.sentences[i]
+    kind, m = r.term_of(s.text)  # type: ignore[misc]
+    there = re.match(r"There\s+(is|are)\s+(?:an?\s+)?", s.text)
+    if there:
+        new = f"There {there.group(1)} no {s.text[there.end():]}"
+    else:
+        body = _SEVERITY_WORDS.sub("", s.text, count=1).strip()
+        new = "No " + body[0].lower() + body[1:]
+    new = re.sub(r"\s{2,}", " ", new)
+    restated = bool(_kind_in(kind, r.others(i), True))
+    return _sentence_edit(r, i, new, "negation", "assertion denied", f"{m.group(0)}: present -> absent", restated)
+
+
+def op_contradiction(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
+    """The IMPRESSION denies a finding the FINDINGS report."""
+    imp = r.section("impression")
+    fnd = [i for i in r.body if r.sentences[i].section == "findings" and _firm(r.sentences[i])
+           and not _NEG_WORD.search(r.sentences[i].text) and r.term_of(r.sentences[i].text)]
+    i = _pick(rng, fnd)
+    if imp is None or i is None:
+        return None
+    kind, m = r.term_of(r.sentences[i].text)  # type: ignore[misc]
+    term = "pleural effusion" if kind == "effusion" else m.group(0).lower()
+    denial = str(rng.choice([f"No {term}.", f"No evidence of {term}.", f"Negative for {term}."]))
+    same = [j for j in r.body if r.sentences[j].section == "impression" and _TERMS[kind].search(r.sentences[j].text)]
+    if same:
+        return _sentence_edit(r, same[0], denial, "contradiction", "impression denial", f"impression denies {term}", True)
+    at = imp.start + len(imp.text.rstrip())
+    text = r.text[:at] + " " + denial + r.text[at:]
+    return text, None, InjectedError("contradiction", complex_class("contradiction"), "", denial, at + 1,
+                                     at + 1 + len(denial), f"impression denies {term}", "impression denial", True)
+
+
+def op_transcription(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
+    """A real-word dictation confusion, a typo (letters swapped, dropped or doubled) or a repeated sentence."""
     choice = rng.random()
-    if choice < 0.34:
-        i = _pick(rng, [i for i in body if len(a.sentences[i].text.split()) >= 3])
-        if i is None:
-            return None
-        s = a.sentences[i]
-        text = a.text[: s.end] + " " + s.text + a.text[s.end:]
-        start = s.end + 1
-        return text, None, InjectedError("transcription", complex_class("transcription"), s.text, s.text + " " + s.text,
-                                         start, start + len(s.text), "repeated sentence")
-    if choice < 0.67:
-        for j in rng.permutation(len(_HOMOPHONE_EDITS)):
-            pattern, new = _HOMOPHONE_EDITS[int(j)]
-            hits = [(i, m) for i in body for m in pattern.finditer(a.sentences[i].text)]
-            if hits:
-                i, m = hits[int(rng.integers(len(hits)))]
-                s = a.sentences[i]
-                new_sent = s.text[: m.start()] + new + s.text[m.end():]
-                text = _replace(a.text, s.start, s.end, new_sent)
-                start = s.start + m.start()
-                return text, None, InjectedError("transcription", complex_class("transcription"), s.text, new_sent,
-                                                 start, start + len(new), f"homophone {m.group(0)} -> {new}")
-    from medmm.reports.checker import _speller
-
-    spell = _speller()
-    words = [(i, m) for i in body for m in re.finditer(r"\b[a-z]{6,}\b", a.sentences[i].text)]
-    for _ in range(10):
-        if not words:
-            return None
-        i, m = words[int(rng.integers(len(words)))]
-        w = m.group(0)
-        k = int(rng.integers(1, len(w) - 2))
-        op = rng.random()
-        typo = w[:k] + w[k + 1] + w[k] + w[k + 2:] if op < 0.5 else (w[:k] + w[k + 1:] if op < 0.8 else w[:k] + w[k] + w[k:])
-        if typo != w and typo not in spell:
-            s = a.sentences[i]
-            new_sent = s.text[: m.start()] + typo + s.text[m.end():]
-            text = _replace(a.text, s.start, s.end, new_sent)
-            start = s.start + m.start()
-            return text, None, InjectedError("transcription", complex_class("transcription"), s.text, new_sent, start,
-                                             start + len(typo), f"typo {w} -> {typo}")
-    return None
-
-
-_MOD_WORDS = re.compile(r"\b(CT|MRI|radiographs?|x-ray)\b", re.I)
-_MOD_SWAP = {"ct": ("MRI", "MR"), "mri": ("CT", "CT"), "radiograph": ("CT", "CT"), "radiographs": ("CT", "CT"),
-             "x-ray": ("CT", "CT")}
-
-
-def op_metadata(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
-    from medmm.reports.checker import _NOT_THIS_STUDY
-
-    mentions = [(i, m) for i, s in enumerate(a.sentences) if s.section not in ("comparison", "indication")
-                and not _NOT_THIS_STUDY.search(s.text) for m in _MOD_WORDS.finditer(s.text)]
-    header = dict(header or {})
-    if mentions:
-        i, m = mentions[int(rng.integers(len(mentions)))]
-        s = a.sentences[i]
-        word = m.group(0)
-        if rng.random() < 0.5 or not header.get("modality"):
-            new_word = _MOD_SWAP[word.lower()][0]
-            new_sent = s.text[: m.start()] + new_word + s.text[m.end():]
-            text = _replace(a.text, s.start, s.end, new_sent)
-            start = s.start + m.start()
-            return text, None, InjectedError("metadata", complex_class("metadata"), s.text, new_sent, start,
-                                             start + len(new_word), f"report modality {word} -> {new_word}")
-        new_header = dict(header, modality=_MOD_SWAP[word.lower()][1])
-        start = s.start + m.start()
-        return a.text, new_header, InjectedError("metadata", complex_class("metadata"), s.text, s.text, start,
-                                                 start + len(word), f"header modality -> {new_header['modality']}")
-    sided = {m.side for m in a.mentions if m.positive and m.side in ("left", "right")}
-    if len(sided) == 1 and rng.random() < 0.5:  # the image laterality now names the other side
-        side = sided.pop()
-        m = next(m for m in a.mentions if m.positive and m.side == side)
-        new_header = dict(header, laterality="R" if side == "left" else "L")
-        return a.text, new_header, InjectedError("metadata", complex_class("metadata"), a.sentences[m.sentence].text,
-                                                 a.sentences[m.sentence].text, m.start, m.end,
-                                                 f"header laterality -> {new_header['laterality']}")
-    from medmm.reports.checker import _FEMALE, _MALE
-
-    for pattern, sex in ((_FEMALE, "M"), (_MALE, "F")):
-        hit = pattern.search(a.text)
-        if hit and (header.get("sex") or "").upper() != sex:
-            new_header = dict(header, sex=sex)
-            return a.text, new_header, InjectedError("metadata", complex_class("metadata"), hit.group(0), hit.group(0),
-                                                     hit.start(), hit.end(), f"header sex -> {sex}")
-    body_part = (header.get("body_part") or "").upper()
-    from medmm.reports.checker import _REGIONS
-
-    if body_part in ("CHEST", "HEAD"):
-        region = "CHEST" if body_part == "CHEST" else "HEAD"
-        for s in a.sentences:
-            if s.section in ("findings", "impression"):
-                m = _REGIONS[region].search(s.text)
-                if m:
-                    new_header = dict(header, body_part="HEAD" if region == "CHEST" else "CHEST")
-                    return a.text, new_header, InjectedError("metadata", complex_class("metadata"), s.text, s.text,
-                                                             s.start + m.start(), s.start + m.end(),
-                                                             f"header body part -> {new_header['body_part']}")
-    return None
-
-
-_FINDING_SWAP = {"nodule": "mass", "mass": "nodule", "cyst": "mass", "consolidation": "atelectasis",
-                 "pneumothorax": "pleural effusion", "effusion": "pneumothorax"}
-
-
-def op_finding(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
-    m = _pick(rng, [m for m in _lesion_mentions(a) if m.type in _FINDING_SWAP])
-    if m is None:
+    if choice < 0.5:
+        cands = [(i, m) for i in r.body for m in re.finditer(r"\b[A-Za-z]+\b", r.sentences[i].text)
+                 if m.group(0).lower() in DICTATION_CONFUSIONS]
+        pick = _pick(rng, cands)
+        if pick is not None:
+            i, m = pick
+            new = _case_like(str(rng.choice(DICTATION_CONFUSIONS[m.group(0).lower()])), m.group(0))
+            return _word_edit(r, i, m, new, "transcription", "dictation confusion", f"{m.group(0)} -> {new}", True)
+    if choice < 0.85:
+        cands = [(i, m) for i in r.body for m in _TYPO_WORD.finditer(r.sentences[i].text)]
+        pick = _pick(rng, cands)
+        if pick is not None:
+            i, m = pick
+            w = m.group(0)
+            k = int(rng.integers(1, len(w) - 2))
+            op = rng.random()
+            typo = w[:k] + w[k + 1] + w[k] + w[k + 2:] if op < 0.5 else (w[:k] + w[k + 1:] if op < 0.8 else w[:k] + w[k] + w[k:])
+            if typo != w:
+                return _word_edit(r, i, m, typo, "transcription", "typo", f"{w} -> {typo}", True)
+    i = _pick(rng, [i for i in r.body if len(r.sentences[i].text.split()) >= 3])
+    if i is None:
         return None
-    sent = a.sentences[m.sentence]
-    rel = m.start - sent.start
-    new = sent.text[:rel] + _FINDING_SWAP[m.type] + sent.text[rel + len(m.text):]
-    new = new.replace("pleural pleural", "pleural")
-    return _sentence_edit(a, m.sentence, new, "finding", f"{m.text} -> {_FINDING_SWAP[m.type]}")
+    s = r.sentences[i]
+    text = r.text[: s.end] + " " + s.text + r.text[s.end:]
+    return text, None, InjectedError("transcription", complex_class("transcription"), s.text, s.text + " " + s.text,
+                                     s.end + 1, s.end + 1 + len(s.text), "repeated sentence", "repetition", True)
 
 
-def op_location(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
-    swaps = (("upper lobe", "lower lobe"), ("lower lobe", "upper lobe"), ("frontal", "occipital"),
-             ("occipital", "frontal"), ("temporal", "parietal"), ("parietal", "temporal"), ("apex", "base"))
-    for i in rng.permutation(len(a.sentences)):
-        s = a.sentences[int(i)]
-        if s.section not in ("findings", "impression"):
-            continue
-        for old, new in swaps:
-            if old in s.text:
-                return _sentence_edit(a, int(i), s.text.replace(old, new, 1), "location", f"{old} -> {new}")
-    return None
+def op_finding(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
+    """Name a different finding in place of the true one (nodule -> mass, effusion -> pneumothorax)."""
+    cands = [(i, k, m) for i in r.body for k in _FINDING_SWAP for m in _TERMS[k].finditer(r.sentences[i].text)]
+    pick = _pick(rng, cands)
+    if pick is None:
+        return None
+    i, kind, m = pick
+    new = _case_like(_FINDING_SWAP[kind], m.group(0))
+    restated = bool(_kind_in(kind, r.others(i)))
+    edit = _word_edit(r, i, m, new, "finding", "finding swap", f"{m.group(0)} -> {new}", restated)
+    return edit[0].replace("pleural pleural", "pleural"), edit[1], edit[2]
 
 
-def op_device(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
-    devices = [m for m in a.mentions if m.is_device and m.positive]
-    fnd = a.section("findings")
-    moves = ((r"above the carina", "in the right mainstem bronchus"), (r"in the superior vena cava", "in the right atrium"),
-             (r"below the diaphragm", "in the distal esophagus"), (r"in expected position", "in the coronary sinus"),
-             (r"in (?:good|satisfactory|standard) position", "in the right mainstem bronchus"))
-    placed = [(m, pat, new) for m in devices for pat, new in moves if re.search(pat, a.sentences[m.sentence].text)]
-    if placed and rng.random() < 0.5:  # move: the device's position changed
-        m, pat, new_pos = placed[int(rng.integers(len(placed)))]
-        sent = a.sentences[m.sentence].text
-        return _sentence_edit(a, m.sentence, re.sub(pat, new_pos, sent, count=1), "device", f"{m.text} moved")
-    if devices and rng.random() < 0.7:
-        m = _pick(rng, devices)
-        sent = a.sentences[m.sentence]
-        rename = {"endotracheal_tube": "nasogastric tube", "central_line": "chest tube", "pacemaker": "loop recorder",
-                  "chest_tube": "central line", "nasogastric_tube": "endotracheal tube"}.get(m.type, "catheter")
-        rel = m.start - sent.start
-        new = sent.text[:rel] + rename + sent.text[rel + len(m.text):]
-        return _sentence_edit(a, m.sentence, new, "device", f"{m.text} -> {rename}")
+def op_insertion(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
+    """Add a finding to the FINDINGS that is not there (insert)."""
+    fnd = r.section("findings")
     if fnd is None:
         return None
-    at = fnd.start + len(fnd.text.rstrip())
-    new = " " + str(rng.choice(["Endotracheal tube in place with the tip above the carina.",
-                                "Left chest wall pacemaker with leads in expected position.",
-                                "Right internal jugular central venous catheter with tip in the superior vena cava."]))
-    text = a.text[:at] + new + a.text[at:]
-    return text, None, InjectedError("device", "insert", "", new.strip(), at + 1, at + len(new), "device added")
-
-
-def op_insertion(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
-    fnd = a.section("findings")
-    if fnd is None:
-        return None
-    present = {m.type for m in a.mentions if m.positive}
-    options = [t for t in ("pneumothorax", "effusion", "nodule", "consolidation") if t not in present]
+    options = [k for k in ("pneumothorax", "effusion", "nodule", "consolidation") if not _TERMS[k].search(r.text)]
     if not options:
         return None
-    kind = str(rng.choice(options))
-    side = str(rng.choice(["left", "right"]))
-    new = {"pneumothorax": f"Small {side} pneumothorax.", "effusion": f"Small {side} pleural effusion.",
-           "nodule": f"A 6 mm nodule in the {side} upper lobe.", "consolidation": f"Consolidation in the {side} lower lobe."}[kind]
+    kind, side = str(rng.choice(options)), str(rng.choice(["left", "right"]))
+    new = {"pneumothorax": f"Small {side} apical pneumothorax.", "effusion": f"Small {side} pleural effusion.",
+           "nodule": f"A 7 mm nodule is noted in the {side} upper lobe.",
+           "consolidation": f"Focal consolidation in the {side} lower lobe."}[kind]
     at = fnd.start + len(fnd.text.rstrip())
-    text = a.text[:at] + " " + new + a.text[at:]
-    return text, None, InjectedError("insertion", "insert", "", new, at + 1, at + 1 + len(new), f"added {kind}")
+    text = r.text[:at] + " " + new + r.text[at:]
+    imp = r.section("impression")
+    detectable = imp is not None and bool(_NORMAL_IMPRESSION.search(imp.text)) and kind in lx.ACUTE_FINDINGS
+    return text, None, InjectedError("insertion", "insert", "", new, at + 1, at + 1 + len(new), f"added {kind}",
+                                     "finding inserted", detectable)
 
 
-def op_omission(a: Analysis, header: dict | None, rng: np.random.Generator) -> Edit | None:
-    pos = [m for m in _lesion_mentions(a, "findings")
-           if any(x.type == m.type and x.positive for x in a.in_section("impression"))]
-    m = _pick(rng, pos)
-    if m is None:
+def op_omission(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
+    """Remove a FINDINGS sentence whose finding the IMPRESSION still reports (remove)."""
+    fnd = [i for i in r.body if r.sentences[i].section == "findings" and r.term_of(r.sentences[i].text)
+           and not _NEG_WORD.search(r.sentences[i].text)]
+    cands = [i for i in fnd if _kind_in(r.term_of(r.sentences[i].text)[0], r.others(i), True)]  # type: ignore[index]
+    i = _pick(rng, cands)
+    if i is None:
         return None
-    s = a.sentences[m.sentence]
+    s = r.sentences[i]
     end = s.end
-    while end < len(a.text) and a.text[end] == " ":
+    while end < len(r.text) and r.text[end] == " ":
         end += 1
-    text = a.text[: s.start] + a.text[end:]
-    imp = next(x for x in a.in_section("impression") if x.type == m.type and x.positive)
+    text = r.text[: s.start] + r.text[end:]
+    kind = r.term_of(s.text)[0]  # type: ignore[index]
+    imp = next(o for o in _kind_in(kind, r.others(i), True))
     shift = end - s.start
     start = imp.start - shift if imp.start > s.start else imp.start
     return text, None, InjectedError("omission", "remove", s.text, "", start, start + len(imp.text),
-                                     f"findings no longer mention {m.text}")
+                                     f"findings no longer mention {kind}", "sentence removed", False)
 
 
-OPERATIONS: dict[str, Callable[[Analysis, dict | None, np.random.Generator], Edit | None]] = {
+def op_device(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
+    """Rename a device, or add one that is not there."""
+    cands = [(i, k, m) for i in r.body for k in _DEVICE_RENAME for m in _TERMS[k].finditer(r.sentences[i].text)]
+    pick = _pick(rng, cands)
+    if pick is not None and rng.random() < 0.7:
+        i, kind, m = pick
+        new = _DEVICE_RENAME[kind]
+        restated = bool(_kind_in(kind, r.others(i)))
+        return _word_edit(r, i, m, new, "device", "device renamed", f"{m.group(0)} -> {new}", restated)
+    fnd = r.section("findings")
+    if fnd is None:
+        return None
+    at = fnd.start + len(fnd.text.rstrip())
+    new = str(rng.choice(["Endotracheal tube tip 4 cm above the carina.", "Left chest wall pacemaker with two leads.",
+                          "Right internal jugular central venous catheter, tip at the cavoatrial junction."]))
+    text = r.text[:at] + " " + new + r.text[at:]
+    return text, None, InjectedError("device", "insert", "", new, at + 1, at + 1 + len(new), "device added",
+                                     "device inserted", False)
+
+
+def op_metadata(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
+    """The report and its header disagree: a modality word changed in the text, or a header fact changed."""
+    header = dict(header or {})
+    mentions = [(i, m) for i, s in enumerate(r.sentences) if s.section in ("technique", "findings", "impression")
+                for m in _MODALITY_TEXT.finditer(s.text)]
+    if mentions and (rng.random() < 0.5 or not header.get("modality")):
+        i, m = _pick(rng, mentions)
+        new = _MODALITY_SWAP[m.group(0).lower()][0]
+        detectable = bool(header.get("modality"))
+        return _word_edit(r, i, m, new, "metadata", "modality word", f"report modality {m.group(0)} -> {new}", detectable)
+    if mentions:
+        i, m = _pick(rng, mentions)
+        s = r.sentences[i]
+        new_header = dict(header, modality=_MODALITY_SWAP[m.group(0).lower()][1])
+        return r.text, new_header, InjectedError("metadata", complex_class("metadata"), s.text, s.text, s.start + m.start(),
+                                                 s.start + m.end(), f"header modality -> {new_header['modality']}",
+                                                 "header modality", True)
+    for pattern, sex in ((lx.FEMALE_ANATOMY, "M"), (lx.MALE_ANATOMY, "F")):
+        hit = re.search(pattern, r.text, re.I)
+        if hit and str(header.get("patient_sex") or header.get("sex") or "").upper() != sex:
+            new_header = {k: v for k, v in header.items() if k != "sex"} | {"patient_sex": sex}
+            return r.text, new_header, InjectedError("metadata", complex_class("metadata"), hit.group(0), hit.group(0),
+                                                     hit.start(), hit.end(), f"header sex -> {sex}", "header sex", True)
+    return None
+
+
+OPERATIONS: dict[str, Callable[[_Report, dict | None, np.random.Generator], Edit | None]] = {
     "laterality": op_laterality, "negation": op_negation, "measurement": op_measurement, "severity": op_severity,
     "location": op_location, "finding": op_finding, "insertion": op_insertion, "omission": op_omission,
     "contradiction": op_contradiction, "device": op_device, "interval": op_interval, "transcription": op_transcription,
     "metadata": op_metadata,
 }
-assert set(OPERATIONS) == set(TYPE_IDS)
+if set(OPERATIONS) != set(TYPE_IDS):  # pragma: no cover - a new taxonomy id needs its operation
+    raise RuntimeError(f"injector operations {sorted(OPERATIONS)} do not match the taxonomy {sorted(TYPE_IDS)}")
 
 
 def inject_one(report: str, header: dict | None, rng: np.random.Generator, types: tuple[str, ...] = TYPE_IDS
                ) -> tuple[str, dict | None, InjectedError] | None:
     """Apply one applicable error (types tried in random order); None if none applies."""
-    a = analyze(report)
+    r = _Report(report)
     for idx in rng.permutation(len(types)):
-        kind = types[int(idx)]
-        edit = OPERATIONS[kind](a, header, rng)
+        edit = OPERATIONS[types[int(idx)]](r, header, rng)
         if edit is not None:
             text, new_header, err = edit
             return text, (new_header if new_header is not None else header), err
@@ -457,7 +490,7 @@ def inject_dataset(rows: list[dict], rate: float = 0.5, types: tuple[str, ...] =
     for row in rows:
         report, header = row["report"], row.get("header")
         rec = {"id": row["id"], "source": row.get("source"), "report": report, "header": header, "has_error": False,
-               "errors": [], "original_report": report}
+               "errors": [], "original_report": report, "injector": "medmm"}
         for extra in ("images", "regions"):  # image references travel with the report (for audits and the app)
             if row.get(extra):
                 rec[extra] = row[extra]

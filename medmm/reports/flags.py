@@ -1,0 +1,119 @@
+"""What a checker returns (:class:`Flag`, :class:`CheckResult`) and where a flag's confidence comes from.
+
+A rule never writes a confidence of its own: every flag names its rule, and its confidence is
+read from the calibration table (``calibration.json``, package data next to the taxonomy, one
+table per rule family). ``scripts/calibrate_report_rules.py`` writes that table from measured
+precision on the dev corpus; a rule missing from it falls back to its family's prior, which the
+table also holds. The default report threshold is the table's ``threshold`` (chosen there for a
+precision of at least the table's ``min_precision``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from typing import Any
+
+from medmm.reports.taxonomy import ERROR_TYPES
+
+CALIBRATION_FILE = "calibration.json"
+
+# rule -> (family, taxonomy type). The family groups rules that one calibration table covers.
+RULES: dict[str, tuple[str, str]] = {
+    "laterality_sections": ("sections", "laterality"),
+    "laterality_anatomy": ("sections", "laterality"),
+    "lobe_sections": ("sections", "location"),
+    "polarity_impression": ("sections", "contradiction"),
+    "polarity_findings": ("sections", "negation"),
+    "measurement_sections": ("sections", "measurement"),
+    "severity_sections": ("sections", "severity"),
+    "interval_sections": ("sections", "interval"),
+    "unsummarised_finding": ("sections", "omission"),
+    "normal_impression": ("sections", "negation"),
+    "polarity_within": ("within", "negation"),
+    "size_plausibility": ("single", "measurement"),
+    "nonexistent_lobe": ("single", "laterality"),
+    "interval_no_prior": ("interval", "interval"),
+    "interval_no_prior_weak": ("interval", "interval"),
+    "repetition": ("transcription", "transcription"),
+    "repetition_distant": ("transcription", "transcription"),
+    "homophone": ("transcription", "transcription"),
+    "non_word": ("transcription", "transcription"),
+    "real_word": ("transcription", "transcription"),
+    "header_modality": ("header", "metadata"),
+    "header_body_part": ("header", "metadata"),
+    "header_sex": ("header", "metadata"),
+    "header_laterality": ("header", "metadata"),
+    "header_view": ("header", "metadata"),
+}
+
+
+@dataclass(frozen=True)
+class Flag:
+    type: str
+    start: int
+    end: int
+    text: str
+    explanation: str
+    confidence: float
+    evidence: str = "text"  # text | header | image
+    rule: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type not in ERROR_TYPES:
+            raise ValueError(f"unknown flag type {self.type!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("rule")
+        return d
+
+
+@dataclass
+class CheckResult:
+    has_error: bool
+    score: float
+    flags: list[Flag]
+    checker: str = "rules"
+    notes: list[str] = field(default_factory=list)  # input problems, failed rules, and how they were handled
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"has_error": self.has_error, "score": round(self.score, 4), "flags": [f.as_dict() for f in self.flags]}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The packaged calibration table: per rule family, per rule, a confidence (and its evidence)."""
+
+    threshold: float
+    min_precision: float
+    families: dict[str, dict[str, Any]]
+    source: str = ""
+
+    def confidence(self, rule: str) -> float:
+        family, _ = RULES[rule]
+        table = self.families.get(family, {})
+        entry = table.get("rules", {}).get(rule)
+        if entry is not None:
+            return float(entry["confidence"])
+        return float(table["prior"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "min_precision": self.min_precision, "source": self.source,
+                "families": self.families}
+
+
+@functools.lru_cache(maxsize=1)
+def calibration() -> Calibration:
+    """The calibration table shipped with medmm (read once)."""
+    raw = json.loads(resources.files("medmm.reports").joinpath(CALIBRATION_FILE).read_text(encoding="utf-8"))
+    return Calibration(float(raw["threshold"]), float(raw["min_precision"]), raw["families"], raw.get("source", ""))
+
+
+def make_flag(rule: str, text: str, start: int, end: int, why: str, evidence: str = "text",
+              table: Calibration | None = None) -> Flag:
+    """A flag of ``rule`` over ``text[start:end]`` with the rule's calibrated confidence."""
+    cal = table or calibration()
+    return Flag(RULES[rule][1], start, end, text[start:end], why, round(cal.confidence(rule), 3), evidence, rule)

@@ -1,0 +1,290 @@
+"""Rules that compare what two statements of one report say about the same finding.
+
+Between FINDINGS and IMPRESSION: side, lobe, presence, size, severity and interval change; a
+finding the impression leaves out; an acute finding under a normal impression. Within FINDINGS:
+the same finding stated present and absent. Each rule is one function; all of them skip what a
+reader would not call a contradiction (see ``_contradicts``): a *qualified* denial ("no acute
+fracture", "no focal opacity") against a finding without that quality, findings of other organs
+("no thyroid nodule" vs a lung granuloma), recommendations and conditions ("if there is concern
+for fracture, consider..."), hedged statements, chronic findings under "no acute ...".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from medmm.reports import lexicon as lx
+from medmm.reports.analysis import Analysis, Mention
+from medmm.reports.flags import Flag, make_flag
+
+_CONFLICTING_INTERVALS = {frozenset(p) for p in (("new", "same"), ("new", "less"), ("new", "gone"), ("more", "less"),
+                                                 ("gone", "same"), ("gone", "more"), ("same", "more"), ("same", "less"),
+                                                 ("new", "still"), ("gone", "still"))}
+_RESOLVED = ("resolution of", "resolved", "has resolved", "have resolved")
+_NORMAL = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:normal\s+(?:chest|study|exam|examination|radiographs?|ct|mri|"
+                     r"(?:two|2|frontal|pa)\b.*?(?:chest|views?))|no\s+(?:radiographic\s+|significant\s+)?"
+                     r"abnormalit(?:y|ies)|unremarkable\s+(?:chest|study|exam|examination)|no\s+acute\s+"
+                     r"(?:cardiopulmonary|pulmonary|intrathoracic|chest)?\s*(?:abnormalit(?:y|ies)|process|disease|"
+                     r"findings?))\W*$", re.I)
+_SIDED_NOUN = re.compile(r"\b(left|right)\s+(?:[a-z]+\s+){0,2}?(" + "|".join(
+    ("hemidiaphragm", "clavicle", "clavicular", "ribs?", "shoulder", "humerus", "humeral", "scapula", "breast",
+     "kidney", "adrenal", "chest\\s+wall", "mainstem\\s+bronchus", "internal\\s+jugular", "subclavian", "axilla",
+     "axillary", "picc", "chest\\s+tube", "costophrenic\\s+angle", "upper\\s+extremity", "hilum", "hilar")) + r")\b",
+    re.I)
+
+
+def _family(m: Mention) -> str:
+    return lx.FINDING_FAMILIES.get(m.type, m.type)
+
+
+def _side_ok(a: str | None, b: str | None) -> bool:
+    return a is None or b is None or a == b or "bilateral" in (a, b)
+
+
+def _quote(a: Analysis, m: Mention) -> str:
+    return f"\"{a.sentences[m.sentence].text}\""
+
+
+def _span(a: Analysis, m: Mention) -> tuple[int, int]:
+    s = a.sentences[m.sentence]
+    return s.start, s.end
+
+
+def _firm_positive(m: Mention) -> bool:
+    return m.positive and not m.uncertain and not m.hypothetical
+
+
+def _firm_negative(m: Mention) -> bool:
+    """A plain denial (not hedged, not hypothetical, not "resolved": a resolving finding may leave a residue)."""
+    return m.negated and not m.uncertain and not m.hypothetical and (m.trigger or "").lower() not in _RESOLVED
+
+
+def _contradicts(neg: Mention, pos: Mention) -> bool:
+    """Does the denial ``neg`` deny what ``pos`` reports (same finding, same organ, same side)?"""
+    if neg.type != pos.type or not _side_ok(neg.side, pos.side):
+        return False
+    if neg.site and pos.site and neg.site != pos.site:
+        return False
+    if neg.qualifier:  # "no acute/focal/large X" denies only an X said to be acute/focal/large
+        return False
+    if neg.lobe and pos.lobe and neg.lobe != pos.lobe:
+        return False
+    return True
+
+
+def _sections(a: Analysis) -> tuple[list[Mention], list[Mention]]:
+    fnd = [m for m in a.mentions if m.section == "findings" and not m.is_device]
+    imp = [m for m in a.mentions if m.section == "impression" and not m.is_device]
+    return fnd, imp
+
+
+def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
+    """A one-sided finding whose side differs between the sections (and neither section names both)."""
+    fnd, imp = _sections(a)
+    flags = []
+    for p in imp:
+        if not _firm_positive(p) or p.side not in lx.SIDES:
+            continue
+        same = [o for o in fnd if _family(o) == _family(p) and o.positive]
+        sided = [o for o in same if o.side]
+        if not sided or any(o.side in (p.side, "bilateral") for o in sided):
+            continue
+        if any(_family(x) == _family(p) and x.side not in (p.side, None) for x in imp if x is not p):
+            continue  # the impression itself names both sides
+        o = sided[0]
+        s, e = _span(a, p)
+        flags.append(make_flag("laterality_sections", a.text, s, e,
+                               f"the impression gives the {p.text} on the {p.side}; the findings give it on the "
+                               f"{o.side}: {_quote(a, o)}"))
+    return flags
+
+
+def _sided_nouns(a: Analysis, section: str) -> dict[str, dict[str, int]]:
+    """noun -> side -> index of the first sentence that names it with that side."""
+    out: dict[str, dict[str, int]] = {}
+    for i, s in enumerate(a.sentences):
+        if s.section != section:
+            continue
+        for m in _SIDED_NOUN.finditer(s.text):
+            noun = m.group(2).lower().replace("clavicular", "clavicle").replace("humeral", "humerus").rstrip("s")
+            noun = {"axillary": "axilla", "hilar": "hilum"}.get(noun, noun)
+            out.setdefault(noun, {}).setdefault(m.group(1).lower(), i)
+    return out
+
+
+def rule_laterality_anatomy(a: Analysis, header: Any = None) -> list[Flag]:
+    """A sided structure (hemidiaphragm, clavicle, PICC line, ...) named with one side in the impression and
+    only with the other side in the findings."""
+    fnd, imp = _sections(a)
+    if not imp or not fnd:
+        return []
+    f_nouns, i_nouns = _sided_nouns(a, "findings"), _sided_nouns(a, "impression")
+    flags = []
+    for noun, sides in i_nouns.items():
+        if len(sides) != 1 or noun not in f_nouns or len(f_nouns[noun]) != 1:
+            continue
+        (side, idx), (f_side, f_idx) = next(iter(sides.items())), next(iter(f_nouns[noun].items()))
+        if side != f_side:
+            sent, other = a.sentences[idx], a.sentences[f_idx]
+            flags.append(make_flag("laterality_anatomy", a.text, sent.start, sent.end,
+                                   f"the impression names the {side} {noun}; the findings name only the {f_side} "
+                                   f"one: \"{other.text}\""))
+    return flags
+
+
+def rule_lobe(a: Analysis, header: Any = None) -> list[Flag]:
+    """A finding placed in one lobe by the impression and in another by the findings."""
+    fnd, imp = _sections(a)
+    flags = []
+    for p in imp:
+        if not _firm_positive(p) or not p.lobe:
+            continue
+        same = [o for o in fnd if _family(o) == _family(p) and o.positive and o.lobe]
+        lobes = {o.lobe for o in same}
+        if len(lobes) != 1 or p.lobe in lobes or any(x.lobe not in (p.lobe, None) for x in imp if x is not p):
+            continue
+        o = same[0]
+        if o.lobe.split()[-2:] == p.lobe.split()[-2:] or o.lobe == "lingula" and "upper" in p.lobe \
+                or p.lobe == "lingula" and "upper" in o.lobe:
+            continue  # the same lobe (one section names the side, the other not) or a side swap (laterality's case)
+        s, e = _span(a, p)
+        flags.append(make_flag("lobe_sections", a.text, s, e,
+                               f"the impression places the {p.text} in the {p.lobe}; the findings in the {o.lobe}: "
+                               f"{_quote(a, o)}"))
+    return flags
+
+
+def rule_polarity(a: Analysis, header: Any = None) -> list[Flag]:
+    """The impression denies what the findings report (contradiction), or the findings deny what the
+    impression reports (negation)."""
+    fnd, imp = _sections(a)
+    flags = []
+    for p in imp:
+        if _firm_negative(p):
+            hits = [o for o in fnd if _firm_positive(o) and _contradicts(p, o)]
+            if hits:
+                s, e = _span(a, p)
+                flags.append(make_flag("polarity_impression", a.text, s, e,
+                                       f"the impression denies {p.text} (\"{p.trigger}\") but the findings report it: "
+                                       f"{_quote(a, hits[0])}"))
+        elif _firm_positive(p) and not p.chronic:
+            denials = [o for o in fnd if _firm_negative(o) and _contradicts(o, p)]
+            reported = [o for o in fnd if o.positive and o.type == p.type and _side_ok(o.side, p.side)]
+            if denials and not reported:
+                o = denials[0]
+                s, e = _span(a, o)
+                flags.append(make_flag("polarity_findings", a.text, s, e,
+                                       f"the findings deny {o.text} (\"{o.trigger}\") but the impression reports it: "
+                                       f"{_quote(a, p)}"))
+    return flags
+
+
+def rule_measurement(a: Analysis, header: Any = None) -> list[Flag]:
+    """The same finding measured differently in the two sections (a mm/cm slip named as such)."""
+    fnd, imp = _sections(a)
+    flags = []
+    for p in imp:
+        if not p.positive or not p.size_mm or not p.size_text:
+            continue
+        same = [o for o in fnd if o.positive and o.size_mm and _family(o) == _family(p) and _side_ok(o.side, p.side)
+                and not (o.lobe and p.lobe and o.lobe != p.lobe)]
+        if not same or any(abs(o.size_mm - p.size_mm) <= max(1.0, 0.15 * p.size_mm) for o in same):
+            continue
+        o = min(same, key=lambda x: abs(x.size_mm - p.size_mm))  # type: ignore[operator]
+        ratio = max(o.size_mm, p.size_mm) / max(min(o.size_mm, p.size_mm), 1e-6)  # type: ignore[type-var]
+        unit = abs(ratio - 10) < 0.5
+        s, e = p.size_text
+        flags.append(make_flag("measurement_sections", a.text, s, e,
+                               f"{p.text} measures {p.size_mm:g} mm in the impression but {o.size_mm:g} mm in the "
+                               f"findings{' (a mm/cm unit slip?)' if unit else ''}: {_quote(a, o)}"))
+    return flags
+
+
+def rule_severity(a: Analysis, header: Any = None) -> list[Flag]:
+    """The same finding graded two or more steps apart (small vs large, mild vs severe)."""
+    fnd, imp = _sections(a)
+    flags = []
+    for p in imp:
+        if not p.positive or not p.severity:
+            continue
+        same = [o for o in fnd if o.positive and o.severity and _family(o) == _family(p) and _side_ok(o.side, p.side)]
+        ranks = {lx.SEVERITY_RANK[o.severity] for o in same}  # type: ignore[index]
+        pr = lx.SEVERITY_RANK[p.severity]
+        if not ranks or min(abs(r - pr) for r in ranks) < 2:
+            continue
+        o = same[0]
+        s, e = _span(a, p)
+        flags.append(make_flag("severity_sections", a.text, s, e,
+                               f"the impression calls the {p.text} {p.severity}; the findings call it {o.severity}: "
+                               f"{_quote(a, o)}"))
+    return flags
+
+
+def rule_interval_sections(a: Analysis, header: Any = None) -> list[Flag]:
+    """The same finding called new in one section and stable in the other (or larger vs smaller)."""
+    fnd, imp = _sections(a)
+    flags = []
+    for p in imp:
+        if not p.positive or not p.interval:
+            continue
+        same = [o for o in fnd if o.positive and o.interval and o.type == p.type and _side_ok(o.side, p.side)]
+        if not same or any(frozenset((o.interval, p.interval)) not in _CONFLICTING_INTERVALS for o in same):
+            continue
+        o = same[0]
+        s, e = _span(a, p)
+        flags.append(make_flag("interval_sections", a.text, s, e,
+                               f"the impression calls the {p.text} \"{p.interval_word}\"; the findings call it "
+                               f"\"{o.interval_word}\": {_quote(a, o)}"))
+    return flags
+
+
+def rule_unsummarised(a: Analysis, header: Any = None) -> list[Flag]:
+    """A pneumothorax or mass in the findings that an impression listing other findings never mentions."""
+    fnd, imp = _sections(a)
+    imp_sec = a.section("impression")
+    if imp_sec is None or not any(m.positive for m in imp) or _NORMAL.match(imp_sec.text.strip()):
+        return []
+    families = {_family(m) for m in imp}
+    for m in fnd:
+        if m.type in ("pneumothorax", "mass") and _firm_positive(m) and not m.chronic and _family(m) not in families:
+            s, e = _span(a, m)
+            return [make_flag("unsummarised_finding", a.text, s, e,
+                              f"the findings report {m.text} but the impression, which lists other findings, does "
+                              f"not mention it")]
+    return []
+
+
+def rule_normal_impression(a: Analysis, header: Any = None) -> list[Flag]:
+    """An acute finding stated plainly in the findings under an impression that says the study is normal."""
+    fnd, imp = _sections(a)
+    imp_sec = a.section("impression")
+    if imp_sec is None or not _NORMAL.match(imp_sec.text.strip()) or any(m.positive for m in imp):
+        return []
+    for m in fnd:
+        if m.type in lx.ACUTE_FINDINGS and _firm_positive(m) and not m.chronic \
+                and lx.SEVERITY_RANK.get(m.severity or "small", 1) >= 1:
+            s, e = _span(a, m)
+            return [make_flag("normal_impression", a.text, s, e,
+                              f"the findings report {m.text} but the impression reads \"{imp_sec.text.strip()[:80]}\"")]
+    return []
+
+
+def rule_within_findings(a: Analysis, header: Any = None) -> list[Flag]:
+    """The same finding (same organ, same side) stated present and absent within the findings."""
+    fnd, imp = _sections(a)
+    flags = []
+    for n in fnd:
+        if not _firm_negative(n):
+            continue
+        pos = [p for p in fnd if _firm_positive(p) and p.sentence != n.sentence and _contradicts(n, p)
+               and (p.side == n.side) and (p.site == n.site)]
+        if pos:
+            s, e = _span(a, n)
+            flags.append(make_flag("polarity_within", a.text, s, e,
+                                   f"{_quote(a, n)} contradicts {_quote(a, pos[0])} in the same section"))
+    return flags
+
+
+SECTION_RULES = (rule_laterality, rule_laterality_anatomy, rule_lobe, rule_polarity, rule_measurement, rule_severity,
+                 rule_interval_sections, rule_unsummarised, rule_normal_impression, rule_within_findings)

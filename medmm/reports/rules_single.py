@@ -1,0 +1,222 @@
+"""Rules that judge one statement on its own, or against the DICOM header.
+
+* ``size_plausibility``: a measurement outside what the structure it names can measure (a 5.7 mm
+  pulmonary artery, a 3.6 mm "mass", a 45 mm "nodule") — sizes from :data:`lexicon.STRUCTURE_SIZE_MM`.
+* ``nonexistent_lobe``: a lobe that does not exist on the side named ("left middle lobe").
+* ``interval_no_prior``: interval language ("unchanged", "new", "again seen") when COMPARISON says
+  there is no prior — unless the sentence names its own prior, or the word is descriptive
+  ("increased lung markings", "increased opacity compared to the left").
+* header rules: modality, body part, patient sex, image laterality and view position.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from medmm.reports import lexicon as lx
+from medmm.reports.analysis import Analysis, prior_status
+from medmm.reports.flags import Flag, make_flag
+
+_DIMS = re.compile(r"\b(\d+(?:\.\d+)?)(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*"
+                   r"(mm|cm|millimet(?:er|re)s?|centimet(?:er|re)s?)\b", re.I)
+_STRUCTURES = [(re.compile(r"\b(?:" + pat + r")\b", re.I), lo, hi) for pat, (lo, hi) in lx.STRUCTURE_SIZE_MM.items()]
+_DISTANCE = re.compile(r"^\s*(?:above|below|from|proximal|distal|beyond|superior|inferior|lateral|medial|deep|"
+                       r"anterior|posterior|in\s+(?:length|thickness|depth)|thick|long|of\s+(?:the|displacement)|"
+                       r"apart|away|increase|decrease|larger|smaller|interval|change)\b", re.I)
+_TINY = re.compile(r"\b(?:tiny|trace|minimal|punctate|small)\b", re.I)
+
+
+_LOCATING = re.compile(r"\b(?:over|in|of|at|near|adjacent|within|to|from|along|above|below|behind|into|abutting|"
+                       r"overlying|posterior|anterior)\b(?:\s+\S+){0,2}\s*$", re.I)
+
+
+def _structure_near(text: str, start: int, end: int, lo: int, hi: int) -> tuple[str, float, float] | None:
+    """The structure a measurement measures: named within 4 words after it ("5 mm nodule"), else within 5
+    words before it ("the pulmonary artery measures 5.7 mm") unless the structure only says where
+    something else is ("a mass over the right heart, 3 cm")."""
+    words_after = " ".join(text[end:hi].split()[:4])
+    words_before = " ".join(text[lo:start].split()[-5:])
+    for window, after in ((words_after, True), (words_before, False)):
+        best = None
+        for pat, mn, mx in _STRUCTURES:
+            m = pat.search(window)
+            if m and (best is None or m.start() < best[0]) and (after or not _LOCATING.search(window[: m.start()])):
+                best = (m.start(), m.group(0), mn, mx)
+        if best:
+            return best[1], best[2], best[3]
+    return None
+
+
+def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
+    """A measurement the named structure cannot have (or a "tiny" finding of 3 cm and more)."""
+    flags = []
+    for sent in a.sentences:
+        if sent.section in ("indication", "comparison", "technique") or not any(c.isdigit() for c in sent.text):
+            continue
+        for m in _DIMS.finditer(a.text, sent.start, sent.end):
+            if _DISTANCE.match(a.text, m.end()):
+                continue
+            scale = 10.0 if m.group(4).lower().startswith("c") else 1.0
+            dims = [float(g) * scale for g in m.groups()[:3] if g]
+            found = _structure_near(a.text, m.start(), m.end(), sent.start, sent.end)
+            if found is None:
+                continue
+            name, lo, hi = found
+            why = None
+            if max(dims) < lo:
+                why = f"{m.group(0)} is too small for a {name.lower()} (at least {lo:g} mm); unit or value wrong?"
+            elif max(dims) > hi:
+                why = f"{m.group(0)} is too large for a {name.lower()} (at most {hi:g} mm); unit or value wrong?"
+            elif max(dims) >= 30 and _TINY.search(a.text, max(sent.start, m.start() - 40), m.start()):
+                why = f"\"{_TINY.search(a.text, max(sent.start, m.start() - 40), m.start()).group(0)}\" but {m.group(0)}"
+            if why:
+                flags.append(make_flag("size_plausibility", a.text, m.start(), m.end(), why))
+    return flags
+
+
+_NO_SUCH_LOBE = re.compile(r"\b(left)\s+middle\s+lobe\b|\b(right)\s+(?:lingula|lingular)\b", re.I)
+
+
+def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
+    """"left middle lobe" or "right lingula": the side (or the lobe) is wrong."""
+    flags = []
+    for m in _NO_SUCH_LOBE.finditer(a.text):
+        side = (m.group(1) or m.group(2)).lower()
+        what = "a middle lobe" if m.group(1) else "a lingula"
+        flags.append(make_flag("nonexistent_lobe", a.text, m.start(), m.end(),
+                               f"the {side} lung has no {'middle lobe' if m.group(1) else 'lingula'}: "
+                               f"{what} is on the {'right' if m.group(1) else 'left'}"))
+    return flags
+
+
+_WEAK_CLAIM = ("stable", "persistent", "persistently")  # also used of a normal structure ("the mediastinum is stable")
+_INTERVAL_CLAIM = re.compile(
+    r"\b(?:new(?:ly)?|unchanged|stable|persistent(?:ly)?|again\s+(?:seen|noted|demonstrated|identified|visualized)|"
+    r"redemonstrated|re-demonstrated|previously|since\s+the\s+(?:prior|previous|last)|improved|improving|worsened|"
+    r"worsening|resolved|resolving|interval(?:ly)?\s+(?:increase|decrease|development|improvement|worsening|change|"
+    r"resolution|enlargement)|(?:increased|decreased|enlarged|smaller|larger)\s+(?:in\s+size|since|from|when))\b", re.I)
+_PRIOR_IN_SENTENCE = re.compile(r"\b(?:" + "|".join(lx.PRIOR_REFERENCE) + r")", re.I)
+_NOT_A_CLAIM = re.compile(r"\b(?:hemodynamically\s+stable|stable\s+(?:condition|patient)|no\s+new\b|"
+                          r"new\s+(?:onset|symptoms?|complaints?|diagnosis)|unchanged\s+in\s+(?:position|appearance)"
+                          r"\s+from\s+the\s+(?:lateral|frontal))", re.I)
+
+
+def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
+    """Interval language in a report whose COMPARISON says there is no prior study."""
+    comp = a.section("comparison")
+    if comp is None or prior_status(a) != "none":
+        return []  # no COMPARISON section: the report says nothing about priors, so nothing contradicts
+    flags = []
+    for sent in a.sentences:
+        if sent.section not in ("findings", "impression"):
+            continue
+        m = _INTERVAL_CLAIM.search(sent.text)
+        if not m or _PRIOR_IN_SENTENCE.search(sent.text) or _NOT_A_CLAIM.search(sent.text):
+            continue
+        if any(c in sent.text.lower() for c in ("recommend", "follow", "consider", " if ")):
+            continue
+        weak = m.group(0).lower() in _WEAK_CLAIM
+        flags.append(make_flag("interval_no_prior_weak" if weak else "interval_no_prior", a.text, sent.start, sent.end,
+                               f"interval language \"{m.group(0)}\" but COMPARISON says there is no prior "
+                               f"(\"{comp.text.strip()[:40]}\")"))
+    return flags
+
+
+# ------------------------------------------------------------------ header
+_MODALITY = {k: re.compile(v) for k, v in lx.MODALITY_WORDS.items()}
+_REGIONS = {k: re.compile(v, re.I) for k, v in lx.REGION_WORDS.items()}
+_FEMALE = re.compile(lx.FEMALE_ANATOMY, re.I)
+_MALE = re.compile(lx.MALE_ANATOMY, re.I)
+_VIEWS = {k: re.compile(v) for k, v in lx.VIEW_WORDS.items()}
+
+
+def _other_study(sentence: str) -> bool:
+    low = sentence.lower()
+    return any(c in low for c in lx.OTHER_STUDY_CUES)
+
+
+def _this_study(a: Analysis) -> list:
+    return [s for s in a.sentences if s.section not in ("comparison", "indication") and not _other_study(s.text)]
+
+
+_OTHER_EXAM = re.compile(r"\b(?:on|see|from|per|by|with|recent|old|outside|another|dedicated|further)\b(?:\s+\S+){0,3}\s*$",
+                         re.I)
+
+
+def rule_header_modality(a: Analysis, header: Any = None) -> list[Flag]:
+    """The study named as another modality where the report names *this* study: the technique/examination
+    line, or a sentence that opens with the modality ("CT of the chest shows ...")."""
+    group = lx.MODALITY_GROUP.get((getattr(header, "modality", None) or "").upper())
+    if not group:
+        return []
+    flags = []
+    for sent in _this_study(a):
+        for name, pat in _MODALITY.items():
+            m = pat.search(sent.text)
+            if m and sent.section != "technique" and (m.start() > 12 or _OTHER_EXAM.search(sent.text[: m.start()])):
+                continue
+            if m and name != group and not (name == "XR" and group in ("CT", "MR") and "lateral" in m.group(0).lower()):
+                s = sent.start + m.start()
+                flags.append(make_flag("header_modality", a.text, s, s + len(m.group(0)),
+                                       f"the report describes a {name} study but the DICOM Modality is "
+                                       f"{header.modality}", "header"))
+    return flags
+
+
+def rule_header_body_part(a: Analysis, header: Any = None) -> list[Flag]:
+    body = lx.BODY_GROUP.get((getattr(header, "body_part", None) or "").upper())
+    if not body:
+        return []
+    for region, pat in _REGIONS.items():
+        if region == body:
+            continue
+        for sent in _this_study(a):
+            m = pat.search(sent.text)
+            if m:
+                s = sent.start + m.start()
+                return [make_flag("header_body_part", a.text, s, s + len(m.group(0)),
+                                  f"\"{m.group(0)}\" belongs to the {region.lower()}, but BodyPartExamined is "
+                                  f"{header.body_part}", "header")]
+    return []
+
+
+def rule_header_sex(a: Analysis, header: Any = None) -> list[Flag]:
+    sex = (getattr(header, "patient_sex", None) or "").upper()
+    wrong = _FEMALE if sex == "M" else _MALE if sex == "F" else None
+    m = wrong.search(a.text) if wrong is not None else None
+    if m is None:
+        return []
+    return [make_flag("header_sex", a.text, m.start(), m.end(), f"\"{m.group(0)}\" does not fit PatientSex {sex}",
+                      "header")]
+
+
+def rule_header_laterality(a: Analysis, header: Any = None) -> list[Flag]:
+    lat = (getattr(header, "laterality", None) or "").upper()
+    if lat not in ("L", "R"):
+        return []
+    want = "left" if lat == "L" else "right"
+    sided = [m for m in a.mentions if m.positive and m.side in lx.SIDES]
+    if not sided or any(m.side == want for m in sided):
+        return []
+    m = sided[0]
+    return [make_flag("header_laterality", a.text, m.start, m.end,
+                      f"the report describes the {m.side} side but ImageLaterality is {lat}", "header")]
+
+
+def rule_header_view(a: Analysis, header: Any = None) -> list[Flag]:
+    view = (getattr(header, "view_position", None) or "").upper()
+    if view not in ("PA", "AP"):
+        return []
+    other = "AP" if view == "PA" else "PA"
+    for sent in _this_study(a):
+        m = _VIEWS[other].search(sent.text)
+        if m and not _VIEWS[view].search(sent.text):
+            s = sent.start + m.start()
+            return [make_flag("header_view", a.text, s, s + len(m.group(0)),
+                              f"the report describes an {other} view but ViewPosition is {view}", "header")]
+    return []
+
+
+SINGLE_RULES = (rule_plausibility, rule_nonexistent_lobe, rule_interval)
+HEADER_RULES = (rule_header_modality, rule_header_body_part, rule_header_sex, rule_header_laterality, rule_header_view)
