@@ -1,0 +1,51 @@
+"""The same recipe under torchrun with 2 CPU processes (gloo): no code changes, same losses as one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.finetune.conftest import recipe_config
+
+
+def _write(cfg, path):
+    data = cfg.to_dict()
+    with open(path, "w") as fh:
+        yaml.safe_dump(json.loads(json.dumps(data)), fh)
+    return str(path)
+
+
+def _losses(out):
+    with open(os.path.join(out, "log.jsonl")) as fh:
+        return [r["loss"] for r in map(json.loads, fh) if "loss" in r]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_two_process_ddp_matches_one_process(region_data, tmp_path):
+    ddp_out = tmp_path / "ddp"
+    one_out = tmp_path / "one"
+    common = {"max_steps": 4, "log_every": 1, "progress": False, "threads": 1}
+    ddp_cfg = _write(recipe_config(region_data, ddp_out, train={**common, "batch_size": 2},
+                                   checkpoint={"every": 2}), tmp_path / "ddp.yaml")
+    one_cfg = _write(recipe_config(region_data, one_out, train={**common, "batch_size": 4},
+                                   checkpoint={"every": 2}), tmp_path / "one.yaml")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "medmm.cli", "finetune", "--config", ddp_cfg]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=540)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    subprocess.run([sys.executable, "-m", "medmm.cli", "finetune", "--config", one_cfg], check=True,
+                   capture_output=True, env=env, timeout=300)
+    ddp, one = _losses(ddp_out), _losses(one_out)
+    assert len(ddp) == len(one) == 4
+    # global batch 2 x 2 processes = 4 examples, the same ones in the same order, token-mean loss
+    assert ddp == pytest.approx(one, rel=1e-4)
+    assert sorted(os.listdir(ddp_out / "checkpoints")) == ["step_000002", "step_000004"]
+    run = json.loads((ddp_out / "run.json").read_text())
+    assert run["steps"] == 4 and os.path.isfile(os.path.join(run["model"], "model.safetensors"))
