@@ -165,6 +165,16 @@ def _image_for_model(path: str, window: str, index: int | None):  # noqa: ANN202
     return ImageView(load_volume(path), window=window, index=index)
 
 
+def _parse_box(text: str) -> tuple[float, float, float, float]:
+    try:
+        x1, y1, x2, y2 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--box {text!r}: give x1,y1,x2,y2 in pixels of the image as shown (x2/y2 exclusive)") from None
+    if x2 <= x1 or y2 <= y1:
+        raise InputError(f"--box {text!r}: x2 must exceed x1 and y2 must exceed y1")
+    return x1, y1, x2, y2
+
+
 def _cmd_ask(args: argparse.Namespace) -> int:
     from medmm.models import Request, load
 
@@ -173,10 +183,21 @@ def _cmd_ask(args: argparse.Namespace) -> int:
                "device": args.device, "dtype": args.dtype}
     vlm = load(args.model, **options)
     images = [_image_for_model(p, args.window, args.slice) for p in args.image]
-    request = Request(images=images, prompt=args.prompt)
+    box = _parse_box(args.box) if args.box else None
+    if args.vicrop:
+        return _ask_vicrop(args, vlm, images, box)
+    prompt, boxes = args.prompt, None
+    if box is not None:  # a visual prompt: the box drawn on the first image, referred to in the question
+        from medmm.models.vicrop import visual_prompt
+
+        prompt = visual_prompt(args.prompt, args.box_shape)
+        boxes = [[box]] + [[] for _ in images[1:]]
+    request = Request(images=images, prompt=prompt, boxes=boxes, box_shape=args.box_shape)
     out: dict[str, object] = {}
     gen = vlm.generate([request], max_new_tokens=args.max_new_tokens)[0]
     out["text"] = gen.text
+    if box is not None:
+        out["prompt"] = prompt
     if args.options:
         opts = [o for o in args.options.split("|") if o]
         scores = vlm.score_options([request], opts)[0]
@@ -187,6 +208,21 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         print(gen.text)
         for k, v in (out.get("options") or {}).items():  # type: ignore[union-attr]
             print(f"  {k}: {v:.4f}")
+    return 0
+
+
+def _ask_vicrop(args: argparse.Namespace, vlm: object, images: list, box: tuple[float, ...] | None) -> int:
+    from medmm.models.vicrop import vicrop
+
+    if len(images) != 1:
+        raise InputError("--vicrop works on one --image")
+    res = vicrop(vlm, images[0], args.prompt, box=box, margin=args.margin, max_new_tokens=args.max_new_tokens)
+    if args.json:
+        print(json.dumps(res.to_dict()))
+    else:
+        print(res.answer)
+        print(f"  (crop {res.crop} by {res.method}; full-image answer: {res.answer_full!r}; "
+              f"{'changed' if res.changed else 'unchanged'})", file=sys.stderr)
     return 0
 
 
@@ -480,6 +516,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-model", default=None, help="model name for http servers")
     p.add_argument("--device", default=None, help="cpu, cuda or auto (hf models)")
     p.add_argument("--dtype", default=None, help="auto, float32, bfloat16, float16 (hf models)")
+    p.add_argument("--box", default=None, metavar="X1,Y1,X2,Y2",
+                   help="region in pixels of the (first) image as shown: drawn as a visual prompt, or cropped with --vicrop")
+    p.add_argument("--box-shape", choices=("rectangle", "ellipse", "arrow"), default="rectangle",
+                   help="how the visual prompt is drawn")
+    p.add_argument("--vicrop", action="store_true",
+                   help="ask again with [full image, crop of --box] (LLaVA-family without --box: attention crop)")
+    p.add_argument("--margin", type=float, default=0.5, help="ViCrop context margin, a fraction of the box size")
     p.set_defaults(func=_cmd_ask)
 
     p = sub.add_parser("inject", help="inject synthetic errors into a report corpus (with provenance)")

@@ -316,6 +316,41 @@ class HFVLM(VLM):
             results.append(row)
         return results
 
+    # ------------------------------------------------------------------ attention (ViCrop)
+    def image_attention(self, request: Request) -> list[Any]:
+        """Per image of ``request``: the attention of the answer position (the last prompt token) over
+        that image's tokens, averaged over layers and heads, as a float64 numpy vector in token order.
+
+        Runs one forward with eager attention (SDPA does not return weights) and restores the
+        model's attention implementation afterwards. Used by :mod:`medmm.models.vicrop`.
+        """
+        import numpy as np
+
+        image_id = getattr(self.model.config, "image_token_id", None)
+        if image_id is None:
+            raise ModelError(f"{self.name}: the model config has no image_token_id; cannot locate image tokens")
+        enc = self.encode([request])
+        setter = getattr(self.model, "set_attn_implementation", None)
+        before = getattr(self.model.config, "_attn_implementation", None)
+        if setter is not None:
+            setter("eager")
+        try:
+            with torch.inference_mode():
+                out = self.model(**enc, output_attentions=True)
+        finally:
+            if setter is not None and before:
+                setter(before)
+        if not out.attentions or out.attentions[0] is None:
+            raise ModelError(f"{self.name}: the model returned no attention weights")
+        att = torch.stack([a[0, :, -1, :].float() for a in out.attentions]).mean(dim=(0, 1)).cpu().numpy()
+        ids = enc["input_ids"][0].cpu().numpy()
+        positions = np.flatnonzero(ids == image_id)
+        n = len(request.images)
+        if n == 0 or len(positions) % n:
+            raise ModelError(f"{self.name}: {len(positions)} image tokens for {n} image(s)")
+        per = len(positions) // n
+        return [att[positions[i * per:(i + 1) * per]].astype(np.float64) for i in range(n)]
+
     # ------------------------------------------------------------------ identity
     def fingerprint(self) -> str:
         h = hashlib.sha256()
