@@ -1,0 +1,150 @@
+"""The probe runner: cache keys, failed and empty answers, bad images, missing pairs, http concurrency."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medmm.errors import InputError
+from medmm.probe.confusion import read_predictions
+from medmm.probe.negation import read_responses, score_negation
+from medmm.probe.runner import run_probe
+from medmm.runs import ResultCache
+
+from .conftest import FakeVLM
+
+
+def _images(folder, names):
+    folder.mkdir(exist_ok=True)
+    for i, n in enumerate(names):
+        Image.fromarray(np.full((24, 24, 3), 40 * i, np.uint8)).save(folder / n)
+
+
+def _negation_file(tmp_path, image_names=("a.png", "b.png")):
+    _images(tmp_path, image_names)
+    qs = []
+    for k, name in enumerate(image_names):
+        for qa, ans, text in (("modality_gt", "yes", "Is this a CT Scan?"), ("modality_hallu", "no", "Is this an MRI?"),
+                              ("abnormality", "no", f"Any abnormality {k}?"),
+                              ("grounding_gt_0", "yes", "Nodule in the left lobe?"),
+                              ("grounding_hallu_0", "no", "Nodule in the right lobe?")):
+            qs.append({"id": k, "image": name, "image_type": "ct scan_chest", "qa_type": qa,
+                       "question": text + " (please answer yes/no)", "answer": ans,
+                       "medmm": {"box": [2, 2, 10, 10]} if qa.startswith("grounding") else {}})
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps(qs))
+    return path
+
+
+def test_failed_and_empty_answers_are_never_reused(tmp_path):
+    data = _negation_file(tmp_path)
+    model = FakeVLM(empty_once=["Any abnormality 1?"])
+    first = run_probe("negation", str(data), model, str(tmp_path / "run"), controls=("blind",), progress=False)
+    assert first.n_samples == 30 and first.n_computed == 30 and first.n_failed == 1
+    rec = [json.loads(l) for l in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    failed = [r for r in rec if r["status"] == "failed"]
+    assert [(r["unit"].split("/")[-1], r["variant"], r["error"]) for r in failed] == [("abnormality", "image", "empty answer")]
+    model.calls = 0
+    second = run_probe("negation", str(data), model, str(tmp_path / "run"), controls=("blind",), progress=False)
+    assert (second.n_computed, second.n_cached, second.n_failed, model.calls) == (1, 29, 0, 1)
+    assert model.seen[-1].startswith("Any abnormality 1?")
+    model.calls = 0
+    third = run_probe("negation", str(data), model, str(tmp_path / "run"), controls=("blind",), progress=False)
+    assert (third.n_computed, model.calls) == (0, 0)
+    # a different model (fingerprint) is a different configuration: nothing is reused
+    other = FakeVLM()
+    other.fingerprint = lambda: "another-model"  # type: ignore[method-assign]
+    fourth = run_probe("negation", str(data), other, str(tmp_path / "run"), controls=("blind",), progress=False)
+    assert fourth.n_computed == 30
+    # responses.json is ProbMed's response format and scores to the same numbers as the run
+    responses = read_responses(tmp_path / "run" / "responses.json")
+    assert len(responses) == 10
+    assert score_negation(responses).to_dict()["overall"] == pytest.approx(fourth.metrics["overall"])
+
+
+def test_bad_image_fails_its_samples_only(tmp_path):
+    data = _negation_file(tmp_path)
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    r = run_probe("negation", str(data), FakeVLM(), str(tmp_path / "run"), progress=False)
+    rec = [json.loads(l) for l in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    bad = [x for x in rec if x["status"] == "failed"]
+    assert r.n_failed == 5 and all(x["image"] == "b.png" and "not a readable image" in x["error"] for x in bad)
+    assert all(x["status"] == "ok" for x in rec if x["image"] == "a.png")
+
+
+def test_model_error_on_one_item_spares_the_batch(tmp_path):
+    data = _negation_file(tmp_path)
+    r = run_probe("negation", str(data), FakeVLM(fail_on=["Any abnormality 0?"]), str(tmp_path / "run"),
+                  batch_size=10, progress=False)
+    rec = [json.loads(l) for l in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert r.n_failed == 1
+    assert [x["error"] for x in rec if x["status"] == "failed"] == ["ModelError: fake failure"]
+
+
+def test_region_and_text_controls(tmp_path):
+    data = _negation_file(tmp_path)
+    r = run_probe("negation", str(data), FakeVLM(), str(tmp_path / "run"), mode="greedy",
+                  controls=("text", "region"), progress=False)
+    rec = [json.loads(l) for l in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    variants = {}
+    for x in rec:
+        variants[x["variant"]] = variants.get(x["variant"], 0) + 1
+    # 10 questions; text: 10 hinted; region: the 4 grounding questions cropped and drawn
+    assert variants == {"image": 10, "text": 10, "crop": 4, "draw": 4}
+    hinted = [x for x in rec if x["variant"] == "text"]
+    assert all(x["prompt"].startswith('Hint: the radiology report says the answer to this question is "') for x in hinted)
+    assert {x["meta"]["hint"] for x in hinted if x["meta"]["gt_ans"] == "yes"} == {"no"}
+    tp = r.metrics["controls"]["text_preference"]
+    assert tp["follows_text"] + tp["follows_image"] + tp["neither"] <= 10
+    assert set(r.metrics["controls"]["region_check"]) == {"image", "crop", "draw"}
+
+
+def test_confusion_missing_images_reported_by_pair(tmp_path, shared_data):
+    _images(tmp_path / "images", ["20192.jpg", "20053.jpg"])  # both images of pair 10001 only
+    data = shared_data / "mediconfusion" / "dataset.json"
+    r = run_probe("confusion", str(data), FakeVLM(), str(tmp_path / "run"), images=str(tmp_path / "images"),
+                  mode="greedy", progress=False)
+    assert len(r.missing_pairs) == 175 and "10001" not in r.missing_pairs
+    assert r.metrics["n_pairs"] == 1 and r.n_samples == 2
+    preds = read_predictions(tmp_path / "run" / "predictions.jsonl")
+    assert set(preds) == {("10001", 1), ("10001", 2)} and all(v in ("A", "B") for v in preds.values())
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["config"]["model"] == "fake-vlm-v1" and run["prompts"]["greedy"].startswith("Based on the image")
+    with pytest.raises(InputError, match="does not apply to negation"):
+        run_probe("negation", str(data), FakeVLM(), str(tmp_path / "x"), mode="prefix", progress=False)
+    with pytest.raises(InputError, match="needs --judge"):
+        run_probe("confusion", str(data), FakeVLM(), str(tmp_path / "x"), mode="judge", progress=False)
+
+
+def test_http_model_runs_concurrently(tmp_path):
+    from tests.test_models_http import FakeServer
+
+    from medmm.models import load
+
+    data = _negation_file(tmp_path, tuple(f"{c}.png" for c in "abcd"))
+    server = FakeServer()
+    server.delay = 0.05
+    try:
+        model = load(f"http:{server.url}", concurrency=4)
+        r = run_probe("negation", str(data), model, str(tmp_path / "run"), batch_size=8, progress=False)
+    finally:
+        server.close()
+    assert r.n_computed == 20 and r.n_failed == 0
+    assert server.max_active >= 2  # requests of a batch overlap
+    with sqlite3.connect(tmp_path / "run" / "cache.sqlite") as c:
+        assert c.execute("SELECT COUNT(*) FROM results WHERE status='ok'").fetchone()[0] == 20
+
+
+def test_cache_is_the_shared_result_cache(tmp_path):
+    data = _negation_file(tmp_path)
+    run_probe("negation", str(data), FakeVLM(), str(tmp_path / "run"), cache=str(tmp_path / "shared.sqlite"),
+              progress=False)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    with ResultCache(tmp_path / "shared.sqlite") as cache:
+        assert cache.counts(run["config_key"]) == {"ok": 10, "failed": 0}
+        assert cache.config(run["config_key"])["kind"] == "probe"
+    assert not (tmp_path / "run" / "cache.sqlite").exists()
