@@ -99,8 +99,8 @@ class ConfigSource:
 def find_config(name_or_path: str | os.PathLike[str]) -> ConfigSource:
     """A user's file if ``name_or_path`` exists on disk, else the packaged config of that name."""
     name = os.fspath(name_or_path)
-    if os.path.isfile(name):
-        path = Path(name).resolve()
+    if os.path.isfile(os.path.expanduser(name)):
+        path = Path(name).expanduser().resolve()
         return ConfigSource(name, name, path.read_text(encoding="utf-8"), path.parent, packaged=False)
     if os.path.isabs(name) or name.startswith((".", "~")):
         raise ConfigError(f"{name}: config file not found")
