@@ -145,6 +145,7 @@ def _loaded_by_all() -> dict[str, dict]:
         return dict(pool.map(run, present))
 
 
+@pytest.mark.slow  # one clean interpreter per package (~20-50 s in all on 2 busy cores, once per session)
 @pytest.mark.parametrize("pkg", PACKAGES)
 def test_importing_a_layer_loads_no_higher_or_sibling_layer(pkg: str) -> None:
     _skip_if_absent(pkg)
