@@ -282,7 +282,7 @@ def _controls(view: RunView, n_boot: int, seed: int, out: str) -> tuple[list[str
                 if d is not None:
                     diffs.append((f"{v} - original", d))
             sections.append("## Region check (position questions)\n\n" + "\n".join(rows) + "\n\n"
-                            "crop = the finding's region cropped and enlarged (ViCrop); draw = the region outlined. "
+                            "crop = the full image plus the finding's region cropped with context (ViCrop); draw = the region outlined. "
                             "A model that gains from the crop can see the finding but not place it in the whole image.")
             if diffs:
                 figures.append(plot_differences(diffs, "region check: position accuracy",

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 
 from medmm.errors import InputError, MedmmError
 from medmm.probe.samples import (Sample, check_mode, confusion_samples, load_image, negation_samples, prompts,
-                                 variant_image)
+                                 variant_images)
 from medmm.runs import ResultCache, RunConfig, file_fingerprint
 
 TEMPERATURE = 0.0
@@ -132,7 +132,7 @@ def answer_batch(model: Any, judge: Any, batch: Sequence[Sample], images: _Image
     ready: list[tuple[Sample, Any]] = []
     for s in batch:
         try:
-            ready.append((s, Request(images=[variant_image(s, images.get(s.image))], prompt=s.prompt)))
+            ready.append((s, Request(images=variant_images(s, images.get(s.image)), prompt=s.prompt)))
         except MedmmError as exc:
             rows.append((s.key, None, str(exc)))
     if not ready:

@@ -11,8 +11,9 @@ Controls (``--controls``):
 * ``blind``: the same prompts with a blank (black) and a noise image of the same size (MMStar);
 * ``text``: the same question with a misleading hint that states the wrong answer (Words or
   Vision); the text-preference ratio counts which of hint and image the answer follows;
-* ``region`` (negation pairs with boxes): position questions with the finding's region cropped
-  and enlarged (``crop``, ViCrop) or outlined on the image (``draw``, :func:`medmm.regions.draw`).
+* ``region`` (negation pairs with boxes): position questions asked with the full image plus the
+  finding's region cropped with context (``crop``, ViCrop's two images) or with the region
+  outlined on the image (``draw``, :func:`medmm.regions.draw`).
 """
 
 from __future__ import annotations
@@ -177,32 +178,21 @@ def _seed(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
 
 
-def crop_region(image: Image.Image, box: Sequence[float], margin: float = 0.5, min_side: int = 16) -> Image.Image:
-    """The box with ``margin`` (share of its size) on each side, at least ``min_side`` pixels, scaled
-    up so its longer side matches the image's (ViCrop's zoom)."""
-    x1, y1, x2, y2 = box
-    w, h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    half_w = max(w * (1 + 2 * margin), min_side) / 2
-    half_h = max(h * (1 + 2 * margin), min_side) / 2
-    left, top = max(0, int(cx - half_w)), max(0, int(cy - half_h))
-    right, bottom = min(image.width, int(np.ceil(cx + half_w))), min(image.height, int(np.ceil(cy + half_h)))
-    crop = image.crop((left, top, max(right, left + 1), max(bottom, top + 1)))
-    scale = max(image.width, image.height) / max(crop.width, crop.height)
-    return crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))), Image.BICUBIC)
-
-
-def variant_image(sample: Sample, image: Image.Image) -> Image.Image:
-    """The image the model sees for ``sample`` (the original for image/text variants)."""
+def variant_images(sample: Sample, image: Image.Image) -> list[Image.Image]:
+    """The images the model sees for ``sample``: the original for the image and text variants; for
+    ``crop`` the full image and the region cropped with context (ViCrop's ``[full image, crop]``,
+    :func:`medmm.models.vicrop.crop_with_margin`); for ``draw`` the region outlined."""
     if sample.variant == "blank":
-        return Image.new("RGB", image.size, (0, 0, 0))
+        return [Image.new("RGB", image.size, (0, 0, 0))]
     if sample.variant == "noise":
         rng = np.random.default_rng(_seed(sample.unit))
-        return Image.fromarray(rng.integers(0, 256, size=(image.height, image.width, 3), dtype=np.uint8))
+        return [Image.fromarray(rng.integers(0, 256, size=(image.height, image.width, 3), dtype=np.uint8))]
     if sample.variant == "crop":
-        return crop_region(image, sample.box)  # type: ignore[arg-type]
+        from medmm.models.vicrop import crop_with_margin
+
+        return [image, image.crop(crop_with_margin(sample.box, image.size))]  # type: ignore[arg-type]
     if sample.variant == "draw":
         from medmm.regions import draw
 
-        return draw(image, [sample.box])  # type: ignore[list-item]
-    return image
+        return [draw(image, [sample.box])]  # type: ignore[list-item]
+    return [image]
