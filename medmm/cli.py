@@ -345,7 +345,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from medmm.audit.runner import export
 
     n = export(args.db, args.out, reviewed_only=args.reviewed_only, redact=args.redact, with_paths=args.with_paths,
-               config_key=args.config_key)
+               config_key=args.config_key, deid_text=args.deid_text)
     print(f"wrote {args.out}: {n} flag(s)", file=sys.stderr)
     return 0
 
@@ -581,6 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--with-paths", action="store_true",
                    help="include the study's source path (off by default: folder names often carry patient names)")
     p.add_argument("--config-key", default=None, help="only the flags of this configuration (default: all)")
+    p.add_argument("--deid-text", action="store_true",
+                   help="scrub names, dates, IDs, phones, addresses and ages > 89 from the report-derived columns")
     p.set_defaults(func=_cmd_export)
 
     users = sub.add_parser("users", help="review-app users").add_subparsers(dest="users_command", required=True)
@@ -610,6 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default="127.0.0.1")
     p.set_defaults(func=_cmd_app)
     __import__("medmm.probe.cli", fromlist=["add_parsers"]).add_parsers(sub)  # medmm probe build|run|score|report|compare
+    __import__("medmm.deid.cli", fromlist=["add_parsers"]).add_parsers(sub)  # medmm deid IN OUT
     return parser
 
 

@@ -384,14 +384,20 @@ REDACT_DROP = ("text", "explanation", "reviewer")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+DEID_TEXT_COLUMNS = ("text", "explanation")  # the columns that quote the report
+
+
 def export(db: str, out: str, reviewed_only: bool = False, redact: bool = False, with_paths: bool = False,
-           config_key: str | None = None) -> int:
+           config_key: str | None = None, deid_text: bool = False) -> int:
     """One row per flag (with the latest review decision) to CSV, Parquet or JSONL; returns the row count.
 
     No path leaves the store unless ``with_paths`` (study folders are often named after the patient).
     ``redact`` also drops the columns that quote the report or name a person: the flagged text, the
     explanation (which quotes the report) and the reviewer. Real de-identification of DICOM is
     ``medmm deid``; this only chooses columns. ``config_key`` limits the rows to one configuration.
+    ``deid_text`` passes the report-derived columns (flagged text, explanation) through
+    :func:`medmm.deid.text.scrub_with_context` (names, dates, IDs, phones, addresses, ages over 89 found in the
+    whole report are replaced in each fragment).
     """
     import pandas as pd
 
@@ -400,9 +406,17 @@ def export(db: str, out: str, reviewed_only: bool = False, redact: bool = False,
         raise InputError(f"{out}: export to .csv, .parquet or .jsonl")
     with Store(db) as store:
         rows = store.flag_rows(reviewed_only=reviewed_only, with_paths=with_paths, config_key=config_key)
+        reports = dict(store.conn.execute("SELECT study_key, text FROM reports")) if deid_text else {}
     columns = EXPORT_COLUMNS + (["source_path"] if with_paths else [])
     cols = [c for c in columns if not (redact and c in REDACT_DROP)]
     table = pd.DataFrame(rows, columns=columns)[cols]
+    if deid_text:  # each fragment scrubbed with its whole report as context (a flagged word may be a name)
+        from medmm.deid.text import scrub_with_context
+
+        for c in DEID_TEXT_COLUMNS:
+            if c in table.columns:
+                table[c] = [scrub_with_context(v, reports.get(k, "")) if isinstance(v, str) else v
+                            for v, k in zip(table[c], table["study_key"])]
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     if low.endswith(".csv"):
         # spreadsheet formula injection: report text can start with "=" (OWASP: prefix a quote)

@@ -146,3 +146,20 @@ def scrub_text(text: str) -> ScrubResult:
         pos = s.end
     out.append(text[pos:])
     return ScrubResult("".join(out), tuple(spans))
+
+
+def scrub_with_context(value: str, context: str) -> str:
+    """Scrub ``value``, a fragment quoted from ``context`` (a flag's text or explanation, from its report):
+    PHI found in the whole report is also replaced where the fragment repeats it without its cue
+    (a flagged word that is a name, "Smith" in an explanation)."""
+    out = scrub_text(value).text
+    found = sorted({(context[s.start:s.end], s.kind) for s in find_phi(context)}, key=lambda p: -len(p[0]))
+    for phi, kind in found:
+        if len(phi.strip()) < 2:
+            continue
+        label = "[AGE>89]" if kind == "AGE" else f"[{kind}]"
+        out = re.sub(rf"(?<!\w){re.escape(phi)}(?!\w)", label, out)
+        for part in re.split(r"[\s,]+", phi) if kind == "NAME" else ():  # a first or last name on its own
+            if len(part) > 2 and part[0].isupper():
+                out = re.sub(rf"(?<!\w){re.escape(part)}(?!\w)", label, out)
+    return out
