@@ -1,9 +1,12 @@
 """medmm report review app (Streamlit): worklist, study view, check now, export.
 
-Run with ``medmm app --db audit.sqlite`` (or ``streamlit run apps/report_checker.py`` with
-``MEDMM_APP_CONFIG`` / ``MEDMM_APP_DB`` set). The app only displays and collects decisions:
-checking is ``medmm.reports.check``, storage is ``medmm.audit.store.Store``, users are
-``medmm.app.auth``, rendering helpers are ``medmm.app.views``.
+Run with ``medmm app --db audit.sqlite`` (``MEDMM_APP_CONFIG`` / ``MEDMM_APP_DB`` select the
+config and store). The app only displays and collects decisions: checking is
+``medmm.reports.check``, storage is ``medmm.audit.store.Store``, users and roles are
+``medmm.app.auth``, the login's binding to the browser is ``medmm.app.sessions`` (served by
+``medmm.app.server``: a plain ``streamlit run`` of this file serves only a notice), uploads are
+``medmm.app.uploads``, rendering helpers are ``medmm.app.views`` and ``medmm.app.text``.
+Report-derived text is always rendered as text (``st.text`` or escaped), never as Markdown.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import hashlib
 import os
 import tempfile
 import time
-import zipfile
 
 import streamlit as st
 
-from medmm.app.auth import AppConfig, Session, authenticate, load_users
+from medmm.app import sessions
+from medmm.app.auth import AppConfig, Session, allowed, load_users
+from medmm.app.auth import login as check_login
+from medmm.app.text import inert_html, md_escape
+from medmm.app.uploads import UploadLimits, discard, keep, save_upload, sweep_pending
 from medmm.app.views import boxes_for, draw_boxes, highlight, legend
 from medmm.audit.store import DECISIONS, Store, StudyRecord
 from medmm.reports.taxonomy import TYPE_IDS
@@ -29,30 +35,88 @@ st.set_page_config(page_title="medmm report review", layout="wide")
 
 
 # ---------------------------------------------------------------- login (every page needs it)
-def login() -> None:
+def _session_id() -> str | None:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else None
+
+
+def _binding() -> str | None:
+    """The hash of this connection's session cookie; NO_CLIENT without a browser (AppTest); None
+    when a browser came without medmm's cookie (the app was not started by ``medmm app``)."""
+    if not len(st.context.headers):
+        return sessions.NO_CLIENT
+    token = sessions.cookie_token(st.context.cookies.to_dict())
+    return sessions.token_hash(token) if token else None
+
+
+def end_session(message: str | None = None, revoke: bool = False) -> None:
+    """Forget everything this tab held (login, pages, Check-now text and results, pending uploads)."""
+    old = st.session_state.get("session")
+    if revoke and old is not None:
+        sessions.REGISTRY.revoke(old.token_hash)
+    sessions.REGISTRY.unbind(_session_id())
+    checked = st.session_state.get("checked")
+    if checked:
+        discard(checked.get("pending"))
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
+    if message:
+        st.session_state["_notice"] = message
+
+
+def login(binding: str) -> None:
     st.title("medmm report review")
+    notice = st.session_state.pop("_notice", None)
+    if notice:
+        st.warning(notice)
     with st.form("login"):
-        user = st.text_input("User name", key="login_user")
-        password = st.text_input("Password", type="password", key="login_password")
+        user = st.text_input("User name", key="login_user", max_chars=64)
+        password = st.text_input("Password", type="password", key="login_password", max_chars=256)
         submitted = st.form_submit_button("Log in")
     if submitted:
-        role = authenticate(load_users(CONFIG.users_file), user.strip(), password)
-        if role:
-            st.session_state["session"] = Session(user.strip(), role, time.time())
+        name = user.strip()
+        result = check_login(CONFIG.users_file, name, password, st.context.ip_address)
+        if result.ok:
+            now = time.time()
+            end_session()
+            st.session_state["session"] = Session(name, result.role, now, now, binding)
+            sessions.REGISTRY.bind(_session_id(), binding, name, result.role, now)
             st.rerun()
+        elif result.wait_seconds > 0:
+            st.error(f"Too many failed logins: try again in {result.wait_seconds:.0f} s.")
         else:
             st.error("Wrong user name or password.")
 
 
+BINDING = _binding()
+if BINDING is None:
+    st.error("This review app must be started with `medmm app` (it binds each login to a cookie that only "
+             "medmm's server sets). Nothing is served otherwise.")
+    st.stop()
 session: Session | None = st.session_state.get("session")
-if session is not None and session.expired(CONFIG.session_timeout_minutes):
-    del st.session_state["session"]
-    session = None
-    st.warning("Your session expired after inactivity; please log in again.")
+if session is not None:
+    problem = sessions.session_problem(session, BINDING, load_users(CONFIG.users_file), CONFIG)
+    if problem:
+        end_session(problem)
+        session = None
 if session is None:
-    login()
+    login(BINDING)
     st.stop()
 session.touch()
+sessions.REGISTRY.bind(_session_id(), session.token_hash, session.user, session.role, session.started)
+
+# The page blanks itself after the idle timeout (PHI does not stay on an unattended screen);
+# the reload then shows the login form. Each rerun restarts the timer.
+st.html(f"""<script>
+clearTimeout(window.__medmmIdle);
+window.__medmmIdle = setTimeout(function () {{
+  document.body.innerHTML = "<p style='font:16px sans-serif;margin:2em'>Session ended after inactivity.</p>";
+  window.location.reload();
+}}, {int(CONFIG.session_timeout_minutes * 60 * 1000)});
+/* {time.time()} */
+</script>""", unsafe_allow_javascript=True)
 
 if not os.path.isfile(DB):
     st.error(f"No review store at {DB}. Run `medmm audit ... --db {DB}` first, or start the app with --db.")
@@ -67,10 +131,10 @@ def go(page: str, study: str | None = None) -> None:
 
 
 with st.sidebar:
-    st.markdown(f"**{session.user}** ({session.role})")
+    st.markdown(f"**{md_escape(session.user)}** ({session.role})")
     st.radio("Page", ["Worklist", "Study", "Check now", "Export"], key="page")
     if st.button("Log out", key="logout"):
-        del st.session_state["session"]
+        end_session("You are logged out.", revoke=True)
         st.rerun()
 
 configs = store.configurations()
@@ -182,31 +246,33 @@ def study_page() -> None:
         image_viewer(study)
     with right:
         st.markdown(legend(sorted({f["type"] for f in study["flags"]})), unsafe_allow_html=True)
-        st.markdown(highlight(study["report"] or "", study["flags"]), unsafe_allow_html=True)
-        st.caption(f"Header: modality {study['modality']}, body part {study['body_part']}, sex {study['patient_sex']}")
+        st.markdown(inert_html(highlight(study["report"] or "", study["flags"])), unsafe_allow_html=True)
+        st.caption(md_escape(f"Header: modality {study['modality']}, body part {study['body_part']}, "
+                             f"sex {study['patient_sex']}"))
         if not study["flags"]:
             st.success("No flags on this study.")
         pending = [f for f in study["flags"] if f["decision"] is None]
         if pending:
             first = pending[0]
-            st.caption(f"Quick decision for the first undecided flag ({first['type']}): Alt+T true error, "
-                       "Alt+F false positive, Alt+U uncertain")
+            st.caption(f"Quick decision for the first undecided flag ({md_escape(first['type'])}): Alt+T true "
+                       "error, Alt+F false positive, Alt+U uncertain")
             q1, q2, q3 = st.columns(3)
             for col, (decision, shortcut) in zip((q1, q2, q3), (("true_error", "Alt+T"), ("false_positive", "Alt+F"),
                                                                 ("uncertain", "Alt+U"))):
-                if col.button(LABELS[decision], key=f"quick_{decision}", shortcut=shortcut, help=shortcut):
+                if col.button(LABELS[decision], key=f"quick_{decision}", shortcut=shortcut, help=shortcut) \
+                        and allowed(session.role, "review"):
                     store.add_review(session.user, decision, flag_id=first["id"])
                     st.rerun()
         for f in study["flags"]:
             with st.container(border=True):
-                st.markdown(f"**{f['type']}** · confidence {f['confidence']:.2f} · evidence {f['evidence']} · "
-                            f"current decision: **{LABELS.get(f['decision'], 'none')}**")
-                st.markdown(f"> {f['text']}")
-                st.caption(f["explanation"])
+                st.markdown(f"**{md_escape(f['type'])}** · confidence {f['confidence']:.2f} · evidence "
+                            f"{md_escape(f['evidence'])} · current decision: **{LABELS.get(f['decision'], 'none')}**")
+                st.text(f["text"])  # report text: shown as text, never Markdown (no remote images, no links)
+                st.text(f["explanation"])
                 choice = st.radio("Decision", DECISIONS, format_func=LABELS.get, horizontal=True, index=None,
                                   key=f"dec_{f['id']}")
                 comment = st.text_input("Comment", key=f"com_{f['id']}")
-                if st.button("Save decision", key=f"save_{f['id']}"):
+                if st.button("Save decision", key=f"save_{f['id']}") and allowed(session.role, "review"):
                     if choice is None:
                         st.warning("Choose a decision first.")
                     else:
@@ -214,7 +280,7 @@ def study_page() -> None:
                         st.rerun()
         st.markdown("**Study verdict**" + (f": {LABELS[study['verdict']]}" if study["verdict"] else ""))
         verdict = st.radio("Verdict", DECISIONS, format_func=LABELS.get, horizontal=True, index=None, key="verdict")
-        if st.button("Save verdict", key="save_verdict") and verdict:
+        if st.button("Save verdict", key="save_verdict") and verdict and allowed(session.role, "review"):
             store.add_review(session.user, verdict, study_key=key)
             st.rerun()
         history = store.history(key)
@@ -225,64 +291,84 @@ def study_page() -> None:
 
 
 # ---------------------------------------------------------------- check now
+UPLOAD_ROOT = os.path.join(os.path.dirname(os.path.abspath(DB)), "uploads")
+LIMITS = UploadLimits(CONFIG.upload_max_expanded_mb * 2**20, CONFIG.upload_max_members, CONFIG.upload_max_ratio)
+
+
 def check_now() -> None:
     from medmm.audit.runner import run_config
+    from medmm.errors import InputError
     from medmm.imaging import header_facts
     from medmm.reports import check
 
     st.header("Check now")
-    upload = st.file_uploader("Image: a DICOM file, a zip of a series, a NIfTI or a PNG",
-                              type=["dcm", "zip", "nii", "gz", "png", "jpg", "jpeg"], key="upload")
-    report = st.text_area("Report", height=220, key="paste_report")
-    if st.button("Check", key="run_check") and report.strip():
-        folder = None
+    may_upload = allowed(session.role, "check_upload")
+    upload = None
+    if may_upload:
+        upload = st.file_uploader("Image: a DICOM file, a zip of a series, a NIfTI or a PNG",
+                                  type=["dcm", "zip", "nii", "gz", "png", "jpg", "jpeg"], key="upload")
+    else:
+        st.caption("Only admins can check an image with the report (uploads are stored on the server).")
+    report = st.text_area("Report", height=220, key="paste_report", max_chars=100_000)
+    if st.button("Check", key="run_check") and report.strip() and allowed(session.role, "check_text"):
+        previous = st.session_state.pop("checked", None)
+        if previous:
+            discard(previous.get("pending"))  # an unsaved upload of an earlier check
+        sweep_pending(UPLOAD_ROOT)
+        pending = None
         images: list[str] = []
-        if upload is not None:
-            data = upload.getvalue()
-            digest = hashlib.sha256(data + report.encode()).hexdigest()[:16]
-            folder = os.path.join(os.path.dirname(os.path.abspath(DB)), "uploads", digest)
-            os.makedirs(folder, exist_ok=True)
-            if upload.name.lower().endswith(".zip"):
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = os.path.join(tmp, "u.zip")
-                    with open(path, "wb") as fh:
-                        fh.write(data)
-                    with zipfile.ZipFile(path) as z:
-                        for member in z.namelist():
-                            if ".." in member or member.startswith("/"):
-                                continue  # no paths out of the upload folder
-                            z.extract(member, os.path.join(folder, "series"))
-                images = [os.path.join(folder, "series")]
-            else:
-                path = os.path.join(folder, os.path.basename(upload.name))
-                with open(path, "wb") as fh:
-                    fh.write(data)
-                images = [path]
-        header = header_facts(images) if images else None
-        run = run_config(CONFIG.checker, CONFIG.model)
-        result = check(report, header=header, checker=CONFIG.checker, model=CONFIG.model, threshold=run["threshold"])
+        if upload is not None and may_upload:
+            try:
+                saved = save_upload(upload.getvalue(), upload.name, UPLOAD_ROOT, LIMITS)
+            except InputError as exc:
+                st.error(str(exc))
+                return
+            pending, images = saved.folder, list(saved.images)
+        try:
+            header = header_facts(images) if images else None
+            run = run_config(CONFIG.checker, CONFIG.model)
+            result = check(report, header=header, checker=CONFIG.checker, model=CONFIG.model,
+                           threshold=run["threshold"])
+        except BaseException:
+            discard(pending)
+            raise
+        if not allowed(session.role, "save_checked"):
+            discard(pending)  # nobody can save it: the upload ends with the check
+            pending, images = None, []
         st.session_state["checked"] = {"report": report, "images": images, "header": header, "result": result,
-                                       "folder": folder}
+                                       "pending": pending}
     checked = st.session_state.get("checked")
     if checked:
         res = checked["result"]
         flags = [{**f.as_dict(), "id": i} for i, f in enumerate(res.flags)]
         st.markdown(("**Error suspected**" if res.has_error else "**No error found**") + f" (score {res.score:.2f})")
         st.markdown(legend(sorted({f["type"] for f in flags})), unsafe_allow_html=True)
-        st.markdown(highlight(checked["report"], flags), unsafe_allow_html=True)
+        st.markdown(inert_html(highlight(checked["report"], flags)), unsafe_allow_html=True)
         for f in flags:
-            st.markdown(f"- **{f['type']}** ({f['confidence']:.2f}, {f['evidence']}): {f['explanation']}")
+            st.markdown(f"- **{md_escape(f['type'])}** ({f['confidence']:.2f}, {md_escape(f['evidence'])})")
+            st.text(f["explanation"])
         for note in res.notes:
-            st.caption(f"note: {note}")
-        if session.role != "admin":
+            st.caption(md_escape(f"note: {note}"))
+        if not allowed(session.role, "save_checked"):
             st.caption("Only admins can save checked studies into the store.")
-        elif st.button("Save into the store", key="save_checked"):
-            run_id, saved_key = store.start_run(run_config(CONFIG.checker, CONFIG.model))
+        elif st.button("Save into the store", key="save_checked") and allowed(session.role, "save_checked"):
             source = "upload:" + hashlib.sha256((checked["report"] + str(checked["images"])).encode()).hexdigest()
-            store.record_result(run_id, saved_key, StudyRecord(source, checked["folder"], checked["header"],
-                                                                checked["report"], tuple(checked["images"])), res)
+            images, folder = checked["images"], None
+            if checked.get("pending"):
+                kept = keep(_pending_upload(checked), UPLOAD_ROOT, hashlib.sha256(source.encode()).hexdigest()[:16])
+                images, folder = list(kept.images), kept.folder
+            run_id, saved_key = store.start_run(run_config(CONFIG.checker, CONFIG.model))
+            store.record_result(run_id, saved_key, StudyRecord(source, folder, checked["header"], checked["report"],
+                                                                tuple(images)), res)
             store.finish_run(run_id)
+            st.session_state["checked"] = {**checked, "pending": None}
             st.success(f"Saved as study {store.study_key(source)}.")
+
+
+def _pending_upload(checked: dict):  # noqa: ANN202 - an Upload
+    from medmm.app.uploads import Upload
+
+    return Upload(checked["pending"], tuple(checked["images"]))
 
 
 # ---------------------------------------------------------------- export
@@ -291,7 +377,12 @@ def export_page() -> None:
 
     st.header("Export")
     reviewed = st.checkbox("Reviewed flags only", value=True, key="x_reviewed")
-    redact = st.checkbox("Redacted (no report text, explanations or reviewer names)", key="x_deid")
+    full = allowed(session.role, "export_full")
+    redact = st.checkbox("Redacted (no report text, explanations or reviewer names)", key="x_deid",
+                         value=not full, disabled=not full)
+    if not full:
+        st.caption("Reviewers export redacted files only; an admin can export report text and reviewer names.")
+        redact = True  # enforced here, whatever the browser sent
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "flags.csv")
         n = export(DB, out, reviewed_only=reviewed, redact=redact, config_key=config_key)  # never with paths

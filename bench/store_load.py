@@ -23,7 +23,9 @@ REPORT = "FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small right pleu
 
 
 @dataclass(frozen=True)
-class _Flag:
+class FakeFlag:
+    """What the store reads from a checker's flag (a stand-in: the store is what is under test)."""
+
     type: str = "laterality"
     start: int = 52
     end: int = 57
@@ -35,10 +37,12 @@ class _Flag:
 
 
 @dataclass(frozen=True)
-class _Result:
+class FakeResult:
+    """What the store reads from a check result."""
+
     has_error: bool = True
     score: float = 0.9
-    flags: tuple = (_Flag(),)
+    flags: tuple = (FakeFlag(),)
     notes: list = field(default_factory=list)
 
 
@@ -50,7 +54,7 @@ def _seed(db: str, n: int) -> str:
         run_id, key = s.start_run(RunConfig.build("audit", checker="rules", threshold=0.5, bench="seed"))
         for i in range(n):
             s.record_result(run_id, key, StudyRecord(f"seed-{i}", None, {"modality": "CT"}, REPORT.format(i=i)),
-                            _Result())
+                            FakeResult())
         s.finish_run(run_id)
         return key
 
@@ -99,7 +103,7 @@ def _auditor(db: str, until: float, q: Any) -> None:
         while time.time() < until:
             try:
                 if s.record_result(run_id, key, StudyRecord(f"load-{i}", None, {"modality": "CT"},
-                                                            REPORT.format(i=i)), _Result()):
+                                                            REPORT.format(i=i)), FakeResult()):
                     written += 1
             except Exception as exc:  # noqa: BLE001
                 errors.append(f"{type(exc).__name__}: {exc}")

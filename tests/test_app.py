@@ -105,7 +105,7 @@ def test_flagged_study_renders_and_decision_is_stored(demo_store, monkeypatch):
     with Store(str(demo_store / "a.sqlite")) as s:
         key = s.worklist()[0]["study_key"]
         flag = s.study(key)["flags"][0]
-    assert flag["explanation"] in " ".join(c.value for c in at.caption)
+    assert flag["explanation"] in " ".join(t.value for t in at.text)  # report-derived text: st.text, not Markdown
     at.radio(key=f"dec_{flag['id']}").set_value("false_positive")
     at.text_input(key=f"com_{flag['id']}").input("side is right in both")
     at.button(key=f"save_{flag['id']}").click().run()
@@ -139,11 +139,12 @@ def test_end_to_end_in_chromium(demo_store, tmp_path):
     db = tmp_path / "e2e.sqlite"
     shutil.copy(demo_store / "pristine.sqlite", db)
     port = _free_port()
-    env = dict(os.environ, MEDMM_APP_CONFIG=str(demo_store / "app.yaml"), MEDMM_APP_DB=str(db))
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", APP, "--server.port", str(port),
-                               "--server.address", "127.0.0.1", "--server.headless", "true",
-                               "--browser.gatherUsageStats", "false"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
+    env = dict(os.environ)
+    env.pop("MEDMM_APP_CONFIG", None)
+    # medmm app: Streamlit behind medmm's session-cookie middleware (a plain `streamlit run` serves only a notice)
+    server = subprocess.Popen([sys.executable, "-m", "medmm.cli", "app", "--config", str(demo_store / "app.yaml"),
+                               "--db", str(db), "--port", str(port), "--address", "127.0.0.1"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     os.makedirs(ARTIFACTS, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
     try:

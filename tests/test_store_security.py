@@ -9,34 +9,14 @@ import os
 import sqlite3
 import subprocess
 import sys
-from dataclasses import dataclass, field
 
 import pytest
 
+from bench.store_load import FakeFlag, FakeResult
 from medmm.audit.store import GENESIS, TRIGGERS, Store, StoreError, StudyRecord, review_hash
 from medmm.runs import RunConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@dataclass(frozen=True)
-class _Flag:
-    type: str
-    start: int
-    end: int
-    text: str
-    explanation: str = "left vs right"
-    confidence: float = 0.9
-    evidence: str = "rule"
-    rule: str = "laterality.impression"
-
-
-@dataclass(frozen=True)
-class _Result:
-    has_error: bool
-    score: float
-    flags: tuple = ()
-    notes: list = field(default_factory=list)
 
 
 REPORT = "FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small right pleural effusion."
@@ -47,8 +27,8 @@ def _filled(path: str, n: int = 3) -> tuple[Store, list[int]]:
     s = Store(path)
     run_id, key = s.start_run(RunConfig.build("audit", checker="rules", threshold=0.5))
     for i in range(n):
-        flag = _Flag("laterality", 52, 57, "right")
-        assert s.record_result(run_id, key, StudyRecord(f"src-{i}", None, {"modality": "CT"}, REPORT), _Result(True, 0.9,
+        flag = FakeFlag("laterality", 52, 57, "right")
+        assert s.record_result(run_id, key, StudyRecord(f"src-{i}", None, {"modality": "CT"}, REPORT), FakeResult(True, 0.9,
                                                                                                             (flag,)))
     s.finish_run(run_id)
     flags = [r[0] for r in s.conn.execute("SELECT id FROM flags ORDER BY id")]
@@ -223,10 +203,10 @@ def test_store_keeps_the_first_report(tmp_path):
     s, _ = _filled(str(tmp_path / "a.sqlite"), n=1)
     run_id, key = s.start_run(RunConfig.build("audit", checker="rules", threshold=0.7))
     with pytest.raises(StoreError, match="report differs"):
-        s.record_result(run_id, key, StudyRecord("src-0", None, None, "FINDINGS: Normal."), _Result(False, 0.1))
+        s.record_result(run_id, key, StudyRecord("src-0", None, None, "FINDINGS: Normal."), FakeResult(False, 0.1))
     # same report under a new configuration: fine, and a second writer of the same result is a no-op
-    assert s.record_result(run_id, key, StudyRecord("src-0", None, None, REPORT), _Result(False, 0.1))
-    assert not s.record_result(run_id, key, StudyRecord("src-0", None, None, REPORT), _Result(False, 0.1))
+    assert s.record_result(run_id, key, StudyRecord("src-0", None, None, REPORT), FakeResult(False, 0.1))
+    assert not s.record_result(run_id, key, StudyRecord("src-0", None, None, REPORT), FakeResult(False, 0.1))
     assert not s.record_failure(run_id, key, StudyRecord("src-0", None, None, REPORT), "load", "x")
     s.close()
 
@@ -241,7 +221,6 @@ def test_store_recursive_triggers_on(tmp_path):
 @pytest.mark.slow
 def test_eight_reviewers_and_an_audit_for_10_seconds(tmp_path):
     """bench/store_load.py for 10 s: no lost or duplicated row, no 'database is locked' reaching a user."""
-    sys.path.insert(0, ROOT)
     from bench.store_load import run_load
 
     out = run_load(str(tmp_path / "load.sqlite"), seconds=10.0, reviewers=8)

@@ -1,8 +1,15 @@
-"""Users, roles and password hashes for the review app (a YAML file; no plaintext passwords).
+"""Users, roles, password hashes, login throttling and sessions for the review app.
 
-Hashes are scrypt (``hashlib.scrypt``, n=2**14, r=8, p=1) with a random 16-byte salt per user;
-verification is constant-time. Roles: ``reviewer`` (reviews flags) and ``admin`` (also runs
-checks from the app and exports).
+Users live in a YAML file (mode 0600) holding scrypt hashes, never plaintext. Hashes are scrypt
+(``hashlib.scrypt``, n=2**17, r=8, p=1: about 128 MiB and a few hundred ms per attempt) with a
+random 16-byte salt per user; verification is constant-time; a hash made with a lower cost is
+re-hashed on the next successful login. Passwords are 12 to 256 characters (the upper bound
+keeps one attempt's cost bounded), must not contain the user name and must not be one repeated
+character. At most :data:`MAX_CONCURRENT_HASHES` hashes run at once (memory).
+
+Login attempts are throttled per user and per client (:class:`Throttle`): a few free failures,
+then an exponential back-off, capped at a 15-minute lock-out. Roles and what each may do are in
+:data:`PERMISSIONS` (checked server-side by the app for every action).
 """
 
 from __future__ import annotations
@@ -11,8 +18,9 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -20,22 +28,71 @@ import yaml
 from medmm.errors import ConfigError, InputError
 
 ROLES = ("reviewer", "admin")
-N, R, P = 2**14, 8, 1
+N, R, P = 2**17, 8, 1
+MIN_N = 2**17  # hashes below this cost are re-hashed on login
+MIN_PASSWORD, MAX_PASSWORD = 12, 256
+MAX_CONCURRENT_HASHES = 2
+_HASH_SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT_HASHES)
+
+# What each role may do in the app (the app checks `allowed(role, action)` before every action).
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "view": frozenset(ROLES),             # worklist, study pages, images, review history
+    "review": frozenset(ROLES),           # save flag decisions and study verdicts
+    "check_text": frozenset(ROLES),       # Check now on pasted report text (nothing stored)
+    "export_redacted": frozenset(ROLES),  # CSV without report text, explanations, reviewer names
+    "check_upload": frozenset({"admin"}),  # Check now with an uploaded image / zip (files on the server)
+    "save_checked": frozenset({"admin"}),  # add a checked study to the store
+    "export_full": frozenset({"admin"}),   # CSV with report text, explanations and reviewer names
+}
+
+
+def allowed(role: str | None, action: str) -> bool:
+    """Whether ``role`` may perform ``action`` (unknown actions: nobody)."""
+    return role is not None and role in PERMISSIONS.get(action, frozenset())
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    with _HASH_SLOTS:
+        return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=32,
+                              maxmem=128 * r * n + 16 * 1024 * 1024)
+
+
+def check_password_policy(password: str, name: str = "") -> None:
+    """Raise :class:`InputError` saying what is wrong with ``password``."""
+    if len(password) < MIN_PASSWORD:
+        raise InputError(f"passwords need at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise InputError(f"passwords have at most {MAX_PASSWORD} characters")
+    if len(set(password)) == 1:
+        raise InputError("a password of one repeated character is refused")
+    if name and name.lower() in password.lower():
+        raise InputError("the password must not contain the user name")
 
 
 def hash_password(password: str, salt: bytes | None = None) -> dict[str, Any]:
     salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=N, r=R, p=P, dklen=32)
+    digest = _scrypt(password, salt, N, R, P)
     return {"salt": salt.hex(), "hash": digest.hex(), "n": N, "r": R, "p": P}
 
 
 def verify_password(password: str, record: dict[str, Any]) -> bool:
+    if len(password) > MAX_PASSWORD:
+        return False
     try:
-        digest = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(record["salt"]), n=int(record["n"]),
-                                r=int(record["r"]), p=int(record["p"]), dklen=32)
+        n, r, p = int(record["n"]), int(record["r"]), int(record["p"])
+        if n > 2**20 or r > 32 or p > 16:  # a doctored users file must not exhaust the server
+            return False
+        digest = _scrypt(password, bytes.fromhex(record["salt"]), n, r, p)
     except (KeyError, ValueError, TypeError):
         return False
     return hmac.compare_digest(digest.hex(), str(record.get("hash", "")))
+
+
+def needs_rehash(record: dict[str, Any]) -> bool:
+    try:
+        return int(record["n"]) < MIN_N or int(record["r"]) < R or int(record["p"]) < P
+    except (KeyError, ValueError, TypeError):
+        return True
 
 
 def load_users(path: str) -> dict[str, dict[str, Any]]:
@@ -54,21 +111,40 @@ def load_users(path: str) -> dict[str, dict[str, Any]]:
     return users
 
 
+_USERS_LOCK = threading.Lock()
+
+
+def _write_users(path: str, users: dict[str, dict[str, Any]]) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        yaml.safe_dump({"users": users}, fh, sort_keys=True)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
 def add_user(path: str, name: str, role: str, password: str) -> None:
     if role not in ROLES:
         raise InputError(f"role {role!r}: use one of {', '.join(ROLES)}")
     if not name or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
         raise InputError(f"user name {name!r}: letters, digits, '.', '-', '_' only")
-    if len(password) < 8:
-        raise InputError("passwords need at least 8 characters")
-    users = load_users(path)
-    users[name] = {"role": role, **hash_password(password)}
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        yaml.safe_dump({"users": users}, fh, sort_keys=True)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    check_password_policy(password, name)
+    record = hash_password(password)
+    with _USERS_LOCK:
+        users = load_users(path)
+        users[name] = {"role": role, **record}
+        _write_users(path, users)
+
+
+def remove_user(path: str, name: str) -> bool:
+    """Remove ``name``; live app sessions of that user end at their next rerun. False if absent."""
+    with _USERS_LOCK:
+        users = load_users(path)
+        if users.pop(name, None) is None:
+            return False
+        _write_users(path, users)
+        return True
 
 
 def authenticate(users: dict[str, dict[str, Any]], name: str, password: str) -> str | None:
@@ -78,14 +154,116 @@ def authenticate(users: dict[str, dict[str, Any]], name: str, password: str) -> 
     return rec["role"] if rec is not None and ok else None
 
 
+# ---------------------------------------------------------------- throttling
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+
+
+@dataclass
+class Throttle:
+    """Failed-login back-off per key ("user:NAME", "client:ADDRESS"), in memory, thread-safe.
+
+    After ``free`` failures each further failure doubles the wait (1 s, 2 s, 4 s ...) up to
+    ``max_wait`` seconds (the lock-out); a success clears the key. Clients get more free failures
+    than users (several people may share a workstation or a proxy address).
+    """
+
+    free_user: int = 5
+    free_client: int = 20
+    max_wait: float = 900.0
+    forget_after: float = 3600.0
+    _state: dict[str, _Failures] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _free(self, key: str) -> int:
+        return self.free_client if key.startswith("client:") else self.free_user
+
+    def wait(self, keys: list[str], now: float | None = None) -> float:
+        """Seconds before another attempt is allowed for these keys (0: go ahead)."""
+        now = time.time() if now is None else now
+        worst = 0.0
+        with self._lock:
+            for key in keys:
+                f = self._state.get(key)
+                if f is None:
+                    continue
+                if now - f.last > self.forget_after:
+                    del self._state[key]
+                    continue
+                over = f.count - self._free(key)
+                if over >= 0:
+                    worst = max(worst, f.last + min(2.0 ** over, self.max_wait) - now)
+        return max(worst, 0.0)
+
+    def failure(self, keys: list[str], now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        with self._lock:
+            for key in keys:
+                f = self._state.setdefault(key, _Failures())
+                f.count += 1
+                f.last = now
+
+    def success(self, keys: list[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._state.pop(key, None)
+
+
+THROTTLE = Throttle()  # one per server process (the app's sessions share it)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    role: str | None
+    wait_seconds: float = 0.0  # > 0: refused without checking the password (throttled)
+
+    @property
+    def ok(self) -> bool:
+        return self.role is not None
+
+
+def login(users_file: str, name: str, password: str, client: str | None, throttle: Throttle | None = None,
+          now: float | None = None) -> LoginResult:
+    """Check a login with throttling (default: the server's :data:`THROTTLE`); re-hash an old-cost hash on success."""
+    throttle = throttle if throttle is not None else THROTTLE
+    keys = [f"user:{name}", f"client:{client or 'unknown'}"]
+    wait = throttle.wait(keys, now)
+    if wait > 0:
+        return LoginResult(None, wait)
+    users = load_users(users_file)
+    role = authenticate(users, name, password)
+    if role is None:
+        throttle.failure(keys, now)
+        return LoginResult(None)
+    throttle.success(keys)
+    if needs_rehash(users[name]):
+        record = hash_password(password)
+        with _USERS_LOCK:
+            current = load_users(users_file)
+            if name in current and current[name].get("hash") == users[name].get("hash"):
+                current[name] = {**current[name], **record}
+                _write_users(users_file, current)
+    return LoginResult(role)
+
+
+# ---------------------------------------------------------------- sessions
 @dataclass
 class Session:
+    """A logged-in app session, bound to the hash of the browser's session cookie."""
+
     user: str
     role: str
     last_seen: float
+    started: float = 0.0
+    token_hash: str = ""
 
     def expired(self, timeout_minutes: float, now: float | None = None) -> bool:
         return ((now or time.time()) - self.last_seen) > timeout_minutes * 60
+
+    def too_old(self, max_hours: float, now: float | None = None) -> bool:
+        return ((now or time.time()) - (self.started or self.last_seen)) > max_hours * 3600
 
     def touch(self, now: float | None = None) -> None:
         self.last_seen = now or time.time()
@@ -95,9 +273,14 @@ class Session:
 class AppConfig:
     db: str = "demo-out/audit.sqlite"
     users_file: str = "demo-out/users.yaml"
-    session_timeout_minutes: float = 30.0
+    session_timeout_minutes: float = 30.0   # idle: the page blanks and the login ends
+    session_max_hours: float = 12.0         # absolute lifetime of a login
     checker: str = "rules"
     model: str | None = None
+    upload_max_mb: int = 200                # one Check-now upload (the zip itself)
+    upload_max_expanded_mb: int = 1024      # a zip's members together, expanded
+    upload_max_members: int = 5000
+    upload_max_ratio: float = 200.0         # expanded / compressed, per member
 
     @classmethod
     def load(cls, path: str | None) -> "AppConfig":
