@@ -144,11 +144,11 @@ def test_session_problem_rules():
 def test_password_policy_and_cost(tmp_path):
     f = str(tmp_path / "u.yaml")
     for bad, why in (("short-pw", "at least 12"), ("x" * 257, "at most 256"), ("a" * 20, "repeated"),
-                     ("my-dr_name-pass", "user name")):
+                     ("Dr_Long_Name1", "user name")):
         with pytest.raises(InputError, match=why):
-            add_user(f, "dr_name", "reviewer", bad)
-    add_user(f, "dr_name", "reviewer", PASSWORD)
-    rec = load_users(f)["dr_name"]
+            add_user(f, "dr_long_name1", "reviewer", bad)
+    add_user(f, "dr_long_name1", "reviewer", PASSWORD)
+    rec = load_users(f)["dr_long_name1"]
     assert rec["n"] >= 2**17 and rec["r"] == 8
     assert stat.S_IMODE(os.stat(f).st_mode) == 0o600
     assert auth.authenticate(load_users(f), "dr_name", "x" * 10_000) is None  # refused before any hashing
@@ -695,3 +695,96 @@ def test_app_check_alone_stops_the_takeover(site, tmp_path):
         asyncio.run(scenario())
     finally:
         _stop(proc)
+
+
+# ---------------------------------------------------------------- 10. model backends: where images go, what loads
+class _Recorder:
+    """A tiny HTTP server answering chat completions (or acting as a forward proxy): records what it saw."""
+
+    def __init__(self):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen = self.seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):  # noqa: N802
+                self.rfile.read(int(self.headers["Content-Length"]))
+                seen.append({"path": self.path, "auth": self.headers.get("Authorization")})
+                body = json.dumps({"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_http_backend_ignores_proxy_env_unless_asked(monkeypatch):
+    import warnings
+
+    from PIL import Image
+
+    from medmm.models import Request
+    from medmm.models.http import DataLeavesMachineWarning, HTTPVLM
+
+    server, proxy = _Recorder(), _Recorder()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        req = Request(prompt="Is there an effusion?", images=(Image.new("L", (8, 8)),))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DataLeavesMachineWarning)  # local server, no proxy: no warning
+            HTTPVLM(f"http://127.0.0.1:{server.port}", api_key="sk-secret", retries=0).generate([req])
+        assert len(server.seen) == 1 and proxy.seen == []
+        with pytest.warns(DataLeavesMachineWarning, match="through the proxy 127.0.0.1"):
+            vlm = HTTPVLM(f"http://127.0.0.1:{server.port}", api_key="sk-secret", retries=0, trust_env=True)
+        vlm.generate([req])
+        assert len(proxy.seen) == 1 and proxy.seen[0]["auth"] == "Bearer sk-secret"  # what the warning is about
+    finally:
+        server.close()
+        proxy.close()
+
+
+def test_http_backend_warns_before_sending_images_off_the_machine():
+    import warnings
+
+    from medmm.models.http import DataLeavesMachineWarning, HTTPVLM
+
+    with pytest.warns(DataLeavesMachineWarning, match="images and the API key to 10.1.2.3.*plain http"):
+        HTTPVLM("http://10.1.2.3:8000", api_key="k")
+    with pytest.warns(DataLeavesMachineWarning, match="models.example.org, which is not this machine"):
+        HTTPVLM("https://models.example.org/v1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataLeavesMachineWarning)
+        for url in ("http://localhost:8000", "http://127.0.0.5:1", "http://[::1]:8000"):
+            HTTPVLM(url, api_key="k")
+
+
+def test_lora_adapter_with_decoy_safetensors_and_a_pickle_is_refused(tmp_path):
+    from medmm.models.base import ModelError
+    from medmm.models.hf import _attach_adapter
+
+    adapter = tmp_path / "lora"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 2, "target_modules": ["q_proj"]}')
+    (adapter / "decoy.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    (adapter / "adapter_model.bin").write_bytes(b"\x80\x04K\x01.")  # what peft would torch.load
+    with pytest.raises(ModelError, match=r"pickle-based files \(adapter_model.bin\)"):
+        _attach_adapter(object(), str(adapter), allow_pickle=False)
+    (adapter / "adapter_model.bin").unlink()
+    with pytest.raises(ModelError, match="no adapter_model.safetensors"):
+        _attach_adapter(object(), str(adapter), allow_pickle=False)

@@ -4,8 +4,8 @@ Users live in a YAML file (mode 0600) holding scrypt hashes, never plaintext. Ha
 (``hashlib.scrypt``, n=2**17, r=8, p=1: about 128 MiB and a few hundred ms per attempt) with a
 random 16-byte salt per user; verification is constant-time; a hash made with a lower cost is
 re-hashed on the next successful login. Passwords are 12 to 256 characters (the upper bound
-keeps one attempt's cost bounded), must not contain the user name and must not be one repeated
-character. At most :data:`MAX_CONCURRENT_HASHES` hashes run at once (memory).
+keeps one attempt's cost bounded) and must not be one repeated character nor the user name.
+At most :data:`MAX_CONCURRENT_HASHES` hashes run at once (memory).
 
 Login attempts are throttled per user and per client (:class:`Throttle`): a few free failures,
 then an exponential back-off, capped at a 15-minute lock-out. Roles and what each may do are in
@@ -65,8 +65,8 @@ def check_password_policy(password: str, name: str = "") -> None:
         raise InputError(f"passwords have at most {MAX_PASSWORD} characters")
     if len(set(password)) == 1:
         raise InputError("a password of one repeated character is refused")
-    if name and name.lower() in password.lower():
-        raise InputError("the password must not contain the user name")
+    if name and password.lower() in (name.lower(), name.lower()[::-1]):
+        raise InputError("the password must not be the user name")
 
 
 def hash_password(password: str, salt: bytes | None = None) -> dict[str, Any]:

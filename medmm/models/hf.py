@@ -381,6 +381,15 @@ def _attach_adapter(model: Any, adapter: str, allow_pickle: bool) -> Any:
     if not os.path.isdir(adapter) or not os.path.isfile(os.path.join(adapter, "adapter_config.json")):
         raise ModelError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
     check_weights(adapter, allow_pickle, what="adapter")
+    # peft loads adapter_model.safetensors when present, else adapter_model.bin (a pickle): a decoy
+    # *.safetensors must not let a pickle through, so any pickle in the folder is refused outright
+    pickles = sorted(os.path.basename(p) for p in glob.glob(os.path.join(adapter, "*")) if p.endswith(PICKLE_SUFFIXES))
+    if pickles and not allow_pickle:
+        raise ModelError(f"{adapter}: the adapter folder holds pickle-based files ({', '.join(pickles)}) that peft may "
+                         "load and that can run code; remove them (keep adapter_model.safetensors), or pass "
+                         "allow_pickle=True (--allow-pickle) if you trust them")
+    if not allow_pickle and not os.path.isfile(os.path.join(adapter, "adapter_model.safetensors")):
+        raise ModelError(f"{adapter}: no adapter_model.safetensors (the file peft loads) in the adapter folder")
     try:
         return PeftModel.from_pretrained(model, adapter, is_trainable=False, local_files_only=True)
     except Exception as exc:

@@ -7,6 +7,11 @@ are single tokens for the server (yes/no, A/B/C/D); an option outside the return
 ``-inf``; a server that returns no logprobs makes :meth:`score_options` raise
 :class:`UnsupportedError` with that reason. The standard library's ``urllib`` is used on
 purpose: no extra dependency, and nothing here needs more than one POST.
+
+Requests carry images of patients and, with ``api_key``, a bearer key. So the backend ignores
+``HTTP(S)_PROXY`` unless ``trust_env=True`` (a proxy would see both; with ``trust_env`` and a
+proxy set for the URL's scheme it warns), and it warns when the server is not on this machine
+(a loopback address or ``localhost``) — loudly when that goes over plain ``http://``.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import ipaddress
 import json
 import math
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
@@ -27,6 +35,37 @@ from medmm.errors import InputError
 from medmm.models.base import VLM, Generation, ModelError, OptionScore, Request, UnsupportedError, options_per_request
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class DataLeavesMachineWarning(UserWarning):
+    """Images (and a key) are about to be sent beyond this machine."""
+
+
+def _is_local(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _transport_warnings(url: str, api_key: str | None, trust_env: bool) -> list[str]:
+    """Why sending images (and the key) to ``url`` deserves a warning, if it does."""
+    parsed = urllib.parse.urlsplit(url)
+    out = []
+    what = "images" + (" and the API key" if api_key else "")
+    if not _is_local(parsed.hostname or ""):
+        plain = parsed.scheme == "http"
+        out.append(f"the http backend sends {what} to {parsed.hostname}, which is not this machine"
+                   + (", over plain http (anyone on the path can read them): use https or a local server" if plain
+                      else "; make sure it may receive patient data"))
+    if trust_env:
+        proxy = urllib.request.getproxies().get(parsed.scheme)
+        if proxy and not urllib.request.proxy_bypass(parsed.hostname or ""):
+            out.append(f"the http backend sends {what} through the proxy {urllib.parse.urlsplit(proxy).hostname} "
+                       f"({parsed.scheme.upper()}_PROXY, trust_env=True)")
+    return out
 
 
 def _data_url(image: Any) -> str:
@@ -37,9 +76,16 @@ def _data_url(image: Any) -> str:
 
 class HTTPVLM(VLM):
     def __init__(self, url: str, model: str | None = None, api_key: str | None = None, timeout: float = 60.0,
-                 retries: int = 3, backoff: float = 0.5, concurrency: int = 4, top_logprobs: int = 20) -> None:
+                 retries: int = 3, backoff: float = 0.5, concurrency: int = 4, top_logprobs: int = 20,
+                 trust_env: bool = False) -> None:
         if not url.startswith(("http://", "https://")):
             raise InputError(f"{url!r}: the http backend needs an http:// or https:// URL")
+        self.trust_env = trust_env
+        # no proxy from the environment unless asked: a proxy would see every image and the key
+        self._opener = urllib.request.build_opener() if trust_env else \
+            urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        for message in _transport_warnings(url, api_key, trust_env):
+            warnings.warn(message, DataLeavesMachineWarning, stacklevel=2)
         base = url.rstrip("/")
         self.endpoint = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
         self.url = url
@@ -81,7 +127,7 @@ class HTTPVLM(VLM):
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             req = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                with self._opener.open(req, timeout=self.timeout) as resp:
                     return json.loads(resp.read().decode("utf-8"))
             except urllib.error.HTTPError as exc:
                 detail = exc.read()[:300].decode("utf-8", "replace")
