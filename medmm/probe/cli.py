@@ -12,12 +12,10 @@ from medmm.errors import InputError
 
 
 def _write_json(path: str, obj: Any) -> None:
-    from medmm.probe.runner import _clean
+    from medmm.probe.runner import write_json
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(_clean(obj), fh, indent=1)
-        fh.write("\n")
+    write_json(path, obj)
 
 
 def _cmd_build(args: argparse.Namespace) -> int:

@@ -43,6 +43,7 @@ import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from medmm.errors import InputError
@@ -66,18 +67,24 @@ class QAType:
 
     @classmethod
     def parse(cls, qa_type: str) -> "QAType":
-        m = QA_TYPE.match(qa_type)
-        if not m:
-            raise InputError(f"unknown ProbMed qa_type {qa_type!r}: expected modality_gt|modality_hallu, body_part_gt|"
-                             "body_part_hallu, entity_gt_K|entity_hallu_K, grounding_gt_K|grounding_hallu_K, "
-                             "abnormality or entity_hallu")
-        if m.group(1):
-            return cls(_PREFIX[m.group(1)], m.group(2))
-        if m.group(3):
-            return cls(_PREFIX[m.group(3)], m.group(4), int(m.group(5)))
-        if m.group(6):
-            return cls("abnormality", "single")
-        return cls("condition", "lone")
+        return _parse_qa_type(qa_type)
+
+
+@lru_cache(maxsize=4096)
+def _parse_qa_type(qa_type: str) -> QAType:
+    """A ``qa_type`` parsed once (a ProbMed file repeats a few dozen strings 57,000 times)."""
+    m = QA_TYPE.match(qa_type)
+    if not m:
+        raise InputError(f"unknown ProbMed qa_type {qa_type!r}: expected modality_gt|modality_hallu, body_part_gt|"
+                         "body_part_hallu, entity_gt_K|entity_hallu_K, grounding_gt_K|grounding_hallu_K, "
+                         "abnormality or entity_hallu")
+    if m.group(1):
+        return QAType(_PREFIX[m.group(1)], m.group(2))
+    if m.group(3):
+        return QAType(_PREFIX[m.group(3)], m.group(4), int(m.group(5)))
+    if m.group(6):
+        return QAType("abnormality", "single")
+    return QAType("condition", "lone")
 
 
 @dataclass(frozen=True)
@@ -249,9 +256,9 @@ def image_units(image_type: str, image_id: Any, entries: list[tuple[QAType, floa
 
 def group_by_image(records: Sequence[Any], value: Callable[[Any], float]) -> list[tuple[str, Any, list[tuple[QAType, float]]]]:
     """``(image_type, id, [(qa type, value(record)), ...])`` per image, in order of appearance."""
-    groups: "OrderedDict[tuple[str, str], tuple[str, Any, list[tuple[QAType, float]]]]" = OrderedDict()
+    groups: "OrderedDict[tuple[str, str, Any], tuple[str, Any, list[tuple[QAType, float]]]]" = OrderedDict()
     for r in records:
-        key = (r.image_type, json.dumps(r.id))
+        key = (r.image_type, type(r.id).__name__, r.id if isinstance(r.id, (int, str)) else json.dumps(r.id))
         groups.setdefault(key, (r.image_type, r.id, []))[2].append((QAType.parse(r.qa_type), float(value(r))))
     return list(groups.values())
 
@@ -363,19 +370,19 @@ def score_negation(responses: Sequence[NegationResponse], parser: str = "robust"
     """Score answered ProbMed questions (rules in the module docstring)."""
     if not responses:
         raise InputError("no responses to score: the response file is empty")
-    correct = {id(r): yes_no_correct(r.response, r.gt_ans, parser) for r in responses}
-    units = units_from(responses, lambda r: correct[id(r)])
+    correct = [yes_no_correct(r.response, r.gt_ans, parser) for r in responses]
+    index = {id(r): i for i, r in enumerate(responses)}
+    groups = group_by_image(responses, lambda r: correct[index[id(r)]])
+    units = [image_units(t, i, entries) for t, i, entries in groups]
     main = aggregate(units)
     base = aggregate(random_units(responses))
     gt_only = aggregate(units, gt_only=True)
     per_q: dict[str, list[int]] = {}
-    for r in responses:
-        per_q.setdefault(_question_family(r.qa_type), []).append(correct[id(r)])
+    for r, c in zip(responses, correct):
+        per_q.setdefault(_question_family(r.qa_type), []).append(c)
     per_pair: dict[str, dict[str, float]] = {}
     for cat in PAIRED:
-        pairs = []
-        for _, _, entries in group_by_image(responses, lambda r: correct[id(r)]):
-            pairs += _pairs(entries, cat)
+        pairs = [p for _, _, entries in groups for p in _pairs(entries, cat)]
         if pairs:
             per_pair[cat] = {"pair_accuracy": sum(g * h for g, h in pairs) / len(pairs), "n_pairs": len(pairs)}
     invalid = sum(yes_no_answer(r.response, parser) == INVALID for r in responses)

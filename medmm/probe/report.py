@@ -77,10 +77,7 @@ class RunView:
         return NEGATION_METRICS if self.bench == "negation" else CONFUSION_METRICS
 
     def kw(self) -> dict[str, Any]:
-        from medmm.probe.samples import prompts
-
-        return {"prefix_reduction": self.run.get("prefix_reduction", "mean"),
-                "judge_margin": prompts()["mediconfusion"]["judge_margin"]}
+        return _kw(self.run)
 
 
 def open_run(path: str) -> RunView:

@@ -249,8 +249,8 @@ def _finish(bench: str, data: str, images: str | None, out: str, mode: str, cont
            "cache": os.path.abspath(cache or os.path.join(out, "cache.sqlite")),
            "n_samples": len(records), "n_computed": computed, "n_cached": cached, "n_failed": n_failed,
            "missing_pairs": missing, "started": started, "finished": time.time()}
-    _write_json(os.path.join(out, "run.json"), run)
-    _write_json(os.path.join(out, "metrics.json"), metrics)
+    write_json(os.path.join(out, "run.json"), run)
+    write_json(os.path.join(out, "metrics.json"), metrics)
     return RunResult(out, len(records), computed, cached, n_failed, metrics, missing)
 
 
@@ -268,7 +268,8 @@ def _write_predictions(bench: str, out: str, records: Sequence[dict[str, Any]], 
                  [{"pair_id": r["meta"]["pair_id"], "image": r["meta"]["image"], "answer": r["answer"]} for r in main])
 
 
-def _write_json(path: str, obj: Any) -> None:
+def write_json(path: str, obj: Any) -> None:
+    """JSON written atomically (a temporary file, then a rename), NaN as null."""
     with open(path + ".tmp", "w", encoding="utf-8") as fh:
         json.dump(_clean(obj), fh, indent=1, ensure_ascii=False)
         fh.write("\n")

@@ -19,6 +19,7 @@ Controls (``--controls``):
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -86,8 +87,7 @@ def _resolve(ref: str, root: str) -> str:
 
 
 def image_key(image_type: str, image_id: Any) -> str:
-    import json
-
+    """The bootstrap unit of a negation question: its image (type and id)."""
     return f"{image_type}|{json.dumps(image_id)}"
 
 

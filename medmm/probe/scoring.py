@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 from medmm.probe.confusion import RANDOM_BASELINE, ConfusionPair, PairOutcome, confusion_metrics, outcomes
 from medmm.probe.negation import CATEGORIES, ImageUnits, NegationResponse, aggregate, score_negation
 from medmm.probe.parse import letter_answer, yes_no_answer
+from medmm.probe.samples import image_key
 
 NEGATION_METRICS = (*CATEGORIES, "overall")
 CONFUSION_METRICS = ("set_accuracy", "individual_accuracy", "confusion", "invalid_rate")
@@ -97,14 +98,8 @@ def negation_variant(records: Sequence[Mapping[str, Any]], variant: str, mode: s
     responses = [NegationResponse(r["meta"]["id"], r["meta"]["qa_type"], r["meta"]["image_type"], r["meta"]["question"],
                                   r["meta"]["gt_ans"], response_of(r, mode)) for r in rows]
     score = score_negation(responses, parser)
-    units = {f"{u.image_type}|{_json(u.id)}": u for u in score.units}
+    units = {image_key(u.image_type, u.id): u for u in score.units}
     return VariantScore("negation", variant, score.to_dict(), units)
-
-
-def _json(v: Any) -> str:
-    import json
-
-    return json.dumps(v)
 
 
 def pairs_of(records: Sequence[Mapping[str, Any]]) -> list[ConfusionPair]:
