@@ -37,6 +37,19 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--device", default=None)
     p.set_defaults(func=_cmd_grounding_eval)
 
+    p = sub.add_parser("region-tasks", help="build region-task samples (Region->Text, Text->Region, grounded report) "
+                                            "from annotations and export them")
+    p.add_argument("--format", required=True, choices=("vindr-cxr", "chestxray14", "rsna-pneumonia", "ms-cxr", "synth"))
+    p.add_argument("--input", required=True, help="the annotation CSV as distributed, or a synth manifest.jsonl")
+    p.add_argument("--images", default=None, help="folder of the images (VinDr-CXR train/, ChestX-ray14 images/, ...)")
+    p.add_argument("--out", required=True, help="medmm samples JSONL")
+    p.add_argument("--tasks", default="text_to_region,region_to_text,grounded_report")
+    p.add_argument("--window", default="file", help="display window for DICOM images")
+    p.add_argument("--sharegpt", default=None, help="also export LLaMA-Factory ShareGPT JSON here")
+    p.add_argument("--codec", default="qwen2-vl", help="box codec of the ShareGPT export")
+    p.add_argument("--internvl", default=None, help="also export InternVL/MedRegA JSONL here")
+    p.set_defaults(func=_cmd_region_tasks)
+
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from medmm.finetune.config import load_finetune_config
@@ -108,4 +121,33 @@ def _cmd_grounding_eval(args: argparse.Namespace) -> int:
     print(json.dumps({k: metrics[k] for k in ("n", "miou", "baseline_miou", "parse_rate", "acc@0.5")}))
     if stats is None:
         print("note: no training statistics (--train-data or --train-stats): baseline_miou is 0", file=sys.stderr)
+    return 0
+
+
+def _cmd_region_tasks(args: argparse.Namespace) -> int:
+    from medmm.regions.readers import read_annotations
+    from medmm.regions.tasks import export_internvl, export_sharegpt, samples_from_annotations, write_jsonl
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    problems: list[str] = []
+    if args.format == "synth":
+        from medmm.regions.tasks import synthetic_samples
+        from medmm.synth.truth import ORGAN_LABELS
+
+        organs = {k: v for k, v in ORGAN_LABELS.items() if k != "body"}
+        samples = synthetic_samples(args.input, os.path.dirname(os.path.abspath(args.out)), organs, tasks=tasks)
+    else:
+        ann = read_annotations(args.format, args.input, images_root=os.path.abspath(args.images) if args.images else None)
+        problems.extend(ann.problems)
+        samples = samples_from_annotations(ann, tasks=tasks, window=args.window, problems=problems)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    n = write_jsonl(samples, args.out)
+    root = os.path.dirname(os.path.abspath(args.out))
+    if args.sharegpt:
+        export_sharegpt(samples, args.sharegpt, codec=args.codec, root=root, problems=problems)
+    if args.internvl:
+        export_internvl(samples, args.internvl, root=root, problems=problems)
+    print(f"wrote {n} samples to {args.out}; {len(problems)} problem(s)", file=sys.stderr)
+    for p in problems[:10]:
+        print(f"  {p}", file=sys.stderr)
     return 0

@@ -142,9 +142,11 @@ class _Collector:
         out = []
         for image_id in self.order:
             info = dict(self.info[image_id])
-            path = info.pop("path", None) or (os.path.join(images_root, image_id + suffix) if images_root else None)
+            path = info.pop("path", None)
             if path and images_root and not os.path.isabs(path):
                 path = os.path.join(images_root, path)
+            elif not path and images_root:
+                path = os.path.join(images_root, image_id + suffix)
             regions = tuple(LabeledRegion(label, tuple(boxes), phrase=phrase, annotator=annotator)
                             for (label, annotator, phrase), boxes in self.objects[image_id].items())
             out.append(AnnotatedImage(image_id, self.source, regions, tuple(sorted(self.negatives[image_id])),

@@ -169,11 +169,40 @@ def _sid(*parts: Any) -> str:
     return "/".join(str(p) for p in parts if p is not None and p != "")
 
 
+def image_size(path: str) -> tuple[int, int]:
+    """(width, height) of an image file from its header (PNG/JPEG, DICOM, NIfTI plane); no pixels read."""
+    low = path.lower()
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: image not found")
+    if low.endswith((".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")):
+        from PIL import Image
+
+        try:
+            with Image.open(path) as img:
+                return img.size
+        except OSError as exc:
+            raise InputError(f"{path}: not a readable image ({exc})") from None
+    if low.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+
+        shape = nib.load(path).shape
+        return int(shape[0]), int(shape[1])  # x = i (columns), y = j (rows)
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        return int(ds.Columns), int(ds.Rows)
+    except Exception as exc:  # pydicom raises several types for non-DICOM input
+        raise InputError(f"{path}: cannot read the image size from the DICOM header ({type(exc).__name__})") from None
+
+
 def samples_from_annotations(images: Iterable[AnnotatedImage], tasks: Sequence[str] = TASKS,
                              split: str | None = None, window: str = "file",
-                             describe: Callable[[AnnotatedImage, LabeledRegion], str | None] | None = None) -> list[Sample]:
+                             describe: Callable[[AnnotatedImage, LabeledRegion], str | None] | None = None,
+                             problems: list[str] | None = None) -> list[Sample]:
     """Samples of ``tasks`` from annotated images (one per object for Region→Text and Text→Region, one
-    per image for a grounded report). Images need ``image_path``, ``width`` and ``height``."""
+    per image for a grounded report). An image without a size has it read from its file header; an
+    image that cannot be used is skipped and named in ``problems`` (or raises when ``problems`` is None)."""
     bad = [t for t in tasks if t not in TASKS]
     if bad:
         raise InputError(f"unknown region task(s) {bad}: use {', '.join(TASKS)}")
@@ -181,24 +210,38 @@ def samples_from_annotations(images: Iterable[AnnotatedImage], tasks: Sequence[s
     for a in images:
         if not a.regions:
             continue
-        if not a.image_path or not a.width or not a.height:
-            raise InputError(f"image {a.image_id} ({a.source}): a sample needs the image path and size")
-        common = dict(image=a.image_path, width=int(a.width), height=int(a.height), slice=a.slice, window=window,
+        try:
+            if not a.image_path:
+                raise InputError(f"image {a.image_id} ({a.source}): no image path (give the images folder)")
+            width, height = (a.width, a.height) if a.width and a.height else image_size(a.image_path)
+        except InputError as exc:
+            if problems is None:
+                raise
+            problems.append(f"{a.image_id}: {exc}")
+            continue
+        common = dict(image=a.image_path, width=int(width), height=int(height), slice=a.slice, window=window,
                       modality=a.modality, source=a.source, split=a.split or split, study_id=a.image_id)
-        for r in a.regions:
-            name = r.phrase or r.label
-            if "text_to_region" in tasks:
-                out.append(Sample(_sid(a.image_id, a.slice, "t2r", name, r.annotator), "text_to_region", objects=(r,), **common))
-            if "region_to_text" in tasks:
-                for i, b in enumerate(r.boxes):
-                    one = LabeledRegion(r.label, (b,), phrase=r.phrase, annotator=r.annotator)
-                    out.append(Sample(_sid(a.image_id, a.slice, "r2t", name, r.annotator, i), "region_to_text",
-                                      objects=(one,), **common))
-        if "grounded_report" in tasks:
-            texts = [describe(a, r) if describe else (r.phrase or None) for r in a.regions]
-            text = " ".join(t for t in texts if t) or None
-            out.append(Sample(_sid(a.image_id, a.slice, "report"), "grounded_report", objects=tuple(a.regions),
-                              text=text, **common))
+        out.extend(_image_samples(a, tasks, common, describe))
+    return out
+
+
+def _image_samples(a: AnnotatedImage, tasks: Sequence[str], common: dict[str, Any],
+                   describe: Callable[[AnnotatedImage, LabeledRegion], str | None] | None) -> list[Sample]:
+    out = []
+    for r in a.regions:
+        name = r.phrase or r.label
+        if "text_to_region" in tasks:
+            out.append(Sample(_sid(a.image_id, a.slice, "t2r", name, r.annotator), "text_to_region", objects=(r,), **common))
+        if "region_to_text" in tasks:
+            for i, b in enumerate(r.boxes):
+                one = LabeledRegion(r.label, (b,), phrase=r.phrase, annotator=r.annotator)
+                out.append(Sample(_sid(a.image_id, a.slice, "r2t", name, r.annotator, i), "region_to_text",
+                                  objects=(one,), **common))
+    if "grounded_report" in tasks:
+        texts = [describe(a, r) if describe else (r.phrase or None) for r in a.regions]
+        text = " ".join(t for t in texts if t) or None
+        out.append(Sample(_sid(a.image_id, a.slice, "report"), "grounded_report", objects=tuple(a.regions),
+                          text=text, **common))
     return out
 
 
@@ -369,15 +412,27 @@ def _default_transform(codec: BoxCodec, width: int, height: int) -> InputTransfo
     return t.smart_resize() if codec.name == "qwen2.5-vl" else t
 
 
+def _exportable(samples: Iterable[Sample], root: str | None, images_dir: str,
+                problems: list[str] | None) -> Iterable[tuple[Sample, str, int, int]]:
+    for s in samples:
+        try:
+            yield (s, *_exported_image(s, root, images_dir))
+        except InputError as exc:  # one unreadable image never stops an export
+            if problems is None:
+                raise
+            problems.append(f"{s.id}: {exc}")
+
+
 def export_sharegpt(samples: Iterable[Sample], path: str | os.PathLike[str], codec: BoxCodec | str = "qwen2-vl",
                     root: str | None = None, images_dir: str | None = None,
-                    transform: Callable[[int, int], InputTransform] | None = None) -> int:
-    """LLaMA-Factory ShareGPT (``messages`` + ``images``, one ``<image>`` per image) as a JSON list."""
+                    transform: Callable[[int, int], InputTransform] | None = None,
+                    problems: list[str] | None = None) -> int:
+    """LLaMA-Factory ShareGPT (``messages`` + ``images``, one ``<image>`` per image) as a JSON list.
+    Samples whose image cannot be read are skipped and named in ``problems`` (raise when it is None)."""
     codec = get_codec(codec) if isinstance(codec, str) else codec
     images_dir = images_dir or os.path.join(os.path.dirname(os.path.abspath(path)), "images")
     records = []
-    for s in samples:
-        img, w, h = _exported_image(s, root, images_dir)
+    for s, img, w, h in _exportable(samples, root, images_dir, problems):
         conv = conversation(s, codec, (transform or (lambda a, b: _default_transform(codec, a, b)))(w, h))
         records.append({"messages": [{"role": "system", "content": conv.system},
                                      {"role": "user", "content": "<image>" + conv.user},
@@ -389,14 +444,13 @@ def export_sharegpt(samples: Iterable[Sample], path: str | os.PathLike[str], cod
 
 
 def export_internvl(samples: Iterable[Sample], path: str | os.PathLike[str], root: str | None = None,
-                    images_dir: str | None = None, scale: int = 999) -> int:
+                    images_dir: str | None = None, scale: int = 999, problems: list[str] | None = None) -> int:
     """InternVL / MedRegA JSONL: ``{"id", "image", "width", "height", "conversations": [human, gpt]}``."""
     codec = get_codec("internvl", scale=scale)
     images_dir = images_dir or os.path.join(os.path.dirname(os.path.abspath(path)), "images")
     n = 0
     with open(path, "w", encoding="utf-8") as fh:
-        for s in samples:
-            img, w, h = _exported_image(s, root, images_dir)
+        for s, img, w, h in _exportable(samples, root, images_dir, problems):
             conv = conversation(s, codec, InputTransform.identity(w, h), system=False)
             fh.write(json.dumps({"id": s.id, "image": img, "width": w, "height": h,
                                  "conversations": [{"from": "human", "value": "<image>\n" + conv.user},
@@ -426,4 +480,4 @@ def with_split(samples: Iterable[Sample], spec: SplitSpec) -> list[Sample]:
 
 __all__ = ["TASKS", "Sample", "Conversation", "conversation", "samples_from_annotations", "synthetic_samples",
            "write_jsonl", "read_jsonl", "export_sharegpt", "export_internvl", "load_image", "render_plane",
-           "model_boxes", "pretty_organ", "SplitSpec", "with_split"]
+           "model_boxes", "pretty_organ", "SplitSpec", "with_split", "image_size"]
