@@ -638,14 +638,38 @@ def test_medmm_app_passes_production_settings_and_warns_on_all_interfaces(site, 
     assert "warning" not in capsys.readouterr().err
 
 
-def test_plain_streamlit_run_is_local_and_serves_only_a_notice():
+@pytest.mark.slow
+def test_plain_streamlit_run_is_local_and_serves_only_a_notice(site):
+    """`streamlit run apps/report_checker.py` (no medmm server, so no session cookie) binds to
+    127.0.0.1 (apps/.streamlit/config.toml) and serves a notice instead of the login form."""
     import tomllib
 
     cfg = tomllib.loads(open(os.path.join(ROOT, "apps", ".streamlit", "config.toml"), encoding="utf-8").read())
     assert cfg["server"]["address"] == "127.0.0.1"
     assert cfg["client"]["showErrorDetails"] == "none" and cfg["server"]["fileWatcherType"] == "none"
-    src = open(APP, encoding="utf-8").read()
-    assert "must be started with `medmm app`" in src
+    port = _free_port()
+    env = dict(os.environ, MEDMM_APP_CONFIG=str(site / "app.yaml"))
+    env.pop("MEDMM_APP_DB", None)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", APP, "--server.port", str(port)], env=env,
+                            cwd=str(site), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_healthy(proc, port)
+        others = [a for a in {i[4][0] for i in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+                  if not a.startswith("127.")]
+        for addr in others:  # not reachable from the network
+            with socket.socket() as s:
+                s.settimeout(2)
+                assert s.connect_ex((addr, port)) != 0
+
+        async def scenario():
+            async with Wire(port) as w:
+                await w.rerun(timeout=30)
+                seen = w.texts()
+                assert "must be started with `medmm app`" in seen and "User name" not in seen
+
+        asyncio.run(scenario())
+    finally:
+        _stop(proc)
 
 
 _COOKIE_ONLY_LAUNCHER = '''

