@@ -48,6 +48,16 @@ def _model_options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r}: use K/N, e.g. 0/4") from None
+    return k, n
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from medmm.models import load
     from medmm.probe.runner import run_probe
@@ -59,7 +69,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     r = run_probe(args.bench, args.data, model, args.out, images=args.images, mode=args.mode, controls=controls,
                   judge=judge, parser=args.parser, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                   prefix_reduction=args.prefix_reduction, seed=args.seed, cache=args.cache, limit=args.limit,
-                  progress=not args.quiet, model_spec=args.model, judge_spec=args.judge)
+                  progress=not args.quiet, model_spec=args.model, judge_spec=args.judge, shard=_shard(args.shard))
     if r.missing_pairs:
         from medmm.probe.confusion import Resolved
 
@@ -153,6 +163,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default=None, help="result cache (default: OUT/cache.sqlite); share one across runs")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (negation) or pairs (confusion)")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="answer only shard K of N (whole images/pairs); shards share --cache, then run once without")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_run)

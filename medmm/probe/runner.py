@@ -86,6 +86,15 @@ def load_samples(bench: str, data: str, images: str | None, mode: str, controls:
     return confusion_samples(resolved.complete, mode, controls, refs), resolved.missing
 
 
+def in_shard(samples: Sequence[Sample], k: int, n: int) -> list[Sample]:
+    """The samples of shard ``k`` of ``n`` (whole images or pairs, by a stable hash of the group)."""
+    if n < 1 or not 0 <= k < n:
+        raise InputError(f"shard {k}/{n}: use K/N with 0 <= K < N")
+    from medmm.runs import stable_hash
+
+    return [s for s in samples if int(stable_hash(s.group), 16) % n == k]
+
+
 def _judge_prompt(sample: Sample, answer: str) -> str:
     p = prompts()["mediconfusion"]
     role = p["judge_role"]
@@ -177,8 +186,14 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
               controls: Sequence[str] = (), judge: Any = None, parser: str = "robust", batch_size: int = 8,
               max_new_tokens: int = 32, prefix_reduction: str = "mean", seed: int = 0, cache: str | None = None,
               limit: int | None = None, progress: bool = True, model_spec: str | None = None,
-              judge_spec: str | None = None, on_batch: Callable[[int], None] | None = None) -> RunResult:
-    """Run a probe (see the module docstring); ``model``/``judge`` are loaded VLMs or spec strings."""
+              judge_spec: str | None = None, on_batch: Callable[[int], None] | None = None,
+              shard: tuple[int, int] | None = None) -> RunResult:
+    """Run a probe (see the module docstring); ``model``/``judge`` are loaded VLMs or spec strings.
+
+    ``shard=(k, n)`` answers only the images (pairs) whose stable hash is ``k`` modulo ``n``: run
+    ``n`` shards on ``n`` GPUs (processes, Ray tasks) against one shared ``cache``, then one run
+    without a shard finds every answer cached and writes the outputs.
+    """
     from medmm.models import load
 
     if mode == "judge" and judge is None:
@@ -186,6 +201,10 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
     if prefix_reduction not in ("mean", "sum"):
         raise InputError("prefix reduction must be mean (the reference's geometric mean per token) or sum")
     samples, missing = load_samples(bench, data, images, mode, controls, limit)
+    if shard is not None:
+        samples = in_shard(samples, *shard)
+        if not samples:  # a small data set can leave a shard empty: nothing to do, nothing to write
+            return RunResult(out, 0, 0, 0, 0, {}, missing)
     if not samples:
         raise InputError(f"{data}: nothing to run (no questions, or every pair misses an image)")
     model_spec = model_spec or (model if isinstance(model, str) else getattr(model, "name", "vlm"))

@@ -148,3 +148,22 @@ def test_cache_is_the_shared_result_cache(tmp_path):
         assert cache.counts(run["config_key"]) == {"ok": 10, "failed": 0}
         assert cache.config(run["config_key"])["kind"] == "probe"
     assert not (tmp_path / "run" / "cache.sqlite").exists()
+
+
+def test_shards_share_one_cache_and_a_final_run_answers_nothing(tmp_path):
+    data = _negation_file(tmp_path, tuple(f"{c}.png" for c in "abcdef"))
+    cache = str(tmp_path / "shared.sqlite")
+    model = FakeVLM()
+    counts = []
+    for k in range(3):
+        r = run_probe("negation", str(data), model, str(tmp_path / f"shard{k}"), cache=cache, shard=(k, 3),
+                      progress=False)
+        counts.append(r.n_samples)
+        if r.n_samples:
+            rows = (tmp_path / f"shard{k}" / "samples.jsonl").read_text().splitlines()
+            assert r.n_samples == 5 * len({json.loads(line)["group"] for line in rows})  # whole images only
+    assert sum(counts) == 30 and max(counts) < 30 and model.calls == 30
+    final = run_probe("negation", str(data), model, str(tmp_path / "all"), cache=cache, progress=False)
+    assert (final.n_samples, final.n_computed, final.n_cached, model.calls) == (30, 0, 30, 30)
+    with pytest.raises(InputError, match="shard 3/3"):
+        run_probe("negation", str(data), model, str(tmp_path / "x"), shard=(3, 3), progress=False)
