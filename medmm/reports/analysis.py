@@ -45,7 +45,7 @@ def term_type(text: str) -> str:
     return ""
 
 PRE_NEG = (r"no", r"not", r"without", r"negative\s+for", r"free\s+of", r"no\s+evidence\s+of", r"no\s+signs?\s+of",
-           r"absence\s+of", r"resolution\s+of", r"resolved", r"rules?\s+out", r"ruled\s+out", r"clear\s+of",
+           r"absence\s+of", r"resolution\s+of", r"clearing\s+of", r"resolved", r"rules?\s+out", r"ruled\s+out", r"clear\s+of",
            r"no\s+(?:definite|focal|acute|significant|large|residual|visible)", r"neither", r"nor")
 _NOT_ON_PRIOR = r"(?!\s+(?:on|in|at)\s+(?:the\s+)?(?:prior|previous|earlier|outside|older))"
 POST_NEG = (r"(?:is|are|was|were)\s+(?:absent|not\s+(?:\w+ly\s+)?(?:seen|identified|present|visualized|appreciated))"
@@ -86,15 +86,18 @@ INTERVAL = re.compile(
     r"redemonstrated|persistent|previously|prior\s+(?:study|exam|examination|radiograph|ct|mri|film))\b", re.I)
 NO_PRIOR = re.compile(r"^\W*(?:" + "|".join(lx.NO_PRIOR_PHRASES) + r")\b", re.I)
 # attributes read from a mention's clause
+_LOWER_WORDS = re.compile(r"\b[a-z]{4,}\b")
 _QUALIFIED_NEG = re.compile(r"\b(?:acute|focal|displaced|definite|definitive|large|significant|discrete|"
                             r"confluent|dense|gross|new|frank|overt|active|convincing|obvious|visible|suspicious|"
                             r"evident|appreciable|apparent|measurable|substantial|moderate|sizable|dominant)\b", re.I)
-_CHRONIC = re.compile(r"\b(?:" + "|".join(sorted(lx.CHRONIC_WORDS, key=len, reverse=True)) + r")\b", re.I)
-_INTERVAL_WORD = re.compile(r"\b(" + "|".join(sorted(lx.INTERVAL_DIRECTION, key=len, reverse=True)) + r")\b", re.I)
-_SITE = re.compile(r"\b(" + "|".join(sorted(lx.SITE_WORDS, key=len, reverse=True)) + r")\b", re.I)
+_CHRONIC = _words_alternation(sorted(lx.CHRONIC_WORDS, key=len, reverse=True))
+_INTERVAL_WORD = _words_alternation(sorted(lx.INTERVAL_DIRECTION, key=len, reverse=True))
+_SITE = _words_alternation(sorted(lx.SITE_WORDS, key=len, reverse=True))
 _LOBE = re.compile(r"\b(?:(left|right)\s+)?(upper|middle|lower)\s+lobes?\b|\b(lingula)r?\b", re.I)
 _BOTH_SIDES = re.compile(r"\b(?:bilateral(?:ly)?|both|bibasilar|bibasal|biapical|bihilar)\b|\b(?:left|right)\s+"
                          r"(?:greater|more|worse)\s+than\s+(?:the\s+)?(?:left|right)\b", re.I)
+_ZONE = re.compile(r"\b(?:(apex|apices|apical|upper\s+(?:lobes?|zones?|lungs?))|(bases?|basilar|basal|lower\s+"
+                   r"(?:lobes?|zones?|lungs?))|(mid\s*lungs?|mid\s+zones?|middle\s+lobe|perihilar))\b", re.I)
 _SEVERAL_LOBES = re.compile(r"\blobes\b|\band\s+(?:upper|middle|lower)\b", re.I)
 _HYPOTHETICAL = re.compile(r"\b(?:if|recommend\w*|consider\w*|suggest(?:ed)?|could\s+be|would|should|"
                            r"follow-?\s?up|to\s+exclude|to\s+evaluate|to\s+assess|evaluat(?:e|ion)\s+(?:for|of)|assess\w*\s+for|limited|"
@@ -117,13 +120,54 @@ class Mention:
     size_mm: float | None = None
     size_text: tuple[int, int] | None = None  # span of the measurement
     severity: str | None = None
-    site: str | None = None  # the organ named in the clause ("thyroid", "pleura", ...)
-    qualifier: str | None = None  # for a negation: the word that narrows it ("no *acute* fracture")
-    chronic: bool = False  # "old", "healed", "calcified", "stable": not what "no acute" denies
-    interval: str | None = None  # direction of an interval word attached to the mention (new/same/more/less/gone)
-    interval_word: str | None = None
-    lobe: str | None = None  # "right upper lobe", "lingula"
-    hypothetical: bool = False  # in a recommendation, condition or indication-like clause
+    # where the clause attributes below are read from (text, clause start/end, sentence start/end, trigger start);
+    # they are computed on first use: most mentions are never compared with another and never need them
+    context: tuple[str, int, int, int, int, int | None] | None = field(default=None, repr=False, compare=False)
+    _attrs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def _attr(self, name: str) -> Any:
+        if self._attrs is None:
+            self._attrs = _clause_attributes(self)
+        return self._attrs[name]
+
+    @property
+    def site(self) -> str | None:
+        """The organ named in the clause ("thyroid", "pleura", ...)."""
+        return self._attr("site")
+
+    @property
+    def qualifier(self) -> str | None:
+        """For a negation: the word that narrows it ("no *acute* fracture")."""
+        return self._attr("qualifier")
+
+    @property
+    def chronic(self) -> bool:
+        """"old", "healed", "calcified", "stable": not what "no acute ..." denies."""
+        return self._attr("chronic")
+
+    @property
+    def interval(self) -> str | None:
+        """Direction of an interval word attached to the mention (new/same/still/more/less/gone)."""
+        return self._attr("interval")
+
+    @property
+    def interval_word(self) -> str | None:
+        return self._attr("interval_word")
+
+    @property
+    def lobe(self) -> str | None:
+        """"right upper lobe", "lingula" (None when the clause names several lobes)."""
+        return self._attr("lobe")
+
+    @property
+    def zone(self) -> str | None:
+        """upper (apex, apical, upper lobe/zone), lower (base, basilar, lower lobe/zone) or mid."""
+        return self._attr("zone")
+
+    @property
+    def hypothetical(self) -> bool:
+        """In a recommendation, a condition or a question ("if there is concern for fracture ...")."""
+        return self._attr("hypothetical")
 
     @property
     def positive(self) -> bool:
@@ -140,6 +184,25 @@ class Analysis:
     sections: list[Section]
     sentences: list[Sentence]
     mentions: list[Mention] = field(default_factory=list)
+
+    _by_section: dict[str, list[Mention]] | None = field(default=None, repr=False)
+    _words: tuple[str, set[str]] | None = field(default=None, repr=False)
+
+    def lower_words(self) -> tuple[str, set[str]]:
+        """The lower-cased text and its set of words of four letters or more (computed once per analysis)."""
+        if self._words is None:
+            low = self.text.lower()
+            self._words = (low, set(_LOWER_WORDS.findall(low)))
+        return self._words
+
+    def mentions_in(self, name: str) -> list[Mention]:
+        """Non-device mentions of one section (computed once per analysis)."""
+        if self._by_section is None:
+            self._by_section = {}
+            for m in self.mentions:
+                if not m.is_device:
+                    self._by_section.setdefault(m.section, []).append(m)
+        return self._by_section.get(name, [])
 
     def section(self, name: str) -> Section | None:
         return next((s for s in self.sections if s.name == name), None)
@@ -197,112 +260,157 @@ def _scan(pattern: re.Pattern[str], text: str, value: Any = None) -> list[tuple[
     return [(m.start(), m.end(), value(m)) for m in pattern.finditer(text)]
 
 
-def _clause_attributes(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: Any) -> None:
-    """Site, qualifier, chronicity, interval word, lobe and hypothetical mood of a mention."""
+def _clause_attributes(m: Mention) -> dict[str, Any]:
+    """Site, qualifier, chronicity, interval word, lobe, zone and hypothetical mood of a mention."""
+    out: dict[str, Any] = {"site": None, "qualifier": None, "chronic": False, "interval": None, "interval_word": None,
+                           "lobe": None, "zone": None, "hypothetical": False}
+    if m.context is None:
+        return out
+    text, cs, ce, lo, hi, pre_start = m.context
     clause = text[cs:ce]
     site = _SITE.search(clause)
     if site:
-        m.site = lx.SITE_WORDS[site.group(1).lower()]
-    if m.negated and pre is not None:
-        q = _QUALIFIED_NEG.search(text, pre[0], m.start)
+        out["site"] = lx.SITE_WORDS[site.group(0).lower()]
+    if m.negated and pre_start is not None:
+        q = _QUALIFIED_NEG.search(text, pre_start, m.start)
         if q:
-            m.qualifier = q.group(0).lower()
-    m.chronic = bool(_CHRONIC.search(clause))
+            out["qualifier"] = q.group(0).lower()
+    out["chronic"] = bool(_CHRONIC.search(clause))
     iv = _INTERVAL_WORD.search(clause)
     if iv:
-        m.interval_word = iv.group(1).lower()
-        m.interval = lx.INTERVAL_DIRECTION[m.interval_word]
+        out["interval_word"] = iv.group(0).lower()
+        out["interval"] = lx.INTERVAL_DIRECTION[out["interval_word"]]
     lobes = list(_LOBE.finditer(clause))
     lobe = lobes[0] if len(lobes) == 1 and not _SEVERAL_LOBES.search(clause) else None
     if lobe:
-        m.lobe = (f"{(lobe.group(1) or '').lower()} {lobe.group(2).lower()} lobe".strip() if lobe.group(2)
-                  else "lingula")
-    m.hypothetical = bool(_HYPOTHETICAL.search(text, lo, hi))
-    if m.side in ("left", "right") and _BOTH_SIDES.search(text, lo, hi):
-        m.side = "bilateral"
+        out["lobe"] = (f"{(lobe.group(1) or '').lower()} {lobe.group(2).lower()} lobe".strip() if lobe.group(2)
+                       else "lingula")
+    zones = {i for z in _ZONE.finditer(clause) for i, g in enumerate(z.groups()) if g}
+    if len(zones) == 1:
+        out["zone"] = ("upper", "lower", "mid")[zones.pop()]
+    out["hypothetical"] = bool(_HYPOTHETICAL.search(text, lo, hi))
+    return out
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """One finding mention read from a sentence, offsets relative to the sentence (what the cache keeps)."""
+
+    type: str
+    text: str
+    start: int
+    end: int
+    negated: bool
+    uncertain: bool
+    pseudo: bool
+    trigger: str | None
+    side: str | None
+    size_mm: float | None
+    size_text: tuple[int, int] | None
+    severity: str | None
+    clause: tuple[int, int]
+    trigger_start: int | None
+
+
+def _spans(pattern: re.Pattern[str], sent: str) -> list[tuple[int, int, str]]:
+    return [(m.start(), m.end(), m.group(0)) for m in pattern.finditer(sent)]
+
+
+@functools.lru_cache(maxsize=32768)
+def read_sentence(sent: str) -> tuple[_Reading, ...]:
+    """The finding mentions of one sentence with polarity, hedging, side, size and severity.
+
+    Cached by sentence text: radiology reports repeat their sentences ("No pneumothorax.", "The lungs
+    are clear."): on the IU dev reports more than half of the body sentences of a report occur in an
+    earlier one. Only the sentence decides a mention's reading (negation scope ends at the sentence).
+    """
+    terms = _spans(_TERM, sent)
+    if not terms:
+        return ()
+    hi = len(sent)
+    cuts = [(m.start(), m.end()) for m in _CLAUSE.finditer(sent)]
+    stops = [m.end() for m in _TERMINATOR.finditer(sent)]
+    pres, pseudos = [], []
+    for m in _PRE.finditer(sent):  # pseudo-triggers all begin with a negation word: test only there
+        pres.append((m.start(), m.end(), m.group(0)))
+        ps = _PSEUDO.match(sent, m.start())
+        if ps:
+            pseudos.append((ps.start(), ps.end(), ps.group(0)))
+    unc = _spans(_UNCERTAIN, sent)
+    sides, sevs = [], []
+    for m in _SIDE_OR_SEVERITY.finditer(sent):  # one pass for two word classes that never overlap
+        if m.group("side"):
+            sides.append((m.start(), m.end(), _side_word(m.group("side"))))
+        else:
+            sevs.append((m.start(), m.end(), m.group("sev").lower()))
+    sizes = [(m.start(), m.end(), _to_mm(m.group(1), m.group(2))) for m in _SIZE.finditer(sent)]
+    both = None
+    out = []
+    for ms, me, word in terms:
+        cs, ce = _clause_bounds(cuts, 0, hi, ms)
+        negated = uncertain = pseudo = False
+        trigger = None
+        scope = max([cs] + [t for t in stops if cs <= t <= ms])
+        pre = next((p for p in reversed(pres) if scope <= p[0] and p[1] <= ms), None)
+        if pre and len(sent[pre[1]:ms].split()) <= 12:
+            ps = next((p for p in pseudos if p[0] <= pre[0] < p[1] and p[0] >= scope), None)
+            if ps:
+                pseudo, trigger = True, ps[2]
+            else:
+                negated, trigger = True, pre[2]
+        if not negated and not pseudo:
+            after = sent[me:ce]
+            post = _POST.match(after.lstrip()) or _POST.search(after[:40])
+            if post:
+                negated, trigger = True, post.group(0).strip()
+        if not negated:
+            u = next((u for u in unc if cs <= u[0] and u[1] <= ms), None)  # a hedge before the term
+            if u is None:
+                u = next((u for u in unc if me <= u[0] < ce and _UNCERTAIN_POST.fullmatch(u[2])), None)
+            if u:
+                uncertain, trigger = True, trigger or u[2]
+        side = _nearest(sides, cs, ce, ms)
+        side_word = side[2] if side else None
+        if side_word in ("left", "right"):
+            if both is None:
+                both = bool(_BOTH_SIDES.search(sent))
+            if both:
+                side_word = "bilateral"  # "right greater than left", "bilateral ... right"
+        size = _nearest(sizes, cs, ce, ms)
+        sev = _nearest(sevs, cs, ce, ms)
+        out.append(_Reading(term_type(word), word, ms, me, negated, uncertain, pseudo, trigger, side_word,
+                            size[2] if size else None, (size[0], size[1]) if size else None, sev[2] if sev else None,
+                            (cs, ce), pre[0] if pre and (negated or pseudo) else None))
+    return tuple(out)
+
+
+def clear_caches() -> None:
+    """Forget the sentences read so far (benchmarks time a cold start with this)."""
+    read_sentence.cache_clear()
+
+
+_NOT_READ = frozenset({"indication", "comparison"})  # what the patient was sent for, which prior: no finding of this study
 
 
 def analyze(text: str) -> Analysis:
-    """Sections, sentences and finding mentions of a report.
-
-    Every pattern is matched once over the whole report (8 regex passes, not 8 per sentence),
-    then matches are bucketed by sentence and clause.
-    """
+    """Sections, sentences and finding mentions of a report (each sentence read by :func:`read_sentence`;
+    INDICATION and COMPARISON are split into sentences but not read for findings)."""
     sections = split_sections(text)
     sentences = split_sentences(text, sections)
     a = Analysis(text, sections, sentences)
-    terms = _scan(_TERM, text)
-    if not terms:
+    if not _TERM.search(text):
         return a
-    starts = [x.start for x in sentences]
-    ends = [x.end for x in sentences]
-    groups = _by_sentence(terms, starts, ends)
-    cuts = _by_sentence([(m.start(), m.end(), None) for m in _CLAUSE.finditer(text)], starts, ends)
-    terminators = _by_sentence([(m.start(), m.end(), None) for m in _TERMINATOR.finditer(text)], starts, ends)
-    pre_list, pseudo_list = [], []
-    for m in _PRE.finditer(text):  # pseudo-triggers all begin with a negation word: test only there
-        pre_list.append((m.start(), m.end(), m.group(0)))
-        ps = _PSEUDO.match(text, m.start())
-        if ps:
-            pseudo_list.append((ps.start(), ps.end(), ps.group(0)))
-    pres = _by_sentence(pre_list, starts, ends)
-    pseudos = _by_sentence(pseudo_list, starts, ends)
-    uncertain = _by_sentence(_scan(_UNCERTAIN, text), starts, ends)
-    side_list, sev_list = [], []
-    for m in _SIDE_OR_SEVERITY.finditer(text):  # one pass for two word classes that never overlap
-        if m.group("side"):
-            side_list.append((m.start(), m.end(), _side_word(m.group("side"))))
-        else:
-            sev_list.append((m.start(), m.end(), m.group("sev").lower()))
-    sides = _by_sentence(side_list, starts, ends)
-    sevs = _by_sentence(sev_list, starts, ends)
-    sizes = _by_sentence(_scan(_SIZE, text, lambda m: _to_mm(m.group(1), m.group(2))), starts, ends)
-    for index, here in groups.items():
-        sent = sentences[index]
-        lo, hi = sent.start, sent.end
-        s_cuts = [(c[0], c[1]) for c in cuts.get(index, ())]
-        s_terms = [t[1] for t in terminators.get(index, ())]
-        s_pres = pres.get(index, [])
-        s_pseudos = pseudos.get(index, [])
-        s_unc = uncertain.get(index, [])
-        s_sides = sides.get(index, [])
-        s_sizes = sizes.get(index, [])
-        s_sevs = sevs.get(index, [])
-        for ms, me, word in here:
-            cs, ce = _clause_bounds(s_cuts, lo, hi, ms)
-            mention = Mention(term_type(word), word, ms, me, index, sent.section)
-            scope = max([cs] + [t for t in s_terms if cs <= t <= ms])
-            pre = next((p for p in reversed(s_pres) if scope <= p[0] and p[1] <= ms), None)
-            if pre and len(text[pre[1]:ms].split()) <= 12:
-                ps = next((p for p in s_pseudos if p[0] <= pre[0] < p[1] and p[0] >= scope), None)
-                if ps:
-                    mention.pseudo, mention.trigger = True, ps[2]
-                else:
-                    mention.negated, mention.trigger = True, pre[2]
-            if not mention.negated and not mention.pseudo:
-                after = text[me:ce]
-                post = _POST.match(after.lstrip()) or _POST.search(after[:40])
-                if post:
-                    mention.negated, mention.trigger = True, post.group(0).strip()
-            if not mention.negated:
-                unc = next((u for u in s_unc if cs <= u[0] and u[1] <= ms), None)  # a hedge before the term
-                if unc is None:
-                    unc = next((u for u in s_unc if me <= u[0] < ce and _UNCERTAIN_POST.fullmatch(u[2])), None)
-                if unc:
-                    mention.uncertain = True
-                    mention.trigger = mention.trigger or unc[2]
-            side = _nearest(s_sides, cs, ce, ms)
-            if side:
-                mention.side = side[2]
-            size = _nearest(s_sizes, cs, ce, ms)
-            if size:
-                mention.size_mm = size[2]
-                mention.size_text = (size[0], size[1])
-            sev = _nearest(s_sevs, cs, ce, ms)
-            if sev:
-                mention.severity = sev[2]
-            _clause_attributes(mention, text, cs, ce, lo, hi, pre)
-            a.mentions.append(mention)
+    for index, sent in enumerate(sentences):
+        if sent.section in _NOT_READ:
+            continue
+        off = sent.start
+        for r in read_sentence(sent.text):
+            m = Mention(r.type, r.text, r.start + off, r.end + off, index, sent.section, r.negated, r.uncertain,
+                        r.pseudo, r.trigger, r.side, r.size_mm,
+                        (r.size_text[0] + off, r.size_text[1] + off) if r.size_text else None, r.severity)
+            m.context = (text, r.clause[0] + off, r.clause[1] + off, sent.start, sent.end,
+                         r.trigger_start + off if r.trigger_start is not None else None)
+            a.mentions.append(m)
     return a
 
 

@@ -144,7 +144,10 @@ def clean_text(report: Any, notes: list[str]) -> str:
 
         text = html.unescape(_TAG.sub(lambda m: "\n" if re.match(r"</?(?:p|br|div)", m.group(0), re.I) else " ", text))
         notes.append("HTML markup removed")
-    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.isprintable():  # fast path: most reports have only printable text and newlines
         text = _CONTROL.sub(" ", text)
     if len(text) > MAX_REPORT_CHARS:

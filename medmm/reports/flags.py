@@ -31,6 +31,7 @@ RULES: dict[str, tuple[str, str]] = {
     "severity_sections": ("sections", "severity"),
     "interval_sections": ("sections", "interval"),
     "unsummarised_finding": ("sections", "omission"),
+    "unsupported_impression": ("sections", "omission"),
     "normal_impression": ("sections", "negation"),
     "polarity_within": ("within", "negation"),
     "size_plausibility": ("single", "measurement"),

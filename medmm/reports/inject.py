@@ -179,8 +179,10 @@ def op_laterality(r: _Report, header: dict | None, rng: np.random.Generator) -> 
     term = r.term_of(s.text)
     noun = re.match(r"\s*(?:-sided\s+)?([a-z]+(?:\s+[a-z]+)?)", after)
     restated = False
-    if term:
-        restated = any(re.search(r"\b" + m.group(1) + r"\b", o.text, re.I) for o in _kind_in(term[0], r.others(i), True))
+    if term:  # the other section states this finding on the original side only
+        same = _kind_in(term[0], r.others(i), True)
+        restated = any(re.search(r"\b" + m.group(1) + r"\b", o.text, re.I) for o in same) and \
+            not any(re.search(r"\b" + new + r"\b", o.text, re.I) for o in same)
     elif noun:
         restated = any(re.search(r"\b" + m.group(1) + r"\s+" + re.escape(noun.group(1)), o.text, re.I) for o in r.others(i))
     return _word_edit(r, i, m, new, "laterality", "side swap", f"{m.group(1)} -> {new}", impossible or restated)
@@ -273,13 +275,18 @@ _DENIAL = re.compile(r"^(?:There\s+(?:is|are)\s+)?(?:no|No)\s+(?:evidence\s+of\s
                      r"(?:\s+(?:is|are)\s+(?:seen|identified|present))?\.?$")
 
 
+_ASSERTION_START = re.compile(r"(?:There\s+(?:is|are)\s+(?:an?\s+)?)?(?:(?:small|large|moderate|mild|minimal|trace|tiny|"
+                              r"left|right|bilateral|focal|patchy|a|an)\s+)*(?:" +
+                              "|".join(p for k in _LESIONS for p in lx.FINDINGS[k][1]) + r")\b", re.I)
+
+
 def op_negation(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
     """A FINDINGS statement's polarity flipped: a denial made an assertion, or an assertion a denial."""
     fnd = [i for i in r.body if r.sentences[i].section == "findings"]
     denials = [(i, m) for i in fnd for m in [_DENIAL.match(r.sentences[i].text)]
                if m and _ANY_TERM.search(m.group("what")) and not re.search(r",|\bor\b|\bnor\b|\band\b", m.group("what"))]
     asserts = [i for i in fnd if r.term_of(r.sentences[i].text) and not _NEG_WORD.search(r.sentences[i].text)
-               and _firm(r.sentences[i])]
+               and _firm(r.sentences[i]) and _ASSERTION_START.match(r.sentences[i].text)]
     imp = r.section("impression")
     normal_imp = imp is not None and bool(_NORMAL_IMPRESSION.search(imp.text))
     if denials and (not asserts or rng.random() < 0.5):
@@ -364,7 +371,10 @@ def op_finding(r: _Report, header: dict | None, rng: np.random.Generator) -> Edi
         return None
     i, kind, m = pick
     new = _case_like(_FINDING_SWAP[kind], m.group(0))
-    restated = bool(_kind_in(kind, r.others(i)))
+    s = r.sentences[i]  # visible when a firm statement now names what the other section never names
+    new_kind = next((k for k in _LESIONS if _TERMS[k].search(new)), kind)
+    restated = _firm(s) and not _NEG_WORD.search(s.text) and bool(_kind_in(kind, r.others(i), True)) \
+        and not _kind_in(new_kind, r.others(i))
     edit = _word_edit(r, i, m, new, "finding", "finding swap", f"{m.group(0)} -> {new}", restated)
     return edit[0].replace("pleural pleural", "pleural"), edit[1], edit[2]
 
@@ -444,9 +454,9 @@ def op_metadata(r: _Report, header: dict | None, rng: np.random.Generator) -> Ed
         i, m = _pick(rng, mentions)
         s = r.sentences[i]
         new_header = dict(header, modality=_MODALITY_SWAP[m.group(0).lower()][1])
-        return r.text, new_header, InjectedError("metadata", complex_class("metadata"), s.text, s.text, s.start + m.start(),
-                                                 s.start + m.end(), f"header modality -> {new_header['modality']}",
-                                                 "header modality", True)
+        # the header changed: the report sentence that now contradicts it is the error's span
+        return r.text, new_header, InjectedError("metadata", complex_class("metadata"), s.text, s.text, s.start, s.end,
+                                                 f"header modality -> {new_header['modality']}", "header modality", True)
     for pattern, sex in ((lx.FEMALE_ANATOMY, "M"), (lx.MALE_ANATOMY, "F")):
         hit = re.search(pattern, r.text, re.I)
         if hit and str(header.get("patient_sex") or header.get("sex") or "").upper() != sex:

@@ -21,12 +21,18 @@ from medmm.reports.flags import Flag, make_flag
 _CONFLICTING_INTERVALS = {frozenset(p) for p in (("new", "same"), ("new", "less"), ("new", "gone"), ("more", "less"),
                                                  ("gone", "same"), ("gone", "more"), ("same", "more"), ("same", "less"),
                                                  ("new", "still"), ("gone", "still"))}
-_RESOLVED = ("resolution of", "resolved", "has resolved", "have resolved")
+_RESOLVED = ("resolution of", "clearing of", "resolved", "has resolved", "have resolved")
+# an impression statement that the study shows nothing acute (matched per impression sentence)
+_NO_ACUTE = re.compile(r"^\W*(?:no\s+(?:evidence\s+of\s+)?(?:acute|active)\b(?:\s+or\s+active)?\s+(?:[\w,-]+\s+){0,5}?"
+                       r"(?:abnormalit(?:y|ies)|process(?:es)?|disease|findings?|pathology|changes?)|normal\s+"
+                       r"(?:chest|study|exam|examination|radiographs?)|negative\s+(?:chest|study|exam|examination))\b",
+                       re.I)
 _NORMAL = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:normal\s+(?:chest|study|exam|examination|radiographs?|ct|mri|"
                      r"(?:two|2|frontal|pa)\b.*?(?:chest|views?))|no\s+(?:radiographic\s+|significant\s+)?"
                      r"abnormalit(?:y|ies)|unremarkable\s+(?:chest|study|exam|examination)|no\s+acute\s+"
                      r"(?:cardiopulmonary|pulmonary|intrathoracic|chest)?\s*(?:abnormalit(?:y|ies)|process|disease|"
-                     r"findings?))\W*$", re.I)
+                     r"findings?))(?:\s+(?:is|are)\s+(?:seen|identified|noted|present|demonstrated))?"
+                     r"(?:\s+(?:is|are|was|were))?(?:\s+(?:identified|seen|noted))?\W*$", re.I)
 _SIDED_NOUN = re.compile(r"\b(left|right)\s+(?:[a-z]+\s+){0,2}?(" + "|".join(
     ("hemidiaphragm", "clavicle", "clavicular", "ribs?", "shoulder", "humerus", "humeral", "scapula", "breast",
      "kidney", "adrenal", "chest\\s+wall", "mainstem\\s+bronchus", "internal\\s+jugular", "subclavian", "axilla",
@@ -74,9 +80,7 @@ def _contradicts(neg: Mention, pos: Mention) -> bool:
 
 
 def _sections(a: Analysis) -> tuple[list[Mention], list[Mention]]:
-    fnd = [m for m in a.mentions if m.section == "findings" and not m.is_device]
-    imp = [m for m in a.mentions if m.section == "impression" and not m.is_device]
-    return fnd, imp
+    return a.mentions_in("findings"), a.mentions_in("impression")
 
 
 def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
@@ -84,11 +88,11 @@ def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
     fnd, imp = _sections(a)
     flags = []
     for p in imp:
-        if not _firm_positive(p) or p.side not in lx.SIDES:
+        if p.side not in lx.SIDES or not p.positive:
             continue
-        same = [o for o in fnd if _family(o) == _family(p) and o.positive]
+        same = [o for o in fnd if o.positive and _family(o) == _family(p)]
         sided = [o for o in same if o.side]
-        if not sided or any(o.side in (p.side, "bilateral") for o in sided):
+        if not sided or any(o.side in (p.side, "bilateral") for o in sided) or not _firm_positive(p):
             continue
         if any(_family(x) == _family(p) and x.side not in (p.side, None) for x in imp if x is not p):
             continue  # the impression itself names both sides
@@ -103,6 +107,9 @@ def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
 def _sided_nouns(a: Analysis, section: str) -> dict[str, dict[str, int]]:
     """noun -> side -> index of the first sentence that names it with that side."""
     out: dict[str, dict[str, int]] = {}
+    sec = a.section(section)
+    if sec is None or not _SIDED_NOUN.search(a.text, sec.start, sec.end):
+        return out
     for i, s in enumerate(a.sentences):
         if s.section != section:
             continue
@@ -117,9 +124,8 @@ def rule_laterality_anatomy(a: Analysis, header: Any = None) -> list[Flag]:
     """A sided structure (hemidiaphragm, clavicle, PICC line, ...) named with one side in the impression and
     only with the other side in the findings."""
     fnd, imp = _sections(a)
-    if not imp or not fnd:
-        return []
-    f_nouns, i_nouns = _sided_nouns(a, "findings"), _sided_nouns(a, "impression")
+    i_nouns = _sided_nouns(a, "impression")
+    f_nouns = _sided_nouns(a, "findings") if i_nouns else {}
     flags = []
     for noun, sides in i_nouns.items():
         if len(sides) != 1 or noun not in f_nouns or len(f_nouns[noun]) != 1:
@@ -133,12 +139,34 @@ def rule_laterality_anatomy(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-def rule_lobe(a: Analysis, header: Any = None) -> list[Flag]:
-    """A finding placed in one lobe by the impression and in another by the findings."""
-    fnd, imp = _sections(a)
+def _zone_swap(a: Analysis, fnd: list[Mention], imp: list[Mention]) -> list[Flag]:
+    """The same one-zone finding (apex vs base, upper vs lower) placed in different zones by the two sections."""
     flags = []
     for p in imp:
-        if not _firm_positive(p) or not p.lobe:
+        if not p.positive:
+            continue
+        same = [o for o in fnd if o.positive and _family(o) == _family(p) and _side_ok(o.side, p.side)]
+        if not same or not p.zone or p.lobe or not _firm_positive(p):
+            continue
+        zones = {o.zone for o in same}
+        if not same or None in zones or len(zones) != 1 or p.zone in zones \
+                or any(x.zone not in (p.zone, None) for x in imp if x is not p and _family(x) == _family(p)):
+            continue
+        o = same[0]
+        s, e = _span(a, p)
+        flags.append(make_flag("lobe_sections", a.text, s, e,
+                               f"the impression places the {p.text} in the {p.zone} zone; the findings in the {o.zone} "
+                               f"zone: {_quote(a, o)}"))
+    return flags
+
+
+def rule_lobe(a: Analysis, header: Any = None) -> list[Flag]:
+    """A finding placed in one lobe (or zone) by the impression and in another by the findings."""
+    fnd, imp = _sections(a)
+    flags = _zone_swap(a, fnd, imp)
+    for p in imp:
+        if not p.positive or not any(o.positive and _family(o) == _family(p) for o in fnd) or not p.lobe \
+                or not _firm_positive(p):
             continue
         same = [o for o in fnd if _family(o) == _family(p) and o.positive and o.lobe]
         lobes = {o.lobe for o in same}
@@ -161,15 +189,17 @@ def rule_polarity(a: Analysis, header: Any = None) -> list[Flag]:
     fnd, imp = _sections(a)
     flags = []
     for p in imp:
-        if _firm_negative(p):
-            hits = [o for o in fnd if _firm_positive(o) and _contradicts(p, o)]
+        if p.negated:
+            hits = [o for o in fnd if o.type == p.type and o.positive and _firm_negative(p) and _firm_positive(o)
+                    and _contradicts(p, o)]
             if hits:
                 s, e = _span(a, p)
                 flags.append(make_flag("polarity_impression", a.text, s, e,
                                        f"the impression denies {p.text} (\"{p.trigger}\") but the findings report it: "
                                        f"{_quote(a, hits[0])}"))
-        elif _firm_positive(p) and not p.chronic:
-            denials = [o for o in fnd if _firm_negative(o) and _contradicts(o, p)]
+        elif p.positive:
+            denials = [o for o in fnd if o.type == p.type and o.negated and _firm_negative(o) and _firm_positive(p)
+                       and _contradicts(o, p)]
             reported = [o for o in fnd if o.positive and o.type == p.type and _side_ok(o.side, p.side)]
             if denials and not reported:
                 o = denials[0]
@@ -255,18 +285,34 @@ def rule_unsummarised(a: Analysis, header: Any = None) -> list[Flag]:
     return []
 
 
-def rule_normal_impression(a: Analysis, header: Any = None) -> list[Flag]:
-    """An acute finding stated plainly in the findings under an impression that says the study is normal."""
+def rule_unsupported_impression(a: Analysis, header: Any = None) -> list[Flag]:
+    """A pneumothorax stated plainly in the impression that the findings (several sentences) never name (other
+    acute findings are often the impression's reading of what the findings describe: blunting -> effusion)."""
     fnd, imp = _sections(a)
-    imp_sec = a.section("impression")
-    if imp_sec is None or not _NORMAL.match(imp_sec.text.strip()) or any(m.positive for m in imp):
+    if sum(1 for s in a.sentences if s.section == "findings") < 2:
         return []
+    named = {_family(m) for m in fnd}
+    for p in imp:
+        if p.type == "pneumothorax" and _firm_positive(p) and _family(p) not in named:
+            s, e = _span(a, p)
+            return [make_flag("unsupported_impression", a.text, s, e,
+                              f"the impression reports {p.text} but the findings never mention it")]
+    return []
+
+
+def rule_normal_impression(a: Analysis, header: Any = None) -> list[Flag]:
+    """An acute finding stated plainly in the findings, absent from an impression that says nothing acute is seen."""
+    fnd, imp = _sections(a)
+    statement = next((s for s in a.sentences if s.section == "impression" and _NO_ACUTE.match(s.text)), None)
+    if statement is None:
+        return []
+    in_impression = {_family(m) for m in imp if m.positive}
     for m in fnd:
-        if m.type in lx.ACUTE_FINDINGS and _firm_positive(m) and not m.chronic \
+        if m.type in lx.ACUTE_FINDINGS and _firm_positive(m) and not m.chronic and _family(m) not in in_impression \
                 and lx.SEVERITY_RANK.get(m.severity or "small", 1) >= 1:
             s, e = _span(a, m)
             return [make_flag("normal_impression", a.text, s, e,
-                              f"the findings report {m.text} but the impression reads \"{imp_sec.text.strip()[:80]}\"")]
+                              f"the findings report {m.text} but the impression reads \"{statement.text[:80]}\"")]
     return []
 
 
@@ -275,10 +321,10 @@ def rule_within_findings(a: Analysis, header: Any = None) -> list[Flag]:
     fnd, imp = _sections(a)
     flags = []
     for n in fnd:
-        if not _firm_negative(n):
+        if not n.negated:
             continue
-        pos = [p for p in fnd if _firm_positive(p) and p.sentence != n.sentence and _contradicts(n, p)
-               and (p.side == n.side) and (p.site == n.site)]
+        pos = [p for p in fnd if p.type == n.type and p.sentence != n.sentence and p.side == n.side and p.positive
+               and _firm_negative(n) and _firm_positive(p) and _contradicts(n, p) and p.site == n.site]
         if pos:
             s, e = _span(a, n)
             flags.append(make_flag("polarity_within", a.text, s, e,
@@ -287,4 +333,5 @@ def rule_within_findings(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 SECTION_RULES = (rule_laterality, rule_laterality_anatomy, rule_lobe, rule_polarity, rule_measurement, rule_severity,
-                 rule_interval_sections, rule_unsummarised, rule_normal_impression, rule_within_findings)
+                 rule_interval_sections, rule_unsummarised, rule_unsupported_impression, rule_normal_impression,
+                 rule_within_findings)

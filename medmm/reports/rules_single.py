@@ -24,6 +24,7 @@ _STRUCTURES = [(re.compile(r"\b(?:" + pat + r")\b", re.I), lo, hi) for pat, (lo,
 _DISTANCE = re.compile(r"^\s*(?:above|below|from|proximal|distal|beyond|superior|inferior|lateral|medial|deep|"
                        r"anterior|posterior|in\s+(?:length|thickness|depth)|thick|long|of\s+(?:the|displacement)|"
                        r"apart|away|increase|decrease|larger|smaller|interval|change)\b", re.I)
+_DIGIT = re.compile(r"\d")
 _TINY = re.compile(r"\b(?:tiny|trace|minimal|punctate|small)\b", re.I)
 
 
@@ -51,8 +52,10 @@ def _structure_near(text: str, start: int, end: int, lo: int, hi: int) -> tuple[
 def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
     """A measurement the named structure cannot have (or a "tiny" finding of 3 cm and more)."""
     flags = []
+    if not _DIGIT.search(a.text):
+        return flags
     for sent in a.sentences:
-        if sent.section in ("indication", "comparison", "technique") or not any(c.isdigit() for c in sent.text):
+        if sent.section in ("indication", "comparison", "technique") or not _DIGIT.search(a.text, sent.start, sent.end):
             continue
         for m in _DIMS.finditer(a.text, sent.start, sent.end):
             if _DISTANCE.match(a.text, m.end()):
@@ -80,7 +83,10 @@ _NO_SUCH_LOBE = re.compile(r"\b(left)\s+middle\s+lobe\b|\b(right)\s+(?:lingula|l
 
 def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     """"left middle lobe" or "right lingula": the side (or the lobe) is wrong."""
-    flags = []
+    flags: list[Flag] = []
+    low = a.text.lower()
+    if "middle lobe" not in low and "lingul" not in low:
+        return flags
     for m in _NO_SUCH_LOBE.finditer(a.text):
         side = (m.group(1) or m.group(2)).lower()
         what = "a middle lobe" if m.group(1) else "a lingula"
@@ -95,8 +101,15 @@ _INTERVAL_CLAIM = re.compile(
     r"\b(?:new(?:ly)?|unchanged|stable|persistent(?:ly)?|again\s+(?:seen|noted|demonstrated|identified|visualized)|"
     r"redemonstrated|re-demonstrated|previously|since\s+the\s+(?:prior|previous|last)|improved|improving|worsened|"
     r"worsening|resolved|resolving|interval(?:ly)?\s+(?:increase|decrease|development|improvement|worsening|change|"
-    r"resolution|enlargement)|(?:increased|decreased|enlarged|smaller|larger)\s+(?:in\s+size|since|from|when))\b", re.I)
-_PRIOR_IN_SENTENCE = re.compile(r"\b(?:" + "|".join(lx.PRIOR_REFERENCE) + r")", re.I)
+    r"resolution|enlargement)|(?:increased|decreased|enlarged|smaller|larger)\s+(?:in\s+size|since|from|when)|"
+    r"(?<=,\s)(?:(?:slightly|mildly|minimally|markedly|somewhat)\s+)?(?:increased|decreased|improved|worse|better)"
+    r"(?=\s*[.;]?\s*$))\b", re.I)
+# a prior named specifically in the sentence (a date, an outside or other-modality study): the sentence then
+# brings its own comparison, whatever COMPARISON says
+_PRIOR_IN_SENTENCE = re.compile(r"\b(?:(?:from|since|than|to|on|dated)\s+(?:\d{1,4}[/.-]\d{1,2}|XXXX)|outside|"
+                                r"(?:prior|previous|old|recent|earlier)\s+(?:\w+\s+)?(?:CT|MRI?|ultrasound|"
+                                r"radiographs?|films?|studies|exams?|examinations?|images?)|comparison\s+(?:with|to))",
+                                re.I)
 _NOT_A_CLAIM = re.compile(r"\b(?:hemodynamically\s+stable|stable\s+(?:condition|patient)|no\s+new\b|"
                           r"new\s+(?:onset|symptoms?|complaints?|diagnosis)|unchanged\s+in\s+(?:position|appearance)"
                           r"\s+from\s+the\s+(?:lateral|frontal))", re.I)
@@ -107,7 +120,9 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
     comp = a.section("comparison")
     if comp is None or prior_status(a) != "none":
         return []  # no COMPARISON section: the report says nothing about priors, so nothing contradicts
-    flags = []
+    flags: list[Flag] = []
+    if not _INTERVAL_CLAIM.search(a.text, comp.end):
+        return flags
     for sent in a.sentences:
         if sent.section not in ("findings", "impression"):
             continue
@@ -136,8 +151,14 @@ def _other_study(sentence: str) -> bool:
     return any(c in low for c in lx.OTHER_STUDY_CUES)
 
 
+_PRIOR_WORDS = re.compile(r"\b(?:prior|previous|compar\w*|outside)\b", re.I)
+
+
 def _this_study(a: Analysis) -> list:
-    return [s for s in a.sentences if s.section not in ("comparison", "indication") and not _other_study(s.text)]
+    """Sentences about the study itself: the technique line (unless it names a prior), and body sentences
+    without a prior, a recommendation or a hypothetical."""
+    return [s for s in a.sentences if s.section not in ("comparison", "indication")
+            and not (_PRIOR_WORDS.search(s.text) if s.section == "technique" else _other_study(s.text))]
 
 
 _OTHER_EXAM = re.compile(r"\b(?:on|see|from|per|by|with|recent|old|outside|another|dedicated|further)\b(?:\s+\S+){0,3}\s*$",
@@ -156,7 +177,7 @@ def rule_header_modality(a: Analysis, header: Any = None) -> list[Flag]:
             m = pat.search(sent.text)
             if m and sent.section != "technique" and (m.start() > 12 or _OTHER_EXAM.search(sent.text[: m.start()])):
                 continue
-            if m and name != group and not (name == "XR" and group in ("CT", "MR") and "lateral" in m.group(0).lower()):
+            if m and name != group:
                 s = sent.start + m.start()
                 flags.append(make_flag("header_modality", a.text, s, s + len(m.group(0)),
                                        f"the report describes a {name} study but the DICOM Modality is "

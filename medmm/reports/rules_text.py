@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from medmm.reports.analysis import Analysis
@@ -76,7 +77,10 @@ def _correction(word: str) -> str | None:
 
 def rule_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     """A sentence repeated word for word: at once (dictation stutter), or later when it is a real sentence."""
-    flags = []
+    flags: list[Flag] = []
+    plain = [s.text.lower().rstrip(".;!? ") for s in a.sentences]
+    if len(set(plain)) == len(plain):
+        return flags  # the common case: no sentence occurs twice
     seen: dict[tuple[str, str], int] = {}
     for i, sent in enumerate(a.sentences):
         if sent.section in ("indication", "comparison", "technique"):
@@ -97,7 +101,7 @@ def rule_repetition(a: Analysis, header: Any = None) -> list[Flag]:
 
 def rule_homophone(a: Analysis, header: Any = None) -> list[Flag]:
     """Sound-alike words in a context where only the other word fits ("plural effusion")."""
-    low = a.text.lower()
+    low = a.lower_words()[0]
     flags = []
     for (pattern, why), cue in zip(_HOMOPHONES, _HOMOPHONE_CUES):
         if not any(c in low for c in cue):  # cheap substring test before the regex
@@ -111,23 +115,29 @@ def _body_sections(a: Analysis) -> list:
     return [s for s in a.sections if s.name not in ("indication", "comparison", "technique")]
 
 
+@functools.lru_cache(maxsize=65536)
+def _non_word_fix(word: str, known: frozenset[str]) -> str | None:
+    """The correction of a lower-case word that is no word (None for a word, a derived word, or no correction)."""
+    if word in known or _derived(word, known):
+        return None
+    fix = _correction(word)
+    return fix if fix and fix != word else None
+
+
+_LOWER_WORD = re.compile(r"\b[a-z]{4,}\b")
+
+
 def rule_non_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """A word in no vocabulary, not derived from a known word, with a correction at edit distance 1."""
     known = known_words(lm)
+    if not a.lower_words()[1] - known:  # the common case: one set difference, no per-word work
+        return []
     flags = []
     for sec in _body_sections(a):
-        candidates = {w for w in _WORD.findall(sec.text) if w.lower() not in known}
-        if not candidates:  # the common case: one set difference, no per-word work
-            continue
         for m in _WORD.finditer(sec.text):
             w = m.group(0)
-            if w not in candidates:
-                continue
-            low = w.lower()
-            if _derived(low, known):
-                continue
-            fix = _correction(low)
-            if fix and fix != low:
+            fix = _non_word_fix(w.lower(), known)
+            if fix:
                 s = sec.start + m.start()
                 flags.append(make_flag("non_word", a.text, s, s + len(w), f"\"{w}\" is not a word; did you mean \"{fix}\"?"))
     return flags
@@ -137,11 +147,12 @@ def _close(word: str, target: str) -> bool:
     """Spelling/sound closeness of a dictation confusion: edit distance <= 2, or one word extends the other."""
     if word == target or abs(len(word) - len(target)) > 4:
         return False
-    if len(set(word) ^ set(target)) > 4:  # cheap bound before the edit distance
-        return word.startswith(target) and len(target) >= 5
     if word.startswith(target) and len(target) >= 5:
-        return True  # "hilarious" for "hilar", "effusions" handled as plural before this
-    return _edit_distance(word, target, 2) <= 2
+        return True  # "hilarious" for "hilar" (plurals and derivations are ruled out by the caller)
+    limit = 3 if len(word) + len(target) >= 16 and min(len(word), len(target)) >= 7 else 2
+    if len(set(word) ^ set(target)) > 2 * limit:  # cheap bound before the edit distance
+        return False
+    return _edit_distance(word, target, limit) <= limit
 
 
 def _edit_distance(a: str, b: str, limit: int) -> int:
@@ -162,7 +173,13 @@ def _edit_distance(a: str, b: str, limit: int) -> int:
 _MIN_DOMAIN_COUNT = 3  # how often the expected word must occur in the model to be suggested
 _MAX_ENGLISH_FREQUENCY = 20_000  # everyday words ("appear", "level") are what they say, not a misheard term
 _DERIVATIONS = ("", "s", "es", "ly", "ar", "al", "e", "ed", "ing", "ion", "ions", "ation", "ity", "ial", "ies", "y", "ous",
-                "ic", "ia", "ium", "ae", "a", "um", "us")
+                "ious", "ic", "ia", "ium", "ae", "a", "um", "us")
+# neighbours too common to say which word belongs between them
+_WORD_PREFIXES = frozenset("ab non un in im ir il dis a an anti sub peri para intra inter supra infra hyper hypo bi mid pre "
+                           "post re over under".split())
+_STRONG_SUPPORT = 10  # a common English word ("cute", "table") is flagged only in a context this typical of the term
+_RARE_IN_MODEL = 3  # a radiology word seen this rarely may still be a confusion where its neighbours never occur
+_FUNCTION_WORDS = frozenset("the a an of and in with to is are at on for by or as this that there be was were from".split())
 
 
 def _stems(word: str) -> set[str]:
@@ -171,9 +188,10 @@ def _stems(word: str) -> set[str]:
 
 def _relatives(word: str, target: str) -> bool:
     """"nodular"/"nodule", "lobar"/"lobe", "previous"/"previously": one word, two forms."""
-    common = len(next(iter([p for p in (word[:k] for k in range(min(len(word), len(target)), 0, -1))
-                             if target.startswith(p)]), ""))
-    return bool(_stems(word) & _stems(target)) or common >= 6 or word.endswith(target) or target.endswith(word)
+    if bool(_stems(word) & _stems(target)):
+        return True
+    longer, shorter = (word, target) if len(word) > len(target) else (target, word)
+    return longer.endswith(shorter) and longer[: len(longer) - len(shorter)] in _WORD_PREFIXES
 
 
 @functools.lru_cache(maxsize=8)
@@ -191,48 +209,152 @@ def _domain_vocab(lm: ReportLM) -> frozenset[str]:
     return frozenset(lm.unigrams)
 
 
+def _deletions(word: str, depth: int) -> set[str]:
+    """Every string made by deleting up to ``depth`` letters (the SymSpell candidate index)."""
+    out, frontier = {word}, {word}
+    for _ in range(depth):
+        frontier = {w[:k] + w[k + 1:] for w in frontier for k in range(len(w))}
+        out |= frontier
+    return out
+
+
+def _depth(word: str) -> int:
+    return 3 if len(word) >= 7 else 2
+
+
+@functools.lru_cache(maxsize=8)
+def _deletion_index(lm: ReportLM) -> dict[str, tuple[str, ...]]:
+    """deletion variant -> frequent radiology words it comes from (built once per model)."""
+    index: dict[str, set[str]] = {}
+    for words in _domain_index(lm).values():
+        for t in words:
+            for d in _deletions(t, _depth(t)):
+                index.setdefault(d, set()).add(t)
+    return {k: tuple(sorted(v)) for k, v in index.items()}
+
+
 @functools.lru_cache(maxsize=16384)
 def _close_targets(word: str, lm: ReportLM) -> tuple[str, ...]:
-    """Frequent radiology words a dictation error could have turned into ``word`` (cached per word)."""
-    index = _domain_index(lm)
-    pool = [w for n in range(len(word) - 4, len(word) + 3) for w in index.get(n, ())]
-    return tuple(t for t in pool if _close(word, t))
+    """Frequent radiology words a dictation error could have turned into ``word`` (cached per word): candidates
+    from the deletion index (edit distance <= 2, or 3 for long words), and words that ``word`` extends."""
+    index = _deletion_index(lm)
+    vocab = _domain_vocab(lm)
+    cands = {t for d in _deletions(word, _depth(word)) for t in index.get(d, ())}
+    cands |= {word[:k] for k in range(5, len(word)) if word[:k] in vocab and lm.count(word[:k]) >= _MIN_DOMAIN_COUNT}
+    return tuple(sorted(t for t in cands if _close(word, t)))
 
 
-def _expected(word: str, prev: str | None, nxt: str | None, lm: ReportLM) -> str | None:
-    """A frequent radiology word close to ``word`` that the model has seen beside the same neighbour."""
-    best, best_n = None, 0
-    for target in _close_targets(word, lm):
-        if _relatives(word, target):
-            continue
-        support = (lm.pair(prev, target) if prev else 0) + (lm.pair(target, nxt) if nxt else 0)
-        if support > best_n:
-            best, best_n = target, support
-    return best
+@functools.lru_cache(maxsize=8)
+def _neighbours(lm: ReportLM) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """For each word of the model: the words seen before it and after it, with counts."""
+    left: dict[str, dict[str, int]] = {}
+    right: dict[str, dict[str, int]] = {}
+    for pair, n in lm.bigrams.items():
+        first, _, second = pair.partition(" ")
+        left.setdefault(second, {})[first] = n
+        right.setdefault(first, {})[second] = n
+    return left, right
+
+
+@dataclass(frozen=True)
+class _Confusion:
+    """What a word could be a confusion for: close radiology words, and the content neighbours that would say so
+    (left neighbour -> (target, count); right neighbour -> (target, count))."""
+
+    left: dict[str, tuple[str, int]]
+    right: dict[str, tuple[str, int]]
+
+
+_NO_CONFUSION = _Confusion({}, {})
+class _ConfusionCache:
+    """Per model: the words decided to be no possible confusion (a set, for one C-level difference per report) and
+    the possible confusions with what would say so."""
+
+    def __init__(self, lm: ReportLM) -> None:
+        self.lm = lm
+        self.plain: set[str] = set()
+        self.possible: dict[str, _Confusion] = {}
+
+    def candidates(self, words: set[str]) -> dict[str, _Confusion]:
+        for w in words - self.plain - self.possible.keys():  # words met for the first time
+            c = _build_confusion(w, self.lm)
+            if c is _NO_CONFUSION:
+                self.plain.add(w)
+            else:
+                self.possible[w] = c
+        out = {}
+        for w in words & self.possible.keys():
+            c = self.possible[w]
+            if not words.isdisjoint(c.left) or not words.isdisjoint(c.right):
+                out[w] = c
+        return out
+
+
+@functools.lru_cache(maxsize=8)
+def _confusion_cache(lm: ReportLM) -> _ConfusionCache:
+    return _ConfusionCache(lm)
+
+
+def _build_confusion(word: str, lm: ReportLM) -> _Confusion:
+    seen = lm.count(word)
+    if len(word) < 4 or seen >= _RARE_IN_MODEL or word not in english_words() or word in radiology_words() \
+            or _derived(word, _domain_vocab(lm)):
+        return _NO_CONFUSION
+    targets = [t for t in _close_targets(word, lm) if not _relatives(word, t)]
+    if not targets:
+        return _NO_CONFUSION
+    # an everyday word ("cute", "table"), or a rare radiology word, needs a strong left context ("no cute")
+    strong = speller().word_frequency[word] > _MAX_ENGLISH_FREQUENCY or seen > 0
+    lefts, rights = _neighbours(lm)
+    left: dict[str, tuple[str, int]] = {}
+    right: dict[str, tuple[str, int]] = {}
+    for t in targets:
+        for prev, n in lefts.get(t, {}).items():
+            if prev not in _FUNCTION_WORDS and n >= (_STRONG_SUPPORT if strong else 1) and n > left.get(prev, ("", 0))[1]:
+                left[prev] = (t, n)
+        if not strong:
+            for nxt, n in rights.get(t, {}).items():  # a right neighbour alone is weaker evidence
+                if nxt not in _FUNCTION_WORDS and n >= 2 and n > right.get(nxt, ("", 0))[1]:
+                    right[nxt] = (t, n)
+    return _Confusion(left, right) if left or right else _NO_CONFUSION
+
+
+_TOKEN = re.compile(r"[A-Za-z]+|[.;:!?]")
+
+
+def _neighbour_words(text: str, start: int, end: int, lo: int, hi: int) -> tuple[str | None, str | None]:
+    """The words just before and after ``text[start:end]`` within [lo, hi), not across a sentence or XXXX."""
+    before = _TOKEN.findall(text, max(lo, start - 40), start)
+    after = _TOKEN.search(text, end, min(hi, end + 40))
+    prev = before[-1] if before and before[-1][0].isalpha() and before[-1] != "XXXX" else None
+    nxt = after.group(0) if after and after.group(0)[0].isalpha() and after.group(0) != "XXXX" else None
+    return (prev.lower() if prev else None), (nxt.lower() if nxt else None)
 
 
 def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """An English word the radiology model has never seen, where a similar radiology word fits the neighbours."""
     model = lm or packaged_lm()
-    english = english_words()
-    freq = speller().word_frequency
-    own = radiology_words()
+    low, words = a.lower_words()
+    cands = _confusion_cache(model).candidates(words)
+    if not cands:
+        return []  # the common case: no word that could be a confusion next to a word that would say so
     flags = []
     for sec in _body_sections(a):
-        words = [(m.group(0).lower(), m.start()) for m in re.finditer(r"[A-Za-z]+", sec.text) if m.group(0) != "XXXX"]
-        for i, (w, pos) in enumerate(words):
-            if len(w) < 4 or model.count(w) or w not in english or w in own or freq[w] > _MAX_ENGLISH_FREQUENCY \
-                    or _derived(w, _domain_vocab(model)):
-                continue
-            prev = words[i - 1][0] if i else None
-            nxt = words[i + 1][0] if i + 1 < len(words) else None
-            target = _expected(w, prev, nxt, model)
-            if target:
-                s = sec.start + pos
-                flags.append(make_flag("real_word", a.text, s, s + len(w),
-                                       f"\"{w}\" is a real word but unexpected here; radiology text has "
-                                       f"\"{(prev + ' ') if prev and model.pair(prev, target) else ''}{target}"
-                                       f"{(' ' + nxt) if nxt and model.pair(target, nxt) else ''}\" (dictation error?)"))
+        for w, conf in cands.items():
+            for m in re.finditer(r"\b" + w + r"\b", low[sec.start: sec.end]):
+                s, e = sec.start + m.start(), sec.start + m.end()
+                prev, nxt = _neighbour_words(a.text, s, e, sec.start, sec.end)
+                hit = conf.left.get(prev) if prev else None
+                side = "left"
+                if hit is None and nxt:
+                    hit, side = conf.right.get(nxt), "right"
+                if hit is None:
+                    continue
+                target = hit[0]
+                said = f"{prev} {target}" if side == "left" else f"{target} {nxt}"
+                flags.append(make_flag("real_word", a.text, s, e,
+                                       f"\"{a.text[s:e]}\" is a real word but unexpected here; radiology text has "
+                                       f"\"{said}\" (dictation error?)"))
     return flags
 
 

@@ -9,6 +9,7 @@ FINDINGS section, and when it has several paragraphs the last one is taken as th
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ class Sentence:
     text: str
 
 
+@functools.lru_cache(maxsize=4096)
 def _header_key(candidate: str) -> str | None:
     word = " ".join(candidate.upper().split())
     if word in _ALL:
@@ -106,10 +108,9 @@ def split_sentences(text: str, sections: list[Section] | None = None) -> list[Se
             item = _ITEM.match(text, s, e)
             if item:
                 s = item.end()
-            while s < e and text[s].isspace():
-                s += 1
-            while e > s and text[e - 1].isspace():
-                e -= 1
-            if e > s and _LETTER.search(text, s, e):
-                out.append(Sentence(sec.name, s, e, text[s:e]))
+            piece = text[s:e]
+            body = piece.strip()
+            if body and _LETTER.search(body):
+                s += len(piece) - len(piece.lstrip())
+                out.append(Sentence(sec.name, s, s + len(body), body))
     return out
