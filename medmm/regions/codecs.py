@@ -34,6 +34,7 @@ Size = tuple[float, float]  # (width, height) of the model input in pixels
 PixelBox = tuple[float, float, float, float]  # x1, y1, x2, y2 (x2/y2 exclusive edges)
 
 _NUM = r"[-+]?\d+(?:\.\d+)?"
+_QUAD = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")  # [a, b, c, d]
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,14 @@ def _keep_open(lo: int, hi: int, top: int, empty: bool) -> tuple[int, int]:
     return (lo, lo + 1) if lo < top else (lo - 1, lo)
 
 
+def _quantise(box: PixelBox, fx: float, fy: float, top_x: int, top_y: int) -> tuple[int, int, int, int]:
+    """``box`` scaled by (fx, fy), rounded to integers in ``0..top``, never collapsed to an empty box."""
+    x1, y1, x2, y2 = box
+    gx1, gx2 = _keep_open(min(max(round(x1 * fx), 0), top_x), min(max(round(x2 * fx), 0), top_x), top_x, x2 <= x1)
+    gy1, gy2 = _keep_open(min(max(round(y1 * fy), 0), top_y), min(max(round(y2 * fy), 0), top_y), top_y, y2 <= y1)
+    return gx1, gy1, gx2, gy2
+
+
 def _clean_label(label: str) -> str:
     return re.sub(r"\s+", " ", label).strip(" \t\n:,;-")
 
@@ -136,11 +145,7 @@ class _GridCodec(BoxCodec):
 
     def to_grid(self, box: PixelBox, size: Size) -> tuple[int, int, int, int]:
         w, h = _check_size(size)
-        s = self.scale
-        x1, y1, x2, y2 = box
-        gx1, gx2 = _keep_open(min(max(round(x1 / w * s), 0), s), min(max(round(x2 / w * s), 0), s), s, x2 <= x1)
-        gy1, gy2 = _keep_open(min(max(round(y1 / h * s), 0), s), min(max(round(y2 / h * s), 0), s), s, y2 <= y1)
-        return gx1, gy1, gx2, gy2
+        return _quantise(box, self.scale / w, self.scale / h, self.scale, self.scale)
 
     def from_grid(self, values: Sequence[float], size: Size) -> PixelBox | None:
         w, h = _check_size(size)
@@ -173,7 +178,7 @@ class MedRegACodec(_GridCodec):
         return ", ".join(f"<ref>{o.label}</ref>{self.encode_boxes(o.boxes, size)}" for o in objects)
 
     _BOX = re.compile(r"<box>(.*?)(?:</box>|$)", re.S)
-    _QUAD = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
+    _QUAD = _QUAD
 
     def decode(self, text: str, size: Size) -> Decoded:
         _check_size(size)
@@ -278,10 +283,7 @@ class Qwen25VLCodec(BoxCodec):
     @staticmethod
     def _ints(box: PixelBox, size: Size) -> list[int]:
         w, h = _check_size(size)
-        x1, y1, x2, y2 = box
-        gx1, gx2 = _keep_open(min(max(round(x1), 0), int(w)), min(max(round(x2), 0), int(w)), int(w), x2 <= x1)
-        gy1, gy2 = _keep_open(min(max(round(y1), 0), int(h)), min(max(round(y2), 0), int(h)), int(h), y2 <= y1)
-        return [gx1, gy1, gx2, gy2]
+        return list(_quantise(box, 1.0, 1.0, int(w), int(h)))
 
     _OBJ = re.compile(r"\{[^{}]*\}", re.S)
     _BBOX = re.compile(rf"\"?bbox_2d\"?\s*:\s*\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
@@ -325,11 +327,8 @@ class LlavaCodec(BoxCodec):
 
     def _fmt(self, box: PixelBox, size: Size) -> str:
         w, h = _check_size(size)
-        x1, y1, x2, y2 = box
         top = 10 ** self.decimals
-        gx1, gx2 = _keep_open(min(max(round(x1 / w * top), 0), top), min(max(round(x2 / w * top), 0), top), top, x2 <= x1)
-        gy1, gy2 = _keep_open(min(max(round(y1 / h * top), 0), top), min(max(round(y2 / h * top), 0), top), top, y2 <= y1)
-        return "[" + ", ".join(f"{v / top:.{self.decimals}f}" for v in (gx1, gy1, gx2, gy2)) + "]"
+        return "[" + ", ".join(f"{v / top:.{self.decimals}f}" for v in _quantise(box, top / w, top / h, top, top)) + "]"
 
     def encode_boxes(self, boxes: Sequence[PixelBox], size: Size) -> str:
         return ", ".join(self._fmt(b, size) for b in boxes)
@@ -337,7 +336,7 @@ class LlavaCodec(BoxCodec):
     def encode(self, objects: Sequence[RefBoxes], size: Size) -> str:
         return "; ".join(f"{o.label}: {self.encode_boxes(o.boxes, size)}" for o in objects)
 
-    _QUAD = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
+    _QUAD = _QUAD
 
     def decode(self, text: str, size: Size) -> Decoded:
         w, h = _check_size(size)
