@@ -69,7 +69,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     r = run_probe(args.bench, args.data, model, args.out, images=args.images, mode=args.mode, controls=controls,
                   judge=judge, parser=args.parser, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                   prefix_reduction=args.prefix_reduction, seed=args.seed, cache=args.cache, limit=args.limit,
-                  progress=not args.quiet, model_spec=args.model, judge_spec=args.judge, shard=_shard(args.shard))
+                  progress=not args.quiet, model_spec=args.model, judge_spec=args.judge, shard=_shard(args.shard),
+                  layout=args.layout)
     if r.missing_pairs:
         from medmm.probe.confusion import Resolved
 
@@ -149,6 +150,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--bench", choices=("negation", "confusion"), required=True)
     p.add_argument("--data", required=True, help="ProbMed question file or MediConfusion dataset.json")
     p.add_argument("--images", default=None, help="image root (default: the data file's folder)")
+    p.add_argument("--layout", choices=("auto", "local", "roco"), default="auto",
+                   help="confusion: images as <im_k_local>.jpg (MediConfusion's download script) or by ROCO path "
+                        "(--images = roco-dataset/data); auto = local when the record has it")
     p.add_argument("--model", required=True, help="hf:PATH, tiny:llava, http:URL or a YAML config")
     p.add_argument("--model-option", action="append", default=None, metavar="KEY=VALUE",
                    help="a load option of the backend, e.g. concurrency=16 or model=NAME for http (repeatable)")

@@ -64,7 +64,7 @@ class _Images:
 
 
 def load_samples(bench: str, data: str, images: str | None, mode: str, controls: Sequence[str],
-                 limit: int | None = None) -> tuple[list[Sample], dict[str, list[str]]]:
+                 limit: int | None = None, layout: str = "auto") -> tuple[list[Sample], dict[str, list[str]]]:
     """The samples of a data file (and the confusion pairs left out for missing images)."""
     check_mode(bench, mode)
     root = images or os.path.dirname(os.path.abspath(data))
@@ -78,7 +78,7 @@ def load_samples(bench: str, data: str, images: str | None, mode: str, controls:
         return negation_samples(questions, root, mode, controls), {}
     from medmm.probe.confusion import read_dataset, resolve_images
 
-    pairs = read_dataset(data)
+    pairs = read_dataset(data, layout=layout)
     if limit is not None:
         pairs = pairs[:limit]
     resolved = resolve_images(pairs, root)
@@ -187,7 +187,7 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
               max_new_tokens: int = 32, prefix_reduction: str = "mean", seed: int = 0, cache: str | None = None,
               limit: int | None = None, progress: bool = True, model_spec: str | None = None,
               judge_spec: str | None = None, on_batch: Callable[[int], None] | None = None,
-              shard: tuple[int, int] | None = None) -> RunResult:
+              shard: tuple[int, int] | None = None, layout: str = "auto") -> RunResult:
     """Run a probe (see the module docstring); ``model``/``judge`` are loaded VLMs or spec strings.
 
     ``shard=(k, n)`` answers only the images (pairs) whose stable hash is ``k`` modulo ``n``: run
@@ -200,7 +200,7 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
         raise InputError("mode judge needs --judge MODEL (a model that rates the free answer against each option)")
     if prefix_reduction not in ("mean", "sum"):
         raise InputError("prefix reduction must be mean (the reference's geometric mean per token) or sum")
-    samples, missing = load_samples(bench, data, images, mode, controls, limit)
+    samples, missing = load_samples(bench, data, images, mode, controls, limit, layout)
     if shard is not None:
         samples = in_shard(samples, *shard)
         if not samples:  # a small data set can leave a shard empty: nothing to do, nothing to write
