@@ -21,7 +21,7 @@ import numpy as np
 from medmm.errors import InputError
 from medmm.metrics import Interval, bootstrap_ci
 from medmm.probe.runner import read_run
-from medmm.probe.scoring import (CONFUSION_METRICS, HIGHER_IS_BETTER, NEGATION_METRICS, VariantScore,
+from medmm.probe.scoring import (CONFUSION_METRICS, NEGATION_METRICS, VariantScore, higher_is_better,
                                  region_variant_scores, summary, text_preference, variant_scores)
 
 LEVEL = 0.95
@@ -153,6 +153,32 @@ def plot_categories(view: RunView, cis: dict[str, dict[str, Interval]], path: st
     return path
 
 
+def plot_per_category(view: RunView, path: str) -> str:
+    """Confusion pairs: set accuracy per category, beside the blind control and the random 25 %."""
+    plt = _plt()
+    cats = list(view.scores["image"].point["per_category"])
+    series = [(v if v != "image" else "model", view.scores[v].point.get("per_category", {}))
+              for v in ("image", "blank", "noise") if v in view.scores]
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.5 + 0.9 * len(cats)), 3.4), dpi=110)
+    width = 0.8 / len(series)
+    x = np.arange(len(cats))
+    for k, (label, per) in enumerate(series):
+        vals = [100 * (per.get(c, {}).get("set_accuracy") or 0.0) for c in cats]
+        ax.bar(x + k * width, vals, width, label=label if label == "model" else f"blind ({label})")
+    ax.axhline(100 * view.scores["image"].point["random_baseline"]["set_accuracy"], color="#888888", ls="--",
+               label="random")
+    ax.set_xticks(x + width * (len(series) - 1) / 2, [f"{c}\n(n={view.scores['image'].point['per_category'][c]['n']})"
+                                                      for c in cats], fontsize=8)
+    ax.set_ylabel("set accuracy %")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7)
+    ax.set_title(f"confusion pairs per category: {view.run['model']} ({view.run['mode']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_differences(rows: Sequence[tuple[str, Interval]], title: str, path: str) -> str:
     """A forest plot of paired differences (percentage points) with their intervals."""
     plt = _plt()
@@ -198,6 +224,8 @@ def build_report(path: str, out: str | None = None, n_boot: int = 1000, seed: in
                             "multimodal_gain": {v: {m: iv.to_dict() for m, iv in d.items()} for v, d in gains.items()}}
     if view.bench == "confusion":
         sections.append(_category_table(view))
+        if view.scores["image"].point.get("per_category"):
+            figures.append(plot_per_category(view, os.path.join(out, "plots", "per_category.png")))
     controls, figs, extra = _controls(view, n_boot, seed, out)
     sections += controls
     figures += figs
@@ -220,6 +248,9 @@ def _header(view: RunView) -> str:
              f"{len(view.scores['image'].units)} {'images' if view.bench == 'negation' else 'pairs'}, "
              f"{r['n_samples']} samples ({r['n_failed']} failed), controls: {', '.join(r['controls']) or 'none'}",
              f"- run config `{r['config_key']}`; versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items())]
+    if view.bench == "negation":
+        lines.append(f"- invalid answers (neither yes nor no under the `{r['parser']}` parser): "
+                     f"{_pct(view.scores['image'].point.get('invalid_rate'))} %")
     if missing:
         lines.append(f"- {len(missing)} pair(s) left out for missing images: {', '.join(sorted(missing)[:10])}")
     return "\n".join(lines)
@@ -232,7 +263,8 @@ def _main_table(view: RunView, cis: dict[str, dict[str, Interval]], gains: dict[
            [f"MG vs {v} (pp)" for v in gains]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in view.metric_names:
-        cells = [m.replace("_", " ") + ("" if HIGHER_IS_BETTER[m] else " (lower is better)"), _ci(cis["image"].get(m)),
+        cells = [m.replace("_", " ") + ("" if higher_is_better(view.bench, m) else " (lower is better)"),
+                 _ci(cis["image"].get(m)),
                  _pct(base.get(m))]
         cells += [_ci(cis[v].get(m)) for v in ("blank", "noise") if v in cis]
         cells += [_signed(gains[v].get(m)) for v in gains]
@@ -345,7 +377,7 @@ def compare_runs(path_a: str, path_b: str, out: str | None = None, n_boot: int =
     label = lambda v: f"`{v.run['model']}` {v.run['mode']} ({os.path.basename(os.path.normpath(v.path))})"  # noqa: E731
     rows = ["| metric | A % | B % | B - A (pp) [95% CI] |", "|---|---|---|---|"]
     for m in names:
-        rows.append(f"| {m.replace('_', ' ')}{'' if HIGHER_IS_BETTER[m] else ' (lower is better)'} | {_ci(ca[m])} | "
+        rows.append(f"| {m.replace('_', ' ')}{'' if higher_is_better(a.bench, m) else ' (lower is better)'} | {_ci(ca[m])} | "
                     f"{_ci(cb[m])} | {_signed(diff[m])} |")
     fig = plot_differences([(m, diff[m]) for m in names], "B - A, paired over shared images",
                            os.path.join(out, "plots", "compare.png"))

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from medmm.metrics import METRICS, Metric, get_metric, register
 from medmm.probe.confusion import RANDOM_BASELINE, ConfusionPair, PairOutcome, confusion_metrics, outcomes
 from medmm.probe.negation import CATEGORIES, ImageUnits, NegationResponse, aggregate, score_negation
 from medmm.probe.parse import letter_answer, yes_no_answer
@@ -21,8 +22,38 @@ from medmm.probe.samples import image_key
 
 NEGATION_METRICS = (*CATEGORIES, "overall")
 CONFUSION_METRICS = ("set_accuracy", "individual_accuracy", "confusion", "invalid_rate")
-HIGHER_IS_BETTER = {**{m: True for m in NEGATION_METRICS}, "set_accuracy": True, "individual_accuracy": True,
-                    "confusion": False, "invalid_rate": False}
+_DESCRIPTIONS = {
+    "modality": "ProbMed: images whose modality pair (true + hallucinated) is fully right",
+    "organ": "ProbMed: images whose body-part pair is fully right",
+    "abnormality": "ProbMed: accuracy of the single abnormality question",
+    "condition": "ProbMed: images with every condition pair fully right",
+    "position": "ProbMed: images with every position pair fully right",
+    "overall": "ProbMed: categories weighted as the reference",
+    "set_accuracy": "MediConfusion: pairs with both images right",
+    "individual_accuracy": "MediConfusion: images right",
+    "confusion": "MediConfusion: same valid option for both images / pairs with both answers valid",
+    "invalid_rate": "MediConfusion: answers with no option",
+}
+
+
+def _register_metrics() -> None:
+    """The probe metrics in medmm.metrics' registry (name ``probe.<bench>.<metric>``), with their direction."""
+    for name in NEGATION_METRICS:
+        key = f"probe.negation.{name}"
+        if key not in METRICS:
+            register(Metric(key, lambda units, n=name: aggregate(units)[n], True, "corpus", _DESCRIPTIONS[name]))
+    for name in CONFUSION_METRICS:
+        key = f"probe.confusion.{name}"
+        if key not in METRICS:
+            register(Metric(key, lambda outs, n=name: confusion_metrics(outs, per_category=False)[n],
+                            name not in ("confusion", "invalid_rate"), "corpus", _DESCRIPTIONS[name]))
+
+
+_register_metrics()
+
+
+def higher_is_better(bench: str, name: str) -> bool:
+    return get_metric(f"probe.{bench}.{name}").higher_is_better
 _JUDGE = re.compile(r"\b([AB])\s*[:=]\s*(\d+(?:\.\d+)?)")
 
 

@@ -82,6 +82,9 @@ def test_end_to_end_on_synthetic_studies(tmp_path, tiny):
         with open(w / run / "plots" / "categories.png", "rb") as fh:
             assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "Region check" in (w / "neg_greedy" / "report.md").read_text()
+    assert (w / "neg_greedy" / "plots" / "region_check.png").is_file()
+    assert (w / "conf_prefix" / "plots" / "per_category.png").is_file()
+    assert "## Per category" in (w / "conf_prefix" / "report.md").read_text()
     _cli("probe", "compare", str(w / "neg_mc"), str(w / "neg_greedy"), "--out", str(w / "cmp"), "--n-boot", "200")
     cmp = json.loads((w / "cmp" / "compare.json").read_text())
     assert cmp["n_shared"] == 12 and set(cmp["difference"]) == {"modality", "organ", "abnormality", "condition",
