@@ -18,7 +18,7 @@ from medmm.reports import check
 from medmm.reports.checker import clean_text
 from medmm.reports.sections import split_sections, split_sentences
 
-FUZZ = settings(max_examples=int(os.environ.get("MEDMM_FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=int(os.environ.get("MEDMM_FUZZ_EXAMPLES", "300")), deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 FRAGMENTS = [
     "FINDINGS:", "IMPRESSION:", "IMPRESION:", "COMPARISON:", "CLINICAL HISTORY:", "TECHNIQUE:", "Findings:",

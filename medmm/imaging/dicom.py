@@ -666,7 +666,9 @@ def decode_planes(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            arr = ds.pixel_array
+            arr = _pixel_array(ds, header)
+    except MedmmError:
+        raise
     except (NotImplementedError, RuntimeError) as exc:
         raise DecodeError(
             f"{header.path}: cannot decode pixel data ({header.transfer_syntax_name or 'unknown transfer syntax'}): "
@@ -682,6 +684,7 @@ def decode_planes(
     except Exception as exc:
         raise DecodeError(f"{header.path}: cannot decode pixel data ({type(exc).__name__}: {_short(exc)})") from exc
 
+    _check_decoded_shape(arr, header)
     photometric = (header.photometric or "").upper()
     if photometric == "PALETTE COLOR":
         try:
@@ -718,6 +721,76 @@ def decode_planes(
         if plane.intercept != 0.0:
             dst += np.float32(plane.intercept)
     return out
+
+
+def _check_decoded_shape(arr: np.ndarray, header: FileHeader) -> None:
+    """The decoder's output must be what the header declares, or every later step indexes garbage."""
+    expected = ((header.n_frames,) if header.n_frames > 1 else ()) + (header.rows, header.cols)
+    expected += (header.samples,) if header.samples > 1 else ()
+    if tuple(arr.shape) != expected:
+        raise DecodeError(
+            f"{header.path}: decoded pixel data has shape {tuple(arr.shape)}, but the header declares {expected} "
+            "(Number of Frames, Rows, Columns, Samples per Pixel): the header or the pixel stream is corrupt"
+        )
+
+
+# gdcm reports some corrupt streams by throwing a C++ exception nothing catches: the whole process
+# aborts. It is therefore tried last, and only in a child process (pydicom's other plugins first).
+_GDCM = "gdcm"
+_gdcm_executor: Any = None
+
+
+def _pixel_array(ds: Dataset, header: FileHeader) -> np.ndarray:
+    """pydicom's ``pixel_array``, with the gdcm plugin isolated in a child process."""
+    try:
+        plugins = tuple(pydicom.pixels.get_decoder(header.transfer_syntax).available_plugins) \
+            if header.transfer_syntax else ()
+    except (NotImplementedError, ValueError, KeyError):
+        plugins = ()
+    if _GDCM not in plugins:
+        return ds.pixel_array
+    failure: Exception | None = None
+    for plugin in plugins:
+        if plugin == _GDCM:
+            continue
+        try:
+            ds.pixel_array_options(decoding_plugin=plugin)
+            return ds.pixel_array
+        except Exception as exc:  # the next plugin, then gdcm, may still decode it
+            failure = exc
+    try:
+        return _decode_gdcm_isolated(header.path)
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise failure or exc from exc
+
+
+def _gdcm_decode(path: str) -> np.ndarray:  # runs in the child process
+    ds = read_dataset(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.pixel_array_options(decoding_plugin=_GDCM)
+        return ds.pixel_array
+
+
+def _decode_gdcm_isolated(path: str) -> np.ndarray:
+    global _gdcm_executor
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from medmm._pool import pool_context
+
+    if _gdcm_executor is None:
+        _gdcm_executor = ProcessPoolExecutor(max_workers=1, mp_context=pool_context(preload=["medmm.imaging.dicom"]))
+    try:
+        return _gdcm_executor.submit(_gdcm_decode, path).result()
+    except BrokenProcessPool as exc:
+        _gdcm_executor = None
+        raise DecodeError(
+            f"{path}: the gdcm decoder crashed on this file's pixel data (a corrupt stream); "
+            f"{_decode_hint(None)}"
+        ) from exc
 
 
 def _native_fast_path(header: FileHeader) -> bool:
