@@ -236,8 +236,6 @@ def test_eight_reviewers_and_an_audit_for_10_seconds(tmp_path):
     assert out["verify_ok"]
 
 
-@pytest.mark.xfail(reason="medmm/audit/runner.py export quotes only dtype==object columns; pandas 3 gives text "
-                   "columns the str dtype, so nothing is quoted (request in /work/notes/requests.md)", strict=True)
 def test_csv_export_quotes_formula_cells(tmp_path):
     """CSV formula injection: report text, explanations and reviewer names that start like a formula
     are exported with a leading quote, so a spreadsheet shows them as text."""

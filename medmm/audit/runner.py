@@ -421,8 +421,9 @@ def export(db: str, out: str, reviewed_only: bool = False, redact: bool = False,
     if low.endswith(".csv"):
         # spreadsheet formula injection: report text can start with "=" (OWASP: prefix a quote)
         for c in table.columns:
-            if table[c].dtype == object:
-                table[c] = table[c].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+            if table[c].dtype == object or pd.api.types.is_string_dtype(table[c]):  # pandas 3: dtype "str"
+                table[c] = table[c].map(lambda v: "'" + v if isinstance(v, str) and v.lstrip().startswith(_FORMULA_START)
+                                        else v)
         table.to_csv(out, index=False)
     elif low.endswith(".parquet"):
         table.to_parquet(out, index=False)
