@@ -40,25 +40,42 @@ def list_checkpoints(root: str) -> list[str]:
     return sorted(found)
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+def full(t: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of an FSDP shard (a collective: every rank calls it in the same order)."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
+def like(value: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``value`` (a whole tensor) laid out as ``ref``: sharded again when ``ref`` is an FSDP shard."""
+    if hasattr(ref, "device_mesh"):
+        from torch.distributed.tensor import distribute_tensor
+
+        return distribute_tensor(value.to(ref.device, ref.dtype), ref.device_mesh, ref.placements)
+    return value.to(ref.device)
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """AdamW's state as whole CPU tensors ``"{param index}.{name}"`` (collective under FSDP)."""
     sd = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}
-    for idx, st in sd["state"].items():
-        for k, v in st.items():
-            t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
+    for idx in sorted(sd["state"]):
+        for k, v in sorted(sd["state"][idx].items()):
+            t = full(v) if isinstance(v, torch.Tensor) else torch.tensor(v)
             tensors[f"{idx}.{k}"] = t.detach().cpu().contiguous()
     return tensors, sd["param_groups"]
 
 
-def save_checkpoint(root: str, step: int, trainable: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
+def save_checkpoint(root: str, step: int, trainable: dict[str, torch.Tensor],
+                    optimizer: tuple[dict[str, torch.Tensor], list[dict[str, Any]]],
                     state: dict[str, Any], keep: int = 2) -> str:
-    """Write the checkpoint of ``step`` atomically and keep only the newest ``keep``."""
+    """Write the checkpoint of ``step`` atomically and keep only the newest ``keep``. ``trainable`` and
+    ``optimizer`` (:func:`optimizer_tensors`) are whole tensors (gathered first under FSDP)."""
     final = step_dir(root, step)
     tmp = final + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     save_file({k: v.detach().cpu().contiguous() for k, v in trainable.items()}, os.path.join(tmp, "trainable.safetensors"))
-    opt_tensors, groups = _optimizer_tensors(optimizer)
+    opt_tensors, groups = optimizer
     save_file(opt_tensors, os.path.join(tmp, "optimizer.safetensors"))
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -82,10 +99,12 @@ def load_checkpoint(path: str, optimizer: torch.optim.Optimizer) -> tuple[dict[s
         state = json.load(fh)
     trainable = load_file(os.path.join(path, "trainable.safetensors"))
     flat = load_file(os.path.join(path, "optimizer.safetensors"))
+    params = [p for g in optimizer.param_groups for p in g["params"]]
     opt_state: dict[int, dict[str, torch.Tensor]] = {}
     for key, t in flat.items():
         idx, name = key.split(".", 1)
-        opt_state.setdefault(int(idx), {})[name] = t
+        ref = params[int(idx)]
+        opt_state.setdefault(int(idx), {})[name] = like(t, ref) if t.shape == ref.shape else t
     optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
     rng = load_file(os.path.join(path, "rng.safetensors"))
     torch.set_rng_state(rng["torch"])

@@ -89,6 +89,7 @@ class TrainSection:
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: each process's local GPU)
     dtype: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | float32 | bfloat16
     gradient_checkpointing: bool = False
+    fsdp: bool = False  # shard parameters, gradients and optimizer state (FSDP2) across the launched processes
     threads: int | None = None  # torch CPU threads (default: torch's choice)
     log_every: int = 10
     progress: bool = True
@@ -215,6 +216,8 @@ def _semantic(cfg: FinetuneConfig) -> list[str]:
         p.append(f"train.device {cfg.train.device!r}: use auto, cpu, cuda or cuda:N")
     if cfg.train.dtype == "bfloat16" and cfg.train.device == "cpu":
         p.append("train.dtype bfloat16 is for GPUs here; use float32 (or auto) on CPU")
+    if cfg.train.fsdp and cfg.checkpoint.save_merged:
+        p.append("checkpoint.save_merged is not available with train.fsdp (merge the saved adapter afterwards)")
     if cfg.checkpoint.every < 0 or cfg.checkpoint.keep < 1:
         p.append("checkpoint.every must be >= 0 and checkpoint.keep >= 1")
     if cfg.eval.every < 0:

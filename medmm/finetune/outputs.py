@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from medmm.finetune.recipe import FinetuneRecipe
 
 
-def save_weights(recipe: "FinetuneRecipe") -> dict[str, str | None]:
-    """The final adapter (LoRA) or model (full fine-tuning), and the merged model if asked."""
+def save_weights(recipe: "FinetuneRecipe", state: dict[str, Any] | None = None) -> dict[str, str | None]:
+    """The final adapter (LoRA) or model (full fine-tuning), and the merged model if asked. ``state``: the
+    gathered state dict of an FSDP-sharded model."""
     from medmm.models.hf import HFVLM
 
     out = recipe.out
@@ -37,14 +38,20 @@ def save_weights(recipe: "FinetuneRecipe") -> dict[str, str | None]:
     model.eval()
     if recipe.cfg.peft.method == "lora":
         adapter = os.path.join(out, "adapter")
-        model.save_pretrained(adapter, safe_serialization=True)
+        if state is not None:
+            from peft import get_peft_model_state_dict
+
+            model.save_pretrained(adapter, safe_serialization=True,
+                                  state_dict=get_peft_model_state_dict(model, state_dict=state))
+        else:
+            model.save_pretrained(adapter, safe_serialization=True)
         merged = None
         if recipe.cfg.checkpoint.save_merged:
             merged = os.path.join(out, "merged")
             HFVLM(model.merge_and_unload(), recipe.vlm.processor).save(merged)
         return {"base": recipe.base_dir, "adapter": adapter, "model": None, "merged": merged}
     path = os.path.join(out, "model")
-    HFVLM(model, recipe.vlm.processor).save(path)
+    HFVLM(model, recipe.vlm.processor).save(path, state_dict=state)
     return {"base": recipe.base_dir, "adapter": None, "model": path, "merged": None}
 
 
@@ -74,12 +81,12 @@ def loss_curve(records: list[dict[str, Any]], path: str) -> str | None:
     return path
 
 
-def finish(recipe: "FinetuneRecipe") -> dict[str, Any]:
+def finish(recipe: "FinetuneRecipe", state: dict[str, Any] | None = None) -> dict[str, Any]:
     from medmm.models import load
 
     cfg = recipe.cfg
     out = recipe.out
-    paths = save_weights(recipe)
+    paths = save_weights(recipe, state)
     stats = box_stats(recipe.train_samples) if any(s.task == "text_to_region" for s in recipe.train_samples) else None
     if stats:
         with open(os.path.join(out, "train_stats.json"), "w", encoding="utf-8") as fh:

@@ -31,14 +31,14 @@ import re
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from medmm.errors import ConfigError, InputError
-from medmm.finetune.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from medmm.finetune.checkpoint import full, like, list_checkpoints, load_checkpoint, optimizer_tensors, save_checkpoint
 from medmm.finetune.config import FinetuneConfig
 from medmm.finetune.data import prepare_data, read_samples
 from medmm.finetune.inputs import QWEN_TYPES, Example, collate, default_codec, encode_example, model_type
@@ -98,16 +98,33 @@ class FinetuneRecipe:
         if self.steps_per_epoch < 1:
             raise InputError(f"{len(self.train_examples)} training examples cannot fill one global batch of "
                              f"{self.global_batch} (batch_size x grad_accum x processes); add data or lower the batch")
+        if cfg.train.fsdp:
+            self._shard()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         decay = cfg.optim.weight_decay
-        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=decay)
+        # fused AdamW (one kernel for all parameters, CPU and CUDA) unless the parameters are FSDP shards
+        fused = {} if cfg.train.fsdp else {"fused": True}
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=decay,
+                                           **fused)
         self._resume()
         self.ddp = self.model
-        if self.world > 1:
+        if self.world > 1 and not cfg.train.fsdp:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
         self._ready = True
         return self
+
+    def _shard(self) -> None:
+        """FSDP2: each transformer block, then the whole model, sharded across the processes."""
+        from torch.distributed.fsdp import fully_shard
+
+        if self.world < 2:
+            raise ConfigError("train.fsdp shards a model across processes: launch with torchrun or accelerate "
+                              "launch and several processes, or set train.fsdp: false")
+        blocks = [m for _, m in self.model.named_modules() if type(m).__name__.endswith(("DecoderLayer", "EncoderLayer"))]
+        for block in blocks:
+            fully_shard(block)
+        fully_shard(self.model)
 
     def _device(self) -> torch.device:
         want = self.cfg.train.device
@@ -146,10 +163,10 @@ class FinetuneRecipe:
             if not os.path.isfile(os.path.join(self.base_dir, "config.json")):
                 self.vlm.save(self.base_dir)
         self.base_dir = self.base_dir or os.path.join(self.out, "base")
-        model.to(torch.float32)
-        if cfg.peft.method == "lora":
+        if cfg.peft.method == "lora":  # the frozen base stays in the dtype it was loaded in; peft keeps adapters fp32
             model = self._lora(model)
-        else:
+        else:  # full fine-tuning: fp32 master weights (bf16 autocast on GPU)
+            model.to(torch.float32)
             vision = re.compile(r"(^|\.)(vision_tower|visual)\.")
             for name, p in model.named_parameters():
                 p.requires_grad_(cfg.peft.train_vision or not vision.search(name))
@@ -216,7 +233,7 @@ class FinetuneRecipe:
             raise InputError(f"{path}: checkpoint lacks {len(missing)} trainable tensor(s), e.g. {missing[0]}")
         with torch.no_grad():
             for k, p in named.items():
-                p.copy_(trainable[k].to(p.device, p.dtype))
+                p.copy_(like(trainable[k].to(p.dtype), p))
         self.step = int(state["step"])
         if self.is_main:
             self._truncate_log(self.step)
@@ -272,7 +289,10 @@ class FinetuneRecipe:
         n_tokens = self._all_sum(sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches))
         total = 0.0
         for i, batch in enumerate(batches):
-            sync = self.ddp.no_sync() if self.world > 1 and i < len(batches) - 1 else nullcontext()
+            last = i == len(batches) - 1
+            if self.cfg.train.fsdp:
+                self.model.set_requires_gradient_sync(last)
+            sync = self.ddp.no_sync() if self.world > 1 and not self.cfg.train.fsdp and not last else nullcontext()
             with sync:
                 loss_sum, _ = self._token_loss(self.ddp, batch)
                 (loss_sum * self.world / n_tokens).backward()
@@ -280,7 +300,7 @@ class FinetuneRecipe:
         factor = lr_factor(self.step, cfg.optim.warmup_steps, cfg.train.max_steps, cfg.optim.schedule, cfg.optim.min_lr_ratio)
         for g in self.optimizer.param_groups:
             g["lr"] = cfg.optim.lr * factor
-        self.grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.max_grad_norm))
+        self.grad_norm = float(full(torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.max_grad_norm)))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
@@ -329,13 +349,19 @@ class FinetuneRecipe:
             bar.close()
         return TrainResult(start, self.step, tuple(losses), self.out)
 
+    def full_trainable(self) -> dict[str, torch.Tensor]:
+        """Every trainable tensor whole (gathered from the shards under FSDP: all ranks must call it)."""
+        return {k: full(p.detach()).cpu() for k, p in self._trainable_named().items()}
+
     def save_checkpoint(self) -> str | None:
         path = None
+        sharded = self.cfg.train.fsdp
+        trainable = self.full_trainable() if sharded or self.is_main else {}
+        opt = optimizer_tensors(self.optimizer) if sharded or self.is_main else ({}, [])
         if self.is_main:
             state = {"identity": self.cfg.identity(), "train_examples": len(self.train_examples),
                      "codec": self.codec.config()}
-            path = save_checkpoint(self.out, self.step, self._trainable_named(), self.optimizer, state,
-                                   keep=self.cfg.checkpoint.keep)
+            path = save_checkpoint(self.out, self.step, trainable, opt, state, keep=self.cfg.checkpoint.keep)
         if self.world > 1:
             torch.distributed.barrier()
         return path
@@ -380,8 +406,11 @@ class FinetuneRecipe:
         from medmm.finetune.outputs import finish
 
         info: dict[str, Any] = {}
+        state = None
+        if self._ready and self.cfg.train.fsdp:  # gather the sharded weights (all ranks), rank 0 writes them
+            state = {k: full(v.detach()).cpu() for k, v in self.model.state_dict().items()}
         if self.is_main and self._ready:
-            info = finish(self)
+            info = finish(self, state)
         if self.world > 1 and torch.distributed.is_initialized():
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
@@ -394,9 +423,3 @@ def run(cfg: FinetuneConfig) -> dict[str, Any]:
     recipe.setup()
     recipe.train()
     return recipe.cleanup()
-
-
-def iter_steps(recipe: FinetuneRecipe, n: int) -> Iterator[float]:
-    """Run ``n`` more steps, yielding each loss (tests and notebooks)."""
-    for _ in range(n):
-        yield recipe.train_step()

@@ -151,10 +151,12 @@ class HFVLM(VLM):
         return cls(model, processor, path=os.path.abspath(path), adapter=os.path.abspath(adapter) if adapter else None,
                    batch_size=batch_size)
 
-    def save(self, folder: str) -> str:
-        """Write a checkpoint folder the ``hf`` backend loads (safetensors, processor, chat template)."""
+    def save(self, folder: str, state_dict: dict[str, Any] | None = None) -> str:
+        """Write a checkpoint folder the ``hf`` backend loads (safetensors, processor, chat template).
+        ``state_dict``: the weights to write instead of the model's own (e.g. gathered from FSDP shards)."""
         os.makedirs(folder, exist_ok=True)
-        self.model.save_pretrained(folder, safe_serialization=True)
+        extra = {} if state_dict is None else {"state_dict": state_dict}
+        self.model.save_pretrained(folder, safe_serialization=True, **extra)
         if self.model_type in QWEN_TYPES:
             self.tokenizer.save_pretrained(folder)
             self.processor.image_processor.save_pretrained(folder)

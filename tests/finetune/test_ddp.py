@@ -49,3 +49,40 @@ def test_two_process_ddp_matches_one_process(region_data, tmp_path):
     assert sorted(os.listdir(ddp_out / "checkpoints")) == ["step_000002", "step_000004"]
     run = json.loads((ddp_out / "run.json").read_text())
     assert run["steps"] == 4 and os.path.isfile(os.path.join(run["model"], "model.safetensors"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_process_fsdp_matches_one_process_and_resumes(region_data, tmp_path):
+    """FSDP2 (train.fsdp): parameters, gradients and AdamW state sharded over 2 gloo processes; same
+    losses as one process; a checkpoint (gathered whole) resumes into the shards exactly."""
+    import shutil
+
+    common = {"max_steps": 4, "log_every": 1, "progress": False, "threads": 1}
+    fsdp_out, one_out = tmp_path / "fsdp", tmp_path / "one"
+    cfg = _write(recipe_config(region_data, fsdp_out, train={**common, "batch_size": 2, "fsdp": True},
+                               checkpoint={"every": 2, "keep": 3}), tmp_path / "fsdp.yaml")
+    one = _write(recipe_config(region_data, one_out, train={**common, "batch_size": 4}, checkpoint={"every": 2}),
+                 tmp_path / "one.yaml")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "medmm.cli",
+              "finetune", "--config"]
+    proc = subprocess.run(launch + [cfg], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    subprocess.run([sys.executable, "-m", "medmm.cli", "finetune", "--config", one], check=True, capture_output=True,
+                   env=env, timeout=300)
+    assert _losses(fsdp_out) == pytest.approx(_losses(one_out), rel=1e-4)
+    # resume: a copy of the run without its last checkpoint continues from step 2
+    again = tmp_path / "again"
+    shutil.copytree(fsdp_out, again)
+    shutil.rmtree(again / "checkpoints" / "step_000004")
+    cfg2 = _write(recipe_config(region_data, again, train={**common, "batch_size": 2, "fsdp": True},
+                                checkpoint={"every": 2, "keep": 3}), tmp_path / "again.yaml")
+    proc = subprocess.run(launch + [cfg2], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _losses(again) == pytest.approx(_losses(fsdp_out), rel=1e-5)
+    events = [json.loads(x) for x in (again / "log.jsonl").read_text().splitlines()]
+    assert {"event": "resumed", "step": 2} in [{k: v for k, v in e.items() if k != "time"} for e in events]
+    from medmm.models import load
+
+    load("hf:" + str(fsdp_out / "model"))  # the gathered model loads
