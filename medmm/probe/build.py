@@ -122,22 +122,29 @@ def questions_for(image: AnnotatedImage, vocab: Vocabulary, seed: int, image_pat
         if k < len(absent):
             out.append(_q(image, image_path, image_type, f"entity_hallu_{k}",
                           t["entity"].format(finding=absent[k], **fmt), "no", attribute=absent[k]))
-    k = 0
+    return out + _position_pairs(image, vocab, rng, image_path, image_type, fmt)
+
+
+def _position_pairs(image: AnnotatedImage, vocab: Vocabulary, rng: random.Random, image_path: str, image_type: str,
+                    fmt: dict[str, str]) -> list[NegationQuestion]:
+    """``grounding_gt_k`` / ``grounding_hallu_k`` for each finding with a known place."""
+    out: list[NegationQuestion] = []
+    template = vocab.templates["grounding"]
     for f in image.findings:
         if not f.location:
             continue
         same = [g.location for g in image.findings if g.name == f.name and g.location]
-        wrong = wrong_location(f, same, part["locations"], rng)  # type: ignore[arg-type]
+        wrong = wrong_location(f, same, vocab.body_parts[image.body_part]["locations"], rng)  # type: ignore[arg-type]
         if wrong is None:
             continue
+        k = len(out) // 2
         box = list(f.box) if f.box else None
         out.append(_q(image, image_path, image_type, f"grounding_gt_{k}",
-                      t["grounding"].format(finding=f.name, location=f.location, **fmt), "yes",
+                      template.format(finding=f.name, location=f.location, **fmt), "yes",
                       attribute=f.location, finding=f.name, box=box))
         out.append(_q(image, image_path, image_type, f"grounding_hallu_{k}",
-                      t["grounding"].format(finding=f.name, location=wrong, **fmt), "no",
+                      template.format(finding=f.name, location=wrong, **fmt), "no",
                       attribute=wrong, finding=f.name, box=box))
-        k += 1
     return out
 
 

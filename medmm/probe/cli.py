@@ -12,9 +12,8 @@ from medmm.errors import InputError
 
 
 def _write_json(path: str, obj: Any) -> None:
-    from medmm.probe.runner import write_json
+    from medmm.probe._io import write_json
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     write_json(path, obj)
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from medmm.errors import InputError
+from medmm.probe._io import write_json
 
 CATEGORIES = ("Cerebral", "Vascular", "Head and Neck", "Spinal", "Musculoskeletal", "Cardiac", "Gastrointestinal",
               "Pulmonary", "Nuclear Medicine")
@@ -130,12 +131,7 @@ def read_dataset(path: str | os.PathLike[str], layout: str = "auto") -> list[Con
 
 
 def write_dataset(pairs: Iterable[ConfusionPair], path: str | os.PathLike[str]) -> None:
-    p = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
-    with open(p + ".tmp", "w", encoding="utf-8") as fh:
-        json.dump({pair.pair_id: pair.to_record() for pair in pairs}, fh, indent=1, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(p + ".tmp", p)
+    write_json(path, {pair.pair_id: pair.to_record() for pair in pairs})
 
 
 @dataclass(frozen=True)

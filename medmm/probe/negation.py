@@ -47,6 +47,7 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from medmm.errors import InputError
+from medmm.probe._io import write_json
 from medmm.probe.parse import INVALID, yes_no_answer, yes_no_correct
 
 CATEGORIES = ("modality", "organ", "abnormality", "condition", "position")
@@ -175,21 +176,11 @@ def read_responses(path: str | os.PathLike[str]) -> list[NegationResponse]:
 
 
 def write_questions(questions: Iterable[NegationQuestion], path: str | os.PathLike[str]) -> None:
-    _write_json([q.to_record() for q in questions], path)
+    write_json(path, [q.to_record() for q in questions])
 
 
 def write_responses(responses: Iterable[NegationResponse], path: str | os.PathLike[str]) -> None:
-    _write_json([r.to_record() for r in responses], path)
-
-
-def _write_json(records: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:
-    p = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
-    tmp = p + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(records, fh, indent=1, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(tmp, p)
+    write_json(path, [r.to_record() for r in responses])
 
 
 # ------------------------------------------------------------------ per-image units

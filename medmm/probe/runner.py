@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from medmm.errors import InputError, MedmmError
+from medmm.probe._io import write_json, write_jsonl
 from medmm.probe.samples import (Sample, check_mode, confusion_samples, load_image, negation_samples, prompts,
                                  variant_images)
 from medmm.runs import ResultCache, RunConfig, file_fingerprint
@@ -256,7 +257,7 @@ def _finish(bench: str, data: str, images: str | None, out: str, mode: str, cont
     for r in records:
         r["answer"] = parsed_answer(r, mode, parser, **kw)
     metrics = summary(records, bench, mode, parser, **kw)
-    _write_jsonl(os.path.join(out, "samples.jsonl"), records)
+    write_jsonl(os.path.join(out, "samples.jsonl"), records)
     _write_predictions(bench, out, records, mode, kw)
     n_failed = sum(r["status"] == "failed" for r in records)
     run = {"bench": bench, "data": os.path.abspath(data), "data_sha256": file_fingerprint(data),
@@ -283,34 +284,8 @@ def _write_predictions(bench: str, out: str, records: Sequence[dict[str, Any]], 
                                           r["meta"]["question"], r["meta"]["gt_ans"], response_of(r, mode, **kw))
                          for r in main], os.path.join(out, "responses.json"))
         return
-    _write_jsonl(os.path.join(out, "predictions.jsonl"),
+    write_jsonl(os.path.join(out, "predictions.jsonl"),
                  [{"pair_id": r["meta"]["pair_id"], "image": r["meta"]["image"], "answer": r["answer"]} for r in main])
-
-
-def write_json(path: str, obj: Any) -> None:
-    """JSON written atomically (a temporary file, then a rename), NaN as null."""
-    with open(path + ".tmp", "w", encoding="utf-8") as fh:
-        json.dump(_clean(obj), fh, indent=1, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(path + ".tmp", path)
-
-
-def _write_jsonl(path: str, rows: Sequence[Any]) -> None:
-    with open(path + ".tmp", "w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(_clean(r), ensure_ascii=False) + "\n")
-    os.replace(path + ".tmp", path)
-
-
-def _clean(obj: Any) -> Any:
-    """JSON without NaN (written as null)."""
-    if isinstance(obj, float):
-        return None if obj != obj else obj
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 def read_run(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:

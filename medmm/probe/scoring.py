@@ -111,7 +111,7 @@ class VariantScore:
     bench: str
     variant: str
     point: dict[str, Any]
-    units: dict[str, Any] = field(default_factory=dict)  # group -> ImageUnits | PairOutcome
+    units: dict[str, ImageUnits | PairOutcome] = field(default_factory=dict)  # group -> its unit
 
     def metric(self, groups: Sequence[str]) -> dict[str, float]:
         chosen = [self.units[g] for g in groups if g in self.units]
