@@ -87,6 +87,17 @@ def load_samples(bench: str, data: str, images: str | None, mode: str, controls:
     return confusion_samples(resolved.complete, mode, controls, refs), resolved.missing
 
 
+def check_backend(model: Any, mode: str) -> None:
+    """Refuse a mode the backend cannot do right (rather than score every option -inf and pick B)."""
+    from medmm.models import UnsupportedError
+    from medmm.models.http import HTTPVLM
+
+    if mode == "prefix" and isinstance(model, HTTPVLM):
+        raise UnsupportedError("prefix mode scores each option's whole text, but an OpenAI-compatible server returns "
+                               "log-probabilities of the first answer token only: use --mode mc, greedy or judge with "
+                               "http: models, or run prefix with an hf: model")
+
+
 def in_shard(samples: Sequence[Sample], k: int, n: int) -> list[Sample]:
     """The samples of shard ``k`` of ``n`` (whole images or pairs, by a stable hash of the group)."""
     if n < 1 or not 0 <= k < n:
@@ -212,6 +223,7 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
     judge_spec = judge_spec or (judge if isinstance(judge, str) else None)
     model = load(model) if isinstance(model, str) else model
     judge = load(judge) if isinstance(judge, str) else judge
+    check_backend(model, mode)
     config = run_config(bench, mode, model, judge, max_new_tokens)
     os.makedirs(out, exist_ok=True)
     started = time.time()

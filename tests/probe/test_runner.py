@@ -135,6 +135,14 @@ def test_http_model_runs_concurrently(tmp_path):
         server.close()
     assert r.n_computed == 20 and r.n_failed == 0
     assert server.max_active >= 2  # requests of a batch overlap
+    from medmm.models import UnsupportedError
+
+    conf = tmp_path / "conf.json"
+    conf.write_text(json.dumps({"1": {"question": "q?", "option_A": "a", "option_B": "b", "im_1_correct": "A",
+                                      "im_2_correct": "B", "category_1": [], "category_2": [], "im_1": "a.png",
+                                      "im_2": "b.png"}}))
+    with pytest.raises(UnsupportedError, match="first answer token only"):
+        run_probe("confusion", str(conf), model, str(tmp_path / "prefix"), mode="prefix", progress=False)
     with sqlite3.connect(tmp_path / "run" / "cache.sqlite") as c:
         assert c.execute("SELECT COUNT(*) FROM results WHERE status='ok'").fetchone()[0] == 20
 
