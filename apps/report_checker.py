@@ -112,7 +112,7 @@ sessions.REGISTRY.bind(_session_id(), session.token_hash, session.user, session.
 st.html(f"""<script>
 clearTimeout(window.__medmmIdle);
 window.__medmmIdle = setTimeout(function () {{
-  document.body.innerHTML = "<p style='font:16px sans-serif;margin:2em'>Session ended after inactivity.</p>";
+  document.body.textContent = "Session ended after inactivity.";  /* no markup here: the sanitizer drops it */
   window.location.reload();
 }}, {int(CONFIG.session_timeout_minutes * 60 * 1000)});
 /* {time.time()} */

@@ -399,7 +399,6 @@ def _cmd_store_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_app(args: argparse.Namespace) -> int:
-    import subprocess
     from importlib.resources import as_file
 
     from medmm.app.auth import AppConfig
@@ -429,7 +428,28 @@ def _cmd_app(args: argparse.Namespace) -> int:
         # with production settings (medmm.app.server.STREAMLIT_SETTINGS: no tracebacks, no file watcher, ...)
         cmd = [sys.executable, "-m", "medmm.app.server", str(app), "--port", str(args.port), "--address", args.address,
                "--max-upload-mb", str(cfg.upload_max_mb)]
-        return subprocess.call(cmd, env=env)
+        return _run_forwarding_signals(cmd, env)
+
+
+def _run_forwarding_signals(cmd: list[str], env: dict[str, str]) -> int:
+    """Run ``cmd``; SIGTERM/SIGHUP sent to this process reach it too (a stopped ``medmm app`` leaves no server)."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, env=env)
+    forwarded = {sig: signal.signal(sig, lambda signum, _frame: proc.send_signal(signum))
+                 for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:  # Ctrl-C reached the server too (same process group): wait for it
+                continue
+    finally:
+        for sig, handler in forwarded.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:
+            proc.kill()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -193,11 +193,11 @@ def test_end_to_end_in_chromium(demo_store, tmp_path):
             assert s.latest_decision(flag["id"]) == "false_positive"
             assert s.history(key)[-1]["comment"] == "checked the image: not an error"
     finally:
-        server.terminate()
+        server.terminate()  # medmm app forwards SIGTERM to the server it started
         try:
-            server.wait(timeout=10)
+            server.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, 9)
 
 
 def test_acquisition_slice_matches_stored_pixels_and_boxes(tmp_path):

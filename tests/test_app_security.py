@@ -442,11 +442,19 @@ def _wait_healthy(proc: subprocess.Popen, port: int) -> None:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    """Stop what the test started and everything it started (its own process group)."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=15)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 @pytest.fixture(scope="module")
@@ -460,6 +468,29 @@ def server(site):
     _wait_healthy(proc, port)
     yield port
     _stop(proc)
+
+
+@pytest.mark.slow
+def test_stopping_medmm_app_stops_its_server(site):
+    """SIGTERM to `medmm app` (a service manager stopping it) reaches the server it started."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDMM_APP_")}
+    proc = subprocess.Popen([sys.executable, "-m", "medmm.cli", "app", "--config", str(site / "app.yaml"), "--port",
+                             str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_healthy(proc, port)
+        proc.terminate()  # the CLI process only, not its group
+        proc.wait(timeout=30)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) != 0:
+                    break
+            time.sleep(0.3)
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, "the server outlived medmm app"
+    finally:
+        _stop(proc)
 
 
 def _get(url: str, headers: dict | None = None):
@@ -625,7 +656,7 @@ def test_medmm_app_passes_production_settings_and_warns_on_all_interfaces(site, 
     from medmm.app.server import STREAMLIT_SETTINGS
 
     seen = {}
-    monkeypatch.setattr(subprocess, "call", lambda cmd, env=None: seen.setdefault("cmd", cmd) and 0)
+    monkeypatch.setattr(cli, "_run_forwarding_signals", lambda cmd, env: seen.setdefault("cmd", cmd) and 0)
     assert cli.main(["app", "--config", str(site / "app.yaml"), "--address", "0.0.0.0", "--port", "9"]) == 0
     err = capsys.readouterr().err
     assert "warning: listening on 0.0.0.0" in err and "TLS reverse proxy" in err
@@ -812,3 +843,49 @@ def test_lora_adapter_with_decoy_safetensors_and_a_pickle_is_refused(tmp_path):
     (adapter / "adapter_model.bin").unlink()
     with pytest.raises(ModelError, match="no adapter_model.safetensors"):
         _attach_adapter(object(), str(adapter), allow_pickle=False)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="Debian chromium not installed (.ci/run installs it)")
+def test_in_chromium_no_remote_image_no_link_and_the_idle_page_blanks(site, tmp_path):
+    """In a real browser under the served CSP: the study page loads no remote image and shows no link
+    from report text, and an idle page blanks itself back to the login form."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    cfg = tmp_path / "app.yaml"
+    shutil.copy(site / "pristine.sqlite", tmp_path / "a.sqlite")
+    shutil.copy(site / "users.pristine.yaml", tmp_path / "users.yaml")
+    cfg.write_text("db: a.sqlite\nusers_file: users.yaml\nsession_timeout_minutes: 0.25\n")  # 15 s idle
+    port = _free_port()
+    env = dict(os.environ)
+    env.pop("MEDMM_APP_DB", None)
+    env.pop("MEDMM_APP_CONFIG", None)
+    proc = subprocess.Popen([sys.executable, "-m", "medmm.cli", "app", "--config", str(cfg), "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_healthy(proc, port)
+        args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"]
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            requested = []
+            page.on("request", lambda r: requested.append(r.url))
+            page.goto(f"http://127.0.0.1:{port}")
+            page.get_by_role("textbox", name="User name").fill(REVIEWER)
+            page.get_by_role("textbox", name="Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            page.get_by_text("Log out").wait_for(timeout=30000)
+            page.get_by_text("Study", exact=True).click()
+            page.get_by_text("See [the portal]").first.wait_for(timeout=30000)  # the report text, shown as text
+            assert not any("beacon.png" in u or "evil.example" in u for u in requested)
+            assert page.locator("img[src*='beacon']").count() == 0
+            assert page.locator("a[href*='evil.example']").count() == 0
+            cookies = {c["name"]: c for c in page.context.cookies()}
+            assert cookies["medmm_session"]["httpOnly"] and cookies["medmm_session"]["sameSite"] == "Strict"
+            assert page.evaluate("document.cookie").find("medmm_session") == -1  # not readable by scripts
+            # idle: no interaction for the timeout -> the page blanks and reloads to the login form
+            page.get_by_role("textbox", name="User name").wait_for(timeout=40000)
+            assert page.get_by_text("See [the portal]").count() == 0
+            browser.close()
+    finally:
+        _stop(proc)
