@@ -104,7 +104,7 @@ def own_texts(n_synth: int = 300) -> list[str]:
     for path in OWN_SOURCES:
         if os.path.isfile(path):
             texts += [r["report"] for r in read_corpus(path).rows]
-    texts += template_texts()
+    texts += template_texts() * 3  # each template pair counts as a phrase seen three times
     with open(PHRASES, encoding="utf-8") as fh:
         texts += [ln for ln in fh.read().splitlines() if ln.strip() and not ln.startswith("#")]
     with tempfile.TemporaryDirectory(prefix="medmm-lm-") as d:

@@ -96,12 +96,12 @@ _SITE = _words_alternation(sorted(lx.SITE_WORDS, key=len, reverse=True))
 _LOBE = re.compile(r"\b(?:(left|right)\s+)?(upper|middle|lower)\s+lobes?\b|\b(lingula)r?\b", re.I)
 _BOTH_SIDES = re.compile(r"\b(?:bilateral(?:ly)?|both|bibasilar|bibasal|biapical|bihilar)\b|\b(?:left|right)\s+"
                          r"(?:greater|more|worse)\s+than\s+(?:the\s+)?(?:left|right)\b", re.I)
-_ZONE = re.compile(r"\b(?:(apex|apices|apical|upper\s+(?:lobes?|zones?|lungs?))|(bases?|basilar|basal|lower\s+"
-                   r"(?:lobes?|zones?|lungs?))|(mid\s*lungs?|mid\s+zones?|middle\s+lobe|perihilar))\b", re.I)
+_ZONE = re.compile(r"\b(?:((?:bi)?apex|apices|(?:bi)?apical|upper\s+(?:lobes?|zones?|lungs?))|(bases?|(?:bi)?basilar|(?:bi)?basal|lower\s+"
+                   r"(?:lobes?|zones?|lungs?))|(mid\s*lungs?|mid\s+zones?|middle\s+lobe))\b", re.I)
 _SEVERAL_LOBES = re.compile(r"\blobes\b|\band\s+(?:upper|middle|lower)\b", re.I)
-_HYPOTHETICAL = re.compile(r"\b(?:if|recommend\w*|consider\w*|suggest(?:ed)?|could\s+be|would|should|"
+_HYPOTHETICAL = re.compile(r"\b(?:if|recommend\w*|consider\w*|suggested|could\s+be|would|should|"
                            r"follow-?\s?up|to\s+exclude|to\s+evaluate|to\s+assess|evaluat(?:e|ion)\s+(?:for|of)|assess\w*\s+for|limited|"
-                           r"rule\s+out|concern\s+for|question\s+of|history\s+of|\?)", re.I)
+                           r"rule\s+out|concern\s+for|question\s+of|history\s+of|\?)", re.I)  # not "suggest": "opacity to suggest pneumonia"
 
 
 @dataclass
@@ -163,6 +163,15 @@ class Mention:
     def zone(self) -> str | None:
         """upper (apex, apical, upper lobe/zone), lower (base, basilar, lower lobe/zone) or mid."""
         return self._attr("zone")
+
+    @property
+    def past(self) -> bool:
+        """Said of the past ("previous pneumonia", "history of", "healed"): not a finding of this study."""
+        return self._attr("past")
+
+    @property
+    def clause_text(self) -> str:
+        return self.context[0][self.context[1]: self.context[2]] if self.context else self.text
 
     @property
     def hypothetical(self) -> bool:
@@ -260,10 +269,26 @@ def _scan(pattern: re.Pattern[str], text: str, value: Any = None) -> list[tuple[
     return [(m.start(), m.end(), value(m)) for m in pattern.finditer(text)]
 
 
+def _words_back(text: str, pos: int, n: int) -> int:
+    """The offset ``n`` words before ``pos``."""
+    start = pos
+    for _ in range(n + 1):
+        start = text.rfind(" ", 0, max(start - 1, 0))
+        if start < 0:
+            return 0
+    return start + 1
+
+
+_INTERVAL_AFTER = re.compile(r"\W*(?:(?:is|are|has|have|appears?|remains?|was|were)\s+(?:been\s+)?)?(?:\w+ly\s+)?"
+                             r"(?P<word>" + "|".join(sorted(lx.INTERVAL_DIRECTION, key=len, reverse=True)) + r")\b",
+                             re.I)
+_PAST = re.compile(r"\b(?:previous(?:ly)?|prior|history\s+of|old|remote|healed|treated|resolved|sequela)\b", re.I)
+
+
 def _clause_attributes(m: Mention) -> dict[str, Any]:
     """Site, qualifier, chronicity, interval word, lobe, zone and hypothetical mood of a mention."""
     out: dict[str, Any] = {"site": None, "qualifier": None, "chronic": False, "interval": None, "interval_word": None,
-                           "lobe": None, "zone": None, "hypothetical": False}
+                           "lobe": None, "zone": None, "hypothetical": False, "past": False}
     if m.context is None:
         return out
     text, cs, ce, lo, hi, pre_start = m.context
@@ -272,14 +297,20 @@ def _clause_attributes(m: Mention) -> dict[str, Any]:
     if site:
         out["site"] = lx.SITE_WORDS[site.group(0).lower()]
     if m.negated and pre_start is not None:
-        q = _QUALIFIED_NEG.search(text, pre_start, m.start)
+        # the quality must qualify this item, not an earlier one of a list ("no focal opacity, effusion, or ...")
+        item_start = max(pre_start, text.rfind(",", pre_start, m.start) + 1)
+        q = _QUALIFIED_NEG.search(text, item_start, m.start)
         if q:
             out["qualifier"] = q.group(0).lower()
     out["chronic"] = bool(_CHRONIC.search(clause))
-    iv = _INTERVAL_WORD.search(clause)
+    # an interval word belongs to the finding when it stands just before it ("new left effusion") or is said of it
+    # after it ("effusion, unchanged", "effusion has increased"), not when it qualifies the next noun of the clause
+    iv = _INTERVAL_WORD.search(text, max(cs, _words_back(text, m.start, 3)), m.start) or \
+        _INTERVAL_AFTER.match(text, m.end, ce)
     if iv:
-        out["interval_word"] = iv.group(0).lower()
+        out["interval_word"] = (iv.group("word") if iv.re is _INTERVAL_AFTER else iv.group(0)).lower()
         out["interval"] = lx.INTERVAL_DIRECTION[out["interval_word"]]
+    out["past"] = bool(_PAST.search(clause))
     lobes = list(_LOBE.finditer(clause))
     lobe = lobes[0] if len(lobes) == 1 and not _SEVERAL_LOBES.search(clause) else None
     if lobe:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Sequence
@@ -29,14 +30,9 @@ from medmm import metrics
 from medmm.reports.flags import CheckResult, Flag
 from medmm.reports.taxonomy import TYPE_IDS
 
-SPLIT_SALT = "medmm-report-dev-split-v1"
-TUNE_SHARE = 0.7
-
-
-def split_of(report_id: str, salt: str = SPLIT_SALT) -> str:
-    """``tune`` (70 %) or ``heldout`` (30 %), fixed by a hash of the report id."""
-    h = int(hashlib.sha256(f"{salt}:{report_id}".encode()).hexdigest()[:8], 16)
-    return "tune" if h / 0xFFFFFFFF < TUNE_SHARE else "heldout"
+def split_of(report_id: str) -> str:
+    """``tune`` (~70 %) or ``heldout`` (~30 %), fixed by the SHA-256 of the report id (first 8 hex digits mod 10)."""
+    return "tune" if int(hashlib.sha256(report_id.encode()).hexdigest()[:8], 16) % 10 < 7 else "heldout"
 
 
 def read_dataset(path: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
@@ -56,11 +52,15 @@ def read_dataset(path: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]]
 
 
 def attributable(flag: Flag, error: dict[str, Any]) -> bool:
-    """Does ``flag`` concern ``error``: its span overlaps the edit, or it quotes the edited sentence?"""
+    """Does ``flag`` concern ``error``: its span overlaps the edit, or it quotes the edited sentence (or one
+    sentence of an edit that spans several)?"""
     if flag.start < error["end"] and error["start"] < flag.end:
         return True
     edited = (error.get("edited_sentence") or "").strip()
-    return len(edited) >= 8 and edited in flag.explanation
+    if len(edited) < 8:
+        return False
+    quoted = [q for q in flag.explanation.split('"')[1::2] if len(q) >= 8]
+    return edited in flag.explanation or any(q in edited for q in quoted)
 
 
 def _rate(num: int, den: int) -> float | None:

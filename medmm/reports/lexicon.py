@@ -16,7 +16,7 @@ from __future__ import annotations
 # ------------------------------------------------------------------ findings
 # finding type -> (organ, regex fragments naming it). Device types have organ "device".
 FINDINGS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "nodule": ("lung", (r"nodules?", r"granulomas?", r"nodular\s+densit(?:y|ies)")),
+    "nodule": ("lung", (r"nodules?", r"granulomas?")),
     "mass": ("any", (r"mass(?:es)?(?!\s+effect)", r"tumou?rs?")),
     "cyst": ("any", (r"cysts?",)),
     "pericardial_effusion": ("heart", (r"pericardial\s+effusions?",)),
@@ -27,7 +27,8 @@ FINDINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "atelectasis": ("lung", (r"atelectas[ie]s", r"atelectatic")),
     "opacity": ("lung", (r"opacit(?:y|ies)", r"opacification")),
     "edema": ("lung", (r"(?:pulmonary\s+)?edema", r"oedema")),
-    "cardiomegaly": ("heart", (r"cardiomegaly", r"(?:enlarged|enlargement\s+of\s+the)\s+(?:cardiac\s+silhouette|heart)")),
+    "cardiomegaly": ("heart", (r"cardiomegaly", r"(?:enlarged|enlargement\s+of(?:\s+the)?)\s+(?:cardiac\s+silhouette|heart)",
+                               r"(?:heart|cardiac\s+silhouette)(?:\s+size)?\s+(?:is\s+)?(?:\w+ly\s+)?enlarged")),
     "fracture": ("bone", (r"fractures?",)),
     "hemorrhage": ("brain", (r"hemorrhages?", r"haemorrhages?", r"hematomas?")),
     "lymphadenopathy": ("nodes", (r"lymphadenopathy", r"adenopathy", r"(?:enlarged\s+)?lymph\s+nodes?")),
@@ -68,14 +69,15 @@ SIDED_NOUNS = ("hemidiaphragm", "hemithorax", "lung", "hilum", "clavicle", "rib"
                "occipital lobe", "cerebellar hemisphere", "basal ganglia", "thalamus", "pleural space")
 
 # ------------------------------------------------------------------ severity and interval words
-SEVERITY_RANK: dict[str, int] = {"trace": 0, "tiny": 0, "minimal": 0, "minimally": 0, "small": 1, "mild": 1,
-                                 "mildly": 1, "moderate": 2, "moderately": 2, "large": 3, "severe": 3,
-                                 "severely": 3, "extensive": 3, "marked": 3, "markedly": 3, "massive": 4}
+SEVERITY_RANK: dict[str, int] = {"trace": 0, "tiny": 0, "minimal": 0, "minimally": 0, "borderline": 0, "slight": 0,
+                                 "slightly": 0, "small": 1, "mild": 1, "mildly": 1, "moderate": 2, "moderately": 2,
+                                 "large": 3, "severe": 3, "severely": 3, "extensive": 3, "marked": 3, "markedly": 3,
+                                 "massive": 4, "massively": 4}
 # interval words and the direction of change they state
 INTERVAL_DIRECTION: dict[str, str] = {
     "new": "new", "newly": "new",
     "unchanged": "same", "stable": "same", "persistent": "still", "again": "still", "redemonstrated": "still",
-    "increased": "more", "increasing": "more", "enlarged": "more", "enlarging": "more", "worsened": "more",
+    "increased": "more", "increasing": "more", "enlarging": "more", "worsened": "more",
     "worsening": "more", "progressed": "more", "progressive": "more",
     "decreased": "less", "decreasing": "less", "improved": "less", "improving": "less", "smaller": "less",
     "resolved": "gone", "resolving": "less", "cleared": "gone",
@@ -150,5 +152,7 @@ SITE_WORDS: dict[str, str] = {
     "cerebral": "brain", "intracranial": "brain", "bowel": "bowel", "gastric": "stomach", "stomach": "stomach",
     "esophageal": "esophagus", "tracheal": "trachea", "bronchial": "airway", "endobronchial": "airway",
     "ovarian": "ovary", "uterine": "uterus", "prostate": "prostate", "pelvic": "pelvis", "scrotal": "scrotum",
-    "parotid": "parotid", "neck": "neck", "orbital": "orbit", "spinal": "spine canal",
+    "parotid": "parotid", "neck": "neck", "orbital": "orbit", "spinal": "spine canal", "bony": "bone",
+    "skeletal": "bone", "screw": "device", "screws": "device", "hardware": "device", "wire": "device",
+    "wires": "device", "fixation": "device", "lead": "device", "leads": "device", "catheter": "device",
 }

@@ -21,9 +21,10 @@ from medmm.reports.flags import Flag, make_flag
 _CONFLICTING_INTERVALS = {frozenset(p) for p in (("new", "same"), ("new", "less"), ("new", "gone"), ("more", "less"),
                                                  ("gone", "same"), ("gone", "more"), ("same", "more"), ("same", "less"),
                                                  ("new", "still"), ("gone", "still"))}
+_NATURE_HEDGES = ("versus", "vs", "vs.")
 _RESOLVED = ("resolution of", "clearing of", "resolved", "has resolved", "have resolved")
 # an impression statement that the study shows nothing acute (matched per impression sentence)
-_NO_ACUTE = re.compile(r"^\W*(?:no\s+(?:evidence\s+of\s+)?(?:acute|active)\b(?:\s+or\s+active)?\s+(?:[\w,-]+\s+){0,5}?"
+_NO_ACUTE = re.compile(r"(?:^\W*|\botherwise,?\s+)(?:no\s+(?:evidence\s+of\s+)?(?:acute|active)\b(?:\s+or\s+active)?\s+(?:[\w,-]+\s+){0,5}?"
                        r"(?:abnormalit(?:y|ies)|process(?:es)?|disease|findings?|pathology|changes?)|normal\s+"
                        r"(?:chest|study|exam|examination|radiographs?)|negative\s+(?:chest|study|exam|examination))\b",
                        re.I)
@@ -36,7 +37,7 @@ _NORMAL = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:normal\s+(?:chest|study|exam|examin
 _SIDED_NOUN = re.compile(r"\b(left|right)\s+(?:[a-z]+\s+){0,2}?(" + "|".join(
     ("hemidiaphragm", "clavicle", "clavicular", "ribs?", "shoulder", "humerus", "humeral", "scapula", "breast",
      "kidney", "adrenal", "chest\\s+wall", "mainstem\\s+bronchus", "internal\\s+jugular", "subclavian", "axilla",
-     "axillary", "picc", "chest\\s+tube", "costophrenic\\s+angle", "upper\\s+extremity", "hilum", "hilar")) + r")\b",
+     "axillary", "picc", "chest\\s+tube", "costophrenic", "upper\\s+extremity", "hilum", "hilar")) + r")\b",
     re.I)
 
 
@@ -72,11 +73,17 @@ def _contradicts(neg: Mention, pos: Mention) -> bool:
         return False
     if neg.site and pos.site and neg.site != pos.site:
         return False
-    if neg.qualifier:  # "no acute/focal/large X" denies only an X said to be acute/focal/large
-        return False
+    if neg.qualifier and not re.search(r"\b" + neg.qualifier + r"\b", pos.clause_text, re.I):
+        return False  # "no acute/focal/large X" denies only an X said to be acute/focal/large
     if neg.lobe and pos.lobe and neg.lobe != pos.lobe:
         return False
     return True
+
+
+def _same_finding(p: Mention, others: list[Mention]) -> list[Mention]:
+    """Positive mentions of the same finding on a compatible side: the same type if any, else the same family."""
+    same = [o for o in others if o.positive and o.type == p.type and _side_ok(o.side, p.side)]
+    return same or [o for o in others if o.positive and _family(o) == _family(p) and _side_ok(o.side, p.side)]
 
 
 def _sections(a: Analysis) -> tuple[list[Mention], list[Mention]]:
@@ -87,21 +94,49 @@ def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
     """A one-sided finding whose side differs between the sections (and neither section names both)."""
     fnd, imp = _sections(a)
     flags = []
-    for p in imp:
-        if p.side not in lx.SIDES or not p.positive:
+    for p in imp:  # a hedge about the nature ("opacity, atelectasis versus scarring") still places it on a side
+        if p.side not in lx.SIDES or not p.positive or (p.uncertain and (p.trigger or "").lower() not in _NATURE_HEDGES):
             continue
         same = [o for o in fnd if o.positive and _family(o) == _family(p)]
         sided = [o for o in same if o.side]
-        if not sided or any(o.side in (p.side, "bilateral") for o in sided) or not _firm_positive(p):
+        if not sided or any(o.side in (p.side, "bilateral") for o in sided) or p.hypothetical:
             continue
         if any(_family(x) == _family(p) and x.side not in (p.side, None) for x in imp if x is not p):
             continue  # the impression itself names both sides
-        o = sided[0]
+        quotes = " ".join(dict.fromkeys(_quote(a, o) for o in sided[:2]))
         s, e = _span(a, p)
         flags.append(make_flag("laterality_sections", a.text, s, e,
                                f"the impression gives the {p.text} on the {p.side}; the findings give it on the "
-                               f"{o.side}: {_quote(a, o)}"))
+                               f"{sided[0].side}: {quotes}"))
+    return flags + _predominance_swap(a)
+
+
+_PREDOMINANCE = re.compile(r"\b(left|right)\s+(?:side\s+)?(?:greater|more|worse|larger)\s+than\s+(?:the\s+)?(left|right)\b",
+                           re.I)
+
+
+def _predominance_swap(a: Analysis) -> list[Flag]:
+    """"right greater than left" in one section, "left greater than right" in the other, for the same finding."""
+    said: dict[str, list[tuple[str, int]]] = {}
+    for i, s in enumerate(a.sentences):
+        if s.section in ("findings", "impression"):
+            for m in _PREDOMINANCE.finditer(s.text):
+                if m.group(1).lower() != m.group(2).lower():
+                    said.setdefault(s.section, []).append((m.group(1).lower(), i))
+    flags = []
+    for side, i in said.get("impression", []):
+        kinds = {x.type for x in a.mentions if x.sentence == i}
+        others = [(sd, j) for sd, j in said.get("findings", []) if kinds & {x.type for x in a.mentions if x.sentence == j}]
+        if others and all(sd != side for sd, _ in others):
+            sent = a.sentences[i]
+            flags.append(make_flag("laterality_sections", a.text, sent.start, sent.end,
+                                   f"the impression says {side} greater than the other side; the findings say "
+                                   f"{others[0][0]} greater: {_quote_sentence(a, others[0][1])}"))
     return flags
+
+
+def _quote_sentence(a: Analysis, i: int) -> str:
+    return f"\"{a.sentences[i].text}\""
 
 
 def _sided_nouns(a: Analysis, section: str) -> dict[str, dict[str, int]]:
@@ -145,7 +180,7 @@ def _zone_swap(a: Analysis, fnd: list[Mention], imp: list[Mention]) -> list[Flag
     for p in imp:
         if not p.positive:
             continue
-        same = [o for o in fnd if o.positive and _family(o) == _family(p) and _side_ok(o.side, p.side)]
+        same = _same_finding(p, fnd)
         if not same or not p.zone or p.lobe or not _firm_positive(p):
             continue
         zones = {o.zone for o in same}
@@ -197,7 +232,7 @@ def rule_polarity(a: Analysis, header: Any = None) -> list[Flag]:
                 flags.append(make_flag("polarity_impression", a.text, s, e,
                                        f"the impression denies {p.text} (\"{p.trigger}\") but the findings report it: "
                                        f"{_quote(a, hits[0])}"))
-        elif p.positive:
+        elif p.positive and not p.past:  # "previous tuberculosis pneumonia" is not reported as present
             denials = [o for o in fnd if o.type == p.type and o.negated and _firm_negative(o) and _firm_positive(p)
                        and _contradicts(o, p)]
             reported = [o for o in fnd if o.positive and o.type == p.type and _side_ok(o.side, p.side)]
@@ -303,7 +338,7 @@ def rule_unsupported_impression(a: Analysis, header: Any = None) -> list[Flag]:
 def rule_normal_impression(a: Analysis, header: Any = None) -> list[Flag]:
     """An acute finding stated plainly in the findings, absent from an impression that says nothing acute is seen."""
     fnd, imp = _sections(a)
-    statement = next((s for s in a.sentences if s.section == "impression" and _NO_ACUTE.match(s.text)), None)
+    statement = next((s for s in a.sentences if s.section == "impression" and _NO_ACUTE.search(s.text)), None)
     if statement is None:
         return []
     in_impression = {_family(m) for m in imp if m.positive}

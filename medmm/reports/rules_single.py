@@ -49,20 +49,36 @@ def _structure_near(text: str, start: int, end: int, lo: int, hi: int) -> tuple[
     return None
 
 
+_ANAPHOR = re.compile(r"(?:the\s+largest|the\s+smallest|it|this|these|they|the\s+(?:dominant|biggest)\b)", re.I)
+
+
+def _structure_in(text: str) -> tuple[str, float, float] | None:
+    """The first named structure of a sentence (what "the largest" / "it" of the next sentence refers to)."""
+    best = None
+    for pat, mn, mx in _STRUCTURES:
+        m = pat.search(text)
+        if m and (best is None or m.start() < best[0]):
+            best = (m.start(), m.group(0), mn, mx)
+    return (best[1], best[2], best[3]) if best else None
+
+
 def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
     """A measurement the named structure cannot have (or a "tiny" finding of 3 cm and more)."""
     flags = []
     if not _DIGIT.search(a.text):
         return flags
-    for sent in a.sentences:
+    for i, sent in enumerate(a.sentences):
         if sent.section in ("indication", "comparison", "technique") or not _DIGIT.search(a.text, sent.start, sent.end):
             continue
+        prev = a.sentences[i - 1] if i and a.sentences[i - 1].section == sent.section else None
         for m in _DIMS.finditer(a.text, sent.start, sent.end):
             if _DISTANCE.match(a.text, m.end()):
                 continue
             scale = 10.0 if m.group(4).lower().startswith("c") else 1.0
             dims = [float(g) * scale for g in m.groups()[:3] if g]
             found = _structure_near(a.text, m.start(), m.end(), sent.start, sent.end)
+            if found is None and prev is not None and _ANAPHOR.match(sent.text):  # "The largest measures 3.5 cm."
+                found = _structure_in(prev.text)
             if found is None:
                 continue
             name, lo, hi = found
@@ -108,7 +124,7 @@ _INTERVAL_CLAIM = re.compile(
 # brings its own comparison, whatever COMPARISON says
 _PRIOR_IN_SENTENCE = re.compile(r"\b(?:(?:from|since|than|to|on|dated)\s+(?:\d{1,4}[/.-]\d{1,2}|XXXX)|outside|"
                                 r"(?:prior|previous|old|recent|earlier)\s+(?:\w+\s+)?(?:CT|MRI?|ultrasound|"
-                                r"radiographs?|films?|studies|exams?|examinations?|images?)|comparison\s+(?:with|to))",
+                                r"radiographs?|films?|stud(?:y|ies)|exams?|examinations?|images?|scans?)|comparison\s+(?:with|to))",
                                 re.I)
 _NOT_A_CLAIM = re.compile(r"\b(?:hemodynamically\s+stable|stable\s+(?:condition|patient)|no\s+new\b|"
                           r"new\s+(?:onset|symptoms?|complaints?|diagnosis)|unchanged\s+in\s+(?:position|appearance)"
@@ -129,7 +145,7 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
         m = _INTERVAL_CLAIM.search(sent.text)
         if not m or _PRIOR_IN_SENTENCE.search(sent.text) or _NOT_A_CLAIM.search(sent.text):
             continue
-        if any(c in sent.text.lower() for c in ("recommend", "follow", "consider", " if ")):
+        if any(c in sent.text.lower() for c in ("recommend", "follow", "consider", " if ", "would", "needed", "could")):
             continue
         weak = m.group(0).lower() in _WEAK_CLAIM
         flags.append(make_flag("interval_no_prior_weak" if weak else "interval_no_prior", a.text, sent.start, sent.end,

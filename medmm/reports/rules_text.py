@@ -99,6 +99,20 @@ def rule_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
+_STUTTER = re.compile(r"\b([A-Za-z]{4,})\s+\1\b", re.I)
+
+
+def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
+    """The same word twice in a row ("atelectasis atelectasis"): dictation stutter."""
+    flags = []
+    for sec in _body_sections(a):
+        for m in _STUTTER.finditer(a.text, sec.start, sec.end):
+            if m.group(1).upper() != "XXXX" and m.group(1).lower() not in ("that", "had"):
+                flags.append(make_flag("repetition", a.text, m.start(), m.end(),
+                                       f"\"{m.group(1)}\" is repeated"))
+    return flags
+
+
 def rule_homophone(a: Analysis, header: Any = None) -> list[Flag]:
     """Sound-alike words in a context where only the other word fits ("plural effusion")."""
     low = a.lower_words()[0]
@@ -173,7 +187,7 @@ def _edit_distance(a: str, b: str, limit: int) -> int:
 _MIN_DOMAIN_COUNT = 3  # how often the expected word must occur in the model to be suggested
 _MAX_ENGLISH_FREQUENCY = 20_000  # everyday words ("appear", "level") are what they say, not a misheard term
 _DERIVATIONS = ("", "s", "es", "ly", "ar", "al", "e", "ed", "ing", "ion", "ions", "ation", "ity", "ial", "ies", "y", "ous",
-                "ious", "ic", "ia", "ium", "ae", "a", "um", "us")
+                "ic", "ia", "ium", "ae", "a", "um", "us", "i")
 # neighbours too common to say which word belongs between them
 _WORD_PREFIXES = frozenset("ab non un in im ir il dis a an anti sub peri para intra inter supra infra hyper hypo bi mid pre "
                            "post re over under".split())
@@ -186,9 +200,17 @@ def _stems(word: str) -> set[str]:
     return {word[: len(word) - len(suf)] for suf in _DERIVATIONS if word.endswith(suf) and len(word) - len(suf) >= 3}
 
 
+def _bare_plus_e(word: str, target: str) -> bool:
+    """"lung"/"lunge", "car"/"care": a final -e makes another word, not another form."""
+    longer, shorter = (word, target) if len(word) > len(target) else (target, word)
+    return longer == shorter + "e" or longer == shorter + "es"
+
+
 def _relatives(word: str, target: str) -> bool:
     """"nodular"/"nodule", "lobar"/"lobe", "previous"/"previously": one word, two forms."""
-    if bool(_stems(word) & _stems(target)):
+    common = _stems(word) & _stems(target)
+    if common and not _bare_plus_e(word, target) \
+            and not any({word, target} == {stem + "e", stem + "s"} for stem in common):  # not "lunge"/"lungs"
         return True
     longer, shorter = (word, target) if len(word) > len(target) else (target, word)
     return longer.endswith(shorter) and longer[: len(longer) - len(shorter)] in _WORD_PREFIXES
@@ -199,7 +221,7 @@ def _domain_index(lm: ReportLM) -> dict[int, list[str]]:
     """Frequent model words by length (the candidates a confusion can be mistaken for)."""
     out: dict[int, list[str]] = {}
     for w, n in lm.unigrams.items():
-        if n >= _MIN_DOMAIN_COUNT and len(w) >= 5:
+        if n >= _MIN_DOMAIN_COUNT and (len(w) >= 5 or (len(w) == 4 and w not in _FUNCTION_WORDS)):
             out.setdefault(len(w), []).append(w)
     return out
 
@@ -297,7 +319,9 @@ def _confusion_cache(lm: ReportLM) -> _ConfusionCache:
 
 def _build_confusion(word: str, lm: ReportLM) -> _Confusion:
     seen = lm.count(word)
-    if len(word) < 4 or seen >= _RARE_IN_MODEL or word not in english_words() or word in radiology_words() \
+    english = english_words()
+    is_english = word in english or (word.endswith("s") and word[:-1] in english)  # "granolas"
+    if len(word) < 4 or seen >= _RARE_IN_MODEL or not is_english or word in radiology_words() \
             or _derived(word, _domain_vocab(lm)):
         return _NO_CONFUSION
     targets = [t for t in _close_targets(word, lm) if not _relatives(word, t)]
@@ -358,4 +382,4 @@ def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) 
     return flags
 
 
-TEXT_RULES = (rule_repetition, rule_homophone, rule_non_word, rule_real_word)
+TEXT_RULES = (rule_repetition, rule_word_repetition, rule_homophone, rule_non_word, rule_real_word)

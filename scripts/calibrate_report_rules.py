@@ -1,0 +1,135 @@
+"""Calibrate the rule checker's flag confidences and its default threshold on the *tune* part of the dev corpus.
+
+Writes ``medmm/reports/calibration.json`` (package data next to the taxonomy): per rule family, per rule,
+the measured precision of the rule's flags, used as the flag's confidence:
+
+* positives: flags attributable to an error medmm's injector put into a tune report (one error per report,
+  ``--seeds`` copies), and flags on clean tune reports that the reviewed file lists as genuine errors of
+  the original (``tests/data/reports_reviewed_flags.jsonl``);
+* negatives: every other flag on a clean tune report (a false alarm), and flags on an injected report that
+  are not attributable to its error and were not raised on its clean original.
+
+Clean and injected reports enter in equal numbers, so a confidence is "the precision of this rule when half
+of the reports carry an error"; it is smoothed as (tp + 1) / (tp + fp + 2) and a rule seen fewer than
+``--min-flags`` times keeps its family's prior. The default threshold is the lowest report score (noisy-OR
+of the flag confidences) whose precision on that mix is at least ``--min-precision`` (0.90), from
+``medmm.metrics.threshold_for_precision``. The held-out part is never read here.
+
+    python scripts/calibrate_report_rules.py --corpus ../shared/data/real_reports/iu_dev.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter, defaultdict
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REVIEWED = os.path.join(ROOT, "tests", "data", "reports_reviewed_flags.jsonl")
+OUT = os.path.join(ROOT, "medmm", "reports", "calibration.json")
+PRIORS = {"sections": 0.8, "within": 0.6, "single": 0.8, "interval": 0.7, "transcription": 0.8, "header": 0.85}
+CHEST_DX = {"modality": "DX", "body_part": "CHEST"}
+
+
+def read_reviewed(path: str = REVIEWED) -> set[tuple[str, str]]:
+    """(report id, rule) pairs a reviewer judged to be genuine errors of the original report."""
+    out = set()
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip() and not line.startswith("#"):
+                rec = json.loads(line)
+                out.add((rec["id"], rec["rule"]))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", required=True, help="the clean dev reports (JSONL with id and text)")
+    ap.add_argument("--seeds", type=int, default=2, help="injected copies of the tune reports")
+    ap.add_argument("--min-precision", type=float, default=0.90)
+    ap.add_argument("--min-flags", type=int, default=5)
+    ap.add_argument("--out", default=OUT)
+    args = ap.parse_args(argv)
+
+    from medmm import metrics
+    from medmm.reports.checker import RulesChecker, RulesConfig
+    from medmm.reports.evaluate import attributable, read_real_corpus
+    from medmm.reports.flags import RULES
+    from medmm.reports.inject import inject_dataset
+
+    checker = RulesChecker(RulesConfig(threshold=0.0))  # every flag raised, whatever its confidence
+    reviewed = read_reviewed()
+    rows = read_real_corpus(args.corpus, "tune", CHEST_DX)
+    tp: Counter = Counter()
+    fp: Counter = Counter()
+    scores: list[tuple[bool, list[str]]] = []  # (report has an error, rules that flagged it)
+    clean_flags: dict[str, Counter] = {}
+    for r in rows:
+        res = checker.check(r["report"], r["header"])
+        clean_flags[r["id"]] = Counter(f.rule for f in res.flags)
+        genuine = {f.rule for f in res.flags if (r["id"], f.rule) in reviewed}
+        for f in res.flags:
+            (tp if f.rule in genuine else fp)[f.rule] += 1
+        scores.append((bool(genuine), [f.rule for f in res.flags]))
+    n_clean = len(rows)
+    injected = [(s, x) for s in range(args.seeds) for x in inject_dataset(rows, rate=1.0, seed=s) if x["has_error"]]
+    weight = n_clean / max(len(injected), 1)  # equal numbers of clean and error reports
+    wtp: dict[str, float] = defaultdict(float)
+    wfp: dict[str, float] = defaultdict(float)
+    for seed, x in injected:
+        err = x["errors"][0]
+        res = checker.check(x["report"], x["header"])
+        inherited = Counter(clean_flags.get(x["id"], Counter()))  # flags the clean original had already
+        for f in res.flags:
+            if attributable(f, err):
+                wtp[f.rule] += weight
+            elif inherited[f.rule] > 0:
+                inherited[f.rule] -= 1
+            else:
+                wfp[f.rule] += weight
+        if seed == 0:  # the threshold is chosen on one error copy per clean report (prevalence 1:1)
+            scores.append((True, [f.rule for f in res.flags]))
+    families: dict[str, dict] = {fam: {"prior": prior, "rules": {}} for fam, prior in PRIORS.items()}
+    for rule, (family, _) in RULES.items():
+        t, f = tp[rule] + wtp[rule], fp[rule] + wfp[rule]
+        if t + f < args.min_flags:
+            continue
+        families[family]["rules"][rule] = {"confidence": round((t + 1) / (t + f + 2), 3), "tp": round(t, 1),
+                                           "fp": round(f, 1)}
+    table = {"families": families}
+
+    def confidence(rule: str) -> float:
+        fam = RULES[rule][0]
+        entry = families[fam]["rules"].get(rule)
+        return entry["confidence"] if entry else families[fam]["prior"]
+
+    y_true = [truth for truth, _ in scores]
+    y_score = [1.0 - _prod(1.0 - confidence(r) for r in set(rules)) if rules else 0.0 for _, rules in scores]
+    thr = metrics.threshold_for_precision(y_true, y_score, args.min_precision)
+    threshold = round(thr if thr is not None else 0.99, 3)
+    achieved = metrics.binary(y_true, [s >= threshold for s in y_score])
+    table.update({"threshold": threshold, "min_precision": args.min_precision,
+                  "source": (f"tune split of {os.path.basename(args.corpus)}: {n_clean} clean reports + "
+                             f"{len(injected)} with one injected error (weighted 1:1); report precision "
+                             f"{achieved.precision:.3f}, recall {achieved.recall:.3f} at the threshold")})
+    with open(args.out, "w", encoding="utf-8") as fh:
+        json.dump({k: table[k] for k in ("source", "threshold", "min_precision", "families")}, fh, indent=2)
+        fh.write("\n")
+    print(f"wrote {args.out}: threshold {threshold} ({table['source']})", file=sys.stderr)
+    for fam, t in families.items():
+        for rule, e in t["rules"].items():
+            print(f"  {fam:13s} {rule:24s} confidence {e['confidence']:.3f} (tp {e['tp']}, fp {e['fp']})", file=sys.stderr)
+    return 0
+
+
+def _prod(values) -> float:  # noqa: ANN001
+    p = 1.0
+    for v in values:
+        p *= v
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())
