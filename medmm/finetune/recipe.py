@@ -268,9 +268,9 @@ class FinetuneRecipe:
         labels = batch.pop("labels")
         with self._autocast():
             logits = model(**batch).logits
-        shift_logits = logits[:, :-1].float()
-        shift_labels = labels[:, 1:]
-        loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
+        # shift the labels, not the logits: no copy of the (batch x length x vocabulary) logits
+        shift_labels = F.pad(labels[:, 1:], (0, 1), value=-100)
+        loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), shift_labels.reshape(-1),
                                ignore_index=-100, reduction="sum")
         return loss, int((shift_labels != -100).sum())
 
