@@ -627,6 +627,12 @@ def test_session_id_alone_does_not_take_over_a_login(server):
             with pytest.raises(urllib.error.HTTPError) as err:
                 urllib.request.urlopen(req, timeout=10)
             assert err.value.code == 403
+        # the victim closed the tab: the session stays resumable for a while, but not by the ID alone
+        async with Wire(server, cookie=_cookie_for(server), session_id=sid) as attacker:
+            await attacker.rerun(timeout=20)
+            seen = attacker.texts()
+            assert "Log out" not in seen and "Worklist" not in seen
+            assert attacker.closed_code in (403, 1008) or "User name" in seen
 
     asyncio.run(scenario())
 
@@ -746,6 +752,14 @@ def test_app_check_alone_stops_the_takeover(site, tmp_path):
                     seen = attacker.texts()
                     assert attacker.closed_code is None and attacker.session_id == victim.session_id  # attached
                     assert "User name" in seen and "Log out" not in seen and "Worklist" not in seen
+            # a victim who closed the tab: the stored session resumed by its ID alone shows the login form too
+            async with Wire(port, cookie=_cookie_for(port)) as victim:
+                await _victim_logs_in(port, victim)
+                sid = victim.session_id
+            async with Wire(port, cookie=_cookie_for(port), session_id=sid) as attacker:
+                await attacker.rerun(timeout=30, wait_for=lambda w: "User name" in w.texts())
+                assert attacker.session_id == sid  # it resumed the stored session
+                assert "Log out" not in attacker.texts() and "User name" in attacker.texts()
 
         asyncio.run(scenario())
     finally:
