@@ -148,3 +148,39 @@ def test_mine_confusion_from_synthetic(synth_small, tmp_path):
         assert p.options[" AB".index(p.correct_1) - 1] == rec["cap_1"]
         assert (tmp_path / p.image_1).is_file() and (tmp_path / p.image_2).is_file()
     assert PixelEncoder("layout").encode([Image.new("RGB", (8, 8))]).shape == (1, 64)
+
+
+def _tiny_vision_checkpoint(folder, kind):
+    """A random, tiny transformers vision checkpoint (safetensors) with an image processor."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, Dinov2Config, Dinov2Model
+
+    small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+    if kind == "clip":
+        cfg = CLIPConfig(text_config={**small, "vocab_size": 99}, vision_config={**small, "image_size": 32, "patch_size": 8},
+                         projection_dim=16)
+        CLIPModel(cfg).save_pretrained(folder, safe_serialization=True)
+    else:
+        Dinov2Model(Dinov2Config(**small, image_size=32, patch_size=8)).save_pretrained(folder, safe_serialization=True)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    return str(folder)
+
+
+def test_mining_with_model_encoders(synth_small, tmp_path):
+    import torch
+
+    from medmm.probe.mine import load_encoder
+
+    torch.manual_seed(0)
+    clip = _tiny_vision_checkpoint(tmp_path / "clip", "clip")
+    dino = _tiny_vision_checkpoint(tmp_path / "dino", "dino")
+    images = [Image.new("RGB", (40, 30)), Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 50, 3), np.uint8))]
+    assert load_encoder(f"hf:{clip}").encode(images).shape == (2, 16)      # CLIP: projected image features
+    assert load_encoder(f"hf:{dino}").encode(images).shape == (2, 32)      # DINOv2-like: mean hidden state
+    assert load_encoder("vlm:tiny:llava").encode(images).shape[0] == 2      # the VLM's own vision tower
+    out = tmp_path / "conf.json"
+    r = mine_confusion(synth_small / "manifest.jsonl", out, semantic=f"hf:{clip}", visual=f"hf:{dino}", max_pairs=2)
+    raw = json.loads(out.read_text())
+    assert r.n_pairs == len(raw) <= 2
+    assert all(rec["semantic_encoder"].startswith("hf:") and rec["visual_encoder"].startswith("hf:") for rec in raw.values())
+    with pytest.raises(InputError, match="use pixels:layout"):
+        load_encoder("dino")
