@@ -1,6 +1,6 @@
 """Mutation fuzzer for medmm.imaging: the DICOM files shipped with pydicom and pydicom-data, mutated
 (bit flips, truncations, length-field corruption, element deletions, huge or nonsense declared sizes,
-inserted bytes), through ``describe`` + ``load`` per file and ``scan`` per batch folder.
+inserted bytes), through ``describe`` + ``load`` and ``medmm.deid`` per file and ``scan`` per batch folder.
 
 Each case runs in a worker process with a soft timeout (``signal.setitimer`` inside the worker) and a
 hard one (the parent kills and replaces a worker that does not answer), under an address-space limit.
@@ -222,9 +222,10 @@ def _case(task: tuple[str, str]) -> tuple[str, str]:
 
     if kind == "file":
         outcome = _classify(path, lambda: describe(path))
-        if outcome[0] != "ok":
-            return outcome
-        return _classify(path, lambda: load(path))
+        if outcome[0] == "ok":
+            outcome = _classify(path, lambda: load(path))
+        deid = _classify(path, lambda: _deid(path))  # de-identification reads the same hostile bytes
+        return deid if deid[0] in ("crash", "hang") else outcome
     from medmm.imaging.index import scan
 
     def _scan() -> None:
@@ -236,6 +237,17 @@ def _case(task: tuple[str, str]) -> tuple[str, str]:
 
     status, detail = _classify(path, _scan)
     return ("rejected" if status == "unclear" else status), detail  # a scan error names the folder
+
+
+def _deid(path: str) -> None:
+    """medmm.deid on the file: a per-file error is recorded by deid_tree; an unexpected one is a crash."""
+    from medmm.deid import DeidOptions, deid_tree
+
+    with tempfile.TemporaryDirectory(prefix="medmm-fuzz-deid-") as out:
+        summary = deid_tree(path, out, seed="fuzz", options=DeidOptions(allow_burned_in=True))
+        unexpected = [why for _, why in summary.skipped if why.startswith("unexpected error")]
+        if unexpected:
+            raise RuntimeError(f"deid: {unexpected[0]}")
 
 
 def _worker(conn) -> None:  # noqa: ANN001

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -36,7 +37,7 @@ from pydicom.tag import Tag
 
 from medmm.deid.keys import DeidKey
 from medmm.deid.table import OPTION_CODES, Rule, Table, applied_action, load_table
-from medmm.errors import InputError
+from medmm.errors import DicomReadError, InputError
 
 BURNED_IN_MODALITIES = ("US", "SC", "XA", "CR", "DX", "OT")
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
@@ -308,26 +309,51 @@ def read_for_deid(path: str) -> Dataset:
     from medmm.imaging.dicom import read_dataset
 
     ds = read_dataset(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for elem in ds.iterall():  # convert every raw element now: a corrupt value fails here, not mid-write
-            _ = elem.value
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for source in (getattr(ds, "file_meta", None) or Dataset(), ds):
+                for elem in source.iterall():  # convert every raw element now: a corrupt value fails here
+                    _ = elem.value
+    except Exception as exc:  # pydicom raises many types on corrupt elements; values are never quoted
+        raise DicomReadError(f"{path}: an element cannot be decoded ({type(exc).__name__}); the header is corrupt, "
+                             "so the file cannot be de-identified") from exc
     return ds
 
 
 def output_name(ds: Dataset, key: DeidKey, fallback: str) -> str:
     """``<new study UID>/<new series UID>/<new SOP UID>.dcm`` (after de-identification: UIDs are new)."""
-    study = str(ds.get("StudyInstanceUID") or key.uid("no-study"))
-    series = str(ds.get("SeriesInstanceUID") or key.uid("no-series"))
-    sop = str(ds.get("SOPInstanceUID") or key.name("file", fallback, 32))
+    def part(keyword: str, default: str) -> str:
+        value = ds.get(keyword)
+        text = str(value) if isinstance(value, str) else ""  # a corrupt header can hold several values
+        return text if re.fullmatch(r"[0-9.]{1,64}", text) else default
+
+    study = part("StudyInstanceUID", key.uid("no-study"))
+    series = part("SeriesInstanceUID", key.uid("no-series"))
+    sop = part("SOPInstanceUID", key.name("file", fallback, 32))
     return os.path.join(study, series, sop + ".dcm")
 
 
-def write_deid(ds: Dataset, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+def write_deid(ds: Dataset, path: str, where: str = "dataset") -> None:
+    """Write a de-identified dataset as a DICOM file (zeroed preamble; file meta from the dataset)."""
     ds.preamble = b"\x00" * 128  # a preamble can hold anything (TIFF headers, vendor text)
+    for tag in [t for t in ds.keys() if (int(t) >> 16) in (0x0000, 0x0002)]:
+        del ds[tag]  # command and file-meta groups do not belong in a stored dataset (file meta is rebuilt)
     if getattr(ds, "file_meta", None) is None:
         ds.file_meta = FileMetaDataset()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    if not ds.get("SOPClassUID") or not ds.get("SOPInstanceUID"):
+        raise DicomReadError(f"{where}: no SOP Class or SOP Instance UID; not a storable DICOM object")
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if "TransferSyntaxUID" not in ds.file_meta:
+        raise DicomReadError(f"{where}: no transfer syntax could be determined; not de-identified")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    except Exception as exc:  # a corrupt element that pydicom cannot encode again
+        if os.path.exists(path):
+            os.remove(path)
+        raise DicomReadError(f"{where}: the de-identified dataset cannot be written ({type(exc).__name__}); "
+                             "the header is corrupt") from exc

@@ -53,7 +53,7 @@ def deid_file(path: str, out_root: str, key: DeidKey, options: DeidOptions = Dei
     target = os.path.join(out_root, rel)
     if os.path.exists(target) and rel in summary.written:
         summary.duplicates += 1
-    write_deid(ds, target)
+    write_deid(ds, target, where)
     summary.written.append(rel)
     return rel
 
@@ -109,7 +109,9 @@ def deid_tree(in_path: str, out_root: str, seed: str | int | None = None, option
             continue  # recorded in summary.burned_in
         except MedmmError as exc:
             msg = str(exc)
-            summary.skipped.append((rel_in, msg.split(": ", 1)[1] if msg.startswith(path + ": ") else msg))
+            for prefix in (path + ": ", rel_in + ": "):
+                msg = msg.removeprefix(prefix)
+            summary.skipped.append((rel_in, msg))
         except Exception as exc:  # a bug on one file must not end the run; recorded for the user
             summary.skipped.append((rel_in, f"unexpected error: {type(exc).__name__}"))
     return summary

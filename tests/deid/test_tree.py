@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -242,3 +243,25 @@ def test_shipped_files_deidentify_with_pixels_unchanged(name, tmp_path):
         before, after = load_volume(src), load_volume(str(tmp_path / "o" / summary.written[0]))
         assert np.array_equal(before.data, after.data) and np.allclose(before.affine, after.affine)
     shutil.rmtree(tmp_path / "o")
+
+
+def test_corrupt_headers_are_skipped_with_a_reason_not_an_unexpected_error(tmp_path):
+    """Regressions from the DICOM fuzzer (bench/fuzz_dicom.py runs medmm.deid on every mutated file)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    raw = Path(shipped_file("CT_small.dcm")).read_bytes()
+    at = raw.index(b"\x20\x00\x0e\x00UI")  # Series Instance UID, explicit VR: make its VR unknown
+    (src / "bad_vr.dcm").write_bytes(raw[:at + 4] + b"Ui" + raw[at + 6:])
+    ds = pydicom.dcmread(shipped_file("CT_small.dcm"))
+    ds.StudyInstanceUID = ["1.2.3.4", "1.2.3.5"]  # several values where one UID belongs (a corrupt length)
+    ds.save_as(src / "two_uids.dcm")
+    ds = pydicom.dcmread(shipped_file("CT_small.dcm"))
+    del ds.SOPInstanceUID
+    ds.save_as(src / "no_sop.dcm")
+    summary = deid_tree(str(src), str(tmp_path / "out"), seed="s")
+    reasons = dict(summary.skipped)
+    assert set(reasons) == {"bad_vr.dcm", "no_sop.dcm"}
+    assert "cannot be decoded (NotImplementedError)" in reasons["bad_vr.dcm"]
+    assert "no SOP Class or SOP Instance UID" in reasons["no_sop.dcm"]
+    (written,) = summary.written
+    assert all(re.fullmatch(r"[0-9.]{1,64}", part) for part in written.removesuffix(".dcm").split(os.sep))
