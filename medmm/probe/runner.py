@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 from medmm.errors import InputError, MedmmError
 from medmm.probe._io import write_json, write_jsonl
 from medmm.probe.samples import (Sample, check_mode, confusion_samples, load_image, negation_samples, prompts,
-                                 variant_images)
+                                 variant_images, with_image_hashes)
 from medmm.runs import ResultCache, RunConfig, file_fingerprint
 
 TEMPERATURE = 0.0
@@ -74,9 +74,9 @@ def load_samples(bench: str, data: str, images: str | None, mode: str, controls:
 
         questions = read_questions(data)
         if limit is not None:
-            keep = list(dict.fromkeys((q.image_type, json.dumps(q.id)) for q in questions))[:limit]
-            questions = [q for q in questions if (q.image_type, json.dumps(q.id)) in set(keep)]
-        return negation_samples(questions, root, mode, controls), {}
+            keep = set(list(dict.fromkeys((q.image_type, json.dumps(q.id)) for q in questions))[:limit])
+            questions = [q for q in questions if (q.image_type, json.dumps(q.id)) in keep]
+        return with_image_hashes(negation_samples(questions, root, mode, controls)), {}
     from medmm.probe.confusion import read_dataset, resolve_images
 
     pairs = read_dataset(data, layout=layout)
@@ -84,7 +84,7 @@ def load_samples(bench: str, data: str, images: str | None, mode: str, controls:
         pairs = pairs[:limit]
     resolved = resolve_images(pairs, root)
     refs = {p.pair_id: (p.image_1, p.image_2) for p in pairs}
-    return confusion_samples(resolved.complete, mode, controls, refs), resolved.missing
+    return with_image_hashes(confusion_samples(resolved.complete, mode, controls, refs)), resolved.missing
 
 
 def check_backend(model: Any, mode: str) -> None:
@@ -210,6 +210,9 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
 
     if mode == "judge" and judge is None:
         raise InputError("mode judge needs --judge MODEL (a model that rates the free answer against each option)")
+    allowed = ("robust", "probmed-compat") if bench == "negation" else ("robust", "mediconfusion-compat")
+    if parser not in allowed:
+        raise InputError(f"parser {parser!r} does not apply to {bench} pairs; use {' or '.join(allowed)}")
     if prefix_reduction not in ("mean", "sum"):
         raise InputError("prefix reduction must be mean (the reference's geometric mean per token) or sum")
     samples, missing = load_samples(bench, data, images, mode, controls, limit, layout)

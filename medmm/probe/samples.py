@@ -3,8 +3,9 @@
 A sample is an image (a file, possibly blanked, noised, cropped or marked), a prompt and a
 query kind (``generate``, ``options`` to score, or ``judge``). Its :attr:`Sample.key` is a
 hash of everything that decides its answer apart from the model (benchmark, unit, variant,
-prompt, image reference, options, box), so the result cache keys a result by prompt hash and
-model fingerprint (the run configuration).
+prompt, the image file's content, options, box), so the result cache keys a result by prompt
+hash and model fingerprint (the run configuration): an image replaced in place is asked again,
+an image folder moved elsewhere is not.
 
 Controls (``--controls``):
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
@@ -32,7 +33,7 @@ from PIL import Image
 from medmm.errors import InputError
 from medmm.probe.confusion import ConfusionPair
 from medmm.probe.negation import NegationQuestion, QAType
-from medmm.runs import item_key
+from medmm.runs import file_fingerprint, item_key
 
 VARIANTS = ("image", "blank", "noise", "text", "crop", "draw")
 CONTROLS = {"blind": ("blank", "noise"), "text": ("text",), "region": ("crop", "draw")}
@@ -60,11 +61,12 @@ class Sample:
     options: tuple[str, ...] = ()
     box: tuple[float, float, float, float] | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    image_sha: str = ""  # the image file's content hash: a changed image is a new sample, a moved one is not
 
     @property
     def key(self) -> str:
-        return item_key(self.bench, self.unit, self.variant, self.prompt, self.image_ref, list(self.options),
-                        list(self.box) if self.box else None)
+        return item_key(self.bench, self.unit, self.variant, self.prompt, self.image_sha or self.image_ref,
+                        list(self.options), list(self.box) if self.box else None)
 
 
 def parse_controls(text: str | None) -> tuple[str, ...]:
@@ -140,8 +142,19 @@ def confusion_samples(pairs: Sequence[ConfusionPair], mode: str, controls: Seque
 
 
 def _variant(base: Sample, variant: str, prompt: str | None = None, box: Any = None) -> Sample:
-    return Sample(base.bench, base.unit, base.group, variant, base.image_ref, base.image,
-                  prompt if prompt is not None else base.prompt, base.query, base.options, box, base.meta)
+    return replace(base, variant=variant, prompt=prompt if prompt is not None else base.prompt, box=box)
+
+
+def with_image_hashes(samples: Sequence[Sample]) -> list[Sample]:
+    """Samples carrying the SHA-256 of their image file (each file read once); a missing file keeps
+    its path in the key and fails when the sample runs."""
+    digests: dict[str, str] = {}
+    for path in dict.fromkeys(s.image for s in samples):
+        try:
+            digests[path] = file_fingerprint(path)
+        except (InputError, OSError):
+            digests[path] = ""
+    return [replace(s, image_sha=digests[s.image]) for s in samples]
 
 
 def _control_variants(base: Sample, controls: Sequence[str], hint_prefix: str) -> list[Sample]:

@@ -175,3 +175,23 @@ def test_shards_share_one_cache_and_a_final_run_answers_nothing(tmp_path):
     assert (final.n_samples, final.n_computed, final.n_cached, model.calls) == (30, 0, 30, 30)
     with pytest.raises(InputError, match="shard 3/3"):
         run_probe("negation", str(data), model, str(tmp_path / "x"), shard=(3, 3), progress=False)
+
+
+def test_a_changed_image_is_asked_again_a_moved_one_is_not(tmp_path):
+    import shutil
+
+    data = _negation_file(tmp_path)
+    model = FakeVLM()
+    run_probe("negation", str(data), model, str(tmp_path / "run"), progress=False)
+    Image.fromarray(np.full((24, 24, 3), 200, np.uint8)).save(tmp_path / "b.png")   # new pixels for image b
+    model.calls = 0
+    r = run_probe("negation", str(data), model, str(tmp_path / "run"), progress=False)
+    assert (r.n_computed, r.n_cached, model.calls) == (5, 5, 5)                     # b's five questions only
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for name in ("a.png", "b.png", "q.json"):
+        shutil.copy(tmp_path / name, moved / name)
+    r = run_probe("negation", str(moved / "q.json"), model, str(tmp_path / "run"), progress=False)
+    assert (r.n_computed, r.n_cached) == (0, 10)
+    with pytest.raises(InputError, match="does not apply to negation"):
+        run_probe("negation", str(data), model, str(tmp_path / "x"), parser="mediconfusion-compat", progress=False)
