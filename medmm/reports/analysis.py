@@ -120,6 +120,7 @@ class Mention:
     size_mm: float | None = None
     size_text: tuple[int, int] | None = None  # span of the measurement
     severity: str | None = None
+    organ: str | None = None  # the organ sub-heading of a structured report the mention stands under
     # where the clause attributes below are read from (text, clause start/end, sentence start/end, trigger start);
     # they are computed on first use: most mentions are never compared with another and never need them
     context: tuple[str, int, int, int, int, int | None] | None = field(default=None, repr=False, compare=False)
@@ -439,6 +440,7 @@ def analyze(text: str) -> Analysis:
             m = Mention(r.type, r.text, r.start + off, r.end + off, index, sent.section, r.negated, r.uncertain,
                         r.pseudo, r.trigger, r.side, r.size_mm,
                         (r.size_text[0] + off, r.size_text[1] + off) if r.size_text else None, r.severity)
+            m.organ = sent.label
             m.context = (text, r.clause[0] + off, r.clause[1] + off, sent.start, sent.end,
                          r.trigger_start + off if r.trigger_start is not None else None)
             a.mentions.append(m)

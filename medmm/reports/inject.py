@@ -94,6 +94,8 @@ _NORMAL_IMPRESSION = re.compile(r"\b(?:normal|no\s+acute|unremarkable|no\s+(?:ac
 _INTERVAL_WORDS = re.compile(r"\b(" + "|".join(sorted(_INTERVAL_FLIP, key=len, reverse=True)) + r")\b", re.I)
 _SEVERITY_WORDS = re.compile(r"\b(" + "|".join(sorted(_SEVERITY_FLIP, key=len, reverse=True)) + r")\b", re.I)
 _LOBE_WORDS = re.compile(r"\b(" + "|".join(sorted(_LOBE_SWAP, key=len, reverse=True)) + r")\b", re.I)
+_OWN_PRIOR = re.compile(r"\b(?:from|since|on|than|to)\s+(?:the\s+)?(?:\d|XXXX|prior|previous|outside|last)|\bprior\b|"
+                        r"\bprevious\b", re.I)  # a sentence that names its own comparison
 _MODALITY_TEXT = re.compile(r"\b(CT|MRI|radiographs?|x-ray|xray|Xray)\b")
 _MODALITY_SWAP = {"ct": ("MRI", "MR"), "mri": ("CT", "CT"), "radiograph": ("CT", "CT"), "radiographs": ("CT", "CT"),
                   "x-ray": ("CT", "CT"), "xray": ("CT", "CT")}
@@ -222,7 +224,8 @@ def op_interval(r: _Report, header: dict | None, rng: np.random.Generator) -> Ed
     """Flip an interval word (new <-> stable, increased <-> decreased), or remove the prior the report compares to."""
     comp = r.section("comparison")
     flips = [(i, m) for i in r.body for m in _INTERVAL_WORDS.finditer(r.sentences[i].text)]
-    if comp is not None and comp.text.strip() and not _NO_PRIOR.match(comp.text) and flips and rng.random() < 0.35:
+    unanchored = [i for i, _ in flips if not _OWN_PRIOR.search(r.sentences[i].text)]
+    if comp is not None and comp.text.strip() and not _NO_PRIOR.match(comp.text) and unanchored and rng.random() < 0.35:
         s0 = comp.start + (len(comp.text) - len(comp.text.lstrip()))
         e0 = comp.start + len(comp.text.rstrip())
         text = r.text[:s0] + "None." + r.text[e0:]

@@ -19,6 +19,7 @@ FINDINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "nodule": ("lung", (r"nodules?", r"granulomas?")),
     "mass": ("any", (r"mass(?:es)?(?!\s+effect)", r"tumou?rs?")),
     "cyst": ("any", (r"cysts?",)),
+    "lesion": ("any", (r"lesions?",)),
     "pericardial_effusion": ("heart", (r"pericardial\s+effusions?",)),
     "effusion": ("pleura", (r"(?:pleural\s+)?effusions?", r"hydrothorax")),
     "pneumothorax": ("pleura", (r"(?:hemo|hydro)?pneumothora(?:x|ces)",)),

@@ -73,6 +73,8 @@ def _contradicts(neg: Mention, pos: Mention) -> bool:
         return False
     if neg.site and pos.site and neg.site != pos.site:
         return False
+    if neg.organ and pos.organ and neg.organ != pos.organ:  # "BONES: no lytic lesion" vs "LIVER: two lesions"
+        return False
     if neg.qualifier and not re.search(r"\b" + neg.qualifier + r"\b", pos.clause_text, re.I):
         return False  # "no acute/focal/large X" denies only an X said to be acute/focal/large
     if neg.lobe and pos.lobe and neg.lobe != pos.lobe:
@@ -142,8 +144,7 @@ def _quote_sentence(a: Analysis, i: int) -> str:
 def _sided_nouns(a: Analysis, section: str) -> dict[str, dict[str, int]]:
     """noun -> side -> index of the first sentence that names it with that side."""
     out: dict[str, dict[str, int]] = {}
-    sec = a.section(section)
-    if sec is None or not _SIDED_NOUN.search(a.text, sec.start, sec.end):
+    if not any(_SIDED_NOUN.search(a.text, sec.start, sec.end) for sec in a.sections if sec.name == section):
         return out
     for i, s in enumerate(a.sentences):
         if s.section != section:

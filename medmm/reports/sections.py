@@ -4,6 +4,11 @@ Headers are found the way MIMIC-CXR's section parser does it (a capitalised word
 followed by a colon) but typo-tolerant: a header candidate is matched to the known names with
 difflib similarity >= 0.8 ("IMPRESION:", "FINDNGS:"). A report with no headers is one
 FINDINGS section, and when it has several paragraphs the last one is taken as the impression.
+
+Structured CT and MR reports put organ sub-headings under (or instead of) FINDINGS: "LUNGS:",
+"MEDIASTINUM:", "UPPER ABDOMEN:", "BRAIN:". Each becomes a ``findings`` section whose ``label``
+names the organ, so a findings-only structured report is read as findings (never as an
+impression), and rules compare its statements with the IMPRESSION when there is one.
 """
 
 from __future__ import annotations
@@ -22,6 +27,15 @@ SECTION_NAMES: dict[str, tuple[str, ...]] = {
     "technique": ("TECHNIQUE", "PROCEDURE", "EXAMINATION", "EXAM", "STUDY", "PROTOCOL"),
 }
 _ALL = {name: key for key, names in SECTION_NAMES.items() for name in names}
+# Organ sub-headings of structured CT/MR reports: each is a findings section labelled with the organ.
+ORGAN_HEADINGS = frozenset("""LUNGS|LUNG|LUNG PARENCHYMA|LUNGS AND AIRWAYS|LUNGS AND PLEURA|AIRWAYS|CENTRAL AIRWAYS|PLEURA|
+PLEURAL SPACES|MEDIASTINUM|MEDIASTINUM AND HILA|HILA|HEART|HEART AND PERICARDIUM|HEART AND VESSELS|HEART AND GREAT VESSELS|
+CARDIOVASCULAR|VESSELS|VASCULATURE|VASCULAR|PULMONARY ARTERIES|AORTA|LYMPH NODES|NODES|THYROID|CHEST WALL|SOFT TISSUES|
+BONES|OSSEOUS STRUCTURES|MUSCULOSKELETAL|BONES AND SOFT TISSUES|UPPER ABDOMEN|ABDOMEN|LIVER|BILIARY|GALLBLADDER|SPLEEN|
+PANCREAS|ADRENALS|ADRENAL GLANDS|KIDNEYS|KIDNEYS AND URETERS|BOWEL|GASTROINTESTINAL|PELVIS|BLADDER|PELVIC ORGANS|
+REPRODUCTIVE ORGANS|PERITONEUM|BRAIN|BRAIN PARENCHYMA|VENTRICLES|VENTRICLES AND SULCI|EXTRA AXIAL SPACES|
+EXTRAAXIAL SPACES|POSTERIOR FOSSA|ORBITS|SINUSES|PARANASAL SINUSES|MASTOIDS|CALVARIUM|SKULL|LINES AND TUBES|
+TUBES AND LINES|SUPPORT DEVICES|DEVICES|CARDIOMEDIASTINAL|CARDIAC""".replace("\n", "").split("|"))
 _HEADER_WORDS = re.compile(r"[A-Za-z][A-Za-z ]*")
 
 
@@ -32,6 +46,7 @@ class Section:
     end: int
     header_start: int | None
     text: str
+    label: str | None = None  # an organ sub-heading of a structured report ("lungs", "mediastinum")
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,7 @@ class Sentence:
     start: int
     end: int
     text: str
+    label: str | None = None  # the organ sub-heading it stands under, if any
 
 
 @functools.lru_cache(maxsize=4096)
@@ -66,9 +82,13 @@ def split_sections(text: str) -> list[Section]:
         cand = text[start:pos]
         word = cand.strip()
         if 2 <= len(word) <= 30 and _HEADER_WORDS.fullmatch(word):
-            key = _header_key(word)
-            if key:
-                heads.append((start + (len(cand) - len(cand.lstrip())), pos + 1, key))
+            organ = " ".join(word.upper().split())
+            if organ in ORGAN_HEADINGS and word[0].isupper():
+                heads.append((start + (len(cand) - len(cand.lstrip())), pos + 1, "findings", organ.lower()))
+            else:
+                key = _header_key(word)
+                if key:
+                    heads.append((start + (len(cand) - len(cand.lstrip())), pos + 1, key, None))
         pos = text.find(":", pos + 1)
     sections: list[Section] = []
     if not heads:
@@ -85,9 +105,9 @@ def split_sections(text: str) -> list[Section]:
     if text[: heads[0][0]].strip():
         s = len(text) - len(text.lstrip())
         sections.append(Section("other", s, heads[0][0], None, text[s: heads[0][0]]))
-    for i, (hstart, cstart, key) in enumerate(heads):
+    for i, (hstart, cstart, key, label) in enumerate(heads):
         end = heads[i + 1][0] if i + 1 < len(heads) else len(text)
-        sections.append(Section(key, cstart, end, hstart, text[cstart:end]))
+        sections.append(Section(key, cstart, end, hstart, text[cstart:end], label))
     return sections
 
 
@@ -112,5 +132,5 @@ def split_sentences(text: str, sections: list[Section] | None = None) -> list[Se
             body = piece.strip()
             if body and _LETTER.search(body):
                 s += len(piece) - len(piece.lstrip())
-                out.append(Sentence(sec.name, s, s + len(body), body))
+                out.append(Sentence(sec.name, s, s + len(body), body, sec.label))
     return out
