@@ -13,6 +13,7 @@ import html
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -320,38 +321,53 @@ def _controls(view: RunView, n_boot: int, seed: int, out: str) -> tuple[list[str
     return sections, figures, data
 
 
+def _inline(text: str) -> str:
+    """Escaped text with `code` and **bold** spans."""
+    out = html.escape(text)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out)
+
+
 def _html(md: str, view: RunView) -> str:
-    """A self-contained page: the Markdown tables rendered as HTML tables, the plots as images."""
-    body = []
-    in_table = False
+    """A self-contained page from the report's Markdown (headings, lists, tables, images)."""
+    body: list[str] = []
+    block = ""  # "table" | "list" | ""
+
+    def close() -> None:
+        nonlocal block
+        if block:
+            body.append("</table>" if block == "table" else "</ul>")
+        block = ""
+
     for line in md.splitlines():
         if line.startswith("|"):
-            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            cells = [_inline(c.strip()) for c in line.strip("|").split("|")]
             if set("".join(cells)) <= set("-"):
                 continue
-            if not in_table:
+            tag = "td" if block == "table" else "th"
+            if block != "table":
+                close()
                 body.append("<table>")
-                in_table = True
-                body.append("<tr>" + "".join(f"<th>{c}</th>" for c in cells) + "</tr>")
-            else:
-                body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-            continue
-        if in_table:
-            body.append("</table>")
-            in_table = False
-        if line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("!["):
-            src = line[line.index("(") + 1:line.rindex(")")]
-            body.append(f'<p><img src="{html.escape(src)}" alt="{html.escape(src)}"></p>')
+                block = "table"
+            body.append("<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
         elif line.startswith("- "):
-            body.append(f"<li>{html.escape(line[2:])}</li>")
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    if in_table:
-        body.append("</table>")
+            if block != "list":
+                close()
+                body.append("<ul>")
+                block = "list"
+            body.append(f"<li>{_inline(line[2:])}</li>")
+        else:
+            close()
+            if line.startswith("# "):
+                body.append(f"<h1>{_inline(line[2:])}</h1>")
+            elif line.startswith("## "):
+                body.append(f"<h2>{_inline(line[3:])}</h2>")
+            elif line.startswith("!["):
+                src = html.escape(line[line.index("(") + 1:line.rindex(")")])
+                body.append(f'<p><img src="{src}" alt="{src}"></p>')
+            elif line.strip():
+                body.append(f"<p>{_inline(line)}</p>")
+    close()
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}td:first-child{text-align:left}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>probe report: {html.escape(view.bench)}</title>"
