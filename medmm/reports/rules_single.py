@@ -123,6 +123,7 @@ _INTERVAL_CLAIM = re.compile(
 # a prior named specifically in the sentence (a date, an outside or other-modality study): the sentence then
 # brings its own comparison, whatever COMPARISON says
 _PRIOR_IN_SENTENCE = re.compile(r"\b(?:(?:from|since|than|to|on|dated)\s+(?:\d{1,4}[/.-]\d{1,2}|XXXX)|outside|"
+                                r"\d{1,2}/\d{1,2}/\d{2,4}|(?:CT|MRI?|radiograph|film|study|exam)\s+(?:of|from|dated)\s+\S|"
                                 r"(?:prior|previous|old|recent|earlier)\s+(?:\w+\s+)?(?:CT|MRI?|ultrasound|"
                                 r"radiographs?|films?|stud(?:y|ies)|exams?|examinations?|images?|scans?)|comparison\s+(?:with|to))",
                                 re.I)
