@@ -261,14 +261,15 @@ def _finding_sentence(report: str, finding: Mapping[str, Any]) -> str | None:
     return None
 
 
-def render_plane(path: str, slice_index: int | None, window: str) -> np.ndarray:
+def render_plane(path: str, slice_index: int | None, window: str, volume: Any = None) -> np.ndarray:
     """The acquired plane ``slice_index`` of an image file as uint8 ``[row, col]`` or ``[row, col, 3]``
     (acquisition orientation: the pixels a sample's boxes refer to). ``window`` is a medmm window
-    (``lung``, ``C,W``, ``file``...) or three joined by ``+`` for an RGB composite."""
+    (``lung``, ``C,W``, ``file``...) or three joined by ``+`` for an RGB composite. ``volume``: the file
+    already loaded (several planes of one series)."""
     from medmm.imaging.io import load_volume
     from medmm.imaging.views import to_uint8
 
-    vol = load_volume(path)
+    vol = volume if volume is not None else load_volume(path)
     data = vol.data
     if data.ndim == 4 and not vol.rgb:
         data = data[..., 0]
@@ -319,50 +320,60 @@ def synthetic_samples(manifest: str | os.PathLike[str], out_dir: str | os.PathLi
     if not os.path.isfile(manifest):
         raise InputError(f"{manifest}: manifest not found (write one with `medmm synth`)")
     root = os.path.dirname(os.path.abspath(manifest))
-    out_dir = os.fspath(out_dir)
-    os.makedirs(os.path.join(out_dir, "images"), exist_ok=True)
+    os.makedirs(os.path.join(os.fspath(out_dir), "images"), exist_ok=True)
     windows = {"CT": "lung+mediastinum+bone", **(windows or {})}
     organ_names = {int(v): pretty_organ(k) for k, v in organ_labels.items()}
     samples: list[Sample] = []
     with open(manifest, encoding="utf-8") as fh:
         studies = [json.loads(line) for line in fh if line.strip()]
     for study in studies:
-        modality = study.get("modality")
-        if modalities and modality not in modalities:
+        if modalities and study.get("modality") not in modalities:
             continue
-        window = windows.get(modality, "file")
-        seen_maps: set[str] = set()
         findings = {int(f["label"]): f for f in study.get("findings", [])} if include_findings else {}
+        names = {**organ_names, **{v: f["type"].replace("_", " ") for v, f in findings.items()}}
+        seen_maps: set[str] = set()
         for image_index, entry in enumerate(study.get("images", [])):
             lm = entry.get("label_map")
             if not lm or lm in seen_maps:
                 continue  # the NIfTI copy of a series shares its label map and grid
             seen_maps.add(lm)
-            names = dict(organ_names)
-            names.update({v: f["type"].replace("_", " ") for v, f in findings.items()})
-            image_path = os.path.join(root, entry["path"])
             planes = label_map_regions(os.path.join(root, lm), names=names, options=options, image_id=study["study_id"],
-                                       image=image_index, image_path=image_path, source="synth")
-            for a in planes:
-                png = os.path.join("images", f"{study['study_id']}_{image_index}_{'k%d' % a.slice if a.slice is not None else '2d'}.png")
-                target = os.path.join(out_dir, png)
-                if not os.path.isfile(target):
-                    from PIL import Image
-
-                    Image.fromarray(render_plane(image_path, a.slice, window)).save(target)
-                by_label = {v: f for v, f in findings.items()}
-                label_value = {n: v for v, n in names.items()}
-
-                def describe(img: AnnotatedImage, r: LabeledRegion) -> str | None:
-                    f = by_label.get(label_value.get(r.label, -1))
-                    return _finding_sentence(study.get("report", ""), f) if f else None
-
-                # the PNG is the acquired plane: its pixels are the boxes' acquisition pixels
-                flat = replace(a, image_path=png, modality=modality, split=split, image_id=study["study_id"])
-                for s in samples_from_annotations([flat], tasks=tasks, window=window, describe=describe):
-                    samples.append(replace(s, id=f"{study['study_id']}/{image_index}/{s.id.split('/', 1)[1]}",
-                                           slice=None))
+                                       image=image_index, image_path=os.path.join(root, entry["path"]), source="synth")
+            samples.extend(_study_samples(study, image_index, planes, findings, names, os.fspath(out_dir), tasks,
+                                          windows.get(study.get("modality"), "file"), split))
     return samples
+
+
+def _study_samples(study: Mapping[str, Any], image_index: int, planes: list[AnnotatedImage],
+                   findings: Mapping[int, Mapping[str, Any]], names: Mapping[int, str], out_dir: str,
+                   tasks: Sequence[str], window: str, split: str | None) -> list[Sample]:
+    """The samples of one image of a synthetic study; each sampled plane rendered once to PNG (the
+    series is loaded at most once)."""
+    from PIL import Image
+
+    sid = study["study_id"]
+    label_value = {n: v for v, n in names.items()}
+
+    def describe(img: AnnotatedImage, r: LabeledRegion) -> str | None:
+        f = findings.get(label_value.get(r.label, -1))
+        return _finding_sentence(study.get("report", ""), f) if f else None
+
+    volume = None
+    out = []
+    for a in planes:
+        png = os.path.join("images", f"{sid}_{image_index}_{'k%d' % a.slice if a.slice is not None else '2d'}.png")
+        target = os.path.join(out_dir, png)
+        if not os.path.isfile(target):
+            if volume is None:
+                from medmm.imaging.io import load_volume
+
+                volume = load_volume(a.image_path)
+            Image.fromarray(render_plane(a.image_path or "", a.slice, window, volume)).save(target)
+        # the PNG is the acquired plane: its pixels are the boxes' acquisition pixels
+        flat = replace(a, image_path=png, modality=study.get("modality"), split=split, image_id=sid)
+        for s in samples_from_annotations([flat], tasks=tasks, window=window, describe=describe):
+            out.append(replace(s, id=f"{sid}/{image_index}/{s.id.split('/', 1)[1]}", slice=None))
+    return out
 
 
 # ------------------------------------------------------------------ files
