@@ -288,10 +288,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_eval(args: argparse.Namespace) -> int:
-    from medmm.reports import check
-    from medmm.reports.evaluate import evaluate, read_dataset, to_markdown
+    """Evaluate a checker: injected datasets, and/or a real clean corpus (clean + injected + hand edits)."""
+    from medmm.reports import RulesConfig, build_checker
+    from medmm.reports.evaluate import (evaluate, read_dataset, real_report_datasets, run_suite, suite_markdown,
+                                        to_markdown)
 
-    rows, bad = read_dataset(args.dataset)
+    if not args.dataset and not args.real:
+        raise InputError("check-eval needs a DATASET.jsonl (from medmm inject) or --real CLEAN_REPORTS.jsonl")
     model = None
     if args.checker != "rules":
         from medmm.models import load
@@ -299,10 +302,42 @@ def _cmd_check_eval(args: argparse.Namespace) -> int:
         if not args.model:
             raise InputError(f"--checker {args.checker} needs --model SPEC")
         model = load(args.model)
-    result = evaluate(rows, lambda r: check(r["report"], header=r.get("header"), checker=args.checker, model=model))
-    result["skipped_lines"] = bad
-    result["checker"] = args.checker
-    md = to_markdown(result, f"Report checker evaluation: {args.checker} on {os.path.basename(args.dataset)}")
+    checker = build_checker(args.checker, model=model, rules_config=RulesConfig(lm_path=args.lm))
+    datasets: dict[str, list[dict]] = {}
+    clean = None
+    bad: list = []
+    if args.real:  # the real-report corpus comes first
+        header = json.loads(args.real_header) if args.real_header else None
+        sets, problems = real_report_datasets(args.real, args.split, range(args.seeds), args.hand_edits, header)
+        for p in problems:
+            print(f"hand edit skipped: {p}", file=sys.stderr)
+        name = f"real {os.path.basename(args.real)} ({args.split})"
+        clean = sets["clean"]
+        datasets[f"{name} / clean"] = clean
+        datasets[f"{name} / medmm injector"] = sets["injected"]
+        if "hand" in sets:
+            datasets[f"{name} / hand edits"] = sets["hand"]
+    for path in args.dataset:
+        rows, bad_lines = read_dataset(path)
+        bad += [(path, n, why) for n, why in bad_lines]
+        by_injector: dict[str, list[dict]] = {}
+        for r in rows:
+            by_injector.setdefault(str(r.get("injector") or "medmm"), []).append(r)
+        for injector, sub in by_injector.items():
+            datasets[f"{os.path.basename(path)} / {injector}"] = sub
+    if len(datasets) == 1 and not args.real:  # one injected dataset: the single-dataset report
+        rows = next(iter(datasets.values()))
+        result = evaluate(rows, lambda r: checker.check(r["report"], r.get("header")))
+        result.update(skipped_lines=bad, checker=args.checker)
+        md = to_markdown(result, f"Report checker evaluation: {args.checker} on {os.path.basename(args.dataset[0])}")
+    else:
+        result = {"checker": args.checker, "skipped_lines": bad, "results": {}}
+        if clean is not None:
+            real = {k: v for k, v in datasets.items() if k.startswith("real ")}
+            result["results"].update(run_suite(checker, real, clean))
+        rest = {k: v for k, v in datasets.items() if not k.startswith("real ")}
+        result["results"].update(run_suite(checker, rest))
+        md = suite_markdown(result["results"], f"Report checker evaluation: {args.checker}")
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "check-eval.json"), "w", encoding="utf-8") as fh:
@@ -563,8 +598,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_check)
 
-    p = sub.add_parser("check-eval", help="evaluate a checker on an injected dataset")
-    p.add_argument("dataset")
+    p = sub.add_parser("check-eval", help="evaluate a checker: attributable detection per corpus, injector and type")
+    p.add_argument("dataset", nargs="*", help="datasets written by medmm inject (rows may name their injector)")
+    p.add_argument("--real", default=None, help="a clean real-report corpus (.jsonl): evaluated first, clean + "
+                                                 "medmm-injected + --hand-edits")
+    p.add_argument("--split", choices=("heldout", "tune", "all"), default="heldout",
+                   help="part of --real to use (hash of the report id; the rules were tuned on 'tune')")
+    p.add_argument("--hand-edits", default=None, help="hand-made edits of --real (ids, sentence hashes, edits)")
+    p.add_argument("--seeds", type=int, default=1, help="injected copies of each --real report")
+    p.add_argument("--real-header", default=None, help='header facts of --real reports as JSON, e.g. '
+                                                        '\'{"modality": "DX", "body_part": "CHEST"}\'')
+    p.add_argument("--lm", default=None, help="plausibility model (scripts/build_report_lm.py; default: packaged)")
     p.add_argument("--checker", choices=("rules", "vlm", "ensemble"), default="rules")
     p.add_argument("--model", default=None)
     p.add_argument("--out", default=None, help="folder for check-eval.md and check-eval.json")

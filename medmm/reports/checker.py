@@ -106,7 +106,9 @@ class RulesChecker:
             return CheckResult(False, 0.0, [], "rules", notes)
         flags = self.analyze_flags(analyze(text), hdr, notes)
         score = combine(f.confidence for f in flags)
-        return CheckResult(score >= self.threshold, score, flags, "rules", notes)
+        if score < self.threshold:  # below the calibrated threshold nothing is raised (a report is flagged or not)
+            return CheckResult(False, score, [], "rules", notes)
+        return CheckResult(True, score, flags, "rules", notes)
 
 
 @functools.lru_cache(maxsize=4)

@@ -258,3 +258,36 @@ def suite_markdown(results: dict[str, dict[str, Any]], title: str) -> str:
         if r["attributable"]["all"]:
             lines += ["", f"## {name}: per error type", ""] + type_table(r, "type")
     return "\n".join(lines) + "\n"
+
+
+def run_suite(checker: Any, datasets: dict[str, list[dict[str, Any]]],
+              clean: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Evaluate one checker on named datasets (``"corpus / injector"`` -> rows), in the order given.
+
+    With ``clean`` (clean reports of the same corpus), each error dataset is evaluated together with the
+    clean reports in equal numbers at most, so its precision and FPR are measured on a 1:1-ish mix; the clean
+    reports alone are evaluated first (FPR)."""
+    def run(r: dict[str, Any]) -> CheckResult:
+        return checker.check(r["report"], r.get("header"))
+
+    out: dict[str, dict[str, Any]] = {}
+    cache: dict[str, CheckResult] = {}
+
+    def run_cached(r: dict[str, Any]) -> CheckResult:
+        key = r["id"] if not r.get("has_error") else ""
+        if key and key in cache:
+            return cache[key]
+        res = run(r)
+        if key:
+            cache[key] = res
+        return res
+
+    for name, rows in datasets.items():
+        if clean is not None and rows is not clean:
+            # as many clean reports as error reports (or all of them): precision at a prevalence of about 1:1
+            errors = [r for r in rows if r.get("has_error")]
+            mix = sorted(clean, key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest())[: len(errors)] + list(rows)
+            out[name] = evaluate(mix, run_cached)
+        else:
+            out[name] = evaluate(rows, run_cached)
+    return out

@@ -94,6 +94,7 @@ _NORMAL_IMPRESSION = re.compile(r"\b(?:normal|no\s+acute|unremarkable|no\s+(?:ac
 _INTERVAL_WORDS = re.compile(r"\b(" + "|".join(sorted(_INTERVAL_FLIP, key=len, reverse=True)) + r")\b", re.I)
 _SEVERITY_WORDS = re.compile(r"\b(" + "|".join(sorted(_SEVERITY_FLIP, key=len, reverse=True)) + r")\b", re.I)
 _LOBE_WORDS = re.compile(r"\b(" + "|".join(sorted(_LOBE_SWAP, key=len, reverse=True)) + r")\b", re.I)
+_DESCRIPTIVE = re.compile(r"\s+(?!in\s+size|since|from|compared|when|to\b)[a-z]+", re.I)  # "increased markings"
 _OWN_PRIOR = re.compile(r"\b(?:from|since|on|than|to)\s+(?:the\s+)?(?:\d|XXXX|prior|previous|outside|last)|\bprior\b|"
                         r"\bprevious\b", re.I)  # a sentence that names its own comparison
 _MODALITY_TEXT = re.compile(r"\b(CT|MRI|radiographs?|x-ray|xray|Xray)\b")
@@ -223,8 +224,12 @@ def op_severity(r: _Report, header: dict | None, rng: np.random.Generator) -> Ed
 def op_interval(r: _Report, header: dict | None, rng: np.random.Generator) -> Edit | None:
     """Flip an interval word (new <-> stable, increased <-> decreased), or remove the prior the report compares to."""
     comp = r.section("comparison")
-    flips = [(i, m) for i in r.body for m in _INTERVAL_WORDS.finditer(r.sentences[i].text)]
-    unanchored = [i for i, _ in flips if not _OWN_PRIOR.search(r.sentences[i].text)]
+    # interval words said of a finding ("new", "unchanged", "increased in size"), not descriptive ones
+    # ("increased lung markings", "decreased lung volumes")
+    flips = [(i, m) for i in r.body for m in _INTERVAL_WORDS.finditer(r.sentences[i].text)
+             if not _DESCRIPTIVE.match(r.sentences[i].text, m.end())]
+    unanchored = [i for i, m in flips if not _OWN_PRIOR.search(r.sentences[i].text)
+                  and m.group(1).lower() not in ("increased", "decreased", "smaller", "larger")]
     if comp is not None and comp.text.strip() and not _NO_PRIOR.match(comp.text) and unanchored and rng.random() < 0.35:
         s0 = comp.start + (len(comp.text) - len(comp.text.lstrip()))
         e0 = comp.start + len(comp.text.rstrip())

@@ -99,11 +99,15 @@ def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
     for p in imp:  # a hedge about the nature ("opacity, atelectasis versus scarring") still places it on a side
         if p.side not in lx.SIDES or not p.positive or (p.uncertain and (p.trigger or "").lower() not in _NATURE_HEDGES):
             continue
-        same = [o for o in fnd if o.positive and _family(o) == _family(p)]
-        sided = [o for o in same if o.side]
-        if not sided or any(o.side in (p.side, "bilateral") for o in sided) or p.hypothetical:
-            continue
-        if any(_family(x) == _family(p) and x.side not in (p.side, None) for x in imp if x is not p):
+        # the same finding: the same type if the findings name it, else the same family; in the same zone
+        kin = (lambda x: x.type == p.type) if any(o.positive and o.type == p.type for o in fnd) \
+            else (lambda x: _family(x) == _family(p))
+        zone_ok = (lambda o: not p.zone or not o.zone or o.zone == p.zone)
+        sided = [o for o in fnd if o.positive and kin(o) and o.side and zone_ok(o)]
+        if not sided or p.hypothetical or any(o.positive and _family(o) == _family(p) and zone_ok(o)
+                                               and o.side in (p.side, "bilateral") for o in fnd):
+            continue  # no finding of the kind on that side, nor a paraphrase of it ("left basal opacity")
+        if any(kin(x) and x.positive and x.side not in (p.side, None) for x in imp if x is not p):
             continue  # the impression itself names both sides
         quotes = " ".join(dict.fromkeys(_quote(a, o) for o in sided[:2]))
         s, e = _span(a, p)

@@ -119,7 +119,7 @@ _INTERVAL_CLAIM = re.compile(
     r"worsening|resolved|resolving|interval(?:ly)?\s+(?:increase|decrease|development|improvement|worsening|change|"
     r"resolution|enlargement)|(?:increased|decreased|enlarged|smaller|larger)\s+(?:in\s+size|since|from|when)|"
     r"(?<=,\s)(?:(?:slightly|mildly|minimally|markedly|somewhat)\s+)?(?:increased|decreased|improved|worse|better)"
-    r"(?=\s*[.;]?\s*$))\b", re.I)
+    r"(?=\s*(?:[.;]|$)))\b", re.I)
 # a prior named specifically in the sentence (a date, an outside or other-modality study): the sentence then
 # brings its own comparison, whatever COMPARISON says
 _PRIOR_IN_SENTENCE = re.compile(r"\b(?:(?:from|since|than|to|on|dated)\s+(?:\d{1,4}[/.-]\d{1,2}|XXXX)|outside|"

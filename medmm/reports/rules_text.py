@@ -187,7 +187,7 @@ def _edit_distance(a: str, b: str, limit: int) -> int:
 _MIN_DOMAIN_COUNT = 3  # how often the expected word must occur in the model to be suggested
 _MAX_ENGLISH_FREQUENCY = 20_000  # everyday words ("appear", "level") are what they say, not a misheard term
 _DERIVATIONS = ("", "s", "es", "ly", "ar", "al", "e", "ed", "ing", "ion", "ions", "ation", "ity", "ial", "ies", "y", "ous",
-                "ic", "ia", "ium", "ae", "a", "um", "us", "i", "ism")
+                "ic", "ia", "ium", "ae", "a", "um", "us", "i", "ism", "ive", "ate")
 # neighbours too common to say which word belongs between them
 _WORD_PREFIXES = frozenset("ab non un in im ir il dis a an anti sub peri para intra inter supra infra hyper hypo bi mid pre "
                            "post re over under".split())
