@@ -119,3 +119,36 @@ def test_lora_adapter_and_merged_model_load_and_agree(region_data, tmp_path):
     a = with_adapter.model(**with_adapter.encode(req)).logits
     b = merged.model(**merged.encode(req)).logits
     assert torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl"])
+def test_qwen_families_train_with_their_own_codec(region_data, tmp_path, family):
+    """Qwen2-VL / Qwen2.5-VL: image grid tensors and M-RoPE token types in the batch, the family's codec
+    (0-1000 grid / JSON pixels of the smart_resize input) in the answers; the loss goes down."""
+    cfg = recipe_config(region_data, tmp_path / family, model={"spec": f"tiny:{family}", "codec": {}},
+                        train={"max_steps": 8}, checkpoint={"every": 0})
+    recipe = FinetuneRecipe(cfg).setup()
+    assert recipe.codec.name == family
+    ex = next(e for e in recipe.train_examples if "/t2r/" in e.sample_id)
+    answer = recipe.vlm.tokenizer.decode(ex.labels[ex.labels != -100].tolist(), skip_special_tokens=False)
+    assert ("<|box_start|>(" in answer) if family == "qwen2-vl" else ('"bbox_2d"' in answer)
+    assert "image_grid_thw" in recipe._batch([ex])
+    losses = list(recipe.train().losses)
+    assert sum(losses[-3:]) < 0.9 * sum(losses[:3])
+
+
+def test_shipped_configs_are_valid(region_data, tmp_path):
+    from pathlib import Path
+
+    from medmm.finetune.config import load_finetune_config
+
+    folder = Path(__file__).resolve().parents[2] / "configs" / "finetune"
+    names = sorted(p.name for p in folder.glob("*.yaml"))
+    assert "synth-grounding.yaml" in names and "lora-hf.yaml" in names
+    for name in names:
+        over = [f"output_dir={tmp_path / name}"]
+        if name == "lora-hf.yaml":  # a template: point it at data and a model that exist here
+            over += [f"data.train={region_data['train']}", f"data.eval={region_data['eval']}", "model.spec=tiny:llava",
+                     "model.options={}"]
+        cfg = load_finetune_config(str(folder / name), over)
+        assert cfg.train.max_steps > 0
