@@ -44,3 +44,15 @@ def test_decoded_shape_must_match_the_header(tmp_path, name, change):
     ds.save_as(bad)
     with pytest.raises(DecodeError, match="but the header declares"):
         load(str(bad))
+
+
+def test_nul_in_specific_character_set_is_not_a_crash(tmp_path):
+    """Found by the long run (seed 42): the header fast path raised ValueError('embedded null character')."""
+    ds = pydicom.dcmread(shipped_file("CT_small.dcm"))
+    ds.SpecificCharacterSet = "ISO\x00IR 100"
+    bad = tmp_path / "nul_charset.dcm"
+    ds.save_as(bad)
+    from medmm.imaging.fastheader import scan
+
+    assert scan(str(bad)) is not None  # the fast path reads it (falls back to the default character set)
+    assert load(str(bad))[0].shape == (128, 128, 1)

@@ -596,7 +596,10 @@ def read_header(path: str, max_voxels: int | None = None) -> FileHeader:
     A header declaring more than the frame or pixel budget (``max_voxels``) raises
     :class:`~medmm.errors.PixelBudgetError`."""
     sniff(path)
-    raw = fastheader.scan(path)
+    try:
+        raw = fastheader.scan(path)
+    except Exception:  # the fast path never decides an error: pydicom reads the file and names the problem
+        raw = None
     if raw is not None:
         try:
             return parse_source(raw, path, max_voxels=max_voxels)

@@ -103,9 +103,12 @@ class RawSource:
         self.size = size
         cs = values.get(SPECIFIC_CHARACTER_SET)
         terms = convert("CS", cs[1]) if cs else None
-        self._encodings = pydicom.charset.convert_encodings(
-            [terms] if isinstance(terms, str) else (terms or ["ISO_IR 6"])
-        )
+        try:
+            self._encodings = pydicom.charset.convert_encodings(
+                [terms] if isinstance(terms, str) else (terms or ["ISO_IR 6"])
+            )
+        except (ValueError, LookupError, TypeError):  # a corrupt Specific Character Set (e.g. a NUL inside)
+            self._encodings = pydicom.charset.convert_encodings(["ISO_IR 6"])
 
     def get(self, keyword: str) -> Any:
         if keyword in self._cache:
