@@ -1,17 +1,21 @@
-"""Report checker: quality on injected errors and speed, beside a check assembled from libraries.
+"""Report checker: quality on real radiologist reports first, then on medmm's own corpora; speed beside negspacy.
 
-Corpora: reports from the synthetic generator (``medmm synth``) and the 105 hand-written
-reports of ``tests/data/hand_reports.txt`` (different phrasing). Errors of the kinds text and
-header can reveal are injected into half the reports (seeds 0-4). Compared, in the same run:
+Quality (``medmm.reports.evaluate``, attributable detection: a flag on or quoting the edited sentence):
 
-* **medmm** rule checker (``medmm.reports.check``);
-* **library baseline**: spaCy ``sentencizer`` + ``EntityRuler`` (medmm's finding vocabulary) +
-  negspacy's NegEx, and a findings-vs-impression comparison (a finding present in one section
-  and negated in the other is flagged) — the check the notes describe as the state of the art
-  assembled from existing tools.
+* **real reports** — the IU chest radiograph reports of ``../shared/data/real_reports/iu_dev.jsonl`` when present
+  (CC BY-NC-ND; read in place, never copied), held-out part of the dev split: the clean reports, errors from
+  medmm's injector, and the hand-made edits of ``tests/data/reports_hand_edits.jsonl``;
+* medmm's own corpora — the hand-written chest reports (``tests/data/hand_reports.txt``), the structured CT/MR
+  reports (``tests/data/reports_ct_mr.txt``) and synthetic reports (``medmm synth``) with injected errors. These
+  were written by this project and are the easier figures.
 
-Speed: reports per second in one process on the clean chest reports (CT and radiographs).
-Needs ``requirements-bench.txt`` (spaCy, negspacy).
+Beside medmm: a **library baseline** (spaCy ``sentencizer`` + ``EntityRuler`` with medmm's finding vocabulary +
+negspacy's NegEx, and a findings-vs-impression comparison).
+
+Speed, one process, same reports, same run: the whole medmm rule checker vs the negspacy pipeline alone
+(``nlp(report)``), each timed over one pass of *distinct* reports (the real ones when present), median of three
+passes, medmm's sentence cache cleared before each of its passes (word vocabularies stay loaded, as in a
+long-running audit). Needs ``requirements-bench.txt`` (spaCy, negspacy).
 """
 
 from __future__ import annotations
@@ -24,24 +28,31 @@ import time
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HAND = os.path.join(os.path.dirname(HERE), "tests", "data", "hand_reports.txt")
+ROOT = os.path.dirname(HERE)
+HAND = os.path.join(ROOT, "tests", "data", "hand_reports.txt")
+CT_MR = os.path.join(ROOT, "tests", "data", "reports_ct_mr.txt")
+EDITS = os.path.join(ROOT, "tests", "data", "reports_hand_edits.jsonl")
+REAL = os.path.join(os.environ.get("MEDMM_SHARED", os.path.join(ROOT, "..", "shared")), "data", "real_reports",
+                    "iu_dev.jsonl")
+CHEST_DX = {"modality": "DX", "body_part": "CHEST"}
 
 
-def corpora(n_synth: int = 200) -> dict[str, list[dict[str, Any]]]:
+def own_corpora(n_synth: int = 200) -> dict[str, list[dict[str, Any]]]:
     from medmm.reports.corpus import read_corpus
     from medmm.synth import SMALL, synthesize
 
     with tempfile.TemporaryDirectory(prefix="medmm-rc-") as d:
         path = synthesize(d, n_synth, seed=123, config=SMALL)
         synth = read_corpus(path).rows
-    return {"synthetic": synth, "hand-written": read_corpus(HAND).rows}
+    return {"hand-written chest": read_corpus(HAND).rows, "hand-written CT/MR": read_corpus(CT_MR).rows,
+            "synthetic": synth}
 
 
 def build_baseline() -> Any:
     import spacy
     from negspacy.negation import Negex  # noqa: F401  (registers the "negex" factory)
 
-    from medmm.reports.analysis import LEXICON
+    from medmm.reports.lexicon import FINDINGS
 
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
@@ -51,7 +62,7 @@ def build_baseline() -> Any:
              "pneumothorax": ["pneumothorax"], "consolidation": ["consolidation", "pneumonia"],
              "atelectasis": ["atelectasis"], "opacity": ["opacity", "opacities"], "edema": ["edema"],
              "cardiomegaly": ["cardiomegaly"], "fracture": ["fracture", "fractures"], "hemorrhage": ["hemorrhage"]}
-    assert set(terms) <= set(LEXICON)
+    assert set(terms) <= set(FINDINGS)
     ruler.add_patterns([{"label": k.upper(), "pattern": [{"LOWER": w} for w in t.split()]} for k, ts in terms.items()
                         for t in ts])
     nlp.add_pipe("negex", config={"ent_types": [k.upper() for k in terms]})
@@ -61,70 +72,114 @@ def build_baseline() -> Any:
 _IMP = re.compile(r"\b(?:IMPRESSION|CONCLUSION)S?\s*:", re.I)
 
 
-def baseline_check(nlp: Any, report: str) -> bool:
+def baseline_check(nlp: Any, report: str) -> Any:
+    """The library baseline as a checker: a finding present in one section and negated in the other is an error
+    (the flag covers the impression, so it is attributable only to impression edits or quoted ones)."""
+    from medmm.reports.flags import CheckResult, Flag
+
     m = _IMP.search(report)
     if not m:
-        return False
+        return CheckResult(False, 0.0, [], "baseline")
     f_doc, i_doc = nlp(report[: m.start()]), nlp(report[m.end():])
     f = {(e.label_, bool(e._.negex)) for e in f_doc.ents}
-    i = {(e.label_, bool(e._.negex)) for e in i_doc.ents}
-    return any((label, not neg) in f for label, neg in i)
+    hits = [e for e in i_doc.ents if (e.label_, not e._.negex) in f]
+    flags = [Flag("contradiction", m.end() + e.sent.start_char, m.end() + e.sent.end_char, e.sent.text,
+                  "finding polarity differs between sections", 1.0, "text", "baseline") for e in hits]
+    return CheckResult(bool(flags), float(bool(flags)), flags, "baseline")
 
 
-def run(seeds: int = 5) -> dict[str, Any]:
-    from medmm.reports import check
-    from medmm.reports.evaluate import evaluate
+class _Baseline:
+    def __init__(self, nlp: Any) -> None:
+        self.nlp = nlp
+
+    def check(self, report: str, header: Any = None) -> Any:
+        return baseline_check(self.nlp, report)
+
+
+def quality(seeds: int = 3) -> dict[str, Any]:
+    from medmm.reports import build_checker
+    from medmm.reports.evaluate import real_report_datasets, run_suite
     from medmm.reports.inject import inject_dataset
-    from medmm.reports.taxonomy import TEXT_HEADER_TYPES
 
-    nlp = build_baseline()
+    ours, base = build_checker("rules"), _Baseline(build_baseline())
     out: dict[str, Any] = {"seeds": seeds}
-    data = corpora()
-    for name, rows in data.items():
-        ds = [r for s in range(seeds) for r in inject_dataset(rows, rate=0.5, types=TEXT_HEADER_TYPES, seed=s)]
-        ours = evaluate(ds, lambda r: check(r["report"], header=r.get("header")))
-        from medmm.reports.checker import CheckResult
-
-        base = evaluate(ds, lambda r: CheckResult(baseline_check(nlp, r["report"]), float(baseline_check(nlp, r["report"])), []))
-        out[name] = {"ours": ours, "baseline": base}
-    chest = [r["report"] for rows in data.values() for r in rows
-             if (r.get("header") or {}).get("body_part", "CHEST") == "CHEST"]
-    reports = chest * max(1, 3000 // max(len(chest), 1))
-    check(reports[0])
-    nlp(reports[0])
-
-    def rate(fn) -> float:
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            for r in reports:
-                fn(r)
-            times.append(time.perf_counter() - t0)
-        return len(reports) / statistics.median(times)
-
-    out["speed"] = {"n_reports": len(reports), "medmm_rules": rate(lambda r: check(r)),
-                    "negspacy_pipeline": rate(lambda r: nlp(r)),
-                    "negspacy_check": rate(lambda r: baseline_check(nlp, r))}
+    if os.path.isfile(REAL):
+        sets, _ = real_report_datasets(REAL, "heldout", range(1), EDITS, CHEST_DX)
+        named = {"real / clean": sets["clean"], "real / medmm injector": sets["injected"], "real / hand edits": sets["hand"]}
+        out["real"] = {"medmm": run_suite(ours, named, sets["clean"]), "baseline": run_suite(base, named, sets["clean"])}
+    for name, rows in own_corpora().items():
+        ds = [r for s in range(seeds) for r in inject_dataset(rows, rate=0.5, seed=s)]
+        out[name] = {"medmm": run_suite(ours, {name: ds})[name], "baseline": run_suite(base, {name: ds})[name]}
     return out
 
 
-def report(r: dict[str, Any]) -> str:
-    lines = ["report checker, injected text/header-visible errors (laterality, negation, measurement, contradiction, "
-             f"interval, transcription, metadata), 50 % of reports, {r['seeds']} seeds"]
-    for name in ("synthetic", "hand-written"):
-        o, b = r[name]["ours"], r[name]["baseline"]
-        so, sb = o["simple"], b["simple"]
-        lines.append(f"  {name:12s} medmm: precision {so['precision']:.3f} recall {so['recall']:.3f} "
-                     f"FPR {so['false_positive_rate']:.3f} COMPLEX {o['complex']['accuracy']:.3f} "
-                     f"(n={o['n_reports']}) | library baseline: precision {sb['precision']:.3f} recall "
-                     f"{sb['recall']:.3f} FPR {sb['false_positive_rate']:.3f}")
-    s = r["speed"]
-    lines.append(f"  speed on {s['n_reports']} clean chest reports, one process: medmm rules {s['medmm_rules']:.0f} "
-                 f"reports/s; negspacy pipeline alone {s['negspacy_pipeline']:.0f}/s "
-                 f"({s['medmm_rules'] / s['negspacy_pipeline']:.2f}x); negspacy + section comparison "
-                 f"{s['negspacy_check']:.0f}/s")
+def speed(passes: int = 3) -> dict[str, Any]:
+    from medmm.reports import build_checker
+    from medmm.reports.analysis import clear_caches
+    from medmm.reports.corpus import read_corpus
+
+    if os.path.isfile(REAL):
+        reports, source = [r["report"] for r in read_corpus(REAL).rows], "distinct real IU reports"
+    else:
+        reports = [r["report"] for name, rows in own_corpora().items() for r in rows]
+        source = "medmm's own reports (real reports absent)"
+    nlp, checker = build_baseline(), build_checker("rules")
+    for r in reports:  # load vocabularies and spaCy's caches once
+        nlp(r)
+        checker.check(r)
+    t_ours, t_nlp = [], []
+    for _ in range(passes):
+        clear_caches()
+        t0 = time.perf_counter()
+        for r in reports:
+            checker.check(r)
+        t_ours.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for r in reports:
+            nlp(r)
+        t_nlp.append(time.perf_counter() - t0)
+    ours, lib = len(reports) / statistics.median(t_ours), len(reports) / statistics.median(t_nlp)
+    return {"n_reports": len(reports), "source": source, "medmm_rules": ours, "negspacy_pipeline": lib,
+            "ratio": ours / lib}
+
+
+def _row(name: str, r: dict[str, Any]) -> str:
+    a, s = r["attributable"], r["simple"]
+    rec = "—" if a["recall"] is None else f"{a['recall']:.3f}"
+    return (f"  {name:34s} FPR {r['clean']['fpr'] if r['clean']['fpr'] is not None else 0:.3f}  precision "
+            f"{(s['precision'] if s['precision'] == s['precision'] else 0):.3f}  attributable recall {rec} "
+            f"({a['found']}/{a['detectable']} text-detectable)")
+
+
+def report(q: dict[str, Any], s: dict[str, Any] | None = None) -> str:
+    """The bench's summary; ``report(run())`` (bench/__main__.py) or ``report(quality, speed)``."""
+    if s is None:
+        q, s = q["quality"], q["speed"]
+    lines = []
+    if "real" in q:
+        lines.append("REAL radiologist reports (IU dev, held-out part):")
+        for who in ("medmm", "baseline"):
+            for name, r in q["real"][who].items():
+                lines.append(_row(f"{who}: {name}", r))
+    lines.append(f"medmm's own corpora (written by this project), injected errors in half the reports, {q['seeds']} seeds:")
+    for name, v in q.items():
+        if name in ("real", "seeds"):
+            continue
+        for who in ("medmm", "baseline"):
+            lines.append(_row(f"{who}: {name}", v[who]))
+    lines.append(f"speed on {s['n_reports']} {s['source']}, one process, median of 3 passes: medmm rules "
+                 f"{s['medmm_rules']:.0f} reports/s; negspacy pipeline alone {s['negspacy_pipeline']:.0f}/s "
+                 f"(medmm {s['ratio']:.2f}x)")
     return "\n".join(lines)
 
 
+def run(seeds: int = 3) -> dict[str, Any]:
+    return {"quality": quality(seeds), "speed": speed()}
+
+
 if __name__ == "__main__":
-    print(report(run()))
+    import sys
+
+    only_speed = "--speed" in sys.argv
+    q = {"seeds": 0} if only_speed else quality()
+    print(report(q, speed()))

@@ -197,6 +197,7 @@ class Analysis:
 
     _by_section: dict[str, list[Mention]] | None = field(default=None, repr=False)
     _words: tuple[str, set[str]] | None = field(default=None, repr=False)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)  # what several rules compute from one analysis
 
     def lower_words(self) -> tuple[str, set[str]]:
         """The lower-cased text and its set of words of four letters or more (computed once per analysis)."""

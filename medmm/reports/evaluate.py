@@ -74,6 +74,8 @@ def evaluate(rows: Sequence[dict[str, Any]], run: Callable[[dict[str, Any]], Che
     per_type: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     per_model: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     span_hit = span_flags = 0
+    conf: list[float] = []
+    correct: list[bool] = []
     t0 = time.perf_counter()
     for row in rows:
         res = run(row)
@@ -84,8 +86,11 @@ def evaluate(rows: Sequence[dict[str, Any]], run: Callable[[dict[str, Any]], Che
         shown = [f for f in res.flags if res.has_error]  # flags of a report below the threshold are not raised
         any_flag.append(bool(res.flags))
         for f in shown:
+            hit = any(attributable(f, e) for e in errors)
             span_flags += 1
-            span_hit += any(attributable(f, e) for e in errors)
+            span_hit += hit
+            conf.append(f.confidence)
+            correct.append(hit)
         for e in errors:
             found = any(attributable(f, e) for f in shown)
             for key, table in ((e["type"], per_type), (f"{e['type']}: {e.get('model') or '?'}", per_model)):
@@ -115,7 +120,8 @@ def evaluate(rows: Sequence[dict[str, Any]], run: Callable[[dict[str, Any]], Che
                          "all_found": sum(d["found"] for d in per_type.values())},
         "by_type": {t: dict(per_type[t]) for t in TYPE_IDS if t in per_type},
         "by_model": {k: dict(v) for k, v in sorted(per_model.items())},
-        "flags": {"raised": span_flags, "attributable": span_hit, "precision": _rate(span_hit, span_flags)},
+        "flags": {"raised": span_flags, "attributable": span_hit, "precision": _rate(span_hit, span_flags),
+                  "calibration": metrics.calibration(correct, conf, 5).to_dict() if conf else None},
     }
 
 
@@ -252,8 +258,9 @@ def suite_markdown(results: dict[str, dict[str, Any]], title: str) -> str:
              "attributable recall (detectable) | attributable recall (all) |", "|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         a = r["attributable"]
+        precision = r["simple"]["precision"] if r["n_with_error"] else None  # no error: precision says nothing
         lines.append(f"| {name} | {r['n_reports']} | {r['n_with_error']} | {_f(r['clean']['fpr'])} | "
-                     f"{_f(r['simple']['precision'])} | {_f(a['recall'])} | {_f(_rate(a['all_found'], a['all']))} |")
+                     f"{_f(precision)} | {_f(a['recall'])} | {_f(_rate(a['all_found'], a['all']))} |")
     for name, r in results.items():
         if r["attributable"]["all"]:
             lines += ["", f"## {name}: per error type", ""] + type_table(r, "type")

@@ -88,13 +88,26 @@ def _same_finding(p: Mention, others: list[Mention]) -> list[Mention]:
     return same or [o for o in others if o.positive and _family(o) == _family(p) and _side_ok(o.side, p.side)]
 
 
+def _any_positive(a: Analysis, mentions: list[Mention]) -> bool:
+    """Does the impression report any finding (computed once per analysis)?"""
+    hit = a.cache.get("imp_positive")
+    if hit is None:
+        hit = a.cache["imp_positive"] = any(m.positive for m in mentions)
+    return hit
+
+
 def _sections(a: Analysis) -> tuple[list[Mention], list[Mention]]:
-    return a.mentions_in("findings"), a.mentions_in("impression")
+    pair = a.cache.get("sections")
+    if pair is None:
+        pair = a.cache["sections"] = (a.mentions_in("findings"), a.mentions_in("impression"))
+    return pair
 
 
 def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
     """A one-sided finding whose side differs between the sections (and neither section names both)."""
     fnd, imp = _sections(a)
+    if not fnd or not _any_positive(a, imp):
+        return _predominance_swap(a)
     flags = []
     for p in imp:  # a hedge about the nature ("opacity, atelectasis versus scarring") still places it on a side
         if p.side not in lx.SIDES or not p.positive or (p.uncertain and (p.trigger or "").lower() not in _NATURE_HEDGES):
@@ -124,6 +137,8 @@ _PREDOMINANCE = re.compile(r"\b(left|right)\s+(?:side\s+)?(?:greater|more|worse|
 def _predominance_swap(a: Analysis) -> list[Flag]:
     """"right greater than left" in one section, "left greater than right" in the other, for the same finding."""
     said: dict[str, list[tuple[str, int]]] = {}
+    if " than " not in a.text:
+        return []
     for i, s in enumerate(a.sentences):
         if s.section in ("findings", "impression"):
             for m in _PREDOMINANCE.finditer(s.text):
@@ -203,6 +218,8 @@ def _zone_swap(a: Analysis, fnd: list[Mention], imp: list[Mention]) -> list[Flag
 def rule_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding placed in one lobe (or zone) by the impression and in another by the findings."""
     fnd, imp = _sections(a)
+    if not fnd or not _any_positive(a, imp):
+        return []
     flags = _zone_swap(a, fnd, imp)
     for p in imp:
         if not p.positive or not any(o.positive and _family(o) == _family(p) for o in fnd) or not p.lobe \
@@ -253,6 +270,8 @@ def rule_polarity(a: Analysis, header: Any = None) -> list[Flag]:
 def rule_measurement(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding measured differently in the two sections (a mm/cm slip named as such)."""
     fnd, imp = _sections(a)
+    if not fnd or not _any_positive(a, imp):
+        return []
     flags = []
     for p in imp:
         if not p.positive or not p.size_mm or not p.size_text:
@@ -274,6 +293,8 @@ def rule_measurement(a: Analysis, header: Any = None) -> list[Flag]:
 def rule_severity(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding graded two or more steps apart (small vs large, mild vs severe)."""
     fnd, imp = _sections(a)
+    if not fnd or not _any_positive(a, imp):
+        return []
     flags = []
     for p in imp:
         if not p.positive or not p.severity:
@@ -294,6 +315,8 @@ def rule_severity(a: Analysis, header: Any = None) -> list[Flag]:
 def rule_interval_sections(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding called new in one section and stable in the other (or larger vs smaller)."""
     fnd, imp = _sections(a)
+    if not fnd or not _any_positive(a, imp):
+        return []
     flags = []
     for p in imp:
         if not p.positive or not p.interval:
@@ -329,6 +352,8 @@ def rule_unsupported_impression(a: Analysis, header: Any = None) -> list[Flag]:
     """A pneumothorax stated plainly in the impression that the findings (several sentences) never name (other
     acute findings are often the impression's reading of what the findings describe: blunting -> effusion)."""
     fnd, imp = _sections(a)
+    if not fnd or not _any_positive(a, imp):
+        return []
     if sum(1 for s in a.sentences if s.section == "findings") < 2:
         return []
     named = {_family(m) for m in fnd}

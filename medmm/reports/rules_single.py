@@ -112,6 +112,9 @@ def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
+_INTERVAL_CUES = frozenset("""newly unchanged stable persistent persistently again redemonstrated previously since
+improved improving worsened worsening resolved resolving interval intervally increased decreased enlarged smaller
+larger better worse""".split())  # every interval claim has one of these words (or "new", checked apart)
 _WEAK_CLAIM = ("stable", "persistent", "persistently")  # also used of a normal structure ("the mediastinum is stable")
 _INTERVAL_CLAIM = re.compile(
     r"\b(?:new(?:ly)?|unchanged|stable|persistent(?:ly)?|again\s+(?:seen|noted|demonstrated|identified|visualized)|"
@@ -138,7 +141,8 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
     if comp is None or prior_status(a) != "none":
         return []  # no COMPARISON section: the report says nothing about priors, so nothing contradicts
     flags: list[Flag] = []
-    if not _INTERVAL_CLAIM.search(a.text, comp.end):
+    low, words = a.lower_words()
+    if (words.isdisjoint(_INTERVAL_CUES) and "new" not in low) or not _INTERVAL_CLAIM.search(a.text, comp.end):
         return flags
     for sent in a.sentences:
         if sent.section not in ("findings", "impression"):

@@ -111,7 +111,9 @@ def split_sections(text: str) -> list[Section]:
     return sections
 
 
-_SENT_END = re.compile(r"(?<=[.!?;])\s+|\n\s*\n|\n(?=\s*(?:\d+[.)]|[-*•])\s)")
+# a sentence ends after . ! ? ; followed by white space (group 1 keeps the mark in the sentence), at a blank line,
+# or before a list item on a new line
+_SENT_END = re.compile(r"(?=[.!?;\n])(?:([.!?;])\s+|\n\s*\n|\n(?=\s*(?:\d+[.)]|[-*•])\s))")
 _ITEM = re.compile(r"\s*(?:\d+[.)]|[-*•])\s+")
 _LETTER = re.compile(r"[A-Za-z]")
 
@@ -121,14 +123,18 @@ def split_sentences(text: str, sections: list[Section] | None = None) -> list[Se
     out: list[Sentence] = []
     for sec in sections if sections is not None else split_sections(text):
         piece_start = sec.start
-        bounds = [(m.start(), m.end()) for m in _SENT_END.finditer(text, sec.start, sec.end)] + [(sec.end, sec.end)]
+        bounds = [(m.start() + (1 if m.group(1) else 0), m.end()) for m in _SENT_END.finditer(text, sec.start, sec.end)]
+        bounds.append((sec.end, sec.end))
         for b_start, b_end in bounds:
             s, e = piece_start, b_start
             piece_start = b_end
-            item = _ITEM.match(text, s, e)
-            if item:
-                s = item.end()
-            piece = text[s:e]
+            if text[s:s + 1].isalpha():
+                piece = text[s:e]  # the common case: a sentence that starts right at its first letter
+            else:
+                item = _ITEM.match(text, s, e)
+                if item:
+                    s = item.end()
+                piece = text[s:e]
             body = piece.strip()
             if body and _LETTER.search(body):
                 s += len(piece) - len(piece.lstrip())
