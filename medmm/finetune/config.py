@@ -232,7 +232,10 @@ def _semantic(cfg: FinetuneConfig) -> list[str]:
         if t not in ("region_to_text", "text_to_region", "grounded_report"):
             p.append(f"data.tasks: unknown task {t!r}")
     if cfg.data.synth is not None:
-        p.extend(f"data.synth.{x}" for x in problems(cfg.data.synth, SynthSection))
+        bad = problems(cfg.data.synth, SynthSection)
+        p.extend(f"data.synth.{x}" for x in bad)
+        if not bad:
+            p.extend(_synth_problems(_section(SynthSection, cfg.data.synth)))
     for path in (cfg.data.train, cfg.data.eval):
         if path and not os.path.isfile(cfg.resolve(path)):
             p.append(f"data: {cfg.resolve(path)} not found")
@@ -243,6 +246,26 @@ def _semantic(cfg: FinetuneConfig) -> list[str]:
             CodecSpec.from_mapping(dict(cfg.model.codec)).build()
         except ConfigError as exc:
             p.append(f"model.codec: {exc}")
+    return p
+
+
+def _synth_problems(s: SynthSection) -> list[str]:
+    from medmm.synth.generate import KINDS
+    from medmm.synth.truth import ORGAN_LABELS
+
+    p = []
+    unknown = sorted(set(s.organs) - set(ORGAN_LABELS))
+    if unknown:
+        p.append(f"data.synth.organs: unknown organ(s) {unknown}; use {sorted(ORGAN_LABELS)}")
+    if not s.organs and not s.findings:
+        p.append("data.synth: give organs or findings: true (there is nothing to locate)")
+    bad_kinds = sorted(set(s.kinds) - set(KINDS))
+    if bad_kinds or not s.kinds:
+        p.append(f"data.synth.kinds: {bad_kinds or 'empty'}; use some of {list(KINDS)}")
+    if min(s.n_train, s.n_eval, s.max_slices, s.min_pixels) < 1:
+        p.append("data.synth: n_train, n_eval, max_slices and min_pixels must be at least 1")
+    if s.seed == s.eval_seed:
+        p.append("data.synth: seed and eval_seed must differ (the held-out studies would be the training ones)")
     return p
 
 
