@@ -240,18 +240,22 @@ def evaluate(vlm: Any, samples: Sequence[Sample], codec: BoxCodec, root: str | N
 
             bar = tqdm(total=len(todo), desc="grounding-eval", unit="sample")
         for i in range(0, len(todo), settings.batch_size):
-            part = todo[i:i + settings.batch_size]
-            reqs = []
-            for s in part:
-                img = image_of(s)
-                if img.size != (s.width, s.height):
-                    raise InputError(f"sample {s.id}: image is {img.size}, the sample says {(s.width, s.height)}")
-                conv = conversation(s, codec, transform_of(s), system=settings.system_prompt)
+            part, reqs = [], []
+            for s in todo[i:i + settings.batch_size]:
+                try:  # one unreadable image is recorded as a failed item, the evaluation goes on
+                    img = image_of(s)
+                    if img.size != (s.width, s.height):
+                        raise InputError(f"image is {img.size}, the sample says {(s.width, s.height)}")
+                    conv = conversation(s, codec, transform_of(s), system=settings.system_prompt)
+                except InputError as exc:
+                    cache.put(keys[s.id], cfg_key, error=f"sample {s.id}: {exc}")
+                    continue
+                part.append(s)
                 reqs.append(Request(images=[prepare_image(vlm, img)], messages=prompt_messages(conv, settings.system_prompt)))
-            gens = vlm.generate(reqs, max_new_tokens=settings.max_new_tokens)
+            gens = vlm.generate(reqs, max_new_tokens=settings.max_new_tokens) if reqs else []
             cache.put_many([(keys[s.id], {"text": g.text}, None) for s, g in zip(part, gens)], cfg_key)
             if bar is not None:
-                bar.update(len(part))
+                bar.update(settings.batch_size)
         if bar is not None:
             bar.close()
         answers = {}
@@ -259,7 +263,10 @@ def evaluate(vlm: Any, samples: Sequence[Sample], codec: BoxCodec, root: str | N
         for k, value in cache.iter_results(cfg_key):
             if k in by_key:
                 answers[by_key[k]] = value["text"]
+        failed = sorted(cache.status(keys[s.id], cfg_key)["error"] for s in chosen
+                        if s.id not in answers and cache.status(keys[s.id], cfg_key))
     metrics = score(chosen, answers, codec, transform_of, stats)
+    metrics["failed"] = {"n": len(failed), "first": failed[:5]}  # not scored (unreadable images): rerun to retry
     metrics["run_key"] = cfg_key
     metrics["codec"] = codec.config()
     return metrics

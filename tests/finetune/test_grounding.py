@@ -129,3 +129,16 @@ def test_grounding_eval_cli(region_data, tmp_path):
         assert key in m
     assert set(m["multi_box"]) >= {"precision", "recall", "f1"} and set(m["region_to_text"]) >= {"accuracy", "token_f1"}
     assert m["n"] == 4 and m["baseline_miou"] > 0
+
+
+def test_an_unreadable_image_is_recorded_not_fatal(region_data, tmp_path):
+    from dataclasses import replace
+
+    from medmm.models.tiny import build_tiny
+
+    vlm = build_tiny("llava")
+    good = [s for s in region_data["eval_samples"] if s.task == "text_to_region"][:2]
+    bad = replace(good[0], id="broken", image="images/does-not-exist.png")
+    m = evaluate(vlm, good + [bad], get_codec("medrega", scale=99), os.path.dirname(region_data["eval"]),
+                 str(tmp_path / "c.sqlite"), GroundingSettings(max_new_tokens=4, system_prompt=False))
+    assert m["n"] == 2 and m["failed"]["n"] == 1 and "broken" in m["failed"]["first"][0]
