@@ -197,18 +197,28 @@ class FinetuneRecipe:
         root = None
         path = self.train_path if what == "train" else self.eval_path
         root = os.path.dirname(os.path.abspath(path)) if path else None
-        out, dropped, cache = [], 0, {}
+        out, dropped, unreadable, cache = [], 0, [], {}
         for s in samples:
             key = (s.image, s.slice, s.window)
-            if key not in cache:
-                cache[key] = load_image(s, root)
-            ex = encode_example(self.vlm, s, self.codec, root=root, system=self.cfg.model.system_prompt, image=cache[key])
+            try:  # one unreadable image is skipped and logged, never the end of the run
+                if key not in cache:
+                    cache[key] = load_image(s, root)
+                ex = encode_example(self.vlm, s, self.codec, root=root, system=self.cfg.model.system_prompt,
+                                    image=cache[key])
+            except InputError as exc:
+                unreadable.append(f"{s.id}: {exc}")
+                continue
             if len(ex) > self.cfg.data.max_length:
                 dropped += 1
                 continue
             out.append(ex)
-        if dropped and self.is_main:
+        if dropped:
             self._log({"event": "dropped_long_examples", "split": what, "n": dropped, "max_length": self.cfg.data.max_length})
+        if unreadable:
+            self._log({"event": "unreadable_samples", "split": what, "n": len(unreadable), "first": unreadable[:5]})
+        if samples and not out:
+            raise InputError(f"no usable {what} example: {len(unreadable)} unreadable, {dropped} longer than "
+                             f"data.max_length ({self.cfg.data.max_length})" + (f"; first: {unreadable[0]}" if unreadable else ""))
         return out
 
     # ------------------------------------------------------------------ resume

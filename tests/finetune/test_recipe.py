@@ -152,3 +152,18 @@ def test_shipped_configs_are_valid(region_data, tmp_path):
                      "model.options={}"]
         cfg = load_finetune_config(str(folder / name), over)
         assert cfg.train.max_steps > 0
+
+
+def test_unreadable_training_images_are_skipped_and_logged(region_data, tmp_path):
+    from dataclasses import replace
+
+    from medmm.regions.tasks import read_jsonl, write_jsonl
+
+    samples, _ = read_jsonl(region_data["train"])
+    broken = [replace(s, id=f"broken{i}", image="images/missing.png") for i, s in enumerate(samples[:3])]
+    path = os.path.join(os.path.dirname(region_data["train"]), "with_broken.jsonl")
+    write_jsonl(samples + broken, path)
+    recipe = FinetuneRecipe(recipe_config(region_data, tmp_path / "r", data={"train": path})).setup()
+    assert len(recipe.train_examples) == len([s for s in samples if s.task in ("text_to_region", "region_to_text")])
+    events = [r for r in recipe.read_log() if r.get("event") == "unreadable_samples"]
+    assert events and events[0]["n"] == 3 and events[0]["first"][0].startswith("broken0")
