@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from medmm.reports import sections as _sections
 from medmm.reports.sections import Section, Sentence, split_sections, split_sentences
 
 from medmm.reports import lexicon as lx
@@ -420,6 +421,7 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
 def clear_caches() -> None:
     """Forget the sentences read so far (benchmarks time a cold start with this)."""
     read_sentence.cache_clear()
+    _sections.clear_caches()
 
 
 _NOT_READ = frozenset({"indication", "comparison"})  # what the patient was sent for, which prior: no finding of this study

@@ -68,7 +68,7 @@ class VLMChecker:
             return CheckResult(rules.has_error, rules.score, rules.flags, self.kind, notes)
         vlm_flags = self._vlm_flag(text, j)
         if self.kind == "vlm":
-            return CheckResult(j.probability >= self.threshold, j.probability, vlm_flags, "vlm", notes)
+            return CheckResult(j.probability >= self.threshold - 1e-9, j.probability, vlm_flags, "vlm", notes)
         score = combine_scores(rules.score, j.probability, self.config.ensemble_weight)
         flags = sorted(rules.flags + vlm_flags, key=lambda f: (f.start, f.type))
         return CheckResult(score >= self.threshold, score, flags, "ensemble", notes)

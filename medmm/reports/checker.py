@@ -106,7 +106,7 @@ class RulesChecker:
             return CheckResult(False, 0.0, [], "rules", notes)
         flags = self.analyze_flags(analyze(text), hdr, notes)
         score = combine(f.confidence for f in flags)
-        if score < self.threshold:  # below the calibrated threshold nothing is raised (a report is flagged or not)
+        if score < self.threshold - 1e-9:  # below the calibrated threshold nothing is raised (flagged or not)
             return CheckResult(False, score, [], "rules", notes)
         return CheckResult(True, score, flags, "rules", notes)
 

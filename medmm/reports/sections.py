@@ -118,25 +118,39 @@ _ITEM = re.compile(r"\s*(?:\d+[.)]|[-*•])\s+")
 _LETTER = re.compile(r"[A-Za-z]")
 
 
+@functools.lru_cache(maxsize=16384)
+def _sentence_spans(section_text: str) -> tuple[tuple[int, int], ...]:
+    """(start, end) of each sentence of one section's text, relative to it (cached: technique, comparison and
+    impression texts recur verbatim across reports)."""
+    out = []
+    piece_start = 0
+    bounds = [(m.start() + (1 if m.group(1) else 0), m.end()) for m in _SENT_END.finditer(section_text)]
+    bounds.append((len(section_text), len(section_text)))
+    for b_start, b_end in bounds:
+        s, e = piece_start, b_start
+        piece_start = b_end
+        if not section_text[s:s + 1].isalpha():
+            item = _ITEM.match(section_text, s, e)
+            if item:
+                s = item.end()
+        piece = section_text[s:e]
+        body = piece.strip()
+        if body and _LETTER.search(body):
+            s += len(piece) - len(piece.lstrip())
+            out.append((s, s + len(body)))
+    return tuple(out)
+
+
+def clear_caches() -> None:
+    """Forget the section texts split so far (benchmarks time a cold start with this)."""
+    _sentence_spans.cache_clear()
+
+
 def split_sentences(text: str, sections: list[Section] | None = None) -> list[Sentence]:
     """Sentences within each section (list markers such as "1." stay out of the sentence)."""
     out: list[Sentence] = []
     for sec in sections if sections is not None else split_sections(text):
-        piece_start = sec.start
-        bounds = [(m.start() + (1 if m.group(1) else 0), m.end()) for m in _SENT_END.finditer(text, sec.start, sec.end)]
-        bounds.append((sec.end, sec.end))
-        for b_start, b_end in bounds:
-            s, e = piece_start, b_start
-            piece_start = b_end
-            if text[s:s + 1].isalpha():
-                piece = text[s:e]  # the common case: a sentence that starts right at its first letter
-            else:
-                item = _ITEM.match(text, s, e)
-                if item:
-                    s = item.end()
-                piece = text[s:e]
-            body = piece.strip()
-            if body and _LETTER.search(body):
-                s += len(piece) - len(piece.lstrip())
-                out.append(Sentence(sec.name, s, s + len(body), body, sec.label))
+        off = sec.start
+        for s, e in _sentence_spans(text[sec.start:sec.end]):
+            out.append(Sentence(sec.name, off + s, off + e, text[off + s: off + e], sec.label))
     return out
