@@ -172,7 +172,11 @@ class FinetuneRecipe:
                 p.requires_grad_(cfg.peft.train_vision or not vision.search(name))
         if cfg.train.gradient_checkpointing:
             base = model.get_base_model() if hasattr(model, "get_base_model") else model
-            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable = getattr(base, "activation_checkpointing_enable", None)  # transformers >= 5.x name
+            if enable is not None:
+                enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if hasattr(base, "enable_input_require_grads"):
                 base.enable_input_require_grads()
         self.model = model.to(self.device)

@@ -167,3 +167,15 @@ def test_unreadable_training_images_are_skipped_and_logged(region_data, tmp_path
     assert len(recipe.train_examples) == len([s for s in samples if s.task in ("text_to_region", "region_to_text")])
     events = [r for r in recipe.read_log() if r.get("event") == "unreadable_samples"]
     assert events and events[0]["n"] == 3 and events[0]["first"][0].startswith("broken0")
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_gradient_checkpointing_gives_the_same_losses(region_data, tmp_path, method):
+    peft = {"method": method, "r": 4, "alpha": 8}
+    plain = FinetuneRecipe(recipe_config(region_data, tmp_path / "a", peft=peft, train={"max_steps": 3},
+                                         checkpoint={"every": 0})).setup().train().losses
+    ckpt = FinetuneRecipe(recipe_config(region_data, tmp_path / "b", peft=peft, checkpoint={"every": 0},
+                                        train={"max_steps": 3, "gradient_checkpointing": True})).setup()
+    base = ckpt.model.get_base_model() if hasattr(ckpt.model, "get_base_model") else ckpt.model
+    assert getattr(base, "is_activation_checkpointing", None) or base.is_gradient_checkpointing
+    assert list(ckpt.train().losses) == pytest.approx(list(plain), rel=1e-5)
