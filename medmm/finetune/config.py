@@ -216,6 +216,9 @@ def _semantic(cfg: FinetuneConfig) -> list[str]:
         p.append(f"train.device {cfg.train.device!r}: use auto, cpu, cuda or cuda:N")
     if cfg.train.dtype == "bfloat16" and cfg.train.device == "cpu":
         p.append("train.dtype bfloat16 is for GPUs here; use float32 (or auto) on CPU")
+    if cfg.train.fsdp and cfg.peft.method == "lora" and cfg.peft.modules_to_save:
+        p.append("peft.modules_to_save is not supported with train.fsdp yet (LoRA adapters alone are); "
+                 "drop it or train without FSDP")
     if cfg.train.fsdp and cfg.checkpoint.save_merged:
         p.append("checkpoint.save_merged is not available with train.fsdp (merge the saved adapter afterwards)")
     if cfg.checkpoint.every < 0 or cfg.checkpoint.keep < 1:
