@@ -86,3 +86,24 @@ def test_two_process_fsdp_matches_one_process_and_resumes(region_data, tmp_path)
     from medmm.models import load
 
     load("hf:" + str(fsdp_out / "model"))  # the gathered model loads
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_lora_under_fsdp_saves_an_adapter_that_loads(region_data, tmp_path):
+    from safetensors.torch import load_file
+
+    from medmm.models import load
+
+    out = tmp_path / "fsdp-lora"
+    cfg = _write(recipe_config(region_data, out, peft={"method": "lora", "r": 4, "alpha": 8},
+                               train={"max_steps": 2, "batch_size": 2, "fsdp": True, "progress": False, "threads": 1},
+                               checkpoint={"every": 0}), tmp_path / "c.yaml")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "medmm.cli", "finetune", "--config", cfg], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=540)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    weights = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    assert weights and all("lora_" in k for k in weights)
+    assert any("lora_B" in k and float(v.abs().sum()) > 0 for k, v in weights.items())  # trained (B starts at 0)
+    load("hf:" + str(out / "base"), adapter=str(out / "adapter"))
