@@ -193,8 +193,10 @@ _MAX_ENGLISH_FREQUENCY = 20_000  # everyday words ("appear", "level") are what t
 _DERIVATIONS = ("", "s", "es", "ly", "ar", "al", "e", "ed", "ing", "ion", "ions", "ation", "ity", "ial", "ies", "y", "ous",
                 "ic", "ia", "ium", "ae", "a", "um", "us", "i", "ism", "ive", "ate")
 # neighbours too common to say which word belongs between them
-_WORD_PREFIXES = frozenset("ab non un in im ir il dis a an anti sub peri para intra inter supra infra hyper hypo bi mid pre "
-                           "post re over under".split())
+# prefixes that make another form of the same word ("abnormal", "noncalcified"); not "a-", "de-" ("acute"/"cute",
+# "degenerative"/"generative" are confusions, not forms)
+_WORD_PREFIXES = frozenset("ab non un dis anti sub peri para intra inter supra infra hyper hypo bi mid pre post re over "
+                           "under".split())
 _STRONG_SUPPORT = 10  # a common English word ("cute", "table") is flagged only in a context this typical of the term
 _RARE_IN_MODEL = 3  # a radiology word seen this rarely may still be a confusion where its neighbours never occur
 _FUNCTION_WORDS = frozenset("the a an of and in with to is are at on for by or as this that there be was were from".split())
