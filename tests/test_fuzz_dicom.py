@@ -56,3 +56,13 @@ def test_nul_in_specific_character_set_is_not_a_crash(tmp_path):
 
     assert scan(str(bad)) is not None  # the fast path reads it (falls back to the default character set)
     assert load(str(bad))[0].shape == (128, 128, 1)
+
+
+def test_modality_lut_sequence_without_its_data_is_a_clear_error(tmp_path):
+    """Found by the long run (seed 43): a Modality LUT item without LUT Data raised KeyError."""
+    ds = pydicom.dcmread(shipped_file("mlut_18.dcm"))
+    del ds.ModalityLUTSequence[0].LUTData
+    bad = tmp_path / "mlut_no_data.dcm"
+    ds.save_as(bad)
+    with pytest.raises(DecodeError, match="Modality LUT Sequence"):
+        load(str(bad))

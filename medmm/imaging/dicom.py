@@ -713,7 +713,11 @@ def decode_planes(
             out[k] = src
             continue
         if use_mlut:
-            out[k] = pydicom.pixels.apply_modality_lut(src, ds)
+            try:
+                out[k] = pydicom.pixels.apply_modality_lut(src, ds)
+            except Exception as exc:  # a Modality LUT Sequence without its descriptor or data (KeyError, ...)
+                raise DecodeError(f"{header.path}: the Modality LUT Sequence (0028,3000) cannot be applied "
+                                  f"({type(exc).__name__}: {_short(exc)}); the header is corrupt") from exc
             continue
         plane = plane_by_frame.get(frame, header.planes[0])
         dst = out[k]
