@@ -142,3 +142,18 @@ def test_an_unreadable_image_is_recorded_not_fatal(region_data, tmp_path):
     m = evaluate(vlm, good + [bad], get_codec("medrega", scale=99), os.path.dirname(region_data["eval"]),
                  str(tmp_path / "c.sqlite"), GroundingSettings(max_new_tokens=4, system_prompt=False))
     assert m["n"] == 2 and m["failed"]["n"] == 1 and "broken" in m["failed"]["first"][0]
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl"])
+@pytest.mark.parametrize("size", [(100, 120), (300, 90), (57, 57)])
+def test_qwen_model_frame_is_the_processors_own_resize(family, size):
+    """The box frame of Qwen models is the size the processor really resizes to (its patch grid)."""
+    from PIL import Image
+
+    from medmm.models.tiny import build_tiny
+
+    vlm = build_tiny(family)
+    ip = vlm.processor.image_processor
+    enc = ip(images=[Image.new("RGB", size)], return_tensors="pt")
+    _, gh, gw = enc["image_grid_thw"][0].tolist()
+    assert input_transform(vlm, *size).size == (gw * ip.patch_size, gh * ip.patch_size)
