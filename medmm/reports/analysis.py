@@ -122,6 +122,7 @@ class Mention:
     size_text: tuple[int, int] | None = None  # span of the measurement
     severity: str | None = None
     organ: str | None = None  # the organ sub-heading of a structured report the mention stands under
+    sentence_side: str | None = None  # the one side its sentence names when its clause names none
     # where the clause attributes below are read from (text, clause start/end, sentence start/end, trigger start);
     # they are computed on first use: most mentions are never compared with another and never need them
     context: tuple[str, int, int, int, int, int | None] | None = field(default=None, repr=False, compare=False)
@@ -344,6 +345,7 @@ class _Reading:
     severity: str | None
     clause: tuple[int, int]
     trigger_start: int | None
+    sentence_side: str | None = None  # the one side the sentence names, when the clause names none
 
 
 def _spans(pattern: re.Pattern[str], sent: str) -> list[tuple[int, int, str]]:
@@ -412,9 +414,11 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
                 side_word = "bilateral"  # "right greater than left", "bilateral ... right"
         size = _nearest(sizes, cs, ce, ms)
         sev = _nearest(sevs, cs, ce, ms)
+        named = {s[2] for s in sides}
+        sentence_side = named.pop() if side_word is None and len(named) == 1 else None
         out.append(_Reading(term_type(word), word, ms, me, negated, uncertain, pseudo, trigger, side_word,
                             size[2] if size else None, (size[0], size[1]) if size else None, sev[2] if sev else None,
-                            (cs, ce), pre[0] if pre and (negated or pseudo) else None))
+                            (cs, ce), pre[0] if pre and (negated or pseudo) else None, sentence_side))
     return tuple(out)
 
 
@@ -444,6 +448,7 @@ def analyze(text: str) -> Analysis:
                         r.pseudo, r.trigger, r.side, r.size_mm,
                         (r.size_text[0] + off, r.size_text[1] + off) if r.size_text else None, r.severity)
             m.organ = sent.label
+            m.sentence_side = r.sentence_side
             m.context = (text, r.clause[0] + off, r.clause[1] + off, sent.start, sent.end,
                          r.trigger_start + off if r.trigger_start is not None else None)
             a.mentions.append(m)

@@ -26,6 +26,7 @@ FINDINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "consolidation": ("lung", (r"consolidations?", r"pneumonias?", r"airspace\s+(?:disease|opacit(?:y|ies))",
                                r"infiltrates?")),
     "atelectasis": ("lung", (r"atelectas[ie]s", r"atelectatic")),
+    "scarring": ("lung", (r"scarring", r"scars?")),
     "opacity": ("lung", (r"opacit(?:y|ies)", r"opacification")),
     "edema": ("lung", (r"(?:pulmonary\s+)?edema", r"oedema")),
     "cardiomegaly": ("heart", (r"cardiomegaly", r"(?:enlarged|enlargement\s+of(?:\s+the)?)\s+(?:cardiac\s+silhouette|heart)",

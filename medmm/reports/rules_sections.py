@@ -116,9 +116,10 @@ def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
         kin = (lambda x: x.type == p.type) if any(o.positive and o.type == p.type for o in fnd) \
             else (lambda x: _family(x) == _family(p))
         zone_ok = (lambda o: not p.zone or not o.zone or o.zone == p.zone)
-        sided = [o for o in fnd if o.positive and kin(o) and o.side and zone_ok(o)]
+        side_of = (lambda o: o.side or o.sentence_side)  # "In the left midlung zone, there is a nodule."
+        sided = [o for o in fnd if o.positive and kin(o) and side_of(o) and zone_ok(o)]
         if not sided or p.hypothetical or any(o.positive and _family(o) == _family(p) and zone_ok(o)
-                                               and o.side in (p.side, "bilateral") for o in fnd):
+                                               and side_of(o) in (p.side, "bilateral") for o in fnd):
             continue  # no finding of the kind on that side, nor a paraphrase of it ("left basal opacity")
         if any(kin(x) and x.positive and x.side not in (p.side, None) for x in imp if x is not p):
             continue  # the impression itself names both sides
@@ -126,7 +127,7 @@ def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
         s, e = _span(a, p)
         flags.append(make_flag("laterality_sections", a.text, s, e,
                                f"the impression gives the {p.text} on the {p.side}; the findings give it on the "
-                               f"{sided[0].side}: {quotes}"))
+                               f"{side_of(sided[0])}: {quotes}"))
     return flags + _predominance_swap(a)
 
 
