@@ -452,7 +452,7 @@ def op_metadata(r: _Report, header: dict | None, rng: np.random.Generator) -> Ed
     """The report and its header disagree: a modality word changed in the text, or a header fact changed."""
     header = dict(header or {})
     mentions = [(i, m) for i, s in enumerate(r.sentences) if s.section in ("technique", "findings", "impression")
-                for m in _MODALITY_TEXT.finditer(s.text)]
+                and not any(c in s.text.lower() for c in lx.OTHER_STUDY_CUES) for m in _MODALITY_TEXT.finditer(s.text)]
     if mentions and (rng.random() < 0.5 or not header.get("modality")):
         i, m = _pick(rng, mentions)
         new = _MODALITY_SWAP[m.group(0).lower()][0]

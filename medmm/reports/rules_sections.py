@@ -24,7 +24,7 @@ _CONFLICTING_INTERVALS = {frozenset(p) for p in (("new", "same"), ("new", "less"
 _NATURE_HEDGES = ("versus", "vs", "vs.")
 _RESOLVED = ("resolution of", "clearing of", "resolved", "has resolved", "have resolved")
 # an impression statement that the study shows nothing acute (matched per impression sentence)
-_NO_ACUTE = re.compile(r"(?:^\W*|\botherwise,?\s+)(?:no\s+(?:evidence\s+of\s+)?(?:acute|active)\b(?:\s+or\s+active)?\s+(?:[\w,-]+\s+){0,5}?"
+_NO_ACUTE = re.compile(r"(?:^\W*|\botherwise,?\s+|,?\s*\bwith\s+)(?:(?:no|without)\s+(?:evidence\s+of\s+)?(?:acute|active)\b(?:\s+or\s+active)?\s+(?:[\w,-]+\s+){0,5}?"
                        r"(?:abnormalit(?:y|ies)|process(?:es)?|disease|findings?|pathology|changes?)|normal\s+"
                        r"(?:chest|study|exam|examination|radiographs?)|negative\s+(?:chest|study|exam|examination))\b",
                        re.I)

@@ -182,7 +182,8 @@ def _this_study(a: Analysis) -> list:
             and not (_PRIOR_WORDS.search(s.text) if s.section == "technique" else _other_study(s.text))]
 
 
-_OTHER_EXAM = re.compile(r"\b(?:on|see|from|per|by|with|recent|old|outside|another|dedicated|further)\b(?:\s+\S+){0,3}\s*$",
+_OTHER_EXAM = re.compile(r"\b(?:on|see|from|per|by|with|in|since|than|recent|old|outside|another|dedicated|further|prior|"
+                         r"previous|XXXX)\b(?:\s+\S+){0,3}\s*$",
                          re.I)
 
 
@@ -196,7 +197,7 @@ def rule_header_modality(a: Analysis, header: Any = None) -> list[Flag]:
     for sent in _this_study(a):
         for name, pat in _MODALITY.items():
             m = pat.search(sent.text)
-            if m and sent.section != "technique" and (m.start() > 12 or _OTHER_EXAM.search(sent.text[: m.start()])):
+            if m and sent.section != "technique" and _OTHER_EXAM.search(sent.text[: m.start()]):
                 continue
             if m and name != group:
                 s = sent.start + m.start()
