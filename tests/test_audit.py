@@ -44,7 +44,7 @@ def test_audit_store_and_resume(tmp_path):
     manifest = _manifest(tmp_path)
     db = str(tmp_path / "a.sqlite")
     first = audit(manifest, db, workers=1, progress=False)
-    assert first.studies == 105 and first.flagged >= 40 and first.failures == 0
+    assert first.studies == 105 and first.flagged >= 30 and first.failures == 0
     second = audit(manifest, db, workers=2, progress=False)
     assert second.studies == 0 and second.skipped_done == 105
     with Store(db) as s:
@@ -219,7 +219,7 @@ def test_ray_engine_gives_the_same_flags_as_local(tmp_path, monkeypatch):
     audit(manifest, local, workers=2, progress=False)
     summary = audit(manifest, ray_db, workers=2, engine="ray", progress=False)
     assert summary.studies == 105
-    assert _flag_set(local) == _flag_set(ray_db) and len(_flag_set(local)) > 40
+    assert _flag_set(local) == _flag_set(ray_db) and len(_flag_set(local)) >= 30
 
 
 def test_store_rejects_non_store_files(tmp_path):
