@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import platform
+import os
 import sys
+import tempfile
 import time
 
-from bench import audit_speed, broken_series, header_index, models_speed, report_checker, series_load, synth_speed
+from bench import (audit_speed, broken_series, finetune_speed, fuzz_dicom, header_index, models_speed, probe_speed,
+                   report_checker, series_load, store_load, synth_speed)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench")
     p.add_argument("--quick", action="store_true", help="smaller inputs (a smoke run, not the README numbers)")
     a = p.parse_args(argv)
-    import os
 
     print(f"# medmm benchmarks — {time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, "
           f"{os.cpu_count()} CPU(s), {platform.machine()}\n", flush=True)
@@ -26,7 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     print(synth_speed.report(synth_speed.run(12 if a.quick else 50)), "\n", flush=True)
     print(models_speed.report(models_speed.run(1 if a.quick else 3)), "\n", flush=True)
     print(report_checker.report(report_checker.run(2 if a.quick else 5)), "\n", flush=True)
-    print(audit_speed.report(audit_speed.run(100 if a.quick else 400, 2 if a.quick else 25)), flush=True)
+    print(audit_speed.report(audit_speed.run(100 if a.quick else 400, 2 if a.quick else 25)), "\n", flush=True)
+    print(probe_speed.report(probe_speed.run(quick=a.quick)), "\n", flush=True)
+    print(finetune_speed.report(finetune_speed.run(*((20, 16, 1) if a.quick else (60, 16, 3)))), "\n", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        print(store_load.report(store_load.run_load(os.path.join(tmp, "load.sqlite"), 10.0 if a.quick else 60.0)),
+              "\n", flush=True)
+    print(fuzz_dicom.report(fuzz_dicom.run(200 if a.quick else 5000)), flush=True)
     return 0
 
 
