@@ -80,14 +80,14 @@ _SIDE_OR_SEVERITY = re.compile(
 _SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:x\s*\d+(?:\.\d+)?\s*(?:x\s*\d+(?:\.\d+)?\s*)?)?(mm|cm|millimet(?:er|re)s?|centimet(?:er|re)s?)\b", re.I)
 _SEVERITY = re.compile(r"\b(" + _SEV_WORDS + r")\b", re.I)
 SEVERITY_RANK = lx.SEVERITY_RANK
-_CLAUSE = re.compile(r"(?=[bhw;,aBHWA])(?:\bbut\b|\bhowever\b|;|,\s+(?=(?:no|without|with|and\s+no|but)\b)|\band\s+(?=(?:a|an|the|no|small|large|left|right)\b)|\bwith\b|,\s+(?=(?:the|this|these|there|it)\b))", re.I)
+_CLAUSE = re.compile(r"(?=[bhw;,aBHWA])(?:\bbut\b|\bhowever\b|;|,\s+(?=(?:no|without|with|and\s+no|but)\b)|\band\s+(?=(?:a|an|the|no|small|large|left|right|minimal|mild|moderate|severe|trace|tiny|scattered|patchy|focal|some)\b)|\bwith\b|,\s+(?=(?:the|this|these|there|it)\b))", re.I)
 INTERVAL = re.compile(
     r"\b(?=[nuisdwpacrNUISDWPACR])(?:new|newly|unchanged|stable|increased|decreased|increasing|decreasing|improved|improving|worsened|worsening|"
     r"interval(?:ly)?|since\s+the\s+(?:prior|previous|last)|compared\s+(?:with|to)|again\s+(?:seen|noted|demonstrated)|"
     r"redemonstrated|persistent|previously|prior\s+(?:study|exam|examination|radiograph|ct|mri|film))\b", re.I)
 NO_PRIOR = re.compile(r"^\W*(?:" + "|".join(lx.NO_PRIOR_PHRASES) + r")\b", re.I)
 # attributes read from a mention's clause
-_LOWER_WORDS = re.compile(r"\b[a-z]{4,}\b")
+_ALL_WORDS = re.compile(r"[a-z]+")
 _QUALIFIED_NEG = re.compile(r"\b(?:acute|focal|displaced|definite|definitive|large|significant|discrete|"
                             r"confluent|dense|gross|new|frank|overt|active|convincing|obvious|visible|suspicious|"
                             r"evident|appreciable|apparent|measurable|substantial|moderate|sizable|dominant)\b", re.I)
@@ -105,7 +105,7 @@ _HYPOTHETICAL = re.compile(r"\b(?:if|recommend\w*|consider\w*|suggested|could\s+
                            r"rule\s+out|concern\s+for|question\s+of|history\s+of|\?)", re.I)  # not "suggest": "opacity to suggest pneumonia"
 
 
-@dataclass
+@dataclass(slots=True)
 class Mention:
     type: str
     text: str
@@ -205,8 +205,15 @@ class Analysis:
         """The lower-cased text and its set of words of four letters or more (computed once per analysis)."""
         if self._words is None:
             low = self.text.lower()
-            self._words = (low, set(_LOWER_WORDS.findall(low)))
+            words = _ALL_WORDS.findall(low)
+            self.cache["words"] = words
+            self._words = (low, {w for w in words if len(w) >= 4})
         return self._words
+
+    def word_list(self) -> list[str]:
+        """All lower-case words in order (computed with :meth:`lower_words`)."""
+        self.lower_words()
+        return self.cache["words"]
 
     def mentions_in(self, name: str) -> list[Mention]:
         """Non-device mentions of one section (computed once per analysis)."""

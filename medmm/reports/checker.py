@@ -141,7 +141,7 @@ def clean_text(report: Any, notes: list[str]) -> str:
     if text.lstrip().startswith("{\\rtf"):
         text = _RTF.sub("", text).replace("\\par", "\n")
         notes.append("RTF markup removed")
-    if _TAG.search(text) and re.search(r"</?(?:p|br|div|span|b|i|html|body|font)\b", text, re.I):
+    if "<" in text and _TAG.search(text) and re.search(r"</?(?:p|br|div|span|b|i|html|body|font)\b", text, re.I):
         import html
 
         text = html.unescape(_TAG.sub(lambda m: "\n" if re.match(r"</?(?:p|br|div)", m.group(0), re.I) else " ", text))

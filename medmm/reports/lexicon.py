@@ -107,7 +107,7 @@ OTHER_STUDY_CUES = ("prior", "previous", "compar", "recommend", "follow-up", "fo
                     "correlat", "outside", "earlier", "dated", "if clinically", "could be", "may be", "might",
                     "would", "should", "suggest", "further evaluation", "benefit", "if there is", "if needed",
                     "can be obtained", "as needed", "advised", "ordered", "scheduled", "known", "history",
-                    "better evaluated", "see ")
+                    "better evaluated", "see ", "review")
 REGION_WORDS: dict[str, str] = {
     "HEAD": r"\b(?:brain|intracranial|cerebr\w+|cerebell\w+|(?:lateral|third|fourth)\s+ventricles?|midline\s+shift|"
             r"skull|sella|white\s+matter|gray\s+matter)\b",

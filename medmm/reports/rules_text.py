@@ -99,14 +99,13 @@ def rule_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-_PLAIN_WORDS = re.compile(r"[a-z]+")
 _STUTTER = re.compile(r"\b([A-Za-z]{4,})\s+\1\b", re.I)
 
 
 def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     """The same word twice in a row ("atelectasis atelectasis"): dictation stutter."""
     flags: list[Flag] = []
-    words = _PLAIN_WORDS.findall(a.lower_words()[0])
+    words = a.word_list()
     if not any(map(str.__eq__, words, words[1:])):
         return flags  # the common case, decided on plain whitespace words
     for sec in _body_sections(a):
