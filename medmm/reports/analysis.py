@@ -130,7 +130,11 @@ class Mention:
 
     def _attr(self, name: str) -> Any:
         if self._attrs is None:
-            self._attrs = _clause_attributes(self)
+            self._attrs = {}
+        if name not in self._attrs:
+            if self.context is None:
+                return _NO_CONTEXT[name]
+            self._attrs.update(_ATTRIBUTE_READERS[name](self, *self.context))
         return self._attrs[name]
 
     @property
@@ -296,42 +300,61 @@ _INTERVAL_AFTER = re.compile(r"\W*(?:(?:is|are|has|have|appears?|remains?|was|we
 _PAST = re.compile(r"\b(?:previous(?:ly)?|prior|history\s+of|old|remote|healed|treated|resolved|sequela)\b", re.I)
 
 
-def _clause_attributes(m: Mention) -> dict[str, Any]:
-    """Site, qualifier, chronicity, interval word, lobe, zone and hypothetical mood of a mention."""
-    out: dict[str, Any] = {"site": None, "qualifier": None, "chronic": False, "interval": None, "interval_word": None,
-                           "lobe": None, "zone": None, "hypothetical": False, "past": False}
-    if m.context is None:
-        return out
-    text, cs, ce, lo, hi, pre_start = m.context
-    clause = text[cs:ce]
-    site = _SITE.search(clause)
-    if site:
-        out["site"] = lx.SITE_WORDS[site.group(0).lower()]
-    if m.negated and pre_start is not None:
-        # the quality must qualify this item, not an earlier one of a list ("no focal opacity, effusion, or ...")
-        item_start = max(pre_start, text.rfind(",", pre_start, m.start) + 1)
-        q = _QUALIFIED_NEG.search(text, item_start, m.start)
-        if q:
-            out["qualifier"] = q.group(0).lower()
-    out["chronic"] = bool(_CHRONIC.search(clause))
+def _attr_site(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: int | None) -> dict[str, Any]:
+    site = _SITE.search(text, cs, ce)
+    return {"site": lx.SITE_WORDS[site.group(0).lower()] if site else None}
+
+
+def _attr_qualifier(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: int | None) -> dict[str, Any]:
+    if not m.negated or pre is None:
+        return {"qualifier": None}
+    # the quality must qualify this item, not an earlier one of a list ("no focal opacity, effusion, or ...")
+    item_start = max(pre, text.rfind(",", pre, m.start) + 1)
+    q = _QUALIFIED_NEG.search(text, item_start, m.start)
+    return {"qualifier": q.group(0).lower() if q else None}
+
+
+def _attr_chronic(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: int | None) -> dict[str, Any]:
+    return {"chronic": bool(_CHRONIC.search(text, cs, ce))}
+
+
+def _attr_past(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: int | None) -> dict[str, Any]:
+    return {"past": bool(_PAST.search(text, cs, ce))}
+
+
+def _attr_interval(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: int | None) -> dict[str, Any]:
     # an interval word belongs to the finding when it stands just before it ("new left effusion") or is said of it
     # after it ("effusion, unchanged", "effusion has increased"), not when it qualifies the next noun of the clause
     iv = _INTERVAL_WORD.search(text, max(cs, _words_back(text, m.start, 3)), m.start) or \
         _INTERVAL_AFTER.match(text, m.end, ce)
-    if iv:
-        out["interval_word"] = (iv.group("word") if iv.re is _INTERVAL_AFTER else iv.group(0)).lower()
-        out["interval"] = lx.INTERVAL_DIRECTION[out["interval_word"]]
-    out["past"] = bool(_PAST.search(clause))
+    if not iv:
+        return {"interval": None, "interval_word": None}
+    word = (iv.group("word") if iv.re is _INTERVAL_AFTER else iv.group(0)).lower()
+    return {"interval": lx.INTERVAL_DIRECTION[word], "interval_word": word}
+
+
+def _attr_lobe(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: int | None) -> dict[str, Any]:
+    clause = text[cs:ce]
     lobes = list(_LOBE.finditer(clause))
     lobe = lobes[0] if len(lobes) == 1 and not _SEVERAL_LOBES.search(clause) else None
+    name = None
     if lobe:
-        out["lobe"] = (f"{(lobe.group(1) or '').lower()} {lobe.group(2).lower()} lobe".strip() if lobe.group(2)
-                       else "lingula")
+        name = (f"{(lobe.group(1) or '').lower()} {lobe.group(2).lower()} lobe".strip() if lobe.group(2)
+                else "lingula")
     zones = {i for z in _ZONE.finditer(clause) for i, g in enumerate(z.groups()) if g}
-    if len(zones) == 1:
-        out["zone"] = ("upper", "lower", "mid")[zones.pop()]
-    out["hypothetical"] = bool(_HYPOTHETICAL.search(text, lo, hi))
-    return out
+    return {"lobe": name, "zone": ("upper", "lower", "mid")[zones.pop()] if len(zones) == 1 else None}
+
+
+def _attr_hypothetical(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: int | None) -> dict[str, Any]:
+    return {"hypothetical": bool(_HYPOTHETICAL.search(text, lo, hi))}
+
+
+# attribute -> the reader that computes it (one regex or two each: a rule asks for few of them)
+_ATTRIBUTE_READERS = {"site": _attr_site, "qualifier": _attr_qualifier, "chronic": _attr_chronic, "past": _attr_past,
+                      "interval": _attr_interval, "interval_word": _attr_interval, "lobe": _attr_lobe,
+                      "zone": _attr_lobe, "hypothetical": _attr_hypothetical}
+_NO_CONTEXT = {"site": None, "qualifier": None, "chronic": False, "past": False, "interval": None,
+               "interval_word": None, "lobe": None, "zone": None, "hypothetical": False}
 
 
 @dataclass(frozen=True)
