@@ -92,6 +92,8 @@ def elements(data: bytes) -> list[Element]:
 
 
 def _bit_flips(data: bytearray, rng: random.Random) -> str:
+    if not data:
+        return "bit-flip"
     span = len(data) if rng.random() < 0.2 else min(len(data), 4096)
     for _ in range(rng.randint(1, 16)):
         i = rng.randrange(span)
@@ -100,7 +102,8 @@ def _bit_flips(data: bytearray, rng: random.Random) -> str:
 
 
 def _truncate(data: bytearray, rng: random.Random) -> str:
-    del data[rng.randrange(1, len(data)):]
+    if len(data) > 1:
+        del data[rng.randrange(1, len(data)):]
     return "truncate"
 
 
@@ -128,7 +131,7 @@ def _delete_element(data: bytearray, rng: random.Random, elems: list[Element]) -
 
 
 def _insert(data: bytearray, rng: random.Random) -> str:
-    at = rng.randrange(len(data))
+    at = rng.randrange(len(data) + 1)
     data[at:at] = rng.choice([b"\x00" * rng.randint(1, 64), b"\xff" * rng.randint(1, 64),
                               bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))])
     return "insert"
