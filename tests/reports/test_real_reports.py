@@ -47,7 +47,6 @@ def test_reviewed_and_edit_files_hold_no_report_text():
         assert not [s for s in sentences if s in body], f"{path.name} contains report text"
 
 
-@pytest.mark.slow
 def test_false_alarms_on_clean_dev_reports_at_most_3_percent(checker):
     rows = read_real_corpus(str(CORPUS), "all", CHEST_DX)
     assert len(rows) > 2500
@@ -82,7 +81,6 @@ def test_hand_made_edits_are_found(checker):
     assert len({r["errors"][0]["type"] for r in found}) >= 7  # across error types, not one easy kind
 
 
-@pytest.mark.slow
 def test_injected_errors_on_heldout_reports_are_found(checker):
     sets, _ = real_report_datasets(str(CORPUS), "heldout", seeds=(0,), header=CHEST_DX)
     detectable = [r for r in sets["injected"] if r["errors"][0]["text_detectable"]]
