@@ -295,11 +295,19 @@ UPLOAD_ROOT = os.path.join(os.path.dirname(os.path.abspath(DB)), "uploads")
 LIMITS = UploadLimits(CONFIG.upload_max_expanded_mb * 2**20, CONFIG.upload_max_members, CONFIG.upload_max_ratio)
 
 
+@st.cache_resource(max_entries=2)
+def _checker(kind: str, model: str | None):  # noqa: ANN202 - a medmm.reports checker
+    """Built once per server for the app's configuration (a VLM is not reloaded on every click), from the
+    same run identity the saved results are keyed by."""
+    from medmm.audit.runner import checker_for, run_config
+
+    return checker_for(run_config(kind, model))
+
+
 def check_now() -> None:
     from medmm.audit.runner import run_config
     from medmm.errors import InputError
     from medmm.imaging import header_facts
-    from medmm.reports import check
 
     st.header("Check now")
     may_upload = allowed(session.role, "check_upload")
@@ -326,9 +334,7 @@ def check_now() -> None:
             pending, images = saved.folder, list(saved.images)
         try:
             header = header_facts(images) if images else None
-            run = run_config(CONFIG.checker, CONFIG.model)
-            result = check(report, header=header, checker=CONFIG.checker, model=CONFIG.model,
-                           threshold=run["threshold"])
+            result = _checker(CONFIG.checker, CONFIG.model).check(report, header)
         except BaseException:
             discard(pending)
             raise

@@ -147,7 +147,7 @@ def _from_record(rec: dict[str, Any], base: str, where: str) -> StudyInput:
 
 
 # ------------------------------------------------------------------ work done in workers
-_MODELS: dict[str, Any] = {}
+_MODELS: dict[str, Any] = {}  # per process: checkers by run key (a VLM loads once per worker)
 
 
 def manifest_header(rec: dict[str, Any]) -> HeaderFacts | None:
@@ -174,7 +174,6 @@ def process(item: StudyInput, run: RunConfig) -> dict[str, Any]:
         else:
             return {**out, "failure": ("report", "no report text or report path")}
         from medmm.imaging.io import header_facts
-        from medmm.reports import check
         from medmm.reports.checker import clean_text
 
         text = clean_text(raw, [])
@@ -183,23 +182,31 @@ def process(item: StudyInput, run: RunConfig) -> dict[str, Any]:
         stage = "header"
         header = header_facts(list(item.images)) or item.header
         stage = "check"
-        checker, model = run["checker"], run.get("model_spec")
-        vlm, config = None, None
-        if checker != "rules":
-            if model not in _MODELS:
-                from medmm.models import load
-
-                _MODELS[model or ""] = load(model) if model else None
-            vlm = _MODELS[model or ""]
-            from medmm.reports.vlm_checker import VLMCheckerConfig
-
-            config = VLMCheckerConfig(**run["vlm_config"])
-        result = check(text, header=header, checker=checker, model=vlm, threshold=run["threshold"], config=config)
+        result = checker_for(run).check(text, header)
         return {**out, "text": text, "header": header, "result": result}
     except MedmmError as exc:
         return {**out, "failure": (stage, str(exc))}
     except Exception as exc:  # a bug in one study must not end the audit
         return {**out, "failure": (stage, f"{type(exc).__name__}: {exc}")}
+
+
+def checker_for(run: RunConfig) -> Any:
+    """The checker of a run, built once per process (a VLM loads once per worker) from the run's own
+    parts, so the object that checks is the one the identity describes."""
+    if run.key not in _MODELS:
+        from medmm.reports import build_checker
+        from medmm.reports.checker import RulesConfig
+
+        kind, model, config = run["checker"], None, None
+        if kind != "rules":
+            from medmm.models import load
+            from medmm.reports.vlm_checker import VLMCheckerConfig
+
+            model = load(run["model_spec"])
+            config = VLMCheckerConfig(**run["vlm_config"])
+        _MODELS[run.key] = build_checker(kind, model=model, config=config,
+                                         rules_config=RulesConfig(threshold=run["threshold"]))
+    return _MODELS[run.key]
 
 
 def _process_batch(batch: list[StudyInput], run: RunConfig) -> list[dict[str, Any]]:
@@ -238,12 +245,13 @@ def run_config(checker: str = "rules", model: str | None = None, threshold: floa
     checker configuration (prompts, calibrated threshold, ensemble weight).
     """
     from medmm.reports import CHECKERS
-    from medmm.reports.checker import DEFAULT_THRESHOLD
+    from medmm.reports.checker import RulesConfig
 
     if checker not in CHECKERS:
         raise InputError(f"checker {checker!r}: use one of {', '.join(CHECKERS)}")
-    parts: dict[str, Any] = {"checker": checker, "rules": rules_fingerprint(),
-                             "threshold": float(DEFAULT_THRESHOLD if threshold is None else threshold)}
+    rules = RulesConfig(threshold=threshold)
+    parts: dict[str, Any] = {"checker": checker, "rules": rules_fingerprint(), "rules_config": rules.identity(),
+                             "threshold": rules.resolved_threshold()}
     if checker != "rules":
         if not model:
             raise InputError(f"--checker {checker} needs --model SPEC")
