@@ -249,6 +249,8 @@ def study_page() -> None:
         st.markdown(inert_html(highlight(study["report"] or "", study["flags"])), unsafe_allow_html=True)
         st.caption(md_escape(f"Header: modality {study['modality']}, body part {study['body_part']}, "
                              f"sex {study['patient_sex']}"))
+        for note in study.get("notes") or []:  # e.g. a rule that raised: the check was incomplete
+            st.warning(md_escape(f"Checker note: {note}"))
         if not study["flags"]:
             st.success("No flags on this study.")
         pending = [f for f in study["flags"] if f["decision"] is None]

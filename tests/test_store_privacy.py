@@ -128,3 +128,33 @@ def test_app_pages_show_no_path_or_folder_name(patient_folders, tmp_path, monkey
     assert "pleural effusion" in text.lower()  # the study pages did render the reports
     assert "cannot be shown" in text  # the unreadable image was reported ... without its name
     assert not _leaks(text) and str(patient_folders) not in text
+
+
+def test_a_rule_that_raises_reaches_the_store_as_a_note(tmp_path, monkeypatch):
+    """A failing rule is never silently dropped: its note is saved with the result and shown by study()."""
+    from medmm.audit import runner
+    from medmm.reports import build_checker
+
+    def rule_boom(a, header=None):
+        raise RuntimeError("rule exploded")
+
+    # the checker module the runner's build_checker really uses (AppTest may have re-imported modules);
+    # default_checker caches one checker per configuration: clear it around the patch
+    default_checker = build_checker.__globals__["default_checker"]
+    rules_globals = getattr(default_checker, "__wrapped__", default_checker).__globals__
+    monkeypatch.setitem(rules_globals, "RULES", (*rules_globals["RULES"], rule_boom))
+    monkeypatch.setattr(runner, "_MODELS", {})  # no checker cached from an earlier test of this process
+    clear = getattr(default_checker, "cache_clear", lambda: None)
+    clear()
+    try:
+        manifest = tmp_path / "m.jsonl"
+        manifest.write_text('{"study_id": "s1", "report": "FINDINGS: Small left effusion.\\n\\nIMPRESSION: '
+                            'Small left effusion."}\n')
+        db = str(tmp_path / "n.sqlite")
+        runner.audit(str(manifest), db, workers=1, progress=False)
+    finally:
+        clear()
+    with Store(db) as s:
+        key = s.worklist()[0]["study_key"]
+        notes = s.study(key)["notes"]
+    assert any("rule_boom" in n and "RuntimeError" in n for n in notes), notes
