@@ -617,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-calibrate", help="calibrate the VLM checker's threshold on a dev dataset")
     p.add_argument("dataset")
     p.add_argument("--model", required=True)
-    p.add_argument("--config", default=None, help="starting config (default configs/reports/vlm-checker.yaml)")
+    p.add_argument("--config", default=None, help="starting config (default: the packaged reports/vlm-checker.yaml)")
     p.add_argument("--out", required=True, help="where to write the calibrated config")
     p.set_defaults(func=_cmd_check_calibrate)
 

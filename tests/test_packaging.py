@@ -128,8 +128,6 @@ def test_review_app_ships_as_package_data_one_copy() -> None:
     assert packaged.read_bytes() == (ROOT / "apps" / "report_checker.py").read_bytes()
 
 
-@pytest.mark.xfail(strict=True, reason="configs/reports/vlm-checker.yaml is not yet moved to medmm/configs/reports/ "
-                   "(reports engineer; /work/notes/requests.md): installed, the VLM checker falls back to defaults")
 def test_vlm_checker_default_config_is_packaged() -> None:
     from medmm.reports import vlm_checker
 

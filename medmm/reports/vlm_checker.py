@@ -4,7 +4,7 @@ SIMPLE: "Does this report contain an error?" scored with ``score_options(["yes",
 the margin ``logp(yes) - logp(no)`` becomes a probability ``sigmoid(margin - threshold)``,
 with ``threshold`` calibrated on a dev split (:func:`calibrate`) and stored in the config.
 COMPLEX: the model chooses among the taxonomy ids (``score_options`` over the ids); the
-choice becomes the flag type. Prompts live in ``configs/reports/vlm-checker.yaml``.
+choice becomes the flag type. Prompts live in the packaged ``medmm/configs/reports/vlm-checker.yaml``.
 
 Ensemble (documented rule): ``p = 1 - (1 - p_rules) * (1 - w * p_vlm)`` — a noisy-OR in
 which the VLM's vote is down-weighted by ``w`` (``ensemble_weight`` in the config, default
@@ -25,7 +25,7 @@ from medmm.config import files
 from medmm.errors import ConfigError
 from medmm.reports.taxonomy import TYPE_IDS
 
-CONFIG_PATH = str(files("configs/reports/vlm-checker.yaml"))  # packaged default (medmm.config)
+CONFIG_PATH = str(files("configs/reports/vlm-checker.yaml"))  # packaged default (medmm.config); read it with load()
 
 
 @dataclass
@@ -43,22 +43,15 @@ class VLMCheckerConfig:
 
     @classmethod
     def load(cls, path: str | None = None) -> "VLMCheckerConfig":
-        path = path or CONFIG_PATH
-        if not os.path.isfile(path):
-            return cls()
-        with open(path, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh) or {}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(known)}")
-        if "options" in raw:
-            opts = raw["options"]
-            if not isinstance(opts, list) or len(opts) != 2 or not all(isinstance(o, str) for o in opts):
-                raise ConfigError(f"{path}: options must be two quoted strings, e.g. [\"yes\", \"no\"] "
-                                  f"(bare yes/no are booleans in YAML); got {opts!r}")
-            raw["options"] = tuple(opts)
-        return cls(**raw)
+        """The packaged default (``reports/vlm-checker.yaml``) or a user's file, validated (unknown keys,
+        types — bare YAML yes/no are booleans, not strings — all reported in one ConfigError)."""
+        from medmm.config import load_config
+
+        cfg = load_config(path or "reports/vlm-checker.yaml", cls)
+        if len(cfg.options) != 2:
+            raise ConfigError(f"{path or 'reports/vlm-checker.yaml'}: options must be two quoted strings, "
+                              f'e.g. ["yes", "no"]; got {list(cfg.options)!r}')
+        return cfg
 
     def save(self, path: str) -> str:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
