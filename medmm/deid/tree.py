@@ -41,6 +41,9 @@ def deid_file(path: str, out_root: str, key: DeidKey, options: DeidOptions = Dei
     """De-identify one DICOM file into ``out_root``; returns the output path (relative to ``out_root``)."""
     summary = summary if summary is not None else DeidSummary()
     where = where or os.path.basename(path)
+    from medmm.imaging.dicom import read_header
+
+    read_header(path)  # the frame and pixel budgets, from the header, before the whole file is read
     ds = read_for_deid(path)
     try:
         notes = deid_dataset(ds, key, options, where=where)

@@ -265,3 +265,9 @@ def test_corrupt_headers_are_skipped_with_a_reason_not_an_unexpected_error(tmp_p
     assert "no SOP Class or SOP Instance UID" in reasons["no_sop.dcm"]
     (written,) = summary.written
     assert all(re.fullmatch(r"[0-9.]{1,64}", part) for part in written.removesuffix(".dcm").split(os.sep))
+
+
+def test_budgets_apply_before_a_file_is_read_for_deid(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDMM_MAX_FRAMES", "10")
+    summary = deid_tree(shipped_file("rtdose.dcm"), str(tmp_path / "o"), seed="s")  # 15 frames
+    assert not summary.written and "frame budget" in summary.skipped[0][1]
