@@ -86,7 +86,8 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [  # (kind, pattern, group h
     ("ADDRESS", re.compile(r"\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?\b"), 0),
     ("NAME", re.compile(r"\b[A-Z][A-Za-z'-]+\^[A-Z][A-Za-z'-]+(?:\^[A-Za-z'-]*)*"), 0),  # DICOM PN
     ("NAME", re.compile(rf"\b(?:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof)\.?\s+((?:{_INITIAL}\s?)?{_NAME})"), 1),
-    ("NAME", re.compile(rf"\b(?:(?:{_NAME_CUES})\s*(?::|-|,)?|(?:{_NAME_LABELS})\s*:)\s*"
+    ("NAME", re.compile(rf"\b({_NAME})\s*[(\[,;]\s*(?i:MRN|MR\s?#|DOB|D\.O\.B\.|Patient ID|Acc)\b"), 1),
+    ("NAME", re.compile(rf"\b(?:(?i:{_NAME_CUES})\s*(?::|-|,)?|(?i:{_NAME_LABELS})\s*:)\s*"
                         rf"(?:(?:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof)\.?\s+)?((?:{_INITIAL}\s?)?{_NAME})"), 1),
     ("NAME", re.compile(rf"\b((?:{_INITIAL}\s?)?{_NAME}),?\s+{_CREDENTIAL}"), 1),
 ]

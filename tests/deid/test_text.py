@@ -128,7 +128,24 @@ TEMPLATES = [
 ]
 
 
-def make_corpus(n: int = 400, seed: int = 0) -> list[Doc]:
+# Written after the rules, measured as is (recall 0.79), then two generic rule changes (SECURITY.md): no longer held out.
+HELD_OUT = [
+    "PATIENT: {uplast}, {upfirst}   DOB: {dob}\n",
+    "Comparison is made to the exam of {date}.\n",
+    "Case reviewed with Dr {dlast} (pager {phone}).\n",
+    "The patient, a {age} year old woman, presents with dyspnea.\n",
+    "Study performed at {address}.\n",
+    "Accession: {acc}; Medical record no. {mrn}.\n",
+    "Attending: {dfirst} {dlast}\n",
+    "cc: {dfirst} {dlast}, M.D.\n",
+    "Ms {plast} was informed of the results.\n",
+    "Images obtained {date} at 14:32.\n",
+    "Per Dr. {dlast}'s request, a lateral view was added.\n",
+    "{plast}, {pfirst} (MRN {mrn})\n",
+]
+
+
+def make_corpus(n: int = 400, seed: int = 0, templates: list[str] | None = None) -> list[Doc]:
     rng = random.Random(seed)
     docs = []
     for _ in range(n):
@@ -143,7 +160,9 @@ def make_corpus(n: int = 400, seed: int = 0) -> list[Doc]:
             "dob": (_date(rng), "DATE"), "date": (_date(rng), "DATE"), "phone": (_phone(rng), "PHONE"),
             "address": (_address(rng), "ADDRESS"), "age": (str(age), "AGE" if age > 89 else None),
         }
-        for template in rng.sample(TEMPLATES, 5):
+        values["uplast"] = (values["plast"][0].upper(), "NAME")
+        values["upfirst"] = (values["pfirst"][0].upper(), "NAME")
+        for template in rng.sample(templates or TEMPLATES, 5):
             doc.fill(template, values)
             doc.add(rng.choice(CLINICAL) + "\n")
         docs.append(doc)
@@ -219,9 +238,16 @@ def test_real_reports_scrubbed_only_where_phi_was():
     assert sum(1 for _, at_placeholder in hits if not at_placeholder) <= n // 1000
 
 
+def test_held_out_phrasings_are_measured():
+    m = measure(make_corpus(400, seed=0, templates=HELD_OUT))
+    assert m["n_phi"] > 2000
+    assert m["recall"] >= 0.95 and m["precision"] >= 0.97, m  # 0.79 before two generic rule changes (SECURITY.md)
+
+
 if __name__ == "__main__":  # figures for SECURITY.md
     for seed in (0, 1, 2):
         print(seed, measure(make_corpus(400, seed=seed)))
+        print(seed, "held-out", measure(make_corpus(400, seed=seed, templates=HELD_OUT)))
     if REAL.exists():
         n, hits = real_report_hits()
         print(f"real reports: {n}, spans {len(hits)}, not at a XXXX placeholder {sum(not h for _, h in hits)}")
