@@ -22,7 +22,7 @@ from medmm.app import sessions
 from medmm.app.auth import AppConfig, Session, allowed, load_users
 from medmm.app.auth import login as check_login
 from medmm.app.text import inert_html, md_escape
-from medmm.app.uploads import UploadLimits, discard, keep, save_upload, sweep_pending
+from medmm.app.uploads import UploadLimits, deidentify_upload, discard, keep, save_upload, sweep_pending
 from medmm.app.views import boxes_for, draw_boxes, highlight, legend
 from medmm.audit.store import DECISIONS, Store, StudyRecord
 from medmm.reports.taxonomy import TYPE_IDS
@@ -333,6 +333,12 @@ def check_now() -> None:
             except InputError as exc:
                 st.error(str(exc))
                 return
+            if CONFIG.deid_uploads:  # PS3.15 before anything reads or keeps the files
+                try:
+                    saved = deidentify_upload(saved, UPLOAD_ROOT, store.salt.hex())
+                except InputError as exc:
+                    st.error(str(exc))
+                    return
             pending, images = saved.folder, list(saved.images)
         try:
             header = header_facts(images) if images else None

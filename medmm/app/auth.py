@@ -281,6 +281,7 @@ class AppConfig:
     upload_max_expanded_mb: int = 1024      # a zip's members together, expanded
     upload_max_members: int = 5000
     upload_max_ratio: float = 200.0         # expanded / compressed, per member
+    deid_uploads: bool = False              # de-identify Check-now DICOM uploads (PS3.15) before checking/saving
 
     @classmethod
     def load(cls, path: str | None) -> "AppConfig":

@@ -155,3 +155,34 @@ def sweep_pending(root: str, max_age_s: float = 3600.0, now: float | None = None
         except OSError:
             continue
     return n
+
+
+def deidentify_upload(upload: Upload, root: str, seed: str) -> Upload:
+    """The upload's DICOM files de-identified (PS3.15 basic profile, patient characteristics kept so the
+    report's sex-specific checks still work) into a new pending folder; the original is deleted.
+
+    ``seed`` keys the replacement UIDs and file names (the app passes the store's secret salt, so
+    pseudonyms are stable within one store). An upload without DICOM files (NIfTI, PNG) has no header
+    to clean and is returned unchanged. An image that may carry burned-in patient text is refused.
+    """
+    from medmm.deid.core import DeidOptions
+    from medmm.deid.tree import deid_tree
+
+    pending = os.path.join(root, "pending")
+    out = tempfile.mkdtemp(prefix="d", dir=pending)
+    try:
+        summary = deid_tree(upload.folder, out, seed=seed, options=DeidOptions(keep_patient_characteristics=True))
+    except BaseException:
+        discard(out)
+        raise
+    if summary.burned_in:
+        discard(out)
+        discard(upload.folder)
+        raise InputError("the image may carry burned-in patient text (BurnedInAnnotation is YES, or absent on a "
+                         "radiograph/ultrasound/secondary capture), so de-identification refused it; check it outside "
+                         "the app or ask an administrator")
+    if not summary.written:
+        discard(out)
+        return upload
+    discard(upload.folder)
+    return Upload(out, (out,))

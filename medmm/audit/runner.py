@@ -169,8 +169,9 @@ def process(item: StudyInput, run: RunConfig) -> dict[str, Any]:
         if item.report_text is not None:
             raw: bytes | str = item.report_text
         elif item.report_path:
-            with open(item.report_path, "rb") as fh:
-                raw = fh.read()
+            from medmm.imaging.files import REPORT_MAX_BYTES, read_limited
+
+            raw = read_limited(item.report_path, REPORT_MAX_BYTES)  # no FIFO, device or huge file, even if swapped
         else:
             return {**out, "failure": ("report", "no report text or report path")}
         from medmm.imaging.io import header_facts
