@@ -15,7 +15,7 @@ import bisect
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from medmm.reports import sections as _sections
 from medmm.reports.sections import Section, Sentence, split_sections, split_sentences
@@ -88,6 +88,7 @@ INTERVAL = re.compile(
 NO_PRIOR = re.compile(r"^\W*(?:" + "|".join(lx.NO_PRIOR_PHRASES) + r")\b", re.I)
 # attributes read from a mention's clause
 _ALL_WORDS = re.compile(r"[a-z]+")
+_LONG_WORDS = re.compile(r"[a-z]{4,}")  # the maximal runs of four letters or more: the words of _ALL_WORDS that long
 _QUALIFIED_NEG = re.compile(r"\b(?:acute|focal|displaced|definite|definitive|large|significant|discrete|"
                             r"confluent|dense|gross|new|frank|overt|active|convincing|obvious|visible|suspicious|"
                             r"evident|appreciable|apparent|measurable|substantial|moderate|sizable|dominant)\b", re.I)
@@ -123,19 +124,20 @@ class Mention:
     severity: str | None = None
     organ: str | None = None  # the organ sub-heading of a structured report the mention stands under
     sentence_side: str | None = None  # the one side its sentence names when its clause names none
-    # where the clause attributes below are read from (text, clause start/end, sentence start/end, trigger start);
-    # they are computed on first use: most mentions are never compared with another and never need them
-    context: tuple[str, int, int, int, int, int | None] | None = field(default=None, repr=False, compare=False)
-    _attrs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # where the clause attributes below are read from: the sentence's reading (shared by every occurrence of the
+    # sentence) and the sentence's text. They are computed on first use, once per distinct sentence: most mentions
+    # are never compared with another and never need them.
+    reading: _Reading | None = field(default=None, repr=False, compare=False)
+    sentence_text: str = field(default="", repr=False, compare=False)
 
     def _attr(self, name: str) -> Any:
-        if self._attrs is None:
-            self._attrs = {}
-        if name not in self._attrs:
-            if self.context is None:
-                return _NO_CONTEXT[name]
-            self._attrs.update(_ATTRIBUTE_READERS[name](self, *self.context))
-        return self._attrs[name]
+        r = self.reading
+        if r is None:
+            return _NO_CONTEXT[name]
+        attrs = r.attrs
+        if name not in attrs:
+            attrs.update(_ATTRIBUTE_READERS[name](r, self.sentence_text))
+        return attrs[name]
 
     @property
     def site(self) -> str | None:
@@ -178,7 +180,8 @@ class Mention:
 
     @property
     def clause_text(self) -> str:
-        return self.context[0][self.context[1]: self.context[2]] if self.context else self.text
+        r = self.reading
+        return self.sentence_text[r.clause[0]: r.clause[1]] if r is not None else self.text
 
     @property
     def hypothetical(self) -> bool:
@@ -208,16 +211,28 @@ class Analysis:
     def lower_words(self) -> tuple[str, set[str]]:
         """The lower-cased text and its set of words of four letters or more (computed once per analysis)."""
         if self._words is None:
-            low = self.text.lower()
-            words = _ALL_WORDS.findall(low)
-            self.cache["words"] = words
-            self._words = (low, {w for w in words if len(w) >= 4})
+            self._words = (self.lower_text(), set(self.long_word_list()))
         return self._words
 
+    def lower_text(self) -> str:
+        low = self.cache.get("low")
+        if low is None:
+            low = self.cache["low"] = self.text.lower()
+        return low
+
+    def long_word_list(self) -> list[str]:
+        """The lower-case words of four letters or more, in order (computed once per analysis)."""
+        long_words = self.cache.get("long_words")
+        if long_words is None:
+            long_words = self.cache["long_words"] = _LONG_WORDS.findall(self.lower_text())
+        return long_words
+
     def word_list(self) -> list[str]:
-        """All lower-case words in order (computed with :meth:`lower_words`)."""
-        self.lower_words()
-        return self.cache["words"]
+        """All lower-case words in order (computed once per analysis)."""
+        words = self.cache.get("words")
+        if words is None:
+            words = self.cache["words"] = _ALL_WORDS.findall(self.lower_text())
+        return words
 
     def mentions_in(self, name: str) -> list[Mention]:
         """Non-device mentions of one section (computed once per analysis)."""
@@ -300,41 +315,46 @@ _INTERVAL_AFTER = re.compile(r"\W*(?:(?:is|are|has|have|appears?|remains?|was|we
 _PAST = re.compile(r"\b(?:previous(?:ly)?|prior|history\s+of|old|remote|healed|treated|resolved|sequela)\b", re.I)
 
 
-def _attr_site(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: int | None) -> dict[str, Any]:
-    site = _SITE.search(text, cs, ce)
+# The readers below work on the sentence's text with the reading's offsets (relative to the sentence). A sentence
+# never starts right after a letter or digit of the report (it starts after white space, a colon or the report's
+# start), so the word boundaries they test read the same in the sentence as in the report.
+def _attr_site(r: _Reading, sent: str) -> dict[str, Any]:
+    site = _SITE.search(sent, *r.clause)
     return {"site": lx.SITE_WORDS[site.group(0).lower()] if site else None}
 
 
-def _attr_qualifier(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: int | None) -> dict[str, Any]:
-    if not m.negated or pre is None:
+def _attr_qualifier(r: _Reading, sent: str) -> dict[str, Any]:
+    pre = r.trigger_start
+    if not r.negated or pre is None:
         return {"qualifier": None}
     # the quality must qualify this item, not an earlier one of a list ("no focal opacity, effusion, or ...")
-    item_start = max(pre, text.rfind(",", pre, m.start) + 1)
-    q = _QUALIFIED_NEG.search(text, item_start, m.start)
+    item_start = max(pre, sent.rfind(",", pre, r.start) + 1)
+    q = _QUALIFIED_NEG.search(sent, item_start, r.start)
     return {"qualifier": q.group(0).lower() if q else None}
 
 
-def _attr_chronic(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: int | None) -> dict[str, Any]:
-    return {"chronic": bool(_CHRONIC.search(text, cs, ce))}
+def _attr_chronic(r: _Reading, sent: str) -> dict[str, Any]:
+    return {"chronic": bool(_CHRONIC.search(sent, *r.clause))}
 
 
-def _attr_past(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: int | None) -> dict[str, Any]:
-    return {"past": bool(_PAST.search(text, cs, ce))}
+def _attr_past(r: _Reading, sent: str) -> dict[str, Any]:
+    return {"past": bool(_PAST.search(sent, *r.clause))}
 
 
-def _attr_interval(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: int | None) -> dict[str, Any]:
+def _attr_interval(r: _Reading, sent: str) -> dict[str, Any]:
     # an interval word belongs to the finding when it stands just before it ("new left effusion") or is said of it
     # after it ("effusion, unchanged", "effusion has increased"), not when it qualifies the next noun of the clause
-    iv = _INTERVAL_WORD.search(text, max(cs, _words_back(text, m.start, 3)), m.start) or \
-        _INTERVAL_AFTER.match(text, m.end, ce)
+    cs, ce = r.clause
+    iv = _INTERVAL_WORD.search(sent, max(cs, _words_back(sent, r.start, 3)), r.start) or \
+        _INTERVAL_AFTER.match(sent, r.end, ce)
     if not iv:
         return {"interval": None, "interval_word": None}
     word = (iv.group("word") if iv.re is _INTERVAL_AFTER else iv.group(0)).lower()
     return {"interval": lx.INTERVAL_DIRECTION[word], "interval_word": word}
 
 
-def _attr_lobe(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: int | None) -> dict[str, Any]:
-    clause = text[cs:ce]
+def _attr_lobe(r: _Reading, sent: str) -> dict[str, Any]:
+    clause = sent[r.clause[0]: r.clause[1]]
     lobes = list(_LOBE.finditer(clause))
     lobe = lobes[0] if len(lobes) == 1 and not _SEVERAL_LOBES.search(clause) else None
     name = None
@@ -345,8 +365,8 @@ def _attr_lobe(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: i
     return {"lobe": name, "zone": ("upper", "lower", "mid")[zones.pop()] if len(zones) == 1 else None}
 
 
-def _attr_hypothetical(m: Mention, text: str, cs: int, ce: int, lo: int, hi: int, pre: int | None) -> dict[str, Any]:
-    return {"hypothetical": bool(_HYPOTHETICAL.search(text, lo, hi))}
+def _attr_hypothetical(r: _Reading, sent: str) -> dict[str, Any]:
+    return {"hypothetical": bool(_HYPOTHETICAL.search(sent))}
 
 
 # attribute -> the reader that computes it (one regex or two each: a rule asks for few of them)
@@ -357,9 +377,10 @@ _NO_CONTEXT = {"site": None, "qualifier": None, "chronic": False, "past": False,
                "interval_word": None, "lobe": None, "zone": None, "hypothetical": False}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Reading:
-    """One finding mention read from a sentence, offsets relative to the sentence (what the cache keeps)."""
+    """One finding mention read from a sentence, offsets relative to the sentence (what the cache keeps; never
+    changed once made, but not frozen: a frozen dataclass of this size takes 8x longer to build)."""
 
     type: str
     text: str
@@ -376,10 +397,47 @@ class _Reading:
     clause: tuple[int, int]
     trigger_start: int | None
     sentence_side: str | None = None  # the one side the sentence names, when the clause names none
+    # the clause attributes read so far (see Mention._attr): one dict per distinct sentence, filled on demand
+    attrs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
-def _spans(pattern: re.Pattern[str], sent: str) -> list[tuple[int, int, str]]:
-    return [(m.start(), m.end(), m.group(0)) for m in pattern.finditer(sent)]
+def _for_lower_case(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """``pattern`` (compiled with re.I) for lower-cased ASCII text: the letters outside escapes lower-cased and
+    re.I dropped. Case-insensitive matching is about twice as slow in Python's regex engine, and on ASCII text
+    lower-casing first finds the same spans (ASCII lower-casing keeps every offset)."""
+    out, src, i = [], pattern.pattern, 0
+    while i < len(src):
+        if src[i] == "\\":
+            out.append(src[i: i + 2])  # \S, \W, \B ... keep their case
+            i += 2
+        elif src.startswith("(?P", i):  # a named group: "(?P<name>" or "(?P=name)" as written
+            j = src.index(">" if src[i + 3] == "<" else ")", i) + 1
+            out.append(src[i:j])
+            i = j
+        else:
+            out.append(src[i].lower())
+            i += 1
+    return re.compile("".join(out), pattern.flags & ~re.I)
+
+
+class _SentencePatterns(NamedTuple):
+    """The patterns :func:`read_sentence` runs, for one kind of sentence text."""
+
+    term: re.Pattern[str]
+    clause: re.Pattern[str]
+    terminator: re.Pattern[str]
+    pre: re.Pattern[str]
+    pseudo: re.Pattern[str]
+    post: re.Pattern[str]
+    uncertain: re.Pattern[str]
+    side_or_severity: re.Pattern[str]
+    size: re.Pattern[str]
+    both_sides: re.Pattern[str]
+
+
+_ANY_CASE = _SentencePatterns(_TERM, _CLAUSE, _TERMINATOR, _PRE, _PSEUDO, _POST, _UNCERTAIN, _SIDE_OR_SEVERITY, _SIZE,
+                              _BOTH_SIDES)
+_LOWER_CASE = _SentencePatterns(*map(_for_lower_case, _ANY_CASE))
 
 
 @functools.lru_cache(maxsize=32768)
@@ -389,30 +447,36 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
     Cached by sentence text: radiology reports repeat their sentences ("No pneumothorax.", "The lungs
     are clear."): on the IU dev reports more than half of the body sentences of a report occur in an
     earlier one. Only the sentence decides a mention's reading (negation scope ends at the sentence).
+    The patterns run on the lower-cased sentence when it is ASCII (see :func:`_for_lower_case`); every
+    text kept (terms, triggers) is cut from the sentence as written.
     """
-    terms = _spans(_TERM, sent)
+    if sent.isascii():
+        low, pat = sent.lower(), _LOWER_CASE
+    else:
+        low, pat = sent, _ANY_CASE
+    terms = [(m.start(), m.end()) for m in pat.term.finditer(low)]
     if not terms:
         return ()
     hi = len(sent)
-    cuts = [(m.start(), m.end()) for m in _CLAUSE.finditer(sent)]
-    stops = [m.end() for m in _TERMINATOR.finditer(sent)]
+    cuts = [(m.start(), m.end()) for m in pat.clause.finditer(low)]
+    stops = [m.end() for m in pat.terminator.finditer(low)]
     pres, pseudos = [], []
-    for m in _PRE.finditer(sent):  # pseudo-triggers all begin with a negation word: test only there
-        pres.append((m.start(), m.end(), m.group(0)))
-        ps = _PSEUDO.match(sent, m.start())
+    for m in pat.pre.finditer(low):  # pseudo-triggers all begin with a negation word: test only there
+        pres.append((m.start(), m.end(), sent[m.start(): m.end()]))
+        ps = pat.pseudo.match(low, m.start())
         if ps:
-            pseudos.append((ps.start(), ps.end(), ps.group(0)))
-    unc = _spans(_UNCERTAIN, sent)
+            pseudos.append((ps.start(), ps.end(), sent[ps.start(): ps.end()]))
+    unc = [(m.start(), m.end(), sent[m.start(): m.end()]) for m in pat.uncertain.finditer(low)]
     sides, sevs = [], []
-    for m in _SIDE_OR_SEVERITY.finditer(sent):  # one pass for two word classes that never overlap
+    for m in pat.side_or_severity.finditer(low):  # one pass for two word classes that never overlap
         if m.group("side"):
             sides.append((m.start(), m.end(), _side_word(m.group("side"))))
         else:
             sevs.append((m.start(), m.end(), m.group("sev").lower()))
-    sizes = [(m.start(), m.end(), _to_mm(m.group(1), m.group(2))) for m in _SIZE.finditer(sent)]
+    sizes = [(m.start(), m.end(), _to_mm(m.group(1), m.group(2))) for m in pat.size.finditer(low)]
     both = None
     out = []
-    for ms, me, word in terms:
+    for ms, me in terms:
         cs, ce = _clause_bounds(cuts, 0, hi, ms)
         negated = uncertain = pseudo = False
         trigger = None
@@ -425,10 +489,8 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
             else:
                 negated, trigger = True, pre[2]
         if not negated and not pseudo:
-            after = sent[me:ce]
-            post = _POST.match(after.lstrip()) or _POST.search(after[:40])
-            if post:
-                negated, trigger = True, post.group(0).strip()
+            trigger = _post_trigger(pat.post, sent, low, me, ce)
+            negated = trigger is not None
         if not negated:
             u = next((u for u in unc if cs <= u[0] and u[1] <= ms), None)  # a hedge before the term
             if u is None:
@@ -439,17 +501,31 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
         side_word = side[2] if side else None
         if side_word in ("left", "right"):
             if both is None:
-                both = bool(_BOTH_SIDES.search(sent))
+                both = bool(pat.both_sides.search(low))
             if both:
                 side_word = "bilateral"  # "right greater than left", "bilateral ... right"
         size = _nearest(sizes, cs, ce, ms)
         sev = _nearest(sevs, cs, ce, ms)
         named = {s[2] for s in sides}
         sentence_side = named.pop() if side_word is None and len(named) == 1 else None
+        word = sent[ms:me]
         out.append(_Reading(term_type(word), word, ms, me, negated, uncertain, pseudo, trigger, side_word,
                             size[2] if size else None, (size[0], size[1]) if size else None, sev[2] if sev else None,
                             (cs, ce), pre[0] if pre and (negated or pseudo) else None, sentence_side))
     return tuple(out)
+
+
+def _post_trigger(post: re.Pattern[str], sent: str, low: str, me: int, ce: int) -> str | None:
+    """A negation said after the term within its clause ("effusion is not seen"), as written, or None."""
+    after = low[me:ce]
+    stripped = after.lstrip()
+    m = post.match(stripped)
+    if m:
+        at = me + len(after) - len(stripped)
+    else:
+        m = post.search(after[:40])
+        at = me
+    return sent[at + m.start(): at + m.end()].strip() if m else None
 
 
 def clear_caches() -> None:
@@ -467,21 +543,24 @@ def analyze(text: str) -> Analysis:
     sections = split_sections(text)
     sentences = split_sentences(text, sections)
     a = Analysis(text, sections, sentences)
-    if not _TERM.search(text):
-        return a
+    mentions = a.mentions
     for index, sent in enumerate(sentences):
         if sent.section in _NOT_READ:
             continue
+        readings = read_sentence(sent.text)
+        if not readings:
+            continue
         off = sent.start
-        for r in read_sentence(sent.text):
-            m = Mention(r.type, r.text, r.start + off, r.end + off, index, sent.section, r.negated, r.uncertain,
-                        r.pseudo, r.trigger, r.side, r.size_mm,
-                        (r.size_text[0] + off, r.size_text[1] + off) if r.size_text else None, r.severity)
-            m.organ = sent.label
-            m.sentence_side = r.sentence_side
-            m.context = (text, r.clause[0] + off, r.clause[1] + off, sent.start, sent.end,
-                         r.trigger_start + off if r.trigger_start is not None else None)
-            a.mentions.append(m)
+        for r in readings:
+            size = r.size_text
+            mentions.append(Mention(r.type, r.text, r.start + off, r.end + off, index, sent.section, r.negated,
+                                    r.uncertain, r.pseudo, r.trigger, r.side, r.size_mm,
+                                    (size[0] + off, size[1] + off) if size else None, r.severity, sent.label,
+                                    r.sentence_side, r, sent.text))
+    # A report whose text holds no finding term has no mention. A term read in a sentence is a term of the text
+    # (tested where it stands, not by a scan of the whole text) unless a lookahead of the term saw past the sentence.
+    if mentions and not _TERM.match(text, mentions[0].start) and not _TERM.search(text):
+        a.mentions = []
     return a
 
 

@@ -150,7 +150,9 @@ def clean_text(report: Any, notes: list[str]) -> str:
         text = unicodedata.normalize("NFC", text)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.isprintable():  # fast path: most reports have only printable text and newlines
+    # every character _CONTROL matches is unprintable, and it never matches a newline or a tab: text that is
+    # printable once those two are set aside (almost every report) has nothing to replace
+    if not text.replace("\n", "").replace("\t", "").isprintable():
         text = _CONTROL.sub(" ", text)
     if len(text) > MAX_REPORT_CHARS:
         notes.append(f"report is {len(text):,} characters; checked the first {MAX_REPORT_CHARS:,}")

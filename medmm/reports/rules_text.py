@@ -36,6 +36,7 @@ _HOMOPHONES = [
 ]
 _HOMOPHONE_CUES = (("plural",), ("write",), ("know",), ("their",), ("ilium", "ileal"), ("discreet",), ("hart", "sigh"),
                    ("loose",), ("cite", "sight"))
+_ANY_HOMOPHONE_CUE = tuple(c for cues in _HOMOPHONE_CUES for c in cues)
 _WORD = re.compile(r"\b[A-Za-z][a-z]{3,}\b")
 _PREFIXES = ("bi", "mid", "peri", "para", "intra", "infra", "supra", "sub", "post", "pre", "hyper", "hypo", "retro",
              "trans", "non", "pseudo", "micro", "macro", "multi", "inter", "anti", "re", "un", "semi", "extra", "endo",
@@ -100,14 +101,26 @@ def rule_repetition(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 _STUTTER = re.compile(r"\b([A-Za-z]{4,})\s+\1\b", re.I)
+_NOT_STUTTER = ("xxxx", "that")  # de-identification tokens ("XXXX XXXX"), "that that"
+
+
+def _may_stutter(a: Analysis) -> bool:
+    """Could :data:`_STUTTER` find a word to flag? In ASCII text, such a word and its repetition are two equal words
+    of four letters or more next to each other in the word list; otherwise the plain word list decides."""
+    if not a.text.isascii():  # case-insensitive matching knows letters that lower-casing does not make ASCII
+        words = a.word_list()
+        return any(map(str.__eq__, words, words[1:]))
+    words = a.long_word_list()
+    if not any(map(str.__eq__, words, words[1:])):
+        return False
+    return any(w == nxt and w not in _NOT_STUTTER for w, nxt in zip(words, words[1:]))
 
 
 def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     """The same word twice in a row ("atelectasis atelectasis"): dictation stutter."""
     flags: list[Flag] = []
-    words = a.word_list()
-    if not any(map(str.__eq__, words, words[1:])):
-        return flags  # the common case, decided on plain whitespace words
+    if not _may_stutter(a):
+        return flags  # the common case, decided on the word list
     for sec in _body_sections(a):
         for m in _STUTTER.finditer(a.text, sec.start, sec.end):
             if m.group(1).upper() != "XXXX" and m.group(1).lower() not in ("that", "had"):
@@ -118,8 +131,10 @@ def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
 
 def rule_homophone(a: Analysis, header: Any = None) -> list[Flag]:
     """Sound-alike words in a context where only the other word fits ("plural effusion")."""
-    low = a.lower_words()[0]
-    flags = []
+    low = a.lower_text()
+    flags: list[Flag] = []
+    if not any(map(low.__contains__, _ANY_HOMOPHONE_CUE)):
+        return flags  # the common case: no cue word at all (substring tests in C)
     for (pattern, why), cue in zip(_HOMOPHONES, _HOMOPHONE_CUES):
         if not any(c in low for c in cue):  # cheap substring test before the regex
             continue
