@@ -169,6 +169,41 @@ CREATE INDEX IF NOT EXISTS results_by_config ON results(config_key, status);
 """
 
 
+# ------------------------------------------------------------------ SQLite plumbing shared with the review store
+
+def create_private(path: str) -> None:
+    """Create ``path`` empty with mode 0600 when missing (results and stores may quote patient data).
+    SQLite gives its ``-wal``/``-shm`` files the main file's mode."""
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def connect(path: str, timeout: float = 60.0, foreign_keys: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit: :func:`immediate`), WAL journal,
+    ``synchronous=NORMAL`` (durable at each commit in WAL mode) and a busy timeout, so concurrent
+    writers queue instead of failing. Raises :class:`sqlite3.DatabaseError` on a file that is not SQLite."""
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    if foreign_keys:
+        conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    return conn
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception (the writer lock is taken at
+    the start, so a transaction never fails half-way on a lock upgrade)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, (str, list, dict, tuple)) and len(value) == 0)
 
@@ -178,31 +213,16 @@ class ResultCache:
 
     def __init__(self, path: str | os.PathLike[str], timeout: float = 60.0) -> None:
         self.path = os.fspath(path)
-        parent = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(parent, exist_ok=True)
-        if not os.path.exists(self.path):
-            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        create_private(self.path)
         try:
-            self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn = connect(self.path, timeout)
             self.conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: not a medmm result cache ({exc}); give a new file name") from None
-        for side in ("-wal", "-shm"):
-            if os.path.exists(self.path + side):
-                os.chmod(self.path + side, 0o600)
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+    def _tx(self) -> Any:
+        return immediate(self.conn)
 
     def register(self, config: RunConfig) -> str:
         """Record a configuration (for provenance) and return its key."""

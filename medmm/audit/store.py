@@ -38,14 +38,13 @@ import os
 import secrets
 import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Iterator
+from typing import Any
 
 from medmm import __version__
 from medmm.errors import InputError, MedmmError
 from medmm.imaging.volume import REPORT_FACTS, HeaderFacts
-from medmm.runs import RunConfig
+from medmm.runs import RunConfig, connect, create_private, immediate
 
 SCHEMA_VERSION = 4
 DECISIONS = ("true_error", "false_positive", "uncertain")
@@ -251,13 +250,9 @@ class Store:
             parent = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(parent):
                 raise InputError(f"{path}: the folder for the store does not exist; create it first")
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # PHI-bearing: owner only
+            create_private(path)  # PHI-bearing: owner only
         try:
-            self.conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self.conn = connect(path, timeout, foreign_keys=True)
             # a REPLACE's hidden delete then fires the DELETE triggers too
             self.conn.execute("PRAGMA recursive_triggers=ON")
             self._migrate()
@@ -360,16 +355,9 @@ class Store:
     def schema_version(self) -> int:
         return int(self._meta("schema_version"))
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on any exception)."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+    def transaction(self) -> Any:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on any exception): :func:`medmm.runs.immediate`."""
+        return immediate(self.conn)
 
     def close(self) -> None:
         self.conn.close()
