@@ -205,6 +205,7 @@ class Analysis:
     mentions: list[Mention] = field(default_factory=list)
 
     _by_section: dict[str, list[Mention]] | None = field(default=None, repr=False)
+    _first_section: dict[str, Section] | None = field(default=None, repr=False)
     _words: tuple[str, set[str]] | None = field(default=None, repr=False)
     cache: dict[str, Any] = field(default_factory=dict, repr=False)  # what several rules compute from one analysis
 
@@ -239,12 +240,17 @@ class Analysis:
         if self._by_section is None:
             self._by_section = {}
             for m in self.mentions:
-                if not m.is_device:
+                if m.type not in DEVICE_TYPES:
                     self._by_section.setdefault(m.section, []).append(m)
         return self._by_section.get(name, [])
 
     def section(self, name: str) -> Section | None:
-        return next((s for s in self.sections if s.name == name), None)
+        """The first section of that name (looked up in a dict made once per analysis)."""
+        if self._first_section is None:
+            self._first_section = {}
+            for s in self.sections:
+                self._first_section.setdefault(s.name, s)
+        return self._first_section.get(name)
 
     def in_section(self, name: str) -> list[Mention]:
         return [m for m in self.mentions if m.section == name]
@@ -474,6 +480,8 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
         else:
             sevs.append((m.start(), m.end(), m.group("sev").lower()))
     sizes = [(m.start(), m.end(), _to_mm(m.group(1), m.group(2))) for m in pat.size.finditer(low)]
+    named = {s[2] for s in sides}  # the sides the sentence names
+    the_side = next(iter(named)) if len(named) == 1 else None
     both = None
     out = []
     for ms, me in terms:
@@ -497,17 +505,16 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
                 u = next((u for u in unc if me <= u[0] < ce and _UNCERTAIN_POST.fullmatch(u[2])), None)
             if u:
                 uncertain, trigger = True, trigger or u[2]
-        side = _nearest(sides, cs, ce, ms)
+        side = _nearest(sides, cs, ce, ms) if sides else None
         side_word = side[2] if side else None
         if side_word in ("left", "right"):
             if both is None:
                 both = bool(pat.both_sides.search(low))
             if both:
                 side_word = "bilateral"  # "right greater than left", "bilateral ... right"
-        size = _nearest(sizes, cs, ce, ms)
-        sev = _nearest(sevs, cs, ce, ms)
-        named = {s[2] for s in sides}
-        sentence_side = named.pop() if side_word is None and len(named) == 1 else None
+        size = _nearest(sizes, cs, ce, ms) if sizes else None
+        sev = _nearest(sevs, cs, ce, ms) if sevs else None
+        sentence_side = the_side if side_word is None else None
         word = sent[ms:me]
         out.append(_Reading(term_type(word), word, ms, me, negated, uncertain, pseudo, trigger, side_word,
                             size[2] if size else None, (size[0], size[1]) if size else None, sev[2] if sev else None,
@@ -528,9 +535,22 @@ def _post_trigger(post: re.Pattern[str], sent: str, low: str, me: int, ce: int) 
     return sent[at + m.start(): at + m.end()].strip() if m else None
 
 
+_PER_SENTENCE: list[Any] = []  # the caches of per_sentence functions
+
+
+def per_sentence(fn: Any) -> Any:
+    """Cache ``fn``, a function of one sentence's text, the way :func:`read_sentence` is cached (reports repeat
+    their sentences); :func:`clear_caches` empties it with the others."""
+    cached = functools.lru_cache(maxsize=32768)(fn)
+    _PER_SENTENCE.append(cached)
+    return cached
+
+
 def clear_caches() -> None:
     """Forget the sentences read so far (benchmarks time a cold start with this)."""
     read_sentence.cache_clear()
+    for cached in _PER_SENTENCE:
+        cached.cache_clear()
     _sections.clear_caches()
 
 

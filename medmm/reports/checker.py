@@ -85,12 +85,19 @@ class RulesChecker:
         self.lm: ReportLM = ReportLM.load(self.config.lm_path) if self.config.lm_path else packaged_lm()
         self.rules = tuple(r for r in RULES if r.__name__ not in self.config.disabled)
         self.threshold = self.config.resolved_threshold()
+        # (rule, needs the plausibility model) decided once; without a header the header rules have nothing to
+        # compare and return no flag, so they are not called
+        self._plan = tuple((r, r.__name__ in _NEEDS_LM) for r in self.rules)
+        self._plan_without_header = tuple(p for p in self._plan if p[0] not in HEADER_RULES)
 
     def analyze_flags(self, a: Analysis, header: HeaderFacts | None, notes: list[str]) -> list[Flag]:
         flags: list[Flag] = []
-        for rule in self.rules:
+        lm = self.lm
+        for rule, needs_lm in self._plan if header is not None else self._plan_without_header:
             try:
-                flags.extend(rule(a, header, self.lm) if rule.__name__ in _NEEDS_LM else rule(a, header))
+                found = rule(a, header, lm) if needs_lm else rule(a, header)
+                if found:
+                    flags.extend(found)
             except Exception as exc:  # recorded in the result (stored with it), never dropped silently
                 if self.config.strict:
                     raise

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from medmm.reports import lexicon as lx
-from medmm.reports.analysis import Analysis, Mention
+from medmm.reports.analysis import Analysis, Mention, per_sentence
 from medmm.reports.flags import Flag, make_flag
 
 _CONFLICTING_INTERVALS = {frozenset(p) for p in (("new", "same"), ("new", "less"), ("new", "gone"), ("more", "less"),
@@ -164,6 +164,8 @@ def _quote_sentence(a: Analysis, i: int) -> str:
 def _sided_nouns(a: Analysis, section: str) -> dict[str, dict[str, int]]:
     """noun -> side -> index of the first sentence that names it with that side."""
     out: dict[str, dict[str, int]] = {}
+    if a.text.isascii() and "left" not in a.lower_text() and "right" not in a.lower_text():
+        return out  # the common case, decided without a regex (in ASCII text a side is a lower-case substring)
     if not any(_SIDED_NOUN.search(a.text, sec.start, sec.end) for sec in a.sections if sec.name == section):
         return out
     for i, s in enumerate(a.sentences):
@@ -366,10 +368,15 @@ def rule_unsupported_impression(a: Analysis, header: Any = None) -> list[Flag]:
     return []
 
 
+@per_sentence
+def _says_nothing_acute(sentence: str) -> bool:
+    return _NO_ACUTE.search(sentence) is not None
+
+
 def rule_normal_impression(a: Analysis, header: Any = None) -> list[Flag]:
     """An acute finding stated plainly in the findings, absent from an impression that says nothing acute is seen."""
     fnd, imp = _sections(a)
-    statement = next((s for s in a.sentences if s.section == "impression" and _NO_ACUTE.search(s.text)), None)
+    statement = next((s for s in a.sentences if s.section == "impression" and _says_nothing_acute(s.text)), None)
     if statement is None:
         return []
     in_impression = {_family(m) for m in imp if m.positive}

@@ -25,6 +25,7 @@ _DISTANCE = re.compile(r"^\s*(?:above|below|from|proximal|distal|beyond|superior
                        r"anterior|posterior|in\s+(?:length|thickness|depth)|thick|long|of\s+(?:the|displacement)|"
                        r"apart|away|increase|decrease|larger|smaller|interval|change)\b", re.I)
 _DIGIT = re.compile(r"\d")
+_UNITS = ("mm", "cm", "millimet", "centimet")  # a _DIMS match holds one of these (in ASCII text, lower-cased)
 _TINY = re.compile(r"\b(?:tiny|trace|minimal|punctate|small)\b", re.I)
 
 
@@ -65,6 +66,8 @@ def _structure_in(text: str) -> tuple[str, float, float] | None:
 def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
     """A measurement the named structure cannot have (or a "tiny" finding of 3 cm and more)."""
     flags = []
+    if a.text.isascii() and not any(map(a.lower_text().__contains__, _UNITS)):
+        return flags  # the common case: no unit, so no measurement (decided by substring tests)
     if not _DIGIT.search(a.text):
         return flags
     for i, sent in enumerate(a.sentences):

@@ -12,6 +12,7 @@ that the model *has* seen next to the same neighbour. The model is counts of wor
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -111,9 +112,8 @@ def _may_stutter(a: Analysis) -> bool:
         words = a.word_list()
         return any(map(str.__eq__, words, words[1:]))
     words = a.long_word_list()
-    if not any(map(str.__eq__, words, words[1:])):
-        return False
-    return any(w == nxt and w not in _NOT_STUTTER for w, nxt in zip(words, words[1:]))
+    repeated = set(itertools.compress(words, map(str.__eq__, words, words[1:])))  # words equal to the next one
+    return bool(repeated) and not repeated.issubset(_NOT_STUTTER)
 
 
 def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
@@ -162,13 +162,19 @@ _LOWER_WORD = re.compile(r"\b[a-z]{4,}\b")
 def rule_non_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """A word in no vocabulary, not derived from a known word, with a correction at edit distance 1."""
     known = known_words(lm)
-    if not a.lower_words()[1] - known:  # the common case: one set difference, no per-word work
+    unknown = a.lower_words()[1] - known
+    if not unknown:  # the common case: one set difference, no per-word work
         return []
+    if not any(_non_word_fix(w, known) for w in unknown):
+        return []  # only words built from known ones ("bihilar"), or no correction: nothing to flag
     flags = []
     for sec in _body_sections(a):
         for m in _WORD.finditer(sec.text):
             w = m.group(0)
-            fix = _non_word_fix(w.lower(), known)
+            lw = w.lower()
+            if lw in known:
+                continue  # a word (what _non_word_fix says first, without its call)
+            fix = _non_word_fix(lw, known)
             if fix:
                 s = sec.start + m.start()
                 flags.append(make_flag("non_word", a.text, s, s + len(w), f"\"{w}\" is not a word; did you mean \"{fix}\"?"))
@@ -316,16 +322,20 @@ class _ConfusionCache:
         self.lm = lm
         self.plain: set[str] = set()
         self.possible: dict[str, _Confusion] = {}
+        self.possible_words: set[str] = set()  # the keys of ``possible`` (a set: set operations stay in C)
+        self.seen: set[str] = set()  # plain | possible_words
 
     def candidates(self, words: set[str]) -> dict[str, _Confusion]:
-        for w in words - self.plain - self.possible.keys():  # words met for the first time
+        for w in words - self.seen:  # words met for the first time
             c = _build_confusion(w, self.lm)
             if c is _NO_CONFUSION:
                 self.plain.add(w)
             else:
                 self.possible[w] = c
+                self.possible_words.add(w)
+            self.seen.add(w)
         out = {}
-        for w in words & self.possible.keys():
+        for w in words & self.possible_words:
             c = self.possible[w]
             if not words.isdisjoint(c.left) or not words.isdisjoint(c.right):
                 out[w] = c
@@ -375,6 +385,25 @@ def _neighbour_words(text: str, start: int, end: int, lo: int, hi: int) -> tuple
     return (prev.lower() if prev else None), (nxt.lower() if nxt else None)
 
 
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"  # what \w is to Python's regex engine
+
+
+def _whole_word_starts(low: str, word: str, lo: int, hi: int) -> list[int]:
+    """Where ``word`` (letters) stands as a whole word in ``low[lo:hi]`` (the matches of ``\bword\b`` in that
+    slice, offsets in ``low``), found with str.find instead of a regex compiled per word."""
+    out = []
+    i = low.find(word, lo, hi)
+    while i >= 0:
+        j = i + len(word)
+        if (i == lo or not _is_word_char(low[i - 1])) and (j == hi or not _is_word_char(low[j])):
+            out.append(i)
+            i = low.find(word, j, hi)
+        else:
+            i = low.find(word, i + 1, hi)
+    return out
+
+
 def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """An English word the radiology model has never seen, where a similar radiology word fits the neighbours."""
     model = lm or packaged_lm()
@@ -385,8 +414,8 @@ def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) 
     flags = []
     for sec in _body_sections(a):
         for w, conf in cands.items():
-            for m in re.finditer(r"\b" + w + r"\b", low[sec.start: sec.end]):
-                s, e = sec.start + m.start(), sec.start + m.end()
+            for s in _whole_word_starts(low, w, sec.start, sec.end):
+                e = s + len(w)
                 prev, nxt = _neighbour_words(a.text, s, e, sec.start, sec.end)
                 hit = conf.left.get(prev) if prev else None
                 side = "left"

@@ -111,9 +111,10 @@ def split_sections(text: str) -> list[Section]:
     return sections
 
 
-# a sentence ends after . ! ? ; followed by white space (group 1 keeps the mark in the sentence), at a blank line,
-# or before a list item on a new line
-_SENT_END = re.compile(r"(?=[.!?;\n])(?:([.!?;])\s+|\n\s*\n|\n(?=\s*(?:\d+[.)]|[-*•])\s))")
+# a sentence ends after . ! ? ; followed by white space (the mark stays in the sentence), at a blank line, or before
+# a list item on a new line. The pattern opens with a character class so that the regex engine skips in C to the
+# next candidate character; the lookbehinds then tell which one it was.
+_SENT_END = re.compile(r"[.!?;\n](?:(?<=[.!?;])\s+|(?<=\n)(?:\s*\n|(?=\s*(?:\d+[.)]|[-*•])\s)))")
 _ITEM = re.compile(r"\s*(?:\d+[.)]|[-*•])\s+")
 _LETTER = re.compile(r"[A-Za-z]")
 
@@ -124,7 +125,7 @@ def _sentence_spans(section_text: str) -> tuple[tuple[int, int], ...]:
     impression texts recur verbatim across reports)."""
     out = []
     piece_start = 0
-    bounds = [(m.start() + (1 if m.group(1) else 0), m.end()) for m in _SENT_END.finditer(section_text)]
+    bounds = [(m.start() + (section_text[m.start()] != "\n"), m.end()) for m in _SENT_END.finditer(section_text)]
     bounds.append((len(section_text), len(section_text)))
     for b_start, b_end in bounds:
         s, e = piece_start, b_start
