@@ -33,6 +33,25 @@ def _words_alternation(patterns: tuple[str, ...] | list[str], flags: int = re.I)
     return re.compile(r"\b(?=[" + "".join(firsts) + r"])(?:" + "|".join(patterns) + r")\b", flags)
 
 
+def _for_lower_case(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """``pattern`` (compiled with re.I) for lower-cased ASCII text: the letters outside escapes lower-cased and
+    re.I dropped. Case-insensitive matching is about twice as slow in Python's regex engine, and on ASCII text
+    lower-casing first finds the same spans (ASCII lower-casing keeps every offset)."""
+    out, src, i = [], pattern.pattern, 0
+    while i < len(src):
+        if src[i] == "\\":
+            out.append(src[i: i + 2])  # \S, \W, \B ... keep their case
+            i += 2
+        elif src.startswith("(?P", i):  # a named group: "(?P<name>" or "(?P=name)" as written
+            j = src.index(">" if src[i + 3] == "<" else ")", i) + 1
+            out.append(src[i:j])
+            i = j
+        else:
+            out.append(src[i].lower())
+            i += 1
+    return re.compile("".join(out), pattern.flags & ~re.I)
+
+
 _TERM = _words_alternation([p for _, (_, ps) in LEXICON.items() for p in ps])
 _TERM_TYPE = [(k, re.compile(r"(?:" + "|".join(ps) + r")\Z", re.I)) for k, (_, ps) in LEXICON.items()]
 
@@ -206,6 +225,7 @@ class Analysis:
 
     _by_section: dict[str, list[Mention]] | None = field(default=None, repr=False)
     _first_section: dict[str, Section] | None = field(default=None, repr=False)
+    _sentences_by_section: dict[str, list[Sentence]] | None = field(default=None, repr=False)
     _words: tuple[str, set[str]] | None = field(default=None, repr=False)
     cache: dict[str, Any] = field(default_factory=dict, repr=False)  # what several rules compute from one analysis
 
@@ -251,6 +271,14 @@ class Analysis:
             for s in self.sections:
                 self._first_section.setdefault(s.name, s)
         return self._first_section.get(name)
+
+    def sentences_in(self, name: str) -> list[Sentence]:
+        """The sentences of the sections of that name, in order (grouped once per analysis)."""
+        if self._sentences_by_section is None:
+            self._sentences_by_section = {}
+            for s in self.sentences:
+                self._sentences_by_section.setdefault(s.section, []).append(s)
+        return self._sentences_by_section.get(name, [])
 
     def in_section(self, name: str) -> list[Mention]:
         return [m for m in self.mentions if m.section == name]
@@ -321,6 +349,9 @@ _INTERVAL_AFTER = re.compile(r"\W*(?:(?:is|are|has|have|appears?|remains?|was|we
 _PAST = re.compile(r"\b(?:previous(?:ly)?|prior|history\s+of|old|remote|healed|treated|resolved|sequela)\b", re.I)
 
 
+# The readers below work on the sentence's text with the reading's offsets (relative to the sentence). A sentence
+# never starts right after a letter or digit of the report (it starts after white space, a colon or the report's
+# start), so the word boundaries they test read the same in the sentence as in the report.
 # The readers below work on the sentence's text with the reading's offsets (relative to the sentence). A sentence
 # never starts right after a letter or digit of the report (it starts after white space, a colon or the report's
 # start), so the word boundaries they test read the same in the sentence as in the report.
@@ -407,25 +438,6 @@ class _Reading:
     attrs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
-def _for_lower_case(pattern: re.Pattern[str]) -> re.Pattern[str]:
-    """``pattern`` (compiled with re.I) for lower-cased ASCII text: the letters outside escapes lower-cased and
-    re.I dropped. Case-insensitive matching is about twice as slow in Python's regex engine, and on ASCII text
-    lower-casing first finds the same spans (ASCII lower-casing keeps every offset)."""
-    out, src, i = [], pattern.pattern, 0
-    while i < len(src):
-        if src[i] == "\\":
-            out.append(src[i: i + 2])  # \S, \W, \B ... keep their case
-            i += 2
-        elif src.startswith("(?P", i):  # a named group: "(?P<name>" or "(?P=name)" as written
-            j = src.index(">" if src[i + 3] == "<" else ")", i) + 1
-            out.append(src[i:j])
-            i = j
-        else:
-            out.append(src[i].lower())
-            i += 1
-    return re.compile("".join(out), pattern.flags & ~re.I)
-
-
 class _SentencePatterns(NamedTuple):
     """The patterns :func:`read_sentence` runs, for one kind of sentence text."""
 
@@ -441,6 +453,7 @@ class _SentencePatterns(NamedTuple):
     both_sides: re.Pattern[str]
 
 
+_UNITS = ("mm", "cm", "millimet", "centimet")  # every size _SIZE finds holds one of them
 _ANY_CASE = _SentencePatterns(_TERM, _CLAUSE, _TERMINATOR, _PRE, _PSEUDO, _POST, _UNCERTAIN, _SIDE_OR_SEVERITY, _SIZE,
                               _BOTH_SIDES)
 _LOWER_CASE = _SentencePatterns(*map(_for_lower_case, _ANY_CASE))
@@ -465,21 +478,23 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
         return ()
     hi = len(sent)
     cuts = [(m.start(), m.end()) for m in pat.clause.finditer(low)]
-    stops = [m.end() for m in pat.terminator.finditer(low)]
     pres, pseudos = [], []
     for m in pat.pre.finditer(low):  # pseudo-triggers all begin with a negation word: test only there
         pres.append((m.start(), m.end(), sent[m.start(): m.end()]))
         ps = pat.pseudo.match(low, m.start())
         if ps:
             pseudos.append((ps.start(), ps.end(), sent[ps.start(): ps.end()]))
-    unc = [(m.start(), m.end(), sent[m.start(): m.end()]) for m in pat.uncertain.finditer(low)]
+    # terminators only bound the scope of a negation word: none, nothing to bound
+    stops = [m.end() for m in pat.terminator.finditer(low)] if pres else []
+    unc = None  # hedges: read when a term is not negated
     sides, sevs = [], []
     for m in pat.side_or_severity.finditer(low):  # one pass for two word classes that never overlap
         if m.group("side"):
             sides.append((m.start(), m.end(), _side_word(m.group("side"))))
         else:
             sevs.append((m.start(), m.end(), m.group("sev").lower()))
-    sizes = [(m.start(), m.end(), _to_mm(m.group(1), m.group(2))) for m in pat.size.finditer(low)]
+    sizes = [(m.start(), m.end(), _to_mm(m.group(1), m.group(2))) for m in pat.size.finditer(low)] \
+        if pat is _ANY_CASE or any(map(low.__contains__, _UNITS)) else []  # a size has a unit (lower-case here)
     named = {s[2] for s in sides}  # the sides the sentence names
     the_side = next(iter(named)) if len(named) == 1 else None
     both = None
@@ -487,9 +502,10 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
     for ms, me in terms:
         cs, ce = _clause_bounds(cuts, 0, hi, ms)
         negated = uncertain = pseudo = False
-        trigger = None
-        scope = max([cs] + [t for t in stops if cs <= t <= ms])
-        pre = next((p for p in reversed(pres) if scope <= p[0] and p[1] <= ms), None)
+        trigger = pre = None
+        if pres:
+            scope = max([cs] + [t for t in stops if cs <= t <= ms])
+            pre = next((p for p in reversed(pres) if scope <= p[0] and p[1] <= ms), None)
         if pre and len(sent[pre[1]:ms].split()) <= 12:
             ps = next((p for p in pseudos if p[0] <= pre[0] < p[1] and p[0] >= scope), None)
             if ps:
@@ -500,6 +516,8 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
             trigger = _post_trigger(pat.post, sent, low, me, ce)
             negated = trigger is not None
         if not negated:
+            if unc is None:
+                unc = [(m.start(), m.end(), sent[m.start(): m.end()]) for m in pat.uncertain.finditer(low)]
             u = next((u for u in unc if cs <= u[0] and u[1] <= ms), None)  # a hedge before the term
             if u is None:
                 u = next((u for u in unc if me <= u[0] < ce and _UNCERTAIN_POST.fullmatch(u[2])), None)
@@ -539,8 +557,8 @@ _PER_SENTENCE: list[Any] = []  # the caches of per_sentence functions
 
 
 def per_sentence(fn: Any) -> Any:
-    """Cache ``fn``, a function of one sentence's text, the way :func:`read_sentence` is cached (reports repeat
-    their sentences); :func:`clear_caches` empties it with the others."""
+    """Cache ``fn``, a function of one sentence's (or one section's) text, the way :func:`read_sentence` is cached
+    (reports repeat their sentences and whole sections); :func:`clear_caches` empties it with the others."""
     cached = functools.lru_cache(maxsize=32768)(fn)
     _PER_SENTENCE.append(cached)
     return cached

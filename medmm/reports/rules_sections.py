@@ -161,12 +161,19 @@ def _quote_sentence(a: Analysis, i: int) -> str:
     return f"\"{a.sentences[i].text}\""
 
 
+@per_sentence
+def _names_sided_noun(section_text: str) -> bool:
+    # a section's text is the report's text between its offsets, and a section starts after a colon or white space:
+    # searching it alone finds what searching the report between those offsets finds
+    return _SIDED_NOUN.search(section_text) is not None
+
+
 def _sided_nouns(a: Analysis, section: str) -> dict[str, dict[str, int]]:
     """noun -> side -> index of the first sentence that names it with that side."""
     out: dict[str, dict[str, int]] = {}
     if a.text.isascii() and "left" not in a.lower_text() and "right" not in a.lower_text():
         return out  # the common case, decided without a regex (in ASCII text a side is a lower-case substring)
-    if not any(_SIDED_NOUN.search(a.text, sec.start, sec.end) for sec in a.sections if sec.name == section):
+    if not any(_names_sided_noun(sec.text) for sec in a.sections if sec.name == section):
         return out
     for i, s in enumerate(a.sentences):
         if s.section != section:
@@ -335,11 +342,16 @@ def rule_interval_sections(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
+@per_sentence
+def _reads_normal(impression: str) -> bool:
+    return _NORMAL.match(impression.strip()) is not None
+
+
 def rule_unsummarised(a: Analysis, header: Any = None) -> list[Flag]:
     """A pneumothorax or mass in the findings that an impression listing other findings never mentions."""
     fnd, imp = _sections(a)
     imp_sec = a.section("impression")
-    if imp_sec is None or not any(m.positive for m in imp) or _NORMAL.match(imp_sec.text.strip()):
+    if imp_sec is None or not any(m.positive for m in imp) or _reads_normal(imp_sec.text):
         return []
     families = {_family(m) for m in imp}
     for m in fnd:
@@ -357,7 +369,7 @@ def rule_unsupported_impression(a: Analysis, header: Any = None) -> list[Flag]:
     fnd, imp = _sections(a)
     if not fnd or not _any_positive(a, imp):
         return []
-    if sum(1 for s in a.sentences if s.section == "findings") < 2:
+    if len(a.sentences_in("findings")) < 2:
         return []
     named = {_family(m) for m in fnd}
     for p in imp:
@@ -376,7 +388,7 @@ def _says_nothing_acute(sentence: str) -> bool:
 def rule_normal_impression(a: Analysis, header: Any = None) -> list[Flag]:
     """An acute finding stated plainly in the findings, absent from an impression that says nothing acute is seen."""
     fnd, imp = _sections(a)
-    statement = next((s for s in a.sentences if s.section == "impression" and _says_nothing_acute(s.text)), None)
+    statement = next((s for s in a.sentences_in("impression") if _says_nothing_acute(s.text)), None)
     if statement is None:
         return []
     in_impression = {_family(m) for m in imp if m.positive}
