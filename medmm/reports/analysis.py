@@ -540,9 +540,17 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
     return tuple(out)
 
 
+# every negation that follows its term (POST_NEG) holds one of these; in a lower-cased ASCII sentence, a clause tail
+# without any of them needs no regex
+_POST_KEYS = ("not", "absent", "resolved", ":", "longer")
+assert all(any(k in p for k in _POST_KEYS) for p in POST_NEG), "a new POST_NEG phrase needs its key in _POST_KEYS"
+
+
 def _post_trigger(post: re.Pattern[str], sent: str, low: str, me: int, ce: int) -> str | None:
     """A negation said after the term within its clause ("effusion is not seen"), as written, or None."""
     after = low[me:ce]
+    if post is not _POST and not any(map(after.__contains__, _POST_KEYS)):
+        return None
     stripped = after.lstrip()
     m = post.match(stripped)
     if m:

@@ -264,11 +264,10 @@ def rule_polarity(a: Analysis, header: Any = None) -> list[Flag]:
                 flags.append(make_flag("polarity_impression", a.text, s, e,
                                        f"the impression denies {p.text} (\"{p.trigger}\") but the findings report it: "
                                        f"{_quote(a, hits[0])}"))
-        elif p.positive and not p.past:  # "previous tuberculosis pneumonia" is not reported as present
-            denials = [o for o in fnd if o.type == p.type and o.negated and _firm_negative(o) and _firm_positive(p)
-                       and _contradicts(o, p)]
-            reported = [o for o in fnd if o.positive and o.type == p.type and _side_ok(o.side, p.side)]
-            if denials and not reported:
+        elif p.positive:  # "previous tuberculosis pneumonia" is not reported as present (asked only when needed)
+            denials = [o for o in fnd if o.type == p.type and o.negated and not p.past and _firm_negative(o)
+                       and _firm_positive(p) and _contradicts(o, p)]
+            if denials and not [o for o in fnd if o.positive and o.type == p.type and _side_ok(o.side, p.side)]:
                 o = denials[0]
                 s, e = _span(a, o)
                 flags.append(make_flag("polarity_findings", a.text, s, e,
@@ -382,6 +381,10 @@ def rule_unsupported_impression(a: Analysis, header: Any = None) -> list[Flag]:
 
 @per_sentence
 def _says_nothing_acute(sentence: str) -> bool:
+    if sentence.isascii():  # every match names "acute"/"active", "normal" or "negative": no regex without one
+        low = sentence.lower()
+        if "acute" not in low and "active" not in low and "normal" not in low and "negative" not in low:
+            return False
     return _NO_ACUTE.search(sentence) is not None
 
 

@@ -69,6 +69,21 @@ def _header_key(candidate: str) -> str | None:
     return _ALL[best[0]] if best else None
 
 
+@functools.lru_cache(maxsize=4096)
+def _heading(candidate: str) -> tuple[int, str, str | None] | None:
+    """What the text between a line start (or ". ") and a colon is: (offset of the header in it, section name,
+    organ label), or None when it is no header. Cached like the sentence spans: reports repeat their headers."""
+    word = candidate.strip()
+    if not (2 <= len(word) <= 30 and _HEADER_WORDS.fullmatch(word)):
+        return None
+    lead = len(candidate) - len(candidate.lstrip())
+    organ = " ".join(word.upper().split())
+    if organ in ORGAN_HEADINGS and word[0].isupper():
+        return lead, "findings", organ.lower()
+    key = _header_key(word)
+    return (lead, key, None) if key else None
+
+
 def split_sections(text: str) -> list[Section]:
     """Sections in order of appearance; text before the first header is ``other`` (or
     ``findings`` when there is no header at all)."""
@@ -79,16 +94,9 @@ def split_sections(text: str) -> list[Section]:
     while pos >= 0:
         nl, dot = text.rfind("\n", 0, pos), text.rfind(". ", 0, pos)
         start = max(nl + 1, dot + 2 if dot >= 0 else 0)
-        cand = text[start:pos]
-        word = cand.strip()
-        if 2 <= len(word) <= 30 and _HEADER_WORDS.fullmatch(word):
-            organ = " ".join(word.upper().split())
-            if organ in ORGAN_HEADINGS and word[0].isupper():
-                heads.append((start + (len(cand) - len(cand.lstrip())), pos + 1, "findings", organ.lower()))
-            else:
-                key = _header_key(word)
-                if key:
-                    heads.append((start + (len(cand) - len(cand.lstrip())), pos + 1, key, None))
+        head = _heading(text[start:pos])
+        if head:
+            heads.append((start + head[0], pos + 1, head[1], head[2]))
         pos = text.find(":", pos + 1)
     sections: list[Section] = []
     if not heads:
@@ -117,12 +125,13 @@ def split_sections(text: str) -> list[Section]:
 _SENT_END = re.compile(r"[.!?;\n](?:(?<=[.!?;])\s+|(?<=\n)(?:\s*\n|(?=\s*(?:\d+[.)]|[-*•])\s)))")
 _ITEM = re.compile(r"\s*(?:\d+[.)]|[-*•])\s+")
 _LETTER = re.compile(r"[A-Za-z]")
+_ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 @functools.lru_cache(maxsize=16384)
-def _sentence_spans(section_text: str) -> tuple[tuple[int, int], ...]:
-    """(start, end) of each sentence of one section's text, relative to it (cached: technique, comparison and
-    impression texts recur verbatim across reports)."""
+def _sentence_spans(section_text: str) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, text) of each sentence of one section's text, offsets relative to it (cached: technique,
+    comparison and impression texts recur verbatim across reports)."""
     out = []
     piece_start = 0
     bounds = [(m.start() + (section_text[m.start()] != "\n"), m.end()) for m in _SENT_END.finditer(section_text)]
@@ -136,15 +145,16 @@ def _sentence_spans(section_text: str) -> tuple[tuple[int, int], ...]:
                 s = item.end()
         piece = section_text[s:e]
         body = piece.strip()
-        if body and _LETTER.search(body):
+        if body and (body[0] in _ASCII_LETTERS or _LETTER.search(body)):  # most sentences start with a letter
             s += len(piece) - len(piece.lstrip())
-            out.append((s, s + len(body)))
+            out.append((s, s + len(body), body))
     return tuple(out)
 
 
 def clear_caches() -> None:
-    """Forget the section texts split so far (benchmarks time a cold start with this)."""
+    """Forget the section texts split and the headers read so far (benchmarks time a cold start with this)."""
     _sentence_spans.cache_clear()
+    _heading.cache_clear()
 
 
 def split_sentences(text: str, sections: list[Section] | None = None) -> list[Sentence]:
@@ -152,6 +162,6 @@ def split_sentences(text: str, sections: list[Section] | None = None) -> list[Se
     out: list[Sentence] = []
     for sec in sections if sections is not None else split_sections(text):
         off = sec.start
-        for s, e in _sentence_spans(text[sec.start:sec.end]):
-            out.append(Sentence(sec.name, off + s, off + e, text[off + s: off + e], sec.label))
+        for s, e, sentence in _sentence_spans(text[sec.start:sec.end]):
+            out.append(Sentence(sec.name, off + s, off + e, sentence, sec.label))
     return out
