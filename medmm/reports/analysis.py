@@ -374,7 +374,13 @@ def _attr_chronic(r: _Reading, sent: str) -> dict[str, Any]:
     return {"chronic": bool(_CHRONIC.search(sent, *r.clause))}
 
 
+_PAST_KEYS = ("previous", "prior", "history", "old", "remote", "healed", "treated", "resolved", "sequela")  # _PAST's words
+
+
 def _attr_past(r: _Reading, sent: str) -> dict[str, Any]:
+    clause = sent[r.clause[0]: r.clause[1]]
+    if clause.isascii() and not any(map(clause.lower().__contains__, _PAST_KEYS)):
+        return {"past": False}
     return {"past": bool(_PAST.search(sent, *r.clause))}
 
 
@@ -390,8 +396,14 @@ def _attr_interval(r: _Reading, sent: str) -> dict[str, Any]:
     return {"interval": lx.INTERVAL_DIRECTION[word], "interval_word": word}
 
 
+# every lobe (_LOBE) and zone (_ZONE) names one of these; a lower-cased ASCII clause without any of them names neither
+_LOBE_OR_ZONE_KEYS = ("upper", "lower", "mid", "lingula", "apex", "apic", "bas")
+
+
 def _attr_lobe(r: _Reading, sent: str) -> dict[str, Any]:
     clause = sent[r.clause[0]: r.clause[1]]
+    if clause.isascii() and not any(map(clause.lower().__contains__, _LOBE_OR_ZONE_KEYS)):
+        return {"lobe": None, "zone": None}
     lobes = list(_LOBE.finditer(clause))
     lobe = lobes[0] if len(lobes) == 1 and not _SEVERAL_LOBES.search(clause) else None
     name = None

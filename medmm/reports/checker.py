@@ -109,7 +109,7 @@ class RulesChecker:
         notes: list[str] = []
         text = clean_text(report, notes)
         hdr = as_header(header, notes)
-        if not text.strip():
+        if not text or text.isspace():
             return CheckResult(False, 0.0, [], "rules", notes)
         flags = self.analyze_flags(analyze(text), hdr, notes)
         score = combine(f.confidence for f in flags)
@@ -145,7 +145,7 @@ def clean_text(report: Any, notes: list[str]) -> str:
         notes.append(f"report must be text, got {type(report).__name__}")
         return ""
     text = report
-    if text.lstrip().startswith("{\\rtf"):
+    if text.startswith("{\\rtf") or (text[:1].isspace() and text.lstrip().startswith("{\\rtf")):
         text = _RTF.sub("", text).replace("\\par", "\n")
         notes.append("RTF markup removed")
     if "<" in text and _TAG.search(text) and re.search(r"</?(?:p|br|div|span|b|i|html|body|font)\b", text, re.I):
@@ -164,7 +164,7 @@ def clean_text(report: Any, notes: list[str]) -> str:
     if len(text) > MAX_REPORT_CHARS:
         notes.append(f"report is {len(text):,} characters; checked the first {MAX_REPORT_CHARS:,}")
         text = text[:MAX_REPORT_CHARS]
-    if not text.strip():
+    if not text or text.isspace():
         notes.append("empty report: nothing to check")
     return text
 
