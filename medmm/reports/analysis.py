@@ -388,6 +388,9 @@ def _attr_interval(r: _Reading, sent: str) -> dict[str, Any]:
     # an interval word belongs to the finding when it stands just before it ("new left effusion") or is said of it
     # after it ("effusion, unchanged", "effusion has increased"), not when it qualifies the next noun of the clause
     cs, ce = r.clause
+    clause = sent[cs:ce]
+    if clause.isascii() and not any(map(clause.lower().__contains__, lx.INTERVAL_DIRECTION)):
+        return {"interval": None, "interval_word": None}  # both patterns look for these words, within the clause
     iv = _INTERVAL_WORD.search(sent, max(cs, _words_back(sent, r.start, 3)), r.start) or \
         _INTERVAL_AFTER.match(sent, r.end, ce)
     if not iv:
@@ -622,11 +625,16 @@ def analyze(text: str) -> Analysis:
     return a
 
 
+@per_sentence
+def _says_no_prior(comparison: str) -> bool:
+    return bool(NO_PRIOR.match(comparison)) or not comparison.strip()
+
+
 def prior_status(a: Analysis) -> str:
     """``none`` (COMPARISON says there is no prior), ``prior`` (a prior is named) or ``unknown``."""
     comp = a.section("comparison")
     if comp is not None:
-        return "none" if NO_PRIOR.match(comp.text) or not comp.text.strip() else "prior"
+        return "none" if _says_no_prior(comp.text) else "prior"
     if re.search(r"\b(?:compared\s+(?:with|to)|comparison\s+(?:with|to|is\s+made)|prior\s+(?:study|exam|examination|"
                  r"radiograph|film|ct|mri)\s+(?:dated|from|of))\b", a.text, re.I):
         return "prior"
