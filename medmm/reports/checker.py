@@ -102,7 +102,7 @@ class RulesChecker:
                 if self.config.strict:
                     raise
                 notes.append(f"rule {rule.__name__} failed ({type(exc).__name__}: {exc}); its flags are missing")
-        return dedupe(flags)
+        return dedupe(flags) if flags else flags
 
     def check(self, report: Any, header: Any = None) -> CheckResult:
         """Check one report; never raises on bad input (problems are in ``notes``)."""
@@ -112,7 +112,7 @@ class RulesChecker:
         if not text or text.isspace():
             return CheckResult(False, 0.0, [], "rules", notes)
         flags = self.analyze_flags(analyze(text), hdr, notes)
-        score = combine(f.confidence for f in flags)
+        score = combine(f.confidence for f in flags) if flags else 0.0
         if score < self.threshold - 1e-9:  # below the calibrated threshold nothing is raised (flagged or not)
             return CheckResult(False, score, [], "rules", notes)
         return CheckResult(True, score, flags, "rules", notes)

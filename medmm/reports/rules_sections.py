@@ -161,6 +161,14 @@ def _quote_sentence(a: Analysis, i: int) -> str:
     return f"\"{a.sentences[i].text}\""
 
 
+def _may_name_side(text: str) -> bool:
+    """In ASCII text a side is a lower-case "left" or "right" (a cheap test before the regex)."""
+    if not text.isascii():
+        return True
+    low = text.lower()
+    return "left" in low or "right" in low
+
+
 @per_sentence
 def _names_sided_noun(section_text: str) -> bool:
     # a section's text is the report's text between its offsets, and a section starts after a colon or white space:
@@ -171,9 +179,7 @@ def _names_sided_noun(section_text: str) -> bool:
 def _sided_nouns(a: Analysis, section: str) -> dict[str, dict[str, int]]:
     """noun -> side -> index of the first sentence that names it with that side."""
     out: dict[str, dict[str, int]] = {}
-    if a.text.isascii() and "left" not in a.lower_text() and "right" not in a.lower_text():
-        return out  # the common case, decided without a regex (in ASCII text a side is a lower-case substring)
-    if not any(_names_sided_noun(sec.text) for sec in a.sections if sec.name == section):
+    if not any(_may_name_side(sec.text) and _names_sided_noun(sec.text) for sec in a.sections if sec.name == section):
         return out
     for i, s in enumerate(a.sentences):
         if s.section != section:

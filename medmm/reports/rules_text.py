@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from medmm.reports.analysis import Analysis, per_sentence
+from medmm.reports.analysis import Analysis
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language import ReportLM, english_words, known_words, packaged_lm, radiology_words, speller
 
@@ -77,15 +77,10 @@ def _correction(word: str) -> str | None:
     return speller().correction(word)
 
 
-@per_sentence
-def _plain(sentence: str) -> str:
-    return sentence.lower().rstrip(".;!? ")
-
-
 def rule_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     """A sentence repeated word for word: at once (dictation stutter), or later when it is a real sentence."""
     flags: list[Flag] = []
-    plain = [_plain(s.text) for s in a.sentences]
+    plain = [s.text.lower().rstrip(".;!? ") for s in a.sentences]
     if len(set(plain)) == len(plain):
         return flags  # the common case: no sentence occurs twice
     seen: dict[tuple[str, str], int] = {}
