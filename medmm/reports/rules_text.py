@@ -77,8 +77,14 @@ def _derived(word: str, known: frozenset[str]) -> bool:
 
 @functools.lru_cache(maxsize=65536)
 def _correction(word: str) -> str | None:
-    """pyspellchecker's best correction at edit distance 1 (cached: the same unknown words recur)."""
-    return speller().correction(word)
+    """The most frequent candidate of pyspellchecker at edit distance 1, ties broken alphabetically
+    (pyspellchecker's own ``correction()`` breaks ties by set order, which changes with PYTHONHASHSEED:
+    the same report would get a different suggestion in another process). Cached: unknown words recur."""
+    sp = speller()
+    candidates = sp.candidates(word)
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: (-sp[c], c))
 
 
 def rule_repetition(a: Analysis, header: Any = None) -> list[Flag]:
