@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -44,8 +44,9 @@ class HeaderFacts:
 
     def to_dict(self, report_facts_only: bool = False) -> dict[str, Any]:
         """The facts as a plain dict (field names as keys); ``report_facts_only`` keeps :data:`REPORT_FACTS`."""
-        d = asdict(self)
-        return {k: d[k] for k in REPORT_FACTS} if report_facts_only else d
+        # field values are str/int/None: a shallow dict (dataclasses.asdict deep-copies, on the store's write path)
+        names = REPORT_FACTS if report_facts_only else _HEADER_FIELDS
+        return {k: getattr(self, k) for k in names}
 
     as_dict = to_dict  # older name, kept for callers of medmm 0.1
 
@@ -89,6 +90,9 @@ class HeaderFacts:
         if unknown and notes is not None:
             notes.append(f"header keys ignored: {sorted(unknown)} (known: {sorted(names)})")
         return cls(**clean)
+
+
+_HEADER_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(HeaderFacts))
 
 
 @dataclass(frozen=True)
