@@ -27,6 +27,7 @@ from medmm.errors import InputError, MedmmError
 from medmm.imaging.volume import HeaderFacts
 from medmm.regions.box import record_regions
 from medmm.runs import RunConfig
+from medmm.synth.truth import manifest_header
 
 IMAGE_SUFFIXES = (".dcm", ".dicom", ".nii", ".nii.gz", ".png", ".jpg", ".jpeg")
 
@@ -148,13 +149,6 @@ def _from_record(rec: dict[str, Any], base: str, where: str) -> StudyInput:
 
 # ------------------------------------------------------------------ work done in workers
 _MODELS: dict[str, Any] = {}  # per process: checkers by run key (a VLM loads once per worker)
-
-
-def manifest_header(rec: dict[str, Any]) -> HeaderFacts | None:
-    """The header facts a synthetic-study manifest record carries (``modality``, ``body_part``, ``sex``, views)."""
-    view = next((i.get("view") for i in rec.get("images") or [] if isinstance(i, dict) and i.get("view")), None)
-    return HeaderFacts.from_mapping({"modality": rec.get("modality"), "body_part": rec.get("body_part"),
-                                     "patient_sex": rec.get("sex"), "view_position": view})
 
 
 def process(item: StudyInput, run: RunConfig) -> dict[str, Any]:

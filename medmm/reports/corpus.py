@@ -15,6 +15,14 @@ from medmm.errors import InputError
 csv.field_size_limit(10_000_000)
 
 
+def _manifest_header_dict(rec: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest record's header facts (:func:`medmm.synth.truth.manifest_header`) as a JSON-ready dict."""
+    from medmm.synth.truth import manifest_header
+
+    facts = manifest_header(rec)
+    return facts.to_dict(report_facts_only=True) if facts is not None else None
+
+
 @dataclass
 class Corpus:
     rows: list[dict[str, Any]] = field(default_factory=list)  # {"id", "report", "header", "source"}
@@ -27,16 +35,6 @@ def _read_text(path: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("cp1252", errors="replace")
-
-
-def _header_from_manifest(rec: dict[str, Any]) -> dict[str, Any] | None:
-    """A synthetic manifest record's header facts, through the one header type (JSON-ready dict)."""
-    from medmm.imaging.volume import HeaderFacts
-
-    view = next((i.get("view") for i in rec.get("images", []) if isinstance(i, dict) and i.get("view")), None)
-    facts = HeaderFacts.from_mapping({"modality": rec.get("modality"), "body_part": rec.get("body_part"),
-                                      "view_position": view, "patient_sex": rec.get("sex")})
-    return facts.to_dict(report_facts_only=True) if facts is not None else None
 
 
 def iter_jsonl(path: str):  # noqa: ANN201 - yields (line number, object or None, problem or None)
@@ -145,7 +143,7 @@ def read_corpus(path: str) -> Corpus:
                 base = os.path.dirname(os.path.abspath(path))
                 images = [os.path.join(base, i["path"]) for i in rec.get("images", []) if isinstance(i, dict) and i.get("path")]
                 regions = [{**b, "label": f.get("type")} for f in rec.get("findings", []) for b in f.get("boxes", [])]
-                out.rows.append({"id": rec["study_id"], "report": text, "header": _header_from_manifest(rec),
+                out.rows.append({"id": rec["study_id"], "report": text, "header": _manifest_header_dict(rec),
                                  "source": "synthetic", "images": images, "regions": regions})
             else:
                 out.rows.append({"id": str(rec.get("id", f"line{n}")), "report": text, "header": rec.get("header"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from medmm.imaging.volume import HeaderFacts
 from medmm.regions.box import Box
 
 # Label-map values of organs (lesions and devices use LESION_LABEL_BASE + finding index).
@@ -113,3 +114,11 @@ class Study:
             "indication": self.indication,
             "attributes": self.attributes(),
         }
+
+
+def manifest_header(rec: dict[str, Any]) -> HeaderFacts | None:
+    """The header facts a manifest record carries (``modality``, ``body_part``, ``sex``, the first image
+    ``view``), through the one header type. The audit runner and the report-corpus reader both use it."""
+    view = next((i.get("view") for i in rec.get("images") or [] if isinstance(i, dict) and i.get("view")), None)
+    return HeaderFacts.from_mapping({"modality": rec.get("modality"), "body_part": rec.get("body_part"),
+                                     "patient_sex": rec.get("sex"), "view_position": view})
