@@ -227,3 +227,25 @@ def test_store_rejects_non_store_files(tmp_path):
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="not a medmm store"):
         Store(str(bad))
+
+
+def test_vlm_audit_loads_its_model_once_and_keys_results_by_its_fingerprint(tmp_path, monkeypatch):
+    from medmm.audit import runner
+
+    monkeypatch.setattr(runner, "_VLMS", {})
+    monkeypatch.setattr(runner, "_CHECKERS", {})
+    loads = []
+    import medmm.models as models
+
+    real_load = models.load
+    monkeypatch.setattr(models, "load", lambda spec, *a, **k: loads.append(spec) or real_load(spec, *a, **k))
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"study_id": f"s{i}", "report": "FINDINGS: Small left effusion.\n\n"
+                                            "IMPRESSION: Small right effusion."}) + "\n" for i in range(3)))
+    db = str(tmp_path / "v.sqlite")
+    summary = audit(str(manifest), db, checker="ensemble", model="tiny:llava", workers=1, progress=False)
+    assert summary.studies == 3 and summary.failures == 0
+    assert loads == ["tiny:llava"]  # fingerprinted for the run identity and used for checking: one load
+    with Store(db) as s:
+        (cfg,) = s.configurations()
+        assert cfg["checker"] == "ensemble" and cfg["config"]["model"] == runner._VLMS["tiny:llava"].fingerprint()

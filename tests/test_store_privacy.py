@@ -143,7 +143,7 @@ def test_a_rule_that_raises_reaches_the_store_as_a_note(tmp_path, monkeypatch):
     default_checker = build_checker.__globals__["default_checker"]
     rules_globals = getattr(default_checker, "__wrapped__", default_checker).__globals__
     monkeypatch.setitem(rules_globals, "RULES", (*rules_globals["RULES"], rule_boom))
-    monkeypatch.setattr(runner, "_MODELS", {})  # no checker cached from an earlier test of this process
+    monkeypatch.setattr(runner, "_CHECKERS", {})  # no checker cached from an earlier test of this process
     clear = getattr(default_checker, "cache_clear", lambda: None)
     clear()
     try:

@@ -12,6 +12,7 @@ the same configuration (checker, model fingerprint, config).
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import sys
@@ -148,7 +149,17 @@ def _from_record(rec: dict[str, Any], base: str, where: str) -> StudyInput:
 
 
 # ------------------------------------------------------------------ work done in workers
-_MODELS: dict[str, Any] = {}  # per process: checkers by run key (a VLM loads once per worker)
+_CHECKERS: dict[str, Any] = {}  # per process: checkers by run key
+_VLMS: dict[str, Any] = {}  # per process: loaded models by spec (the run identity's fingerprint and the checker share one)
+
+
+def _vlm(spec: str) -> Any:
+    """A model loaded once per process: run_config() fingerprints it and checker_for() checks with it."""
+    if spec not in _VLMS:
+        from medmm.models import load
+
+        _VLMS[spec] = load(spec)
+    return _VLMS[spec]
 
 
 def process(item: StudyInput, run: RunConfig) -> dict[str, Any]:
@@ -188,26 +199,26 @@ def process(item: StudyInput, run: RunConfig) -> dict[str, Any]:
 def checker_for(run: RunConfig) -> Any:
     """The checker of a run, built once per process (a VLM loads once per worker) from the run's own
     parts, so the object that checks is the one the identity describes."""
-    if run.key not in _MODELS:
+    if run.key not in _CHECKERS:
         from medmm.reports import build_checker
         from medmm.reports.checker import RulesConfig
 
         kind, model, config = run["checker"], None, None
         if kind != "rules":
-            from medmm.models import load
             from medmm.reports.vlm_checker import VLMCheckerConfig
 
-            model = load(run["model_spec"])
+            model = _vlm(run["model_spec"])
             config = VLMCheckerConfig(**run["vlm_config"])
-        _MODELS[run.key] = build_checker(kind, model=model, config=config,
-                                         rules_config=RulesConfig(threshold=run["threshold"]))
-    return _MODELS[run.key]
+        _CHECKERS[run.key] = build_checker(kind, model=model, config=config,
+                                           rules_config=RulesConfig(threshold=run["threshold"]))
+    return _CHECKERS[run.key]
 
 
 def _process_batch(batch: list[StudyInput], run: RunConfig) -> list[dict[str, Any]]:
     return [process(i, run) for i in batch]
 
 
+@functools.lru_cache(maxsize=1)
 def rules_fingerprint() -> str:
     """A hash of the report checker's code and data (rules, lexicons, calibration tables): the rules'
     version. Any change to them — an upgrade, a recalibration — gives a new run identity."""
@@ -250,11 +261,10 @@ def run_config(checker: str = "rules", model: str | None = None, threshold: floa
     if checker != "rules":
         if not model:
             raise InputError(f"--checker {checker} needs --model SPEC")
-        from medmm.models import load
         from medmm.reports.vlm_checker import VLMCheckerConfig
 
         cfg = vlm_config if vlm_config is not None else VLMCheckerConfig.load()
-        parts.update(model=load(model).fingerprint(), model_spec=model, vlm_config=cfg)
+        parts.update(model=_vlm(model).fingerprint(), model_spec=model, vlm_config=cfg)
     return RunConfig.build("report-check", **parts)
 
 
