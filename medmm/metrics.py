@@ -156,12 +156,18 @@ def threshold_for_precision(y_true: Sequence[Any], scores: Sequence[float], min_
     ``min_precision``; None when no threshold reaches it. Lowest threshold = highest recall."""
     t = np.asarray(y_true, dtype=bool)
     s = np.asarray(scores, dtype=float)
-    best = None
-    for thr in sorted(set(s.tolist()), reverse=True):
-        m = binary(t, s >= thr)
-        if not math.isnan(m.precision) and m.precision >= min_precision:
-            best = thr
-    return best
+    if t.shape != s.shape:
+        raise ValueError("y_true and scores must be equally long")
+    if s.size == 0:
+        return None
+    order = np.argsort(-s, kind="stable")
+    ranked = s[order]
+    tp = np.cumsum(t[order])  # true positives among the k highest scores
+    # one candidate per distinct score: the last item of its group (everything scoring >= it is flagged)
+    ends = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True))
+    precision = tp[ends] / (ends + 1)
+    ok = np.flatnonzero(precision >= min_precision)
+    return float(ranked[ends[ok[-1]]]) if ok.size else None
 
 
 # ------------------------------------------------------------------ bootstrap intervals

@@ -111,3 +111,13 @@ def test_registry_knows_direction_and_aggregation():
         M.get_metric("nope")
     with pytest.raises(ValueError, match="already registered"):
         M.register(M.Metric("f1", lambda: 0.0, True, "corpus"))
+
+
+def test_threshold_for_precision_equals_a_brute_force_search():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n = int(rng.integers(1, 50))
+        y, s = rng.integers(0, 2, n), np.round(rng.random(n), 1)  # rounded: many tied scores
+        for target in (0.5, 0.8, 1.0):
+            ok = [thr for thr in set(s.tolist()) if M.binary(y, s >= thr).precision >= target]
+            assert M.threshold_for_precision(y, s, target) == (min(ok) if ok else None)
