@@ -37,10 +37,10 @@ KEY_CHARS = 16  # hex characters of a key (64 bits): collisions are not a concer
 
 def canonical(value: Any) -> Any:
     """A JSON-able, order-independent form of ``value`` (dataclasses, enums, paths, sets, numpy scalars)."""
+    if isinstance(value, RunConfig):  # before the dataclass case: its plain form, not its frozen parts
+        return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, RunConfig):
-        return value.to_dict()
     if isinstance(value, enum.Enum):
         return canonical(value.value)
     if isinstance(value, Mapping):

@@ -126,3 +126,8 @@ def test_killed_writer_loses_nothing_it_committed_and_resume_skips_it(tmp_path):
     # a resumed writer computes only what is missing
     computed = [i for i in range(n_before + 5) if cache.get(str(i), key) is None]
     assert computed == list(range(n_before, n_before + 5))
+
+
+def test_a_nested_run_config_hashes_as_its_plain_form():
+    inner = RunConfig.build("probe", model="m", prompt={"a": 1})
+    assert canonical({"run": inner}) == {"run": {"kind": "probe", "model": "m", "prompt": {"a": 1}}}
