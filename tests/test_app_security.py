@@ -659,10 +659,11 @@ def test_served_app_headers_cookie_media_and_settings(server):
 
 def test_medmm_app_passes_production_settings_and_warns_on_all_interfaces(site, monkeypatch, capsys):
     from medmm import cli
+    from medmm.app import cli as app_cli  # `medmm app` is declared in medmm.app.cli (the CLI registry)
     from medmm.app.server import STREAMLIT_SETTINGS
 
     seen = {}
-    monkeypatch.setattr(cli, "_run_forwarding_signals", lambda cmd, env: seen.setdefault("cmd", cmd) and 0)
+    monkeypatch.setattr(app_cli, "_run_forwarding_signals", lambda cmd, env: seen.setdefault("cmd", cmd) and 0)
     assert cli.main(["app", "--config", str(site / "app.yaml"), "--address", "0.0.0.0", "--port", "9"]) == 0
     err = capsys.readouterr().err
     assert "warning: listening on 0.0.0.0" in err and "TLS reverse proxy" in err

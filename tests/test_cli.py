@@ -191,3 +191,51 @@ def test_inject_and_check_eval(tmp_path):
     assert (tmp_path / "eval" / "check-eval.md").read_text().startswith("# Report checker evaluation")
     r = medmm("inject", hand, "--out", str(out), "--types", "spelling")
     assert r.returncode == 2 and "unknown error type" in r.stderr
+
+
+# --- the CLI is a registry -------------------------------------------------------------------------
+
+
+def _subcommands(parser):  # name -> sub-parser of an argparse parser's sub-commands
+    import argparse
+
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def _handlers(parser):  # every handler a (possibly nested) command parser sets
+    subs = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    if not subs:
+        return [parser.get_default("func")]
+    return [h for a in subs for p in a.choices.values() for h in _handlers(p)]
+
+
+def test_every_command_comes_from_the_registry():
+    import ast
+    import inspect
+
+    from medmm import cli
+
+    commands = _subcommands(cli.build_parser())
+    assert list(commands) == list(cli.COMMANDS)  # nothing is added outside the registry, nothing registered is missing
+    for name, sub in commands.items():
+        handlers = _handlers(sub)
+        assert handlers and all(callable(h) for h in handlers), name
+        # the handler lives in the module the registry names (declared next to its package), never in medmm.cli
+        assert {h.__module__ for h in handlers} == {cli.COMMANDS[name]}, name
+        assert cli.COMMANDS[name] != "medmm.cli" and cli.COMMANDS[name].endswith(".cli")
+    # medmm/cli.py declares no command itself: no add_parser call, no handler
+    tree = ast.parse(inspect.getsource(cli))
+    calls = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+    assert "add_parser" not in calls and "set_defaults" not in calls
+    assert not [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("_cmd")]
+
+
+def test_a_command_loads_only_its_own_package_cli():
+    code = ("import sys; from medmm import cli; cli.build_parser(cli._command_of(['info', 'x'])); "
+            "print(sorted(m for m in sys.modules if m.startswith('medmm.') and m.endswith('.cli') and m != 'medmm.cli'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['medmm.imaging.cli']"
+    # an unknown command gets the full list of choices (exit 2 from argparse, no traceback)
+    proc = medmm("no-such-command")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr and "deid" in proc.stderr

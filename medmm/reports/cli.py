@@ -1,0 +1,193 @@
+"""``medmm inject|check|check-eval|check-calibrate``: argparse wiring and thin handlers (the work is medmm.reports)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from medmm.errors import InputError
+
+
+def _cmd_inject(args: argparse.Namespace) -> int:
+    from medmm.reports.corpus import read_corpus
+    from medmm.reports.inject import inject_dataset
+    from medmm.reports.taxonomy import TYPE_IDS
+
+    corpus = read_corpus(args.corpus)
+    types = tuple(t.strip() for t in args.types.split(",")) if args.types else TYPE_IDS
+    rows = inject_dataset(corpus.rows, rate=args.rate, types=types, seed=args.seed)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    n_err = sum(r["has_error"] for r in rows)
+    print(f"wrote {args.out}: {len(rows)} reports, {n_err} with an injected error, "
+          f"{len(corpus.skipped)} skipped", file=sys.stderr)
+    for where, why in corpus.skipped[:10]:
+        print(f"  skipped {where}: {why}", file=sys.stderr)
+    return 0
+
+
+def _read_header_arg(args: argparse.Namespace) -> tuple[object, list[str]]:
+    notes: list[str] = []
+    header: object = None
+    if args.dicom:
+        from medmm.imaging.dicom import read_header
+        from medmm.imaging.series import iter_files
+
+        path = args.dicom
+        if os.path.isdir(path):
+            path = next((p for p, reason in iter_files(path) if reason is None), path)
+        header = read_header(path).facts
+    if args.header:
+        try:
+            with open(args.header, encoding="utf-8") as fh:
+                header = json.load(fh)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{args.header}: not a readable JSON object of header facts ({exc})") from exc
+    return header, notes
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from medmm.reports import check
+
+    if not os.path.isfile(args.report):
+        raise InputError(f"{args.report}: no such report file")
+    with open(args.report, "rb") as fh:
+        raw = fh.read()
+    header, _ = _read_header_arg(args)
+    result = check(raw, header=header, checker=args.checker, model=args.model)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(f"{'ERROR SUSPECTED' if result.has_error else 'no error found'} (score {result.score:.2f}, "
+              f"checker {result.checker})")
+        for f in result.flags:
+            print(f"  [{f.type}] {f.start}-{f.end} \"{f.text}\" ({f.evidence}, {f.confidence:.2f}): {f.explanation}")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def _cmd_check_eval(args: argparse.Namespace) -> int:
+    """Evaluate a checker: injected datasets, and/or a real clean corpus (clean + injected + hand edits)."""
+    from medmm.reports import RulesConfig, build_checker
+    from medmm.reports.evaluate import (evaluate, read_dataset, real_report_datasets, run_suite, suite_markdown,
+                                        to_markdown)
+
+    if not args.dataset and not args.real:
+        raise InputError("check-eval needs a DATASET.jsonl (from medmm inject) or --real CLEAN_REPORTS.jsonl")
+    model = None
+    if args.checker != "rules":
+        from medmm.models import load
+
+        if not args.model:
+            raise InputError(f"--checker {args.checker} needs --model SPEC")
+        model = load(args.model)
+    checker = build_checker(args.checker, model=model, rules_config=RulesConfig(lm_path=args.lm))
+    datasets: dict[str, list[dict]] = {}
+    clean = None
+    bad: list = []
+    if args.real:  # the real-report corpus comes first
+        header = json.loads(args.real_header) if args.real_header else None
+        sets, problems = real_report_datasets(args.real, args.split, range(args.seeds), args.hand_edits, header)
+        for p in problems:
+            print(f"hand edit skipped: {p}", file=sys.stderr)
+        name = f"real {os.path.basename(args.real)} ({args.split})"
+        clean = sets["clean"]
+        datasets[f"{name} / clean"] = clean
+        datasets[f"{name} / medmm injector"] = sets["injected"]
+        if "hand" in sets:
+            datasets[f"{name} / hand edits"] = sets["hand"]
+    for path in args.dataset:
+        rows, bad_lines = read_dataset(path)
+        bad += [(path, n, why) for n, why in bad_lines]
+        by_injector: dict[str, list[dict]] = {}
+        for r in rows:
+            by_injector.setdefault(str(r.get("injector") or "medmm"), []).append(r)
+        for injector, sub in by_injector.items():
+            datasets[f"{os.path.basename(path)} / {injector}"] = sub
+    if len(datasets) == 1 and not args.real:  # one injected dataset: the single-dataset report
+        rows = next(iter(datasets.values()))
+        result = evaluate(rows, lambda r: checker.check(r["report"], r.get("header")))
+        result.update(skipped_lines=bad, checker=args.checker)
+        md = to_markdown(result, f"Report checker evaluation: {args.checker} on {os.path.basename(args.dataset[0])}")
+    else:
+        result = {"checker": args.checker, "skipped_lines": bad, "results": {}}
+        if clean is not None:
+            real = {k: v for k, v in datasets.items() if k.startswith("real ")}
+            result["results"].update(run_suite(checker, real, clean))
+        rest = {k: v for k, v in datasets.items() if not k.startswith("real ")}
+        result["results"].update(run_suite(checker, rest))
+        md = suite_markdown(result["results"], f"Report checker evaluation: {args.checker}")
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "check-eval.json"), "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=2)
+        with open(os.path.join(args.out, "check-eval.md"), "w", encoding="utf-8") as fh:
+            fh.write(md)
+    print(md)
+    return 0
+
+
+def _cmd_check_calibrate(args: argparse.Namespace) -> int:
+    from medmm.models import load
+    from medmm.reports.checker import clean_text
+    from medmm.reports.evaluate import read_dataset
+    from medmm.reports.vlm_checker import VLMCheckerConfig, calibrate, judge
+
+    rows, _ = read_dataset(args.dataset)
+    cfg = VLMCheckerConfig.load(args.config)
+    model = load(args.model)
+    judgements = judge(model, [clean_text(r["report"], []) for r in rows], None, cfg, complex_=False)
+    cfg = calibrate([j.margin for j in judgements], [bool(r["has_error"]) for r in rows], cfg,
+                    source=os.path.basename(args.dataset))
+    cfg.save(args.out)
+    print(f"wrote {args.out}: threshold {cfg.threshold:+.3f}, temperature {cfg.temperature:.3f} ({cfg.calibrated_on})",
+          file=sys.stderr)
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("inject", help="inject synthetic errors into a report corpus (with provenance)")
+    p.add_argument("corpus", help="folder of .txt, .csv (report column or IU-Xray), .jsonl or a synthetic manifest.jsonl")
+    p.add_argument("--out", required=True, help="DATASET.jsonl")
+    p.add_argument("--rate", type=float, default=0.5, help="share of reports that get an error")
+    p.add_argument("--types", default=None, help="comma-separated taxonomy ids (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_inject)
+
+    p = sub.add_parser("check", help="check one radiology report for errors")
+    p.add_argument("report", help="a text file with the report")
+    p.add_argument("--dicom", default=None, help="a DICOM file or series folder whose header the report must match")
+    p.add_argument("--header", default=None, help="a JSON file of header facts (modality, body_part, laterality, "
+                                                   "view_position, sex)")
+    p.add_argument("--checker", choices=("rules", "vlm", "ensemble"), default="rules")
+    p.add_argument("--model", default=None, help="model spec for vlm/ensemble")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("check-eval", help="evaluate a checker: attributable detection per corpus, injector and type")
+    p.add_argument("dataset", nargs="*", help="datasets written by medmm inject (rows may name their injector)")
+    p.add_argument("--real", default=None, help="a clean real-report corpus (.jsonl): evaluated first, clean + "
+                                                 "medmm-injected + --hand-edits")
+    p.add_argument("--split", choices=("heldout", "tune", "all"), default="heldout",
+                   help="part of --real to use (hash of the report id; the rules were tuned on 'tune')")
+    p.add_argument("--hand-edits", default=None, help="hand-made edits of --real (ids, sentence hashes, edits)")
+    p.add_argument("--seeds", type=int, default=1, help="injected copies of each --real report")
+    p.add_argument("--real-header", default=None, help='header facts of --real reports as JSON, e.g. '
+                                                        '\'{"modality": "DX", "body_part": "CHEST"}\'')
+    p.add_argument("--lm", default=None, help="plausibility model (scripts/build_report_lm.py; default: packaged)")
+    p.add_argument("--checker", choices=("rules", "vlm", "ensemble"), default="rules")
+    p.add_argument("--model", default=None)
+    p.add_argument("--out", default=None, help="folder for check-eval.md and check-eval.json")
+    p.set_defaults(func=_cmd_check_eval)
+
+    p = sub.add_parser("check-calibrate", help="calibrate the VLM checker's threshold on a dev dataset")
+    p.add_argument("dataset")
+    p.add_argument("--model", required=True)
+    p.add_argument("--config", default=None, help="starting config (default: the packaged reports/vlm-checker.yaml)")
+    p.add_argument("--out", required=True, help="where to write the calibrated config")
+    p.set_defaults(func=_cmd_check_calibrate)
