@@ -38,12 +38,14 @@ PACKAGE_DIR = ROOT / "medmm"
 # _warm (report-checking warm-up that the audit's forkserver preloads) belongs to the audit.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("L0", ("medmm.errors",)),  # the floor: every layer raises medmm's errors
-    ("L0", ("medmm.config", "medmm.metrics", "medmm.runs", "medmm._lazy", "medmm._pool")),
+    ("L0", ("medmm.config", "medmm.metrics", "medmm.runs", "medmm._lazy", "medmm._pool", "medmm._cli")),
     ("L1", ("medmm.imaging", "medmm.deid")),
     ("L2", ("medmm.regions",)),
+    ("L2.5", ("medmm.studies",)),  # the one study record: HeaderFacts + Box, read by synth and above
     ("L3", ("medmm.synth",)),
     ("L4", ("medmm.models",)),
     ("L5", ("medmm.finetune", "medmm.probe", "medmm.reports")),
+    ("L5.5", ("medmm.hospital",)),  # PACS / RIS sources, report feeds, SR/FHIR encoders: the audit reads them
     ("L6", ("medmm.audit", "medmm._warm")),
     ("L7", ("medmm.app", "medmm.cli", "medmm.demo")),
 ]

@@ -179,7 +179,7 @@ def _study_tree(tmp_path: Path) -> tuple[Path, bool]:
 @pytest.mark.timeout(60)
 def test_audit_folder_inputs_follow_the_policy(tmp_path):
     root, made_device = _study_tree(tmp_path)
-    items = {i.source_id: i for i in iter_inputs(str(root))}
+    items = {i.study_id: i for i in iter_inputs(str(root))}
     assert items["good"].problem is None and items["good"].report_path.endswith("good/report.txt")
     assert "outside the scanned root" in items["link"].problem and items["link"].report_path is None
     assert "not a regular file" in items["fifo"].problem
@@ -205,7 +205,7 @@ def test_audit_manifest_report_paths_are_checked(tmp_path):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(json.dumps({"study_id": "a", "report_path": str(fifo)}) + "\n"
                         + json.dumps({"study_id": "b", "report_path": str(tmp_path / "missing.txt")}) + "\n")
-    items = {i.source_id: i for i in iter_inputs(str(manifest))}
+    items = {i.study_id: i for i in iter_inputs(str(manifest))}
     assert "not a regular file" in items["a"].problem
     assert items["b"].problem is None  # missing files are named by the check itself
 

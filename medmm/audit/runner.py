@@ -25,127 +25,24 @@ from typing import Any, Iterator
 from medmm.audit.store import Store, StudyRecord
 from medmm._pool import pool_context
 from medmm.errors import InputError, MedmmError
-from medmm.imaging.volume import HeaderFacts
-from medmm.regions.box import record_regions
 from medmm.runs import RunConfig
-from medmm.synth.truth import manifest_header
+from medmm.studies import Study, iter_studies
 
 IMAGE_SUFFIXES = (".dcm", ".dicom", ".nii", ".nii.gz", ".png", ".jpg", ".jpeg")
 
 
-@dataclass(frozen=True)
-class StudyInput:
-    source_id: str
-    source_path: str | None
-    report_text: str | None = None
-    report_path: str | None = None
-    images: tuple[str, ...] = ()
-    header: HeaderFacts | None = None
-    problem: str | None = None  # found while listing the input (e.g. two report files)
-    regions: tuple[dict[str, Any], ...] = ()  # known boxes (synthetic truth), shown by the review app
+StudyInput = Study  # the audit's work item is the one study record (medmm.studies); older name kept
 
 
-def iter_inputs(path: str) -> Iterator[StudyInput]:
-    """Studies of an audit input, in a stable order.
+def iter_inputs(path: str) -> Iterator[Study]:
+    """Studies of an audit input, in a stable order (:func:`medmm.studies.iter_studies`).
 
     Study folders are walked with the imaging file policy (:func:`medmm.imaging.files.walk`, rooted
-    at the study folder): a symlink out of the study folder (another patient's report), a FIFO,
-    a device, an over-deep folder or a report over :data:`~medmm.imaging.files.REPORT_MAX_BYTES`
-    is never opened; a skipped report file or a symlinked study folder is the study's problem.
+    at the study folder); a manifest's report and image paths are confined to the audited folder:
+    a symlink or path out of it (another patient's report, a password file) is the study's problem
+    and is never opened.
     """
-    from medmm.imaging.files import REPORT_MAX_BYTES, file_problem, walk
-
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such file or folder")
-    if os.path.isdir(path):
-        manifest = os.path.join(path, "manifest.jsonl")
-        if os.path.isfile(manifest) and not file_problem(manifest, real_root=os.path.realpath(path)):
-            yield from iter_inputs(manifest)
-            return
-        for name in sorted(os.listdir(path)):
-            folder = os.path.join(path, name)
-            if not os.path.isdir(folder) or name.startswith("."):
-                continue
-            if os.path.islink(folder):
-                yield StudyInput(name, folder, problem="symlinked study folder not followed")
-                continue
-            files, unread = [], []
-            for f, reason in walk(folder):
-                (unread if reason else files).append((f, reason))
-            reports = [f for f, _ in files if f.lower().endswith(".txt")]
-            report_reasons = [r for f, r in unread if f.lower().endswith(".txt")]
-            for f in reports:
-                too_big = file_problem(f, max_bytes=REPORT_MAX_BYTES)
-                if too_big:
-                    report_reasons.append(too_big)
-            images = tuple(f for f, _ in files if not f.lower().endswith(".txt"))
-            problem = None
-            if report_reasons:
-                problem = f"report .txt not read: {report_reasons[0]}"
-            elif not reports:
-                problem = "no report .txt in the study folder"
-            elif len(reports) > 1:
-                problem = f"{len(reports)} report .txt files in the study folder; expected one"
-            yield StudyInput(name, folder, report_path=reports[0] if len(reports) == 1 and not problem else None,
-                             images=images, problem=problem)
-        return
-    low = path.lower()
-    base = os.path.dirname(os.path.abspath(path))
-    if low.endswith((".jsonl", ".json")):
-        from medmm.reports.corpus import iter_jsonl
-
-        for n, rec, problem in iter_jsonl(path):
-            if problem:
-                yield StudyInput(f"{os.path.basename(path)}:{n}", path, problem=problem)
-                continue
-            yield _checked_report(_from_record(rec, base, f"{os.path.basename(path)}:{n}"), REPORT_MAX_BYTES)
-        return
-    if low.endswith(".csv"):
-        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-            for n, row in enumerate(csv.DictReader(fh), start=2):
-                rec = dict(row)
-                if rec.get("image_paths"):
-                    rec["images"] = [p for p in rec["image_paths"].split(";") if p]
-                yield _checked_report(_from_record(rec, base, f"{os.path.basename(path)}:{n}"), REPORT_MAX_BYTES)
-        return
-    raise InputError(f"{path}: use a folder (one sub-folder per study), a manifest .csv/.jsonl or a synthetic manifest")
-
-
-def _checked_report(item: StudyInput, max_bytes: int) -> StudyInput:
-    """A manifest's report path that must not be opened (FIFO, device, too large) becomes the study's problem;
-    a missing file is left to the check, which names it."""
-    from dataclasses import replace
-
-    from medmm.imaging.files import file_problem
-
-    if item.problem or not item.report_path or not os.path.lexists(item.report_path):
-        return item
-    reason = file_problem(item.report_path, max_bytes=max_bytes)
-    return replace(item, problem=f"report not read: {reason}") if reason else item
-
-
-def _from_record(rec: dict[str, Any], base: str, where: str) -> StudyInput:
-    sid = rec.get("study_id") or rec.get("id")
-    if not sid:
-        return StudyInput(where, None, problem="no study_id")
-    images = rec.get("images") or []
-    paths = []
-    for im in images:
-        p = im.get("path") if isinstance(im, dict) else im
-        if p:
-            paths.append(p if os.path.isabs(p) else os.path.join(base, p))
-    header = HeaderFacts.from_mapping(rec.get("header")) if isinstance(rec.get("header"), dict) else None
-    if header is None and "modality" in rec:  # synthetic manifests carry the header facts
-        header = manifest_header(rec)
-    report_path = rec.get("report_path")
-    if report_path and not os.path.isabs(report_path):
-        report_path = os.path.join(base, report_path)
-    try:  # region boxes as regions.Box JSON, frame explicit (synthetic manifests: the truth boxes)
-        regions = record_regions(rec)
-    except InputError as exc:
-        return StudyInput(str(sid), base, problem=f"a region box cannot be read: {exc}")
-    return StudyInput(str(sid), base, report_text=rec.get("report"), report_path=report_path, images=tuple(paths),
-                      header=header, regions=regions)
+    return iter_studies(path)
 
 
 # ------------------------------------------------------------------ work done in workers
@@ -162,7 +59,7 @@ def _vlm(spec: str) -> Any:
     return _VLMS[spec]
 
 
-def process(item: StudyInput, run: RunConfig) -> dict[str, Any]:
+def process(item: Study, run: RunConfig) -> dict[str, Any]:
     """Check one study with the configuration ``run``; never raises (a failure comes back with its stage
     and reason). The checker kind, threshold and VLM config are read from ``run``, the object whose
     hash keys the result, so what is recorded is what was used."""
@@ -171,8 +68,8 @@ def process(item: StudyInput, run: RunConfig) -> dict[str, Any]:
         return {**out, "failure": ("input", item.problem)}
     stage = "report"
     try:
-        if item.report_text is not None:
-            raw: bytes | str = item.report_text
+        if item.report is not None:
+            raw: bytes | str = item.report
         elif item.report_path:
             from medmm.imaging.files import REPORT_MAX_BYTES, read_limited
 
@@ -186,7 +83,7 @@ def process(item: StudyInput, run: RunConfig) -> dict[str, Any]:
         if not text.strip():
             return {**out, "failure": ("report", "empty report")}
         stage = "header"
-        header = header_facts(list(item.images)) or item.header
+        header = header_facts(list(item.image_paths)) or item.header
         stage = "check"
         result = checker_for(run).check(text, header)
         return {**out, "text": text, "header": header, "result": result}
@@ -214,7 +111,7 @@ def checker_for(run: RunConfig) -> Any:
     return _CHECKERS[run.key]
 
 
-def _process_batch(batch: list[StudyInput], run: RunConfig) -> list[dict[str, Any]]:
+def _process_batch(batch: list[Study], run: RunConfig) -> list[dict[str, Any]]:
     return [process(i, run) for i in batch]
 
 
@@ -300,7 +197,7 @@ def audit(input_path: str, db: str, checker: str = "rules", model: str | None = 
     items: list[StudyInput] = []
     summary = AuditSummary(run_id)
     for item in iter_inputs(input_path):
-        if store.source_hash(item.source_id) in done:
+        if store.source_hash(item.study_id) in done:
             summary.skipped_done += 1
             continue
         items.append(item)
@@ -329,18 +226,30 @@ def audit(input_path: str, db: str, checker: str = "rules", model: str | None = 
     return summary
 
 
+def study_record(item: Study, header: Any, text: str | None, source_id: str | None = None,
+                 supersedes: str | None = None) -> StudyRecord:
+    """What the store keeps of a study: its identity columns, header facts, images and regions."""
+    return StudyRecord(source_id or item.study_id, item.source_path, header, text,
+                       tuple(i.path for i in item.images if i.role != "label_map"),
+                       tuple(b.to_dict() for b in item.regions), source=item.source,
+                       accession_number=item.accession_number, study_instance_uid=item.study_instance_uid,
+                       exam_date=item.exam_date, exam_time=item.exam_time, exam_description=item.exam_description,
+                       supersedes=supersedes, report_status=item.report_status)
+
+
 def _write(store: Store, run_id: int, config_key: str, r: dict[str, Any], summary: AuditSummary) -> None:
-    item: StudyInput = r["item"]
+    item: Study = r["item"]
+    source_id, supersedes = r.get("source_id") or item.study_id, r.get("supersedes")
     if "failure" in r:
         stage, reason = r["failure"]
-        rec = StudyRecord(item.source_id, item.source_path, item.header, None, item.images, item.regions)
+        rec = study_record(item, item.header, None, source_id, supersedes)
         if store.record_failure(run_id, config_key, rec, stage, reason):
             summary.failures += 1
         else:
             summary.duplicates += 1
         return
     res = r["result"]
-    rec = StudyRecord(item.source_id, item.source_path, r.get("header"), r["text"], item.images, item.regions)
+    rec = study_record(item, r.get("header"), r["text"], source_id, supersedes)
     if store.record_result(run_id, config_key, rec, res):
         summary.studies += 1
         summary.flagged += int(res.has_error)

@@ -42,11 +42,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from medmm import __version__
+from medmm.audit import access_log, chain, logins
 from medmm.errors import InputError, MedmmError
 from medmm.imaging.volume import REPORT_FACTS, HeaderFacts
 from medmm.runs import RunConfig, connect, create_private, immediate
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 DECISIONS = ("true_error", "false_positive", "uncertain")
 # The header facts the store keeps: the report facts of the one header type (medmm.imaging.HeaderFacts).
 HEADER_COLUMNS = REPORT_FACTS
@@ -147,7 +148,47 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE reviews ADD COLUMN prev_hash TEXT;
     ALTER TABLE reviews ADD COLUMN row_hash TEXT;
     """,
+    # v5 (issue 19, hospital audits): how a hospital names a study (accession number, Study Instance UID,
+    # exam date / time / description, the source kind); a watermark per source (nightly incremental runs);
+    # report versions (a corrected report is a new study row that supersedes the earlier one, whose result
+    # stays as history); publications (results written back to a PACS / EHR)
+    5: """
+    ALTER TABLE studies ADD COLUMN source TEXT;
+    ALTER TABLE studies ADD COLUMN accession_number TEXT;
+    ALTER TABLE studies ADD COLUMN study_instance_uid TEXT;
+    ALTER TABLE studies ADD COLUMN exam_date TEXT;
+    ALTER TABLE studies ADD COLUMN exam_time TEXT;
+    ALTER TABLE studies ADD COLUMN exam_description TEXT;
+    CREATE INDEX studies_accession ON studies(accession_number);
+    CREATE INDEX studies_study_uid ON studies(study_instance_uid);
+    CREATE TABLE watermarks (source TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL);
+    CREATE TABLE report_versions (
+        study_key TEXT PRIMARY KEY REFERENCES studies(key),
+        supersedes TEXT REFERENCES studies(key),
+        status TEXT,
+        received_at REAL NOT NULL
+    );
+    CREATE INDEX report_versions_supersedes ON report_versions(supersedes);
+    CREATE TABLE publications (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        study_key TEXT NOT NULL REFERENCES studies(key),
+        config_key TEXT NOT NULL,
+        target TEXT NOT NULL,
+        format TEXT NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        sop_instance_uid TEXT,
+        version INTEGER NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX publications_study ON publications(study_key, target);
+    """,
 }
+_MIGRATIONS[6] = (  # issue 20: one hash chain over runs/results/flags/failures/reviews/access log; the access
+    # log; app sessions and login back-off counters (survive a restart). Filled and triggered by _migrate_v6.
+    chain.SCHEMA + access_log.SCHEMA + logins.SCHEMA)
+# The identity columns of a study (v5), as the study record (medmm.studies.Study) names them.
+STUDY_ID_COLUMNS: tuple[str, ...] = ("source", "accession_number", "study_instance_uid", "exam_date", "exam_time",
+                                     "exam_description")
 
 GENESIS = "0" * 64  # prev_hash of the first review
 _REVIEW_HASHED = ("id", "flag_id", "study_key", "reviewer", "decision", "comment", "at")
@@ -196,6 +237,11 @@ TRIGGERS: dict[str, str] = {
 }
 
 
+# v6: the access log is append-only too, and every covered write gets a chain entry (medmm.audit.chain)
+_V6_TRIGGERS: dict[str, str] = {**_append_only("access_log", "id = NEW.id", "access-log entries"), **chain.TRIGGERS}
+TRIGGERS.update(_V6_TRIGGERS)
+
+
 def review_hash(prev_hash: str, row: dict[str, Any]) -> str:
     """SHA-256 over the previous review's hash and this review's fields (canonical JSON)."""
     payload = json.dumps([row[k] for k in _REVIEW_HASHED], separators=(",", ":"), ensure_ascii=True)
@@ -215,10 +261,14 @@ class VerifyReport:
     trigger_problems: tuple[str, ...] = ()
     broken_review: int | None = None  # id of the first review whose chain does not hold
     reason: str | None = None
+    chain_entries: int = 0  # v6: the chain over runs, results, flags, failures, reviews and the access log
+    chain_head: str = GENESIS  # record it elsewhere with each backup
+    chain_problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # schema objects medmm did not create (tables, indexes, views)
 
     @property
     def ok(self) -> bool:
-        return not self.trigger_problems and self.broken_review is None
+        return not self.trigger_problems and self.broken_review is None and not self.chain_problems
 
 
 class StoreError(MedmmError):
@@ -237,6 +287,14 @@ class StudyRecord:
     report: str | None
     images: tuple[str, ...] = ()
     regions: tuple[dict[str, Any], ...] = ()  # boxes: {"image", "slice", "x1", "y1", "x2", "y2", "label"}
+    source: str | None = None  # folder | manifest | synthetic | dicomweb | dimse ... (v5 columns from here)
+    accession_number: str | None = None
+    study_instance_uid: str | None = None
+    exam_date: str | None = None  # YYYY-MM-DD
+    exam_time: str | None = None
+    exam_description: str | None = None
+    supersedes: str | None = None  # source_id of the earlier report version this one corrects
+    report_status: str | None = None  # F / C / P as the feed said
 
 
 class Store:
@@ -253,6 +311,7 @@ class Store:
             create_private(path)  # PHI-bearing: owner only
         try:
             self.conn = connect(path, timeout, foreign_keys=True)
+            chain.register(self.conn)  # the SQL functions the chain triggers call
             # a REPLACE's hidden delete then fires the DELETE triggers too
             self.conn.execute("PRAGMA recursive_triggers=ON")
             self._migrate()
@@ -289,6 +348,10 @@ class Store:
                     c.execute(statement)
                 if v == 4:
                     self._migrate_v4(c)
+                if v == 6:
+                    chain.backfill(c)  # rows written before v6, then the v6 triggers
+                    for sql in _V6_TRIGGERS.values():
+                        c.execute(sql)
                 c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(v),))
             if not c.execute("SELECT 1 FROM meta WHERE key='salt'").fetchone():
                 c.execute("INSERT INTO meta(key, value) VALUES ('salt', ?)", (secrets.token_hex(16),))
@@ -302,8 +365,9 @@ class Store:
             h = review_hash(prev, dict(zip(_REVIEW_HASHED, row)))
             c.execute("UPDATE reviews SET prev_hash=?, row_hash=? WHERE id=?", (prev, h, row[0]))
             prev = h
-        for sql in TRIGGERS.values():
-            c.execute(sql)
+        for name, sql in TRIGGERS.items():
+            if name not in _V6_TRIGGERS:  # those need v6's tables: created by the v6 step
+                c.execute(sql)
 
     # ------------------------------------------------------------------ integrity
     def trigger_problems(self) -> list[str]:
@@ -315,7 +379,21 @@ class Store:
                 problems.append(f"trigger {name} is missing")
             elif _norm_sql(have[name]) != _norm_sql(sql):
                 problems.append(f"trigger {name} was altered")
+        for name in sorted(set(have) - set(TRIGGERS)):  # e.g. one that silently swallows reviews (RAISE(IGNORE))
+            problems.append(f"trigger {name} was not created by medmm (it can change or swallow writes)")
         return problems
+
+    def foreign_objects(self) -> list[str]:
+        """Tables, indexes and views the store's migrations did not create (warnings; triggers are refused)."""
+        import re
+
+        made = set()
+        for script in _MIGRATIONS.values():
+            made |= set(re.findall(r"CREATE\s+(?:TABLE|INDEX|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", script, re.I))
+            made -= set(re.findall(r"DROP\s+(?:TABLE|INDEX|VIEW)\s+(?:IF\s+EXISTS\s+)?(\w+)", script, re.I))
+        return [f"{kind} {name} was not created by medmm" for kind, name in self.conn.execute(
+                "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index', 'view') ORDER BY name")
+                if not name.startswith("sqlite_") and name not in made]
 
     def restore_triggers(self) -> list[str]:
         """Re-create missing or altered integrity triggers; returns their names (an administrator's repair)."""
@@ -323,14 +401,18 @@ class Store:
         with self.transaction() as c:
             for problem in self.trigger_problems():
                 name = problem.split()[1]
-                c.execute(f"DROP TRIGGER IF EXISTS {name}")
-                c.execute(TRIGGERS[name])
+                c.execute(f'DROP TRIGGER IF EXISTS "{name}"')
+                if name in TRIGGERS:  # a trigger medmm did not create is dropped
+                    c.execute(TRIGGERS[name])
                 fixed.append(name)
         return fixed
 
     def verify(self) -> VerifyReport:
         """Check the integrity triggers and the review hash chain (first broken row, if any)."""
         problems = tuple(self.trigger_problems())
+        found = chain.verify(self.conn)
+        extra = {"chain_entries": found.entries, "chain_head": found.head, "chain_problems": found.problems,
+                 "warnings": tuple(self.foreign_objects())}
         prev, n = GENESIS, 0
         cols = (*_REVIEW_HASHED, "prev_hash", "row_hash")
         for row in self.conn.execute("SELECT " + ", ".join(cols) + " FROM reviews ORDER BY id"):
@@ -338,12 +420,18 @@ class Store:
             n += 1
             if d["prev_hash"] != prev:
                 return VerifyReport(n, prev, problems, d["id"], "its prev_hash is not the previous review's hash "
-                                    "(a review was removed, inserted or reordered)")
+                                    "(a review was removed, inserted or reordered)", **extra)
             if review_hash(prev, d) != d["row_hash"]:
                 return VerifyReport(n, prev, problems, d["id"], "its content does not match its row_hash "
-                                    "(the review was rewritten)")
+                                    "(the review was rewritten)", **extra)
             prev = d["row_hash"]
-        return VerifyReport(n, prev, problems)
+        return VerifyReport(n, prev, problems, **extra)
+
+    def record_access(self, event: str, user: str, study_key: str | None = None, client: str | None = None,
+                      detail: dict[str, Any] | None = None) -> int:
+        """Append one access-log event (:mod:`medmm.audit.access_log`), hash-chained."""
+        with self.transaction() as c:
+            return access_log.record(c, event, user, study_key, client, detail)
 
     def _meta(self, key: str) -> str:
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -418,10 +506,18 @@ class Store:
         header = facts.to_dict(report_facts_only=True)
         if not c.execute("SELECT 1 FROM studies WHERE key=?", (key,)).fetchone():  # append-only: never replaced
             c.execute("INSERT INTO studies(key, source_hash, source_path, " + ", ".join(HEADER_COLUMNS) +
-                      ", created_at, images, regions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      ", created_at, images, regions, " + ", ".join(STUDY_ID_COLUMNS) + ") VALUES (" +
+                      ", ".join("?" * (6 + len(HEADER_COLUMNS) + len(STUDY_ID_COLUMNS))) + ")",
                       (key, self.source_hash(rec.source_id), rec.source_path,
                        *[(str(header.get(k)) if header.get(k) not in (None, "") else None) for k in HEADER_COLUMNS],
-                       time.time(), json.dumps(list(rec.images)), json.dumps(list(rec.regions))))
+                       time.time(), json.dumps(list(rec.images)), json.dumps(list(rec.regions)),
+                       *[getattr(rec, k) for k in STUDY_ID_COLUMNS]))
+            if rec.supersedes is not None or rec.report_status is not None:
+                old = self.study_key(rec.supersedes) if rec.supersedes is not None else None
+                if old is not None and not c.execute("SELECT 1 FROM studies WHERE key=?", (old,)).fetchone():
+                    old = None
+                c.execute("INSERT INTO report_versions(study_key, supersedes, status, received_at) VALUES (?, ?, ?, ?)",
+                          (key, old, rec.report_status, time.time()))
         if rec.report is not None:
             digest = hashlib.sha256(rec.report.encode("utf-8", "replace")).hexdigest()
             row = c.execute("SELECT sha256 FROM reports WHERE study_key=?", (key,)).fetchone()
@@ -475,6 +571,69 @@ class Store:
                       (run_id, key, self.source_hash(rec.source_id), stage, reason, time.time()))
             return True
 
+    # ------------------------------------------------------------------ hospital sources (v5)
+    def watermark(self, source: str) -> str | None:
+        """The high-water mark of a source (e.g. the newest exam date checked), or None before its first run."""
+        row = self.conn.execute("SELECT value FROM watermarks WHERE source=?", (source,)).fetchone()
+        return row[0] if row else None
+
+    def set_watermark(self, source: str, value: str) -> None:
+        """Move a source's watermark (never backwards: a run over an older ``--since`` window keeps it)."""
+        with self.transaction() as c:
+            row = c.execute("SELECT value FROM watermarks WHERE source=?", (source,)).fetchone()
+            if row is None:
+                c.execute("INSERT INTO watermarks(source, value, updated_at) VALUES (?, ?, ?)", (source, value, time.time()))
+            elif value > row[0]:
+                c.execute("UPDATE watermarks SET value=?, updated_at=? WHERE source=?", (value, time.time(), source))
+
+    def has_source(self, source_id: str) -> bool:
+        """Whether a study with this source identifier is in the store (whatever its result)."""
+        return self.conn.execute("SELECT 1 FROM studies WHERE source_hash=?",
+                                 (self.source_hash(source_id),)).fetchone() is not None
+
+    def report_history(self, key: str) -> list[dict[str, Any]]:
+        """The report versions of a study, oldest first: each version's study key, status and result
+        (a corrected report is a new version; the earlier ones and their results are kept)."""
+        chain = [key]
+        while True:  # back to the first version
+            row = self.conn.execute("SELECT supersedes FROM report_versions WHERE study_key=?", (chain[0],)).fetchone()
+            if row is None or row[0] is None or row[0] in chain:
+                break
+            chain.insert(0, row[0])
+        while True:  # forward to the newest
+            row = self.conn.execute("SELECT study_key FROM report_versions WHERE supersedes=? ORDER BY received_at DESC "
+                                    "LIMIT 1", (chain[-1],)).fetchone()
+            if row is None or row[0] in chain:
+                break
+            chain.append(row[0])
+        out = []
+        for k in chain:
+            v = self.conn.execute("SELECT status, received_at FROM report_versions WHERE study_key=?", (k,)).fetchone()
+            r = self.conn.execute("SELECT status, has_error, score, config_key FROM results WHERE study_key=? "
+                                  "ORDER BY finished_at DESC LIMIT 1", (k,)).fetchone()
+            text = self.conn.execute("SELECT text FROM reports WHERE study_key=?", (k,)).fetchone()
+            out.append({"study_key": k, "report_status": v[0] if v else None, "received_at": v[1] if v else None,
+                        "result": dict(zip(("status", "has_error", "score", "config_key"), r)) if r else None,
+                        "report": text[0] if text else None, "current": k == chain[-1]})
+        return out
+
+    def record_publication(self, study_key: str, config_key: str, target: str, fmt: str, content_sha256: str,
+                           sop_instance_uid: str | None) -> int:
+        """Record that a study's result was written to ``target``; returns the version number (1, 2, ...)."""
+        with self.transaction() as c:
+            row = c.execute("SELECT MAX(version) FROM publications WHERE study_key=? AND target=? AND format=?",
+                            (study_key, target, fmt)).fetchone()
+            version = int(row[0] or 0) + 1
+            c.execute("INSERT INTO publications(study_key, config_key, target, format, content_sha256, sop_instance_uid, "
+                      "version, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      (study_key, config_key, target, fmt, content_sha256, sop_instance_uid, version, time.time()))
+            return version
+
+    def publications(self, study_key: str, target: str, fmt: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT version, content_sha256, sop_instance_uid, config_key, at FROM publications "
+                                 "WHERE study_key=? AND target=? AND format=? ORDER BY version", (study_key, target, fmt))
+        return [dict(zip(("version", "content_sha256", "sop_instance_uid", "config_key", "at"), r)) for r in rows]
+
     # ------------------------------------------------------------------ reviews
     def add_review(self, reviewer: str, decision: str, flag_id: int | None = None, study_key: str | None = None,
                    comment: str | None = None) -> int:
@@ -497,6 +656,9 @@ class Store:
             c.execute("INSERT INTO reviews(id, flag_id, study_key, reviewer, decision, comment, at, prev_hash, row_hash) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*[row[k] for k in _REVIEW_HASHED], prev,
                                                               review_hash(prev, row)))
+            if not c.execute("SELECT 1 FROM reviews WHERE id=?", (row["id"],)).fetchone():  # a foreign trigger ate it
+                raise StoreError("the review was not saved: the store has a trigger medmm did not create; tell an "
+                                 "administrator to run `medmm store verify`")
             return int(row["id"])
 
     def latest_decision(self, flag_id: int) -> str | None:
@@ -526,6 +688,7 @@ class Store:
                (SELECT COUNT(*) FROM reviews v WHERE v.study_key = s.key) AS n_reviews
         FROM studies s JOIN results r ON r.study_key = s.key
         WHERE r.config_key = ?
+          AND NOT EXISTS (SELECT 1 FROM report_versions v WHERE v.supersedes = s.key)
         ORDER BY COALESCE(top, -1) DESC, COALESCE(r.score, -1) DESC, s.key
         """
         cols = ["study_key", "modality", "body_part", "patient_sex", "score", "has_error", "status", "run_id", "n_flags",

@@ -118,7 +118,7 @@ class Study:
 
 def manifest_header(rec: dict[str, Any]) -> HeaderFacts | None:
     """The header facts a manifest record carries (``modality``, ``body_part``, ``sex``, the first image
-    ``view``), through the one header type. The audit runner and the report-corpus reader both use it."""
-    view = next((i.get("view") for i in rec.get("images") or [] if isinstance(i, dict) and i.get("view")), None)
-    return HeaderFacts.from_mapping({"modality": rec.get("modality"), "body_part": rec.get("body_part"),
-                                     "patient_sex": rec.get("sex"), "view_position": view})
+    ``view``), through the one header type: :func:`medmm.studies.manifest_header` (the study record's reader)."""
+    from medmm.studies.readers import manifest_header as _header
+
+    return _header(rec)

@@ -25,10 +25,10 @@ def _manifest(tmp_path) -> str:
 
 
 def test_runner_reads_boxes_with_their_frame_and_records_unreadable_ones(tmp_path):
-    items = {i.source_id: i for i in iter_inputs(_manifest(tmp_path))}
-    (acq,) = items["A1"].regions
+    items = {i.study_id: i for i in iter_inputs(_manifest(tmp_path))}
+    (acq,) = [b.to_dict() for b in items["A1"].regions]
     assert acq == {"image": 0, "slice": 3, "x1": 4, "y1": 5, "x2": 9, "y2": 11, "frame": "acquisition", "label": "nodule"}
-    (disp,) = items["A2"].regions
+    (disp,) = [b.to_dict() for b in items["A2"].regions]
     assert Box.from_dict(disp) == Box(1, 2, 3, 4, frame=Display("coronal"), slice=7, label="mass")
     assert items["A3"].problem.startswith("a region box cannot be read") and not items["A3"].regions
 

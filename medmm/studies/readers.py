@@ -1,0 +1,243 @@
+"""Readers that turn a folder or a manifest into :class:`~medmm.studies.record.Study` records.
+
+Three inputs, one output type:
+
+- a **folder** with one sub-folder per study (images + one report ``.txt``), walked with the
+  imaging file policy (:func:`medmm.imaging.files.walk`);
+- an **audit manifest** (``.jsonl`` / ``.json`` / ``.csv``): ``study_id`` (or ``id``), ``report`` text or
+  ``report_path``, ``images`` (paths or ``{"path", "view", ...}``) or ``image_paths`` (``;``-separated
+  in a CSV), optional ``header``, ``regions``, ``accession_number``, ``study_instance_uid``,
+  ``patient_key``, ``exam_date``, ``exam_description``, and ``medmm inject``'s ``errors`` /
+  ``has_error`` / ``original_report``;
+- the **synthetic manifest** (``medmm synth``'s ``manifest.jsonl``, schema in
+  :mod:`medmm.synth.truth`): header facts, truth findings and boxes, views and image roles.
+
+**Confinement (security finding N3 of issue 20).** A manifest is data from whoever exported it:
+every ``report_path`` and image path it names must resolve (symlinks followed, ``..`` collapsed)
+inside the audited folder — the manifest's own folder unless the caller names another ``root``.
+An absolute path elsewhere, a ``../`` escape or a symlink inside the folder pointing out makes the
+study's ``problem`` ("... outside the audited folder; not read"): the batch records it as a
+failure and goes on, and the outside file is never opened. The refusal names the field, never the
+path (which may carry a patient's name).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import Any, Iterator, Mapping
+
+from medmm.errors import InputError
+from medmm.imaging.volume import HeaderFacts
+from medmm.regions.box import Box, record_regions
+from medmm.studies.record import ImageRef, InjectedError, Study, StudyTruth, TruthFinding, image_role
+
+__all__ = ["confined", "iter_folder", "iter_manifest", "iter_studies", "manifest_header", "study_from_record"]
+
+# Fields of a manifest record that become Study fields of the same name.
+_IDENTITY = ("accession_number", "study_instance_uid", "patient_key", "exam_date", "exam_time", "exam_description",
+             "report_status", "report_id")
+
+
+def _inside(target: str, real_root: str) -> bool:
+    return target == real_root or target.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def confined(path: str, base: str, real_root: str) -> tuple[str, str | None]:
+    """``path`` (relative to ``base`` or absolute) and why it must not be opened: None when it resolves
+    inside ``real_root`` (an already ``realpath``-ed folder), else the reason."""
+    full = path if os.path.isabs(path) else os.path.join(base, path)
+    if _inside(os.path.realpath(full), real_root):
+        return full, None
+    if os.path.isabs(path):
+        why = "an absolute path"
+    elif ".." in path.replace("\\", "/").split("/"):
+        why = "a '..' path"
+    else:
+        why = "a symlink"
+    return full, f"{why} outside the audited folder; not read"
+
+
+def manifest_header(rec: Mapping[str, Any]) -> HeaderFacts | None:
+    """The header facts a manifest record carries: its ``header`` object, else (synthetic manifests)
+    ``modality``, ``body_part``, ``sex`` and the first image ``view``, through the one header type."""
+    if isinstance(rec.get("header"), Mapping):
+        return HeaderFacts.from_mapping(rec["header"])
+    if "modality" not in rec:
+        return None
+    view = next((i.get("view") for i in rec.get("images") or [] if isinstance(i, Mapping) and i.get("view")), None)
+    return HeaderFacts.from_mapping({"modality": rec.get("modality"), "body_part": rec.get("body_part"),
+                                     "patient_sex": rec.get("sex"), "view_position": view})
+
+
+def _truth(rec: Mapping[str, Any]) -> StudyTruth | None:
+    findings = rec.get("findings")
+    errors = rec.get("errors")
+    if not isinstance(findings, list) and not isinstance(errors, list) and "has_error" not in rec:
+        return None
+    return StudyTruth(
+        findings=tuple(TruthFinding.from_dict(f) for f in findings or () if isinstance(f, Mapping) and f.get("type")),
+        errors=tuple(InjectedError.from_dict(e) for e in errors or () if isinstance(e, Mapping) and e.get("type")),
+        has_error=rec.get("has_error"), original_report=rec.get("original_report"),
+        comparison=rec.get("comparison"), indication=rec.get("indication"), attributes=rec.get("attributes"))
+
+
+def study_from_record(rec: Mapping[str, Any], base: str, where: str, root: str | None = None,
+                      source: str = "manifest", source_path: str | None = None) -> Study:
+    """One manifest record (audit or synthetic manifest) as a Study; paths relative to ``base`` and
+    confined to ``root`` (default ``base``). Never raises on bad content: the study's ``problem`` says it."""
+    sid = rec.get("study_id") or rec.get("id")
+    if not sid:
+        return Study(where, source=source, source_path=source_path, problem="no study_id")
+    sid = str(sid)
+    real_root = os.path.realpath(root or base)
+    problems: list[str] = []
+    images: list[ImageRef] = []
+    raw_images = rec.get("images") or []
+    if isinstance(raw_images, str):
+        raw_images = [p for p in raw_images.split(";") if p]
+    for n, im in enumerate(raw_images if isinstance(raw_images, list) else []):
+        try:
+            ref = ImageRef.from_dict(im)
+        except InputError:
+            continue
+        full, why = confined(ref.path, base, real_root)
+        if why:
+            problems.append(f"image {n + 1}: {why}")
+            continue
+        label = None
+        if ref.label_map:
+            label, lwhy = confined(ref.label_map, base, real_root)
+            if lwhy:
+                problems.append(f"label map of image {n + 1}: {lwhy}")
+                label = None
+        role = ref.role if isinstance(im, Mapping) and im.get("role") else image_role(ref.format)
+        images.append(ImageRef(full, role, ref.view, ref.format, label, ref.series_instance_uid, ref.description))
+    report_path = rec.get("report_path")
+    if report_path:
+        report_path, why = confined(str(report_path), base, real_root)
+        if why:
+            problems.append(f"report_path: {why}")
+            report_path = None
+    try:  # region boxes as regions.Box (synthetic manifests: the truth boxes, labelled with the finding type)
+        regions = tuple(Box.from_dict(b) for b in record_regions(dict(rec)))
+        truth = _truth(rec)
+    except (InputError, TypeError, ValueError) as exc:
+        return Study(sid, source=source, source_path=source_path or base,
+                     problem=f"a region box cannot be read: {exc}")
+    ident = {k: (str(rec[k]) if rec.get(k) not in (None, "") else None) for k in _IDENTITY}
+    report = rec.get("report")
+    return Study(sid, source=source, source_path=source_path or base, images=tuple(images),
+                 report=str(report) if report is not None else None, report_path=report_path,
+                 header=manifest_header(rec), regions=regions, truth=truth,
+                 problem="; ".join(problems) if problems else None, **ident)
+
+
+def _checked_report(study: Study) -> Study:
+    """A report path that must not be opened (FIFO, device, too large) becomes the study's problem; a
+    missing file is left to the check, which names it."""
+    from dataclasses import replace
+
+    from medmm.imaging.files import REPORT_MAX_BYTES, file_problem
+
+    if study.problem or not study.report_path or not os.path.lexists(study.report_path):
+        return study
+    reason = file_problem(study.report_path, max_bytes=REPORT_MAX_BYTES)
+    return replace(study, problem=f"report not read: {reason}") if reason else study
+
+
+def iter_manifest(path: str, root: str | None = None) -> Iterator[Study]:
+    """Studies of a manifest ``.jsonl`` / ``.json`` / ``.csv``, in file order; a bad line is a study with
+    its problem. Paths are confined to ``root`` (default: the manifest's folder)."""
+    base = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    low = path.lower()
+    if low.endswith((".jsonl", ".json")):
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield Study(f"{name}:{n}", source="manifest", source_path=path, problem=f"not JSON ({exc.msg})")
+                    continue
+                if not isinstance(rec, dict):
+                    yield Study(f"{name}:{n}", source="manifest", source_path=path, problem="not a JSON object")
+                    continue
+                kind = "synthetic" if "modality" in rec and "findings" in rec else "manifest"
+                yield _checked_report(study_from_record(rec, base, f"{name}:{n}", root, source=kind))
+        return
+    if low.endswith(".csv"):
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            for n, row in enumerate(csv.DictReader(fh), start=2):
+                rec: dict[str, Any] = {k: v for k, v in row.items() if k is not None}
+                if rec.get("image_paths"):
+                    rec["images"] = [p for p in rec["image_paths"].split(";") if p]
+                if isinstance(rec.get("header"), str) and rec["header"].strip().startswith("{"):
+                    try:
+                        rec["header"] = json.loads(rec["header"])
+                    except json.JSONDecodeError:
+                        rec["header"] = None
+                yield _checked_report(study_from_record(rec, base, f"{name}:{n}", root))
+        return
+    raise InputError(f"{path}: a manifest is a .jsonl, .json or .csv file")
+
+
+def iter_folder(path: str) -> Iterator[Study]:
+    """Studies of a folder with one sub-folder per study (images + exactly one report ``.txt``).
+
+    Each study folder is walked with the imaging file policy, rooted at the study folder: a symlink
+    out of it (another patient's report), a FIFO, a device, an over-deep folder or a report over
+    :data:`~medmm.imaging.files.REPORT_MAX_BYTES` is never opened; a skipped report file or a
+    symlinked study folder is the study's problem.
+    """
+    from medmm.imaging.files import REPORT_MAX_BYTES, file_problem, walk
+
+    for name in sorted(os.listdir(path)):
+        folder = os.path.join(path, name)
+        if not os.path.isdir(folder) or name.startswith("."):
+            continue
+        if os.path.islink(folder):
+            yield Study(name, source="folder", source_path=folder, problem="symlinked study folder not followed")
+            continue
+        files, unread = [], []
+        for f, reason in walk(folder):
+            (unread if reason else files).append((f, reason))
+        reports = [f for f, _ in files if f.lower().endswith(".txt")]
+        report_reasons = [r for f, r in unread if f.lower().endswith(".txt")]
+        for f in reports:
+            too_big = file_problem(f, max_bytes=REPORT_MAX_BYTES)
+            if too_big:
+                report_reasons.append(too_big)
+        images = tuple(ImageRef(f) for f, _ in files if not f.lower().endswith(".txt"))
+        problem = None
+        if report_reasons:
+            problem = f"report .txt not read: {report_reasons[0]}"
+        elif not reports:
+            problem = "no report .txt in the study folder"
+        elif len(reports) > 1:
+            problem = f"{len(reports)} report .txt files in the study folder; expected one"
+        yield Study(name, source="folder", source_path=folder, images=images,
+                    report_path=reports[0] if len(reports) == 1 and not problem else None, problem=problem)
+
+
+def iter_studies(path: str) -> Iterator[Study]:
+    """Studies of an audit input, in a stable order: a folder holding ``manifest.jsonl`` (read as that
+    manifest, confined to the folder), a folder of study folders, or a manifest file."""
+    from medmm.imaging.files import file_problem
+
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file or folder")
+    if os.path.isdir(path):
+        manifest = os.path.join(path, "manifest.jsonl")
+        if os.path.isfile(manifest) and not file_problem(manifest, real_root=os.path.realpath(path)):
+            yield from iter_manifest(manifest, root=path)
+            return
+        yield from iter_folder(path)
+        return
+    if path.lower().endswith((".jsonl", ".json", ".csv")):
+        yield from iter_manifest(path)
+        return
+    raise InputError(f"{path}: use a folder (one sub-folder per study), a manifest .csv/.jsonl or a synthetic manifest")
