@@ -38,9 +38,14 @@ def _filled(path: str, n: int = 3) -> tuple[Store, list[int]]:
 
 
 def _raw(path: str) -> sqlite3.Connection:
-    """What an attacker with the file uses: the sqlite3 defaults (recursive_triggers off)."""
+    """What an attacker with the file uses: the sqlite3 defaults (recursive_triggers off), plus the chain's
+    SQL functions (an attacker who read medmm's source can install them: without them every write to a
+    chained table fails before any trigger runs, which would hide what the append-only triggers do)."""
+    from medmm.audit import chain
+
     c = sqlite3.connect(path, isolation_level=None)
     assert c.execute("PRAGMA recursive_triggers").fetchone()[0] == 0
+    chain.register(c)
     return c
 
 
@@ -193,8 +198,9 @@ def test_v3_store_migrates_to_v4_with_its_reviews_chained(tmp_path):
         c.execute("INSERT INTO reviews(study_key, reviewer, decision, at) VALUES ('S1', 'dr', ?, ?)", (d, float(i)))
     c.close()
     with Store(db) as s:
-        assert s.schema_version == 4
+        assert s.schema_version == store_mod.SCHEMA_VERSION >= 6
         assert s.verify().ok and s.verify().reviews == 2
+        assert s.verify().chain_entries == 2  # v6: the reviews written before it are chained too
         s.add_review("dr", "false_positive", study_key="S1")
         assert s.verify().reviews == 3 and s.verify().ok
 

@@ -1,0 +1,183 @@
+"""One hash chain over everything the review store records (schema v5).
+
+Every row written to ``runs``, ``results``, ``flags``, ``failures``, ``reviews`` and ``access_log``
+(and every run's finish time) gets an entry in the ``chain`` table, written **by SQLite triggers in
+the same statement**: ``seq``, the row's kind and reference, a SHA-256 digest of the row's content,
+the previous entry's hash and ``row_hash`` = SHA-256(prev_hash, kind, ref, digest). The triggers
+call two SQL functions (``medmm_digest``, ``medmm_link``) that :func:`register` installs on every
+connection medmm opens; a plain ``sqlite3`` client cannot write those tables at all (no such
+function) unless it drops the triggers, and then :func:`verify` names the rows that were added,
+changed or removed without a chain entry. The chain itself is append-only (triggers refuse UPDATE,
+DELETE and REPLACE, and an entry whose ``prev_hash``/``row_hash`` do not follow).
+
+Whoever can write the file can still drop every trigger and recompute the whole chain: record the
+head that ``medmm store verify`` prints somewhere else (with each backup) and compare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS = "0" * 64
+
+# kind -> (table, reference expression (SQL over the table's columns / NEW.), hashed columns)
+KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "run": ("runs", "id", ("id", "config_key", "checker", "model_fingerprint", "config", "medmm_version",
+                           "started_at")),
+    "run_finish": ("runs", "id", ("id", "finished_at")),
+    "result": ("results", "study_key || '|' || config_key",
+               ("study_key", "config_key", "run_id", "status", "has_error", "score", "finished_at", "notes")),
+    "flag": ("flags", "id", ("id", "run_id", "study_key", "config_key", "type", "start", "end", "text",
+                             "explanation", "confidence", "evidence", "rule")),
+    "failure": ("failures", "id", ("id", "run_id", "study_key", "source_hash", "stage", "reason", "at")),
+    "review": ("reviews", "id", ("id", "flag_id", "study_key", "reviewer", "decision", "comment", "at")),
+    "access": ("access_log", "id", ("id", "at", "user", "event", "study_key", "client", "detail")),
+}
+
+SCHEMA = """
+CREATE TABLE chain (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    row_hash TEXT NOT NULL
+);
+CREATE INDEX chain_kind_ref ON chain(kind, ref);
+"""
+
+
+def digest(kind: str, *values: Any) -> str:
+    """SHA-256 over a row's kind and values (canonical JSON; the same in SQL and in Python)."""
+    payload = json.dumps([kind, *values], separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(payload.encode("ascii")).hexdigest()
+
+
+def link(prev_hash: str, kind: str, ref: Any, digest_: str) -> str:
+    return hashlib.sha256(f"{prev_hash}|{kind}|{ref}|{digest_}".encode("ascii", "replace")).hexdigest()
+
+
+def register(conn: sqlite3.Connection) -> None:
+    """Install the SQL functions the chain triggers call (every connection that writes the store)."""
+    conn.create_function("medmm_digest", -1, digest, deterministic=True)
+    conn.create_function("medmm_link", 4, link, deterministic=True)
+
+
+def _q(col: str, prefix: str = "") -> str:
+    return f'{prefix}"{col}"'
+
+
+def _ref_sql(kind: str, prefix: str) -> str:
+    table, ref, _ = KINDS[kind]
+    if kind == "result":
+        return f"{prefix}study_key || '|' || {prefix}config_key"
+    return f"{prefix}{ref}"
+
+
+def _entry_trigger(name: str, kind: str, when: str) -> str:
+    table, _, cols = KINDS[kind]
+    values = ", ".join(_q(c, "NEW.") for c in cols)
+    ref = _ref_sql(kind, "NEW.")
+    return (f"CREATE TRIGGER {name} {when} ON {table} BEGIN "
+            f"INSERT INTO chain(kind, ref, digest, prev_hash, row_hash) "
+            f"SELECT '{kind}', x.ref, x.d, x.p, medmm_link(x.p, '{kind}', x.ref, x.d) FROM (SELECT {ref} AS ref, "
+            f"medmm_digest('{kind}', {values}) AS d, "
+            f"COALESCE((SELECT row_hash FROM chain ORDER BY seq DESC LIMIT 1), '{GENESIS}') AS p) AS x; END")
+
+
+TRIGGERS: dict[str, str] = {
+    "chain_append_only_update":
+        "CREATE TRIGGER chain_append_only_update BEFORE UPDATE ON chain "
+        "BEGIN SELECT RAISE(ABORT, 'the store chain is append-only'); END",
+    "chain_append_only_delete":
+        "CREATE TRIGGER chain_append_only_delete BEFORE DELETE ON chain "
+        "BEGIN SELECT RAISE(ABORT, 'the store chain is append-only'); END",
+    "chain_links":
+        "CREATE TRIGGER chain_links BEFORE INSERT ON chain "
+        "WHEN EXISTS (SELECT 1 FROM chain WHERE seq = NEW.seq) "
+        f"OR NEW.prev_hash IS NOT COALESCE((SELECT row_hash FROM chain ORDER BY seq DESC LIMIT 1), '{GENESIS}') "
+        "OR NEW.row_hash IS NOT medmm_link(NEW.prev_hash, NEW.kind, NEW.ref, NEW.digest) "
+        "BEGIN SELECT RAISE(ABORT, 'the store chain is append-only and hash-linked: write through medmm'); END",
+    "chain_runs": _entry_trigger("chain_runs", "run", "AFTER INSERT"),
+    "chain_runs_finish": _entry_trigger("chain_runs_finish", "run_finish", "AFTER UPDATE OF finished_at"),
+    "chain_results": _entry_trigger("chain_results", "result", "AFTER INSERT"),
+    "chain_flags": _entry_trigger("chain_flags", "flag", "AFTER INSERT"),
+    "chain_failures": _entry_trigger("chain_failures", "failure", "AFTER INSERT"),
+    "chain_reviews": _entry_trigger("chain_reviews", "review", "AFTER INSERT"),
+    "chain_access": _entry_trigger("chain_access", "access", "AFTER INSERT"),
+}
+
+
+def _rows(conn: sqlite3.Connection, kind: str) -> dict[str, str]:
+    """ref -> digest of every row of ``kind`` as it is now."""
+    table, _, cols = KINDS[kind]
+    ref = _ref_sql(kind, "")
+    where = " WHERE finished_at IS NOT NULL" if kind == "run_finish" else ""
+    sql = f"SELECT {ref}, {', '.join(_q(c) for c in cols)} FROM {table}{where}"  # noqa: S608 - fixed names
+    return {str(r[0]): digest(kind, *r[1:]) for r in conn.execute(sql)}
+
+
+def backfill(conn: sqlite3.Connection) -> int:
+    """Chain the rows a store held before v5 (runs, results, flags, failures, reviews in id order)."""
+    prev = GENESIS
+    n = 0
+    for kind in ("run", "run_finish", "result", "flag", "failure", "review"):
+        table, _, cols = KINDS[kind]
+        ref = _ref_sql(kind, "")
+        where = " WHERE finished_at IS NOT NULL" if kind == "run_finish" else ""
+        for r in conn.execute(f"SELECT {ref}, {', '.join(_q(c) for c in cols)} FROM {table}{where} "  # noqa: S608
+                              "ORDER BY rowid").fetchall():
+            d = digest(kind, *r[1:])
+            h = link(prev, kind, str(r[0]), d)
+            conn.execute("INSERT INTO chain(kind, ref, digest, prev_hash, row_hash) VALUES (?, ?, ?, ?, ?)",
+                         (kind, str(r[0]), d, prev, h))
+            prev, n = h, n + 1
+    return n
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    entries: int
+    head: str  # row_hash of the last entry: record it elsewhere
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(conn: sqlite3.Connection, max_problems: int = 20) -> ChainReport:
+    """Walk the chain (links and hashes), then compare every covered row with its entry."""
+    problems: list[str] = []
+    prev, n = GENESIS, 0
+    entries: dict[tuple[str, str], str] = {}
+    for seq, kind, ref, dig, p, h in conn.execute("SELECT seq, kind, ref, digest, prev_hash, row_hash FROM chain "
+                                                  "ORDER BY seq"):
+        n += 1
+        if p != prev:
+            problems.append(f"chain entry {seq}: its prev_hash is not the previous entry's hash (an entry was "
+                            "removed, inserted or reordered)")
+        elif link(p, kind, ref, dig) != h:
+            problems.append(f"chain entry {seq}: its content does not match its hash (the entry was rewritten)")
+        prev = h
+        if (kind, ref) in entries and kind != "run_finish":
+            problems.append(f"chain entry {seq}: a second entry for {kind} {ref}")
+        entries[(kind, ref)] = dig
+        if len(problems) >= max_problems:
+            return ChainReport(n, prev, tuple(problems))
+    for kind in KINDS:
+        now = _rows(conn, kind)
+        chained = {ref: d for (k, ref), d in entries.items() if k == kind}
+        for ref in sorted(set(chained) - set(now))[:max_problems]:
+            problems.append(f"{kind} {ref}: chained but no longer in the store (removed outside medmm)")
+        for ref in sorted(set(now) - set(chained))[:max_problems]:
+            problems.append(f"{kind} {ref}: in the store without a chain entry (added outside medmm)")
+        for ref in sorted(r for r in set(now) & set(chained) if now[r] != chained[r])[:max_problems]:
+            problems.append(f"{kind} {ref}: differs from what was chained (changed outside medmm)")
+        if len(problems) >= max_problems:
+            break
+    return ChainReport(n, prev, tuple(problems[:max_problems]))
