@@ -28,6 +28,25 @@ SOP_CLASSES = {
 
 
 @dataclass(frozen=True)
+class StudyIdentity:
+    """How a hospital names the study (General Study / Patient modules). Every field is Type 2 there:
+    always written, empty when not known (``ReferringPhysicianName`` is often empty)."""
+
+    accession_number: str = ""  # SH, <= 16 characters: what the RIS orders and reports by
+    study_id: str = ""  # SH, <= 16 characters
+    study_date: str = ""  # DA, YYYYMMDD
+    study_time: str = ""  # TM, HHMMSS
+    patient_birth_date: str = ""  # DA
+    referring_physician_name: str = ""  # PN, empty allowed
+    study_description: str = ""  # LO (Type 3)
+
+    def __post_init__(self) -> None:
+        for name in ("accession_number", "study_id"):
+            if len(getattr(self, name)) > 16:
+                raise InputError(f"{name} {getattr(self, name)!r} is longer than 16 characters (DICOM SH)")
+
+
+@dataclass(frozen=True)
 class SeriesSpec:
     """Geometry and labels of a series to write. Positions/orientation are DICOM LPS."""
 
@@ -48,6 +67,7 @@ class SeriesSpec:
     study_uid: str | None = None  # default: derived from seed
     series_number: int = 1
     image_type: tuple[str, ...] = ("ORIGINAL", "PRIMARY", "AXIAL")
+    identity: StudyIdentity = StudyIdentity()
 
 
 def write_series(out_dir: str, stored: np.ndarray, spec: SeriesSpec, extra: dict[str, Any] | None = None) -> list[str]:
@@ -78,7 +98,7 @@ def write_series(out_dir: str, stored: np.ndarray, spec: SeriesSpec, extra: dict
     for k in range(n):
         sop_uid = generate_uid(entropy_srcs=[spec.seed, series_uid, str(k)])
         ds = _new_dataset(modality, sop_uid, study_uid, series_uid, spec.seed, spec.series_description,
-                          spec.patient_sex, spec.body_part, spec.series_number, spec.image_type)
+                          spec.patient_sex, spec.body_part, spec.series_number, spec.image_type, spec.identity)
         ds.FrameOfReferenceUID = frame_uid
         ds.InstanceNumber = int(numbers[k])
         ds.ImagePositionPatient = [f"{v:.6g}" for v in positions[k]]
@@ -113,7 +133,8 @@ def write_series(out_dir: str, stored: np.ndarray, spec: SeriesSpec, extra: dict
 
 
 def _new_dataset(modality: str, sop_uid: str, study_uid: str, series_uid: str, seed: str, description: str,
-                 sex: str | None, body_part: str | None, series_number: int, image_type: Sequence[str]) -> Dataset:
+                 sex: str | None, body_part: str | None, series_number: int, image_type: Sequence[str],
+                 identity: StudyIdentity = StudyIdentity()) -> Dataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SOP_CLASSES[modality]
     meta.MediaStorageSOPInstanceUID = sop_uid
@@ -134,7 +155,15 @@ def _new_dataset(modality: str, sop_uid: str, study_uid: str, series_uid: str, s
         ds.PatientSex = sex
     if body_part:
         ds.BodyPartExamined = body_part
+    ds.PatientBirthDate = identity.patient_birth_date
     ds.StudyInstanceUID = study_uid
+    ds.StudyID = identity.study_id
+    ds.AccessionNumber = identity.accession_number
+    ds.StudyDate = identity.study_date
+    ds.StudyTime = identity.study_time
+    ds.ReferringPhysicianName = identity.referring_physician_name
+    if identity.study_description:
+        ds.StudyDescription = identity.study_description
     ds.SeriesInstanceUID = series_uid
     ds.SeriesNumber = series_number
     return ds
@@ -157,6 +186,7 @@ class ProjectionSpec:
     seed: str = "medmm"
     study_uid: str | None = None
     series_number: int = 1
+    identity: StudyIdentity = StudyIdentity()
 
 
 def write_projection(path: str, stored: np.ndarray, spec: ProjectionSpec) -> str:
@@ -177,7 +207,7 @@ def write_projection(path: str, stored: np.ndarray, spec: ProjectionSpec) -> str
     series_uid = generate_uid(entropy_srcs=[spec.seed, "series", spec.series_description, spec.view_position])
     sop_uid = generate_uid(entropy_srcs=[spec.seed, series_uid, "0"])
     ds = _new_dataset(modality, sop_uid, study_uid, series_uid, spec.seed, spec.series_description,
-                      spec.patient_sex, spec.body_part, spec.series_number, ("ORIGINAL", "PRIMARY"))
+                      spec.patient_sex, spec.body_part, spec.series_number, ("ORIGINAL", "PRIMARY"), spec.identity)
     ds.InstanceNumber = 1
     ds.ViewPosition = spec.view_position
     if spec.laterality:

@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from medmm._pool import pool_context
 from medmm.errors import InputError
-from medmm.imaging.dicom_write import ProjectionSpec, SeriesSpec, write_projection, write_series
+from medmm.imaging.dicom_write import ProjectionSpec, SeriesSpec, StudyIdentity, write_projection, write_series
 from medmm.imaging.io import load_volume
 from medmm.imaging.nifti import save_nifti
 from medmm.imaging.volume import Volume
@@ -100,6 +100,27 @@ def _study_ids(seed: int, i: int) -> tuple[str, str]:
     return f"S{i + 1:04d}", f"medmm-synth-{seed}-{i}"
 
 
+DESCRIPTIONS = {"ct": "CT CHEST", "cxr": "XR CHEST", "mr": "MR BRAIN"}
+
+
+def study_identity(seed: int, i: int, kind: str) -> StudyIdentity:
+    """How a hospital would name study ``i`` of a run: an accession number (12 characters, unique within a
+    seed), the study ID, an exam date and time in 2025, a birth date 20-90 years earlier and an empty
+    referring physician. Drawn from their own generator (``[seed, i, 19]``), so the images, truth and
+    report of a seed are unchanged."""
+    import datetime as dt
+
+    rng = np.random.default_rng([seed, i, 19])
+    day = dt.date(2025, 1, 1) + dt.timedelta(days=int(rng.integers(0, 365)))
+    seconds = int(rng.integers(7 * 3600, 20 * 3600))
+    birth = day - dt.timedelta(days=int(rng.integers(20 * 365, 90 * 365)))
+    return StudyIdentity(accession_number=f"A{seed % 1000:03d}{i + 1:08d}", study_id=_study_ids(seed, i)[0],
+                         study_date=day.strftime("%Y%m%d"),
+                         study_time=f"{seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}",
+                         patient_birth_date=birth.strftime("%Y%m%d"), referring_physician_name="",
+                         study_description=DESCRIPTIONS[kind])
+
+
 def _chest_with_findings(grid: phantoms.Grid, rng: np.random.Generator, cfg: SynthConfig,
                          ct: bool) -> tuple[phantoms.Phantom, list[Finding]]:
     """A chest phantom with its (randomly chosen) findings drawn in."""
@@ -113,7 +134,8 @@ def _chest_with_findings(grid: phantoms.Grid, rng: np.random.Generator, cfg: Syn
     return ph, findings
 
 
-def _ct_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Generator, cfg: SynthConfig) -> Study:
+def _ct_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Generator, cfg: SynthConfig,
+              ident: StudyIdentity = StudyIdentity()) -> Study:
     n = int(rng.integers(cfg.ct_slices[0], cfg.ct_slices[1] + 1))
     size = int(rng.choice(cfg.ct_sizes))
     dx = round(380.0 / size, 3)
@@ -140,7 +162,7 @@ def _ct_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Genera
         positions=positions, orientation=orientation, pixel_spacing=(dx, dx), slice_thickness=dz, modality="CT",
         intercept=-1024.0,
         window=(40.0, 400.0), body_part="CHEST", patient_sex=sex, series_description="CT CHEST",
-        seed=uid_seed, study_uid=study_uid))
+        seed=uid_seed, study_uid=study_uid, identity=ident))
     images = [ImageEntry(f"{rel}/ct", "dicom-series", f"{rel}/ct_labels.nii.gz"),
               ImageEntry(f"{rel}/ct.nii.gz", "nifti", f"{rel}/ct_labels.nii.gz")]
     vol = load_volume(series_dir)
@@ -155,7 +177,7 @@ def _ct_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Genera
             positions=np.array([[o[0], 0.0, top]]), orientation=(1.0, 0.0, 0.0, 0.0, 0.0, -1.0),
             pixel_spacing=(dz, dx), modality="CT", window=(1000.0, 2000.0), body_part="CHEST", patient_sex=sex,
             series_description="LOCALIZER", seed=uid_seed, study_uid=study_uid, series_number=2,
-            image_type=("ORIGINAL", "PRIMARY", "LOCALIZER")))
+            image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"), identity=ident))
         images.append(ImageEntry(f"{rel}/localizer", "dicom-series", None))
     for f in findings:
         f.boxes = _boxes_from_labels(labels, f.label, 0, sliced=True)
@@ -165,7 +187,8 @@ def _ct_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Genera
     return Study(sid, "CT", "CHEST", sex, images, report, findings, comparison, indication)
 
 
-def _cxr_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Generator, cfg: SynthConfig) -> Study:
+def _cxr_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Generator, cfg: SynthConfig,
+              ident: StudyIdentity = StudyIdentity()) -> Study:
     grid = phantoms.Grid((100, 90, 120), (3.0, 3.0, 3.0))
     ap = bool(rng.random() < 0.35)
     ph, findings = _chest_with_findings(grid, rng, cfg, ct=False)
@@ -197,7 +220,7 @@ def _cxr_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Gener
             modality=modality, pixel_spacing=(spacing, spacing), photometric="MONOCHROME1" if mono1 else "MONOCHROME2",
             view_position=view, laterality="U", body_part="CHEST", patient_sex=sex,
             window=(2048.0, 4000.0), series_description=f"CHEST {view}", seed=uid_seed, study_uid=study_uid,
-            series_number=len(images) + 1))
+            series_number=len(images) + 1, identity=ident))
         lps = np.diag([spacing, spacing, 1.0, 1.0])
         save_nifti(Volume(lab.T[:, :, np.newaxis], phantoms_affine(lps)), os.path.join(out, rel, f"{name}_labels.nii.gz"),
                    dtype=np.int16)
@@ -217,7 +240,8 @@ def phantoms_affine(lps: np.ndarray) -> np.ndarray:
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
 
 
-def _mr_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Generator, cfg: SynthConfig) -> Study:
+def _mr_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Generator, cfg: SynthConfig,
+              ident: StudyIdentity = StudyIdentity()) -> Study:
     n = int(rng.integers(cfg.mr_slices[0], cfg.mr_slices[1] + 1))
     size = int(rng.choice(cfg.mr_sizes))
     dx = round(230.0 / size, 3)
@@ -251,7 +275,7 @@ def _mr_study(out: str, rel: str, sid: str, uid_seed: str, rng: np.random.Genera
         positions=positions, orientation=orientation, pixel_spacing=pixel_spacing, slice_thickness=thickness,
         modality="MR", window=(500.0, 1000.0), body_part="HEAD", patient_sex=sex,
         series_description="MR BRAIN T2 " + ("COR" if coronal else "AX"), seed=uid_seed,
-        study_uid=generate_uid(entropy_srcs=[uid_seed, "study"])))
+        study_uid=generate_uid(entropy_srcs=[uid_seed, "study"]), identity=ident))
     vol = load_volume(series_dir)
     save_nifti(vol, os.path.join(out, rel, "mr.nii.gz"), dtype=np.int16)
     save_nifti(Volume(labels.transpose(2, 1, 0), vol.affine), os.path.join(out, rel, "mr_labels.nii.gz"), dtype=np.int16)
@@ -274,10 +298,16 @@ def make_study(out: str, seed: int, i: int, kind: str, cfg: SynthConfig = SynthC
     rng = np.random.default_rng([seed, i])
     rel = f"studies/{sid}"
     os.makedirs(os.path.join(out, rel), exist_ok=True)
-    study = _MAKERS[kind](out, rel, sid, uid_seed, rng, cfg)
+    ident = study_identity(seed, i, kind)
+    study = _MAKERS[kind](out, rel, sid, uid_seed, rng, cfg, ident)
     with open(os.path.join(out, rel, "report.txt"), "w", encoding="utf-8") as fh:
         fh.write(study.report)
-    return study.as_dict()
+    d, date, time = study.as_dict(), ident.study_date, ident.study_time
+    # how a hospital names the study (medmm.studies.Study's identity fields): reports are matched by these
+    d.update(accession_number=ident.accession_number, study_instance_uid=generate_uid(entropy_srcs=[uid_seed, "study"]),
+             patient_key=uid_seed[:16], exam_date=f"{date[:4]}-{date[4:6]}-{date[6:]}",
+             exam_time=f"{time[:2]}:{time[2:4]}:{time[4:]}", exam_description=ident.study_description)
+    return d
 
 
 def _make(args: tuple[str, int, int, str, SynthConfig]) -> dict:

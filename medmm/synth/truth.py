@@ -6,7 +6,14 @@ Schema (one JSON object per line of ``manifest.jsonl``; documented in ``datasets
      "images": [{"path", "format": "dicom-series"|"dicom-file"|"nifti", "label_map", "view"}],
      "report", "findings": [{"type", "organ", "side", "size_mm", "boxes": [{"image", "slice",
      "x1", "y1", "x2", "y2", "frame": "acquisition"}], "label", "category", "severity", "location",
-     "interval"}], "comparison", "attributes": {...}}
+     "interval"}], "comparison", "attributes": {...},
+     "accession_number", "study_instance_uid", "patient_key", "exam_date": "YYYY-MM-DD",
+     "exam_time": "HH:MM:SS", "exam_description"}
+
+The identity fields name the study as a hospital does (the same values are in every DICOM file:
+AccessionNumber, StudyInstanceUID, PatientID, StudyDate/Time, StudyDescription, and StudyID,
+PatientBirthDate, an empty ReferringPhysicianName). Read a manifest through
+:func:`medmm.studies.iter_studies` (one typed :class:`medmm.studies.Study` per line).
 
 Boxes are :class:`medmm.regions.Box` in the **acquisition** frame of ``images[image]``
 (``Box.to_dict`` / ``Box.from_dict``): x = column, y = row, ``x2``/``y2`` exclusive (the box
