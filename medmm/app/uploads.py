@@ -76,9 +76,11 @@ def _expand_zip(path: str, dest: str, limits: UploadLimits) -> None:
         if declared > limits.max_expanded_bytes:
             raise InputError(f"the zip expands to {declared / 2**20:.0f} MiB; at most "
                              f"{limits.max_expanded_bytes / 2**20:.0f} MiB are accepted")
-        for i in infos:
-            if i.file_size > max(i.compress_size, 1) * limits.max_ratio and i.file_size > _CHUNK:
+        for i in infos:  # every member, whatever its size (issue 20, N13: members under 1 MiB went unchecked)
+            if i.file_size > max(i.compress_size, 1) * limits.max_ratio:
                 raise InputError("the zip has a member compressed beyond any image's ratio (a zip bomb?); refused")
+        if declared > max(sum(i.compress_size for i in infos), 1) * limits.max_ratio:
+            raise InputError("the zip as a whole is compressed beyond any image's ratio (a zip bomb?); refused")
         budget = limits.max_expanded_bytes
         for i in infos:
             kind = stat.S_IFMT(i.external_attr >> 16)

@@ -26,7 +26,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from medmm.errors import DecodeError, DicomReadError, InputError, MedmmError, NotDicomError, PixelBudgetError
-from medmm.imaging import fastheader
+from medmm.imaging import codestream, fastheader
 from medmm.imaging.volume import HeaderFacts, VoiLut, Window
 
 PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double Float
@@ -128,6 +128,8 @@ def read_dataset(path: str, headers_only: bool = False) -> Dataset:
     detected (native syntaxes only). Raises :class:`MedmmError` subclasses with a clear reason.
     """
     has_preamble = sniff(path)
+    if has_preamble:  # a deflated data set is inflated whole by pydicom: its inflated size is checked first
+        codestream.check_inflated_size(path)
     kwargs: dict[str, Any] = {"defer_size": 1024} if headers_only else {}
     try:
         with warnings.catch_warnings():
@@ -666,6 +668,7 @@ def decode_planes(
         return _read_native(header, frames, out)
     if ds is None:
         ds = read_dataset(header.path, headers_only=True)
+    check_codestreams(ds, header)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -730,6 +733,20 @@ def decode_planes(
     return out
 
 
+def check_codestreams(ds: Dataset, header: FileHeader) -> None:
+    """Every frame codestream's declared size checked against the header (and so the pixel budget)
+    before a decoder allocates it (:mod:`medmm.imaging.codestream`)."""
+    if header.transfer_syntax in NATIVE_SYNTAXES or header.transfer_syntax == str(DeflatedExplicitVRLittleEndian):
+        return
+    try:
+        pixel_data = ds.PixelData
+    except Exception as exc:  # a deferred read of a cut file
+        raise DicomReadError(f"{header.path}: pixel data cannot be read ({type(exc).__name__})") from exc
+    if isinstance(pixel_data, (bytes, bytearray)):
+        codestream.check_codestreams(bytes(pixel_data), header.transfer_syntax, header.rows, header.cols,
+                                     header.samples, header.bits_allocated, header.path)
+
+
 def _check_decoded_shape(arr: np.ndarray, header: FileHeader) -> None:
     """The decoder's output must be what the header declares, or every later step indexes garbage."""
     expected = ((header.n_frames,) if header.n_frames > 1 else ()) + (header.rows, header.cols)
@@ -742,9 +759,9 @@ def _check_decoded_shape(arr: np.ndarray, header: FileHeader) -> None:
 
 
 # gdcm reports some corrupt streams by throwing a C++ exception nothing catches: the whole process
-# aborts. It is therefore tried last, and only in a child process (pydicom's other plugins first).
+# aborts. It is therefore tried last, and only in a child process (pydicom's other plugins first):
+# medmm.imaging.gdcm_child, a fresh interpreter that never imports the caller's __main__ (issue 20, N12).
 _GDCM = "gdcm"
-_gdcm_executor: Any = None
 
 
 def _pixel_array(ds: Dataset, header: FileHeader) -> np.ndarray:
@@ -773,27 +790,12 @@ def _pixel_array(ds: Dataset, header: FileHeader) -> np.ndarray:
         raise failure or exc from exc
 
 
-def _gdcm_decode(path: str) -> np.ndarray:  # runs in the child process
-    ds = read_dataset(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds.pixel_array_options(decoding_plugin=_GDCM)
-        return ds.pixel_array
-
-
 def _decode_gdcm_isolated(path: str) -> np.ndarray:
-    global _gdcm_executor
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
+    from medmm.imaging import gdcm_child
 
-    from medmm._pool import pool_context
-
-    if _gdcm_executor is None:
-        _gdcm_executor = ProcessPoolExecutor(max_workers=1, mp_context=pool_context(preload=["medmm.imaging.dicom"]))
     try:
-        return _gdcm_executor.submit(_gdcm_decode, path).result()
-    except BrokenProcessPool as exc:
-        _gdcm_executor = None
+        return gdcm_child.decode(path)
+    except gdcm_child.ChildCrashed as exc:
         raise DecodeError(
             f"{path}: the gdcm decoder crashed on this file's pixel data (a corrupt stream); "
             f"{_decode_hint(None)}"
