@@ -239,3 +239,37 @@ def test_a_command_loads_only_its_own_package_cli():
     # an unknown command gets the full list of choices (exit 2 from argparse, no traceback)
     proc = medmm("no-such-command")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr and "deid" in proc.stderr
+
+
+def _all_actions(parser):
+    for a in parser._actions:
+        yield a
+        if a.__class__.__name__ == "_SubParsersAction":
+            for p in a.choices.values():
+                yield from _all_actions(p)
+
+
+def test_registry_choices_come_from_their_registries():
+    from medmm import cli
+    from medmm._cli import RegistryChoices
+    from medmm.models.tiny import FAMILIES
+    from medmm.reports.api import CHECKERS
+
+    actions = list(_all_actions(cli.build_parser()))
+    checkers = [a for a in actions if a.dest == "checker"]
+    families = [a for a in actions if a.dest == "family"]
+    assert len(checkers) == 3 and families  # check, check-eval, audit; models build-tiny
+    for a in checkers:
+        assert isinstance(a.choices, RegistryChoices) and list(a.choices) == list(CHECKERS)
+    for a in families:
+        assert isinstance(a.choices, RegistryChoices) and list(a.choices) == list(FAMILIES)
+    # a kind the registry does not hold is refused by argparse (exit 2), listing the registry's kinds
+    proc = medmm("check", "x.txt", "--checker", "nope")
+    assert proc.returncode == 2 and all(k in proc.stderr for k in CHECKERS)
+
+
+def test_medmm_help_loads_no_registry():
+    code = ("import sys; from medmm import cli; cli.build_parser().format_help(); "
+            "print([m for m in ('medmm.reports.api', 'medmm.models.tiny', 'torch') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

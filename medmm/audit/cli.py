@@ -6,7 +6,12 @@ import argparse
 import os
 import sys
 
+from medmm._cli import RegistryChoices
 from medmm.errors import InputError
+
+# the checker kinds medmm.reports.build_checker knows (its registry), read when the command is parsed or its
+# help shown (metavar set: argparse would otherwise read the choices while the parser is built)
+CHECKER_KINDS = RegistryChoices("medmm.reports.api:CHECKERS")
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -54,7 +59,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p = sub.add_parser("audit", help="check many (study, report) pairs into a review store; resumable")
     p.add_argument("input", help="folder with one sub-folder per study, manifest .csv/.jsonl, or synthetic manifest")
     p.add_argument("--db", required=True, help="the review store (SQLite file; created if missing)")
-    p.add_argument("--checker", choices=("rules", "vlm", "ensemble"), default="rules")
+    p.add_argument("--checker", choices=CHECKER_KINDS, default="rules", metavar="KIND",
+                   help="checker: %(choices)s (default %(default)s)")
     p.add_argument("--model", default=None)
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--engine", choices=("local", "ray"), default="local")

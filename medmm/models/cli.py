@@ -7,7 +7,11 @@ import json
 import os
 import sys
 
+from medmm._cli import RegistryChoices
 from medmm.errors import InputError
+
+# the families a tiny model is built for (the model family registry), read when `models build-tiny` is parsed
+TINY_FAMILIES = RegistryChoices("medmm.models.tiny:FAMILIES")
 
 
 def _cmd_build_tiny(args: argparse.Namespace) -> int:
@@ -101,7 +105,8 @@ def _ask_vicrop(args: argparse.Namespace, vlm: object, images: list, box: tuple[
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     models = sub.add_parser("models", help="model utilities").add_subparsers(dest="models_command", required=True)
     p = models.add_parser("build-tiny", help="write a tiny random model checkpoint (offline) that hf: loads")
-    p.add_argument("--family", choices=("llava", "llava-next", "qwen2-vl", "qwen2.5-vl"), required=True)
+    p.add_argument("--family", choices=TINY_FAMILIES, required=True, metavar="FAMILY",
+                   help="tiny model family: %(choices)s")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=_cmd_build_tiny)

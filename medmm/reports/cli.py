@@ -7,7 +7,12 @@ import json
 import os
 import sys
 
+from medmm._cli import RegistryChoices
 from medmm.errors import InputError
+
+# the checker kinds medmm.reports.build_checker knows (its registry), read when the command is parsed or its
+# help shown (metavar set: argparse would otherwise read the choices while the parser is built)
+CHECKER_KINDS = RegistryChoices("medmm.reports.api:CHECKERS")
 
 
 def _cmd_inject(args: argparse.Namespace) -> int:
@@ -164,7 +169,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--dicom", default=None, help="a DICOM file or series folder whose header the report must match")
     p.add_argument("--header", default=None, help="a JSON file of header facts (modality, body_part, laterality, "
                                                    "view_position, sex)")
-    p.add_argument("--checker", choices=("rules", "vlm", "ensemble"), default="rules")
+    p.add_argument("--checker", choices=CHECKER_KINDS, default="rules", metavar="KIND",
+                   help="checker: %(choices)s (default %(default)s)")
     p.add_argument("--model", default=None, help="model spec for vlm/ensemble")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_check)
@@ -180,7 +186,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--real-header", default=None, help='header facts of --real reports as JSON, e.g. '
                                                         '\'{"modality": "DX", "body_part": "CHEST"}\'')
     p.add_argument("--lm", default=None, help="plausibility model (scripts/build_report_lm.py; default: packaged)")
-    p.add_argument("--checker", choices=("rules", "vlm", "ensemble"), default="rules")
+    p.add_argument("--checker", choices=CHECKER_KINDS, default="rules", metavar="KIND",
+                   help="checker: %(choices)s (default %(default)s)")
     p.add_argument("--model", default=None)
     p.add_argument("--out", default=None, help="folder for check-eval.md and check-eval.json")
     p.set_defaults(func=_cmd_check_eval)
