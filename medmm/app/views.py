@@ -25,17 +25,23 @@ FLAG_COLOURS = {
 
 
 def highlight(report: str, flags: Sequence[dict[str, Any]]) -> str:
-    """The report as HTML with each flag's span marked in its type's colour (overlaps: first wins)."""
-    spans = sorted((int(f["start"]), int(f["end"]), f) for f in flags if 0 <= int(f["start"]) < int(f["end"]) <= len(report))
+    """The report as HTML with each flag's span marked in its type's colour (overlaps: first wins). A flag's
+    ``related`` spans (the other side of a conflict) are marked too, outlined, with the same ``data-flag``."""
+    marks = [(int(f["start"]), int(f["end"]), i, f, False) for i, f in enumerate(flags)]
+    marks += [(int(r["start"]), int(r["end"]), i, f, True) for i, f in enumerate(flags) for r in f.get("related") or ()]
+    spans = sorted(m for m in marks if 0 <= m[0] < m[1] <= len(report))
     out, pos = [], 0
-    for start, end, f in spans:
+    for start, end, _, f, related in spans:
         if start < pos:
             continue
         out.append(html.escape(report[pos:start]))
         colour = FLAG_COLOURS.get(f["type"], "#eeeeee")
-        title = html.escape(f"{f['type']} ({float(f['confidence']):.2f}): {f['explanation']}", quote=True)
-        out.append(f'<mark class="flag flag-{html.escape(f["type"])}" data-flag="{int(f.get("id", 0))}" '
-                   f'style="background:{colour}" title="{title}">{html.escape(report[start:end])}</mark>')
+        title = html.escape(f"{f['type']} ({float(f['confidence']):.2f}){' [other side]' if related else ''}: "
+                            f"{f['explanation']}", quote=True)
+        style = f"background:{colour}" + (";outline:2px dashed #555" if related else "")
+        out.append(f'<mark class="flag flag-{html.escape(f["type"])}{" flag-related" if related else ""}" '
+                   f'data-flag="{int(f.get("id", 0))}" style="{style}" title="{title}">'
+                   f'{html.escape(report[start:end])}</mark>')
         pos = end
     out.append(html.escape(report[pos:]))
     body = "".join(out).replace("\n", "<br>")

@@ -22,6 +22,7 @@ from medmm.reports.sections import Section, Sentence, split_sections, split_sent
 
 from medmm.reports import lexicon as lx
 
+MAX_COMPARED_MENTIONS = 150  # per section, compared pairwise by the section rules (see Analysis.mentions_in)
 LEXICON = lx.FINDINGS  # finding type -> (organ, patterns); the vocabulary is public (medmm.reports.lexicon)
 DEVICE_TYPES = lx.DEVICE_TYPES
 
@@ -256,12 +257,19 @@ class Analysis:
         return words
 
     def mentions_in(self, name: str) -> list[Mention]:
-        """Non-device mentions of one section (computed once per analysis)."""
+        """Non-device mentions of one section, the first :data:`MAX_COMPARED_MENTIONS` (computed once per analysis).
+
+        Rules compare these pairwise; the bound keeps a check linear on adversarial input (a real report names
+        far fewer findings: at most 40 in a section of the IU dev reports). ``cache["capped"]`` says it applied."""
         if self._by_section is None:
             self._by_section = {}
             for m in self.mentions:
                 if m.type not in DEVICE_TYPES:
                     self._by_section.setdefault(m.section, []).append(m)
+            for key, ms in self._by_section.items():
+                if len(ms) > MAX_COMPARED_MENTIONS:
+                    self._by_section[key] = ms[:MAX_COMPARED_MENTIONS]
+                    self.cache["capped"] = True
         return self._by_section.get(name, [])
 
     def section(self, name: str) -> Section | None:

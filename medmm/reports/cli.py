@@ -71,6 +71,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
               f"checker {result.checker})")
         for f in result.flags:
             print(f"  [{f.type}] {f.start}-{f.end} \"{f.text}\" ({f.evidence}, {f.confidence:.2f}): {f.explanation}")
+            for r in f.related:  # the other side of a conflict
+                print(f"      and {r.start}-{r.end} \"{r.text}\"")
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     return 0

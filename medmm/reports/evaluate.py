@@ -52,15 +52,20 @@ def read_dataset(path: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]]
 
 
 def attributable(flag: Flag, error: dict[str, Any]) -> bool:
-    """Does ``flag`` concern ``error``: its span overlaps the edit, or it quotes the edited sentence (or one
-    sentence of an edit that spans several)?"""
-    if flag.start < error["end"] and error["start"] < flag.end:
+    """Does ``flag`` concern ``error``: its span or one of its related spans (the other side of a conflict)
+    overlaps the edit, or it quotes the edited sentence (or one sentence of an edit that spans several)?"""
+    if on_edit(flag, error):
         return True
     edited = (error.get("edited_sentence") or "").strip()
     if len(edited) < 8:
         return False
     quoted = [q for q in flag.explanation.split('"')[1::2] if len(q) >= 8]
     return edited in flag.explanation or any(q in edited for q in quoted)
+
+
+def on_edit(flag: Flag, error: dict[str, Any]) -> bool:
+    """Does the flag's span, or one of its related spans, overlap the edited text (what the clinician must change)?"""
+    return any(s < error["end"] and error["start"] < e for s, e in flag.spans())
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -73,7 +78,7 @@ def evaluate(rows: Sequence[dict[str, Any]], run: Callable[[dict[str, Any]], Che
     y_true, y_pred, y_score, any_flag = [], [], [], []
     per_type: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     per_model: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    span_hit = span_flags = 0
+    span_hit = span_flags = on_edit_hits = 0
     conf: list[float] = []
     correct: list[bool] = []
     t0 = time.perf_counter()
@@ -89,6 +94,7 @@ def evaluate(rows: Sequence[dict[str, Any]], run: Callable[[dict[str, Any]], Che
             hit = any(attributable(f, e) for e in errors)
             span_flags += 1
             span_hit += hit
+            on_edit_hits += hit and any(on_edit(f, e) for e in errors)
             conf.append(f.confidence)
             correct.append(hit)
         for e in errors:
@@ -121,6 +127,8 @@ def evaluate(rows: Sequence[dict[str, Any]], run: Callable[[dict[str, Any]], Che
         "by_type": {t: dict(per_type[t]) for t in TYPE_IDS if t in per_type},
         "by_model": {k: dict(v) for k, v in sorted(per_model.items())},
         "flags": {"raised": span_flags, "attributable": span_hit, "precision": _rate(span_hit, span_flags),
+                  # of the attributable flags, those whose span or related span lies on the edited words
+                  "on_edit": on_edit_hits, "span_on_edit": _rate(on_edit_hits, span_hit),
                   "calibration": metrics.calibration(correct, conf, 5).to_dict() if conf else None},
     }
 

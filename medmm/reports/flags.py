@@ -14,7 +14,7 @@ import functools
 import json
 from dataclasses import asdict, dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, Sequence
 
 from medmm.reports.taxonomy import ERROR_TYPES
 
@@ -52,7 +52,21 @@ RULES: dict[str, tuple[str, str]] = {
 
 
 @dataclass(frozen=True)
+class Span:
+    """Another place in the report a flag rests on (the other side of a conflict)."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Flag:
+    """One finding of a checker: ``text[start:end]`` is where it points (the statement a rule judges wrong or, for a
+    conflict, the one it read second); ``related`` are the other statements of a conflict (text alone cannot tell
+    which side was edited, so a conflict shows both). A flag about one statement (a typo, an impossible size) has
+    no related span."""
+
     type: str
     start: int
     end: int
@@ -61,14 +75,20 @@ class Flag:
     confidence: float
     evidence: str = "text"  # text | header | image
     rule: str = ""
+    related: tuple[Span, ...] = ()
 
     def __post_init__(self) -> None:
         if self.type not in ERROR_TYPES:
             raise ValueError(f"unknown flag type {self.type!r}")
 
+    def spans(self) -> list[tuple[int, int]]:
+        """The primary span and the related ones, ``(start, end)`` each."""
+        return [(self.start, self.end)] + [(r.start, r.end) for r in self.related]
+
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("rule")
+        d["related"] = [dict(r) for r in d["related"]]
         return d
 
 
@@ -114,7 +134,9 @@ def calibration() -> Calibration:
 
 
 def make_flag(rule: str, text: str, start: int, end: int, why: str, evidence: str = "text",
-              table: Calibration | None = None) -> Flag:
-    """A flag of ``rule`` over ``text[start:end]`` with the rule's calibrated confidence."""
+              table: Calibration | None = None, related: Sequence[tuple[int, int]] = ()) -> Flag:
+    """A flag of ``rule`` over ``text[start:end]`` with the rule's calibrated confidence; ``related``: the other
+    statements of a conflict (``(start, end)`` each; one equal to the primary span is left out)."""
     cal = table or calibration()
-    return Flag(RULES[rule][1], start, end, text[start:end], why, round(cal.confidence(rule), 3), evidence, rule)
+    rel = tuple(Span(s, e, text[s:e]) for s, e in dict.fromkeys(related) if (s, e) != (start, end) and s < e)
+    return Flag(RULES[rule][1], start, end, text[start:end], why, round(cal.confidence(rule), 3), evidence, rule, rel)

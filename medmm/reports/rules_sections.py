@@ -127,7 +127,7 @@ def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
         s, e = _span(a, p)
         flags.append(make_flag("laterality_sections", a.text, s, e,
                                f"the impression gives the {p.text} on the {p.side}; the findings give it on the "
-                               f"{side_of(sided[0])}: {quotes}"))
+                               f"{side_of(sided[0])}: {quotes}", related=[_span(a, o) for o in sided[:2]]))
     return flags + _predominance_swap(a)
 
 
@@ -151,9 +151,11 @@ def _predominance_swap(a: Analysis) -> list[Flag]:
         others = [(sd, j) for sd, j in said.get("findings", []) if kinds & {x.type for x in a.mentions if x.sentence == j}]
         if others and all(sd != side for sd, _ in others):
             sent = a.sentences[i]
+            other = a.sentences[others[0][1]]
             flags.append(make_flag("laterality_sections", a.text, sent.start, sent.end,
                                    f"the impression says {side} greater than the other side; the findings say "
-                                   f"{others[0][0]} greater: {_quote_sentence(a, others[0][1])}"))
+                                   f"{others[0][0]} greater: {_quote_sentence(a, others[0][1])}",
+                                   related=[(other.start, other.end)]))
     return flags
 
 
@@ -206,7 +208,7 @@ def rule_laterality_anatomy(a: Analysis, header: Any = None) -> list[Flag]:
             sent, other = a.sentences[idx], a.sentences[f_idx]
             flags.append(make_flag("laterality_anatomy", a.text, sent.start, sent.end,
                                    f"the impression names the {side} {noun}; the findings name only the {f_side} "
-                                   f"one: \"{other.text}\""))
+                                   f"one: \"{other.text}\"", related=[(other.start, other.end)]))
     return flags
 
 
@@ -227,7 +229,7 @@ def _zone_swap(a: Analysis, fnd: list[Mention], imp: list[Mention]) -> list[Flag
         s, e = _span(a, p)
         flags.append(make_flag("lobe_sections", a.text, s, e,
                                f"the impression places the {p.text} in the {p.zone} zone; the findings in the {o.zone} "
-                               f"zone: {_quote(a, o)}"))
+                               f"zone: {_quote(a, o)}", related=[_span(a, o)]))
     return flags
 
 
@@ -252,7 +254,7 @@ def rule_lobe(a: Analysis, header: Any = None) -> list[Flag]:
         s, e = _span(a, p)
         flags.append(make_flag("lobe_sections", a.text, s, e,
                                f"the impression places the {p.text} in the {p.lobe}; the findings in the {o.lobe}: "
-                               f"{_quote(a, o)}"))
+                               f"{_quote(a, o)}", related=[_span(a, o)]))
     return flags
 
 
@@ -269,7 +271,7 @@ def rule_polarity(a: Analysis, header: Any = None) -> list[Flag]:
                 s, e = _span(a, p)
                 flags.append(make_flag("polarity_impression", a.text, s, e,
                                        f"the impression denies {p.text} (\"{p.trigger}\") but the findings report it: "
-                                       f"{_quote(a, hits[0])}"))
+                                       f"{_quote(a, hits[0])}", related=[_span(a, hits[0])]))
         elif p.positive:  # "previous tuberculosis pneumonia" is not reported as present (asked only when needed)
             denials = [o for o in fnd if o.type == p.type and o.negated and not p.past and _firm_negative(o)
                        and _firm_positive(p) and _contradicts(o, p)]
@@ -278,7 +280,7 @@ def rule_polarity(a: Analysis, header: Any = None) -> list[Flag]:
                 s, e = _span(a, o)
                 flags.append(make_flag("polarity_findings", a.text, s, e,
                                        f"the findings deny {o.text} (\"{o.trigger}\") but the impression reports it: "
-                                       f"{_quote(a, p)}"))
+                                       f"{_quote(a, p)}", related=[_span(a, p)]))
     return flags
 
 
@@ -301,7 +303,8 @@ def rule_measurement(a: Analysis, header: Any = None) -> list[Flag]:
         s, e = p.size_text
         flags.append(make_flag("measurement_sections", a.text, s, e,
                                f"{p.text} measures {p.size_mm:g} mm in the impression but {o.size_mm:g} mm in the "
-                               f"findings{' (a mm/cm unit slip?)' if unit else ''}: {_quote(a, o)}"))
+                               f"findings{' (a mm/cm unit slip?)' if unit else ''}: {_quote(a, o)}",
+                               related=[o.size_text or _span(a, o)]))
     return flags
 
 
@@ -323,7 +326,7 @@ def rule_severity(a: Analysis, header: Any = None) -> list[Flag]:
         s, e = _span(a, p)
         flags.append(make_flag("severity_sections", a.text, s, e,
                                f"the impression calls the {p.text} {p.severity}; the findings call it {o.severity}: "
-                               f"{_quote(a, o)}"))
+                               f"{_quote(a, o)}", related=[_span(a, o)]))
     return flags
 
 
@@ -343,7 +346,7 @@ def rule_interval_sections(a: Analysis, header: Any = None) -> list[Flag]:
         s, e = _span(a, p)
         flags.append(make_flag("interval_sections", a.text, s, e,
                                f"the impression calls the {p.text} \"{p.interval_word}\"; the findings call it "
-                               f"\"{o.interval_word}\": {_quote(a, o)}"))
+                               f"\"{o.interval_word}\": {_quote(a, o)}", related=[_span(a, o)]))
     return flags
 
 
@@ -406,7 +409,8 @@ def rule_normal_impression(a: Analysis, header: Any = None) -> list[Flag]:
                 and lx.SEVERITY_RANK.get(m.severity or "small", 1) >= 1:
             s, e = _span(a, m)
             return [make_flag("normal_impression", a.text, s, e,
-                              f"the findings report {m.text} but the impression reads \"{statement.text[:80]}\"")]
+                              f"the findings report {m.text} but the impression reads \"{statement.text[:80]}\"",
+                              related=[(statement.start, statement.end)])]
     return []
 
 
@@ -422,7 +426,8 @@ def rule_within_findings(a: Analysis, header: Any = None) -> list[Flag]:
         if pos:
             s, e = _span(a, n)
             flags.append(make_flag("polarity_within", a.text, s, e,
-                                   f"{_quote(a, n)} contradicts {_quote(a, pos[0])} in the same section"))
+                                   f"{_quote(a, n)} contradicts {_quote(a, pos[0])} in the same section",
+                                   related=[_span(a, pos[0])]))
     return flags
 
 

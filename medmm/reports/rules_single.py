@@ -21,6 +21,7 @@ from medmm.reports.flags import Flag, make_flag
 _DIMS = re.compile(r"\b(\d+(?:\.\d+)?)(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*"
                    r"(mm|cm|millimet(?:er|re)s?|centimet(?:er|re)s?)\b", re.I)
 _STRUCTURES = [(re.compile(r"\b(?:" + pat + r")\b", re.I), lo, hi) for pat, (lo, hi) in lx.STRUCTURE_SIZE_MM.items()]
+_ANY_STRUCTURE = re.compile(r"\b(?:" + "|".join(lx.STRUCTURE_SIZE_MM) + r")\b", re.I)  # one test before the 13
 _DISTANCE = re.compile(r"^\s*(?:above|below|from|proximal|distal|beyond|superior|inferior|lateral|medial|deep|"
                        r"anterior|posterior|in\s+(?:length|thickness|depth)|thick|long|of\s+(?:the|displacement)|"
                        r"apart|away|increase|decrease|larger|smaller|interval|change)\b", re.I)
@@ -37,9 +38,13 @@ def _structure_near(text: str, start: int, end: int, lo: int, hi: int) -> tuple[
     """The structure a measurement measures: named within 4 words after it ("5 mm nodule"), else within 5
     words before it ("the pulmonary artery measures 5.7 mm") unless the structure only says where
     something else is ("a mass over the right heart, 3 cm")."""
-    words_after = " ".join(text[end:hi].split()[:4])
-    words_before = " ".join(text[lo:start].split()[-5:])
+    # bounded windows (4 or 5 words of a report are far under 160 characters): splitting the whole rest of a long
+    # sentence for each measurement was quadratic
+    words_after = " ".join(text[end:min(hi, end + 160)].split()[:4])
+    words_before = " ".join(text[max(lo, start - 160):start].split()[-5:])
     for window, after in ((words_after, True), (words_before, False)):
+        if not _ANY_STRUCTURE.search(window):
+            continue
         best = None
         for pat, mn, mx in _STRUCTURES:
             m = pat.search(window)
@@ -138,6 +143,15 @@ _NOT_A_CLAIM = re.compile(r"\b(?:hemodynamically\s+stable|stable\s+(?:condition|
                           r"\s+from\s+the\s+(?:lateral|frontal))", re.I)
 
 
+def _stripped(text: str, start: int, end: int) -> tuple[int, int]:
+    """``(start, end)`` without the white space at either end."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
 def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
     """Interval language in a report whose COMPARISON says there is no prior study."""
     comp = a.section("comparison")
@@ -158,7 +172,7 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
         weak = m.group(0).lower() in _WEAK_CLAIM
         flags.append(make_flag("interval_no_prior_weak" if weak else "interval_no_prior", a.text, sent.start, sent.end,
                                f"interval language \"{m.group(0)}\" but COMPARISON says there is no prior "
-                               f"(\"{comp.text.strip()[:40]}\")"))
+                               f"(\"{comp.text.strip()[:40]}\")", related=[_stripped(a.text, comp.start, comp.end)]))
     return flags
 
 

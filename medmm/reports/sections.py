@@ -37,6 +37,8 @@ REPRODUCTIVE ORGANS|PERITONEUM|BRAIN|BRAIN PARENCHYMA|VENTRICLES|VENTRICLES AND 
 EXTRAAXIAL SPACES|POSTERIOR FOSSA|ORBITS|SINUSES|PARANASAL SINUSES|MASTOIDS|CALVARIUM|SKULL|LINES AND TUBES|
 TUBES AND LINES|SUPPORT DEVICES|DEVICES|CARDIOMEDIASTINAL|CARDIAC""".replace("\n", "").split("|"))
 _HEADER_WORDS = re.compile(r"[A-Za-z][A-Za-z ]*")
+_HEADER_WINDOW = 64  # characters looked back from a colon for its header (a header has at most 30)
+MAX_SENTENCE_CHARS = 600  # a longer run without a sentence end is read in pieces of at most this length
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,11 @@ def split_sections(text: str) -> list[Section]:
     # (a report has few colons, so this is far cheaper than trying the header pattern at every position).
     pos = text.find(":")
     while pos >= 0:
-        nl, dot = text.rfind("\n", 0, pos), text.rfind(". ", 0, pos)
-        start = max(nl + 1, dot + 2 if dot >= 0 else 0)
+        # a header is at most 30 letters after some white space: look back a bounded window only (an unbounded
+        # look-back made a text of many colons quadratic)
+        lo = max(0, pos - _HEADER_WINDOW)
+        nl, dot = text.rfind("\n", lo, pos), text.rfind(". ", lo, pos)
+        start = max(nl + 1 if nl >= 0 else lo, dot + 2 if dot >= 0 else lo)
         head = _heading(text[start:pos])
         if head:
             heads.append((start + head[0], pos + 1, head[1], head[2]))
@@ -143,12 +148,30 @@ def _sentence_spans(section_text: str) -> tuple[tuple[int, int, str], ...]:
             item = _ITEM.match(section_text, s, e)
             if item:
                 s = item.end()
-        piece = section_text[s:e]
-        body = piece.strip()
-        if body and (body[0] in _ASCII_LETTERS or _LETTER.search(body)):  # most sentences start with a letter
-            s += len(piece) - len(piece.lstrip())
-            out.append((s, s + len(body), body))
+        for s, e in _pieces(section_text, s, e):
+            piece = section_text[s:e]
+            body = piece.strip()
+            if body and (body[0] in _ASCII_LETTERS or _LETTER.search(body)):  # most sentences start with a letter
+                s += len(piece) - len(piece.lstrip())
+                out.append((s, s + len(body), body))
     return tuple(out)
+
+
+def _pieces(text: str, s: int, e: int) -> list[tuple[int, int]]:
+    """``(s, e)``, or, for a run longer than :data:`MAX_SENTENCE_CHARS` (no sentence end: pasted tables, dictation
+    without punctuation, adversarial input), pieces of at most that length cut at white space. A sentence is the
+    unit every reading is bounded by (negation scope, clause, side): bounding its length keeps a check linear in
+    the report's length. Real report sentences are far shorter (IU dev reports: under 400 characters)."""
+    if e - s <= MAX_SENTENCE_CHARS:
+        return [(s, e)]
+    out = []
+    while e - s > MAX_SENTENCE_CHARS:
+        cut = text.rfind(" ", s + MAX_SENTENCE_CHARS // 2, s + MAX_SENTENCE_CHARS)
+        cut = cut if cut > s else s + MAX_SENTENCE_CHARS
+        out.append((s, cut))
+        s = cut
+    out.append((s, e))
+    return out
 
 
 def clear_caches() -> None:
