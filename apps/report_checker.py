@@ -30,6 +30,8 @@ from medmm.reports.taxonomy import TYPE_IDS
 CONFIG = AppConfig.load(os.environ.get("MEDMM_APP_CONFIG"))
 DB = os.environ.get("MEDMM_APP_DB") or CONFIG.db
 LABELS = {"true_error": "True error", "false_positive": "False positive", "uncertain": "Uncertain"}
+if os.path.isfile(DB):
+    sessions.REGISTRY.attach(DB)  # logins, back-off and the access log live in the store (issue 20)
 
 st.set_page_config(page_title="medmm report review", layout="wide")
 
@@ -55,7 +57,9 @@ def end_session(message: str | None = None, revoke: bool = False) -> None:
     """Forget everything this tab held (login, pages, Check-now text and results, pending uploads)."""
     old = st.session_state.get("session")
     if revoke and old is not None:
-        sessions.REGISTRY.revoke(old.token_hash)
+        sessions.REGISTRY.revoke(old.token_hash, "logout" if revoke is True else str(revoke))
+        sessions.REGISTRY.log("logout" if revoke is True else "session_ended", old.user, client=_client(),
+                              detail=None if revoke is True else {"reason": str(revoke)})
     sessions.REGISTRY.unbind(_session_id())
     checked = st.session_state.get("checked")
     if checked:
@@ -66,27 +70,53 @@ def end_session(message: str | None = None, revoke: bool = False) -> None:
         st.session_state["_notice"] = message
 
 
+def _client() -> str | None:
+    """The client address (medmm's server took it from a trusted proxy's X-Forwarded-For, or the peer)."""
+    try:
+        ip = st.context.ip_address
+    except Exception:  # noqa: BLE001 - no network client (AppTest)
+        return None
+    return ip if isinstance(ip, str) else None
+
+
 def login(binding: str) -> None:
     st.title("medmm report review")
     notice = st.session_state.pop("_notice", None)
     if notice:
         st.warning(notice)
+    if CONFIG.sso_header and binding != sessions.NO_CLIENT:  # trusted-header sign-on: the proxy logs users in
+        st.info("Sign in through the hospital's sign-on page, then reload this page.")
+        return
     with st.form("login"):
         user = st.text_input("User name", key="login_user", max_chars=64)
         password = st.text_input("Password", type="password", key="login_password", max_chars=256)
         submitted = st.form_submit_button("Log in")
     if submitted:
         name = user.strip()
-        result = check_login(CONFIG.users_file, name, password, st.context.ip_address)
-        if result.ok:
+        result = check_login(CONFIG.users_file, name, password, _client(), sessions.REGISTRY.throttle)
+        known = name if name in load_users(CONFIG.users_file) else "-"  # never keep a password typed as a name
+        if result.ok and binding != sessions.NO_CLIENT:
+            # N1: the login never adopts the browser's current token: the server issues a new one
+            # (/_medmm/login with a one-time nonce bound to this cookie), then the page reloads logged in
+            end_session()
+            nonce = sessions.REGISTRY.begin_rotation(binding, name, result.role, "password", _client())
+            st.html(f"""<script>window.location.replace(new URL("_medmm/login?r={nonce}", window.location.href));
+</script>""", unsafe_allow_javascript=True)
+            st.markdown(f"Logging in… [continue](_medmm/login?r={nonce})")
+            st.stop()
+        elif result.ok:  # no browser (Streamlit's AppTest): nothing to rotate
             now = time.time()
             end_session()
             st.session_state["session"] = Session(name, result.role, now, now, binding)
-            sessions.REGISTRY.bind(_session_id(), binding, name, result.role, now)
+            sessions.REGISTRY.start_login(binding, name, result.role, "password", now)
+            sessions.REGISTRY.bind_session(_session_id(), binding)
+            sessions.REGISTRY.log("login", name, client=_client(), detail={"method": "password"})
             st.rerun()
         elif result.wait_seconds > 0:
+            sessions.REGISTRY.log("login_throttled", known, client=_client(), detail={"wait": round(result.wait_seconds)})
             st.error(f"Too many failed logins: try again in {result.wait_seconds:.0f} s.")
         else:
+            sessions.REGISTRY.log("login_failed", known, client=_client(), detail={"method": "password"})
             st.error("Wrong user name or password.")
 
 
@@ -96,16 +126,26 @@ if BINDING is None:
              "medmm's server sets). Nothing is served otherwise.")
     st.stop()
 session: Session | None = st.session_state.get("session")
+if session is None and BINDING != sessions.NO_CLIENT:  # this browser's token logged in (rotation, sign-on, restart)
+    _known = sessions.REGISTRY.login(BINDING)
+    if _known is not None:
+        session = Session(_known.user, _known.role, time.time(), _known.started, BINDING)
+        st.session_state["session"] = session
 if session is not None:
     problem = sessions.session_problem(session, BINDING, load_users(CONFIG.users_file), CONFIG)
     if problem:
+        mine = BINDING == session.token_hash  # a login bound to another browser is not this tab's to end
         end_session(problem)
+        if mine and sessions.REGISTRY.login(session.token_hash) is not None:
+            sessions.REGISTRY.revoke(session.token_hash, problem)
+            sessions.REGISTRY.log("session_ended", session.user, client=_client(), detail={"reason": problem})
         session = None
 if session is None:
     login(BINDING)
     st.stop()
 session.touch()
-sessions.REGISTRY.bind(_session_id(), session.token_hash, session.user, session.role, session.started)
+sessions.REGISTRY.touch(session.token_hash)
+sessions.REGISTRY.bind_session(_session_id(), session.token_hash)
 
 # The page blanks itself after the idle timeout (PHI does not stay on an unattended screen);
 # the reload then shows the login form. Each rerun restarts the timer.
@@ -241,6 +281,9 @@ def study_page() -> None:
     if study is None:
         st.error("Study not found.")
         return
+    if st.session_state.get("_viewed") != key:  # the access log: who opened which study when (once per opening)
+        store.record_access("view", session.user, study_key=key, client=_client())
+        st.session_state["_viewed"] = key
     left, right = st.columns([1, 1])
     with left:
         image_viewer(study)
@@ -401,7 +444,10 @@ def export_page() -> None:
         out = os.path.join(tmp, "flags.csv")
         n = export(DB, out, reviewed_only=reviewed, redact=redact, config_key=config_key)  # never with paths
         with open(out, "rb") as fh:
-            st.download_button(f"Download {n} flag(s) as CSV", fh.read(), file_name="medmm-flags.csv", key="x_download")
+            st.download_button(f"Download {n} flag(s) as CSV", fh.read(), file_name="medmm-flags.csv", key="x_download",
+                               on_click=sessions.REGISTRY.log, args=("export", session.user),
+                               kwargs={"client": _client(), "detail": {"rows": n, "redacted": bool(redact),
+                                                                       "reviewed_only": bool(reviewed)}})
 
 
 {"Worklist": worklist, "Study": study_page, "Check now": check_now, "Export": export_page}[page]()

@@ -198,13 +198,25 @@ def test_throttle_per_user_and_per_client(tmp_path, monkeypatch):
 
 
 def test_app_login_is_throttled(site, monkeypatch, tmp_path):
-    at, _, _ = _app(site, monkeypatch, tmp_path)
-    monkeypatch.setattr(auth, "THROTTLE", Throttle(free_user=2))
+    """The app's back-off lives in the store: it survives a restart (a new registry on the same file),
+    and every failure is in the access log (an unknown name is never kept: it may be a password)."""
+    from medmm.audit import access_log
+
+    at, db, _ = _app(site, monkeypatch, tmp_path)
     for _ in range(3):
         _login(at, REVIEWER, "not-the-password")
+    for _ in range(5):  # as if five more attempts had failed just now: a back-off of 2**4 s
+        sessions.REGISTRY.throttle.failure([f"user:{REVIEWER}"])
     _login(at, REVIEWER)
     assert any("Too many failed logins" in e.value for e in at.error)
     assert _is_login_form(at)
+    _login(at, "my-Secret-Password-typed-as-a-name", "x" * 12)
+    restarted = sessions.Registry(str(db))
+    assert restarted.throttle.wait([f"user:{REVIEWER}"]) > 0  # a restart does not reset the back-off
+    with Store(str(db)) as s:
+        events = [(e["event"], e["user"]) for e in access_log.query(s.conn)]
+    assert events.count(("login_failed", REVIEWER)) == 3 and ("login_throttled", REVIEWER) in events
+    assert ("login_failed", "-") in events and "Secret" not in str(events)
 
 
 # ---------------------------------------------------------------- 6. uploads
@@ -406,6 +418,7 @@ def test_idle_and_absolute_lifetime(site, monkeypatch, tmp_path):
     at, _, _ = _app(site, monkeypatch, tmp_path)
     _login(at, REVIEWER)
     at.session_state["session"].last_seen -= 31 * 60
+    sessions.REGISTRY.touch(sessions.NO_CLIENT, time.time() - 31 * 60)  # no tab of this browser active since
     at.run()
     assert _is_login_form(at) and any("inactivity" in w.value for w in at.warning)
     _login(at, REVIEWER)

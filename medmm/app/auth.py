@@ -8,7 +8,11 @@ keeps one attempt's cost bounded) and must not be one repeated character nor the
 At most :data:`MAX_CONCURRENT_HASHES` hashes run at once (memory).
 
 Login attempts are throttled per user and per client (:class:`Throttle`): a few free failures,
-then an exponential back-off, capped at a 15-minute lock-out. Roles and what each may do are in
+then an exponential back-off, capped at a 15-minute lock-out. Attempts for one user name are
+serialized and each is counted as a failure *before* its hash is checked (cleared on success), so
+parallel attempts cannot all pass the back-off check at once (issue 20 N8). The app keeps the
+counters in the review store (:class:`medmm.app.sessions.StoreThrottle`); an administrator lifts a
+lock-out with ``medmm users unlock NAME``. Roles and what each may do are in
 :data:`PERMISSIONS` (checked server-side by the app for every action).
 """
 
@@ -78,6 +82,9 @@ def hash_password(password: str, salt: bytes | None = None) -> dict[str, Any]:
 def verify_password(password: str, record: dict[str, Any]) -> bool:
     if len(password) > MAX_PASSWORD:
         return False
+    if not record.get("salt"):  # a sign-on-only user (no password): the same work as a wrong password
+        _scrypt(password, b"\0" * 16, N, R, P)
+        return False
     try:
         n, r, p = int(record["n"]), int(record["r"]), int(record["p"])
         if n > 2**20 or r > 32 or p > 16:  # a doctored users file must not exhaust the server
@@ -124,13 +131,18 @@ def _write_users(path: str, users: dict[str, dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def add_user(path: str, name: str, role: str, password: str) -> None:
+def add_user(path: str, name: str, role: str, password: str | None) -> None:
+    """Add or update a user; ``password`` None: a sign-on-only user (``sso_header`` mode), who cannot
+    log in with a password."""
     if role not in ROLES:
         raise InputError(f"role {role!r}: use one of {', '.join(ROLES)}")
-    if not name or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
-        raise InputError(f"user name {name!r}: letters, digits, '.', '-', '_' only")
-    check_password_policy(password, name)
-    record = hash_password(password)
+    if not name or not name.replace("_", "").replace("-", "").replace(".", "").replace("@", "").isalnum():
+        raise InputError(f"user name {name!r}: letters, digits, '.', '-', '_', '@' only")
+    if password is None:
+        record: dict[str, Any] = {"hash": "", "sso": True}
+    else:
+        check_password_policy(password, name)
+        record = hash_password(password)
     with _USERS_LOCK:
         users = load_users(path)
         users[name] = {"role": role, **record}
@@ -211,7 +223,12 @@ class Throttle:
                 self._state.pop(key, None)
 
 
-THROTTLE = Throttle()  # one per server process (the app's sessions share it)
+THROTTLE = Throttle()  # in memory; the app uses the store-backed one (medmm.app.sessions.StoreThrottle)
+_USER_LOCKS = tuple(threading.Lock() for _ in range(64))  # attempts for one name run one at a time (N8)
+
+
+def _user_lock(name: str) -> threading.Lock:
+    return _USER_LOCKS[hashlib.sha256(name.encode("utf-8", "replace")).digest()[0] % len(_USER_LOCKS)]
 
 
 @dataclass(frozen=True)
@@ -229,15 +246,16 @@ def login(users_file: str, name: str, password: str, client: str | None, throttl
     """Check a login with throttling (default: the server's :data:`THROTTLE`); re-hash an old-cost hash on success."""
     throttle = throttle if throttle is not None else THROTTLE
     keys = [f"user:{name}", f"client:{client or 'unknown'}"]
-    wait = throttle.wait(keys, now)
-    if wait > 0:
-        return LoginResult(None, wait)
-    users = load_users(users_file)
-    role = authenticate(users, name, password)
-    if role is None:
-        throttle.failure(keys, now)
-        return LoginResult(None)
-    throttle.success(keys)
+    with _user_lock(name):  # parallel attempts for one name queue here (N8)
+        wait = throttle.wait(keys, now)
+        if wait > 0:
+            return LoginResult(None, wait)
+        throttle.failure(keys, now)  # counted before the hash: another process's attempt sees it too
+        users = load_users(users_file)
+        role = authenticate(users, name, password)
+        if role is None:
+            return LoginResult(None)
+        throttle.success(keys)
     if needs_rehash(users[name]):
         record = hash_password(password)
         with _USERS_LOCK:
@@ -282,6 +300,12 @@ class AppConfig:
     upload_max_members: int = 5000
     upload_max_ratio: float = 200.0         # expanded / compressed, per member
     deid_uploads: bool = False              # de-identify Check-now DICOM uploads (PS3.15) before checking/saving
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto (and sign-on header) are believed: addresses or
+    # networks (e.g. ["127.0.0.1"]). Empty (the default): nobody's; the client is the connection's peer.
+    trusted_proxies: tuple[str, ...] = ()
+    # Trusted-header single sign-on (off by default): the header an authenticating proxy sets to the user name
+    # (oauth2-proxy: X-Forwarded-User or X-Auth-Request-User). Honoured only from trusted_proxies.
+    sso_header: str | None = None
 
     @classmethod
     def load(cls, path: str | None) -> "AppConfig":
@@ -299,4 +323,29 @@ class AppConfig:
         for key in ("db", "users_file"):
             if key in raw and raw[key] and not os.path.isabs(raw[key]):
                 raw[key] = os.path.normpath(os.path.join(base, raw[key]))
+        if "trusted_proxies" in raw:
+            raw["trusted_proxies"] = tuple(parse_networks(raw["trusted_proxies"] or [], path))
+        if raw.get("sso_header") is not None:
+            header = str(raw["sso_header"]).strip()
+            if not header or not header.replace("-", "").replace("_", "").isalnum():
+                raise ConfigError(f"{path}: sso_header {header!r} is not a header name (e.g. X-Forwarded-User)")
+            if not raw.get("trusted_proxies"):
+                raise ConfigError(f"{path}: sso_header needs trusted_proxies (the proxy that sets it); without them "
+                                  "anyone could send the header")
+            raw["sso_header"] = header
         return cls(**raw)
+
+
+def parse_networks(values: Any, where: str = "app config") -> list[str]:
+    """Validated proxy addresses / networks (``10.0.0.5``, ``10.0.0.0/24``, ``::1``)."""
+    import ipaddress
+
+    if isinstance(values, str):
+        values = [values]
+    out = []
+    for v in values:
+        try:
+            out.append(str(ipaddress.ip_network(str(v).strip(), strict=False)))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: trusted_proxies entry {v!r} is not an IP address or network") from exc
+    return out
