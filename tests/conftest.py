@@ -43,3 +43,16 @@ def make_series(tmp_path):
         return str(out), stored, paths
 
     return _make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _deid_key_file(tmp_path_factory):
+    """medmm.deid keeps its key file in the user's home by default: tests use a temporary one."""
+    path = tmp_path_factory.mktemp("deid-key") / "deid.key"
+    old = os.environ.get("MEDMM_DEID_KEY_FILE")
+    os.environ["MEDMM_DEID_KEY_FILE"] = str(path)
+    yield str(path)
+    if old is None:
+        os.environ.pop("MEDMM_DEID_KEY_FILE", None)
+    else:
+        os.environ["MEDMM_DEID_KEY_FILE"] = old

@@ -168,12 +168,14 @@ def deidentify_upload(upload: Upload, root: str, seed: str) -> Upload:
     to clean and is returned unchanged. An image that may carry burned-in patient text is refused.
     """
     from medmm.deid.core import DeidOptions
+    from medmm.deid.keys import DeidKey
     from medmm.deid.tree import deid_tree
 
     pending = os.path.join(root, "pending")
     out = tempfile.mkdtemp(prefix="d", dir=pending)
     try:
-        summary = deid_tree(upload.folder, out, seed=seed, options=DeidOptions(keep_patient_characteristics=True))
+        summary = deid_tree(upload.folder, out, key=DeidKey.from_secret(seed, "check-now"),
+                            options=DeidOptions(keep_patient_characteristics=True))
     except BaseException:
         discard(out)
         raise

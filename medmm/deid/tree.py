@@ -6,11 +6,20 @@ out of the root, no FIFO or device). Outputs are named only by new values — DI
 ``OUT/text/<keyed hash of the relative path>.txt`` — so no original file or folder name (often a
 patient's name or MRN) reaches the output. Anything else is not copied. A bad or refused file is
 recorded with its reason; it never ends the run.
+
+Never two inputs on one output (issue 20, D1: two files with one SOPInstanceUID were "2 de-identified",
+1 written): every output is written to a temporary name and then linked to its final name without
+replacing anything. A name already taken by another input of this run, or by a different file from an
+earlier run, is a *collision*: the second file is kept under ``<name>.<n>.dcm`` and the pair is reported.
+An earlier run's identical output (the same input, key and options) is left as it is and counted as
+such. The count printed is the number of files written.
 """
 
 from __future__ import annotations
 
+import filecmp
 import os
+import tempfile
 from dataclasses import dataclass, field
 
 from medmm.deid.core import BurnedInAnnotationError, DeidOptions, deid_dataset, output_name, read_for_deid, write_deid
@@ -25,20 +34,80 @@ TEXT_SUFFIXES = (".txt",)
 class DeidSummary:
     """What a run did; paths are relative to the input (they are the user's own) or to the output."""
 
-    written: list[str] = field(default_factory=list)  # output paths, relative to OUT
-    texts: list[str] = field(default_factory=list)  # scrubbed text outputs, relative to OUT
+    written: list[str] = field(default_factory=list)  # DICOM outputs written by this run, relative to OUT
+    texts: list[str] = field(default_factory=list)  # scrubbed text outputs written by this run, relative to OUT
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (input path relative to IN, reason)
     burned_in: list[tuple[str, str]] = field(default_factory=list)  # refused or allowed with --allow-burned-in
-    duplicates: int = 0
+    collisions: list[tuple[str, str, str]] = field(default_factory=list)  # (input, what held the name, kept as)
+    unchanged: list[str] = field(default_factory=list)  # identical outputs already in OUT from an earlier run
+    sources: dict[str, str] = field(default_factory=dict)  # output -> input, for this run's collisions
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.collisions)
 
     def line(self) -> str:
-        return (f"{len(self.written)} DICOM file(s) and {len(self.texts)} text file(s) de-identified, "
-                f"{len(self.burned_in)} with possible burned-in text, {len(self.skipped)} skipped")
+        out = (f"{len(self.written)} DICOM file(s) and {len(self.texts)} text file(s) written, "
+               f"{len(self.burned_in)} with possible burned-in text, {len(self.skipped)} skipped")
+        if self.collisions:
+            out += f", {len(self.collisions)} name collision(s) kept under new names"
+        if self.unchanged:
+            out += f", {len(self.unchanged)} identical to files already in the output"
+        return out
+
+
+def _link_new(src: str, target: str) -> bool:
+    """Give ``src`` the name ``target`` unless ``target`` exists (never replaced); False when it exists."""
+    try:
+        os.link(src, target)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: an exclusive create and a copy
+        try:
+            fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as dst, open(src, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                dst.write(chunk)
+    os.unlink(src)
+    return True
+
+
+def place_output(tmp: str, out_root: str, rel: str, where: str, summary: DeidSummary) -> str | None:
+    """Move the finished output ``tmp`` to ``rel`` (relative to ``out_root``) without replacing anything.
+    Returns the name it was kept under, or None when an identical earlier output already holds ``rel``."""
+    target = os.path.join(out_root, rel)
+    if _link_new(tmp, target):
+        summary.sources[rel] = where
+        return rel
+    holder = summary.sources.get(rel)
+    if holder is None and filecmp.cmp(tmp, target, shallow=False):
+        os.unlink(tmp)
+        summary.unchanged.append(rel)
+        return None
+    stem, ext = os.path.splitext(rel)
+    n = 1
+    while not _link_new(tmp, os.path.join(out_root, f"{stem}.{n}{ext}")):
+        n += 1
+    kept = f"{stem}.{n}{ext}"
+    summary.sources[kept] = where
+    summary.collisions.append((where, holder or "an earlier run's output", kept))
+    return kept
+
+
+def _temp_beside(target: str) -> str:
+    folder = os.path.dirname(target)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=folder)
+    os.close(fd)
+    return tmp
 
 
 def deid_file(path: str, out_root: str, key: DeidKey, options: DeidOptions = DeidOptions(),
-              summary: DeidSummary | None = None, where: str | None = None) -> str:
-    """De-identify one DICOM file into ``out_root``; returns the output path (relative to ``out_root``)."""
+              summary: DeidSummary | None = None, where: str | None = None) -> str | None:
+    """De-identify one DICOM file into ``out_root``; returns the output path (relative to ``out_root``),
+    or None when an identical output from an earlier run is already there."""
     summary = summary if summary is not None else DeidSummary()
     where = where or os.path.basename(path)
     from medmm.imaging.dicom import read_header
@@ -53,40 +122,53 @@ def deid_file(path: str, out_root: str, key: DeidKey, options: DeidOptions = Dei
     if notes.burned_in:
         summary.burned_in.append((where, f"{notes.burned_in}; allowed by --allow-burned-in"))
     rel = output_name(ds, key, where)
-    target = os.path.join(out_root, rel)
-    if os.path.exists(target) and rel in summary.written:
-        summary.duplicates += 1
-    write_deid(ds, target, where)
-    summary.written.append(rel)
-    return rel
+    tmp = _temp_beside(os.path.join(out_root, rel))
+    try:
+        write_deid(ds, tmp, where)
+        kept = place_output(tmp, out_root, rel, where, summary)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    if kept is not None:
+        summary.written.append(kept)
+    return kept
 
 
-def deid_text_file(path: str, out_root: str, key: DeidKey, rel_in: str, max_bytes: int) -> str:
+def deid_text_file(path: str, out_root: str, key: DeidKey, rel_in: str, max_bytes: int,
+                   summary: DeidSummary | None = None) -> str | None:
     from medmm.imaging.files import read_limited
 
+    summary = summary if summary is not None else DeidSummary()
     raw = read_limited(path, max_bytes)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("cp1252", errors="replace")
     rel = os.path.join("text", key.name("text-file", rel_in, 24) + ".txt")
-    target = os.path.join(out_root, rel)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    with open(target, "w", encoding="utf-8") as fh:
-        fh.write(scrub_text(text).text)
-    return rel
+    tmp = _temp_beside(os.path.join(out_root, rel))
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(scrub_text(text).text)
+        kept = place_output(tmp, out_root, rel, rel_in, summary)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    if kept is not None:
+        summary.texts.append(kept)
+    return kept
 
 
 def deid_tree(in_path: str, out_root: str, seed: str | int | None = None, options: DeidOptions = DeidOptions(),
-              key: DeidKey | None = None) -> DeidSummary:
+              key: DeidKey | None = None, key_file: str | None = None) -> DeidSummary:
     """De-identify a DICOM file, a text report, or every DICOM and ``.txt`` file of a folder tree.
 
-    ``seed`` (or an explicit ``key``) makes the UIDs, date offsets and file names reproducible.
+    ``seed`` and/or ``key_file`` (or an explicit ``key``) make the UIDs, date offsets and file names
+    reproducible: the key file's secret stretched with the seed (:meth:`DeidKey.from_seed`).
     The output folder must not be inside the input (it would be walked).
     """
     from medmm.imaging.files import REPORT_MAX_BYTES, walk
 
-    key = key or DeidKey.from_seed(seed)
+    key = key or DeidKey.from_seed(seed, key_file=key_file)
     if not os.path.exists(in_path):
         raise InputError(f"{in_path}: no such file or folder")
     real_in, real_out = os.path.realpath(in_path), os.path.realpath(out_root)
@@ -105,7 +187,7 @@ def deid_tree(in_path: str, out_root: str, seed: str | int | None = None, option
             continue
         try:
             if path.lower().endswith(TEXT_SUFFIXES):
-                summary.texts.append(deid_text_file(path, out_root, key, rel_in, REPORT_MAX_BYTES))
+                deid_text_file(path, out_root, key, rel_in, REPORT_MAX_BYTES, summary)
             else:
                 deid_file(path, out_root, key, options, summary, where=rel_in)
         except BurnedInAnnotationError:

@@ -215,7 +215,7 @@ def test_cli_and_hostile_inputs(study, tmp_path, capsys):
     (src / "notes.bin").write_bytes(b"\x00not dicom")
     assert main(["deid", str(src), str(tmp_path / "out"), "--seed", "s1", "--keep-dates-shifted"]) == 0
     err = capsys.readouterr().err
-    assert "7 DICOM file(s) and 1 text file(s) de-identified" in err
+    assert "7 DICOM file(s) and 1 text file(s) written" in err
     assert "outside_link.dcm: symlink points outside" in err and "notes.bin: not a DICOM file" in err
     assert main(["deid", str(src), str(src / "inside")]) == 2  # output inside the input
 
