@@ -187,22 +187,42 @@ class AuditSummary:
 def audit(input_path: str, db: str, checker: str = "rules", model: str | None = None, workers: int | None = None,
           engine: str = "local", ray_address: str | None = None, limit: int | None = None, progress: bool = True,
           batch_size: int = 8, threshold: float | None = None) -> AuditSummary:
-    """Run (or resume) an audit of ``input_path`` into the store at ``db``."""
+    """Run (or resume) an audit of ``input_path`` into the store at ``db``. The input is listed before the run
+    is recorded: an input that cannot be read leaves no run row behind."""
     if engine not in ("local", "ray"):
         raise InputError(f"engine {engine!r}: use local or ray")
     run = run_config(checker, model, threshold)
+    studies = iter_inputs(input_path)  # raises on a missing input before the store is opened
     store = Store(db)
-    run_id, config_key = store.start_run(run)
-    done = store.finished_sources(config_key)
-    items: list[StudyInput] = []
-    summary = AuditSummary(run_id)
-    for item in iter_inputs(input_path):
-        if store.source_hash(item.study_id) in done:
-            summary.skipped_done += 1
-            continue
-        items.append(item)
-        if limit is not None and len(items) >= limit:
-            break
+    try:
+        done = store.finished_sources(run.key)
+        items: list[Study] = []
+        skipped = 0
+        for item in studies:
+            if store.source_hash(item.study_id) in done:
+                skipped += 1
+                continue
+            items.append(item)
+            if limit is not None and len(items) >= limit:
+                break
+        run_id, config_key = store.start_run(run)
+        summary = AuditSummary(run_id, skipped_done=skipped)
+        try:
+            check_items(store, run, run_id, config_key, items, summary, workers=workers, engine=engine,
+                        ray_address=ray_address, progress=progress, batch_size=batch_size)
+        finally:
+            store.finish_run(run_id)
+    finally:
+        store.close()
+    return summary
+
+
+def check_items(store: Store, run: RunConfig, run_id: int, config_key: str, items: list[Study], summary: AuditSummary,
+                *, workers: int | None = None, engine: str = "local", ray_address: str | None = None,
+                progress: bool = True, batch_size: int = 8) -> None:
+    """Check ``items`` under ``run`` in the pool and write each result as it comes (this process is the only
+    writer). A study's store identity is ``item.extra["source_id"]`` when a source sets it (a report version),
+    else its ``study_id``; ``item.extra["supersedes"]`` names the store key of the report version it corrects."""
     workers = workers if workers is not None else (os.cpu_count() or 1)
     batches = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
     t0 = time.perf_counter()
@@ -220,10 +240,7 @@ def audit(input_path: str, db: str, checker: str = "rules", model: str | None = 
     finally:
         if bar is not None:
             bar.close()
-        summary.seconds = time.perf_counter() - t0
-        store.finish_run(run_id)
-        store.close()
-    return summary
+        summary.seconds += time.perf_counter() - t0
 
 
 def study_record(item: Study, header: Any, text: str | None, source_id: str | None = None,
@@ -239,7 +256,7 @@ def study_record(item: Study, header: Any, text: str | None, source_id: str | No
 
 def _write(store: Store, run_id: int, config_key: str, r: dict[str, Any], summary: AuditSummary) -> None:
     item: Study = r["item"]
-    source_id, supersedes = r.get("source_id") or item.study_id, r.get("supersedes")
+    source_id, supersedes = item.extra.get("source_id") or item.study_id, item.extra.get("supersedes")
     if "failure" in r:
         stage, reason = r["failure"]
         rec = study_record(item, item.header, None, source_id, supersedes)

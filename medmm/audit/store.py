@@ -39,7 +39,7 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Sequence
 
 from medmm import __version__
 from medmm.audit import access_log, chain, logins
@@ -47,7 +47,7 @@ from medmm.errors import InputError, MedmmError
 from medmm.imaging.volume import REPORT_FACTS, HeaderFacts
 from medmm.runs import RunConfig, connect, create_private, immediate
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DECISIONS = ("true_error", "false_positive", "uncertain")
 # The header facts the store keeps: the report facts of the one header type (medmm.imaging.HeaderFacts).
 HEADER_COLUMNS = REPORT_FACTS
@@ -186,6 +186,18 @@ _MIGRATIONS: dict[int, str] = {
 _MIGRATIONS[6] = (  # issue 20: one hash chain over runs/results/flags/failures/reviews/access log; the access
     # log; app sessions and login back-off counters (survive a restart). Filled and triggered by _migrate_v6.
     chain.SCHEMA + access_log.SCHEMA + logins.SCHEMA)
+# v7 (issue 19, a hospital-year in the store): the worklist order stored with each result and indexed, with the
+# flag count, top confidence and flag types beside it (medmm.audit.worklist asks for one page and the counts,
+# never the whole list), and reviews indexed by study (a study's status is a lookup, not a scan). Filled for
+# existing results by _migrate_v7; the worklist index is created after the fill.
+_MIGRATIONS[7] = """
+    ALTER TABLE results ADD COLUMN sort_key TEXT;
+    ALTER TABLE results ADD COLUMN n_flags INTEGER;
+    ALTER TABLE results ADD COLUMN top_confidence REAL;
+    ALTER TABLE results ADD COLUMN flag_types TEXT;
+    CREATE INDEX reviews_study ON reviews(study_key);
+    CREATE INDEX results_worklist ON results(config_key, sort_key);
+    """
 # The identity columns of a study (v5), as the study record (medmm.studies.Study) names them.
 STUDY_ID_COLUMNS: tuple[str, ...] = ("source", "accession_number", "study_instance_uid", "exam_date", "exam_time",
                                      "exam_description")
@@ -293,7 +305,7 @@ class StudyRecord:
     exam_date: str | None = None  # YYYY-MM-DD
     exam_time: str | None = None
     exam_description: str | None = None
-    supersedes: str | None = None  # source_id of the earlier report version this one corrects
+    supersedes: str | None = None  # study key of the earlier report version this one corrects (Store.current_version)
     report_status: str | None = None  # F / C / P as the feed said
 
 
@@ -352,6 +364,8 @@ class Store:
                     chain.backfill(c)  # rows written before v6, then the v6 triggers
                     for sql in _V6_TRIGGERS.values():
                         c.execute(sql)
+                if v == 7:
+                    self._migrate_v7(c)
                 c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(v),))
             if not c.execute("SELECT 1 FROM meta WHERE key='salt'").fetchone():
                 c.execute("INSERT INTO meta(key, value) VALUES ('salt', ?)", (secrets.token_hex(16),))
@@ -368,6 +382,22 @@ class Store:
         for name, sql in TRIGGERS.items():
             if name not in _V6_TRIGGERS:  # those need v6's tables: created by the v6 step
                 c.execute(sql)
+
+    @staticmethod
+    def _migrate_v7(c: sqlite3.Connection) -> None:
+        """Fill the worklist columns of existing results from their flags (results are append-only: the
+        UPDATE trigger is lifted for this one fill, inside the migration's transaction, and restored)."""
+        rows = c.execute("SELECT r.rowid, r.study_key, r.status, r.score, COUNT(f.id), MAX(f.confidence), "
+                         "GROUP_CONCAT(DISTINCT f.type) FROM results r LEFT JOIN flags f ON f.study_key = r.study_key "
+                         "AND f.config_key = r.config_key GROUP BY r.rowid").fetchall()
+        if not rows:
+            return
+        c.execute("DROP TRIGGER IF EXISTS results_append_only_update")
+        c.executemany("UPDATE results SET sort_key=?, n_flags=?, top_confidence=?, flag_types=? WHERE rowid=?",
+                      [(*_worklist_columns(key, status == "failed", score, int(n), top,
+                                           (types or "").split(",") if n else ()), rowid)
+                       for rowid, key, status, score, n, top, types in rows])
+        c.execute(TRIGGERS["results_append_only_update"])
 
     # ------------------------------------------------------------------ integrity
     def trigger_problems(self) -> list[str]:
@@ -476,17 +506,23 @@ class Store:
             return int(cur.lastrowid), config_key
 
     def configurations(self) -> list[dict[str, Any]]:
-        """Configurations with results in this store, newest run first."""
-        rows = self.conn.execute(
-            "SELECT r.config_key, MAX(r.id), r.checker, r.config, "
-            "(SELECT COUNT(*) FROM results x WHERE x.config_key = r.config_key) "
-            "FROM runs r GROUP BY r.config_key ORDER BY MAX(r.id) DESC").fetchall()
-        return [{"config_key": k, "last_run": rid, "checker": chk, "config": json.loads(cfg), "results": int(n)}
-                for k, rid, chk, cfg, n in rows]
+        """Configurations with results in this store, newest run first (the result counts are index range
+        counts, cached per results version: the app asks on every rerun)."""
+        from medmm.audit.worklist import MEMO
+
+        version = self.conn.execute("SELECT COALESCE(MAX(rowid), 0), (SELECT COALESCE(MAX(id), 0) FROM runs) "
+                                    "FROM results").fetchone()
+        return MEMO.get((self.salt.hex(), "configurations", tuple(version)), lambda: [
+            {"config_key": k, "last_run": rid, "checker": chk, "config": json.loads(cfg), "results": int(n)}
+            for k, rid, chk, cfg, n in self.conn.execute(
+                "SELECT r.config_key, MAX(r.id), r.checker, r.config, "
+                "(SELECT COUNT(*) FROM results x WHERE x.config_key = r.config_key) "
+                "FROM runs r GROUP BY r.config_key ORDER BY MAX(r.id) DESC").fetchall()])
 
     def latest_config_key(self) -> str | None:
         """The configuration of the newest run that wrote a result (what the worklist shows by default)."""
-        row = self.conn.execute("SELECT config_key FROM results ORDER BY finished_at DESC, rowid DESC LIMIT 1").fetchone()
+        # results are append-only: the last row written is the newest (finished_at is not indexed)
+        row = self.conn.execute("SELECT config_key FROM results ORDER BY rowid DESC LIMIT 1").fetchone()
         return row[0] if row else None
 
     def finish_run(self, run_id: int) -> None:
@@ -513,7 +549,7 @@ class Store:
                        time.time(), json.dumps(list(rec.images)), json.dumps(list(rec.regions)),
                        *[getattr(rec, k) for k in STUDY_ID_COLUMNS]))
             if rec.supersedes is not None or rec.report_status is not None:
-                old = self.study_key(rec.supersedes) if rec.supersedes is not None else None
+                old = rec.supersedes
                 if old is not None and not c.execute("SELECT 1 FROM studies WHERE key=?", (old,)).fetchone():
                     old = None
                 c.execute("INSERT INTO report_versions(study_key, supersedes, status, received_at) VALUES (?, ?, ?, ?)",
@@ -541,19 +577,28 @@ class Store:
 
     def _record_result(self, run_id: int, config_key: str, rec: StudyRecord, result: Any) -> bool:
         with self.transaction() as c:
-            key = self._upsert_study(c, rec)
-            notes = list(getattr(result, "notes", None) or [])
-            if self._has_result(c, key, config_key):
-                return False
-            c.execute("INSERT INTO results(study_key, config_key, run_id, status, has_error, score, "
-                      "finished_at, notes) VALUES (?, ?, ?, 'done', ?, ?, ?, ?)",
-                      (key, config_key, run_id, int(result.has_error), float(result.score), time.time(),
-                       json.dumps(notes) if notes else None))
-            c.executemany('INSERT INTO flags(run_id, study_key, config_key, type, start, "end", text, explanation, '
-                          "confidence, evidence, rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          [(run_id, key, config_key, f.type, f.start, f.end, f.text, f.explanation, f.confidence,
-                            f.evidence, getattr(f, "rule", None) or None) for f in result.flags])
-            return True
+            return self._insert_result(c, run_id, config_key, rec, result)
+
+    def _insert_result(self, c: sqlite3.Connection, run_id: int, config_key: str, rec: StudyRecord,
+                       result: Any) -> bool:
+        """A study's result and flags, inside the caller's transaction (raises ReportChanged before writing)."""
+        key = self._upsert_study(c, rec)
+        notes = list(getattr(result, "notes", None) or [])
+        if self._has_result(c, key, config_key):
+            return False
+        flags = list(result.flags)
+        score = float(result.score)
+        c.execute("INSERT INTO results(study_key, config_key, run_id, status, has_error, score, finished_at, notes, "
+                  "sort_key, n_flags, top_confidence, flag_types) VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)",
+                  (key, config_key, run_id, int(result.has_error), score, time.time(),
+                   json.dumps(notes) if notes else None,
+                   *_worklist_columns(key, False, score, len(flags), max((float(f.confidence) for f in flags),
+                                                                        default=None), [f.type for f in flags])))
+        c.executemany('INSERT INTO flags(run_id, study_key, config_key, type, start, "end", text, explanation, '
+                      "confidence, evidence, rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      [(run_id, key, config_key, f.type, f.start, f.end, f.text, f.explanation, f.confidence,
+                        f.evidence, getattr(f, "rule", None) or None) for f in flags])
+        return True
 
     @staticmethod
     def _has_result(c: sqlite3.Connection, key: str, config_key: str) -> bool:
@@ -562,14 +607,40 @@ class Store:
 
     def record_failure(self, run_id: int, config_key: str, rec: StudyRecord, stage: str, reason: str) -> bool:
         with self.transaction() as c:
-            key = self._upsert_study(c, rec)
-            if self._has_result(c, key, config_key):
-                return False
-            c.execute("INSERT INTO results(study_key, config_key, run_id, status, finished_at) "
-                      "VALUES (?, ?, ?, 'failed', ?)", (key, config_key, run_id, time.time()))
-            c.execute("INSERT INTO failures(run_id, study_key, source_hash, stage, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
-                      (run_id, key, self.source_hash(rec.source_id), stage, reason, time.time()))
-            return True
+            return self._insert_failure(c, run_id, config_key, rec, stage, reason)
+
+    def _insert_failure(self, c: sqlite3.Connection, run_id: int, config_key: str, rec: StudyRecord, stage: str,
+                        reason: str) -> bool:
+        key = self._upsert_study(c, rec)
+        if self._has_result(c, key, config_key):
+            return False
+        c.execute("INSERT INTO results(study_key, config_key, run_id, status, finished_at, sort_key, n_flags) "
+                  "VALUES (?, ?, ?, 'failed', ?, ?, 0)",
+                  (key, config_key, run_id, time.time(), _worklist_columns(key, True, None, 0, None, ())[0]))
+        c.execute("INSERT INTO failures(run_id, study_key, source_hash, stage, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
+                  (run_id, key, self.source_hash(rec.source_id), stage, reason, time.time()))
+        return True
+
+    def record_batch(self, run_id: int, config_key: str,
+                     entries: Sequence[tuple[StudyRecord, Any, tuple[str, str] | None]]) -> list[str]:
+        """Many studies in ONE transaction (the audit's single writer commits per batch, not per study:
+        a commit and its lock cost more than a study's rows). Each entry is ``(record, result, None)``
+        or ``(record, None, (stage, reason))``; returns per entry ``"result"``, ``"failure"`` (also a
+        result whose report differs from the stored one: recorded as a failure with the reason) or
+        ``"duplicate"`` (already finished under this configuration). All or nothing: a process killed
+        mid-batch leaves the store as it was before the batch."""
+        out: list[str] = []
+        with self.transaction() as c:
+            for rec, result, failure in entries:
+                if failure is None:
+                    try:
+                        out.append("result" if self._insert_result(c, run_id, config_key, rec, result)
+                                   else "duplicate")
+                        continue
+                    except ReportChanged as exc:  # raised before this entry wrote anything
+                        rec, failure = replace(rec, report=None), ("store", str(exc))
+                out.append("failure" if self._insert_failure(c, run_id, config_key, rec, *failure) else "duplicate")
+        return out
 
     # ------------------------------------------------------------------ hospital sources (v5)
     def watermark(self, source: str) -> str | None:
@@ -585,6 +656,14 @@ class Store:
                 c.execute("INSERT INTO watermarks(source, value, updated_at) VALUES (?, ?, ?)", (source, value, time.time()))
             elif value > row[0]:
                 c.execute("UPDATE watermarks SET value=?, updated_at=? WHERE source=?", (value, time.time(), source))
+
+    def current_version(self, study_instance_uid: str) -> str | None:
+        """The study key of the newest report version checked for a DICOM study (None if none)."""
+        row = self.conn.execute(
+            "SELECT s.key FROM studies s JOIN reports r ON r.study_key = s.key WHERE s.study_instance_uid=? AND NOT "
+            "EXISTS (SELECT 1 FROM report_versions v WHERE v.supersedes = s.key) ORDER BY s.created_at DESC, s.rowid DESC "
+            "LIMIT 1", (study_instance_uid,)).fetchone()
+        return row[0] if row else None
 
     def has_source(self, source_id: str) -> bool:
         """Whether a study with this source identifier is in the store (whatever its result)."""
@@ -677,29 +756,21 @@ class Store:
         return config_key if config_key is not None else self.latest_config_key()
 
     def worklist(self, config_key: str | None = None) -> list[dict[str, Any]]:
-        """Studies with their result under one configuration (default: the newest run's), flag counts and
-        review status; the most confident flags first (flag confidences are calibrated), then by score."""
-        config_key = self._config_or_latest(config_key)
-        sql = """
-        SELECT s.key, s.modality, s.body_part, s.patient_sex, r.score, r.has_error, r.status, r.run_id,
-               (SELECT COUNT(*) FROM flags f WHERE f.study_key = s.key AND f.config_key = r.config_key) AS n_flags,
-               (SELECT GROUP_CONCAT(DISTINCT f.type) FROM flags f WHERE f.study_key = s.key AND f.config_key = r.config_key),
-               (SELECT MAX(f.confidence) FROM flags f WHERE f.study_key = s.key AND f.config_key = r.config_key) AS top,
-               (SELECT COUNT(*) FROM reviews v WHERE v.study_key = s.key) AS n_reviews
-        FROM studies s JOIN results r ON r.study_key = s.key
-        WHERE r.config_key = ?
-          AND NOT EXISTS (SELECT 1 FROM report_versions v WHERE v.supersedes = s.key)
-        ORDER BY COALESCE(top, -1) DESC, COALESCE(r.score, -1) DESC, s.key
-        """
-        cols = ["study_key", "modality", "body_part", "patient_sex", "score", "has_error", "status", "run_id", "n_flags",
-                "flag_types", "max_confidence", "n_reviews"]
-        out = []
-        for row in self.conn.execute(sql, (config_key,)).fetchall():
-            d = dict(zip(cols, row))
-            d["flag_types"] = sorted(set((d["flag_types"] or "").split(",")) - {""})
-            d["state"] = "reviewed" if d["n_reviews"] else ("flagged" if d["n_flags"] else "unreviewed")
-            out.append(d)
-        return out
+        """EVERY study with its result under one configuration (default: the newest run's), flag counts and
+        review status, riskiest first (the most confident flag, then the score). For small stores, exports
+        and tests: the app asks :class:`medmm.audit.worklist.Worklist` for one page and the counts."""
+        from dataclasses import asdict
+
+        from medmm.audit.worklist import Worklist
+
+        return [asdict(r) | {"flag_types": list(r.flag_types)}
+                for r in Worklist(self, self._config_or_latest(config_key)).all_rows()]
+
+    def worklist_view(self, config_key: str | None = None) -> Any:
+        """The paged worklist of one configuration (default: the newest run's): :class:`medmm.audit.worklist.Worklist`."""
+        from medmm.audit.worklist import Worklist
+
+        return Worklist(self, self._config_or_latest(config_key))
 
     def study(self, key: str, config_key: str | None = None) -> dict[str, Any] | None:
         """One study for the review app: header facts, report, images, known regions, and the flags of one
@@ -757,6 +828,16 @@ class Store:
             for r in rows:
                 del r["source_path"]
         return [r for r in rows if r["decision"] is not None] if reviewed_only else rows
+
+
+def _worklist_columns(key: str, failed: bool, score: float | None, n_flags: int, top: float | None,
+                      types: Sequence[str]) -> tuple[str, int, float | None, str | None]:
+    """The worklist columns of a result (v7): sort key, flag count, top confidence, ``,type,type,``."""
+    from medmm.audit.worklist import sort_key
+
+    kinds = sorted({t for t in types if t})
+    return (sort_key(key, top if n_flags else None, score, failed), n_flags, top if n_flags else None,
+            ("," + ",".join(kinds) + ",") if kinds else None)
 
 
 def _split_sql(script: str) -> list[str]:

@@ -225,7 +225,8 @@ def iter_folder(path: str) -> Iterator[Study]:
 
 def iter_studies(path: str) -> Iterator[Study]:
     """Studies of an audit input, in a stable order: a folder holding ``manifest.jsonl`` (read as that
-    manifest, confined to the folder), a folder of study folders, or a manifest file."""
+    manifest, confined to the folder), a folder of study folders, or a manifest file. A missing or unknown
+    input raises :class:`InputError` at once (before anything is iterated)."""
     from medmm.imaging.files import file_problem
 
     if not os.path.exists(path):
@@ -233,11 +234,8 @@ def iter_studies(path: str) -> Iterator[Study]:
     if os.path.isdir(path):
         manifest = os.path.join(path, "manifest.jsonl")
         if os.path.isfile(manifest) and not file_problem(manifest, real_root=os.path.realpath(path)):
-            yield from iter_manifest(manifest, root=path)
-            return
-        yield from iter_folder(path)
-        return
+            return iter_manifest(manifest, root=path)
+        return iter_folder(path)
     if path.lower().endswith((".jsonl", ".json", ".csv")):
-        yield from iter_manifest(path)
-        return
+        return iter_manifest(path)
     raise InputError(f"{path}: use a folder (one sub-folder per study), a manifest .csv/.jsonl or a synthetic manifest")
