@@ -357,6 +357,9 @@ def export(db: str, out: str, reviewed_only: bool = False, redact: bool = False,
                 table[c] = [scrub_with_context(v, reports.get(k, "")) if isinstance(v, str) else v
                             for v, k in zip(table[c], table["study_key"])]
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    # exports quote reports and name reviewers: owner-only, also when an existing file is overwritten (N14)
+    os.close(os.open(out, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(out, 0o600)
     if low.endswith(".csv"):
         # spreadsheet formula injection: report text can start with "=" (OWASP: prefix a quote)
         for c in table.columns:

@@ -74,6 +74,18 @@ def _data_url(image: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: urllib copies the Authorization header to the redirect target, another host
+    included (issue 20 N11), and a chat-completions POST turned into a GET is never what was asked."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        here, there = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        where = "the same server" if (here.scheme, here.netloc) == (there.scheme, there.netloc) else \
+            f"another server ({there.hostname})"
+        raise ModelError(f"{req.full_url} answered HTTP {code}, a redirect to {where}; medmm does not follow "
+                         "redirects (the API key would go along): give the final URL with --url")
+
+
 class HTTPVLM(VLM):
     def __init__(self, url: str, model: str | None = None, api_key: str | None = None, timeout: float = 60.0,
                  retries: int = 3, backoff: float = 0.5, concurrency: int = 4, top_logprobs: int = 20,
@@ -82,8 +94,9 @@ class HTTPVLM(VLM):
             raise InputError(f"{url!r}: the http backend needs an http:// or https:// URL")
         self.trust_env = trust_env
         # no proxy from the environment unless asked: a proxy would see every image and the key
-        self._opener = urllib.request.build_opener() if trust_env else \
-            urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        # and no redirect is followed (urllib would re-send the bearer key to whatever host a 30x names)
+        self._opener = urllib.request.build_opener(_NoRedirect()) if trust_env else \
+            urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
         for message in _transport_warnings(url, api_key, trust_env):
             warnings.warn(message, DataLeavesMachineWarning, stacklevel=2)
         base = url.rstrip("/")
