@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from medmm._cli import RegistryChoices
 from medmm.errors import InputError
 
 
@@ -46,7 +47,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--tasks", default="text_to_region,region_to_text,grounded_report")
     p.add_argument("--window", default="file", help="display window for DICOM images")
     p.add_argument("--sharegpt", default=None, help="also export LLaMA-Factory ShareGPT JSON here")
-    p.add_argument("--codec", default="qwen2-vl", help="box codec of the ShareGPT export")
+    p.add_argument("--codec", default=None, choices=RegistryChoices("medmm.regions.codecs:CODECS"),
+                   help="box codec of the ShareGPT export (default: the Qwen2-VL codec)")
     p.add_argument("--internvl", default=None, help="also export InternVL/MedRegA JSONL here")
     p.set_defaults(func=_cmd_region_tasks)
 
@@ -144,7 +146,8 @@ def _cmd_region_tasks(args: argparse.Namespace) -> int:
     n = write_jsonl(samples, args.out)
     root = os.path.dirname(os.path.abspath(args.out))
     if args.sharegpt:
-        export_sharegpt(samples, args.sharegpt, codec=args.codec, root=root, problems=problems)
+        chosen = {"codec": args.codec} if args.codec else {}  # else export_sharegpt's default codec
+        export_sharegpt(samples, args.sharegpt, root=root, problems=problems, **chosen)
     if args.internvl:
         export_internvl(samples, args.internvl, root=root, problems=problems)
     print(f"wrote {n} samples to {args.out}; {len(problems)} problem(s)", file=sys.stderr)

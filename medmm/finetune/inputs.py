@@ -26,12 +26,11 @@ from typing import Any, Sequence
 import torch
 from PIL import Image
 
-from medmm.regions.codecs import BoxCodec, CodecSpec, get_codec
+from medmm.models.families import family_of
+from medmm.regions.codecs import BoxCodec, CodecSpec
 from medmm.regions.frames import InputTransform
 from medmm.regions.tasks import Conversation, Sample, conversation, load_image
 
-QWEN_TYPES = ("qwen2_vl", "qwen2_5_vl")
-LLAVA_TYPES = ("llava", "llava_next", "llava_onevision", "vipllava")
 IGNORE = -100
 
 
@@ -40,59 +39,22 @@ def model_type(vlm: Any) -> str:
 
 
 def default_codec(vlm: Any, spec: dict[str, Any] | None = None) -> BoxCodec:
-    """The configured codec, or the family's own (LLaVA 0–1, Qwen2-VL 0–1000, Qwen2.5-VL pixels)."""
+    """The configured codec, or the model family's own (LLaVA 0–1, Qwen2-VL 0–1000, Qwen2.5-VL pixels,
+    InternVL's 0–999 for a family medmm does not know): :mod:`medmm.models.families`."""
     if spec:
         return CodecSpec.from_mapping(dict(spec)).build()
-    mt = model_type(vlm)
-    return get_codec(mt if mt in ("qwen2_vl", "qwen2_5_vl") else ("llava" if mt in LLAVA_TYPES else "internvl"))
+    return family_of(model_type(vlm)).codec()
 
 
 def input_transform(vlm: Any, width: int, height: int) -> InputTransform:
-    """The map from an image's pixels to the pixels the model sees (see the module docstring)."""
-    ip = vlm.processor.image_processor
-    t = InputTransform.identity(width, height)
-    mt = model_type(vlm)
-    if mt in QWEN_TYPES:
-        factor = int(ip.patch_size) * int(ip.merge_size)
-        size = ip.size
-        lo = getattr(size, "shortest_edge", None) or getattr(ip, "min_pixels", None) or 56 * 56
-        hi = getattr(size, "longest_edge", None) or getattr(ip, "max_pixels", None) or 28 * 28 * 1280
-        return t.smart_resize(factor=factor, min_pixels=int(lo), max_pixels=int(hi))
-    side = _square_side(ip)
-    if mt in LLAVA_TYPES and side:
-        m = max(width, height)
-        left, top = (m - width) // 2, (m - height) // 2
-        return t.pad(left, top, m - width - left, m - height - top).resize(side, side)
-    if side:
-        return t.resize(side, side)
-    return t
-
-
-def _square_side(ip: Any) -> int | None:
-    crop = getattr(ip, "crop_size", None)
-    if crop is not None and getattr(crop, "height", None):
-        return int(crop.height)
-    size = getattr(ip, "size", None)
-    if size is not None and getattr(size, "height", None):
-        return int(size.height)
-    if size is not None and getattr(size, "shortest_edge", None):
-        return int(size.shortest_edge)
-    return None
+    """The map from an image's pixels to the pixels the model sees (its family's rule, see the module docstring)."""
+    return family_of(model_type(vlm)).input_transform(vlm.processor.image_processor, width, height)
 
 
 def prepare_image(vlm: Any, image: Image.Image) -> Image.Image:
     """The image to give the processor: LLaVA-family images padded to a centred square (as
-    :func:`input_transform` assumes), others unchanged."""
-    if model_type(vlm) not in LLAVA_TYPES:
-        return image
-    w, h = image.size
-    if w == h:
-        return image
-    m = max(w, h)
-    mean = tuple(int(round(v * 255)) for v in getattr(vlm.processor.image_processor, "image_mean", (0.5, 0.5, 0.5)))
-    canvas = Image.new("RGB", (m, m), mean[:3])
-    canvas.paste(image, ((m - w) // 2, (m - h) // 2))
-    return canvas
+    :func:`input_transform` assumes), others unchanged (the family's rule)."""
+    return family_of(model_type(vlm)).prepare_image(vlm.processor.image_processor, image)
 
 
 @dataclass
@@ -137,9 +99,10 @@ def encode_example(vlm: Any, sample: Sample, codec: BoxCodec, root: str | None =
 
 
 def collate(examples: Sequence[Example], pad_id: int, image_token_id: int | None = None,
-            qwen: bool = False) -> dict[str, torch.Tensor]:
+            family: Any = None) -> dict[str, torch.Tensor]:
     """Right-padded batch: ``input_ids``, ``attention_mask``, ``labels`` (-100 on padding), vision tensors
-    concatenated along their batch dim; Qwen models also get ``mm_token_type_ids`` (1 on image tokens)."""
+    concatenated along their batch dim; a ``family`` whose model takes ``mm_token_type_ids`` (Qwen's
+    M-RoPE: 1 on image tokens) gets them (:meth:`medmm.models.families.Family.token_types`)."""
     n = max(len(e) for e in examples)
     ids = torch.full((len(examples), n), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), n), IGNORE, dtype=torch.long)
@@ -151,6 +114,7 @@ def collate(examples: Sequence[Example], pad_id: int, image_token_id: int | None
     batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
     for key in examples[0].vision:
         batch[key] = torch.cat([e.vision[key] for e in examples], dim=0)
-    if qwen and image_token_id is not None:
-        batch["mm_token_type_ids"] = (ids == image_token_id).long()
+    types = family.token_types(ids, image_token_id) if family is not None else None
+    if types is not None:
+        batch["mm_token_type_ids"] = types
     return batch

@@ -41,7 +41,7 @@ from medmm.errors import ConfigError, InputError
 from medmm.finetune.checkpoint import full, like, list_checkpoints, load_checkpoint, optimizer_tensors, save_checkpoint
 from medmm.finetune.config import FinetuneConfig
 from medmm.finetune.data import prepare_data, read_samples
-from medmm.finetune.inputs import QWEN_TYPES, Example, collate, default_codec, encode_example, model_type
+from medmm.finetune.inputs import Example, collate, default_codec, encode_example, model_type
 from medmm.regions.tasks import Sample, load_image
 
 
@@ -268,7 +268,7 @@ class FinetuneRecipe:
     def _batch(self, examples: list[Example]) -> dict[str, torch.Tensor]:
         tok = self.vlm.tokenizer
         b = collate(examples, tok.pad_token_id, getattr(self.vlm.processor, "image_token_id", None),
-                    qwen=self.model_type in QWEN_TYPES)
+                    family=self.vlm.family)
         return {k: v.to(self.device) for k, v in b.items()}
 
     def _autocast(self) -> Any:

@@ -19,7 +19,7 @@ import torch
 
 from medmm.errors import InputError
 from medmm.models.base import VLM, Generation, ModelError, OptionScore, Request, options_per_request
-from medmm.models.processors import QWEN_TYPES, load_processor
+from medmm.models.families import family_of, model_types
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
@@ -111,6 +111,7 @@ class HFVLM(VLM):
         if getattr(processor, "chat_template", None) is None:
             processor.chat_template = self.chat_template
         self.model_type = getattr(model.config, "model_type", "?")
+        self.family = family_of(self.model_type)  # everything family-specific: medmm.models.families
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -134,7 +135,7 @@ class HFVLM(VLM):
         if model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES and not trust_remote_code:
             raise ModelError(
                 f"{path}: unsupported architecture {model_type!r}: medmm loads image-text-to-text models "
-                "(llava, llava_next, qwen2_vl, qwen2_5_vl, ...)"
+                f"({', '.join(model_types())}, ...)"
             )
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
@@ -142,7 +143,7 @@ class HFVLM(VLM):
             model = AutoModelForImageTextToText.from_pretrained(
                 path, dtype=torch_dtype, local_files_only=True, trust_remote_code=trust_remote_code,
                 use_safetensors=not allow_pickle)
-            processor = load_processor(path, model_type, trust_remote_code)
+            processor = family_of(str(model_type)).load_processor(path, trust_remote_code)
         except (OSError, ValueError) as exc:
             raise ModelError(f"{path}: cannot load the checkpoint: {exc}") from exc
         if adapter:
@@ -157,11 +158,7 @@ class HFVLM(VLM):
         os.makedirs(folder, exist_ok=True)
         extra = {} if state_dict is None else {"state_dict": state_dict}
         self.model.save_pretrained(folder, safe_serialization=True, **extra)
-        if self.model_type in QWEN_TYPES:
-            self.tokenizer.save_pretrained(folder)
-            self.processor.image_processor.save_pretrained(folder)
-        else:
-            self.processor.save_pretrained(folder)
+        self.family.save_processor(self.processor, folder)
         with open(os.path.join(folder, "chat_template.jinja"), "w", encoding="utf-8") as fh:
             fh.write(self.chat_template)
         return folder
@@ -280,21 +277,11 @@ class HFVLM(VLM):
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
-    def _continuation_positions(self, positions: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
-        """Explicit position ids for text that continues a cached multimodal prompt.
-
-        Qwen2-VL's M-RoPE text positions continue from the prompt's last position plus the
-        ``rope_deltas`` the prefill stored; its forward would derive them from the full
-        attention mask (prompt + continuation) and get the length wrong, so they are given.
-        """
-        if self.model_type not in QWEN_TYPES:
-            return {}
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        deltas = base.model.rope_deltas
-        pos = positions.view(1, 1, -1).expand(3, batch, -1)
-        if deltas is not None:
-            pos = pos + deltas.repeat_interleave(batch // deltas.shape[0], dim=0).to(pos.device)
-        return {"position_ids": pos}
+    def _continuation_positions(self, positions: torch.Tensor, batch: int,
+                                rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Explicit position ids for text that continues a cached multimodal prompt (the family's rule:
+        Qwen's M-RoPE needs them, others derive them). ``rows``: the prompt row of each continuation row."""
+        return self.family.continuation_positions(self.model, positions, rows, batch)
 
     def score_options_naive(self, requests: Sequence[Request], options: Sequence[str] | Sequence[Sequence[str]]
                             ) -> list[list[float]]:

@@ -13,10 +13,8 @@ import json
 import os
 from typing import Any
 
-from transformers import AutoProcessor, AutoTokenizer, Qwen2VLImageProcessorPil, Qwen2VLProcessor
+from transformers import Qwen2VLProcessor
 from transformers.processing_utils import ProcessorMixin
-
-QWEN_TYPES = ("qwen2_vl", "qwen2_5_vl")
 
 
 class ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
@@ -49,10 +47,7 @@ def read_chat_template(folder: str) -> str | None:
 
 
 def load_processor(folder: str, model_type: str, trust_remote_code: bool = False) -> Any:
-    """The processor for a local checkpoint, image-only for the Qwen2-VL family."""
-    if model_type in QWEN_TYPES:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)
-        image_processor = Qwen2VLImageProcessorPil.from_pretrained(folder, local_files_only=True)
-        return ImageOnlyQwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                         chat_template=read_chat_template(folder))
-    return AutoProcessor.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)
+    """The processor for a local checkpoint, as its family loads it (image-only for the Qwen2-VL family)."""
+    from medmm.models.families import family_of
+
+    return family_of(model_type).load_processor(folder, trust_remote_code)

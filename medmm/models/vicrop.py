@@ -29,6 +29,7 @@ from PIL import Image
 
 from medmm.errors import InputError
 from medmm.models.base import ImageLike, Request, UnsupportedError
+from medmm.models.families import family_of
 from medmm.regions.frames import InputTransform
 
 GENERIC_PROMPT = "Write a general description of the image."
@@ -86,19 +87,10 @@ def _full_image(image: ImageLike) -> Image.Image:
     return Request(images=[image], prompt="").pil_images()[0]
 
 
-def _llava_transform(vlm: Any, size: tuple[int, int]) -> tuple[InputTransform, int]:
-    """The CLIP processor's map (shortest edge to S, centre crop S x S) and the token grid side."""
-    ip = vlm.processor.image_processor
-    crop = getattr(ip, "crop_size", None)
-    side = int(getattr(crop, "height", 0) or 0)
-    shortest = int(getattr(getattr(ip, "size", None), "shortest_edge", 0) or side)
-    if not side:
-        raise UnsupportedError(f"{vlm.name}: attention crop needs a LLaVA-style processor (resize + centre crop)")
-    w, h = size
-    rw, rh = (shortest, int(shortest * h / w)) if w <= h else (int(shortest * w / h), shortest)
-    t = InputTransform.identity(w, h).resize(rw, rh)
-    left, top = (rw - side) // 2, (rh - side) // 2
-    return t.crop(left, top, left + side, top + side), side
+def _grid_transform(vlm: Any, size: tuple[int, int]) -> tuple[InputTransform, int]:
+    """The processor's map of an image of ``size`` and the side of the square the token grid covers
+    (the model family's rule, :meth:`medmm.models.families.Family.attention_grid`)."""
+    return family_of(vlm).attention_grid(vlm.processor.image_processor, size)
 
 
 def best_window(ratio: np.ndarray, sizes: Sequence[int]) -> tuple[int, int, int, float]:
@@ -121,9 +113,9 @@ def best_window(ratio: np.ndarray, sizes: Sequence[int]) -> tuple[int, int, int,
 def attention_box(vlm: Any, image: Image.Image, question: str, generic: str = GENERIC_PROMPT,
                   window_fractions: Sequence[float] = (0.25, 0.5, 0.75)) -> PixelBox:
     """The attention-ratio crop (module docstring) in pixels of ``image`` (LLaVA-family ``hf`` models)."""
-    if not hasattr(vlm, "image_attention") or getattr(vlm, "model_type", "") not in ("llava", "vipllava"):
-        raise UnsupportedError(f"{getattr(vlm, 'name', 'model')}: the attention crop needs a LLaVA-family hf model; "
-                               "give a box instead (--box x1,y1,x2,y2)")
+    if not hasattr(vlm, "image_attention") or not family_of(vlm).attention_crop:
+        raise UnsupportedError(f"{getattr(vlm, 'name', 'model')}: the attention crop needs an hf model of a family "
+                               "with one square grid of image tokens (LLaVA); give a box instead (--box x1,y1,x2,y2)")
     att_q = vlm.image_attention(Request(images=[image], prompt=question))[0]
     att_g = vlm.image_attention(Request(images=[image], prompt=generic))[0]
     g = int(round(math.sqrt(len(att_q))))
@@ -132,7 +124,7 @@ def attention_box(vlm: Any, image: Image.Image, question: str, generic: str = GE
     ratio = (att_q / np.maximum(att_g, 1e-12)).reshape(g, g)
     sizes = sorted({max(1, round(f * g)) for f in window_fractions})
     r, c, k, _ = best_window(ratio, sizes)
-    t, side = _llava_transform(vlm, image.size)
+    t, side = _grid_transform(vlm, image.size)
     cell = side / g
     x1, y1 = t.inverse(c * cell, r * cell)
     x2, y2 = t.inverse((c + k) * cell, (r + k) * cell)

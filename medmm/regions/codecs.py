@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from medmm.errors import ConfigError, InputError
+from medmm.regions.frames import InputTransform
 
 Size = tuple[float, float]  # (width, height) of the model input in pixels
 PixelBox = tuple[float, float, float, float]  # x1, y1, x2, y2 (x2/y2 exclusive edges)
@@ -133,6 +134,11 @@ class BoxCodec:
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name}
+
+    def default_input(self, width: int, height: int) -> InputTransform:
+        """The model input assumed when no model is at hand (an export): the image as is, unless the
+        format's coordinates are pixels of a resized input (Qwen2.5-VL)."""
+        return InputTransform.identity(width, height)
 
 
 class _GridCodec(BoxCodec):
@@ -274,6 +280,10 @@ class Qwen25VLCodec(BoxCodec):
     name = "qwen2.5-vl"
     format_hint = 'JSON [{"bbox_2d": [x1, y1, x2, y2], "label": "object"}] in pixels of the image; one entry per box'
 
+    def default_input(self, width: int, height: int) -> InputTransform:
+        """Qwen2.5-VL's processor defaults (``smart_resize``, factor 28): its boxes are in those pixels."""
+        return InputTransform.identity(width, height).smart_resize()
+
     def encode_boxes(self, boxes: Sequence[PixelBox], size: Size) -> str:
         return json.dumps([{"bbox_2d": self._ints(b, size)} for b in boxes])
 
@@ -377,17 +387,10 @@ CODECS: dict[str, Callable[..., BoxCodec]] = {
     "llava": LlavaCodec,
 }
 
-#: the codec of each model family (transformers ``model_type`` and medmm tiny family names)
-FAMILY_CODEC: dict[str, str] = {
-    "llava": "llava", "llava_next": "llava", "llava-next": "llava", "llava_onevision": "llava",
-    "qwen2_vl": "qwen2-vl", "qwen2-vl": "qwen2-vl", "qwen2_5_vl": "qwen2.5-vl", "qwen2.5-vl": "qwen2.5-vl",
-    "internvl": "internvl", "internvl_chat": "internvl", "medrega": "medrega",
-}
-
-
 def get_codec(name: str, **options: Any) -> BoxCodec:
-    """A codec by name (``medrega``, ``internvl``, ``qwen2-vl``, ``qwen2.5-vl``, ``llava``) or model family."""
-    key = FAMILY_CODEC.get(name, name)
+    """A codec by name (``medrega``, ``internvl``, ``qwen2-vl``, ``qwen2.5-vl``, ``llava``). Which codec a
+    model family writes is declared by the family (``medmm.models.families``, a layer above this one)."""
+    key = name
     if key not in CODECS:
         raise ConfigError(f"unknown box codec {name!r}: use one of {', '.join(CODECS)}")
     try:

@@ -32,7 +32,7 @@ import numpy as np
 
 from medmm.errors import InputError
 from medmm.regions.box import Box
-from medmm.regions.codecs import BoxCodec, RefBoxes, get_codec
+from medmm.regions.codecs import BoxCodec, InternVLCodec, Qwen2VLCodec, RefBoxes, get_codec
 from medmm.regions.frames import Acquisition, InputTransform
 from medmm.regions.labelmaps import LabelMapOptions, label_map_regions
 from medmm.regions.readers import AnnotatedImage, LabeledRegion
@@ -419,8 +419,7 @@ def _exported_image(sample: Sample, root: str | None, images_dir: str) -> tuple[
 
 
 def _default_transform(codec: BoxCodec, width: int, height: int) -> InputTransform:
-    t = InputTransform.identity(width, height)
-    return t.smart_resize() if codec.name == "qwen2.5-vl" else t
+    return codec.default_input(width, height)  # the codec knows whether its pixels are of a resized input
 
 
 def _exportable(samples: Iterable[Sample], root: str | None, images_dir: str,
@@ -434,7 +433,7 @@ def _exportable(samples: Iterable[Sample], root: str | None, images_dir: str,
             problems.append(f"{s.id}: {exc}")
 
 
-def export_sharegpt(samples: Iterable[Sample], path: str | os.PathLike[str], codec: BoxCodec | str = "qwen2-vl",
+def export_sharegpt(samples: Iterable[Sample], path: str | os.PathLike[str], codec: BoxCodec | str = Qwen2VLCodec.name,
                     root: str | None = None, images_dir: str | None = None,
                     transform: Callable[[int, int], InputTransform] | None = None,
                     problems: list[str] | None = None) -> int:
@@ -457,7 +456,7 @@ def export_sharegpt(samples: Iterable[Sample], path: str | os.PathLike[str], cod
 def export_internvl(samples: Iterable[Sample], path: str | os.PathLike[str], root: str | None = None,
                     images_dir: str | None = None, scale: int = 999, problems: list[str] | None = None) -> int:
     """InternVL / MedRegA JSONL: ``{"id", "image", "width", "height", "conversations": [human, gpt]}``."""
-    codec = get_codec("internvl", scale=scale)
+    codec = InternVLCodec(scale=scale)
     images_dir = images_dir or os.path.join(os.path.dirname(os.path.abspath(path)), "images")
     n = 0
     with open(path, "w", encoding="utf-8") as fh:
