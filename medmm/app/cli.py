@@ -14,7 +14,9 @@ def _cmd_users_add(args: argparse.Namespace) -> int:
 
     from medmm.app.auth import add_user
 
-    if args.password_stdin:
+    if getattr(args, "sso", False):  # sign-on only (sso_header mode): no password at all
+        password = None
+    elif args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = getpass.getpass(f"Password for {args.name}: ")
@@ -97,11 +99,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--role", choices=("reviewer", "admin"), default="reviewer")
     p.add_argument("--users-file", default="configs/users.yaml")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin (for scripts)")
+    p.add_argument("--sso", action="store_true", help="a sign-on-only user (app config sso_header): no password")
     p.set_defaults(func=_cmd_users_add)
     p = users.add_parser("remove", help="remove a user (their live app sessions end at once)")
     p.add_argument("name")
     p.add_argument("--users-file", default="configs/users.yaml")
     p.set_defaults(func=_cmd_users_remove)
+    from medmm.app.admin_cli import add_users_parsers
+
+    add_users_parsers(users)  # users unlock (issue 20 N15)
 
     p = sub.add_parser("app", help="start the report review app (Streamlit)")
     p.add_argument("--db", default=None, help="the review store (default: from the config)")

@@ -30,6 +30,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     n = export(args.db, args.out, reviewed_only=args.reviewed_only, redact=args.redact, with_paths=args.with_paths,
                config_key=args.config_key, deid_text=args.deid_text)
     print(f"wrote {args.out}: {n} flag(s)", file=sys.stderr)
+    import getpass
+
+    from medmm.audit.store import Store
+
+    with Store(args.db) as store:  # the access log: who exported what (issue 20)
+        store.record_access("export", f"cli:{getpass.getuser()}", detail={
+            "rows": n, "redacted": bool(args.redact), "with_paths": bool(args.with_paths),
+            "reviewed_only": bool(args.reviewed_only), "deid_text": bool(args.deid_text)})
     return 0
 
 
@@ -47,11 +55,17 @@ def _cmd_store_verify(args: argparse.Namespace) -> int:
         print(f"BROKEN: {problem}")
     if report.broken_review is not None:
         print(f"BROKEN: review {report.broken_review}: {report.reason}")
+    for problem in report.chain_problems:
+        print(f"BROKEN: {problem}")
+    for warning in report.warnings:
+        print(f"WARNING: {warning}")
     if not report.ok:
         print(f"{args.db}: the store was changed outside medmm; restore it from a backup before reviewing from it")
         return 1
     print(f"ok: {report.reviews} reviews chained, head {report.head}, all integrity triggers present "
           "(record the head elsewhere to detect a recomputed chain)")
+    print(f"ok: {report.chain_entries} entries in the store chain (runs, results, flags, failures, reviews, access "
+          f"log), head {report.chain_head}")
     return 0
 
 
@@ -91,3 +105,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--restore-triggers", action="store_true",
                    help="re-create missing or altered triggers first (after a deliberate repair)")
     p.set_defaults(func=_cmd_store_verify)
+    from medmm.audit.access_cli import add_store_parsers
+
+    add_store_parsers(store)  # store access-log (issue 20)
