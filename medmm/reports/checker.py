@@ -25,19 +25,20 @@ from medmm.imaging.volume import HeaderFacts
 from medmm.reports.analysis import MAX_COMPARED_MENTIONS, Analysis, analyze
 from medmm.reports.flags import CheckResult, Flag, calibration
 from medmm.reports.language import ReportLM, known_words, packaged_lm
-from medmm.reports.rules_sections import SECTION_RULES
-from medmm.reports.rules_single import HEADER_RULES, SINGLE_RULES
-from medmm.reports.rules_text import TEXT_RULES
+from medmm.reports.registry import needs_header, needs_model, rule_functions
 
 __all__ = ["CheckResult", "Flag", "RulesChecker", "RulesConfig", "check_rules", "clean_text", "combine", "dedupe",
            "DEFAULT_THRESHOLD", "RULES_VERSION"]
 
 MAX_REPORT_CHARS = 200_000  # longer input is checked on its first 200,000 characters (noted)
 MAX_FLAGS_PER_RULE = 20  # more flags of one rule in one report are counted in a note (see cap_flags)
-RULES_VERSION = "2"  # part of a run's identity: bump when a rule changes what it flags
+RULES_VERSION = "3"  # part of a run's identity: bump when a rule changes what it flags
 Rule = Callable[..., list[Flag]]
-RULES: tuple[Rule, ...] = SECTION_RULES + SINGLE_RULES + TEXT_RULES + HEADER_RULES
-_NEEDS_LM = {"rule_non_word", "rule_real_word"}
+# every rule of the registry (medmm.reports.registry discovers the rules_* modules), with what it reads
+_DECLARED = rule_functions()
+RULES: tuple[Rule, ...] = tuple(fn for fn, _ in _DECLARED)
+_NEEDS_LM = {fn.__name__ for fn, specs in _DECLARED if needs_model(specs)}
+_HEADER_ONLY = {fn.__name__ for fn, specs in _DECLARED if needs_header(specs)}
 
 
 def __getattr__(name: str) -> Any:
@@ -90,7 +91,7 @@ class RulesChecker:
         # (rule, needs the plausibility model) decided once; without a header the header rules have nothing to
         # compare and return no flag, so they are not called
         self._plan = tuple((r, r.__name__ in _NEEDS_LM) for r in self.rules)
-        self._plan_without_header = tuple(p for p in self._plan if p[0] not in HEADER_RULES)
+        self._plan_without_header = tuple(p for p in self._plan if p[0].__name__ not in _HEADER_ONLY)
 
     def analyze_flags(self, a: Analysis, header: HeaderFacts | None, notes: list[str]) -> list[Flag]:
         flags: list[Flag] = []

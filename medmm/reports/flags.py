@@ -14,41 +14,37 @@ import functools
 import json
 from dataclasses import asdict, dataclass, field
 from importlib import resources
-from typing import Any, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from medmm.reports.taxonomy import ERROR_TYPES
 
 CALIBRATION_FILE = "calibration.json"
 
-# rule -> (family, taxonomy type). The family groups rules that one calibration table covers.
-RULES: dict[str, tuple[str, str]] = {
-    "laterality_sections": ("sections", "laterality"),
-    "laterality_anatomy": ("sections", "laterality"),
-    "lobe_sections": ("sections", "location"),
-    "polarity_impression": ("sections", "contradiction"),
-    "polarity_findings": ("sections", "negation"),
-    "measurement_sections": ("sections", "measurement"),
-    "severity_sections": ("sections", "severity"),
-    "interval_sections": ("sections", "interval"),
-    "unsummarised_finding": ("sections", "omission"),
-    "unsupported_impression": ("sections", "omission"),
-    "normal_impression": ("sections", "negation"),
-    "polarity_within": ("within", "negation"),
-    "size_plausibility": ("single", "measurement"),
-    "nonexistent_lobe": ("single", "laterality"),
-    "interval_no_prior": ("interval", "interval"),
-    "interval_no_prior_weak": ("interval", "interval"),
-    "repetition": ("transcription", "transcription"),
-    "repetition_distant": ("transcription", "transcription"),
-    "homophone": ("transcription", "transcription"),
-    "non_word": ("transcription", "transcription"),
-    "real_word": ("transcription", "transcription"),
-    "header_modality": ("header", "metadata"),
-    "header_body_part": ("header", "metadata"),
-    "header_sex": ("header", "metadata"),
-    "header_laterality": ("header", "metadata"),
-    "header_view": ("header", "metadata"),
-}
+class _Rules(Mapping[str, tuple[str, str]]):
+    """flag id -> (calibration family, taxonomy type), read from the rule registry on first use
+    (:mod:`medmm.reports.registry`: every rule declares its flag ids next to its function)."""
+
+    def _table(self) -> dict[str, tuple[str, str]]:
+        from medmm.reports.registry import flag_specs
+
+        return {k: (s.family, s.type) for k, s in flag_specs().items()}
+
+    def __getitem__(self, key: str) -> tuple[str, str]:
+        return _rules_table()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_rules_table())
+
+    def __len__(self) -> int:
+        return len(_rules_table())
+
+
+@functools.lru_cache(maxsize=1)
+def _rules_table() -> dict[str, tuple[str, str]]:
+    return _Rules()._table()
+
+
+RULES: Mapping[str, tuple[str, str]] = _Rules()
 
 
 @dataclass(frozen=True)

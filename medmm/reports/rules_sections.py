@@ -17,6 +17,7 @@ from typing import Any
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import Analysis, Mention, per_sentence
 from medmm.reports.flags import Flag, make_flag
+from medmm.reports.registry import FlagSpec, declare
 
 _CONFLICTING_INTERVALS = {frozenset(p) for p in (("new", "same"), ("new", "less"), ("new", "gone"), ("more", "less"),
                                                  ("gone", "same"), ("gone", "more"), ("same", "more"), ("same", "less"),
@@ -103,6 +104,7 @@ def _sections(a: Analysis) -> tuple[list[Mention], list[Mention]]:
     return pair
 
 
+@declare(FlagSpec(id='laterality_sections', type='laterality', family='sections', reads=('findings', 'impression'), explains='the impression gives the {finding} on the {side}; the findings give it on the {other side}: {quote}', example='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small right pleural effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small left pleural effusion.'))
 def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
     """A one-sided finding whose side differs between the sections (and neither section names both)."""
     fnd, imp = _sections(a)
@@ -193,6 +195,7 @@ def _sided_nouns(a: Analysis, section: str) -> dict[str, dict[str, int]]:
     return out
 
 
+@declare(FlagSpec(id='laterality_anatomy', type='laterality', family='sections', reads=('findings', 'impression'), explains='the impression names the {side} {structure}; the findings name only the {other side} one: {quote}', example='FINDINGS: Elevation of the left hemidiaphragm.\n\nIMPRESSION: Elevated right hemidiaphragm.', clean='FINDINGS: Elevation of the left hemidiaphragm.\n\nIMPRESSION: Elevated left hemidiaphragm.'))
 def rule_laterality_anatomy(a: Analysis, header: Any = None) -> list[Flag]:
     """A sided structure (hemidiaphragm, clavicle, PICC line, ...) named with one side in the impression and
     only with the other side in the findings."""
@@ -233,6 +236,7 @@ def _zone_swap(a: Analysis, fnd: list[Mention], imp: list[Mention]) -> list[Flag
     return flags
 
 
+@declare(FlagSpec(id='lobe_sections', type='location', family='sections', reads=('findings', 'impression'), explains='the impression places the {finding} in the {lobe or zone}; the findings in the {other}: {quote}', example='FINDINGS: Consolidation in the right lower lobe.\n\nIMPRESSION: Right upper lobe pneumonia.', clean='FINDINGS: Consolidation in the right lower lobe.\n\nIMPRESSION: Right lower lobe pneumonia.'))
 def rule_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding placed in one lobe (or zone) by the impression and in another by the findings."""
     fnd, imp = _sections(a)
@@ -258,6 +262,8 @@ def rule_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
+@declare(FlagSpec(id='polarity_impression', type='contradiction', family='sections', reads=('findings', 'impression'), explains='the impression denies {finding} ({trigger}) but the findings report it: {quote}', example='FINDINGS: Small right pleural effusion.\n\nIMPRESSION: No pleural effusion.', clean='FINDINGS: Small right pleural effusion.\n\nIMPRESSION: Small right pleural effusion.'),
+         FlagSpec(id='polarity_findings', type='negation', family='sections', reads=('findings', 'impression'), explains='the findings deny {finding} ({trigger}) but the impression reports it: {quote}', example='FINDINGS: No pneumothorax. The heart is normal.\n\nIMPRESSION: Small right pneumothorax.', clean='FINDINGS: Small right pneumothorax. The heart is normal.\n\nIMPRESSION: Small right pneumothorax.'))
 def rule_polarity(a: Analysis, header: Any = None) -> list[Flag]:
     """The impression denies what the findings report (contradiction), or the findings deny what the
     impression reports (negation)."""
@@ -284,6 +290,7 @@ def rule_polarity(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
+@declare(FlagSpec(id='measurement_sections', type='measurement', family='sections', reads=('findings', 'impression'), explains='{finding} measures {a} mm in the impression but {b} mm in the findings (a mm/cm unit slip?): {quote}', example='FINDINGS: A 6 mm nodule in the right upper lobe.\n\nIMPRESSION: 6 cm right upper lobe nodule.', clean='FINDINGS: A 6 mm nodule in the right upper lobe.\n\nIMPRESSION: 6 mm right upper lobe nodule.'))
 def rule_measurement(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding measured differently in the two sections (a mm/cm slip named as such)."""
     fnd, imp = _sections(a)
@@ -308,6 +315,7 @@ def rule_measurement(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
+@declare(FlagSpec(id='severity_sections', type='severity', family='sections', reads=('findings', 'impression'), explains='the impression calls the {finding} {grade}; the findings call it {other grade}: {quote}', example='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Large left pleural effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small left pleural effusion.'))
 def rule_severity(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding graded two or more steps apart (small vs large, mild vs severe)."""
     fnd, imp = _sections(a)
@@ -330,6 +338,7 @@ def rule_severity(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
+@declare(FlagSpec(id='interval_sections', type='interval', family='sections', reads=('findings', 'impression'), explains='the impression calls the {finding} "{word}"; the findings call it "{other word}": {quote}', example='COMPARISON: 3/2/2024.\n\nFINDINGS: New left pleural effusion.\n\nIMPRESSION: Left pleural effusion, unchanged.', clean='COMPARISON: 3/2/2024.\n\nFINDINGS: New left pleural effusion.\n\nIMPRESSION: New left pleural effusion.'))
 def rule_interval_sections(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding called new in one section and stable in the other (or larger vs smaller)."""
     fnd, imp = _sections(a)
@@ -355,6 +364,7 @@ def _reads_normal(impression: str) -> bool:
     return _NORMAL.match(impression.strip()) is not None
 
 
+@declare(FlagSpec(id='unsummarised_finding', type='omission', family='sections', reads=('findings', 'impression'), explains='the findings report {finding} but the impression, which lists other findings, does not mention it', example='FINDINGS: Small right apical pneumothorax. Left lower lobe atelectasis.\n\nIMPRESSION: Left lower lobe atelectasis.', clean='FINDINGS: Small right apical pneumothorax. Left lower lobe atelectasis.\n\nIMPRESSION: Small right pneumothorax. Left lower lobe atelectasis.'))
 def rule_unsummarised(a: Analysis, header: Any = None) -> list[Flag]:
     """A pneumothorax or mass in the findings that an impression listing other findings never mentions."""
     fnd, imp = _sections(a)
@@ -371,6 +381,7 @@ def rule_unsummarised(a: Analysis, header: Any = None) -> list[Flag]:
     return []
 
 
+@declare(FlagSpec(id='unsupported_impression', type='omission', family='sections', reads=('findings', 'impression'), explains='the impression reports {finding} but the findings never mention it', example='FINDINGS: Heart size is normal. Mild left basilar atelectasis.\n\nIMPRESSION: Small right pneumothorax. Left basilar atelectasis.', clean='FINDINGS: Heart size is normal. Mild left basilar atelectasis.\n\nIMPRESSION: Left basilar atelectasis.'))
 def rule_unsupported_impression(a: Analysis, header: Any = None) -> list[Flag]:
     """A pneumothorax stated plainly in the impression that the findings (several sentences) never name (other
     acute findings are often the impression's reading of what the findings describe: blunting -> effusion)."""
@@ -397,6 +408,7 @@ def _says_nothing_acute(sentence: str) -> bool:
     return _NO_ACUTE.search(sentence) is not None
 
 
+@declare(FlagSpec(id='normal_impression', type='negation', family='sections', reads=('findings', 'impression'), explains='the findings report {finding} but the impression reads {statement}', example='FINDINGS: Moderate right pleural effusion.\n\nIMPRESSION: No acute cardiopulmonary abnormality.', clean='FINDINGS: No pleural effusion.\n\nIMPRESSION: No acute cardiopulmonary abnormality.'))
 def rule_normal_impression(a: Analysis, header: Any = None) -> list[Flag]:
     """An acute finding stated plainly in the findings, absent from an impression that says nothing acute is seen."""
     fnd, imp = _sections(a)
@@ -414,6 +426,7 @@ def rule_normal_impression(a: Analysis, header: Any = None) -> list[Flag]:
     return []
 
 
+@declare(FlagSpec(id='polarity_within', type='negation', family='within', reads=('findings',), explains='{sentence} contradicts {other sentence} in the same section', example='FINDINGS: There is a small left pleural effusion. The lungs are clear. No left pleural effusion.\n\nIMPRESSION: Effusion.', clean='FINDINGS: There is a small left pleural effusion. The lungs are clear. No pneumothorax.\n\nIMPRESSION: Effusion.'))
 def rule_within_findings(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding (same organ, same side) stated present and absent within the findings."""
     fnd, imp = _sections(a)

@@ -17,6 +17,7 @@ from typing import Any
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import Analysis, prior_status
 from medmm.reports.flags import Flag, make_flag
+from medmm.reports.registry import FlagSpec, declare
 
 _DIMS = re.compile(r"\b(\d+(?:\.\d+)?)(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*"
                    r"(mm|cm|millimet(?:er|re)s?|centimet(?:er|re)s?)\b", re.I)
@@ -68,6 +69,7 @@ def _structure_in(text: str) -> tuple[str, float, float] | None:
     return (best[1], best[2], best[3]) if best else None
 
 
+@declare(FlagSpec(id='size_plausibility', type='measurement', family='single', reads=('findings', 'impression'), explains='{size} is too small/large for a {structure} (at least/most {limit} mm); unit or value wrong?', example='FINDINGS: A 45 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.', clean='FINDINGS: A 4.5 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.'))
 def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
     """A measurement the named structure cannot have (or a "tiny" finding of 3 cm and more)."""
     flags = []
@@ -105,6 +107,7 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
 _NO_SUCH_LOBE = re.compile(r"\b(left)\s+middle\s+lobe\b|\b(right)\s+(?:lingula|lingular)\b", re.I)
 
 
+@declare(FlagSpec(id='nonexistent_lobe', type='laterality', family='single', reads=('any',), explains='the {side} lung has no {lobe}: it is on the other side', example='FINDINGS: Opacity in the left middle lobe.\n\nIMPRESSION: Pneumonia.', clean='FINDINGS: Opacity in the right middle lobe.\n\nIMPRESSION: Pneumonia.'))
 def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     """"left middle lobe" or "right lingula": the side (or the lobe) is wrong."""
     flags: list[Flag] = []
@@ -152,6 +155,8 @@ def _stripped(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+@declare(FlagSpec(id='interval_no_prior', type='interval', family='interval', reads=('comparison', 'findings', 'impression'), explains='interval language {word} but COMPARISON says there is no prior ({comparison})', example='COMPARISON: None.\n\nFINDINGS: New right pleural effusion.\n\nIMPRESSION: Effusion.', clean='COMPARISON: None.\n\nFINDINGS: Right pleural effusion.\n\nIMPRESSION: Effusion.'),
+         FlagSpec(id='interval_no_prior_weak', type='interval', family='interval', reads=('comparison', 'findings', 'impression'), explains='interval language {stable/persistent} but COMPARISON says there is no prior ({comparison})', example='COMPARISON: None.\n\nFINDINGS: Stable right pleural effusion.\n\nIMPRESSION: Effusion.', clean='COMPARISON: None.\n\nFINDINGS: Right pleural effusion.\n\nIMPRESSION: Effusion.'))
 def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
     """Interval language in a report whose COMPARISON says there is no prior study."""
     comp = a.section("comparison")
@@ -204,6 +209,7 @@ _OTHER_EXAM = re.compile(r"\b(?:on|see|from|per|by|with|in|since|than|recent|old
                          re.I)
 
 
+@declare(FlagSpec(id='header_modality', type='metadata', family='header', reads=('header', 'technique', 'findings', 'impression'), explains='the report describes a {modality} study but the DICOM Modality is {header modality}', example='EXAMINATION: CT chest.\n\nFINDINGS: No effusion.\n\nIMPRESSION: Normal.', clean='EXAMINATION: Chest radiograph.\n\nFINDINGS: No effusion.\n\nIMPRESSION: Normal.', header=(('modality', 'DX'), ('body_part', 'CHEST'))))
 def rule_header_modality(a: Analysis, header: Any = None) -> list[Flag]:
     """The study named as another modality where the report names *this* study: the technique/examination
     line, or a sentence that opens with the modality ("CT of the chest shows ...")."""
@@ -224,6 +230,7 @@ def rule_header_modality(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
+@declare(FlagSpec(id='header_body_part', type='metadata', family='header', reads=('header', 'any'), explains='{word} belongs to the {region}, but BodyPartExamined is {body part}', example='FINDINGS: No intracranial hemorrhage.\n\nIMPRESSION: Normal brain.', clean='FINDINGS: No pleural effusion.\n\nIMPRESSION: Normal chest.', header=(('modality', 'DX'), ('body_part', 'CHEST'))))
 def rule_header_body_part(a: Analysis, header: Any = None) -> list[Flag]:
     body = lx.BODY_GROUP.get((getattr(header, "body_part", None) or "").upper())
     if not body:
@@ -241,6 +248,7 @@ def rule_header_body_part(a: Analysis, header: Any = None) -> list[Flag]:
     return []
 
 
+@declare(FlagSpec(id='header_sex', type='metadata', family='header', reads=('header', 'any'), explains='{word} does not fit PatientSex {sex}', example='FINDINGS: The prostate is enlarged.\n\nIMPRESSION: Prostatomegaly.', clean='FINDINGS: The bladder is normal.\n\nIMPRESSION: Normal.', header=(('patient_sex', 'F'),)))
 def rule_header_sex(a: Analysis, header: Any = None) -> list[Flag]:
     sex = (getattr(header, "patient_sex", None) or "").upper()
     wrong = _FEMALE if sex == "M" else _MALE if sex == "F" else None
@@ -251,6 +259,7 @@ def rule_header_sex(a: Analysis, header: Any = None) -> list[Flag]:
                       "header")]
 
 
+@declare(FlagSpec(id='header_laterality', type='metadata', family='header', reads=('header', 'findings', 'impression'), explains='the report describes the {side} side but ImageLaterality is {laterality}', example='FINDINGS: Right pleural effusion.\n\nIMPRESSION: Right effusion.', clean='FINDINGS: Left pleural effusion.\n\nIMPRESSION: Left effusion.', header=(('laterality', 'L'),)))
 def rule_header_laterality(a: Analysis, header: Any = None) -> list[Flag]:
     lat = (getattr(header, "laterality", None) or "").upper()
     if lat not in ("L", "R"):
@@ -264,6 +273,7 @@ def rule_header_laterality(a: Analysis, header: Any = None) -> list[Flag]:
                       f"the report describes the {m.side} side but ImageLaterality is {lat}", "header")]
 
 
+@declare(FlagSpec(id='header_view', type='metadata', family='header', reads=('header', 'any'), explains='the report describes an {view} view but ViewPosition is {header view}', example='EXAMINATION: Portable AP chest.\n\nFINDINGS: No effusion.\n\nIMPRESSION: Normal.', clean='EXAMINATION: PA chest.\n\nFINDINGS: No effusion.\n\nIMPRESSION: Normal.', header=(('view_position', 'PA'),)))
 def rule_header_view(a: Analysis, header: Any = None) -> list[Flag]:
     view = (getattr(header, "view_position", None) or "").upper()
     if view not in ("PA", "AP"):

@@ -19,6 +19,7 @@ from typing import Any
 
 from medmm.reports.analysis import Analysis
 from medmm.reports.flags import Flag, make_flag
+from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.language import ReportLM, english_words, known_words, packaged_lm, radiology_words, speller
 
 _HOMOPHONES = [
@@ -87,6 +88,8 @@ def _correction(word: str) -> str | None:
     return min(candidates, key=lambda c: (-sp[c], c))
 
 
+@declare(FlagSpec(id='repetition', type='transcription', family='transcription', reads=('findings', 'impression'), explains='this sentence repeats the one before it word for word', example='FINDINGS: The lungs are clear. The lungs are clear.\n\nIMPRESSION: Normal.', clean='FINDINGS: The lungs are clear. The heart is normal.\n\nIMPRESSION: Normal.'),
+         FlagSpec(id='repetition_distant', type='transcription', family='transcription', reads=('findings', 'impression'), explains='this sentence repeats an earlier one word for word: {quote}', example='FINDINGS: The lungs are clear of any focal consolidation. No effusion. The lungs are clear of any focal consolidation.\n\nIMPRESSION: Normal.', clean='FINDINGS: The lungs are clear of any focal consolidation. No effusion.\n\nIMPRESSION: Normal.'))
 def rule_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     """A sentence repeated word for word: at once (dictation stutter), or later when it is a real sentence."""
     flags: list[Flag] = []
@@ -126,6 +129,7 @@ def _may_stutter(a: Analysis) -> bool:
     return bool(repeated) and not repeated.issubset(_NOT_STUTTER)
 
 
+@declare(FlagSpec(id='word_repetition', type='transcription', family='transcription', reads=('findings', 'impression'), explains='{word} is repeated', example='FINDINGS: Left basilar atelectasis atelectasis.\n\nIMPRESSION: Atelectasis.', clean='FINDINGS: Left basilar atelectasis.\n\nIMPRESSION: Atelectasis.'))
 def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     """The same word twice in a row ("atelectasis atelectasis"): dictation stutter."""
     flags: list[Flag] = []
@@ -134,11 +138,12 @@ def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     for sec in _body_sections(a):
         for m in _STUTTER.finditer(a.text, sec.start, sec.end):
             if m.group(1).upper() != "XXXX" and m.group(1).lower() not in ("that", "had"):
-                flags.append(make_flag("repetition", a.text, m.start(), m.end(),
+                flags.append(make_flag("word_repetition", a.text, m.start(), m.end(),
                                        f"\"{m.group(1)}\" is repeated"))
     return flags
 
 
+@declare(FlagSpec(id='homophone', type='transcription', family='transcription', reads=('any',), explains='likely homophone error: {word} for {word meant}', example='FINDINGS: Their is a small left pleural effusion.\n\nIMPRESSION: Effusion.', clean='FINDINGS: There is a small left pleural effusion.\n\nIMPRESSION: Effusion.'))
 def rule_homophone(a: Analysis, header: Any = None) -> list[Flag]:
     """Sound-alike words in a context where only the other word fits ("plural effusion")."""
     flags: list[Flag] = []
@@ -171,6 +176,7 @@ def _non_word_fix(word: str, known: frozenset[str]) -> str | None:
 _LOWER_WORD = re.compile(r"\b[a-z]{4,}\b")
 
 
+@declare(FlagSpec(id='non_word', type='transcription', family='transcription', reads=('findings', 'impression', 'model'), explains='{word} is not a word; did you mean {correction}?', example='FINDINGS: Small left pleural effusoin.\n\nIMPRESSION: Effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Effusion.'))
 def rule_non_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """A word in no vocabulary, not derived from a known word, with a correction at edit distance 1."""
     known = known_words(lm)
@@ -416,6 +422,7 @@ def _whole_word_starts(low: str, word: str, lo: int, hi: int) -> list[int]:
     return out
 
 
+@declare(FlagSpec(id='real_word', type='transcription', family='transcription', reads=('findings', 'impression', 'model'), explains='{word} is a real word but unexpected here; radiology text has {phrase} (dictation error?)', example='FINDINGS: A calcified granola in the right lung.\n\nIMPRESSION: Granuloma.', clean='FINDINGS: A calcified granuloma in the right lung.\n\nIMPRESSION: Granuloma.'))
 def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """An English word the radiology model has never seen, where a similar radiology word fits the neighbours."""
     model = lm or packaged_lm()

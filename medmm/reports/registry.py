@@ -1,0 +1,125 @@
+"""The rule registry: every rule of the rule checker is declared once, next to its function.
+
+A rule is a function ``rule(analysis, header[, lm]) -> list[Flag]`` in a module named ``rules_*.py`` of this
+package, decorated with :func:`declare`, which names the flag ids it raises. Each flag id is a
+:class:`FlagSpec`: its taxonomy type, its calibration family, the sections (or the header, or the plausibility
+model) it reads, what its explanation says, and its own test — an ``example`` report that must raise it and a
+``clean`` look-alike that must not (``tests/reports/test_registry.py`` runs them all).
+
+Everything else discovers the rules here: the checker (:func:`rule_functions`), the calibration table and its
+script (:func:`flag_specs`), evaluation and the app's legend (the taxonomy type of each id), and the README's rule
+table (:func:`rule_table`). Adding a rule is one ``rules_<name>.py`` file and, if it needs more than its declared
+example, a test; ``tests/reports/test_registry.py`` fails when an id has no example or no measured confidence in
+``calibration.json``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from medmm.reports.taxonomy import ERROR_TYPES
+
+__all__ = ["FlagSpec", "declare", "flag_specs", "rule_functions", "rule_table", "FAMILIES"]
+
+# calibration families (one table each in calibration.json) and the confidence a rule of the family gets before
+# it is measured
+FAMILIES: dict[str, float] = {"sections": 0.8, "within": 0.6, "single": 0.8, "interval": 0.7, "transcription": 0.8,
+                              "header": 0.85}
+READS = ("findings", "impression", "comparison", "technique", "indication", "any", "header", "model")
+
+
+@dataclass(frozen=True)
+class FlagSpec:
+    """One flag id of a rule."""
+
+    id: str
+    type: str  # taxonomy id (medmm.reports.taxonomy)
+    family: str  # calibration family (FAMILIES)
+    reads: tuple[str, ...]  # sections read ("any": every body section), "header", "model" (plausibility model)
+    explains: str  # what the flag's explanation says, with {placeholders} for what the rule fills in
+    example: str  # a report that raises this flag id
+    clean: str  # a report like the example that must not raise it
+    header: tuple[tuple[str, str], ...] = ()  # header facts of both examples (header rules)
+    rule: str = ""  # the function that raises it (filled in by declare)
+
+    def __post_init__(self) -> None:
+        if self.type not in ERROR_TYPES:
+            raise ValueError(f"flag {self.id}: unknown taxonomy type {self.type!r}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"flag {self.id}: unknown calibration family {self.family!r}")
+        bad = [r for r in self.reads if r not in READS]
+        if bad:
+            raise ValueError(f"flag {self.id}: reads {bad}; use {', '.join(READS)}")
+
+    def header_dict(self) -> dict[str, str] | None:
+        return dict(self.header) or None
+
+
+_SPECS: dict[str, FlagSpec] = {}
+_FUNCTIONS: dict[str, tuple[Callable[..., Any], tuple[FlagSpec, ...]]] = {}
+
+
+def declare(*specs: FlagSpec) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a rule function and the flag ids it raises."""
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        done = []
+        for s in specs:
+            if s.id in _SPECS and _SPECS[s.id].rule != fn.__name__:
+                raise ValueError(f"flag id {s.id} declared twice ({_SPECS[s.id].rule} and {fn.__name__})")
+            spec = FlagSpec(**{**s.__dict__, "rule": fn.__name__})
+            _SPECS[spec.id] = spec
+            done.append(spec)
+        _FUNCTIONS[fn.__name__] = (fn, tuple(done))
+        return fn
+    return wrap
+
+
+@functools.lru_cache(maxsize=1)
+def _discover() -> tuple[str, ...]:
+    """Import every ``rules_*`` module of this package (their ``declare`` calls fill the registry), in name order."""
+    import medmm.reports as pkg
+
+    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("rules_"))
+    for name in names:
+        importlib.import_module(f"medmm.reports.{name}")
+    return tuple(names)
+
+
+def flag_specs() -> dict[str, FlagSpec]:
+    """flag id -> its declaration, for every rule of the package."""
+    _discover()
+    return dict(_SPECS)
+
+
+def rule_functions() -> list[tuple[Callable[..., Any], tuple[FlagSpec, ...]]]:
+    """(function, its flag ids) of every rule, in module order and, within a module, in declaration order."""
+    _discover()
+    return list(_FUNCTIONS.values())
+
+
+def needs_header(specs: tuple[FlagSpec, ...]) -> bool:
+    return all("header" in s.reads for s in specs)
+
+
+def needs_model(specs: tuple[FlagSpec, ...]) -> bool:
+    return any("model" in s.reads for s in specs)
+
+
+def rule_table(calibration: Any = None) -> str:
+    """The README's rule table (Markdown), generated from the registry and the calibration table: id, type, what
+    it reads, measured precision (the confidence) and on how many flags it was measured."""
+    from medmm.reports.flags import calibration as packaged
+
+    cal = calibration or packaged()
+    lines = ["| flag id | type | reads | measured precision (flags: tp/fp) | what the explanation says |",
+             "|---|---|---|---|---|"]
+    for spec in sorted(flag_specs().values(), key=lambda s: (s.type, s.id)):
+        row = cal.families.get(spec.family, {}).get("rules", {}).get(spec.id)
+        measured = f"{row['confidence']:.3f} ({row['tp']:g}/{row['fp']:g})" if row else "not measured (prior)"
+        lines.append(f"| `{spec.id}` | {spec.type} | {', '.join(spec.reads)} | {measured} | "
+                     f"{spec.explains.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
