@@ -195,6 +195,9 @@ _MIGRATIONS[7] = """
     ALTER TABLE results ADD COLUMN n_flags INTEGER;
     ALTER TABLE results ADD COLUMN top_confidence REAL;
     ALTER TABLE results ADD COLUMN flag_types TEXT;
+    ALTER TABLE results ADD COLUMN modality TEXT;
+    CREATE TABLE worklist_modalities (config_key TEXT NOT NULL, modality TEXT NOT NULL,
+                                      PRIMARY KEY (config_key, modality));
     CREATE INDEX reviews_study ON reviews(study_key);
     CREATE INDEX results_worklist ON results(config_key, sort_key);
     """
@@ -388,16 +391,20 @@ class Store:
         """Fill the worklist columns of existing results from their flags (results are append-only: the
         UPDATE trigger is lifted for this one fill, inside the migration's transaction, and restored)."""
         rows = c.execute("SELECT r.rowid, r.study_key, r.status, r.score, COUNT(f.id), MAX(f.confidence), "
-                         "GROUP_CONCAT(DISTINCT f.type) FROM results r LEFT JOIN flags f ON f.study_key = r.study_key "
-                         "AND f.config_key = r.config_key GROUP BY r.rowid").fetchall()
+                         "GROUP_CONCAT(DISTINCT f.type), s.modality FROM results r JOIN studies s ON s.key = r.study_key "
+                         "LEFT JOIN flags f ON f.study_key = r.study_key AND f.config_key = r.config_key "
+                         "GROUP BY r.rowid").fetchall()
         if not rows:
             return
         c.execute("DROP TRIGGER IF EXISTS results_append_only_update")
-        c.executemany("UPDATE results SET sort_key=?, n_flags=?, top_confidence=?, flag_types=? WHERE rowid=?",
+        c.executemany("UPDATE results SET sort_key=?, n_flags=?, top_confidence=?, flag_types=?, modality=? "
+                      "WHERE rowid=?",
                       [(*_worklist_columns(key, status == "failed", score, int(n), top,
-                                           (types or "").split(",") if n else ()), rowid)
-                       for rowid, key, status, score, n, top, types in rows])
+                                           (types or "").split(",") if n else ()), modality, rowid)
+                       for rowid, key, status, score, n, top, types, modality in rows])
         c.execute(TRIGGERS["results_append_only_update"])
+        c.execute("INSERT OR IGNORE INTO worklist_modalities(config_key, modality) SELECT DISTINCT config_key, "
+                  "modality FROM results WHERE modality IS NOT NULL")
 
     # ------------------------------------------------------------------ integrity
     def trigger_problems(self) -> list[str]:
@@ -588,12 +595,15 @@ class Store:
             return False
         flags = list(result.flags)
         score = float(result.score)
+        modality = self._worklist_modality(c, key, config_key)
         c.execute("INSERT INTO results(study_key, config_key, run_id, status, has_error, score, finished_at, notes, "
-                  "sort_key, n_flags, top_confidence, flag_types) VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)",
+                  "sort_key, n_flags, top_confidence, flag_types, modality) "
+                  "VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                   (key, config_key, run_id, int(result.has_error), score, time.time(),
                    json.dumps(notes) if notes else None,
                    *_worklist_columns(key, False, score, len(flags), max((float(f.confidence) for f in flags),
-                                                                        default=None), [f.type for f in flags])))
+                                                                        default=None), [f.type for f in flags]),
+                   modality))
         c.executemany('INSERT INTO flags(run_id, study_key, config_key, type, start, "end", text, explanation, '
                       "confidence, evidence, rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       [(run_id, key, config_key, f.type, f.start, f.end, f.text, f.explanation, f.confidence,
@@ -614,12 +624,23 @@ class Store:
         key = self._upsert_study(c, rec)
         if self._has_result(c, key, config_key):
             return False
-        c.execute("INSERT INTO results(study_key, config_key, run_id, status, finished_at, sort_key, n_flags) "
-                  "VALUES (?, ?, ?, 'failed', ?, ?, 0)",
-                  (key, config_key, run_id, time.time(), _worklist_columns(key, True, None, 0, None, ())[0]))
+        c.execute("INSERT INTO results(study_key, config_key, run_id, status, finished_at, sort_key, n_flags, modality) "
+                  "VALUES (?, ?, ?, 'failed', ?, ?, 0, ?)",
+                  (key, config_key, run_id, time.time(), _worklist_columns(key, True, None, 0, None, ())[0],
+                   self._worklist_modality(c, key, config_key)))
         c.execute("INSERT INTO failures(run_id, study_key, source_hash, stage, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
                   (run_id, key, self.source_hash(rec.source_id), stage, reason, time.time()))
         return True
+
+    def _worklist_modality(self, c: sqlite3.Connection, key: str, config_key: str) -> str | None:
+        """The study's modality, copied onto its result (the worklist filters without a join) and listed once
+        per configuration in worklist_modalities (the filter's choices without a scan)."""
+        row = c.execute("SELECT modality FROM studies WHERE key=?", (key,)).fetchone()
+        modality = row[0] if row else None
+        if modality is not None:
+            c.execute("INSERT OR IGNORE INTO worklist_modalities(config_key, modality) VALUES (?, ?)",
+                      (config_key, modality))
+        return modality
 
     def record_batch(self, run_id: int, config_key: str,
                      entries: Sequence[tuple[StudyRecord, Any, tuple[str, str] | None]]) -> list[str]:
