@@ -13,6 +13,7 @@ opposite), with 1-2 ``category_*`` lists of the 9 categories.
 * confusion = pairs where the same valid letter was chosen for both images / pairs with both
   answers valid (random 50 %);
 * invalid rate = invalid answers / image slots;
+* confusion is 0, not undefined, when no pair has two valid answers (as the reference reports it);
 * per category, counted the reference's way: a pair adds to *each* entry of
   ``category_1 + category_2`` (a category listed on both sides counts twice) for set accuracy,
   confusion and valid pairs; an image adds to each entry of its own list for individual
@@ -218,6 +219,13 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den else math.nan
 
 
+def _confusion(confused: float, valid: float) -> float:
+    """Confused / valid pairs; 0 when no pair has two valid answers (the reference counts confused pairs, and
+    a model whose answers are all invalid has confused none). The other metrics keep medmm's empty-denominator
+    convention (nan, written as null)."""
+    return confused / valid if valid else 0.0
+
+
 def _category_order(names: set[str]) -> list[str]:
     known = [c for c in CATEGORIES if c in names]
     return known + sorted(names - set(known))
@@ -230,7 +238,7 @@ def confusion_metrics(results: Sequence[PairOutcome], per_category: bool = True)
     out: dict[str, Any] = {
         "set_accuracy": _ratio(sum(r.both_right for r in results), n),
         "individual_accuracy": _ratio(sum(r.correct_1 + r.correct_2 for r in results), 2 * n),
-        "confusion": _ratio(sum(r.confused for r in valid_pairs), len(valid_pairs)),
+        "confusion": _confusion(sum(r.confused for r in valid_pairs), len(valid_pairs)),
         "invalid_rate": _ratio(sum(r.n_invalid for r in results), 2 * n),
         "n_pairs": n, "n_images": 2 * n, "n_valid_pairs": len(valid_pairs),
     }
@@ -245,7 +253,7 @@ def confusion_metrics(results: Sequence[PairOutcome], per_category: bool = True)
             "set_accuracy": _ratio(sum(r.categories.count(c) for r in results if r.both_right), occ),
             "individual_accuracy": _ratio(sum(r.category_1.count(c) * r.correct_1 + r.category_2.count(c) * r.correct_2
                                               for r in results), img_occ),
-            "confusion": _ratio(sum(r.categories.count(c) for r in valid_pairs if r.confused), valid_occ),
+            "confusion": _confusion(sum(r.categories.count(c) for r in valid_pairs if r.confused), valid_occ),
             "invalid_rate": _ratio(sum(r.category_1.count(c) * (r.answer_1 is None) + r.category_2.count(c) * (r.answer_2 is None)
                                        for r in results), img_occ),
             "n": occ,
@@ -257,11 +265,49 @@ def confusion_metrics(results: Sequence[PairOutcome], per_category: bool = True)
 RANDOM_BASELINE = {"set_accuracy": 0.25, "individual_accuracy": 0.5, "confusion": 0.5, "invalid_rate": 0.0}
 
 
+def raw_result_letter(answer: Mapping[str, Any] | None, margin: float = 3) -> str | None:
+    """The letter a MediConfusion raw result chose for one image: ``{"A": score, "B": score, ...}`` (10/0 from its
+    option parser, or 1-10 judge scores in gpt4 mode); the best letter when it leads the other by at least
+    ``margin`` (the reference's ``tr = 3``), else invalid (None)."""
+    if not isinstance(answer, Mapping):
+        return None
+    scores = {la: float(answer.get(la) or 0) for la in LETTERS}
+    best = max(LETTERS, key=lambda la: scores[la])
+    others = [scores[la] for la in LETTERS if la != best]
+    return best if scores[best] - max(others) >= margin else None
+
+
+def read_raw_results(records: Mapping[str, Any], source: str = "results") -> dict[tuple[str, int], str | None]:
+    """Predictions from MediConfusion's own raw results file (``Results/<model>/<model>_<mode>.json``):
+    ``{pair_id: {"answer": {"im1": {"A", "B", "full_answer"}, "im2": {...}}, "score": {...}}}``. The answers
+    are re-scored here; the file's own ``score`` entries are not trusted."""
+    out: dict[tuple[str, int], str | None] = {}
+    for pid, rec in records.items():
+        answer = rec.get("answer") if isinstance(rec, Mapping) else None
+        if not isinstance(answer, Mapping) or not ({"im1", "im2"} & set(answer)):
+            raise InputError(f"{source}: pair {pid} has no answer.im1/answer.im2; a MediConfusion raw results file "
+                             'maps pair ids to {"answer": {"im1": {"A": .., "B": ..}, "im2": {..}}}')
+        for slot in (1, 2):
+            out[(str(pid), slot)] = raw_result_letter(answer.get(f"im{slot}"))
+    return out
+
+
 def read_predictions(path: str | os.PathLike[str]) -> dict[tuple[str, int], str | None]:
-    """PREDS.jsonl lines ``{"pair_id": "10001", "image": 1|2, "answer": "A"|"B"|null}``."""
+    """PREDS.jsonl lines ``{"pair_id": "10001", "image": 1|2, "answer": "A"|"B"|null}``, or MediConfusion's raw
+    results file (one JSON object keyed by pair id: :func:`read_raw_results`)."""
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise InputError(f"{p}: no such predictions file")
+    with open(p, encoding="utf-8") as fh:
+        head = fh.read(1 << 16).lstrip()
+    if head.startswith("{") and not p.endswith(".jsonl"):
+        try:
+            with open(p, encoding="utf-8") as fh:
+                whole = json.load(fh)
+        except json.JSONDecodeError:
+            whole = None  # JSON lines after all
+        if isinstance(whole, dict) and "pair_id" not in whole:
+            return read_raw_results(whole, p)
     out: dict[tuple[str, int], str | None] = {}
     with open(p, encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):

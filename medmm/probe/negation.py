@@ -30,6 +30,19 @@ leaves that type out of the category. Records are grouped by ``(image_type, id)`
 by runs of consecutive ids; the two agree on ProbMed's files, which keep an image's questions
 together.
 
+**medmm's default aggregation differs from the reference in two places, on purpose** (the
+``probmed-compat`` parser reproduces the reference's numbers instead, see
+:func:`probmed_reference`):
+
+* *without adversarial pairs*, overall: medmm averages the same five categories as the main
+  overall (abnormality, which has no adversarial question, counts the same on both sides), so
+  ``overall - without_adversarial.overall`` measures the adversarial questions alone; the
+  reference averages four categories (abnormality left out), so its "acc. diff" also moves with
+  the abnormality score.
+* an incomplete modality / organ pair (1 or 3 answers) is left out for *every* image; the
+  reference keeps it for the last image of each image type only (an artefact of how it closes
+  its loop), scoring all its answers for the pair and its first answer alone without adversarial.
+
 The **random baseline** runs the same aggregation with each question right with probability
 1/2: a pair is right with 1/4, an image with k condition pairs with 1/4^k. It comes from the
 pairs actually present, so a user's collection gets its own baseline.
@@ -331,10 +344,12 @@ class NegationScore:
     n_images: int
     parser: str
     units: tuple[ImageUnits, ...] = ()
+    reference: dict[str, Any] | None = None  # probmed-compat: calculate_score.py's own tables (percent)
 
     def to_dict(self) -> dict[str, Any]:
         r = _round
-        return {**{k: r(v) for k, v in self.scores.items()},
+        extra = {"reference": self.reference} if self.reference is not None else {}
+        return {**{k: r(v) for k, v in self.scores.items()}, **extra,
                 "random_baseline": {k: r(v) for k, v in self.random_baseline.items()},
                 "without_adversarial": {k: r(v) for k, v in self.gt_only.items()},
                 "per_question": {k: {kk: r(vv) for kk, vv in v.items()} for k, v in self.per_question.items()},
@@ -377,11 +392,183 @@ def score_negation(responses: Sequence[NegationResponse], parser: str = "robust"
         if pairs:
             per_pair[cat] = {"pair_accuracy": sum(g * h for g, h in pairs) / len(pairs), "n_pairs": len(pairs)}
     invalid = sum(yes_no_answer(r.response, parser) == INVALID for r in responses)
+    scores = {k: main[k] for k in (*CATEGORIES, "overall")}
+    without = {k: gt_only[k] for k in (*CATEGORIES, "overall")}
+    reference = None
+    if parser == "probmed-compat":  # the reference's aggregation too, so every number matches its tables
+        reference = probmed_reference(responses, correct)
+        scores, without = reference_fractions(reference)
     return NegationScore(
-        scores={k: main[k] for k in (*CATEGORIES, "overall")},
+        scores=scores,
         random_baseline={k: base[k] for k in (*CATEGORIES, "overall")},
-        gt_only={k: gt_only[k] for k in (*CATEGORIES, "overall")},
+        gt_only=without, reference=reference,
         per_question={k: {"accuracy": sum(v) / len(v), "n": len(v)} for k, v in sorted(per_q.items())},
         per_pair=per_pair, per_image_type=main["per_image_type"],
         invalid_rate=invalid / len(responses), n_questions=len(responses), n_images=len(units),
         parser=parser, units=tuple(units))
+
+
+# ------------------------------------------------------------------ the reference's aggregation
+
+# calculate_score.py's category names, in the order it fills its per-type dict
+REFERENCE_CATEGORIES = ("abnormality", "modality", "body_part", "entity", "grounding")
+_TO_MEDMM = {"abnormality": "abnormality", "modality": "modality", "body_part": "organ", "entity": "condition",
+             "grounding": "position"}
+_Unit = list  # one image's answers for a category as the reference keeps them (numbers and [gt, hallu] pairs)
+
+
+def _reference_images(records: Sequence[Any], correct: Sequence[int]) -> dict[str, list[list[Any]]]:
+    """One image type's per-image lists, built the way the reference walks its records.
+
+    Images are runs of consecutive equal ids. On an id change the finished image's modality and
+    organ answers are kept only when there are exactly two; the *last* image of the type is
+    closed without that check (so a lone or triple answer list is scored). A condition pair is
+    ``[gt, hallu]`` when the hallucinated question follows its true one with the same index
+    (otherwise the hallucinated one is skipped); a lone ``entity_hallu`` replaces the image's
+    condition list with ``[answer]``. Everything that is not modality, organ, abnormality or
+    condition is a position question.
+    """
+    out: dict[str, list[Any]] = {"modality": [], "body_part": [], "entity": [], "grounding": [], "abnormality": []}
+    if not records:
+        return out
+    cur = records[0].id
+    mod: _Unit = []
+    body: _Unit = []
+    ent: _Unit = []
+    grd: _Unit = []
+    open_pair: dict[str, tuple[str, list[int]] | None] = {"entity": None, "grounding": None}
+
+    def close(last: bool) -> None:
+        out["modality"].append(mod if last or len(mod) == 2 else [])
+        out["body_part"].append(body if last or len(body) == 2 else [])
+        out["entity"].append(ent)
+        out["grounding"].append(grd)
+
+    for r, c in zip(records, correct):
+        if r.id != cur:
+            close(last=False)
+            cur, mod, body, ent, grd = r.id, [], [], [], []
+            open_pair = {"entity": None, "grounding": None}
+        qa = r.qa_type
+        if "modality" in qa:
+            mod.append(c)
+        elif "body_part" in qa:
+            body.append(c)
+        elif qa == "abnormality":
+            out["abnormality"].append(c)
+        elif qa == "entity_hallu":
+            ent = [c]
+        else:
+            cat, units = ("entity", ent) if "entity" in qa else ("grounding", grd)
+            index = qa.split("_")[-1]
+            if "gt" in qa:
+                open_pair[cat] = (index, [c])
+                continue
+            held = open_pair[cat]
+            if held is None or held[0] != index:  # its true question was not answered just before: skipped
+                continue
+            held[1].append(c)
+            if len(held[1]) != 2:
+                raise InputError(f"image {r.id!r} ({r.image_type}): {qa} answered twice after its true question; "
+                                 "ProbMed's calculate_score.py stops on this file (assertion), so there is no "
+                                 "reference number to reproduce")
+            units.append(held[1])
+    close(last=True)
+    return out
+
+
+def _is_one(v: Any) -> bool:
+    return not isinstance(v, list) and v == 1
+
+
+def _groups(unit: list[Any]) -> list[list[Any]]:
+    """The reference's view of a condition/position unit: a list of pairs, or one flat list."""
+    return unit if isinstance(unit[0], list) else [unit]
+
+
+def _pct(num: int, den: int, what: str, image_type: str) -> float:
+    if den == 0:
+        raise InputError(f"image type {image_type!r} has no scorable {what} answer; ProbMed's calculate_score.py "
+                         "divides by zero on this file, so there is no reference number to reproduce "
+                         "(medmm's default parser leaves the type out of that category instead)")
+    return num / den * 100
+
+
+def _reference_type_scores(image_type: str, lists: dict[str, list[Any]]) -> dict[str, dict[str, float]]:
+    """One image type's table (the reference's ``get_score_float``), in percent."""
+    abn = lists["abnormality"]
+    out: dict[str, dict[str, float]] = {"abnormality": {"acc": _pct(sum(abn), len(abn), "abnormality", image_type),
+                                                        "num": len(abn)}}
+    for cat in ("modality", "body_part"):
+        kept = [u for u in lists[cat] if u]
+        out[cat] = {"acc": _pct(sum(all(_is_one(v) for v in u) for u in kept), len(kept), cat, image_type),
+                    "acc w. hallu": _pct(sum(_is_one(u[0]) for u in kept), len(kept), cat, image_type),
+                    "num": len(kept)}
+    for cat in ("entity", "grounding"):
+        kept = [u for u in lists[cat] if u]
+        out[cat] = {"acc": _pct(sum(all(all(_is_one(v) for v in g) for g in _groups(u)) for u in kept), len(kept),
+                                cat, image_type),
+                    "acc w. hallu": _pct(sum(all(_is_one(g[0]) for g in _groups(u)) for u in kept), len(kept), cat,
+                                         image_type),
+                    "num": len(lists[cat])}  # every image of the type, as the reference weighs it
+    return out
+
+
+def probmed_reference(responses: Sequence[NegationResponse], correct: Sequence[int] | None = None) -> dict[str, Any]:
+    """Every number ProbMed's ``calculate_score.py`` computes for one response file, in its units (percent).
+
+    ``correct`` is the reference judgement of each response (:func:`~medmm.probe.parse.probmed_compat_correct`
+    by default). Returns ``{"per_image_type": {type: {category: {"acc", "acc w. hallu", "num"}}},
+    "per_category": {category: {...}} (its ``all_scores_aggr_question``), "overall": {"acc", "num",
+    "acc w.o. adv pair", "num w.o. adv pair"}}`` with the reference's category names. The overall
+    without adversarial pairs averages four categories (abnormality has no "acc w. hallu"). The
+    reference's final print shows "acc w.o. adv pair" in all three places of its line (a typo in
+    its format string); the values here are the ones it computes.
+    """
+    if correct is None:
+        correct = [yes_no_correct(r.response, r.gt_ans, "probmed-compat") for r in responses]
+    by_type: "OrderedDict[str, list[int]]" = OrderedDict()
+    for i, r in enumerate(responses):
+        by_type.setdefault(r.image_type, []).append(i)
+    per_type = {t: _reference_type_scores(t, _reference_images([responses[i] for i in idx], [correct[i] for i in idx]))
+                for t, idx in by_type.items()}
+    per_cat: dict[str, dict[str, float]] = {}
+    for cat in REFERENCE_CATEGORIES:
+        agg = {"acc": 0.0, "num": 0.0}
+        if cat != "abnormality":
+            agg["acc w. hallu"] = 0.0
+        for table in per_type.values():
+            m = table[cat]
+            agg["acc"] += m["acc"] * m["num"]
+            agg["num"] += m["num"]
+            if "acc w. hallu" in m:
+                agg["acc w. hallu"] += m["acc w. hallu"] * m["num"]
+        if agg["num"] > 0:
+            agg["acc"] /= agg["num"]
+            if "acc w. hallu" in agg:
+                agg["acc w. hallu"] /= agg["num"]
+        per_cat[cat] = agg
+    overall = {"acc": 0.0, "num": 0.0, "acc w.o. adv pair": 0.0, "num w.o. adv pair": 0.0}
+    for m in per_cat.values():
+        overall["acc"] += m["acc"] * m["num"]
+        overall["num"] += m["num"]
+        if "acc w. hallu" in m:
+            overall["acc w.o. adv pair"] += m["acc w. hallu"] * m["num"]
+            overall["num w.o. adv pair"] += m["num"]
+    if overall["num"] > 0:
+        overall["acc"] /= overall["num"]
+    if overall["num w.o. adv pair"] > 0:
+        overall["acc w.o. adv pair"] /= overall["num w.o. adv pair"]
+    return {"per_image_type": per_type, "per_category": per_cat, "overall": overall}
+
+
+def reference_fractions(reference: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+    """medmm's headline keys (fractions) from :func:`probmed_reference`: the scores, and without adversarial pairs
+    (abnormality is not part of the reference's without-adversarial figures: nan there)."""
+    cats = reference["per_category"]
+    scores = {_TO_MEDMM[c]: cats[c]["acc"] / 100 for c in REFERENCE_CATEGORIES}
+    scores["overall"] = reference["overall"]["acc"] / 100
+    without = {_TO_MEDMM[c]: (cats[c]["acc w. hallu"] / 100 if "acc w. hallu" in cats[c] else math.nan)
+               for c in REFERENCE_CATEGORIES}
+    without["overall"] = reference["overall"]["acc w.o. adv pair"] / 100
+    return {k: scores[k] for k in (*CATEGORIES, "overall")}, {k: without[k] for k in (*CATEGORIES, "overall")}
