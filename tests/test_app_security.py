@@ -59,7 +59,8 @@ def site(tmp_path_factory):
         s.finish_run(run_id)
     add_user(str(d / "users.yaml"), ADMIN, "admin", PASSWORD)
     add_user(str(d / "users.yaml"), REVIEWER, "reviewer", PASSWORD)
-    (d / "app.yaml").write_text("db: a.sqlite\nusers_file: users.yaml\nsession_timeout_minutes: 30\n")
+    (d / "app.yaml").write_text("db: a.sqlite\nusers_file: users.yaml\nsession_timeout_minutes: 30\n"
+                                "trusted_proxies: [127.0.0.1]\n")  # the tests play the TLS proxy from here
     shutil.copy(d / "a.sqlite", d / "pristine.sqlite")
     shutil.copy(d / "users.yaml", d / "users.pristine.yaml")
     return d
@@ -610,9 +611,36 @@ async def _victim_logs_in(port: int, victim: Wire) -> None:
     submit = victim.widget("button", "Log in")
     states = [WidgetState(id=user.id, string_value=ADMIN), WidgetState(id=pwd.id, string_value=PASSWORD),
               WidgetState(id=submit.id, trigger_value=True)]
-    await victim.rerun(states, wait_for=lambda w: "Log out" in w.texts())
+    await victim.rerun(states, wait_for=lambda w: "_medmm/login?r=" in w.texts())
+    # the page sends the browser to the server for a new token (what the script in the page does)
+    victim.cookie = _rotate(port, victim.cookie, _nonce(victim.texts()))
+    await victim.ws.close()
+    await victim.__aenter__()
+    await victim.rerun(wait_for=lambda w: "Log out" in w.texts())
     assert f"**{md_escape(ADMIN)}** (admin)" in victim.texts(), victim.texts()[:800]
     assert victim.session_id
+
+
+def _nonce(texts: str) -> str:
+    import re
+
+    found = re.search(r"_medmm/login\?r=([A-Za-z0-9_-]+)", texts)
+    assert found, texts[:800]
+    return found.group(1)
+
+
+def _rotate(port: int, cookie: str | None, nonce: str, headers: dict | None = None) -> str:
+    """GET /_medmm/login?r=NONCE with the browser's cookie: a 303 with the new token's cookie."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", f"/_medmm/login?r={nonce}", headers={**({"Cookie": cookie} if cookie else {}), **(headers or {})})
+    r = conn.getresponse()
+    r.read()
+    got = r.headers.get_all("set-cookie") or []
+    conn.close()
+    assert r.status == 303 and got, (r.status, got)
+    return "; ".join(c.split(";")[0] for c in got)
 
 
 @pytest.mark.slow
@@ -646,6 +674,37 @@ def test_session_id_alone_does_not_take_over_a_login(server):
             seen = attacker.texts()
             assert "Log out" not in seen and "Worklist" not in seen
             assert attacker.closed_code in (403, 1008) or "User name" in seen
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.slow
+def test_planted_cookie_never_becomes_the_victims_session(server):
+    """Issue 20 N1 (session fixation), over the wire: a cookie value planted in the victim's browser
+    before login is never the victim's session afterwards."""
+    url, media = f"http://127.0.0.1:{server}/", f"http://127.0.0.1:{server}/media/0123.png"
+    # a value the server never issued is ignored and replaced, over http and behind TLS alike
+    planted = "A" * 64
+    for extra, name in (({}, "medmm_session"), ({"X-Forwarded-Proto": "https"}, "__Host-medmm_session")):
+        _, _, cookies = _get(url, {"Cookie": f"{name}={planted}", **extra})
+        assert any(c.startswith(name + "=") and planted not in c for c in cookies), cookies
+    # behind TLS the plain cookie (which http or a sibling subdomain can plant) is not accepted even if issued
+    _, _, cookies = _get(url, {"Cookie": _cookie_for(server), "X-Forwarded-Proto": "https"})
+    assert any(c.startswith("__Host-medmm_session=") and "Secure" in c for c in cookies)
+
+    async def scenario():
+        planted = _cookie_for(server)  # issued by the server to the attacker, then planted in the victim's browser
+        async with Wire(server, cookie=planted) as victim:
+            await _victim_logs_in(server, victim)
+            assert victim.cookie != planted  # the login rotated the token
+            assert _get(media, {"Cookie": victim.cookie})[0] != 403  # the victim's new token is logged in
+            assert _get(media, {"Cookie": planted})[0] == 403  # the attacker's copy is not
+            async with Wire(server, cookie=planted) as attacker:
+                await attacker.rerun(timeout=20, wait_for=lambda w: "User name" in w.texts())
+                assert "Log out" not in attacker.texts() and "User name" in attacker.texts()
+            # a login nonce is spent once, and only by the browser it was issued to
+            await victim.rerun(wait_for=lambda w: "Log out" in w.texts())
+            assert "Log out" in victim.texts()
 
     asyncio.run(scenario())
 
@@ -739,6 +798,11 @@ class CookieOnly(SecurityMiddleware):
         return await super().__call__(scope, receive, send)
 
 
+import os
+from medmm.app.auth import AppConfig
+from medmm.app.sessions import REGISTRY
+
+REGISTRY.attach(AppConfig.load(os.environ["MEDMM_APP_CONFIG"]).db)  # what build_app does
 app = st.App(sys.argv[1], middleware=[Middleware(CookieOnly)])
 app.run(config={**STREAMLIT_SETTINGS, "server.port": int(sys.argv[2]), "server.address": "127.0.0.1"})
 '''
