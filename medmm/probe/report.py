@@ -22,6 +22,7 @@ import numpy as np
 from medmm.errors import InputError
 from medmm.metrics import Interval, bootstrap_ci
 from medmm.probe.runner import read_run
+from medmm.probe.samples import BLIND
 from medmm.probe.scoring import (CONFUSION_METRICS, NEGATION_METRICS, VariantScore, higher_is_better,
                                  region_variant_scores, summary, text_preference, variant_scores)
 
@@ -130,7 +131,7 @@ def plot_categories(view: RunView, cis: dict[str, dict[str, Interval]], path: st
     main = view.scores["image"].point
     baseline = main.get("random_baseline", {})
     series = [("model", [cis["image"][m].value if m in cis["image"] else math.nan for m in names], cis["image"])]
-    for v in ("blank", "noise"):
+    for v in BLIND:
         if v in cis:
             series.append((f"blind ({v})", [cis[v][m].value for m in names], cis[v]))
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 3.6), dpi=110)
@@ -159,7 +160,7 @@ def plot_per_category(view: RunView, path: str) -> str:
     plt = _plt()
     cats = list(view.scores["image"].point["per_category"])
     series = [(v if v != "image" else "model", view.scores[v].point.get("per_category", {}))
-              for v in ("image", "blank", "noise") if v in view.scores]
+              for v in ("image", *BLIND) if v in view.scores]
     fig, ax = plt.subplots(figsize=(max(5.5, 1.5 + 0.9 * len(cats)), 3.4), dpi=110)
     width = 0.8 / len(series)
     x = np.arange(len(cats))
@@ -216,9 +217,9 @@ def build_report(path: str, out: str | None = None, n_boot: int = 1000, seed: in
     out = out or path
     os.makedirs(os.path.join(out, "plots"), exist_ok=True)
     names = view.metric_names
-    cis = {v: intervals(s, names, n_boot, seed) for v, s in view.scores.items() if v in ("image", "blank", "noise", "text")}
+    cis = {v: intervals(s, names, n_boot, seed) for v, s in view.scores.items() if v in ("image", *BLIND, "text")}
     gains = {v: intervals(view.scores["image"], names, n_boot, seed, baseline=view.scores[v])
-             for v in ("blank", "noise") if v in view.scores}
+             for v in BLIND if v in view.scores}
     figures = [plot_categories(view, cis, os.path.join(out, "plots", "categories.png"))]
     sections = [_header(view), _main_table(view, cis, gains)]
     data: dict[str, Any] = {"intervals": {v: {m: iv.to_dict() for m, iv in d.items()} for v, d in cis.items()},
@@ -260,19 +261,20 @@ def _header(view: RunView) -> str:
 def _main_table(view: RunView, cis: dict[str, dict[str, Interval]], gains: dict[str, dict[str, Interval]]) -> str:
     point = view.scores["image"].point
     base = point.get("random_baseline", {})
-    head = ["metric", "model % [95% CI]", "random %"] + [f"blind {v} %" for v in ("blank", "noise") if v in cis] + \
+    head = ["metric", "model % [95% CI]", "random %"] + [f"blind {v} %" for v in BLIND if v in cis] + \
            [f"MG vs {v} (pp)" for v in gains]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in view.metric_names:
         cells = [m.replace("_", " ") + ("" if higher_is_better(view.bench, m) else " (lower is better)"),
                  _ci(cis["image"].get(m)),
                  _pct(base.get(m))]
-        cells += [_ci(cis[v].get(m)) for v in ("blank", "noise") if v in cis]
+        cells += [_ci(cis[v].get(m)) for v in BLIND if v in cis]
         cells += [_signed(gains[v].get(m)) for v in gains]
         rows.append("| " + " | ".join(cells) + " |")
     note = ("Intervals: percentile bootstrap over images (negation) or pairs (confusion), "
             f"{next(iter(cis['image'].values())).n_boot if cis['image'] else 0} resamples. "
-            "MG = multimodal gain = score with the image minus score with the blind image, paired on the same images.")
+            "MG = multimodal gain = score with the image minus score with the blind variant (none: no image, MMStar's "
+            "control; blank or noise: a stand-in image), paired on the same images.")
     return "## Scores\n\n" + "\n".join(rows) + "\n\n" + note
 
 

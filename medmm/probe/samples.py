@@ -9,7 +9,9 @@ an image folder moved elsewhere is not.
 
 Controls (``--controls``):
 
-* ``blind``: the same prompts with a blank (black) and a noise image of the same size (MMStar);
+* ``blind``: the same prompts with no image at all (``none``: MMStar's control, the question
+  alone; the model input holds no image), a blank (black) image and a noise image of the same
+  size (``blank``, ``noise``: a different question to a model, kept beside it);
 * ``text``: the same question with a misleading hint that states the wrong answer (Words or
   Vision); the text-preference ratio counts which of hint and image the answer follows;
 * ``region`` (negation pairs with boxes): position questions asked with the full image plus the
@@ -35,8 +37,9 @@ from medmm.probe.confusion import ConfusionPair
 from medmm.probe.negation import NegationQuestion, QAType
 from medmm.runs import file_fingerprint, item_key
 
-VARIANTS = ("image", "blank", "noise", "text", "crop", "draw")
-CONTROLS = {"blind": ("blank", "noise"), "text": ("text",), "region": ("crop", "draw")}
+VARIANTS = ("image", "none", "blank", "noise", "text", "crop", "draw")
+CONTROLS = {"blind": ("none", "blank", "noise"), "text": ("text",), "region": ("crop", "draw")}
+BLIND = CONTROLS["blind"]  # the blind variants, in the order metrics.json and the report show them
 MODES = {"negation": ("mc", "greedy"), "confusion": ("mc", "greedy", "prefix", "judge")}
 
 
@@ -195,6 +198,8 @@ def variant_images(sample: Sample, image: Image.Image) -> list[Image.Image]:
     """The images the model sees for ``sample``: the original for the image and text variants; for
     ``crop`` the full image and the region cropped with context (ViCrop's ``[full image, crop]``,
     :func:`medmm.models.vicrop.crop_with_margin`); for ``draw`` the region outlined."""
+    if sample.variant == "none":  # MMStar's blind control: the question alone, no image in the model input
+        return []
     if sample.variant == "blank":
         return [Image.new("RGB", image.size, (0, 0, 0))]
     if sample.variant == "noise":

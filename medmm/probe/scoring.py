@@ -1,6 +1,6 @@
 """From answered samples to scores: answers per mode, metrics per variant, and the controls.
 
-One :class:`VariantScore` per variant (``image``, ``blank``, ``noise``, ``text``, ``crop``,
+One :class:`VariantScore` per variant (``image``, ``none``, ``blank``, ``noise``, ``text``, ``crop``,
 ``draw``) holds the per-group units (an image's :class:`~medmm.probe.negation.ImageUnits`, a
 pair's :class:`~medmm.probe.confusion.PairOutcome`) so that a metric can be recomputed on any
 resample of groups: that is how the report's paired bootstrap works (the same resampled images
@@ -18,7 +18,7 @@ from medmm.metrics import METRICS, Metric, get_metric, register
 from medmm.probe.confusion import RANDOM_BASELINE, ConfusionPair, PairOutcome, confusion_metrics, outcomes
 from medmm.probe.negation import CATEGORIES, ImageUnits, NegationResponse, aggregate, score_negation
 from medmm.probe.parse import letter_answer, yes_no_answer
-from medmm.probe.samples import image_key
+from medmm.probe.samples import BLIND, image_key
 
 NEGATION_METRICS = (*CATEGORIES, "overall")
 CONFUSION_METRICS = ("set_accuracy", "individual_accuracy", "confusion", "invalid_rate")
@@ -228,7 +228,7 @@ def summary(records: Sequence[Mapping[str, Any]], bench: str, mode: str, parser:
     if "image" in scores:
         groups = list(scores["image"].units)
         ref = scores["image"].metric(groups)
-        for v in ("blank", "noise"):
+        for v in BLIND:
             if v in scores:
                 other = scores[v].metric(groups)
                 gains[v] = {k: _diff(ref.get(k), other.get(k)) for k in keys}

@@ -39,6 +39,7 @@ class FakeVLM(VLM):
         self.fail_on = list(fail_on)
         self.calls = 0
         self.seen: list[str] = []
+        self.requests: list[Request] = []  # every request answered (what the model was given)
 
     def _h(self, r: Request) -> int:
         img = r.pil_images()[0].tobytes() if r.images else b""
@@ -54,6 +55,7 @@ class FakeVLM(VLM):
         for r in requests:
             self.calls += 1
             self.seen.append(r.prompt or "")
+            self.requests.append(r)
             hit = next((e for e in self.empty_once if e in (r.prompt or "")), None)
             if hit is not None:
                 self.empty_once.remove(hit)
@@ -71,6 +73,7 @@ class FakeVLM(VLM):
         rows = []
         for r, opts in zip(requests, options_per_request(requests, options)):
             self.calls += 1
+            self.requests.append(r)
             h = self._h(r)
             rows.append([OptionScore(o, -((h >> (4 * k)) % 16) / 4.0, 1 + len(o) // 8) for k, o in enumerate(opts)])
         return rows

@@ -56,7 +56,8 @@ def test_end_to_end_on_synthetic_studies(tmp_path, tiny):
     for k in ("modality", "organ", "abnormality", "condition", "position", "overall"):
         assert 0.0 <= metrics[k] <= 1.0 and k in metrics["random_baseline"]
     assert set(metrics["controls"]) == {"multimodal_gain", "text_preference", "region_check"}
-    assert set(metrics["variants"]) == {"blank", "noise", "text", "crop", "draw"}
+    assert set(metrics["variants"]) == {"none", "blank", "noise", "text", "crop", "draw"}
+    assert metrics["variants"]["none"]["n_questions"] == metrics["n_questions"]  # the question alone, every one
     for mode in ("mc", "greedy", "prefix", "judge"):
         m = json.loads((w / f"conf_{mode}" / "metrics.json").read_text())
         assert m["n_pairs"] == n_pairs and {"set_accuracy", "individual_accuracy", "confusion", "invalid_rate",
@@ -77,7 +78,7 @@ def test_end_to_end_on_synthetic_studies(tmp_path, tiny):
     for run in ("neg_greedy", "conf_prefix"):
         _cli("probe", "report", str(w / run), "--n-boot", "200")
         md = (w / run / "report.md").read_text()
-        assert "95% CI" in md and "MG vs blank" in md and "Text preference" in md
+        assert "95% CI" in md and "MG vs none" in md and "MG vs blank" in md and "Text preference" in md
         assert (w / run / "report.html").read_text().count("<img") >= 1
         with open(w / run / "plots" / "categories.png", "rb") as fh:
             assert fh.read(8) == b"\x89PNG\r\n\x1a\n"

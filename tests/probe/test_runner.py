@@ -44,13 +44,13 @@ def test_failed_and_empty_answers_are_never_reused(tmp_path):
     data = _negation_file(tmp_path)
     model = FakeVLM(empty_once=["Any abnormality 1?"])
     first = run_probe("negation", str(data), model, str(tmp_path / "run"), controls=("blind",), progress=False)
-    assert first.n_samples == 30 and first.n_computed == 30 and first.n_failed == 1
+    assert first.n_samples == 40 and first.n_computed == 40 and first.n_failed == 1  # image + none, blank, noise
     rec = [json.loads(l) for l in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     failed = [r for r in rec if r["status"] == "failed"]
     assert [(r["unit"].split("/")[-1], r["variant"], r["error"]) for r in failed] == [("abnormality", "image", "empty answer")]
     model.calls = 0
     second = run_probe("negation", str(data), model, str(tmp_path / "run"), controls=("blind",), progress=False)
-    assert (second.n_computed, second.n_cached, second.n_failed, model.calls) == (1, 29, 0, 1)
+    assert (second.n_computed, second.n_cached, second.n_failed, model.calls) == (1, 39, 0, 1)
     assert model.seen[-1].startswith("Any abnormality 1?")
     model.calls = 0
     third = run_probe("negation", str(data), model, str(tmp_path / "run"), controls=("blind",), progress=False)
@@ -59,7 +59,7 @@ def test_failed_and_empty_answers_are_never_reused(tmp_path):
     other = FakeVLM()
     other.fingerprint = lambda: "another-model"  # type: ignore[method-assign]
     fourth = run_probe("negation", str(data), other, str(tmp_path / "run"), controls=("blind",), progress=False)
-    assert fourth.n_computed == 30
+    assert fourth.n_computed == 40
     # responses.json is ProbMed's response format and scores to the same numbers as the run
     responses = read_responses(tmp_path / "run" / "responses.json")
     assert len(responses) == 10
@@ -195,3 +195,23 @@ def test_a_changed_image_is_asked_again_a_moved_one_is_not(tmp_path):
     assert (r.n_computed, r.n_cached) == (0, 10)
     with pytest.raises(InputError, match="does not apply to negation"):
         run_probe("negation", str(data), model, str(tmp_path / "x"), parser="mediconfusion-compat", progress=False)
+
+
+@pytest.mark.parametrize("mode", ["mc", "greedy"])
+def test_blind_none_variant_sends_no_image(tmp_path, mode):
+    """MMStar's blind control: the question alone. The model input of a ``none`` sample holds no image; blank and
+    noise hold one stand-in image of the original's size; all three sit beside each other in metrics.json."""
+    data = _negation_file(tmp_path)
+    model = FakeVLM()
+    r = run_probe("negation", str(data), model, str(tmp_path / "run"), mode=mode, controls=("blind",), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert {x["variant"] for x in rows} == {"image", "none", "blank", "noise"}
+    n_images = sorted(len(req.images) for req in model.requests)
+    assert n_images.count(0) == 10 and n_images.count(1) == 30  # 10 questions: none has 0 images, the rest 1
+    blank = [req for req in model.requests if req.images and not np.asarray(req.pil_images()[0]).any()]
+    # 10 blank stand-ins, plus image a.png (black itself) and its noise-free original questions: 5
+    assert len(blank) == 15 and all(req.pil_images()[0].size == (24, 24) for req in blank)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert list(metrics["variants"]) == ["none", "blank", "noise"]
+    assert list(metrics["controls"]["multimodal_gain"]) == ["none", "blank", "noise"]
+    assert r.metrics["variants"]["none"]["n_questions"] == 10
