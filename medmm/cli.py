@@ -43,6 +43,8 @@ COMMANDS: dict[str, str] = {
     "audit": "medmm.audit.cli",
     "export": "medmm.audit.cli",
     "store": "medmm.audit.cli",
+    "publish": "medmm.audit.publish",
+    "listen": "medmm.hospital.cli",
     "users": "medmm.app.cli",
     "app": "medmm.app.cli",
     "probe": "medmm.probe.cli",

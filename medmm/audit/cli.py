@@ -17,6 +17,14 @@ CHECKER_KINDS = RegistryChoices("medmm.reports.api:CHECKERS")
 def _cmd_audit(args: argparse.Namespace) -> int:
     from medmm.audit.runner import audit
 
+    if args.pacs or args.reports:  # a hospital's PACS + report feed (medmm.audit.hospital)
+        from medmm.audit.hospital import audit_from_args
+
+        summary = audit_from_args(args)
+        print(summary.line(), file=sys.stderr)
+        return 0
+    if not args.input:
+        raise InputError("give an input (folder or manifest), or --pacs SPEC with --reports FEED")
     summary = audit(args.input, args.db, checker=args.checker, model=args.model, workers=args.workers,
                     engine=args.engine, ray_address=args.ray_address, limit=args.limit, progress=not args.quiet,
                     threshold=args.threshold)
@@ -71,7 +79,9 @@ def _cmd_store_verify(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("audit", help="check many (study, report) pairs into a review store; resumable")
-    p.add_argument("input", help="folder with one sub-folder per study, manifest .csv/.jsonl, or synthetic manifest")
+    p.add_argument("input", nargs="?", default=None,
+                   help="folder with one sub-folder per study, manifest .csv/.jsonl, or synthetic manifest "
+                        "(or --pacs with --reports instead)")
     p.add_argument("--db", required=True, help="the review store (SQLite file; created if missing)")
     p.add_argument("--checker", choices=CHECKER_KINDS, default="rules", metavar="KIND",
                    help="checker: %(choices)s (default %(default)s)")
@@ -83,6 +93,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--threshold", type=float, default=None,
                    help="decision threshold on the report score (default: the checker's calibrated default)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--cache", default=None, metavar="FILE",
+                   help="the shared result cache (default: AUDIT.cache.sqlite beside the store); an unchanged "
+                        "(report, header, configuration) is not checked again")
+    p.add_argument("--no-cache", action="store_true", help="check every study, use no result cache")
+    from medmm.hospital.cli import add_audit_arguments
+
+    add_audit_arguments(p)  # --pacs, --reports, credentials, --since/--until (issue 19)
     p.set_defaults(func=_cmd_audit)
 
     p = sub.add_parser("export", help="export flags (with the latest review decision) from a review store")

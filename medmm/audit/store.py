@@ -730,6 +730,26 @@ class Store:
             return version
 
     def publications(self, study_key: str, target: str, fmt: str) -> list[dict[str, Any]]:
+    def results_to_publish(self, config_key: str | None = None) -> list[dict[str, Any]]:
+        """The current report version of every study with a DICOM Study Instance UID and a done result under one
+        configuration (default: the newest run's), with its flags: what ``medmm publish`` writes back."""
+        config_key = config_key if config_key is not None else self.latest_config_key()
+        rows = self.conn.execute(
+            "SELECT s.key, s.study_instance_uid, s.accession_number, r.has_error, r.score, r.config_key, u.checker "
+            "FROM studies s JOIN results r ON r.study_key = s.key JOIN runs u ON u.id = r.run_id "
+            "WHERE r.config_key = ? AND r.status = 'done' AND s.study_instance_uid IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM report_versions v WHERE v.supersedes = s.key) ORDER BY s.key",
+            (config_key,)).fetchall()
+        out = []
+        for key, uid, acc, has_error, score, ck, checker in rows:
+            flags = self.conn.execute('SELECT type, start, "end", text, explanation, confidence, evidence FROM flags '
+                                      "WHERE study_key=? AND config_key=? ORDER BY start, id", (key, ck)).fetchall()
+            out.append({"study_key": key, "study_instance_uid": uid, "accession_number": acc,
+                        "has_error": bool(has_error), "score": score, "config_key": ck, "checker": checker,
+                        "flags": [dict(zip(("type", "start", "end", "text", "explanation", "confidence", "evidence"), f))
+                                  for f in flags]})
+        return out
+
         rows = self.conn.execute("SELECT version, content_sha256, sop_instance_uid, config_key, at FROM publications "
                                  "WHERE study_key=? AND target=? AND format=? ORDER BY version", (study_key, target, fmt))
         return [dict(zip(("version", "content_sha256", "sop_instance_uid", "config_key", "at"), r)) for r in rows]

@@ -186,6 +186,7 @@ class DicomwebPacs:
             if not sop or not ser:
                 continue
             meta = self._call("metadata", lambda s=ser, o=sop: self.client.retrieve_instance_metadata(study_uid, s, o))
+            meta.pop("7FE00010", None)  # pixel data comes as a bulk-data URI: headers only here
             out.append(Dataset.from_json(meta))
         return out
 
