@@ -27,7 +27,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         raise InputError("give an input (folder or manifest), or --pacs SPEC with --reports FEED")
     summary = audit(args.input, args.db, checker=args.checker, model=args.model, workers=args.workers,
                     engine=args.engine, ray_address=args.ray_address, limit=args.limit, progress=not args.quiet,
-                    threshold=args.threshold)
+                    threshold=args.threshold, cache=False if args.no_cache else (args.cache or True))
     print(summary.line(), file=sys.stderr)
     return 0
 

@@ -3,15 +3,24 @@
 Inputs: a folder with one sub-folder per study (images + one report ``.txt``), a manifest
 CSV/JSONL (``study_id``, ``report`` text or ``report_path``, ``images`` / ``image_paths``), or a
 synthetic ``manifest.jsonl``. Work runs in a process pool (``--workers``) or on Ray
-(``--engine ray``); in both cases the parent process is the **only writer**: each study's
-result and flags are committed in one transaction, so a run killed at any moment has lost
-nothing it committed, and the same command run again skips every study already done under
-the same configuration (checker, model fingerprint, config).
+(``--engine ray``); in both cases the parent process is the **only writer**: results are
+committed in batches (one transaction per :data:`WRITE_BATCH` studies or :data:`WRITE_SECONDS`,
+whichever comes first: a commit per study made the writer the bottleneck of two workers), so a
+run killed at any moment has lost nothing it committed and repeats at most the uncommitted
+batch; the same command run again skips every study already done under the same configuration
+(checker, model fingerprint, config).
+
+**Result cache.** Every check also goes through the shared result cache
+(:class:`medmm.runs.ResultCache`, the one probes and grounding evaluation use), keyed by the run
+identity and by what the check reads — the report text, the header facts and, for checkers that
+look at pixels, the image files (path, size, modification time): an unchanged (study, report,
+configuration) is not checked again, even in another store (a store rebuilt, a second team's
+store, a cache shared on a file system). Workers read and write the cache themselves (one
+transaction per work batch), so it adds nothing to the single writer.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import os
@@ -59,10 +68,12 @@ def _vlm(spec: str) -> Any:
     return _VLMS[spec]
 
 
-def process(item: Study, run: RunConfig) -> dict[str, Any]:
+def process(item: Study, run: RunConfig, cache: Any = None) -> dict[str, Any]:
     """Check one study with the configuration ``run``; never raises (a failure comes back with its stage
     and reason). The checker kind, threshold and VLM config are read from ``run``, the object whose
-    hash keys the result, so what is recorded is what was used."""
+    hash keys the result, so what is recorded is what was used. With ``cache`` (a
+    :class:`~medmm.runs.ResultCache`) a result cached under the same key is used instead of checking
+    (``"cached": True``); a new one comes back with ``"cache_put"`` for the caller to store."""
     out: dict[str, Any] = {"item": item}
     if item.problem:
         return {**out, "failure": ("input", item.problem)}
@@ -85,6 +96,13 @@ def process(item: Study, run: RunConfig) -> dict[str, Any]:
         stage = "header"
         header = header_facts(list(item.image_paths)) or item.header
         stage = "check"
+        if cache is not None:
+            ckey = result_cache_key(run, text, header, tuple(item.image_paths))
+            hit = cache.get(ckey, run.key)
+            if hit is not None:
+                return {**out, "text": text, "header": header, "result": result_from_dict(hit), "cached": True}
+            result = checker_for(run).check(text, header)
+            return {**out, "text": text, "header": header, "result": result, "cache_key": ckey, "cache_put": True}
         result = checker_for(run).check(text, header)
         return {**out, "text": text, "header": header, "result": result}
     except MedmmError as exc:
@@ -111,8 +129,63 @@ def checker_for(run: RunConfig) -> Any:
     return _CHECKERS[run.key]
 
 
-def _process_batch(batch: list[Study], run: RunConfig) -> list[dict[str, Any]]:
-    return [process(i, run) for i in batch]
+def _process_batch(batch: list[Study], run: RunConfig, cache: str | None = None) -> list[dict[str, Any]]:
+    """Check a work batch; with ``cache`` (a :class:`~medmm.runs.ResultCache` file) each check is looked up
+    first and new results are put back in one transaction at the end of the batch."""
+    if not cache:
+        return [process(i, run) for i in batch]
+    from medmm.runs import ResultCache
+
+    store = _CACHES.get(cache)
+    if store is None:
+        store = _CACHES[cache] = ResultCache(cache)
+        store.register(run)
+    out, new = [], []
+    for item in batch:
+        r = process(item, run, cache=store)
+        if r.pop("cache_put", None) is not None:
+            new.append((r["cache_key"], result_to_dict(r["result"]), None))
+        out.append(r)
+    if new:
+        store.put_many(new, run.key)
+    return out
+
+
+_CACHES: dict[str, Any] = {}  # per process: open result caches by path
+
+
+def result_cache_key(run: RunConfig, text: str, header: Any, images: tuple[str, ...] = ()) -> str:
+    """The cache key of one check: what the check reads (the run identity is the cache's config key). For a
+    checker that reads pixels (not ``rules``), each image file's path, size and modification time too."""
+    import hashlib
+
+    from medmm.runs import item_key
+
+    facts = header.to_dict() if hasattr(header, "to_dict") else header
+    files: list[Any] = []
+    if run.get("checker", "rules") != "rules":
+        for p in images:
+            try:
+                st = os.stat(p)
+                files.append([p, st.st_size, st.st_mtime_ns])
+            except OSError:
+                files.append([p, None, None])
+    return item_key("report-check", hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(), facts, files)
+
+
+def result_to_dict(result: Any) -> dict[str, Any]:
+    """A check result as the cache stores it (every flag field, whatever the checker added)."""
+    from dataclasses import asdict
+
+    return {"has_error": bool(result.has_error), "score": float(result.score), "checker": result.checker,
+            "flags": [asdict(f) for f in result.flags], "notes": list(result.notes)}
+
+
+def result_from_dict(d: dict[str, Any]) -> Any:
+    from medmm.reports.flags import CheckResult, Flag
+
+    return CheckResult(bool(d["has_error"]), float(d["score"]), [Flag(**f) for f in d["flags"]],
+                       d.get("checker", "rules"), list(d.get("notes") or []))
 
 
 @functools.lru_cache(maxsize=1)
@@ -176,19 +249,22 @@ class AuditSummary:
     duplicates: int = 0
     by_type: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    cached: int = 0  # of ``studies``: results taken from the result cache (same text, header, configuration)
 
     def line(self) -> str:
         rate = self.studies / self.seconds if self.seconds else 0.0
         types = ", ".join(f"{t} {n}" for t, n in self.by_type.most_common()) or "none"
-        return (f"run {self.run_id}: {self.studies} studies checked ({rate:.1f}/s), {self.skipped_done} already done, "
-                f"{self.flagged} flagged, {self.failures} failed; flags by type: {types}")
+        cached = f" ({self.cached} from the result cache)" if self.cached else ""
+        return (f"run {self.run_id}: {self.studies} studies checked{cached} ({rate:.1f}/s), {self.skipped_done} "
+                f"already done, {self.flagged} flagged, {self.failures} failed; flags by type: {types}")
 
 
 def audit(input_path: str, db: str, checker: str = "rules", model: str | None = None, workers: int | None = None,
           engine: str = "local", ray_address: str | None = None, limit: int | None = None, progress: bool = True,
-          batch_size: int = 8, threshold: float | None = None) -> AuditSummary:
+          batch_size: int = 8, threshold: float | None = None, cache: str | None | bool = True) -> AuditSummary:
     """Run (or resume) an audit of ``input_path`` into the store at ``db``. The input is listed before the run
-    is recorded: an input that cannot be read leaves no run row behind."""
+    is recorded: an input that cannot be read leaves no run row behind. ``cache``: the result cache file
+    (``True``: :func:`default_cache` beside the store; ``None``/``False``: none)."""
     if engine not in ("local", "ray"):
         raise InputError(f"engine {engine!r}: use local or ray")
     run = run_config(checker, model, threshold)
@@ -209,7 +285,8 @@ def audit(input_path: str, db: str, checker: str = "rules", model: str | None = 
         summary = AuditSummary(run_id, skipped_done=skipped)
         try:
             check_items(store, run, run_id, config_key, items, summary, workers=workers, engine=engine,
-                        ray_address=ray_address, progress=progress, batch_size=batch_size)
+                        ray_address=ray_address, progress=progress, batch_size=batch_size,
+                        cache=default_cache(db) if cache is True else (cache or None))
         finally:
             store.finish_run(run_id)
     finally:
@@ -217,11 +294,19 @@ def audit(input_path: str, db: str, checker: str = "rules", model: str | None = 
     return summary
 
 
+def default_cache(db: str) -> str:
+    """The result cache an audit uses unless told otherwise: ``audit.cache.sqlite`` beside ``audit.sqlite``
+    (created 0600: cached flags quote report text)."""
+    root, _ = os.path.splitext(db)
+    return root + ".cache.sqlite"
+
+
 def check_items(store: Store, run: RunConfig, run_id: int, config_key: str, items: list[Study], summary: AuditSummary,
                 *, workers: int | None = None, engine: str = "local", ray_address: str | None = None,
-                progress: bool = True, batch_size: int = 8) -> None:
-    """Check ``items`` under ``run`` in the pool and write each result as it comes (this process is the only
-    writer). A study's store identity is ``item.extra["source_id"]`` when a source sets it (a report version),
+                progress: bool = True, batch_size: int = 8, cache: str | None = None) -> None:
+    """Check ``items`` under ``run`` in the pool and write the results as they come, in batched
+    transactions (:class:`BatchWriter`; this process is the only writer), through the result cache
+    ``cache`` when given. A study's store identity is ``item.extra["source_id"]`` when a source sets it (a report version),
     else its ``study_id``; ``item.extra["supersedes"]`` names the store key of the report version it corrects."""
     workers = workers if workers is not None else (os.cpu_count() or 1)
     batches = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
@@ -231,12 +316,12 @@ def check_items(store: Store, run: RunConfig, run_id: int, config_key: str, item
         from tqdm import tqdm
 
         bar = tqdm(total=len(items), unit="study", file=sys.stderr, dynamic_ncols=True, desc="audit")
+    writer = BatchWriter(store, run_id, config_key, summary, on_commit=bar.update if bar is not None else None)
     try:
-        for results in _run_batches(batches, run, workers, engine, ray_address):
+        for results in _run_batches(batches, run, workers, engine, ray_address, cache):
             for r in results:
-                _write(store, run_id, config_key, r, summary)
-                if bar is not None:
-                    bar.update(1)
+                writer.add(r)
+        writer.flush()
     finally:
         if bar is not None:
             bar.close()
@@ -254,45 +339,82 @@ def study_record(item: Study, header: Any, text: str | None, source_id: str | No
                        supersedes=supersedes, report_status=item.report_status)
 
 
-def _write(store: Store, run_id: int, config_key: str, r: dict[str, Any], summary: AuditSummary) -> None:
+WRITE_BATCH = 256  # results per transaction of the single writer ...
+WRITE_SECONDS = 0.5  # ... or the time since its last commit, whichever comes first
+
+
+class BatchWriter:
+    """The single writer: results are committed in one transaction per :data:`WRITE_BATCH` studies or
+    :data:`WRITE_SECONDS` (checked as results arrive; :meth:`flush` at the end). A process killed
+    between two commits loses only the studies of the open batch, which the next run checks again
+    (nothing committed is lost, nothing is written twice: results are keyed by study and configuration)."""
+
+    def __init__(self, store: Store, run_id: int, config_key: str, summary: AuditSummary,
+                 max_items: int | None = None, max_seconds: float | None = None, on_commit: Any = None) -> None:
+        self.store, self.run_id, self.config_key, self.summary = store, run_id, config_key, summary
+        self.max_items = max_items if max_items is not None else WRITE_BATCH
+        self.max_seconds = max_seconds if max_seconds is not None else WRITE_SECONDS
+        self.on_commit = on_commit
+        self.pending: list[dict[str, Any]] = []
+        self.last = time.monotonic()
+
+    def add(self, r: dict[str, Any]) -> None:
+        self.pending.append(r)
+        if len(self.pending) >= self.max_items or time.monotonic() - self.last >= self.max_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            entries = [_entry(r) for r in self.pending]
+            statuses = self.store.record_batch(self.run_id, self.config_key, entries)
+            for r, status in zip(self.pending, statuses):
+                _count(self.summary, r, status)
+            if self.on_commit is not None:
+                self.on_commit(len(self.pending))
+            self.pending = []
+        self.last = time.monotonic()
+
+
+def _entry(r: dict[str, Any]) -> tuple[StudyRecord, Any, tuple[str, str] | None]:
+    """A worker's answer as a store entry (record, result, failure)."""
     item: Study = r["item"]
     source_id, supersedes = item.extra.get("source_id") or item.study_id, item.extra.get("supersedes")
     if "failure" in r:
-        stage, reason = r["failure"]
-        rec = study_record(item, item.header, None, source_id, supersedes)
-        if store.record_failure(run_id, config_key, rec, stage, reason):
-            summary.failures += 1
-        else:
-            summary.duplicates += 1
-        return
-    res = r["result"]
-    rec = study_record(item, r.get("header"), r["text"], source_id, supersedes)
-    if store.record_result(run_id, config_key, rec, res):
+        return study_record(item, item.header, None, source_id, supersedes), None, tuple(r["failure"])
+    return study_record(item, r.get("header"), r["text"], source_id, supersedes), r["result"], None
+
+
+def _count(summary: AuditSummary, r: dict[str, Any], status: str) -> None:
+    if status == "result":
+        res = r["result"]
         summary.studies += 1
+        summary.cached += int(bool(r.get("cached")))
         summary.flagged += int(res.has_error)
         summary.by_type.update(f.type for f in res.flags)
+    elif status == "failure":
+        summary.failures += 1
     else:
         summary.duplicates += 1
 
 
 def _run_batches(batches: list[list[StudyInput]], run: RunConfig, workers: int, engine: str,
-                 ray_address: str | None) -> Iterator[list[dict[str, Any]]]:
+                 ray_address: str | None, cache: str | None = None) -> Iterator[list[dict[str, Any]]]:
     if engine == "ray":
-        yield from _run_ray(batches, run, workers, ray_address)
+        yield from _run_ray(batches, run, workers, ray_address, cache)
         return
     if workers <= 1 or len(batches) <= 1:
         for b in batches:
-            yield _process_batch(b, run)
+            yield _process_batch(b, run, cache)
         return
     ctx = pool_context(preload=["medmm.audit.runner", "medmm._warm"])  # forkserver, never fork (medmm/_pool.py)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(_process_batch, b, run) for b in batches]
+        futures = [pool.submit(_process_batch, b, run, cache) for b in batches]
         for fut in futures:  # in submission order: progress and writes stay deterministic
             yield fut.result()
 
 
 def _run_ray(batches: list[list[StudyInput]], run: RunConfig, workers: int,
-             ray_address: str | None) -> Iterator[list[dict[str, Any]]]:
+             ray_address: str | None, cache: str | None = None) -> Iterator[list[dict[str, Any]]]:
     try:
         import ray
     except ImportError as exc:
@@ -308,7 +430,8 @@ def _run_ray(batches: list[list[StudyInput]], run: RunConfig, workers: int,
         started = True
     try:
         remote = ray.remote(_process_batch)
-        pending = [remote.remote(b, run) for b in batches]
+        # the cache is used where its file is reachable (a shared file system on a cluster)
+        pending = [remote.remote(b, run, cache) for b in batches]
         for ref in pending:  # results come back to this process, the only writer
             yield ray.get(ref)
     finally:

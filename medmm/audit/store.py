@@ -189,7 +189,8 @@ _MIGRATIONS[6] = (  # issue 20: one hash chain over runs/results/flags/failures/
 # v7 (issue 19, a hospital-year in the store): the worklist order stored with each result and indexed, with the
 # flag count, top confidence and flag types beside it (medmm.audit.worklist asks for one page and the counts,
 # never the whole list), and reviews indexed by study (a study's status is a lookup, not a scan). Filled for
-# existing results by _migrate_v7; the worklist index is created after the fill.
+# existing results by _migrate_v7. The worklist index covers the filters (modality, run, flag types): a filtered
+# count reads the index, not the table.
 _MIGRATIONS[7] = """
     ALTER TABLE results ADD COLUMN sort_key TEXT;
     ALTER TABLE results ADD COLUMN n_flags INTEGER;
@@ -199,7 +200,7 @@ _MIGRATIONS[7] = """
     CREATE TABLE worklist_modalities (config_key TEXT NOT NULL, modality TEXT NOT NULL,
                                       PRIMARY KEY (config_key, modality));
     CREATE INDEX reviews_study ON reviews(study_key);
-    CREATE INDEX results_worklist ON results(config_key, sort_key);
+    CREATE INDEX results_worklist ON results(config_key, sort_key, modality, run_id, flag_types);
     """
 # The identity columns of a study (v5), as the study record (medmm.studies.Study) names them.
 STUDY_ID_COLUMNS: tuple[str, ...] = ("source", "accession_number", "study_instance_uid", "exam_date", "exam_time",
@@ -729,7 +730,6 @@ class Store:
                       (study_key, config_key, target, fmt, content_sha256, sop_instance_uid, version, time.time()))
             return version
 
-    def publications(self, study_key: str, target: str, fmt: str) -> list[dict[str, Any]]:
     def results_to_publish(self, config_key: str | None = None) -> list[dict[str, Any]]:
         """The current report version of every study with a DICOM Study Instance UID and a done result under one
         configuration (default: the newest run's), with its flags: what ``medmm publish`` writes back."""
@@ -750,6 +750,7 @@ class Store:
                                   for f in flags]})
         return out
 
+    def publications(self, study_key: str, target: str, fmt: str) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT version, content_sha256, sop_instance_uid, config_key, at FROM publications "
                                  "WHERE study_key=? AND target=? AND format=? ORDER BY version", (study_key, target, fmt))
         return [dict(zip(("version", "content_sha256", "sop_instance_uid", "config_key", "at"), r)) for r in rows]

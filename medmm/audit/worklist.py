@@ -367,11 +367,26 @@ class Worklist:
 
     def _base_counts(self, flt: WorklistFilter) -> dict[str, int]:
         """Flagged / no flags / failed under the review-independent part of a filter: three ranges of the
-        worklist index (a scan of the configuration's results when a type or run criterion is set)."""
+        worklist index, or with a type, modality or run criterion one pass over the configuration's entries
+        of that (covering) index."""
         where, params = self._where(flt, with_states=False, current=False)
         ranges = {"flagged": ("", _FLAGGED_BELOW), "no flags": (_FLAGGED_BELOW, _FAILED_FROM), "failed": (_FAILED_FROM, "~")}
-        return {name: self._count([*where, "r.sort_key >= ?", "r.sort_key < ?"], [*params, lo, hi])
-                for name, (lo, hi) in ranges.items()}
+        if not (flt.types or flt.modalities or flt.run_id is not None):
+            return {name: self._count([*where, "r.sort_key >= ?", "r.sort_key < ?"], [*params, lo, hi])
+                    for name, (lo, hi) in ranges.items()}
+        kind = (f"CASE WHEN r.sort_key < '{_FLAGGED_BELOW}' THEN 'flagged' "
+                f"WHEN r.sort_key < '{_FAILED_FROM}' THEN 'no flags' ELSE 'failed' END")
+        out = dict.fromkeys(ranges, 0)
+        for name, n in self.conn.execute(f"SELECT {kind}, COUNT(*) FROM results r WHERE " + " AND ".join(where) +
+                                         " GROUP BY 1", params):
+            out[name] += int(n)
+        if self._versions:
+            for name, n in self.conn.execute(
+                    f"SELECT {kind}, COUNT(*) FROM (SELECT DISTINCT supersedes AS k FROM report_versions WHERE "
+                    "supersedes IS NOT NULL) rv CROSS JOIN results r ON r.study_key = rv.k WHERE " +
+                    " AND ".join(where) + " GROUP BY 1", params):
+                out[name] -= int(n)
+        return out
 
     def _reviewed_counts(self, flt: WorklistFilter) -> dict[tuple[str, str], int]:
         """(kind, state) counts of the studies with at least one review, under a filter (driven from the
