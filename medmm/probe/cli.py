@@ -108,6 +108,17 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from medmm.probe.prepare import prepare
+
+    prepared, path = prepare(args.benchmark, args.root, out=args.out, layout=args.layout)
+    for line in prepared.lines():
+        print(line, file=sys.stderr)
+    print(f"wrote {path}; run it with: medmm probe run --bench {prepared.bench} --data {path} --model ...",
+          file=sys.stderr)
+    return 0 if prepared.ok or not args.strict else 1
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from medmm.probe.report import build_report
 
@@ -179,6 +190,16 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--parser", choices=("robust", "probmed-compat"), default=None, help="negation answers")
     p.add_argument("--out", required=True, help="metrics.json")
     p.set_defaults(func=_cmd_score)
+
+    p = cmds.add_parser("prepare", help="check a downloaded ProbMed / MediConfusion copy (counts, missing images, "
+                                        "checksums) and write the manifest `probe run --data` reads")
+    p.add_argument("benchmark", choices=("probmed", "mediconfusion"))
+    p.add_argument("--root", required=True, help="the folder you downloaded the benchmark into")
+    p.add_argument("--out", default=None, help="folder for manifest.json (default: --root)")
+    p.add_argument("--layout", choices=("auto", "local", "roco"), default="auto",
+                   help="mediconfusion: images as <im_k_local>.jpg (auto, local) or by ROCO path (roco)")
+    p.add_argument("--strict", action="store_true", help="exit 1 unless the copy matches the published one")
+    p.set_defaults(func=_cmd_prepare)
 
     p = cmds.add_parser("report", help="Markdown + HTML report with bootstrap intervals and plots of a run")
     p.add_argument("dir")

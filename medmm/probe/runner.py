@@ -68,6 +68,14 @@ def load_samples(bench: str, data: str, images: str | None, mode: str, controls:
                  limit: int | None = None, layout: str = "auto") -> tuple[list[Sample], dict[str, list[str]]]:
     """The samples of a data file (and the confusion pairs left out for missing images)."""
     check_mode(bench, mode)
+    from medmm.probe.prepare import read_manifest
+
+    manifest = read_manifest(data)
+    if manifest is not None:  # written by `medmm probe prepare`: its data file, image root and layout
+        if manifest["bench"] != bench:
+            raise InputError(f"{data} prepares {manifest['benchmark']} ({manifest['bench']} pairs), not {bench}")
+        data, images = manifest["data"], images or manifest["images"]
+        layout = manifest.get("layout") if layout == "auto" and manifest.get("layout") != "relative" else layout
     root = images or os.path.dirname(os.path.abspath(data))
     if bench == "negation":
         from medmm.probe.negation import read_questions
