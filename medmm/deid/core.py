@@ -1,9 +1,19 @@
-"""DICOM de-identification by the PS3.15 Annex E Basic Application Level Confidentiality Profile.
+"""DICOM de-identification by the PS3.15 Annex E Basic Application Level Confidentiality Profile,
+applied as an allow-list.
 
 Table-driven: every attribute of Table E.1-1 (package data, :mod:`medmm.deid.table`) gets its
-action, at the top level and inside every sequence item; private attributes are removed unless
-kept by the caller; UIDs are replaced by keyed pseudonyms (:mod:`medmm.deid.keys`), so the same
-original UID gives the same new UID in every file of a study and in every run with the same seed.
+action, at the top level and inside every sequence item; an attribute the table does not name is
+kept only if it is on the allow-list (:mod:`medmm.deid.allowlist`: numbers, coded strings, registry
+UIDs, sequences cleaned item by item, reviewed equipment text, pixel data) — everything else is
+removed (issue 20, N10: unlisted attributes such as SOPInstanceUIDOfConcatenationSource, overlay
+descriptions and vendor text went through). Private attributes are removed unless kept by the caller;
+UIDs are replaced by keyed pseudonyms (:mod:`medmm.deid.keys`), so the same original UID gives the
+same new UID in every file of a study and in every run with the same key. ``D`` on a sequence gives
+an empty sequence (the profile's dummy for a sequence: no original item survives), ``Z`` an empty
+one, ``X`` none. The file meta is rebuilt from the transfer syntax and the new SOP UIDs only.
+JPEG/JPEG 2000 COM and APPn segments are removed from the pixel data without re-encoding
+(:mod:`medmm.deid.pixels`). Encapsulated documents (PDF, CDA, STL...) are refused: medmm cannot
+clean their content.
 
 Options (each recorded in DeidentificationMethodCodeSequence next to 113100):
 - ``keep_dates_shifted``: dates and date-times the profile marks ``C`` under the Retain Longitudinal
@@ -14,9 +24,8 @@ Options (each recorded in DeidentificationMethodCodeSequence next to 113100):
   (``GEMS_ACQU_01:10``) are kept — 113111;
 - ``keep_patient_characteristics``: sex, age, size, weight… kept — 113108.
 
-Images that may carry burned-in text — BurnedInAnnotation YES, or absent on US, SC, XA, CR, DX or OT
-(and Secondary Capture objects) — are refused unless ``allow_burned_in``: the profile cannot clean
-pixels, and medmm does not pretend to.
+Images that may carry burned-in text are refused unless ``allow_burned_in`` (:func:`burned_in_reason`):
+the profile cannot clean pixels, and medmm never edits pixel values.
 """
 
 from __future__ import annotations
@@ -35,12 +44,23 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
+from medmm.deid.allowlist import CS_VALUE, NUMERIC_VRS, load_allowlist
 from medmm.deid.keys import DeidKey
 from medmm.deid.table import OPTION_CODES, Rule, Table, applied_action, load_table
 from medmm.errors import DicomReadError, InputError
 
-BURNED_IN_MODALITIES = ("US", "SC", "XA", "CR", "DX", "OT")
-SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+# Modalities whose images are often screens, photographs or annotated projections: text burned into
+# the pixels is common (ultrasound, secondary capture, angiography/fluoroscopy, radiographs,
+# mammography, endoscopy, external/ophthalmic photography, panoramic and intra-oral dental X-ray,
+# general/slide microscopy, dermoscopy, documents and "other").
+BURNED_IN_MODALITIES = ("US", "SC", "XA", "RF", "CR", "DX", "MG", "IO", "PX", "ES", "XC", "OP", "GM", "SM", "DMS",
+                        "DOC", "OT", "VL", "TG")
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # and its multi-frame classes 1.2.840.10008.5.1.4.1.1.7.1-4
+_VL = "1.2.840.10008.5.1.4.1.1.77.1."
+VISIBLE_LIGHT_PHOTOS = frozenset(_VL + s for s in (  # photographs and video: a camera sees labels, screens, faces
+    "1", "1.1", "2", "2.1", "3", "4", "4.1", "5.1", "5.2", "5.5", "5.6", "6", "7"))
+ENCAPSULATED_DOCUMENT = "1.2.840.10008.5.1.4.1.1.104"  # PDF, CDA, STL, OBJ, MTL
+SCREEN_IMAGE_TYPES = ("SCREEN SAVE", "SCREENSHOT", "SCREEN CAPTURE", "DOSE INFO", "DOSE_INFO", "DOSE REPORT")
 DUMMY_TEXT = "ANONYMIZED"
 _DUMMY = {
     "AE": "ANONYMOUS", "AS": "000D", "CS": DUMMY_TEXT, "DA": "19000101", "DT": "19000101000000", "TM": "000000",
@@ -53,6 +73,10 @@ PATIENT_ID = 0x00100020
 
 class BurnedInAnnotationError(InputError):
     """The image may show identifying text in its pixels; refused unless ``allow_burned_in``."""
+
+
+class EncapsulatedDocumentError(InputError):
+    """An encapsulated document (PDF, CDA...): its content cannot be de-identified, so it is refused."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +104,8 @@ class DeidNotes:
     actions: dict[str, int] = field(default_factory=dict)
     private_removed: int = 0
     private_kept: int = 0
+    not_allowed: int = 0  # attributes neither in the table nor on the allow-list: removed
+    codestream_segments: int = 0  # JPEG/J2K comment and application segments removed from the pixel data
     burned_in: str | None = None  # why the image may carry burned-in text, when allowed through
 
     def count(self, action: str) -> None:
@@ -180,6 +206,7 @@ class _Context:
     options: DeidOptions
     days: int
     keep: tuple[set[int], set[tuple[str, int]]]
+    allow: dict[int, str]
 
 
 def _action_for(rule: Rule, elem: DataElement, ctx: _Context) -> str:
@@ -200,9 +227,9 @@ def _apply(ds: Dataset, elem: DataElement, action: str, ctx: _Context, notes: De
         del ds[tag]
         return
     if elem.VR == "SQ":
-        if action == "Z":
+        if action in ("Z", "D"):  # D: a sequence's dummy is an empty one; no original item survives
             elem.value = Sequence([])
-        elif action != "X":  # K, D, U*: keep the structure, clean every item
+        else:  # K, U*: keep the structure, clean every item (the allow-list applies inside)
             for item in elem.value:
                 _clean(item, ctx, notes)
         return
@@ -225,6 +252,52 @@ def _apply(ds: Dataset, elem: DataElement, action: str, ctx: _Context, notes: De
         raise ValueError(f"unknown de-identification action {action!r}")
 
 
+def _values(value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, (list, MultiValue)) else [value]
+
+
+def _registry_uid(value: str) -> bool:
+    from pydicom.uid import UID_dictionary  # type: ignore[attr-defined]
+
+    return value in UID_dictionary
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _keep_allowed(ds: Dataset, elem: DataElement, why: str, ctx: _Context, notes: DeidNotes) -> None:
+    """An attribute on the allow-list: kept when its value is what its kind allows, else removed."""
+    tag, vr = int(elem.tag), elem.VR
+    ok = True
+    if why == "sequence":
+        ok = vr == "SQ"
+        if ok:
+            for item in elem.value:
+                _clean(item, ctx, notes)
+    elif why == "code":
+        ok = vr == "CS" and all(CS_VALUE.fullmatch(str(v).strip()) for v in _values(elem.value))
+    elif why == "number":
+        ok = vr in NUMERIC_VRS and (vr not in ("DS", "IS") or all(_is_number(v) for v in _values(elem.value)))
+    elif why == "uid":
+        ok = vr == "UI"
+        if ok and any(not _registry_uid(str(v)) for v in _values(elem.value)):
+            elem.value = [str(v) if _registry_uid(str(v)) else ctx.key.uid(str(v)) for v in _values(elem.value)] \
+                if isinstance(elem.value, (list, MultiValue)) else ctx.key.uid(str(elem.value))
+            notes.count("U")
+    elif why == "data":
+        ok = vr != "SQ" and vr != "UN"
+    if not ok:
+        del ds[tag]
+        notes.not_allowed += 1
+
+
 def _clean(ds: Dataset, ctx: _Context, notes: DeidNotes) -> None:
     _strip_private(ds, ctx.keep, notes)
     for tag in list(ds.keys()):
@@ -239,26 +312,53 @@ def _clean(ds: Dataset, ctx: _Context, notes: DeidNotes) -> None:
         rule = ctx.table.lookup(int(tag))
         if rule is not None:
             _apply(ds, elem, _action_for(rule, elem, ctx), ctx, notes)
-        elif elem.VR == "SQ":
-            for item in elem.value:
-                _clean(item, ctx, notes)
-        elif elem.VR == "PN" and elem.value:  # a person's name the table does not list: emptied all the same
-            _apply(ds, elem, "Z", ctx, notes)
+            continue
+        why = ctx.allow.get(int(tag))
+        if why is None:  # neither replaced by the profile nor on the allow-list
+            del ds[tag]
+            notes.not_allowed += 1
+            continue
+        _keep_allowed(ds, elem, why, ctx, notes)
 
 
 # ------------------------------------------------------------------ one dataset
+def _embedded_overlay(ds: Dataset) -> bool:
+    """An overlay stored in the pixel data's unused high bits (retired, still written by old devices)."""
+    for group in range(0x6000, 0x6020, 2):
+        position = ds.get((group, 0x0102))
+        allocated = ds.get((group, 0x0100))
+        if position is not None and allocated is not None and position.value and int(position.value) > 0 \
+                and int(allocated.value or 1) != 1:
+            return True
+    return False
+
+
 def burned_in_reason(ds: Dataset) -> str | None:
     """Why the pixels may carry identifying text, or None."""
+    if _embedded_overlay(ds):
+        return "an overlay is stored in the pixel data's unused bits (it can hold text)"
     value = str(ds.get("BurnedInAnnotation") or "").strip().upper()
     if value == "YES":
         return "BurnedInAnnotation (0028,0301) is YES"
     if value == "NO":
         return None
     modality = str(ds.get("Modality") or "").strip().upper()
-    sop_class = str(ds.get("SOPClassUID") or "")
-    if modality in BURNED_IN_MODALITIES or sop_class.startswith(SECONDARY_CAPTURE_PREFIX):
-        return f"BurnedInAnnotation (0028,0301) is absent on a {modality or 'secondary capture'} image"
+    sop_class = str(ds.get("SOPClassUID") or "").strip()
+    image_type = {str(v).strip().upper() for v in _values(ds.get("ImageType"))}
+    if modality in BURNED_IN_MODALITIES:
+        return f"BurnedInAnnotation (0028,0301) is absent on a {modality} image"
+    if sop_class == SECONDARY_CAPTURE or sop_class.startswith(SECONDARY_CAPTURE + "."):
+        return "BurnedInAnnotation (0028,0301) is absent on a secondary capture image"
+    if sop_class in VISIBLE_LIGHT_PHOTOS:
+        return "BurnedInAnnotation (0028,0301) is absent on a visible-light (photographic) image"
+    if image_type & set(SCREEN_IMAGE_TYPES):
+        return "BurnedInAnnotation (0028,0301) is absent on a screen capture (ImageType)"
     return None
+
+
+def encapsulated_document(ds: Dataset) -> bool:
+    sop_class = str(ds.get("SOPClassUID") or "").strip()
+    return "EncapsulatedDocument" in ds or sop_class.startswith(ENCAPSULATED_DOCUMENT + ".")
 
 
 def patient_key(ds: Dataset) -> str:
@@ -275,6 +375,11 @@ def deid_dataset(ds: Dataset, key: DeidKey, options: DeidOptions = DeidOptions()
     """De-identify ``ds`` in place (file meta included) and record how; raises
     :class:`BurnedInAnnotationError` for an image that may show text, unless allowed."""
     notes = DeidNotes()
+    if encapsulated_document(ds):
+        raise EncapsulatedDocumentError(
+            f"{where}: an encapsulated document (PDF, CDA or a 3-D model): its content cannot be de-identified "
+            "by the profile, so it is refused; export the document's text separately and scrub it"
+        )
     reason = burned_in_reason(ds)
     if reason:
         if not options.allow_burned_in:
@@ -283,13 +388,25 @@ def deid_dataset(ds: Dataset, key: DeidKey, options: DeidOptions = DeidOptions()
                 "Check the image, then pass --allow-burned-in to de-identify the header only."
             )
         notes.burned_in = reason
-    ctx = _Context(table or load_table(), key, options, key.day_offset(patient_key(ds)), _parse_keep(options.keep_private))
+    old_meta = getattr(ds, "file_meta", None)
+    syntax = old_meta.get("TransferSyntaxUID") if old_meta is not None else None
+    from medmm.deid.pixels import strip_codestream_metadata
+
+    try:
+        notes.codestream_segments = strip_codestream_metadata(ds, str(syntax) if syntax else None)
+    except InputError as exc:
+        raise DicomReadError(f"{where}: {exc}") from exc
+    ctx = _Context(table or load_table(), key, options, key.day_offset(patient_key(ds)), _parse_keep(options.keep_private),
+                   load_allowlist())
     _clean(ds, ctx, notes)
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None:
-        _clean(meta, ctx, notes)
-        if "SOPInstanceUID" in ds:
-            meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta = FileMetaDataset()  # rebuilt: nothing of the original file meta but its transfer syntax
+    if syntax:
+        meta.TransferSyntaxUID = syntax
+    if "SOPClassUID" in ds:
+        meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    if "SOPInstanceUID" in ds:
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta = meta
     ds.PatientIdentityRemoved = "YES"
     codes = options.codes(kept_private=notes.private_kept > 0)
     ds.DeidentificationMethod = "medmm deid PS3.15 E.1-1 " + "+".join(value for value, _ in codes)  # LO: <= 64
@@ -335,12 +452,16 @@ def output_name(ds: Dataset, key: DeidKey, fallback: str) -> str:
 
 
 def write_deid(ds: Dataset, path: str, where: str = "dataset") -> None:
-    """Write a de-identified dataset as a DICOM file (zeroed preamble; file meta from the dataset)."""
+    """Write a de-identified dataset as a DICOM file: zeroed preamble; file meta rebuilt from the transfer
+    syntax and the SOP UIDs only (pydicom's writer adds its version, group length and implementation UID)."""
     ds.preamble = b"\x00" * 128  # a preamble can hold anything (TIFF headers, vendor text)
     for tag in [t for t in ds.keys() if (int(t) >> 16) in (0x0000, 0x0002)]:
         del ds[tag]  # command and file-meta groups do not belong in a stored dataset (file meta is rebuilt)
-    if getattr(ds, "file_meta", None) is None:
-        ds.file_meta = FileMetaDataset()
+    old_meta = getattr(ds, "file_meta", None)
+    syntax = old_meta.get("TransferSyntaxUID") if old_meta is not None else None
+    ds.file_meta = FileMetaDataset()
+    if syntax:
+        ds.file_meta.TransferSyntaxUID = syntax
     if not ds.get("SOPClassUID") or not ds.get("SOPInstanceUID"):
         raise DicomReadError(f"{where}: no SOP Class or SOP Instance UID; not a storable DICOM object")
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID

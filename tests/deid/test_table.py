@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from medmm.deid import DeidKey, DeidOptions, deid_dataset, load_table
+from medmm.deid.core import EncapsulatedDocumentError
 
 # D over Z over X where the profile leaves the choice (documented in medmm/deid/table.py)
 RESOLVED = {"X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "D", "X/Z/U*": "U*"}
@@ -71,8 +72,10 @@ def _check(rule, holder: Dataset, tag: int, action: str, days: int) -> None:
         assert _empty(value), where
     elif action == "K":
         assert value == original or (vr == "SQ" and _empty(value[0].PatientName)), where
-    elif vr == "SQ":  # D and U* on a sequence: kept, every item cleaned
-        assert len(value) == 1 and _empty(value[0].PatientName), where
+    elif vr == "SQ" and action == "D":  # D on a sequence: an empty sequence, no original item (issue 20, N10)
+        assert len(value) == 0, where
+    elif vr == "SQ":  # U* on a sequence: kept, every item cleaned
+        assert len(value) == 1 and _empty(value[0].get("PatientName")), where
     elif action == "D":
         assert not _empty(value) and value != original, where
         assert "SECRET" not in str(value), where
@@ -116,6 +119,10 @@ def test_every_attribute_gets_its_action(nested, shifted):
     for rule in EXACT:
         tag = int(rule.tag, 16)
         ds, holder = _dataset(tag, nested)
+        if rule.keyword == "EncapsulatedDocument" and not nested:  # a document is refused whole (issue 20, N10)
+            with pytest.raises(EncapsulatedDocumentError):
+                deid_dataset(ds, KEY, options)
+            continue
         deid_dataset(ds, KEY, options)
         if nested:
             holder = ds[CONTAINER].value[0]
@@ -127,9 +134,9 @@ def test_every_attribute_gets_its_action(nested, shifted):
 def test_masked_rows_and_private_attributes_removed(tag):
     ds = Dataset()
     ds.add_new(tag, "OB" if tag >> 16 != 0x0009 else "LO", b"SECRET" if tag >> 16 != 0x0009 else "SECRET")
-    ds.add_new(0x60000010, "US", 8)  # overlay rows: not in the table, kept
+    ds.add_new(0x60000010, "US", 8)  # overlay rows: not in the table nor on the allow-list: the overlay goes whole
     deid_dataset(ds, KEY)
-    assert tag not in ds and 0x60000010 in ds
+    assert tag not in ds and 0x60000010 not in ds
 
 
 def test_method_codes_name_the_options():
