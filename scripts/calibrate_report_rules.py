@@ -11,7 +11,13 @@ the measured precision of the rule's flags, used as the flag's confidence:
 
 Clean and injected reports enter in equal numbers, so a confidence is "the precision of this rule when half
 of the reports carry an error"; it is smoothed as (tp + 1) / (tp + fp + 2) and a rule seen fewer than
-``--min-flags`` times keeps its family's prior. The default threshold is the lowest report score (noisy-OR
+``--min-flags`` times keeps its family's prior.
+
+Rules that the mixed injection rarely triggers are measured on more errors of their own kind: each taxonomy
+type is also injected alone (``--per-type-seeds`` copies), and the header rules on *header flips* — a tune report
+whose header states another patient sex, view, image laterality or body part (the header is the error; a flag of
+the rule that reads that attribute is a true positive, and the clean reports, read with a plausible header —
+chest, PA, a random sex — give the false alarms). Which flags each row rests on is kept in the table (tp, fp). The default threshold is the lowest report score (noisy-OR
 of the flag confidences) whose precision on that mix is at least ``--min-precision`` (0.90), from
 ``medmm.metrics.threshold_for_precision``. The held-out part is never read here.
 
@@ -28,8 +34,8 @@ from collections import Counter, defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REVIEWED = os.path.join(ROOT, "tests", "data", "reports_reviewed_flags.jsonl")
+RULE_EDITS = os.path.join(ROOT, "tests", "data", "reports_calibration_edits.jsonl")
 OUT = os.path.join(ROOT, "medmm", "reports", "calibration.json")
-PRIORS = {"sections": 0.8, "within": 0.6, "single": 0.8, "interval": 0.7, "transcription": 0.8, "header": 0.85}
 CHEST_DX = {"modality": "DX", "body_part": "CHEST"}
 
 
@@ -49,19 +55,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", required=True, help="the clean dev reports (JSONL with id and text)")
     ap.add_argument("--seeds", type=int, default=2, help="injected copies of the tune reports")
     ap.add_argument("--min-precision", type=float, default=0.90)
-    ap.add_argument("--min-flags", type=int, default=5)
+    ap.add_argument("--min-flags", type=int, default=1)
+    ap.add_argument("--per-type-seeds", type=int, default=1, help="copies injected with one taxonomy type at a time")
     ap.add_argument("--out", default=OUT)
     args = ap.parse_args(argv)
 
     from medmm import metrics
     from medmm.reports.checker import RulesChecker, RulesConfig
-    from medmm.reports.evaluate import attributable, read_real_corpus
+    from medmm.reports.evaluate import apply_hand_edits, attributable, read_real_corpus
+    import random
+
     from medmm.reports.flags import RULES
     from medmm.reports.inject import inject_dataset
+    from medmm.reports.registry import FAMILIES as PRIORS
+    from medmm.reports.taxonomy import TYPE_IDS
 
     checker = RulesChecker(RulesConfig(threshold=0.0))  # every flag raised, whatever its confidence
     reviewed = read_reviewed()
     rows = read_real_corpus(args.corpus, "tune", CHEST_DX)
+    rng = random.Random(0)
+    for r in rows:  # a plausible header of a chest radiograph: the clean reports' false alarms of the header rules
+        r["header"] = {**CHEST_DX, "view_position": "PA", "patient_sex": rng.choice("MF")}
     tp: Counter = Counter()
     fp: Counter = Counter()
     scores: list[tuple[bool, list[str]]] = []  # (report has an error, rules that flagged it)
@@ -75,14 +89,44 @@ def main(argv: list[str] | None = None) -> int:
         scores.append((bool(genuine), [f.rule for f in res.flags]))
     n_clean = len(rows)
     injected = [(s, x) for s in range(args.seeds) for x in inject_dataset(rows, rate=1.0, seed=s) if x["has_error"]]
+    for k, t in enumerate(TYPE_IDS):  # every type alone as well: rules of rare kinds get errors of their kind
+        for s in range(args.per_type_seeds):
+            injected += [(-1, x) for x in inject_dataset(rows, rate=1.0, types=(t,), seed=1000 + 31 * k + s)
+                         if x["has_error"]]
+    made, problems = apply_hand_edits(rows, RULE_EDITS)  # errors of the kinds the injection rarely makes
+    if problems:
+        print("\n".join(f"calibration edit skipped: {p}" for p in problems), file=sys.stderr)
+    injected += [(-1, x) for x in made]
+    flips = [("patient_sex", {"M": "F", "F": "M"}), ("view_position", {"PA": "AP"}), ("body_part", {"CHEST": "HEAD"}),
+             ("laterality", None)]
+    for r in rows:  # header flips: the header is the error; the rule reading that attribute should flag the report
+        for attr, swap in flips:
+            old = r["header"].get(attr)
+            new = swap.get(old) if swap else rng.choice("LR")
+            if new:
+                x = {**r, "header": {**r["header"], attr: new}, "has_error": True,
+                     "errors": [{"type": "metadata", "start": 0, "end": len(r["report"]), "header_attr": attr}]}
+                injected.append((-1, x))
     weight = n_clean / max(len(injected), 1)  # equal numbers of clean and error reports
+    header_rule = {"patient_sex": "header_sex", "view_position": "header_view", "body_part": "header_body_part",
+                   "laterality": "header_laterality"}
     wtp: dict[str, float] = defaultdict(float)
     wfp: dict[str, float] = defaultdict(float)
+    raw: Counter = Counter()  # flags judged per rule, unweighted (what --min-flags counts)
     for seed, x in injected:
         err = x["errors"][0]
         res = checker.check(x["report"], x["header"])
         inherited = Counter(clean_flags.get(x["id"], Counter()))  # flags the clean original had already
         for f in res.flags:
+            raw[f.rule] += 1
+            if "header_attr" in err:  # a header flip: only the header rules are judged on it
+                if f.rule == header_rule[err["header_attr"]]:
+                    wtp[f.rule] += weight
+                elif f.rule.startswith("header_") and inherited[f.rule] <= 0:
+                    wfp[f.rule] += weight
+                else:
+                    inherited[f.rule] -= 1
+                continue
             if attributable(f, err):
                 wtp[f.rule] += weight
             elif inherited[f.rule] > 0:
@@ -94,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     families: dict[str, dict] = {fam: {"prior": prior, "rules": {}} for fam, prior in PRIORS.items()}
     for rule, (family, _) in RULES.items():
         t, f = tp[rule] + wtp[rule], fp[rule] + wfp[rule]
-        if t + f < args.min_flags:
+        if raw[rule] + tp[rule] + fp[rule] < args.min_flags:
             continue
         families[family]["rules"][rule] = {"confidence": round((t + 1) / (t + f + 2), 3), "tp": round(t, 1),
                                            "fp": round(f, 1)}

@@ -290,7 +290,7 @@ def rule_polarity(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-@declare(FlagSpec(id='measurement_sections', type='measurement', family='sections', reads=('findings', 'impression'), explains='{finding} measures {a} mm in the impression but {b} mm in the findings (a mm/cm unit slip?): {quote}', example='FINDINGS: A 6 mm nodule in the right upper lobe.\n\nIMPRESSION: 6 cm right upper lobe nodule.', clean='FINDINGS: A 6 mm nodule in the right upper lobe.\n\nIMPRESSION: 6 mm right upper lobe nodule.'))
+@declare(FlagSpec(id='measurement_sections', type='measurement', family='sections', reads=('findings', 'impression'), explains='{finding} measures {a} mm in the impression but {b} mm in the findings (a mm/cm unit slip?): {quote}', example='FINDINGS: A 6 mm nodule in the right upper lobe.\n\nIMPRESSION: 9 mm right upper lobe nodule.', clean='FINDINGS: A 6 mm nodule in the right upper lobe.\n\nIMPRESSION: 6 mm right upper lobe nodule.'))
 def rule_measurement(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding measured differently in the two sections (a mm/cm slip named as such)."""
     fnd, imp = _sections(a)

@@ -1,0 +1,177 @@
+"""Rules for an error stated once: a sentence that contradicts itself, or the report's own summary of the comparison.
+
+Nothing else in the report repeats the edited statement, so no section comparison can see it; what a reader sees
+is that the statement does not fit the words around it:
+
+* ``interval_clash``: a finding called "new" in the same sentence that calls it old, chronic, persistent or
+  normal ("... again seen but new", "degenerative changes are new", "normal in size and contour, and new");
+* ``interval_global``: a finding called new, larger or smaller in a report whose impression (or findings) says
+  that nothing changed since the prior ("No interval change."); the flag shows both sentences;
+* ``side_lobe``: a side and a lobe of the other side in one phrase ("left-sided opacity in the right lower lobe");
+* ``severity_size``: a grade that its own measurement contradicts ("large 3 mm nodule").
+
+Every pattern is bounded (a sentence is at most ``sections.MAX_SENTENCE_CHARS`` characters).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from medmm.reports.analysis import Analysis, per_sentence
+from medmm.reports.flags import Flag, make_flag
+from medmm.reports.registry import FlagSpec, declare
+
+_F = "FINDINGS: {}\n\nIMPRESSION: {}"
+_BODY = ("findings", "impression")
+
+# "new" said of the sentence's subject (a predicate), not "no new", "new onset", "new since the prior"
+_NEW_PREDICATE = re.compile(r"\b(?:is|are|was|were|appears?|and|but)\s+(?:also\s+|now\s+)?new\b(?!\s+(?:since|from|"
+                            r"compared|when|relative|onset|symptoms?))|,\s*new\s*[.;]?\s*$", re.I)
+_OLD = re.compile(r"\b(?:again\s+(?:seen|noted|demonstrated|identified)|redemonstrated|persistent(?:ly)?|unchanged|"
+                  r"stable|chronic|old|healed|remote|degenerative|calcified|longstanding|normal|unremarkable|"
+                  r"within\s+normal\s+limits)\b", re.I)
+_NO_NEW = re.compile(r"\b(?:no|without|not)\s+(?:\w+\s+){0,2}new\b", re.I)
+
+
+@per_sentence
+def _clash(sentence: str) -> str | None:
+    low = sentence.lower() if sentence.isascii() else sentence
+    if "new" not in low:
+        return None
+    m = _NEW_PREDICATE.search(sentence)
+    if m is None or _NO_NEW.search(sentence):
+        return None
+    old = _OLD.search(sentence)
+    return old.group(0) if old else None
+
+
+@declare(FlagSpec(id="interval_clash", type="interval", family="interval", reads=("findings", "impression"),
+                  explains="called \"new\" in the sentence that calls it {old word}",
+                  example=_F.format("Degenerative changes of the thoracic spine are new.", "No acute disease."),
+                  clean=_F.format("Degenerative changes of the thoracic spine are unchanged.", "No acute disease.")))
+def rule_interval_clash(a: Analysis, header: Any = None) -> list[Flag]:
+    """A finding called new in the sentence that also calls it old, chronic, persistent or normal."""
+    flags: list[Flag] = []
+    if " new" not in a.lower_text():
+        return flags
+    for sent in a.sentences:
+        if sent.section not in _BODY:
+            continue
+        old = _clash(sent.text)
+        if old:
+            flags.append(make_flag("interval_clash", a.text, sent.start, sent.end,
+                                   f"called \"new\" in the sentence that calls it \"{old}\""))
+    return flags
+
+
+# the whole sentence says the study did not change (not "no change in the effusion", "stable appearance of a hernia")
+_NO_CHANGE = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:no\s+(?:significant\s+|appreciable\s+|radiographic\s+|acute\s+)?(?:interval\s+)?"
+                        r"changes?|(?:unchanged|stable)(?:\s+(?:appearance\s+of\s+the\s+chest|chest|exam(?:ination)?|"
+                        r"study|radiographs?|appearance|findings))?|(?:the\s+)?(?:chest|exam(?:ination)?|study|findings)"
+                        r"\s+(?:is|are)\s+(?:unchanged|stable))(?:\s+(?:since|from|compared\s+(?:to|with)|in\s+"
+                        r"comparison\s+(?:to|with)|relative\s+to)\s+[^.;]{0,40})?\s*[.;]?\s*$", re.I)
+_CHANGE = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:no\s+(?:significant\s+|appreciable\s+|radiographic\s+)?(?:interval\s+)?"
+                        r"change|(?:unchanged|stable)\s+(?:appearance\s+of\s+the\s+chest|chest|exam(?:ination)?|study|"
+                        r"radiographs?|appearance|findings)|(?:the\s+)?(?:chest|exam(?:ination)?|study|findings)\s+(?:is|are)"
+                        r"\s+(?:unchanged|stable))\b[^.;]*?(?:\.|$)", re.I)
+_CHANGE = re.compile(r"\b(?:new(?:ly)?|increased|increasing|decreased|decreasing|enlarging|worsen(?:ed|ing)|"
+                     r"improv(?:ed|ing)|progress(?:ed|ive|ion)|smaller|larger|interval\s+(?:development|increase|"
+                     r"decrease|improvement|worsening|enlargement|resolution))\b", re.I)
+_NOT_A_CHANGE = re.compile(r"\b(?:no|without|not|nor)\s+(?:\w+\s+){0,3}?(?:new|increase|increased|decrease|change)|"
+                           r"\b(?:increased|decreased)\s+(?:lung\s+volumes?|(?:interstitial\s+|lung\s+|pulmonary\s+|"
+                           r"bronchovascular\s+)?markings?|density|opacity|lucency|attenuation|ap\s+diameter|"
+                           r"(?:anteroposterior|ap)\s+diameter|kyphosis)|\bcompared\s+(?:with|to)\s+(?:the\s+)?"
+                           r"(?:left|right|contralateral)|\bnew\s+(?:onset|symptoms?)|\bsince\b|\bfrom\b|\bthan\b", re.I)
+
+
+@per_sentence
+def _says_no_change(sentence: str) -> bool:
+    low = sentence.lower() if sentence.isascii() else sentence
+    if "chang" not in low and "stable" not in low and "unchanged" not in low:
+        return False
+    return _NO_CHANGE.match(sentence) is not None
+
+
+@per_sentence
+def _change_word(sentence: str) -> str | None:
+    m = _CHANGE.search(sentence)
+    if m is None or _NOT_A_CHANGE.search(sentence):
+        return None
+    return m.group(0)
+
+
+@declare(FlagSpec(id="interval_global", type="interval", family="interval", reads=("findings", "impression"),
+                  explains="{word} but the report says nothing changed: {statement}",
+                  example="COMPARISON: 3/2/2024.\n\n" + _F.format("New small left pleural effusion.",
+                                                                  "No interval change."),
+                  clean="COMPARISON: 3/2/2024.\n\n" + _F.format("Small left pleural effusion.", "No interval change.")))
+def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
+    """A change stated for a finding while the report's summary says nothing changed since the prior."""
+    statement = next((s for s in a.sentences if s.section in _BODY and _says_no_change(s.text)), None)
+    if statement is None:
+        return []
+    flags = []
+    for sent in a.sentences:
+        if sent.section not in _BODY or sent is statement:
+            continue
+        word = _change_word(sent.text)
+        if word:
+            flags.append(make_flag("interval_global", a.text, sent.start, sent.end,
+                                   f"\"{word}\" but the report says nothing changed: \"{statement.text}\"",
+                                   related=[(statement.start, statement.end)]))
+    return flags
+
+
+# a side, then within a few words (no list, no second finding) a lobe named with the other side
+_SIDE_LOBE = re.compile(r"\b(left|right)(?:[-\s]sided)?\s+(?:(?!and\b|or\b|to\b|than\b|with\b|versus\b|vs\b)[a-z]+\s+)"
+                        r"{0,4}?(?:in|within|of|involving|at)\s+the\s+(left|right)\s+(?:upper|middle|lower)\s+lobe\b",
+                        re.I)
+
+
+@declare(FlagSpec(id="side_lobe", type="laterality", family="single", reads=("findings", "impression"),
+                  explains="{side} and the {other side}'s lobe in one phrase",
+                  example=_F.format("Left-sided opacity in the right lower lobe.", "Pneumonia."),
+                  clean=_F.format("Right-sided opacity in the right lower lobe.", "Pneumonia.")))
+def rule_side_lobe(a: Analysis, header: Any = None) -> list[Flag]:
+    """A side and, in the same phrase, a lobe of the other side."""
+    flags: list[Flag] = []
+    low = a.lower_text()
+    if " lobe" not in low or ("left" not in low or "right" not in low):
+        return flags
+    for sent in a.sentences:
+        if sent.section not in _BODY:
+            continue
+        for m in _SIDE_LOBE.finditer(sent.text):
+            if m.group(1).lower() != m.group(2).lower():
+                s = sent.start + m.start()
+                flags.append(make_flag("side_lobe", a.text, s, sent.start + m.end(),
+                                       f"\"{m.group(1)}\" and a {m.group(2).lower()} lobe in one phrase"))
+    return flags
+
+
+_BIG = re.compile(r"\b(large|massive|extensive|huge|sizable|bulky)\s+(?:[a-z]+\s+){0,2}?(\d+(?:\.\d+)?)\s*(mm|cm)\b|"
+                  r"\b(\d+(?:\.\d+)?)\s*(mm|cm)\s+(large|massive|huge|bulky)\b", re.I)
+
+
+@declare(FlagSpec(id="severity_size", type="severity", family="single", reads=("findings", "impression"),
+                  explains="{grade} but it measures {size}",
+                  example=_F.format("A large 3 mm nodule in the right upper lobe.", "Nodule."),
+                  clean=_F.format("A large 3 cm mass in the right upper lobe.", "Mass.")))
+def rule_severity_size(a: Analysis, header: Any = None) -> list[Flag]:
+    """A finding called large (massive, extensive) whose own measurement is a few millimetres."""
+    flags: list[Flag] = []
+    low = a.lower_text()
+    if "mm" not in low and "cm" not in low:
+        return flags
+    for sent in a.sentences:
+        if sent.section not in _BODY:
+            continue
+        for m in _BIG.finditer(sent.text):
+            value, unit = (m.group(2), m.group(3)) if m.group(1) else (m.group(4), m.group(5))
+            mm = float(value) * (10.0 if unit.lower() == "cm" else 1.0)
+            if mm <= 5.0:
+                s = sent.start + m.start()
+                flags.append(make_flag("severity_size", a.text, s, sent.start + m.end(),
+                                       f"\"{m.group(1) or m.group(6)}\" but it measures {value} {unit}"))
+    return flags
