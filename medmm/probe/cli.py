@@ -119,6 +119,15 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0 if prepared.ok or not args.strict else 1
 
 
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from medmm.probe.leaderboard import leaderboard
+
+    board = leaderboard(args.runs, args.out, n_boot=args.n_boot, seed=args.seed)
+    print(board.markdown)
+    print(f"wrote {', '.join(os.path.basename(f) for f in board.files)} in {args.out}", file=sys.stderr)
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from medmm.probe.report import build_report
 
@@ -207,6 +216,14 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_report)
+
+    p = cmds.add_parser("leaderboard", help="models x categories over many runs: bootstrap intervals, paired "
+                                            "differences to the leader, Markdown/HTML/CSV/JSON and a PNG")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders written by medmm probe run (one benchmark)")
+    p.add_argument("--out", required=True, help="folder for leaderboard.md/.html/.csv/.json and plots/")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_leaderboard)
 
     p = cmds.add_parser("compare", help="paired differences of two runs (B - A) with intervals")
     p.add_argument("dir_a")
