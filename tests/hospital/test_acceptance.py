@@ -13,7 +13,7 @@ from medmm.hospital.reports import oru_message
 from .conftest import PASSWORD, USER
 from .helpers import reports_for, write_fhir, write_hl7
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]  # ~25 s: synthetic studies, uploads, 4 audits
 
 
 def _audit(orthanc, feed: str, db, *extra: str) -> int:

@@ -1,0 +1,115 @@
+"""Nightly and incremental audits against a real Orthanc: corrected reports, reports before their study, a PACS
+that drops mid-run."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from medmm.audit.hospital import audit_hospital
+from medmm.audit.store import Store
+from medmm.hospital.net import Credentials, PacsUnavailable, RetryPolicy
+
+from .conftest import PASSWORD, USER
+from .helpers import reports_for, write_hl7
+
+pytestmark = pytest.mark.timeout(120)
+CREDS = Credentials(USER, PASSWORD)
+FAST = RetryPolicy(attempts=3, first_wait=0.05, timeout=5)
+
+
+def _run(orthanc, feed, db, **kw):
+    return audit_hospital(str(db), pacs=orthanc.spec, reports=f"hl7:{feed}", credentials=CREDS, progress=False,
+                          policy=FAST, **kw)
+
+
+def _cxr(synth12):
+    """The chest radiograph studies only (fast to upload)."""
+    return [r for r in reports_for(synth12) if r["study"].header.modality in ("DX", "CR")]
+
+
+def test_corrected_report_is_rechecked_and_the_old_result_kept(orthanc, synth12, tmp_path):
+    reports = _cxr(synth12)[:2]
+    for r in reports:
+        orthanc.upload(str(synth12 / "studies" / r["study"].study_id))
+    db = tmp_path / "a.sqlite"
+    first = _run(orthanc, write_hl7(tmp_path / "day1.hl7", reports), db)
+    assert (first.studies, first.failures) == (2, 0)
+    fixed = dict(reports[0], id="R-C1", status="C", written="20251231090000",
+                 text=reports[0]["text"] + "\nADDENDUM: There is a 4 cm left pleural effusion. No effusion.")
+    second = _run(orthanc, write_hl7(tmp_path / "day2.hl7", reports + [fixed]), db)
+    assert second.studies == 1  # only the corrected report is new
+    with Store(str(db)) as s:
+        key = s.current_version(fixed["study_instance_uid"])
+        history = s.report_history(key)
+        assert [h["report_status"] for h in history] == ["F", "C"]
+        assert history[0]["report"] == reports[0]["text"] and history[1]["report"] == fixed["text"]
+        assert history[0]["result"]["status"] == "done" and history[1]["result"]["status"] == "done"
+        assert history[1]["current"] and not history[0]["current"]
+        assert history[1]["result"]["has_error"] == 1  # the addendum contradicts itself
+        published = {r["study_instance_uid"]: r["study_key"] for r in s.results_to_publish()}
+        assert published[fixed["study_instance_uid"]] == key and len(published) == 2  # the current version only
+    third = _run(orthanc, write_hl7(tmp_path / "day2.hl7", reports + [fixed]), db)
+    assert third.studies == 0
+
+
+def test_report_before_its_study_is_unmatched_then_matched(orthanc, synth12, tmp_path):
+    reports = _cxr(synth12)[:2]
+    orthanc.upload(str(synth12 / "studies" / reports[0]["study"].study_id))
+    feed, db = write_hl7(tmp_path / "r.hl7", reports), tmp_path / "a.sqlite"
+    first = _run(orthanc, feed, db)
+    assert (first.studies, first.failures) == (1, 1)
+    reason = sqlite3.connect(db).execute("SELECT reason FROM failures").fetchone()[0]
+    assert "no study in dicomweb:" in reason and "accession number" in reason
+    orthanc.upload(str(synth12 / "studies" / reports[1]["study"].study_id))  # the images arrive later
+    second = _run(orthanc, feed, db)
+    assert (second.studies, second.failures) == (1, 0)
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT COUNT(*) FROM results WHERE status='done'").fetchone()[0] == 2
+    assert _run(orthanc, feed, db).studies == 0
+
+
+def test_studies_without_a_report_in_the_window_are_failures(orthanc, synth12, tmp_path):
+    reports = _cxr(synth12)[:2]
+    for r in reports:
+        orthanc.upload(str(synth12 / "studies" / r["study"].study_id))
+    summary = _run(orthanc, write_hl7(tmp_path / "r.hl7", reports[:1]), tmp_path / "a.sqlite", since="2025-01-01")
+    assert (summary.studies, summary.failures) == (1, 1)
+    reason = sqlite3.connect(tmp_path / "a.sqlite").execute("SELECT reason FROM failures").fetchone()[0]
+    assert reason.startswith("no report received")
+
+
+def test_pacs_that_drops_mid_run_resumes_without_loss_or_duplicates(orthanc, synth12, tmp_path, monkeypatch):
+    from medmm.hospital.dicomweb import DicomwebPacs
+
+    reports = _cxr(synth12)
+    assert len(reports) >= 4
+    for r in reports:
+        orthanc.upload(str(synth12 / "studies" / r["study"].study_id))
+    feed, db = write_hl7(tmp_path / "r.hl7", reports), tmp_path / "a.sqlite"
+    real_header, calls = DicomwebPacs.header, []
+
+    def header_then_outage(self, uid):
+        calls.append(uid)
+        if len(calls) == 3:
+            orthanc.stop()  # the PACS goes down in the middle of the night
+        return real_header(self, uid)
+
+    monkeypatch.setattr(DicomwebPacs, "header", header_then_outage)
+    with pytest.raises(PacsUnavailable, match="run the same command again"):
+        _run(orthanc, feed, db, batch_size=1)
+    con = sqlite3.connect(db)
+    done_before = con.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    assert 1 <= done_before < len(reports)
+    assert con.execute("SELECT COUNT(*) FROM failures").fetchone()[0] == 0  # an outage is not the study's failure
+    assert con.execute("SELECT COUNT(*) FROM watermarks").fetchone()[0] == 0  # not moved by a broken run
+    con.close()
+    monkeypatch.setattr(DicomwebPacs, "header", real_header)
+    orthanc.start()  # back, same storage
+    resumed = _run(orthanc, feed, db)
+    assert resumed.studies == len(reports) - done_before and resumed.skipped_done == done_before
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT COUNT(*) FROM results WHERE status='done'").fetchone()[0] == len(reports)
+    assert con.execute("SELECT COUNT(DISTINCT study_instance_uid) FROM studies").fetchone()[0] == len(reports)
+    assert con.execute("SELECT COUNT(*) FROM studies").fetchone()[0] == len(reports)  # no duplicates
