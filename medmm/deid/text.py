@@ -21,7 +21,7 @@ KINDS = ("NAME", "DATE", "ID", "PHONE", "ADDRESS", "EMAIL", "AGE")
 _MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
           r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
 _LETTER = r"[^\W\d_]"
-_NAME_WORD = rf"[A-Z\u00C0-\u00DE](?:{_LETTER}|['\u2019-])*{_LETTER}"
+_NAME_WORD = rf"[A-Z\u00C0-\u00DE](?:{_LETTER}|['\u2019-]){{0,30}}{_LETTER}"  # bounded: linear on "Aa-" * 33334
 _INITIAL = r"[A-Z]\."
 _NAME = rf"{_NAME_WORD}(?:,?\s(?:{_INITIAL}\s?)?{_NAME_WORD}){{0,2}}"
 _CREDENTIAL = r"(?:M\.?D\.?|D\.?O\.?|R\.?N\.?|N\.?P\.?|PA-C|Ph\.?D\.?|MBBS|FRCR)(?!\w)"
@@ -32,6 +32,10 @@ _NAME_CUES = (  # a name follows these, with or without a colon
     r"(?:Electronically )?[Ss]igned(?: off)? by|Dictated by|Read by|Reported by|Reviewed by|Transcribed by|"
     r"Verified by|Interpreted by|Approved by|[Dd]iscussed with|[Cc]ommunicated (?:to|with)|"
     r"[Cc]alled to|[Nn]otified|[Ii]nformed|[Ss]poke with|[Cc]onveyed to|[Rr]eviewed with|d/w"
+)
+_ROLES = (  # a role between a cue and the name: "Reviewed by Fellow: Sarah Connor" (issue 20, D3)
+    r"Fellow|Resident|Attending(?: Physician| Radiologist)?|Radiologist|Technologist|Tech|Sonographer|Nurse|"
+    r"Physician|Provider|Surgeon|Physician Assistant|PA|NP|RN"
 )
 _NAME_LABELS = (  # short labels: a name follows only after a colon ("Pt: ...", not "Pt POD 6")
     r"Patient|Pt|Name|Attending(?: Physician)?|Radiologist|Resident|Fellow|Technologist|Tech|Sonographer|"
@@ -44,8 +48,18 @@ _NOT_NAMES = {
     "Findings", "Impression", "History", "Comparison", "Technique", "CT", "MRI", "MR", "US", "PET", "Chest", "Head",
     "Report", "Study", "Exam", "Examination", "Is", "Was", "Has", "Had", "Who", "Male", "Female", "Unknown",
     "Date", "Time", "Phone", "MRN", "ID", "Accession", "Age", "Sex", "DOB", "Address", "Name", "Patient",
-    "Dr", "Mr", "Mrs", "Ms", "Miss", "Prof", "Doctor",
+    "Dr", "Mr", "Mrs", "Ms", "Miss", "Prof", "Doctor", "Fellow", "Resident", "Attending", "Radiologist",
+    "Technologist", "Tech", "Sonographer", "Nurse", "Physician", "Provider", "Surgeon",
     "MD", "M.D", "DO", "D.O", "RN", "NP", "PA", "PA-C", "PhD", "Ph.D", "RT", "MBBS", "FRCR",
+}
+
+
+_AFTER_PATIENT = {  # capitalised words that follow "Patient" without being a name
+    "Position", "Positioning", "History", "Name", "Care", "Information", "Identification", "Preparation", "Prep",
+    "Instructions", "Consent", "Age", "Sex", "Status", "Education", "Safety", "Motion", "Outcome", "Tolerated",
+    "Was", "Is", "Has", "Had", "Denies", "Reports", "Presents", "Underwent", "States", "Complains", "Returns",
+    "Declined", "Refused", "Arrived", "Left", "Right", "Supine", "Prone", "Transport", "Weight", "Height", "Dose",
+    "Comfort", "Cooperation", "Unable", "Able", "Information", "Portal", "Room", "Class", "Type", "Record",
 }
 
 
@@ -63,15 +77,16 @@ class ScrubResult:
 
 
 _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [  # (kind, pattern, group holding the PHI)
-    ("EMAIL", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"), 0),
+    ("EMAIL", re.compile(r"\b[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}\b"), 0),  # bounded: "a." * 50000
     ("PHONE", re.compile(r"(?<![\w.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}\b"
                          r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?", re.I), 0),
+    ("PHONE", re.compile(r"(?<![\w.-])\d{3}[-.]\d{4}\b(?![-.]\d)"), 0),  # seven digits: "call 555-1234"
     ("ID", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), 0),  # SSN
     ("ID", re.compile(r"\b(?:MRN|MR\s?#|Medical Record(?: Number| No\.?| #)?|Accession(?: Number| No\.?| #)?|Acc(?:\.|\s?#)|"
                       r"Patient ID|Pt ID|Record(?: Number| No\.?| #)|Order(?: Number| No\.?| #)|Study ID|Exam ID|"
                       r"Encounter(?: Number| No\.?| #)?|Visit(?: Number| No\.?| #)|CSN|FIN|ID)\s*(?:[:#]|No\.?)?\s*"
-                      r"([A-Z]{0,4}-?\d[A-Z0-9-]{2,})", re.I), 1),
-    ("ID", re.compile(r"\b(?=[A-Z]{0,4}\d{6,}\b)[A-Z]{0,4}\d{6,}\b(?!\s?(?:mm|cm|ml|mg|HU|%))"), 0),
+                      r"([A-Z]{0,4}-?\d[A-Z0-9-]{2,30})", re.I), 1),
+    ("ID", re.compile(r"\b(?=[A-Z]{0,4}\d{6,24}\b)[A-Z]{0,4}\d{6,24}\b(?!\s?(?:mm|cm|ml|mg|HU|%))"), 0),
     ("DATE", re.compile(r"\b\d{1,2}[/-]\d{1,2}[/-](?:\d{4}|\d{2})\b"), 0),
     ("DATE", re.compile(r"\b(?:19|20)\d{2}[/-]\d{1,2}[/-]\d{1,2}\b"), 0),
     ("DATE", re.compile(r"\b(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b"), 0),  # DICOM DA
@@ -79,20 +94,28 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [  # (kind, pattern, group h
     ("DATE", re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\.?,?\s+(?:19|20)\d{{2}}\b"), 0),
     ("DATE", re.compile(rf"\b{_MONTH}\.?,?\s+(?:19|20)\d{{2}}\b"), 0),
     ("DATE", re.compile(rf"\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?!\s*(?:mm|cm|%))"), 0),
-    ("ADDRESS", re.compile(rf"\b\d{{1,6}}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\.?\s+){{1,3}}{_STREET}\b\.?"
+    ("ADDRESS", re.compile(rf"\b\d{{1,6}}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]{{1,30}}\.?\s+){{1,3}}{_STREET}\b\.?"
                            r"(?:,?\s*(?:Apt|Apartment|Suite|Ste|Unit|#)\.?\s*[\w-]+)?"
-                           r"(?:,\s*[A-Z][a-z]+(?:\s[A-Z][a-z]+)?)?(?:,\s*[A-Z]{2})?(?:\s+\d{5}(?:-\d{4})?)?"), 0),
+                           r"(?:,\s*[A-Z][a-z]{1,30}(?:\s[A-Z][a-z]{1,30})?)?(?:,\s*[A-Z]{2})?(?:\s+\d{5}(?:-\d{4})?)?"), 0),
     ("ADDRESS", re.compile(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", re.I), 0),
-    ("ADDRESS", re.compile(r"\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)?,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?\b"), 0),
-    ("NAME", re.compile(r"\b[A-Z][A-Za-z'-]+\^[A-Z][A-Za-z'-]+(?:\^[A-Za-z'-]*)*"), 0),  # DICOM PN
+    ("ADDRESS", re.compile(r"\b[A-Z][a-z]{1,30}(?:\s[A-Z][a-z]{1,30})?,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?\b"), 0),
+    ("NAME", re.compile(r"\b[A-Z][A-Za-z'-]{0,40}\^[A-Z][A-Za-z'-]{0,40}(?:\^[A-Za-z'-]{0,40}){0,3}"), 0),  # DICOM PN
     ("NAME", re.compile(rf"\b(?:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof)\.?\s+((?:{_INITIAL}\s?)?{_NAME})"), 1),
     ("NAME", re.compile(rf"\b({_NAME})\s*[(\[,;]\s*(?i:MRN|MR\s?#|DOB|D\.O\.B\.|Patient ID|Acc)\b"), 1),
     ("NAME", re.compile(rf"\b(?:(?i:{_NAME_CUES})\s*(?::|-|,)?|(?i:{_NAME_LABELS})\s*:)\s*"
-                        rf"(?:(?:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof)\.?\s+)?((?:{_INITIAL}\s?)?{_NAME})"), 1),
+                        rf"(?:(?:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof)\.?\s+|(?i:{_ROLES})\.?\s*[:,-]?\s+)?"
+                        rf"((?:{_INITIAL}\s?)?{_NAME})"), 1),
+    # "Patient Jennifer Lopez-Garcia": two or three name words right after Patient/Pt, no colon
+    ("NAME", re.compile(rf"\b(?:Patient|PATIENT|Pt\.?)\s+((?!(?:{'|'.join(sorted(_AFTER_PATIENT))})\b){_NAME_WORD}"
+                        rf"\s(?!(?:{'|'.join(sorted(_AFTER_PATIENT))})\b){_NAME_WORD}(?:\s{_NAME_WORD})?)\b"), 1),
+    # "PATIENT: smith, john" / "Name: SMITH, JOHN": a label, then "last, first" in one case
+    ("NAME", re.compile(r"\b(?i:Patient(?:'s)? Name|Patient|Pt|Name)\s*:\s*"
+                        r"([a-z][a-z'-]{1,30},\s*[a-z][a-z'-]{1,30}|[A-Z][A-Z'-]{1,30},\s*[A-Z][A-Z'-]{1,30})\b"), 1),
     ("NAME", re.compile(rf"\b((?:{_INITIAL}\s?)?{_NAME}),?\s+{_CREDENTIAL}"), 1),
 ]
 _AGE = re.compile(r"\b(\d{2,3})(?:\s*-\s*|\s+)(?:years?|yrs?)(?:\s*-\s*|\s+)old\b|\b(\d{2,3})\s*(?:yo|y/o|y\.o\.|yrs?\b|years?\b)"
-                  r"|\b(?:age|aged|Age:)\s*(\d{2,3})\b", re.I)
+                  r"|\b(?:age|aged)\s*:?\s*(\d{2,3})(?:Y\b|\b)(?![MWD]\b)"  # "Age: 102Y" (DICOM AS)
+                  r"|\b(\d{3})Y\b", re.I)
 
 
 def _trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -123,7 +146,7 @@ def find_phi(text: str) -> list[PhiSpan]:
                 start, end = trimmed
             found.append(PhiSpan(start, end, kind))
     for m in _AGE.finditer(text):
-        g = next(i for i in (1, 2, 3) if m.group(i))
+        g = next(i for i in (1, 2, 3, 4) if m.group(i))
         if int(m.group(g)) > 89:
             found.append(PhiSpan(m.start(g), m.end(g), "AGE"))
     found.sort(key=lambda s: (s.start, -(s.end - s.start)))
