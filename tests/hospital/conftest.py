@@ -53,7 +53,7 @@ class Orthanc:
                   "RemoteAccessAllowed": False, "AuthenticationEnabled": True, "RegisteredUsers": {USER: PASSWORD},
                   "Plugins": [PLUGIN], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}, "SaveJobs": False,
                   "DicomAlwaysAllowFind": True, "DicomAlwaysAllowGet": True, "DicomAlwaysAllowStore": True,
-                  "HttpTimeout": 10, "ConcurrentJobs": 1}
+                  "HttpTimeout": 10, "ConcurrentJobs": 1, "DicomCheckCalledAet": True}
         cfg = self.root / "orthanc.json"
         cfg.write_text(json.dumps(config))
         logf = open(self.root / "orthanc.log", "ab")  # noqa: SIM115 - closed when the process ends

@@ -113,3 +113,32 @@ def test_pacs_that_drops_mid_run_resumes_without_loss_or_duplicates(orthanc, syn
     assert con.execute("SELECT COUNT(*) FROM results WHERE status='done'").fetchone()[0] == len(reports)
     assert con.execute("SELECT COUNT(DISTINCT study_instance_uid) FROM studies").fetchone()[0] == len(reports)
     assert con.execute("SELECT COUNT(*) FROM studies").fetchone()[0] == len(reports)  # no duplicates
+
+
+def test_dimse_source_and_publish(orthanc, synth12, tmp_path):
+    """The same audit and publish through DIMSE (C-ECHO, C-FIND, C-GET, C-STORE) with pynetdicom."""
+    from medmm.audit.publish import publish_sr
+    from medmm.hospital import open_pacs
+
+    reports = _cxr(synth12)[:2]
+    for r in reports:
+        orthanc.upload(str(synth12 / "studies" / r["study"].study_id))
+    spec = f"dimse:ORTHANC@127.0.0.1:{orthanc.dicom_port}"
+    db = tmp_path / "a.sqlite"
+    summary = audit_hospital(str(db), pacs=spec, reports=f"hl7:{write_hl7(tmp_path / 'r.hl7', reports)}",
+                             progress=False, policy=FAST)
+    assert (summary.studies, summary.failures) == (2, 0)
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT COUNT(*) FROM studies WHERE modality IN ('DX', 'CR')").fetchone()[0] == 2
+    pacs = open_pacs(spec, policy=FAST)
+    assert publish_sr(str(db), pacs).written == 2
+    assert publish_sr(str(db), pacs).unchanged == 2
+    for r in reports:
+        mods = [s["modality"] for s in pacs.series(r["study_instance_uid"])]
+        assert mods.count("SR") == 1
+    bad = open_pacs(f"dimse:ORTHANC@127.0.0.1:{orthanc.dicom_port}", policy=RetryPolicy(attempts=1, timeout=5))
+    bad.called_ae = "NOT-ORTHANC"
+    from medmm.hospital.net import AuthenticationError
+
+    with pytest.raises(AuthenticationError, match="rejected the association"):
+        bad.check_access()
