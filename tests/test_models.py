@@ -175,3 +175,60 @@ def test_yaml_spec_for_hf(saved, tmp_path):
     cfg.write_text(f"backend: hf\npath: {saved}\ndtype: float32\n")
     vlm = load(str(cfg))
     assert isinstance(vlm, HFVLM) and vlm.fingerprint() == load(f"hf:{saved}").fingerprint()
+
+
+def _report_requests() -> list[Request]:
+    """Requests that share nothing but their form: reports of different lengths (left padding in a batch),
+    a system prompt, two images, chat messages."""
+    imgs = _images()
+    prefix = "Here is a radiology report for the image.\n\n{}\n\n"
+    return [
+        Request(images=[imgs[0]], prompt=prefix.format("FINDINGS: Small left pleural effusion. No pneumothorax.")),
+        Request(images=[imgs[1]], prompt=prefix.format("FINDINGS: Moderate right pneumothorax, increased since the prior "
+                                                       "study. IMPRESSION: Moderate right pneumothorax."),
+                system="You are a radiologist."),
+        Request(images=[imgs[2], imgs[0]], prompt=prefix.format("Compare the two images. No change.")),
+        Request(images=[imgs[1]], messages=[{"role": "user", "content": [
+            {"type": "image"}, {"type": "text", "text": prefix.format("FINDINGS: Normal chest radiograph.")}]}]),
+    ]
+
+
+QUESTIONS = [("Does this report contain an error? Answer yes or no.", ("yes", "no")),
+             ("Which type of error is it? Answer with one of the error types.",
+              ("laterality", "omission", "measurement", "a small left pleural effusion"))]
+
+
+def test_score_questions_share_one_encoding_and_equal_two_prompts(tiny, monkeypatch):
+    """SIMPLE and COMPLEX on one encoding of image + report (batched across reports) give the scores of
+    asking each question as its own prompt, and the images go through the model once per report."""
+    from medmm.models import Question
+    from medmm.models.base import score_questions_per_prompt, with_question
+
+    qs = [Question(t, o) for t, o in QUESTIONS]
+    reqs = _report_requests()
+    calls: list[int] = []
+    encode = tiny.encode
+    monkeypatch.setattr(tiny, "encode", lambda rs: calls.append(len(rs)) or encode(rs))
+    shared = tiny.score_questions(reqs, qs, batch_size=4, max_rows=3)
+    assert calls == [4]  # one encoding (images and prompts) for the four reports and both questions
+    monkeypatch.undo()
+    apart = score_questions_per_prompt(tiny, reqs, qs)
+    for rs, ra in zip(shared, apart):
+        assert [[s.option for s in q] for q in rs] == [list(q.options) for q in qs]
+        np.testing.assert_allclose([s.logprob for q in rs for s in q], [s.logprob for q in ra for s in q], atol=1e-4)
+        assert [[s.n_tokens for s in q] for q in rs] == [[s.n_tokens for s in q] for q in ra]
+    # ... and the per-prompt reference is score_options on the question appended to the prompt
+    simple = tiny.score_options([with_question(r, qs[0].text) for r in reqs], list(qs[0].options))
+    np.testing.assert_allclose([[s.logprob for s in r[0]] for r in shared], simple, atol=1e-4)
+
+
+def test_question_errors():
+    from medmm.models import Question
+    from medmm.models.base import with_question
+
+    with pytest.raises(InputError, match="option"):
+        Question("Which?", ())
+    with pytest.raises(InputError, match="user turn"):
+        with_question(Request(messages=[{"role": "system", "content": "x"}]), "Which?")
+    asked = with_question(Request(messages=[{"role": "user", "content": "report"}]), " Which?")
+    assert asked.messages[0]["content"] == "report Which?"

@@ -4,9 +4,11 @@
 ``configs/models/tiny-FAMILY.yaml``), ``http:URL`` (OpenAI-compatible server) or a YAML file.
 """
 
-from medmm.models.base import VLM, Generation, ImageView, ModelError, OptionScore, Request, UnsupportedError
+from medmm.models.base import (VLM, Generation, ImageView, ModelError, OptionScore, Question, Request, UnsupportedError,
+                               with_question)
 
-__all__ = ["VLM", "Generation", "ImageView", "ModelError", "OptionScore", "Request", "UnsupportedError", "load"]
+__all__ = ["VLM", "Generation", "ImageView", "ModelError", "OptionScore", "Question", "Request", "UnsupportedError",
+           "load", "with_question"]
 
 
 def load(spec: str, **options):  # noqa: ANN201 - see medmm.models.registry.load

@@ -188,6 +188,40 @@ class OptionScore:
         return self.logprob / max(self.n_tokens, 1)
 
 
+@dataclass(frozen=True)
+class Question:
+    """One question asked after a shared prompt (:meth:`VLM.score_questions`): its ``text`` is appended to
+    the request's prompt (to the last user turn of chat ``messages``), then its ``options`` are scored."""
+
+    text: str
+    options: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.options or not all(isinstance(o, str) and o for o in self.options):
+            raise InputError(f"question {self.text[:40]!r}: give at least one non-empty option")
+        object.__setattr__(self, "options", tuple(self.options))
+
+
+def with_question(request: Request, text: str) -> Request:
+    """``request`` with ``text`` appended to its prompt, or to the last user turn of its chat messages."""
+    from dataclasses import replace
+
+    if request.messages is None:
+        if request.prompt is None:
+            raise InputError("a Request needs a prompt or chat messages")
+        return replace(request, prompt=request.prompt + text)
+    msgs = [dict(m) for m in request.messages]
+    for m in reversed(msgs):
+        if m.get("role") == "user":
+            content = m.get("content")
+            if isinstance(content, list):
+                m["content"] = [*content, {"type": "text", "text": text}]
+            else:
+                m["content"] = f"{content or ''}{text}"
+            return replace(request, messages=msgs)
+    raise InputError("the chat messages have no user turn to ask the question in")
+
+
 class VLM(abc.ABC):
     """A loaded vision-language model. Backends: ``hf``, ``tiny`` (an hf model built in memory), ``http``."""
 
@@ -212,6 +246,15 @@ class VLM(abc.ABC):
         details = self.score_option_details(requests, options)
         return [[s.logprob if reduction == "sum" else s.mean_logprob for s in row] for row in details]
 
+    def score_questions(self, requests: Sequence[Request], questions: Sequence[Question]
+                        ) -> list[list[list[OptionScore]]]:
+        """Per request, per question, the log-probability details of each of the question's options, the
+        question asked after the request's prompt (:func:`with_question`). This generic version asks each
+        question as its own prompt (``score_option_details`` once per question); a backend that can share
+        the prompt's encoding between the questions (``hf``: images and report encoded once, every
+        question and option scored on its KV cache) overrides it with the same results."""
+        return score_questions_per_prompt(self, requests, questions)
+
     @abc.abstractmethod
     def fingerprint(self) -> str:
         """A stable hash of everything that determines outputs."""
@@ -227,4 +270,23 @@ def options_per_request(requests: Sequence[Request], options: Sequence[str] | Se
     out = [list(o) for o in options]  # type: ignore[arg-type]
     if any(not o for o in out):
         raise InputError("every request needs at least one option")
+    return out
+
+
+def check_questions(questions: Sequence[Question]) -> list[Question]:
+    qs = list(questions)
+    if not qs or not all(isinstance(q, Question) for q in qs):
+        raise InputError("give at least one medmm.models.Question(text, options)")
+    return qs
+
+
+def score_questions_per_prompt(vlm: VLM, requests: Sequence[Request], questions: Sequence[Question]
+                               ) -> list[list[list[OptionScore]]]:
+    """:meth:`VLM.score_questions` by one prompt per question (the reference the shared encoding must equal)."""
+    qs = check_questions(questions)
+    out: list[list[list[OptionScore]]] = [[[] for _ in qs] for _ in requests]
+    for qi, q in enumerate(qs):
+        details = vlm.score_option_details([with_question(r, q.text) for r in requests], list(q.options))
+        for ri, row in enumerate(details):
+            out[ri][qi] = row
     return out

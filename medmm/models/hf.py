@@ -18,7 +18,8 @@ from typing import Any, Sequence
 import torch
 
 from medmm.errors import InputError
-from medmm.models.base import VLM, Generation, ModelError, OptionScore, Request, options_per_request
+from medmm.models.base import (VLM, Generation, ModelError, OptionScore, Question, Request, check_questions,
+                               options_per_request, score_questions_per_prompt, with_question)
 from medmm.models.families import family_of, model_types
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -268,6 +269,142 @@ class HFVLM(VLM):
             results.append([OptionScore(o, s, len(t)) for o, s, t in zip(opts, totals, ids)])
         return results
 
+    # ------------------------------------------------------------------ several questions, one encoding
+    def score_questions(self, requests: Sequence[Request], questions: Sequence[Question], batch_size: int | None = None,
+                        max_rows: int = 64) -> list[list[list[OptionScore]]]:
+        """Per request, per question, each option's log-probability (see :meth:`VLM.score_questions`), with
+        the images and the shared prompt encoded **once** per request and requests batched
+        (``batch_size``, default the model's): the prompts of all questions are tokenized exactly as
+        :meth:`score_option_details` would, their longest common token prefix (images and report) runs
+        through the model once for a batch of requests (left-padded), each question's own tokens then
+        run on a copy of that prefix's KV cache (one row per request and question), and each option's
+        tokens on a copy of that (``max_rows`` rows per forward). A batch whose prompts do not share a
+        prefix covering the images is scored one prompt per question."""
+        qs = check_questions(questions)
+        step = batch_size or self.batch_size
+        out: list[list[list[OptionScore]]] = []
+        for start in range(0, len(requests), step):
+            out.extend(self._score_questions_batch(list(requests[start:start + step]), qs, max(1, max_rows)))
+        return out
+
+    def _score_questions_batch(self, requests: list[Request], qs: list[Question], max_rows: int
+                               ) -> list[list[list[OptionScore]]]:
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        opt_ids = [self._option_ids(list(q.options)) for q in qs]
+        asked = [[with_question(r, q.text) for q in qs] for r in requests]
+        enc = self.encode([row[0] for row in asked])  # images + the first question's prompt, left-padded
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        image_id = getattr(self.model.config, "image_token_id", None)
+        prefixes, suffixes = [], []
+        for i, row in enumerate(asked):
+            plain = [self.tokenizer(self.prompt_text(a))["input_ids"] for a in row]  # image placeholders unexpanded
+            n = min(len(t) for t in plain) - 1  # every question keeps at least one token of its own
+            lcp = next((k for k in range(n) if any(t[k] != plain[0][k] for t in plain[1:])), n)
+            real = ids[i][mask[i].bool()].tolist()
+            tail = plain[0][lcp:]
+            if (lcp < 1 or real[len(real) - len(tail):] != tail or len(real) <= len(tail)
+                    or (image_id is not None and any(image_id in t[lcp:] for t in plain))):
+                return score_questions_per_prompt(self, requests, qs)  # no shared prefix that holds the images
+            prefixes.append(len(real) - len(tail))
+            suffixes.append([t[lcp:] for t in plain])
+        # the prefixes, left-padded to one length: every per-token tensor of the encoding cut the same way
+        b, width = len(requests), max(prefixes)
+        per_token = {k: v for k, v in enc.items() if isinstance(v, torch.Tensor) and v.shape[:2] == ids.shape}
+        pre = {k: torch.full((b, width), self.tokenizer.pad_token_id if k == "input_ids" else 0, dtype=v.dtype,
+                             device=v.device) for k, v in per_token.items()}
+        for i, length in enumerate(prefixes):
+            keep = mask[i].bool().nonzero().squeeze(-1)[:length]
+            for k, v in per_token.items():
+                pre[k][i, width - length:] = v[i, keep]
+        pre_mask = pre["attention_mask"]
+        pad = (width - pre_mask.sum(-1)).to(self.device)  # left padding of each prompt row
+        forward = {**{k: v for k, v in enc.items() if k not in per_token}, **pre}
+        if not self.family.mrope:  # positions of real tokens from 0, as each prompt alone would have them
+            forward["position_ids"] = (pre_mask.cumsum(-1) - 1).clamp(min=0)
+        if self._takes_logits_to_keep:
+            forward["logits_to_keep"] = 1  # the prompt's logits are not needed (a real vocabulary x prompt is GBs)
+        with torch.inference_mode():
+            out = self.model(**forward, use_cache=True)
+            cache = getattr(out, "cache", None) or out.past_key_values
+            if not isinstance(cache, DynamicCache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
+                return score_questions_per_prompt(self, requests, qs)  # a cache whose rows cannot be copied here
+            rows = [(i, q) for i in range(b) for q in range(len(qs))]
+            scores: list[list[float]] = []
+            for lo in range(0, len(rows), max_rows):
+                chunk = rows[lo:lo + max_rows]
+                scores.extend(self._score_packed(cache, pre_mask, pad, width, [i for i, _ in chunk],
+                                                 [suffixes[i][q] for i, q in chunk], [opt_ids[q] for _, q in chunk]))
+            _restore(cache)
+        by_row = dict(zip(rows, scores))
+        return [[[OptionScore(opt, by_row[(i, q)][o], len(opt_ids[q][o])) for o, opt in enumerate(qs[q].options)]
+                 for q in range(len(qs))] for i in range(b)]
+
+    def _score_packed(self, cache: Any, mask: torch.Tensor, pad: torch.Tensor, width: int, prompt_rows: list[int],
+                      suffixes: list[list[int]], options: list[list[list[int]]]) -> list[list[float]]:
+        """One forward for a chunk of (prompt row, question) rows on copies of the prompt rows' KV cache. Each
+        row packs the question's own tokens, then every option's tokens but its last, side by side: an
+        attention mask lets each option see the prompt, the question and its own earlier tokens only, and its
+        tokens take the positions right after the question (as if it were the only answer). The option's
+        first token is scored after the question's last token, each further one after the option's previous one."""
+        r = len(prompt_rows)
+        layouts, n = [], 0
+        for suffix, opts in zip(suffixes, options):
+            starts, at = [], len(suffix)
+            for t in opts:
+                starts.append(at)
+                at += len(t) - 1
+            layouts.append(starts)
+            n = max(n, at)
+        idx = torch.tensor(prompt_rows, device=self.device)
+        feed = torch.full((r, n), self.tokenizer.pad_token_id or 0, dtype=torch.long, device=self.device)
+        offsets = torch.zeros((r, n), dtype=torch.long, device=self.device)  # position after the prompt
+        allowed = torch.zeros((r, n, n), dtype=torch.bool, device=self.device)
+        for j, (suffix, opts, starts) in enumerate(zip(suffixes, options, layouts)):
+            s = len(suffix)
+            feed[j, :s] = torch.tensor(suffix, device=self.device)
+            offsets[j, :s] = torch.arange(s, device=self.device)
+            allowed[j, :s, :s] = torch.ones((s, s), dtype=torch.bool, device=self.device).tril()
+            for t, a in zip(opts, starts):
+                k = len(t) - 1
+                if k:
+                    feed[j, a:a + k] = torch.tensor(t[:-1], device=self.device)
+                    offsets[j, a:a + k] = torch.arange(s, s + k, device=self.device)
+                    allowed[j, a:a + k, :s] = True
+                    allowed[j, a:a + k, a:a + k] = torch.ones((k, k), dtype=torch.bool, device=self.device).tril()
+            allowed[j, s + sum(len(t) - 1 for t in opts):, :1] = True  # padding rows: see something, never read
+        prompt_seen = mask[idx].bool().unsqueeze(1).expand(r, n, mask.shape[1])
+        full = torch.cat([prompt_seen, allowed], dim=2).unsqueeze(1)
+        dtype = next(self.model.parameters()).dtype
+        additive = torch.zeros(full.shape, dtype=dtype, device=self.device).masked_fill(~full, torch.finfo(dtype).min)
+        after = (width - pad[idx]).view(-1, 1) + offsets  # positions after each prompt's real tokens
+        extra = self.family.continuation_positions(self.model, after, idx, r) or {"position_ids": after}
+        _select(cache, idx)
+        extra[self._cache_kwarg] = cache
+        out = self.model(input_ids=feed, attention_mask=additive, use_cache=True,
+                         cache_position=torch.arange(width, width + n, device=self.device), **extra)
+        results = []
+        for j, (suffix, opts, starts) in enumerate(zip(suffixes, options, layouts)):
+            s = len(suffix)
+            lp = torch.log_softmax(out.logits[j, s - 1:].float(), dim=-1)  # row 0: after the question
+            row = []
+            for t, a in zip(opts, starts):
+                total = lp[0, t[0]]
+                if len(t) > 1:
+                    picks = torch.arange(a - s + 1, a - s + len(t), device=self.device)
+                    total = total + lp[picks, torch.tensor(t[1:], device=self.device)].sum()
+                row.append(float(total))
+            results.append(row)
+        return results
+
+    @functools.cached_property
+    def _takes_logits_to_keep(self) -> bool:
+        import inspect
+
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return "logits_to_keep" in inspect.signature(base.forward).parameters
+
     @functools.cached_property
     def _cache_kwarg(self) -> str:
         """``cache`` in transformers >= 5.2x, ``past_key_values`` before (and deprecated after); looked
@@ -383,3 +520,20 @@ def _attach_adapter(model: Any, adapter: str, allow_pickle: bool) -> Any:
         return PeftModel.from_pretrained(model, adapter, is_trainable=False, local_files_only=True)
     except Exception as exc:
         raise ModelError(f"{adapter}: the adapter does not fit this model: {exc}") from exc
+
+
+def _select(cache: Any, rows: torch.Tensor) -> None:
+    """Point every layer of a DynamicCache at copies of ``rows`` of its prompt (kept for :func:`_restore`)."""
+    for layer in cache.layers:
+        if not hasattr(layer, "_medmm_prompt"):
+            layer._medmm_prompt = (layer.keys, layer.values)
+        keys, values = layer._medmm_prompt
+        layer.keys, layer.values = keys[rows], values[rows]
+
+
+def _restore(cache: Any) -> None:
+    for layer in cache.layers:
+        saved = getattr(layer, "_medmm_prompt", None)
+        if saved is not None:
+            layer.keys, layer.values = saved
+            del layer._medmm_prompt

@@ -90,8 +90,9 @@ class Family:
     def continuation_positions(self, model: Any, positions: "torch.Tensor", rows: "torch.Tensor | None",
                                batch: int) -> dict[str, "torch.Tensor"]:
         """Explicit position ids for text that continues a cached prompt (``positions``: the cache
-        positions of the new tokens; ``rows``: for each continuation row, the prompt row it continues,
-        or ``None`` when every row continues the single prompt). Empty: the model derives them."""
+        positions of the new tokens, one row for all or ``(batch, n)``; ``rows``: for each continuation
+        row, the prompt row it continues, or ``None`` when every row continues the single prompt).
+        Empty: the model derives them."""
         return {}
 
     def token_types(self, input_ids: "torch.Tensor", image_token_id: int | None) -> "torch.Tensor | None":

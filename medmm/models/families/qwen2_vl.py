@@ -61,7 +61,8 @@ class Qwen2VLFamily(Family):
         (prompt + continuation) and get the length wrong, so they are given."""
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         deltas = base.model.rope_deltas
-        pos = positions.view(1, 1, -1).expand(3, batch, -1)
+        # one position row for every continuation row, or (2-D) a row of positions per continuation row
+        pos = (positions.view(1, 1, -1) if positions.dim() == 1 else positions.unsqueeze(0)).expand(3, batch, -1)
         if deltas is not None:
             deltas = deltas.to(pos.device)
             if rows is not None:
