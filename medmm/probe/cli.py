@@ -8,7 +8,15 @@ import os
 import sys
 from typing import Any
 
+from medmm._cli import RegistryChoices
 from medmm.errors import InputError
+
+# choices from the probe task registry (medmm.probe.tasks), never literals
+BENCHES = RegistryChoices("medmm.probe.tasks:task_names")
+PARSERS = RegistryChoices("medmm.probe.tasks:parser_names")
+PREPARED = RegistryChoices("medmm.probe.tasks:prepare_names")
+MODES = RegistryChoices("medmm.probe.tasks:mode_names")
+NEGATION_PARSERS = RegistryChoices(lambda: __import__("medmm.probe.tasks", fromlist=["get_task"]).get_task("negation").parsers)
 
 
 def _write_json(path: str, obj: Any) -> None:
@@ -152,7 +160,7 @@ def add_parsers(sub: Any) -> None:
     cmds = probe.add_subparsers(dest="probe_command", required=True)
 
     p = cmds.add_parser("build", help="build negation pairs or mine confusion pairs from an annotated collection")
-    p.add_argument("kind", choices=("negation", "confusion"))
+    p.add_argument("kind", choices=BENCHES, metavar="KIND", help="%(choices)s")
     p.add_argument("--from", dest="source", required=True, metavar="MANIFEST_OR_CSV",
                    help="a synthetic manifest.jsonl, or a CSV/JSONL with image, modality, body_part, findings, positions")
     p.add_argument("--out", required=True, help="FILE.json (ProbMed question file / MediConfusion dataset.json)")
@@ -166,7 +174,7 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=_cmd_build)
 
     p = cmds.add_parser("run", help="run a probe on a model (resumable; results cached per sample)")
-    p.add_argument("--bench", choices=("negation", "confusion"), required=True)
+    p.add_argument("--bench", choices=BENCHES, required=True, metavar="BENCH", help="probe task: %(choices)s")
     p.add_argument("--data", required=True, help="ProbMed question file or MediConfusion dataset.json")
     p.add_argument("--images", default=None, help="image root (default: the data file's folder)")
     p.add_argument("--layout", choices=("auto", "local", "roco"), default="auto",
@@ -175,10 +183,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--model", required=True, help="hf:PATH, tiny:llava, http:URL or a YAML config")
     p.add_argument("--model-option", action="append", default=None, metavar="KEY=VALUE",
                    help="a load option of the backend, e.g. concurrency=16 or model=NAME for http (repeatable)")
-    p.add_argument("--mode", choices=("mc", "greedy", "prefix", "judge"), default="mc")
+    p.add_argument("--mode", choices=MODES, default="mc", metavar="MODE", help="answering mode: %(choices)s")
     p.add_argument("--judge", default=None, help="judge model for --mode judge")
     p.add_argument("--controls", default="", help="comma-separated: blind, text, region")
-    p.add_argument("--parser", choices=("robust", "probmed-compat", "mediconfusion-compat"), default="robust")
+    p.add_argument("--parser", choices=PARSERS, default="robust", metavar="PARSER",
+                   help="answer parser: %(choices)s (a task accepts robust and its reference's compat rule)")
     p.add_argument("--prefix-reduction", choices=("mean", "sum"), default="mean",
                    help="prefix mode: per-token mean (geometric mean, the reference) or sum of log-probabilities")
     p.add_argument("--batch-size", type=int, default=8)
@@ -193,16 +202,17 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=_cmd_run)
 
     p = cmds.add_parser("score", help="score a predictions/response file as the benchmark does")
-    p.add_argument("--bench", choices=("negation", "confusion"), required=True)
+    p.add_argument("--bench", choices=BENCHES, required=True, metavar="BENCH", help="probe task: %(choices)s")
     p.add_argument("--data", default=None, help="confusion: DATASET.json")
     p.add_argument("--predictions", required=True, help="confusion: PREDS.jsonl; negation: RESPONSES.json (ProbMed)")
-    p.add_argument("--parser", choices=("robust", "probmed-compat"), default=None, help="negation answers")
+    p.add_argument("--parser", choices=NEGATION_PARSERS, default=None, metavar="PARSER",
+                   help="negation answers: %(choices)s (probmed-compat: the reference's rule and aggregation)")
     p.add_argument("--out", required=True, help="metrics.json")
     p.set_defaults(func=_cmd_score)
 
     p = cmds.add_parser("prepare", help="check a downloaded ProbMed / MediConfusion copy (counts, missing images, "
                                         "checksums) and write the manifest `probe run --data` reads")
-    p.add_argument("benchmark", choices=("probmed", "mediconfusion"))
+    p.add_argument("benchmark", choices=PREPARED, metavar="BENCHMARK", help="%(choices)s")
     p.add_argument("--root", required=True, help="the folder you downloaded the benchmark into")
     p.add_argument("--out", default=None, help="folder for manifest.json (default: --root)")
     p.add_argument("--layout", choices=("auto", "local", "roco"), default="auto",

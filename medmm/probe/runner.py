@@ -28,8 +28,8 @@ from typing import Any, Callable, Sequence
 
 from medmm.errors import InputError, MedmmError
 from medmm.probe._io import write_json, write_jsonl
-from medmm.probe.samples import (Sample, check_mode, confusion_samples, load_image, negation_samples, prompts,
-                                 variant_images, with_image_hashes)
+from medmm.probe.samples import Sample, check_mode, load_image, prompts, variant_images
+from medmm.probe.tasks import get_task
 from medmm.runs import ResultCache, RunConfig, file_fingerprint
 
 TEMPERATURE = 0.0
@@ -77,22 +77,7 @@ def load_samples(bench: str, data: str, images: str | None, mode: str, controls:
         data, images = manifest["data"], images or manifest["images"]
         layout = manifest.get("layout") if layout == "auto" and manifest.get("layout") != "relative" else layout
     root = images or os.path.dirname(os.path.abspath(data))
-    if bench == "negation":
-        from medmm.probe.negation import read_questions
-
-        questions = read_questions(data)
-        if limit is not None:
-            keep = set(list(dict.fromkeys((q.image_type, json.dumps(q.id)) for q in questions))[:limit])
-            questions = [q for q in questions if (q.image_type, json.dumps(q.id)) in keep]
-        return with_image_hashes(negation_samples(questions, root, mode, controls)), {}
-    from medmm.probe.confusion import read_dataset, resolve_images
-
-    pairs = read_dataset(data, layout=layout)
-    if limit is not None:
-        pairs = pairs[:limit]
-    resolved = resolve_images(pairs, root)
-    refs = {p.pair_id: (p.image_1, p.image_2) for p in pairs}
-    return with_image_hashes(confusion_samples(resolved.complete, mode, controls, refs)), resolved.missing
+    return get_task(bench).load(data, root, mode, controls, limit, layout)  # the task's reader and prompts
 
 
 def check_backend(model: Any, mode: str) -> None:
@@ -218,7 +203,7 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
 
     if mode == "judge" and judge is None:
         raise InputError("mode judge needs --judge MODEL (a model that rates the free answer against each option)")
-    allowed = ("robust", "probmed-compat") if bench == "negation" else ("robust", "mediconfusion-compat")
+    allowed = get_task(bench).parsers
     if parser not in allowed:
         raise InputError(f"parser {parser!r} does not apply to {bench} pairs; use {' or '.join(allowed)}")
     if prefix_reduction not in ("mean", "sum"):

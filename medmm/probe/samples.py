@@ -40,7 +40,6 @@ from medmm.runs import file_fingerprint, item_key
 VARIANTS = ("image", "none", "blank", "noise", "text", "crop", "draw")
 CONTROLS = {"blind": ("none", "blank", "noise"), "text": ("text",), "region": ("crop", "draw")}
 BLIND = CONTROLS["blind"]  # the blind variants, in the order metrics.json and the report show them
-MODES = {"negation": ("mc", "greedy"), "confusion": ("mc", "greedy", "prefix", "judge")}
 
 
 @lru_cache(maxsize=1)
@@ -81,10 +80,11 @@ def parse_controls(text: str | None) -> tuple[str, ...]:
 
 
 def check_mode(bench: str, mode: str) -> None:
-    if bench not in MODES:
-        raise InputError(f"unknown benchmark {bench!r}; use negation or confusion")
-    if mode not in MODES[bench]:
-        raise InputError(f"mode {mode!r} does not apply to {bench} pairs; use one of {', '.join(MODES[bench])}")
+    from medmm.probe.tasks import get_task
+
+    modes = get_task(bench).modes  # the task registry: an unknown benchmark is refused there
+    if mode not in modes:
+        raise InputError(f"mode {mode!r} does not apply to {bench} pairs; use one of {', '.join(modes)}")
 
 
 def _resolve(ref: str, root: str) -> str:

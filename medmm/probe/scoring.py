@@ -162,12 +162,13 @@ def confusion_variant(records: Sequence[Mapping[str, Any]], variant: str, mode: 
 
 def variant_scores(records: Sequence[Mapping[str, Any]], bench: str, mode: str, parser: str,
                    **kw: Any) -> dict[str, VariantScore]:
+    from medmm.probe.tasks import get_task
+
     variants = list(dict.fromkeys(r["variant"] for r in records))
     out: dict[str, VariantScore] = {}
-    pairs = pairs_of(records) if bench == "confusion" else []
+    task = get_task(bench)  # the task's scorer
     for v in variants:
-        vs = (negation_variant(records, v, mode, parser) if bench == "negation"
-              else confusion_variant(records, v, mode, parser, pairs, **kw))
+        vs = task.score_variant(records, v, mode, parser, **kw)
         if vs is not None:
             out[v] = vs
     return out
