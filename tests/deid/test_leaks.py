@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.sequence import Sequence
 
-from medmm.deid import DeidOptions, deid_tree
+from medmm.deid import deid_tree
 from medmm.deid.core import burned_in_reason
 from medmm.deid.pixels import strip_j2k, strip_jpeg
 from tests.conftest import shipped_file
