@@ -70,6 +70,14 @@ def test_acceptance_run(orthanc, synth12, tmp_path, monkeypatch, capsys):
     assert main(pub) == 0
     assert "0 SR(s) written" in capsys.readouterr().err and _srs(orthanc) == srs
 
+    # results for an EHR: one DetectedIssue per stored flag, one Observation per study
+    out = tmp_path / "results.json"
+    assert main(["publish", "--db", str(db), "--format", "fhir", "--to", str(out)]) == 0
+    import json
+
+    kinds = [e["resource"]["resourceType"] for e in json.loads(out.read_text())["entry"]]
+    assert kinds.count("Observation") == 12 and kinds.count("DetectedIssue") == len(_flags(db))
+
     # 4. the same reports as FHIR bundles (R5 and R4) give the same flags
     for version in ("R5", "R4"):
         bundle = write_fhir(tmp_path / f"bundle-{version}.json", reports, version)
