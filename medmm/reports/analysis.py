@@ -21,6 +21,7 @@ from medmm.reports import sections as _sections
 from medmm.reports.sections import Section, Sentence, split_sections, split_sentences
 
 from medmm.reports import lexicon as lx
+from medmm.reports.language_pack import language_pack
 
 MAX_COMPARED_MENTIONS = 150  # per section, compared pairwise by the section rules (see Analysis.mentions_in)
 LEXICON = lx.FINDINGS  # finding type -> (organ, patterns); the vocabulary is public (medmm.reports.lexicon)
@@ -65,27 +66,16 @@ def term_type(text: str) -> str:
             return kind
     return ""
 
-PRE_NEG = (r"no", r"not", r"without", r"negative\s+for", r"free\s+of", r"no\s+evidence\s+of", r"no\s+signs?\s+of",
-           r"absence\s+of", r"resolution\s+of", r"clearing\s+of", r"resolved", r"rules?\s+out", r"ruled\s+out", r"clear\s+of",
-           r"no\s+(?:definite|focal|acute|significant|large|residual|visible)", r"neither", r"nor")
-_NOT_ON_PRIOR = r"(?!\s+(?:on|in|at)\s+(?:the\s+)?(?:prior|previous|earlier|outside|older))"
-POST_NEG = (r"(?:is|are|was|were)\s+(?:absent|not\s+(?:\w+ly\s+)?(?:seen|identified|present|visualized|appreciated))"
-            + _NOT_ON_PRIOR, r"not\s+(?:\w+ly\s+)?(?:seen|identified|present)" + _NOT_ON_PRIOR, r"has\s+resolved", r"have\s+resolved", r":\s*(?:no|none|negative|absent)\b",
-            r"(?:is|are)\s+no\s+longer\s+(?:seen|present|visualized)")
-PSEUDO = (r"no\s+(?:new|change|interval\s+change|increase|decrease|significant\s+change)", r"not\s+only",
-          # a qualified denial ("no other / solid / suspicious nodules") says nothing against the finding itself
-          r"no\s+(?:other|additional|further|more|second|solid|calcified|cavitary|suspicious|dominant|enlarging|"
-          r"discrete|worrisome)",
-          r"no\s+longer\s+(?!seen|present|visualized)", r"without\s+(?:change|interval\s+change)")
+# negation and hedge triggers: data (the language pack, medmm/configs/reports/language-en.yaml; a site extends it)
+_PACK = language_pack()
+PRE_NEG = tuple(_PACK["negation"]["pre"])
+POST_NEG = tuple(_PACK["negation"]["post"])
+PSEUDO = tuple(_PACK["negation"]["pseudo"])
 # Hedges that follow the finding and still question its existence ("pneumonia cannot be excluded");
 # others that follow it ("nodule, likely benign", "mass, concerning for malignancy") qualify its nature.
-UNCERTAIN_POST = (r"cannot\s+(?:be\s+)?(?:excluded?|ruled?\s+out)", r"can\s*not\s+be\s+(?:excluded|ruled\s+out)",
-                  r"not\s+excluded", r"(?:is|are)\s+(?:questionable|possible|suspected)", r"versus", r"vs\.?")
-UNCERTAIN = (r"cannot\s+(?:be\s+)?(?:excluded?|ruled?\s+out)", r"can\s*not\s+be\s+(?:excluded|ruled\s+out)",
-             r"not\s+excluded", r"possib(?:le|ly)", r"probabl[ey]", r"likely", r"may\s+(?:represent|be)",
-             r"suspicious\s+for", r"concerning\s+for", r"questionable", r"suggestive\s+of", r"versus", r"vs\.?",
-             r"differential", r"could\s+(?:represent|be)", r"favou?r(?:ed|s)?")
-TERMINATORS = r"\b(?:but|however|although|though|which|except|apart\s+from|aside\s+from|whereas|otherwise)\b|[;:]"
+UNCERTAIN_POST = tuple(_PACK["hedges"]["after"])
+UNCERTAIN = tuple(_PACK["hedges"]["before"])
+TERMINATORS = str(_PACK["scope_terminators"])
 
 _PRE = _words_alternation(PRE_NEG)
 _POST = re.compile(r"(?:" + "|".join(POST_NEG) + r")", re.I)

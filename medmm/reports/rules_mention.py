@@ -108,6 +108,9 @@ def _change_word(sentence: str) -> str | None:
                   clean="COMPARISON: 3/2/2024.\n\n" + _F.format("Small left pleural effusion.", "No interval change.")))
 def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
     """A change stated for a finding while the report's summary says nothing changed since the prior."""
+    low = a.lower_text()
+    if "chang" not in low and "stable" not in low:  # every no-change statement holds one of them ("unchanged" too)
+        return []
     statement = next((s for s in a.sentences if s.section in _BODY and _says_no_change(s.text)), None)
     if statement is None:
         return []
@@ -150,6 +153,7 @@ def rule_side_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
+_A_SIZE = re.compile(r"\d\s*[cm]m\b")
 _BIG = re.compile(r"\b(large|massive|extensive|huge|sizable|bulky)\s+(?:[a-z]+\s+){0,2}?(\d+(?:\.\d+)?)\s*(mm|cm)\b|"
                   r"\b(\d+(?:\.\d+)?)\s*(mm|cm)\s+(large|massive|huge|bulky)\b", re.I)
 
@@ -162,7 +166,7 @@ def rule_severity_size(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called large (massive, extensive) whose own measurement is a few millimetres."""
     flags: list[Flag] = []
     low = a.lower_text()
-    if "mm" not in low and "cm" not in low:
+    if ("mm" not in low and "cm" not in low) or not _A_SIZE.search(low):  # "recommend" holds "mm": test for a size
         return flags
     for sent in a.sentences:
         if sent.section not in _BODY:

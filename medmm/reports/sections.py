@@ -18,24 +18,13 @@ import functools
 import re
 from dataclasses import dataclass
 
-SECTION_NAMES: dict[str, tuple[str, ...]] = {
-    "findings": ("FINDINGS", "FINDING", "REPORT", "BODY"),
-    "impression": ("IMPRESSION", "IMPRESSIONS", "CONCLUSION", "CONCLUSIONS", "OPINION", "SUMMARY", "DIAGNOSIS"),
-    "comparison": ("COMPARISON", "COMPARISONS", "PRIOR", "PRIORS", "PRIOR STUDIES", "PRIOR STUDY"),
-    "indication": ("INDICATION", "INDICATIONS", "HISTORY", "CLINICAL HISTORY", "CLINICAL INDICATION",
-                   "REASON FOR EXAM", "REASON FOR STUDY", "CLINICAL INFORMATION"),
-    "technique": ("TECHNIQUE", "PROCEDURE", "EXAMINATION", "EXAM", "STUDY", "PROTOCOL"),
-}
+from medmm.reports.language_pack import language_pack
+
+_PACK = language_pack()  # section names: data (medmm/configs/reports/language-en.yaml, extensible by a site)
+SECTION_NAMES: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _PACK["sections"].items()}
 _ALL = {name: key for key, names in SECTION_NAMES.items() for name in names}
 # Organ sub-headings of structured CT/MR reports: each is a findings section labelled with the organ.
-ORGAN_HEADINGS = frozenset("""LUNGS|LUNG|LUNG PARENCHYMA|LUNGS AND AIRWAYS|LUNGS AND PLEURA|AIRWAYS|CENTRAL AIRWAYS|PLEURA|
-PLEURAL SPACES|MEDIASTINUM|MEDIASTINUM AND HILA|HILA|HEART|HEART AND PERICARDIUM|HEART AND VESSELS|HEART AND GREAT VESSELS|
-CARDIOVASCULAR|VESSELS|VASCULATURE|VASCULAR|PULMONARY ARTERIES|AORTA|LYMPH NODES|NODES|THYROID|CHEST WALL|SOFT TISSUES|
-BONES|OSSEOUS STRUCTURES|MUSCULOSKELETAL|BONES AND SOFT TISSUES|UPPER ABDOMEN|ABDOMEN|LIVER|BILIARY|GALLBLADDER|SPLEEN|
-PANCREAS|ADRENALS|ADRENAL GLANDS|KIDNEYS|KIDNEYS AND URETERS|BOWEL|GASTROINTESTINAL|PELVIS|BLADDER|PELVIC ORGANS|
-REPRODUCTIVE ORGANS|PERITONEUM|BRAIN|BRAIN PARENCHYMA|VENTRICLES|VENTRICLES AND SULCI|EXTRA AXIAL SPACES|
-EXTRAAXIAL SPACES|POSTERIOR FOSSA|ORBITS|SINUSES|PARANASAL SINUSES|MASTOIDS|CALVARIUM|SKULL|LINES AND TUBES|
-TUBES AND LINES|SUPPORT DEVICES|DEVICES|CARDIOMEDIASTINAL|CARDIAC""".replace("\n", "").split("|"))
+ORGAN_HEADINGS = frozenset(" ".join(h.upper().split()) for h in _PACK["organ_headings"])
 _HEADER_WORDS = re.compile(r"[A-Za-z][A-Za-z ]*")
 _HEADER_WINDOW = 64  # characters looked back from a colon for its header (a header has at most 30)
 MAX_SENTENCE_CHARS = 600  # a longer run without a sentence end is read in pieces of at most this length
