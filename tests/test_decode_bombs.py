@@ -190,3 +190,23 @@ def test_guard_ignores_native_and_counts_every_frame():
     assert check_codestreams(b"", "1.2.840.10008.1.2.1", 1, 1, 1, 8, "x") == 0
     compressed = zlib.compress(b"x")
     assert compressed  # zlib in use here is the stdlib one
+
+
+def test_header_readers_of_audits_and_region_tasks_refuse_the_deflate_bomb(tmp_path):
+    """Audits read header facts (a bomb is a skipped file, never a 2 GB inflate); region tasks read image
+    sizes through the same reader (it used pydicom.dcmread directly, which inflates the whole file)."""
+    from medmm.errors import InputError
+    from medmm.imaging import header_facts
+    from medmm.regions.tasks import image_size
+
+    bomb = _deflate_bomb(tmp_path / "dfl.dcm", 80 * MB)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    assert header_facts(bomb) is None
+    with pytest.raises(InputError, match="PixelBudgetError"):
+        image_size(bomb)
+    elapsed = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert elapsed < 5 and peak < 8 * MB, (elapsed, peak / MB)
+    assert image_size(shipped_file("CT_small.dcm")) == (128, 128)

@@ -187,13 +187,16 @@ def image_size(path: str) -> tuple[int, int]:
 
         shape = nib.load(path).shape
         return int(shape[0]), int(shape[1])  # x = i (columns), y = j (rows)
-    import pydicom
+    from medmm.errors import MedmmError
+    from medmm.imaging.dicom import read_header
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-        return int(ds.Columns), int(ds.Rows)
-    except Exception as exc:  # pydicom raises several types for non-DICOM input
+        header = read_header(path)  # medmm's reader: budgets and the deflate-bomb guard (issue 20, N4)
+    except MedmmError as exc:
         raise InputError(f"{path}: cannot read the image size from the DICOM header ({type(exc).__name__})") from None
+    if header.rows <= 0 or header.cols <= 0:
+        raise InputError(f"{path}: cannot read the image size from the DICOM header (no Rows/Columns)")
+    return header.cols, header.rows
 
 
 def samples_from_annotations(images: Iterable[AnnotatedImage], tasks: Sequence[str] = TASKS,
