@@ -450,3 +450,25 @@ def test_n14_exports_are_written_0600(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(tmp_path / "new.csv").st_mode) == 0o600
+
+
+def test_media_only_for_a_live_login(tmp_path):
+    """/media/ (images, downloads) answers a login only while the app would: the user still in the users
+    file with the same role, not idle past the timeout, not older than the absolute lifetime."""
+    users = str(tmp_path / "users.yaml")
+    add_user(users, "dr_m", "reviewer", None)
+    reg = sessions.Registry()
+    token = reg.issue()
+    h = sessions.token_hash(token)
+    mw = SecurityMiddleware(_Downstream(), registry=reg, users_file=users, idle_seconds=60, max_seconds=3600)
+    cookie = [("Cookie", f"medmm_session={token}")]
+    reg.start_login(h, "dr_m", "reviewer")
+    assert _status(_call(mw, "/media/x.png", cookie)) == 200
+    reg.touch(h, time.time() - 120)  # idle for two minutes
+    assert _status(_call(mw, "/media/x.png", cookie)) == 403
+    reg.start_login(h, "dr_m", "reviewer", now=time.time() - 7200)  # logged in two hours ago
+    reg.touch(h)
+    assert _status(_call(mw, "/media/x.png", cookie)) == 403
+    reg.start_login(h, "dr_m", "reviewer")
+    auth.remove_user(users, "dr_m")
+    assert _status(_call(mw, "/media/x.png", cookie)) == 403

@@ -146,8 +146,10 @@ class SecurityMiddleware:
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], registry: Registry = REGISTRY,
                  base_url: str = "", trusted_proxies: tuple[str, ...] | list[str] = (), sso_header: str | None = None,
-                 users_file: str | None = None) -> None:
+                 users_file: str | None = None, idle_seconds: float | None = None,
+                 max_seconds: float | None = None) -> None:
         self.app = app
+        self.idle_seconds, self.max_seconds = idle_seconds, max_seconds
         self.registry = registry
         self.base = "/" + base_url.strip("/") if base_url.strip("/") else ""
         self.trusted = TrustedProxies(tuple(trusted_proxies))
@@ -185,6 +187,24 @@ class SecurityMiddleware:
         if others:
             headers.append((b"cookie", "; ".join(others).encode("latin-1")))
         scope["headers"] = headers
+
+    def _live(self, bound: str | None) -> bool:
+        """Whether this token's login may fetch media now: logged in, the user still there with the same
+        role, not idle or older than the app allows (the app ends such logins at its next rerun)."""
+        login = self.registry.login(bound)
+        if login is None:
+            return False
+        now = time.time()
+        if self.idle_seconds is not None and now - (login.last_seen or login.started) > self.idle_seconds:
+            return False
+        if self.max_seconds is not None and now - login.started > self.max_seconds:
+            return False
+        if self.users_file:
+            from medmm.app.auth import load_users
+
+            rec = load_users(self.users_file).get(login.user)
+            return rec is not None and rec.get("role") == login.role
+        return True
 
     def _sso_role(self, user: str) -> str | None:
         from medmm.app.auth import load_users
@@ -263,7 +283,7 @@ class SecurityMiddleware:
             if owner is None or owner != bound:
                 await _plain(send, 403, b"upload refused: log in from this browser first")
                 return
-        if rel.startswith("/media/") and self.registry.login(bound) is None:
+        if rel.startswith("/media/") and not self._live(bound):
             await _plain(send, 403, b"log in to see this")
             return
 
@@ -308,7 +328,8 @@ def build_app(script: str, base_url: str = "", config: Any = None, db: str | Non
     kw: dict[str, Any] = {}
     if config is not None:
         kw = {"trusted_proxies": config.trusted_proxies, "sso_header": config.sso_header,
-              "users_file": config.users_file}
+              "users_file": config.users_file, "idle_seconds": config.session_timeout_minutes * 60,
+              "max_seconds": config.session_max_hours * 3600}
     return st.App(script, middleware=[Middleware(SecurityMiddleware, base_url=base_url, **kw)])
 
 

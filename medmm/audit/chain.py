@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,13 +113,30 @@ TRIGGERS: dict[str, str] = {
 }
 
 
-def _rows(conn: sqlite3.Connection, kind: str) -> dict[str, str]:
-    """ref -> digest of every row of ``kind`` as it is now."""
+def _rows(conn: sqlite3.Connection, kind: str) -> Iterator[tuple[str, str]]:
+    """(ref, digest) of every row of ``kind`` as it is now, in the chain index's order (refs as text)."""
     table, _, cols = KINDS[kind]
     ref = _ref_sql(kind, "")
     where = " WHERE finished_at IS NOT NULL" if kind == "run_finish" else ""
-    sql = f"SELECT {ref}, {', '.join(_q(c) for c in cols)} FROM {table}{where}"  # noqa: S608 - fixed names
-    return {str(r[0]): digest(kind, *r[1:]) for r in conn.execute(sql)}
+    sql = (f"SELECT CAST({ref} AS TEXT) AS r, {', '.join(_q(c) for c in cols)} FROM {table}{where} "  # noqa: S608
+           "ORDER BY r")
+    for r in conn.execute(sql):
+        yield str(r[0]), digest(kind, *r[1:])
+
+
+def _chained(conn: sqlite3.Connection, kind: str) -> Iterator[tuple[str, str, int]]:
+    """(ref, digest, entries) per chained ref of ``kind`` (the last entry's digest), in ref order."""
+    cur = conn.execute("SELECT ref, digest FROM chain WHERE kind = ? ORDER BY ref, seq", (kind,))
+    last: list = []
+    for ref, dig in cur:
+        if last and last[0] == ref:
+            last[1], last[2] = dig, last[2] + 1
+            continue
+        if last:
+            yield last[0], last[1], last[2]
+        last = [ref, dig, 1]
+    if last:
+        yield last[0], last[1], last[2]
 
 
 def backfill(conn: sqlite3.Connection) -> int:
@@ -151,10 +169,10 @@ class ChainReport:
 
 
 def verify(conn: sqlite3.Connection, max_problems: int = 20) -> ChainReport:
-    """Walk the chain (links and hashes), then compare every covered row with its entry."""
+    """Walk the chain (links and hashes), then compare every covered row with its entry (a merge of
+    two sorted streams per kind: memory stays flat on a store of millions of rows)."""
     problems: list[str] = []
     prev, n = GENESIS, 0
-    entries: dict[tuple[str, str], str] = {}
     for seq, kind, ref, dig, p, h in conn.execute("SELECT seq, kind, ref, digest, prev_hash, row_hash FROM chain "
                                                   "ORDER BY seq"):
         n += 1
@@ -164,20 +182,22 @@ def verify(conn: sqlite3.Connection, max_problems: int = 20) -> ChainReport:
         elif link(p, kind, ref, dig) != h:
             problems.append(f"chain entry {seq}: its content does not match its hash (the entry was rewritten)")
         prev = h
-        if (kind, ref) in entries and kind != "run_finish":
-            problems.append(f"chain entry {seq}: a second entry for {kind} {ref}")
-        entries[(kind, ref)] = dig
         if len(problems) >= max_problems:
             return ChainReport(n, prev, tuple(problems))
     for kind in KINDS:
-        now = _rows(conn, kind)
-        chained = {ref: d for (k, ref), d in entries.items() if k == kind}
-        for ref in sorted(set(chained) - set(now))[:max_problems]:
-            problems.append(f"{kind} {ref}: chained but no longer in the store (removed outside medmm)")
-        for ref in sorted(set(now) - set(chained))[:max_problems]:
-            problems.append(f"{kind} {ref}: in the store without a chain entry (added outside medmm)")
-        for ref in sorted(r for r in set(now) & set(chained) if now[r] != chained[r])[:max_problems]:
-            problems.append(f"{kind} {ref}: differs from what was chained (changed outside medmm)")
-        if len(problems) >= max_problems:
-            break
+        rows, chained = _rows(conn, kind), _chained(conn, kind)
+        row, entry = next(rows, None), next(chained, None)
+        while (row is not None or entry is not None) and len(problems) < max_problems:
+            if entry is None or (row is not None and row[0] < entry[0]):
+                problems.append(f"{kind} {row[0]}: in the store without a chain entry (added outside medmm)")
+                row = next(rows, None)
+            elif row is None or entry[0] < row[0]:
+                problems.append(f"{kind} {entry[0]}: chained but no longer in the store (removed outside medmm)")
+                entry = next(chained, None)
+            else:
+                if row[1] != entry[1]:
+                    problems.append(f"{kind} {row[0]}: differs from what was chained (changed outside medmm)")
+                elif entry[2] > 1 and kind != "run_finish":
+                    problems.append(f"{kind} {row[0]}: chained {entry[2]} times (entries added outside medmm)")
+                row, entry = next(rows, None), next(chained, None)
     return ChainReport(n, prev, tuple(problems[:max_problems]))
