@@ -67,7 +67,7 @@ def results_bundle(results: list[dict[str, Any]], when: str | None = None) -> di
                 "identifiedDateTime": when, "implicated": [ref],
                 "detail": f"{flag.get('explanation') or ''} Quoted: \u201c{flag.get('text') or ''}\u201d "
                           f"(confidence {conf:.2f})".strip(),
-                "evidence": [{"reference": [{"reference": f"urn:uuid:{_uuid(oid)}"}]}]})
+                "evidence": [{"detail": [{"reference": f"urn:uuid:{_uuid(oid)}"}]}]})
             entries.append({"fullUrl": f"urn:uuid:{_uuid(did)}", "resource": issue})
     bundle = Bundle.model_validate({"resourceType": "Bundle", "type": "collection", "timestamp": when,
                                     "entry": entries})
