@@ -124,6 +124,20 @@ class RunConfig:
         return RunConfig.build(self.kind, **merged)
 
 
+def run_identity(config: Any, data: Mapping[str, str | os.PathLike[str] | None] | None = None,
+                 code_version: str | None = None) -> dict[str, Any]:
+    """A run's identity from content: its canonical configuration, the SHA-256 of every data file or folder it
+    reads (by role: a file changed under the same path is a different run), and the code version.
+
+    Used where a run resumes from what an earlier process left (fine-tuning checkpoints): equal identities,
+    and only equal ones, may continue each other. An absent role (None) is recorded as None.
+    """
+    from medmm import __version__
+
+    prints = {role: (file_fingerprint(path) if path else None) for role, path in sorted((data or {}).items())}
+    return {"config": canonical(config), "data": prints, "code": code_version or __version__}
+
+
 def _freeze(v: Any) -> Any:
     """Canonical JSON values made hashable (the dataclass is frozen): dicts become sorted item tuples."""
     if isinstance(v, dict):

@@ -226,6 +226,19 @@ class FinetuneRecipe:
         return out
 
     # ------------------------------------------------------------------ resume
+    def _identity(self) -> dict[str, Any]:
+        """The run identity from content (:func:`medmm.runs.run_identity`): the config, the SHA-256 of every data
+        file it reads and the code version. A data file changed under the same path is another run: resume
+        refuses its checkpoints instead of continuing silently."""
+        if getattr(self, "_identity_cache", None) is None:
+            from medmm.runs import run_identity
+
+            d = self.cfg.data
+            files = {"train": d.train, "eval": d.eval, "checker_calib": getattr(d, "checker_calib", None)}
+            self._identity_cache = run_identity(self.cfg.identity(),
+                                                {k: self.cfg.resolve(v) if v else None for k, v in files.items()})
+        return self._identity_cache
+
     def _resume(self) -> None:
         how = self.cfg.checkpoint.resume
         if how == "never":
@@ -238,9 +251,10 @@ class FinetuneRecipe:
         else:
             path = self.cfg.resolve(how)
         trainable, state = load_checkpoint(path, self.optimizer)
-        if state.get("identity") != json.loads(json.dumps(self.cfg.identity())):
+        if state.get("identity") != json.loads(json.dumps(self._identity())):
             raise ConfigError(f"{path}: this checkpoint was trained with another configuration (model, data, peft, "
-                              "optim or batch settings differ); use another output_dir or checkpoint.resume: never")
+                              "optim or batch settings, a data file's content or the medmm version differ); use "
+                              "another output_dir or checkpoint.resume: never")
         named = self._trainable_named()
         missing = sorted(set(named) - set(trainable))
         if missing:
@@ -373,7 +387,7 @@ class FinetuneRecipe:
         trainable = self.full_trainable() if sharded or self.is_main else {}
         opt = optimizer_tensors(self.optimizer) if sharded or self.is_main else ({}, [])
         if self.is_main:
-            state = {"identity": self.cfg.identity(), "train_examples": len(self.train_examples),
+            state = {"identity": self._identity(), "train_examples": len(self.train_examples),
                      "codec": self.codec.config()}
             path = save_checkpoint(self.out, self.step, trainable, opt, state, keep=self.cfg.checkpoint.keep)
         if self.world > 1:
