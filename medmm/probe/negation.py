@@ -317,6 +317,7 @@ def aggregate(units: Sequence[ImageUnits], gt_only: bool = False) -> dict[str, A
                          if num else math.nan)
     result["weights"] = weights
     result["per_image_type"] = {t: {c: s[c].acc for c in CATEGORIES} | {"n_images": len(by_type[t])}
+                                | {"weights": {c: s[c].num for c in CATEGORIES if not math.isnan(s[c].acc)}}
                                 for t, s in per_type.items()}
     return result
 
@@ -344,7 +345,8 @@ class NegationScore:
     n_images: int
     parser: str
     units: tuple[ImageUnits, ...] = ()
-    reference: dict[str, Any] | None = None  # probmed-compat: calculate_score.py's own tables (percent)
+    reference: dict[str, Any] | None = None
+    weights: dict[str, float] = field(default_factory=dict)  # per category: the summed weights of the overall  # probmed-compat: calculate_score.py's own tables (percent)
 
     def to_dict(self) -> dict[str, Any]:
         r = _round
@@ -355,6 +357,7 @@ class NegationScore:
                 "per_question": {k: {kk: r(vv) for kk, vv in v.items()} for k, v in self.per_question.items()},
                 "per_pair": {k: {kk: r(vv) for kk, vv in v.items()} for k, v in self.per_pair.items()},
                 "per_image_type": {k: {kk: r(vv) for kk, vv in v.items()} for k, v in self.per_image_type.items()},
+                "weights": self.weights,
                 "invalid_rate": r(self.invalid_rate), "n_questions": self.n_questions, "n_images": self.n_images,
                 "parser": self.parser}
 
@@ -401,7 +404,7 @@ def score_negation(responses: Sequence[NegationResponse], parser: str = "robust"
     return NegationScore(
         scores=scores,
         random_baseline={k: base[k] for k in (*CATEGORIES, "overall")},
-        gt_only=without, reference=reference,
+        gt_only=without, reference=reference, weights=main["weights"],
         per_question={k: {"accuracy": sum(v) / len(v), "n": len(v)} for k, v in sorted(per_q.items())},
         per_pair=per_pair, per_image_type=main["per_image_type"],
         invalid_rate=invalid / len(responses), n_questions=len(responses), n_images=len(units),

@@ -160,3 +160,14 @@ def test_mediconfusion_raw_results_file_is_scored(tmp_path):
     assert raw_result_letter({"A": 2, "B": 9}) == "B"
     m = confusion_metrics(outcomes([_pair("1"), _pair("2")], preds))
     assert m["set_accuracy"] == 0.5 and m["confusion"] == 0.0 and m["invalid_rate"] == 0.5
+
+
+def test_metrics_json_has_the_weights_that_explain_the_weighted_score():
+    d = score_negation(lone_file(), parser="robust").to_dict()
+    ct, mr = d["per_image_type"]["ct scan_abdomen"]["weights"], d["per_image_type"]["mri_brain"]["weights"]
+    # modality: CT counts image 1 only (image 2's lone question is dropped by default), MR both images
+    assert ct == {"modality": 1, "organ": 2, "abnormality": 2, "condition": 2, "position": 2}
+    assert mr == {"modality": 2, "organ": 1, "abnormality": 2, "condition": 2, "position": 2}
+    assert d["weights"] == {"modality": 3, "organ": 3, "abnormality": 4, "condition": 4, "position": 4}
+    overall = sum(d[c] * w for c, w in d["weights"].items()) / sum(d["weights"].values())
+    assert d["overall"] == pytest.approx(overall, abs=1e-6)
