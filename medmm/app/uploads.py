@@ -165,7 +165,9 @@ def deidentify_upload(upload: Upload, root: str, seed: str) -> Upload:
 
     ``seed`` keys the replacement UIDs and file names (the app passes the store's secret salt, so
     pseudonyms are stable within one store). An upload without DICOM files (NIfTI, PNG) has no header
-    to clean and is returned unchanged. An image that may carry burned-in patient text is refused.
+    to clean and is returned unchanged. An image that may carry burned-in patient text, an encapsulated
+    document, or any DICOM file that cannot be de-identified (a corrupt header, a decompression bomb)
+    refuses the whole upload: nothing identifiable is kept or checked.
     """
     from medmm.deid.core import DeidOptions
     from medmm.deid.keys import DeidKey
@@ -185,6 +187,12 @@ def deidentify_upload(upload: Upload, root: str, seed: str) -> Upload:
         raise InputError("the image may carry burned-in patient text (BurnedInAnnotation is YES, or absent on a "
                          "radiograph/ultrasound/secondary capture), so de-identification refused it; check it outside "
                          "the app or ask an administrator")
+    failed = [why for _, why in summary.skipped if "not a DICOM file" not in why]
+    if failed:  # before, such an upload was returned unchanged: identifiable, and checked as it was
+        discard(out)
+        discard(upload.folder)
+        raise InputError(f"a file of the upload cannot be de-identified ({failed[0]}), so the upload was refused "
+                         "and deleted; check it outside the app or ask an administrator")
     if not summary.written:
         discard(out)
         return upload
