@@ -66,8 +66,14 @@ def audit_hospital(db: str, *, pacs: str, reports: str, credentials: Credentials
     client = open_pacs(pacs, credentials, policy=policy, ca_bundle=ca_bundle, ae_title=ae_title)
     client.check_access()  # 1. a wrong password ends here: nothing written
     since_date, until_date = _date(since), _date(until)
-    messages = list(iter_feed(reports))
-    feed = _feed_name(reports)
+    if reports in ("pacs-sr", "sr"):  # report documents stored in the same PACS
+        from medmm.hospital.sr_reports import read_pacs_sr
+
+        messages = list(read_pacs_sr(client, since_date, until_date))
+        feed = f"sr:{client.name}"
+    else:
+        messages = list(iter_feed(reports))
+        feed = _feed_name(reports)
     store = Store(db)
     try:
         return _audit(store, run, client, messages, feed, since_date, until_date, checker, workers, engine, progress,

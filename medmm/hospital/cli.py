@@ -69,7 +69,8 @@ def add_audit_arguments(p: argparse.ArgumentParser) -> None:
     """What ``medmm audit`` takes to read a hospital's PACS and report feed instead of a folder."""
     add_pacs_arguments(p)
     p.add_argument("--reports", default=None, metavar="FEED",
-                   help="hl7:FILE_OR_DIR (ORU^R01; an MLLP spool folder too) or fhir:BUNDLE.json (R4 or R5)")
+                   help="hl7:FILE_OR_DIR (ORU^R01; an MLLP spool folder too), fhir:BUNDLE.json (R4 or R5), or "
+                        "pacs-sr (report SR documents stored in the --pacs itself)")
     p.add_argument("--since", default=None, metavar="YYYY-MM-DD",
                    help="only reports written and studies acquired from this date (default: since the last run)")
     p.add_argument("--until", default=None, metavar="YYYY-MM-DD", help="only up to this date")

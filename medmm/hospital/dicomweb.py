@@ -214,6 +214,10 @@ class DicomwebPacs:
             paths.append(p)
         return paths
 
+    def series_datasets(self, study_uid: str, series_uid: str) -> list[Any]:
+        """The instances of a series, whole (SR report documents: small)."""
+        return list(self._call("retrieve", lambda: self.client.retrieve_series(study_uid, series_uid)))
+
     def has_instance(self, study_uid: str, sop_uid: str) -> bool:
         found = self._call("instance search", lambda: self.client.search_for_instances(
             study_uid, search_filters={"SOPInstanceUID": sop_uid}, fields=["SOPInstanceUID"]))

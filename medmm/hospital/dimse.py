@@ -238,6 +238,10 @@ class DimsePacs:
                 break
         return out
 
+    def series_datasets(self, study_uid: str, series_uid: str) -> list[Any]:
+        """The instances of a series, whole (C-GET; SR report documents: small)."""
+        return self._get({"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}, "SERIES")
+
     def header(self, study_uid: str) -> tuple[HeaderFacts | None, list[dict[str, Any]]]:
         series = [s for s in self.series(study_uid) if (s["modality"] or "") not in SR_MODALITIES]
         facts = None

@@ -142,3 +142,38 @@ def test_dimse_source_and_publish(orthanc, synth12, tmp_path):
 
     with pytest.raises(AuthenticationError, match="rejected the association"):
         bad.check_access()
+
+
+def test_reports_stored_in_the_pacs_as_sr(orthanc, synth12, tmp_path):
+    """--reports pacs-sr: the signed report is an SR document in the study; medmm's own result SRs are not reports."""
+    import pydicom
+    from highdicom.sr import CodedConcept, ComprehensiveSR, ContainerContentItem, TextContentItem
+    from pydicom.uid import generate_uid
+
+    from medmm.audit.publish import publish_sr
+    from medmm.hospital import open_pacs
+
+    reports = _cxr(synth12)[:2]
+    pacs = open_pacs(orthanc.spec, CREDS, policy=FAST)
+    for r in reports:
+        folder = synth12 / "studies" / r["study"].study_id
+        orthanc.upload(str(folder))
+        image = pydicom.dcmread(str(next(folder.glob("*.dcm"))), stop_before_pixels=True)
+        findings, _, impression = r["text"].partition("IMPRESSION:")
+        root = ContainerContentItem(CodedConcept("18748-4", "LN", "Diagnostic imaging report"))
+        root.ContentSequence = [
+            TextContentItem(CodedConcept("121071", "DCM", "Finding"), findings.strip(), relationship_type="CONTAINS"),
+            TextContentItem(CodedConcept("121073", "DCM", "Impression"), impression.strip(), relationship_type="CONTAINS")]
+        sr = ComprehensiveSR([image], root, generate_uid(), 77, generate_uid(), 1, manufacturer="RIS", is_complete=True,
+                             series_description="Radiology report")
+        pacs.store([sr])
+    db = tmp_path / "a.sqlite"
+    summary = audit_hospital(str(db), pacs=orthanc.spec, reports="pacs-sr", credentials=CREDS, progress=False,
+                             policy=FAST)
+    assert (summary.studies, summary.failures) == (2, 0)
+    texts = [t for (t,) in sqlite3.connect(db).execute("SELECT text FROM reports")]
+    assert all(t.startswith("FINDINGS:") and "\nIMPRESSION: " in t for t in texts)
+    assert publish_sr(str(db), pacs).written == 2  # medmm's SRs now sit beside the report SRs ...
+    again = audit_hospital(str(db), pacs=orthanc.spec, reports="pacs-sr", credentials=CREDS, progress=False,
+                           policy=FAST)
+    assert (again.studies, again.failures) == (0, 0)  # ... and are not read as reports
