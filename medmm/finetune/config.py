@@ -53,7 +53,10 @@ class DataSection:
     train: str | None = None  # medmm JSONL of region-task samples (relative paths: to the config file)
     eval: str | None = None
     synth: dict[str, Any] | None = None  # SynthSection keys; generate the data instead of reading files
-    tasks: tuple[str, ...] = ("text_to_region", "region_to_text")
+    tasks: tuple[str, ...] = ("text_to_region", "region_to_text")  # and/or the checker tasks simple, complex
+    checker: dict[str, Any] | None = None  # CheckerSynthSection keys: generate checker samples (medmm.finetune.checker_tasks)
+    checker_calib: str | None = None  # checker samples (medmm checker-data JSONL) to calibrate threshold and stacker on
+    checker_prompt: dict[str, Any] = field(default_factory=dict)  # VLMCheckerConfig keys (image_after_text, max_views...)
     max_length: int = 512  # longer examples are dropped (and counted) rather than truncated
     eval_max_samples: int = 64  # teacher-forced eval loss on at most this many eval samples
 
@@ -110,6 +113,9 @@ class EvalSection:
     max_samples: int | None = None  # grounding evaluation on at most this many eval samples
     max_new_tokens: int = 48
     batch_size: int = 16
+    checker: bool = True  # checker tasks: calibrate, fit the ensemble stacker and write checker.json at the end
+    checker_target_precision: float = 0.9  # the ensemble stacker's threshold: lowest with this calibration precision
+    checker_max_samples: int | None = None  # evaluate the checker on at most this many held-out SIMPLE samples
 
 
 SECTIONS: dict[str, type] = {"model": ModelSection, "data": DataSection, "peft": PeftSection, "optim": OptimSection,
@@ -131,6 +137,15 @@ class FinetuneConfig:
     @property
     def synth(self) -> SynthSection | None:
         return None if self.data.synth is None else _section(SynthSection, self.data.synth)
+
+    @property
+    def checker(self) -> Any:
+        """The ``data.checker`` section (:class:`medmm.finetune.checker_tasks.CheckerSynthSection`) or None."""
+        if self.data.checker is None:
+            return None
+        from medmm.finetune.checker_tasks import CheckerSynthSection
+
+        return _section(CheckerSynthSection, self.data.checker)
 
     def resolve(self, path: str) -> str:
         return path if os.path.isabs(path) else os.path.normpath(os.path.join(self.base_dir, path))
@@ -225,15 +240,17 @@ def _semantic(cfg: FinetuneConfig) -> list[str]:
         p.append("checkpoint.every must be >= 0 and checkpoint.keep >= 1")
     if cfg.eval.every < 0:
         p.append("eval.every must be >= 0")
-    if cfg.data.synth is None and not cfg.data.train:
-        p.append("data: give data.train (a samples JSONL) or data.synth (generate synthetic studies)")
+    if cfg.data.synth is None and not cfg.data.train and cfg.data.checker is None:
+        p.append("data: give data.train (a samples JSONL) or data.synth / data.checker (generate synthetic studies)")
     if cfg.data.synth is not None and (cfg.data.train or cfg.data.eval):
         p.append("data: data.synth generates both sets; leave data.train / data.eval unset")
-    if (cfg.eval.every or cfg.eval.grounding) and cfg.data.synth is None and not cfg.data.eval:
+    if (cfg.eval.every or cfg.eval.grounding) and cfg.data.synth is None and not cfg.data.eval \
+            and cfg.data.checker is None:
         p.append("eval: eval.every / eval.grounding need data.eval (or data.synth)")
     for t in cfg.data.tasks:
-        if t not in ("region_to_text", "text_to_region", "grounded_report"):
+        if t not in ("region_to_text", "text_to_region", "grounded_report", "simple", "complex"):
             p.append(f"data.tasks: unknown task {t!r}")
+    p.extend(_checker_problems(cfg))
     if cfg.data.synth is not None:
         bad = problems(cfg.data.synth, SynthSection)
         p.extend(f"data.synth.{x}" for x in bad)
@@ -249,6 +266,27 @@ def _semantic(cfg: FinetuneConfig) -> list[str]:
             CodecSpec.from_mapping(dict(cfg.model.codec)).build()
         except ConfigError as exc:
             p.append(f"model.codec: {exc}")
+    return p
+
+
+def _checker_problems(cfg: FinetuneConfig) -> list[str]:
+    """The checker tasks' settings (``data.checker``, ``data.checker_prompt``, ``data.checker_calib``)."""
+    from medmm.finetune.checker_tasks import CheckerSynthSection
+    from medmm.reports.vlm_checker import VLMCheckerConfig
+
+    p: list[str] = []
+    if cfg.data.checker is not None:
+        bad = problems(cfg.data.checker, CheckerSynthSection)
+        p.extend(f"data.checker.{x}" for x in bad)
+        if not bad:
+            p.extend(cfg.checker.problems())
+        if not set(cfg.data.tasks) & {"simple", "complex"}:
+            p.append("data.checker generates checker samples: add simple and/or complex to data.tasks")
+    p.extend(f"data.checker_prompt.{x}" for x in problems(dict(cfg.data.checker_prompt), VLMCheckerConfig))
+    if cfg.data.checker_calib and not os.path.isfile(cfg.resolve(cfg.data.checker_calib)):
+        p.append(f"data: {cfg.resolve(cfg.data.checker_calib)} not found")
+    if not 0 < cfg.eval.checker_target_precision <= 1:
+        p.append("eval.checker_target_precision must be in (0, 1]")
     return p
 
 

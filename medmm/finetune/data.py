@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Sequence
+from typing import Any, Sequence
 
 from medmm.errors import InputError
 from medmm.finetune.config import FinetuneConfig, SynthSection
@@ -35,7 +35,8 @@ def _synth_set(cfg: SynthSection, out: str, n: int, seed: int, tasks: Sequence[s
 def prepare_data(cfg: FinetuneConfig, data_dir: str) -> tuple[str, str | None]:
     """Paths of the train and eval samples files (generated under ``data_dir`` for ``data.synth``)."""
     if cfg.synth is None:
-        return cfg.resolve(cfg.data.train or ""), cfg.resolve(cfg.data.eval) if cfg.data.eval else None
+        return (cfg.resolve(cfg.data.train) if cfg.data.train else None,  # type: ignore[return-value]
+                cfg.resolve(cfg.data.eval) if cfg.data.eval else None)
     s = cfg.synth
     paths = []
     for name, n, seed in (("train", s.n_train, s.seed), ("eval", s.n_eval, s.eval_seed)):
@@ -43,7 +44,7 @@ def prepare_data(cfg: FinetuneConfig, data_dir: str) -> tuple[str, str | None]:
         path = os.path.join(folder, "samples.jsonl")
         if not os.path.isfile(path):
             os.makedirs(folder, exist_ok=True)
-            samples = _synth_set(s, folder, n, seed, cfg.data.tasks if name == "train" else
+            samples = _synth_set(s, folder, n, seed, tuple(t for t in cfg.data.tasks if t not in ("simple", "complex")) if name == "train" else
                                  ("text_to_region", "region_to_text"), name)
             tmp = path + ".tmp"
             write_jsonl(samples, tmp)
@@ -52,10 +53,17 @@ def prepare_data(cfg: FinetuneConfig, data_dir: str) -> tuple[str, str | None]:
     return paths[0], paths[1]
 
 
-def read_samples(path: str, tasks: Sequence[str] | None = None) -> tuple[list[Sample], list[str]]:
+def read_samples(path: str, tasks: Sequence[str] | None = None) -> tuple[list[Any], list[str]]:
+    """Region-task samples and report-checker samples (tasks ``simple``/``complex``, their image paths made
+    absolute against the file's folder) of a medmm JSONL, of ``tasks`` (all when None)."""
+    from medmm.finetune.checker_tasks import read_checker_samples
+    checker, lines = read_checker_samples(path, tasks, with_lines=True)
     samples, problems = read_jsonl(path)
+    if lines:  # the region reader does not know the checker tasks: those lines are not its problems
+        problems = [p for p in problems if int(p.split(":", 1)[0].split()[-1]) not in lines]
     if tasks is not None:
         samples = [s for s in samples if s.task in tasks]
+    samples = list(samples) + checker
     if not samples:
         raise InputError(f"{path}: no usable samples" + (f" of tasks {list(tasks)}" if tasks else "")
                          + (f" ({len(problems)} unreadable lines, first: {problems[0]})" if problems else ""))

@@ -87,7 +87,8 @@ def finish(recipe: "FinetuneRecipe", state: dict[str, Any] | None = None) -> dic
     cfg = recipe.cfg
     out = recipe.out
     paths = save_weights(recipe, state)
-    stats = box_stats(recipe.train_samples) if any(s.task == "text_to_region" for s in recipe.train_samples) else None
+    stats = box_stats([s for s in recipe.train_samples if s.task == "text_to_region"]) \
+        if any(s.task == "text_to_region" for s in recipe.train_samples) else None
     if stats:
         with open(os.path.join(out, "train_stats.json"), "w", encoding="utf-8") as fh:
             json.dump(stats, fh, indent=2)
@@ -98,12 +99,18 @@ def finish(recipe: "FinetuneRecipe", state: dict[str, Any] | None = None) -> dic
                             "train_examples": len(recipe.train_examples), "train_data": recipe.train_path,
                             "eval_data": recipe.eval_path, "codec": recipe.codec.config(),
                             "system_prompt": cfg.model.system_prompt, "config": cfg.to_dict()}
-    if cfg.eval.grounding and recipe.eval_samples:
-        spec = "hf:" + (paths["model"] or paths["base"])  # type: ignore[operator]
+    region_eval = [s for s in recipe.eval_samples if not hasattr(s, "has_error")]  # checker samples have their own
+    spec = "hf:" + (paths["model"] or paths["base"])  # type: ignore[operator]
+    if cfg.eval.checker and getattr(recipe, "calib_samples", None):
+        from medmm.finetune.checker_eval import finish_checker
+
+        tuned = load(spec, adapter=paths["adapter"]) if paths["adapter"] else load(spec)
+        info["checker"] = finish_checker(recipe, tuned, paths)
+    if cfg.eval.grounding and region_eval:
         vlm = load(spec, adapter=paths["adapter"]) if paths["adapter"] else load(spec)
         settings = GroundingSettings(max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size,
                                      system_prompt=cfg.model.system_prompt, max_samples=cfg.eval.max_samples)
-        metrics = evaluate(vlm, recipe.eval_samples, recipe.codec, os.path.dirname(os.path.abspath(recipe.eval_path)),
+        metrics = evaluate(vlm, region_eval, recipe.codec, os.path.dirname(os.path.abspath(recipe.eval_path)),
                            os.path.join(out, "grounding-cache.sqlite"), settings, stats, progress=cfg.train.progress)
         info["grounding"] = write_metrics(metrics, os.path.join(out, "grounding.json"))
         info["metrics"] = {k: metrics[k] for k in ("n", "miou", "baseline_miou", "class_prior_miou", "parse_rate",

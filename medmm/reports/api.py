@@ -21,57 +21,7 @@ def combine_scores(rule_score: float, vlm_probability: float, weight: float = 0.
     return combine([rule_score, weight * vlm_probability])
 
 
-class VLMChecker:
-    """The VLM (``kind="vlm"``) or rules+VLM (``kind="ensemble"``) checker around one loaded model."""
-
-    def __init__(self, kind: str, model: Any, config: Any = None, rules: RulesChecker | None = None,
-                 threshold: float | None = None) -> None:
-        from medmm.reports.vlm_checker import VLMCheckerConfig
-
-        if isinstance(model, str):
-            from medmm.models import load
-
-            model = load(model)
-        self.kind, self.model = kind, model
-        self.config = config or VLMCheckerConfig.load()
-        self.rules = rules or default_checker(None)
-        self.threshold = self.rules.threshold if threshold is None else threshold
-
-    def _vlm_flag(self, text: str, j: Any) -> list[Flag]:
-        from medmm.reports.sections import split_sections
-
-        if j.probability < 0.5 or not j.type:
-            return []
-        secs = split_sections(text)
-        target = next((s for s in secs if s.name == "impression"), None) or (secs[-1] if secs else None)
-        start, end = (target.start, target.end) if target else (0, len(text))
-        while start < end and text[start].isspace():
-            start += 1
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        return [Flag(j.type, start, end, text[start:end],
-                     f"the VLM judges the report erroneous (p={j.probability:.2f}, margin {j.margin:+.2f}) and names "
-                     f"the type {j.type}", round(j.probability, 3), "image", "vlm")]
-
-    def check(self, report: Any, header: Any = None, images: Sequence[Any] | None = None) -> CheckResult:
-        from medmm.reports.vlm_checker import judge
-
-        rules = self.rules.check(report, header)
-        notes = list(rules.notes)
-        text = clean_text(report, [])
-        if not text.strip():
-            return CheckResult(False, 0.0, [], self.kind, notes)
-        try:
-            j = judge(self.model, [text], [images] if images else None, self.config)[0]
-        except Exception as exc:  # a model failure is reported in the result; the rule result still stands
-            notes.append(f"VLM checker failed ({type(exc).__name__}: {exc}); rules only")
-            return CheckResult(rules.has_error, rules.score, rules.flags, self.kind, notes)
-        vlm_flags = self._vlm_flag(text, j)
-        if self.kind == "vlm":
-            return CheckResult(j.probability >= self.threshold - 1e-9, j.probability, vlm_flags, "vlm", notes)
-        score = combine_scores(rules.score, j.probability, self.config.ensemble_weight)
-        flags = sorted(rules.flags + vlm_flags, key=lambda f: (f.start, f.type))
-        return CheckResult(score >= self.threshold, score, flags, "ensemble", notes)
+from medmm.reports.vlm_run import VLMChecker  # noqa: E402  (the VLM / ensemble checker lives in its own module)
 
 
 class _RulesAdapter:

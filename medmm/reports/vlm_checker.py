@@ -1,22 +1,29 @@
 """The VLM checker: SIMPLE and COMPLEX questions to a vision-language model via ``medmm.models``.
 
 SIMPLE: "Does this report contain an error?" scored with ``score_options(["yes", "no"])``;
-the margin ``logp(yes) - logp(no)`` becomes a probability ``sigmoid(margin - threshold)``,
-with ``threshold`` calibrated on a dev split (:func:`calibrate`) and stored in the config.
-COMPLEX: the model chooses among the taxonomy ids (``score_options`` over the ids); the
-choice becomes the flag type. Prompts live in the packaged ``medmm/configs/reports/vlm-checker.yaml``.
+the margin ``logp(yes) - logp(no)`` becomes a probability ``sigmoid((margin - threshold) / temperature)``,
+with ``threshold`` calibrated on a dev split (:func:`calibrate`, one sorted pass) and stored in the config.
+COMPLEX: the model chooses among the taxonomy ids (``score_options`` over the ids as the start of its
+answer); the choice becomes the flag type. Prompts live in the packaged
+``medmm/configs/reports/vlm-checker.yaml``; a trained checker (``medmm finetune`` with the SIMPLE /
+COMPLEX tasks) writes its own copy next to the model (``<output_dir>/checker/vlm-checker.yaml``, with the
+threshold calibrated on its calibration split), which :func:`trained_config` finds from the model.
 
-Ensemble (documented rule): ``p = 1 - (1 - p_rules) * (1 - w * p_vlm)`` — a noisy-OR in
-which the VLM's vote is down-weighted by ``w`` (``ensemble_weight`` in the config, default
-0.5: a model's yes adds evidence but one weak model alone does not reach a 0.5 threshold);
-flags are the union, the VLM flag carrying ``evidence: image``.
+The images the model sees are chosen by :mod:`medmm.reports.checker_views` (the same function in
+training, evaluation, audits and the app). ``image_after_text`` puts the image after the report in the
+prompt (the synthetic recipe's tiny models learn to compare sides much faster that way: the image tokens
+can attend to the report); training and inference read the same setting.
+
+Ensemble: with a stacker fit on a calibration split (:mod:`medmm.reports.ensemble`) the rules' and the
+VLM's scores are combined by it; without one, the documented fallback
+``p = 1 - (1 - p_rules) * (1 - w * p_vlm)`` (``ensemble_weight``, default 0.5).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import yaml
@@ -26,6 +33,7 @@ from medmm.errors import ConfigError
 from medmm.reports.taxonomy import TYPE_IDS
 
 CONFIG_PATH = str(files("configs/reports/vlm-checker.yaml"))  # packaged default (medmm.config); read it with load()
+CHECKER_DIR = "checker"  # next to a trained model: <output_dir>/checker/{vlm-checker.yaml, ensemble.json}
 
 
 @dataclass
@@ -33,13 +41,16 @@ class VLMCheckerConfig:
     simple_prompt: str = ("Here is a radiology report for the image.\n\n{report}\n\n"
                           "Does this report contain an error? Answer yes or no.")
     complex_prompt: str = ("Here is a radiology report for the image that contains an error.\n\n{report}\n\n"
-                           "Which type of error is it? Answer with one of: {types}.")
+                           "Which error is it? Answer with its type ({types}), the wrong sentence in quotes "
+                           "and the region.")
     options: tuple[str, str] = ("yes", "no")
     threshold: float = 0.0  # margin logp(yes) - logp(no) above which the report is judged erroneous
     temperature: float = 1.0  # scale of the margin in the sigmoid
     ensemble_weight: float = 0.5
     calibrated_on: str | None = None
     max_report_chars: int = 4000
+    image_after_text: bool = False  # the report first, then the image(s)
+    max_views: int = 1  # images per study (medmm.reports.checker_views)
 
     @classmethod
     def load(cls, path: str | None = None) -> "VLMCheckerConfig":
@@ -61,11 +72,51 @@ class VLMCheckerConfig:
             yaml.safe_dump(data, fh, sort_keys=False, allow_unicode=True)
         return path
 
+    def identity(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["options"] = list(self.options)
+        return d
 
-def _request(prompt: str, images: Sequence[Any] | None) -> Any:
+
+def checker_dir_of(model: Any) -> str | None:
+    """``<output_dir>/checker`` of a trained model (its folder is ``<output_dir>/model`` or ``.../base``)."""
+    path = model if isinstance(model, str) else getattr(model, "path", None)
+    if isinstance(path, str) and path.startswith("hf:"):
+        path = path[3:]
+    if not path or not os.path.isdir(path):
+        return None
+    folder = os.path.join(os.path.dirname(os.path.abspath(path.rstrip("/"))), CHECKER_DIR)
+    return folder if os.path.isdir(folder) else None
+
+
+def trained_config(model: Any) -> VLMCheckerConfig | None:
+    """The checker config a training run wrote next to ``model`` (a spec or a loaded model), if any."""
+    folder = checker_dir_of(model)
+    path = os.path.join(folder, "vlm-checker.yaml") if folder else None
+    return VLMCheckerConfig.load(path) if path and os.path.isfile(path) else None
+
+
+def messages(prompt: str, n_images: int, image_after_text: bool) -> list[dict[str, Any]]:
+    """One user turn: the images first (or after the text), then the text (the layout training uses too)."""
+    imgs: list[dict[str, Any]] = [{"type": "image"} for _ in range(n_images)]
+    if image_after_text:
+        return [{"role": "user", "content": [{"type": "text", "text": prompt + "\n"}] + imgs}]
+    return [{"role": "user", "content": imgs + [{"type": "text", "text": prompt}]}]
+
+
+def simple_prompt(report: str, cfg: VLMCheckerConfig) -> str:
+    return cfg.simple_prompt.format(report=report[: cfg.max_report_chars])
+
+
+def complex_prompt(report: str, cfg: VLMCheckerConfig) -> str:
+    return cfg.complex_prompt.format(report=report[: cfg.max_report_chars], types=", ".join(TYPE_IDS))
+
+
+def _request(prompt: str, images: Sequence[Any] | None, cfg: VLMCheckerConfig) -> Any:
     from medmm.models import Request
 
-    return Request(images=list(images or []), prompt=prompt)
+    imgs = list(images or [])
+    return Request(images=imgs, messages=messages(prompt, len(imgs), cfg.image_after_text))
 
 
 @dataclass
@@ -74,6 +125,13 @@ class VLMJudgement:
     margin: float
     type: str | None = None
     type_scores: dict[str, float] = field(default_factory=dict)
+    sentence: tuple[int, int] | None = None  # the span of the sentence that moves the margin most (explain=True)
+    region: tuple[float, float, float, float] | None = None  # a decoded box, pixels of images[0] (explain=True)
+
+
+def probability(margin: float, cfg: VLMCheckerConfig) -> float:
+    z = (margin - cfg.threshold) / max(cfg.temperature, 1e-6)
+    return 1.0 / (1.0 + math.exp(-max(min(z, 50), -50)))
 
 
 def judge(model: Any, reports: Sequence[str], images: Sequence[Sequence[Any] | None] | None = None,
@@ -81,17 +139,11 @@ def judge(model: Any, reports: Sequence[str], images: Sequence[Sequence[Any] | N
     """SIMPLE margin/probability (and COMPLEX type) for each report."""
     cfg = config or VLMCheckerConfig.load()
     images = images or [None] * len(reports)
-    simple = [_request(cfg.simple_prompt.format(report=r[: cfg.max_report_chars]), im) for r, im in zip(reports, images)]
+    simple = [_request(simple_prompt(r, cfg), im, cfg) for r, im in zip(reports, images)]
     scores = model.score_options(simple, list(cfg.options))
-    out = []
-    for s in scores:
-        margin = s[0] - s[1]
-        z = (margin - cfg.threshold) / max(cfg.temperature, 1e-6)
-        out.append(VLMJudgement(1.0 / (1.0 + math.exp(-max(min(z, 50), -50))), margin))
+    out = [VLMJudgement(probability(s[0] - s[1], cfg), s[0] - s[1]) for s in scores]
     if complex_:
-        types = ", ".join(TYPE_IDS)
-        reqs = [_request(cfg.complex_prompt.format(report=r[: cfg.max_report_chars], types=types), im)
-                for r, im in zip(reports, images)]
+        reqs = [_request(complex_prompt(r, cfg), im, cfg) for r, im in zip(reports, images)]
         for j, row in zip(out, model.score_options(reqs, list(TYPE_IDS), reduction="mean")):
             j.type_scores = dict(zip(TYPE_IDS, row))
             j.type = max(j.type_scores, key=j.type_scores.get)  # type: ignore[arg-type]
@@ -99,21 +151,43 @@ def judge(model: Any, reports: Sequence[str], images: Sequence[Sequence[Any] | N
 
 
 def calibrate(margins: Sequence[float], labels: Sequence[bool], config: VLMCheckerConfig, source: str = "dev") -> VLMCheckerConfig:
-    """Choose the threshold that maximises F1 on a dev split, and a temperature from the margins' spread."""
-    pairs = sorted(zip(margins, labels))
+    """Choose the threshold that maximises F1 on a dev split, and a temperature from the margins' spread.
+
+    One sorted pass: with the margins in decreasing order, the true and false positives of "flag every
+    margin above this one" are running sums, so every candidate threshold costs O(1) (n log n in all)."""
+    pairs = sorted(zip(margins, labels), key=lambda p: -p[0])
     if not pairs or all(l for _, l in pairs) or not any(l for _, l in pairs):
         raise ConfigError("calibration needs dev examples of both classes (with and without errors)")
-    best, best_t = -1.0, config.threshold
     positives = sum(1 for _, l in pairs if l)
-    for i in range(len(pairs)):
-        t = pairs[i][0] - 1e-9
-        tp = sum(1 for m, l in pairs if m > t and l)
-        fp = sum(1 for m, l in pairs if m > t and not l)
+    best, best_t = -1.0, config.threshold
+    tp = fp = 0
+    for i, (m, l) in enumerate(pairs):
+        tp += bool(l)
+        fp += not l
+        if i + 1 < len(pairs) and pairs[i + 1][0] == m:
+            continue  # ties: the threshold flags all of them or none
         f1 = 2 * tp / max(2 * tp + fp + (positives - tp), 1)
         if f1 > best:
-            best, best_t = f1, t
-    spread = (max(m for m, _ in pairs) - min(m for m, _ in pairs)) / 8 or 1.0
+            best, best_t = f1, m - 1e-9
+    spread = (pairs[0][0] - pairs[-1][0]) / 8 or 1.0
     config.threshold = float(best_t)
     config.temperature = float(spread)
     config.calibrated_on = f"{source} (n={len(pairs)}, dev F1={best:.3f})"
     return config
+
+
+def explain(model: Any, report: str, images: Sequence[Any] | None, cfg: VLMCheckerConfig, margin: float
+            ) -> tuple[int, int] | None:
+    """The sentence whose removal lowers the SIMPLE margin most (the evidence a VLM flag points at):
+    one extra SIMPLE scoring per sentence of the findings and impression."""
+    from medmm.reports.sections import split_sentences
+
+    sents = [s for s in split_sentences(report) if len(s.text.strip()) > 3]
+    if not sents:
+        return None
+    variants = [report[: s.start] + report[s.end:] for s in sents]
+    reqs = [_request(simple_prompt(v, cfg), images, cfg) for v in variants]
+    scores = model.score_options(reqs, list(cfg.options))
+    drops = [margin - (s[0] - s[1]) for s in scores]
+    k = max(range(len(sents)), key=lambda i: drops[i])
+    return (sents[k].start, sents[k].end) if drops[k] > 0 else None

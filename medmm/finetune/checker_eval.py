@@ -1,0 +1,122 @@
+"""What a run with checker tasks leaves next to its model (written at the end of training).
+
+```
+output_dir/
+  checker/vlm-checker.yaml  the checker config: prompts, image layout, SIMPLE threshold calibrated on the calib split
+  checker/ensemble.json     the ensemble stacker fit on the calib split, keyed by the model's fingerprint
+  checker.json              held-out figures: tuned, untuned, blind, rules, ensemble (SIMPLE, COMPLEX, per
+                            type / error model / detectability, bootstrap intervals, caught what the rules missed)
+  checker.md                the same as a table
+```
+``medmm check-eval DATA --checker vlm|ensemble --model hf:<output_dir>/model`` finds the first two.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from medmm.finetune.recipe import FinetuneRecipe
+
+
+def _rows(samples: list[Any], limit: int | None = None) -> list[dict[str, Any]]:
+    from medmm.reports.checker_data import to_eval_rows
+
+    rows = to_eval_rows([s for s in samples if getattr(s, "task", None) == "simple"])
+    return rows[:limit] if limit else rows
+
+
+def _untuned(recipe: "FinetuneRecipe", paths: dict[str, Any]) -> Any:
+    from medmm.models import load
+
+    base = paths.get("base")
+    if base and os.path.isfile(os.path.join(base, "config.json")):
+        return load("hf:" + base)
+    return load(recipe.cfg.model.spec, **dict(recipe.cfg.model.options))
+
+
+def finish_checker(recipe: "FinetuneRecipe", tuned: Any, paths: dict[str, Any]) -> dict[str, Any]:
+    """Calibrate, fit the stacker, evaluate (see the module docstring); returns the headline figures."""
+    from medmm.reports.checker import default_checker
+    from medmm.reports.ensemble import features, fit
+    from medmm.reports.vlm_checker import CHECKER_DIR, calibrate
+    from medmm.reports.vlm_eval import caught_rules_missed, complex_report, score, simple_report, table_markdown
+
+    cfg = recipe.cfg
+    out = recipe.out
+    folder = os.path.join(out, CHECKER_DIR)
+    calib = _rows(recipe.calib_samples)
+    ev = _rows([s for s in recipe.eval_samples if getattr(s, "task", None)], cfg.eval.checker_max_samples)
+    if not calib or not ev:
+        return {"skipped": "no calibration or evaluation checker samples"}
+    y_cal = [bool(r["has_error"]) for r in calib]
+    y = [bool(r["has_error"]) for r in ev]
+    errors = [r["errors"][0] if r["errors"] else None for r in ev]
+    groups = [r["study_id"] for r in ev]
+    rules = default_checker(None)
+    r_cal = [rules.check(r["report"], r.get("header")) for r in calib]
+    r_ev = [rules.check(r["report"], r.get("header")) for r in ev]
+
+    base_cfg = replace(recipe.checker_config)
+    j_cal = score(tuned, calib, base_cfg)
+    tuned_cfg = calibrate([j.margin for j in j_cal], y_cal, replace(base_cfg), source="calib split (held-out seed)")
+    tuned_cfg.save(os.path.join(folder, "vlm-checker.yaml"))
+    fp = tuned.fingerprint()
+    X_cal = [features(r.score, max((f.confidence for f in r.flags), default=0.0), j.margin, j.type_scores)
+             for r, j in zip(r_cal, j_cal)]
+    stacker = fit(X_cal, y_cal, fp, cfg.eval.checker_target_precision, fit_on=f"calib split, {len(calib)} reports")
+    stacker.save(os.path.join(folder, "ensemble.json"))
+
+    j_ev = score(tuned, ev, tuned_cfg)
+    j_blind = score(tuned, ev, tuned_cfg, blind=True, complex_=False)
+    untuned = _untuned(recipe, paths)
+    u_cfg = calibrate([j.margin for j in score(untuned, calib, base_cfg, complex_=False)], y_cal, replace(base_cfg),
+                      source="calib split")
+    j_un = score(untuned, ev, u_cfg, complex_=False)
+
+    def pred(js: list[Any], c: Any) -> list[bool]:
+        return [j.margin > c.threshold for j in js]
+
+    rules_pred = [r.has_error for r in r_ev]
+    ens_p = [stacker.probability(features(r.score, max((f.confidence for f in r.flags), default=0.0), j.margin,
+                                          j.type_scores)) for r, j in zip(r_ev, j_ev)]
+    ens_pred = [p >= stacker.threshold for p in ens_p]
+    results = {
+        "tuned": simple_report(y, pred(j_ev, tuned_cfg), [j.margin for j in j_ev], errors, groups),
+        "untuned": simple_report(y, pred(j_un, u_cfg), [j.margin for j in j_un], errors, groups),
+        "blind (tuned, blank images)": simple_report(y, pred(j_blind, tuned_cfg), [j.margin for j in j_blind], errors,
+                                                     groups),
+        "rules": simple_report(y, rules_pred, [r.score for r in r_ev], errors, groups),
+        "ensemble (stacker)": simple_report(y, ens_pred, ens_p, errors, groups),
+    }
+    caught = {name: caught_rules_missed(y, rules_pred, [bool(v) for v in _preds(res, y, pred, j_ev, tuned_cfg,
+                                                                            j_un, u_cfg, j_blind, ens_pred)[name]])
+              for name, res in results.items() if name != "rules"}
+    report = {"n_eval": len(ev), "n_calib": len(calib), "model_fingerprint": fp,
+              "threshold": tuned_cfg.threshold, "untuned_threshold": u_cfg.threshold,
+              "stacker": {"threshold": stacker.threshold, "target_precision": stacker.target_precision,
+                          "calib": stacker.calib_metrics},
+              "simple": results, "complex": complex_report(j_ev, errors), "caught_what_the_rules_missed": caught,
+              "data": {"eval": getattr(recipe, "checker_paths", (None, None, None))[2]},
+              "note": "synthetic studies (medmm synth) with errors made by medmm.reports.checker_data: measured on "
+                      "our own generator"}
+    with open(os.path.join(out, "checker.json"), "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=2)
+    with open(os.path.join(out, "checker.md"), "w", encoding="utf-8") as fh:
+        fh.write(f"# Checker evaluation ({len(ev)} held-out reports, {sum(y)} with an error)\n\n")
+        fh.write(table_markdown(results, caught))
+        fh.write(f"\nCOMPLEX type accuracy: {report['complex'].get('type_accuracy')} "
+                 f"(n={report['complex'].get('n')}, chance {report['complex'].get('chance')})\n")
+    return {"checker": os.path.join(out, "checker.json"), "youden_j": results["tuned"]["youden_j"],
+            "blind_youden_j": results["blind (tuned, blank images)"]["youden_j"],
+            "untuned_youden_j": results["untuned"]["youden_j"],
+            "ensemble_youden_j": results["ensemble (stacker)"]["youden_j"]}
+
+
+def _preds(results: dict[str, Any], y: list[bool], pred: Any, j_ev: list[Any], tuned_cfg: Any, j_un: list[Any],
+           u_cfg: Any, j_blind: list[Any], ens_pred: list[bool]) -> dict[str, list[bool]]:
+    return {"tuned": pred(j_ev, tuned_cfg), "untuned": pred(j_un, u_cfg),
+            "blind (tuned, blank images)": pred(j_blind, tuned_cfg), "ensemble (stacker)": ens_pred}
