@@ -27,6 +27,12 @@ carry a hash chain (``prev_hash``, ``row_hash`` = SHA-256 over the previous hash
 checked by :meth:`Store.verify` (``medmm store verify --db FILE``), whose chain head an
 administrator can record elsewhere: whoever can write the file can drop the triggers and
 recompute the chain, but not without the recorded head changing.
+
+**One chain over everything (schema v6, issue 20).** Every run, run finish, result, flag, failure,
+review and access-log row also gets an entry in the ``chain`` table, written by triggers in the same
+statement (:mod:`medmm.audit.chain`); a trigger medmm did not create refuses the open (one could
+swallow writes). The access log (logins, study views, exports: :mod:`medmm.audit.access_log`) and
+the app's logins and back-off counters (:mod:`medmm.audit.logins`) live here too.
 """
 
 from __future__ import annotations
