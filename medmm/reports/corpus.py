@@ -15,14 +15,6 @@ from medmm.errors import InputError
 csv.field_size_limit(10_000_000)
 
 
-def _manifest_header_dict(rec: dict[str, Any]) -> dict[str, Any] | None:
-    """The manifest record's header facts (:func:`medmm.synth.truth.manifest_header`) as a JSON-ready dict."""
-    from medmm.synth.truth import manifest_header
-
-    facts = manifest_header(rec)
-    return facts.to_dict(report_facts_only=True) if facts is not None else None
-
-
 @dataclass
 class Corpus:
     rows: list[dict[str, Any]] = field(default_factory=list)  # {"id", "report", "header", "source"}
@@ -139,12 +131,18 @@ def read_corpus(path: str) -> Corpus:
             if not isinstance(text, str) or not text.strip():
                 out.skipped.append((f"{path}:{n}", "no report text"))
                 continue
-            if "study_id" in rec and "modality" in rec:
-                base = os.path.dirname(os.path.abspath(path))
-                images = [os.path.join(base, i["path"]) for i in rec.get("images", []) if isinstance(i, dict) and i.get("path")]
-                regions = [{**b, "label": f.get("type")} for f in rec.get("findings", []) for b in f.get("boxes", [])]
-                out.rows.append({"id": rec["study_id"], "report": text, "header": _manifest_header_dict(rec),
-                                 "source": "synthetic", "images": images, "regions": regions})
+            if "study_id" in rec and "modality" in rec:  # a synthetic manifest line: read as the one study record
+                from medmm.studies import study_from_record
+
+                study = study_from_record(rec, os.path.dirname(os.path.abspath(path)), f"{path}:{n}",
+                                          source="synthetic")
+                if study.problem:  # e.g. an image path outside the manifest's folder, an unreadable box
+                    out.skipped.append((f"{path}:{n}", study.problem))
+                    continue
+                out.rows.append({"id": study.study_id, "report": text,
+                                 "header": study.header.to_dict(report_facts_only=True) if study.header else None,
+                                 "source": "synthetic", "images": [i.path for i in study.images],
+                                 "regions": [b.to_dict() for b in study.regions]})
             else:
                 out.rows.append({"id": str(rec.get("id", f"line{n}")), "report": text, "header": rec.get("header"),
                                  "source": "jsonl"})
