@@ -285,11 +285,12 @@ def _keep_allowed(ds: Dataset, elem: DataElement, why: str, ctx: _Context, notes
         ok = vr == "CS" and all(CS_VALUE.fullmatch(str(v).strip()) for v in _values(elem.value))
     elif why == "number":
         ok = vr in NUMERIC_VRS and (vr not in ("DS", "IS") or all(_is_number(v) for v in _values(elem.value)))
-    elif why == "uid":
+    elif why == "uid":  # a registry UID (SOP class, transfer syntax, coding scheme) names no one; others are replaced
         ok = vr == "UI"
-        if ok and any(not _registry_uid(str(v)) for v in _values(elem.value)):
-            elem.value = [str(v) if _registry_uid(str(v)) else ctx.key.uid(str(v)) for v in _values(elem.value)] \
-                if isinstance(elem.value, (list, MultiValue)) else ctx.key.uid(str(elem.value))
+        values = [str(v) for v in _values(elem.value)]
+        if ok and not all(_registry_uid(v) for v in values):
+            new = [v if _registry_uid(v) else ctx.key.uid(v) for v in values]
+            elem.value = new if len(new) > 1 else new[0]
             notes.count("U")
     elif why == "data":
         ok = vr != "SQ" and vr != "UN"
