@@ -62,6 +62,7 @@ TEXT_KEEP = frozenset({  # reviewed: they name equipment, a code or a display op
     "ContextGroupExtensionCreatorUID", "ContrastBolusRoute", "ProcessingFunction", "CollimatorGridName",
     "DetectorManufacturerName", "DetectorManufacturerModelName", "MultiCoilElementName",
     "ApplicationVersion", "MappingResourceName", "CodingSchemeName",
+    "SegmentLabel", "SegmentAlgorithmName",  # Type 1 in a segmentation: an anatomy or algorithm name
 })
 DATA_KEEP = frozenset({
     "PixelData", "FloatPixelData", "DoubleFloatPixelData", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",

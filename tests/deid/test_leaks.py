@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.sequence import Sequence
 
-from medmm.deid import deid_tree
+from medmm.deid import DeidOptions, deid_tree
 from medmm.deid.core import burned_in_reason
 from medmm.deid.pixels import strip_j2k, strip_jpeg
 from tests.conftest import shipped_file
@@ -201,3 +201,29 @@ def test_screen_captures_and_embedded_overlays_are_burned_in_risks():
     ds.add_new(0x60000100, "US", 16)
     ds.add_new(0x60000102, "US", 12)
     assert "unused bits" in burned_in_reason(ds)
+
+
+def test_shipped_allow_list_is_the_one_the_rules_build():
+    import json
+    from importlib import resources
+
+    from medmm.deid.allowlist import ALLOWLIST_FILE, build_allowlist
+
+    shipped = json.loads(resources.files("medmm.deid").joinpath(ALLOWLIST_FILE).read_text())
+    built = build_allowlist(shipped["source"])
+    assert shipped["attributes"] == [list(r) for r in built["attributes"]], \
+        "regenerate medmm/deid/safe_attributes.json with medmm.deid.allowlist.build_allowlist"
+
+
+@pytest.mark.parametrize("name", ["eCT_Supplemental.dcm", "emri_small.dcm", "liver_1frame.dcm"])
+def test_enhanced_and_multiframe_geometry_survives_the_allow_list(name, tmp_path):
+    from medmm.imaging import load
+
+    src = shipped_file(name)
+    summary = deid_tree(src, str(tmp_path / "o"), options=DeidOptions(allow_burned_in=True))
+    assert len(summary.written) == 1, summary.skipped
+    before = load(src, force=True)
+    after = load(str(tmp_path / "o" / summary.written[0]), force=True)
+    assert len(before) == len(after)
+    for b, a in zip(before, after):
+        assert b.shape == a.shape and np.allclose(b.affine, a.affine) and np.array_equal(b.data, a.data)
