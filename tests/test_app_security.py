@@ -710,6 +710,50 @@ def test_planted_cookie_never_becomes_the_victims_session(server):
 
 
 @pytest.mark.slow
+def test_a_login_survives_a_server_restart(site, tmp_path):
+    """Issue 20 item 5: logins live in the store, so restarting the app logs nobody out (and the
+    access log shows the login)."""
+    from medmm.audit import access_log
+
+    shutil.copy(site / "pristine.sqlite", tmp_path / "a.sqlite")
+    shutil.copy(site / "users.pristine.yaml", tmp_path / "users.yaml")
+    (tmp_path / "app.yaml").write_text("db: a.sqlite\nusers_file: users.yaml\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDMM_APP_")}
+
+    def start(port: int) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "medmm.cli", "app", "--config", str(tmp_path / "app.yaml"),
+                                 "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        _wait_healthy(proc, port)
+        return proc
+
+    port = _free_port()
+    proc = start(port)
+    try:
+        async def log_in() -> str:
+            async with Wire(port, cookie=_cookie_for(port)) as victim:
+                await _victim_logs_in(port, victim)
+                return victim.cookie
+
+        cookie = asyncio.run(log_in())
+    finally:
+        _stop(proc)
+    proc = start(port)
+    try:
+        async def after() -> str:
+            async with Wire(port, cookie=cookie) as again:
+                await again.rerun(wait_for=lambda w: "Log out" in w.texts() or "User name" in w.texts())
+                return again.texts()
+
+        seen = asyncio.run(after())
+        assert "Log out" in seen and f"**{md_escape(ADMIN)}** (admin)" in seen
+    finally:
+        _stop(proc)
+    with Store(str(tmp_path / "a.sqlite")) as s:
+        assert [e["user"] for e in access_log.query(s.conn, events=["login"])] == [ADMIN]
+
+
+@pytest.mark.slow
 def test_served_app_headers_cookie_media_and_settings(server):
     status, headers, cookies = _get(f"http://127.0.0.1:{server}/")
     h = {k.lower(): v for k, v in headers.items()}
