@@ -472,3 +472,23 @@ def test_media_only_for_a_live_login(tmp_path):
     reg.start_login(h, "dr_m", "reviewer")
     auth.remove_user(users, "dr_m")
     assert _status(_call(mw, "/media/x.png", cookie)) == 403
+
+
+def test_admin_ends_a_users_logins(tmp_path):
+    db = str(tmp_path / "a.sqlite")
+    _filled(db).close()
+    reg = sessions.Registry(db)
+    tokens = [reg.issue() for _ in range(2)]
+    for t in tokens:
+        reg.start_login(sessions.token_hash(t), "dr_lost_badge", "admin")
+    other = reg.issue()
+    reg.start_login(sessions.token_hash(other), "dr_other", "reviewer")
+    out = subprocess.run([sys.executable, "-m", "medmm.cli", "users", "logout", "dr_lost_badge", "--db", db],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and "2 login(s) ended" in out.stderr, out.stderr
+    after = sessions.Registry(db)
+    assert all(after.login(sessions.token_hash(t)) is None for t in tokens)
+    assert after.login(sessions.token_hash(other)).user == "dr_other"
+    with Store(db) as s:
+        ev = access_log.query(s.conn, events=["session_ended"])
+    assert ev[-1]["user"] == "dr_lost_badge" and ev[-1]["detail"]["reason"] == "administrator"

@@ -1,5 +1,6 @@
-"""``medmm users unlock`` (lift a login back-off / lock-out) and ``medmm users add --sso``: the
-administrator's side of issue 20 (N15: the lock-out is by design, so an administrator can lift it)."""
+"""``medmm users unlock`` (lift a login back-off / lock-out: N15, the lock-out is by design, so an
+administrator can lift it) and ``medmm users logout`` (end a user's logins now): the administrator's
+side of issue 20. Both act on the review store and are written to its access log."""
 
 from __future__ import annotations
 
@@ -33,6 +34,19 @@ def _cmd_users_unlock(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_users_logout(args: argparse.Namespace) -> int:
+    from medmm.app.sessions import Registry
+
+    db = _store_path(args)
+    reg = Registry(db)
+    n = reg.revoke_user(args.name, f"ended by an administrator (cli:{getpass.getuser()})")
+    reg.log("session_ended", args.name, detail={"reason": "administrator", "by": f"cli:{getpass.getuser()}",
+                                                "logins": n})
+    print(f"{args.name}: {n} login(s) ended in {db} (their pages show the login form at the next action)",
+          file=sys.stderr)
+    return 0
+
+
 def add_users_parsers(users: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = users.add_parser("unlock", help="lift a user's login back-off / lock-out (failed logins lock a name for up "
                                         "to 15 minutes: anyone can lock a colleague out by guessing)")
@@ -41,3 +55,8 @@ def add_users_parsers(users: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--config", default=None, help="app config YAML")
     p.add_argument("--client", action="append", help="also clear this client address's back-off (repeatable)")
     p.set_defaults(func=_cmd_users_unlock)
+    p = users.add_parser("logout", help="end every app login of a user now (e.g. a lost badge or a shared password)")
+    p.add_argument("name")
+    p.add_argument("--db", default=None, help="the review store (default: the app config's)")
+    p.add_argument("--config", default=None, help="app config YAML")
+    p.set_defaults(func=_cmd_users_logout)
