@@ -28,6 +28,8 @@ _BODY = ("findings", "impression")
 # "new" said of the sentence's subject (a predicate), not "no new", "new onset", "new since the prior"
 _NEW_PREDICATE = re.compile(r"\b(?:is|are|was|were|appears?|and|but)\s+(?:also\s+|now\s+)?new\b(?!\s+(?:since|from|"
                             r"compared|when|relative|onset|symptoms?))|,\s*new\s*[.;]?\s*$", re.I)
+# what _NEW_PREDICATE needs somewhere in the (lower-cased) text
+_NEW_PREDICATE_ANYWHERE = re.compile(r"\b(?:is|are|was|were|appears?|and|but)\s+(?:also\s+|now\s+)?new\b|,\s*new\b")
 _OLD = re.compile(r"\b(?:again\s+(?:seen|noted|demonstrated|identified)|redemonstrated|persistent(?:ly)?|unchanged|"
                   r"stable|chronic|old|healed|remote|degenerative|calcified|longstanding|normal|unremarkable|"
                   r"within\s+normal\s+limits)\b", re.I)
@@ -53,8 +55,8 @@ def _clash(sentence: str) -> str | None:
 def rule_interval_clash(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called new in the sentence that also calls it old, chronic, persistent or normal."""
     flags: list[Flag] = []
-    if " new" not in a.lower_text():
-        return flags
+    if " new" not in a.lower_text() or not _NEW_PREDICATE_ANYWHERE.search(a.lower_text()):
+        return flags  # the common case, decided on the whole text
     for sent in a.sentences:
         if sent.section not in _BODY:
             continue
@@ -71,10 +73,10 @@ _NO_CHANGE = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:no\s+(?:significant\s+|appreciab
                         r"study|radiographs?|appearance|findings))?|(?:the\s+)?(?:chest|exam(?:ination)?|study|findings)"
                         r"\s+(?:is|are)\s+(?:unchanged|stable))(?:\s+(?:since|from|compared\s+(?:to|with)|in\s+"
                         r"comparison\s+(?:to|with)|relative\s+to)\s+[^.;]{0,40})?\s*[.;]?\s*$", re.I)
-_CHANGE = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:no\s+(?:significant\s+|appreciable\s+|radiographic\s+)?(?:interval\s+)?"
-                        r"change|(?:unchanged|stable)\s+(?:appearance\s+of\s+the\s+chest|chest|exam(?:ination)?|study|"
-                        r"radiographs?|appearance|findings)|(?:the\s+)?(?:chest|exam(?:ination)?|study|findings)\s+(?:is|are)"
-                        r"\s+(?:unchanged|stable))\b[^.;]*?(?:\.|$)", re.I)
+# a no-change statement is a whole sentence: what it needs somewhere in the lower-cased text (a cheap pre-test)
+_NO_CHANGE_ANYWHERE = re.compile(r"(?:^|[.:;\n])\s*(?:\d+[.)]\s*)?(?:no\s+(?:significant\s+|appreciable\s+|radiographic\s+|"
+                                 r"acute\s+)?(?:interval\s+)?changes?|unchanged|stable|(?:the\s+)?(?:chest|exam(?:ination)?|"
+                                 r"study|findings)\s+(?:is|are)\s+(?:unchanged|stable))(?:\s+[a-z]+){0,7}\s*(?:[.;]|$)")
 _CHANGE = re.compile(r"\b(?:new(?:ly)?|increased|increasing|decreased|decreasing|enlarging|worsen(?:ed|ing)|"
                      r"improv(?:ed|ing)|progress(?:ed|ive|ion)|smaller|larger|interval\s+(?:development|increase|"
                      r"decrease|improvement|worsening|enlargement|resolution))\b", re.I)
@@ -109,8 +111,8 @@ def _change_word(sentence: str) -> str | None:
 def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
     """A change stated for a finding while the report's summary says nothing changed since the prior."""
     low = a.lower_text()
-    if "chang" not in low and "stable" not in low:  # every no-change statement holds one of them ("unchanged" too)
-        return []
+    if ("chang" not in low and "stable" not in low) or not _NO_CHANGE_ANYWHERE.search(low):
+        return []  # the common case: no sentence of the text can be a no-change statement
     statement = next((s for s in a.sentences if s.section in _BODY and _says_no_change(s.text)), None)
     if statement is None:
         return []
@@ -166,8 +168,8 @@ def rule_severity_size(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called large (massive, extensive) whose own measurement is a few millimetres."""
     flags: list[Flag] = []
     low = a.lower_text()
-    if ("mm" not in low and "cm" not in low) or not _A_SIZE.search(low):  # "recommend" holds "mm": test for a size
-        return flags
+    if ("mm" not in low and "cm" not in low) or not _A_SIZE.search(low) or not _BIG.search(a.text):
+        return flags  # "recommend" holds "mm": a size and a grade next to it are tested on the whole text
     for sent in a.sentences:
         if sent.section not in _BODY:
             continue

@@ -63,3 +63,29 @@ def test_readme_rule_table_is_generated_from_the_registry():
         assert f"| `{flag_id}` |" in table
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert table in readme, "README's rule table is stale: paste medmm.reports.registry.rule_table() into it"
+
+
+def test_language_pack_is_data_a_site_extends_without_code(tmp_path):
+    """Section names and negation triggers come from the packaged YAML; a site's file (MEDMM_REPORT_LANGUAGE) adds
+    to them. Checked in a fresh interpreter: the pack is read once per process, at import."""
+    import json
+    import subprocess
+    import sys
+
+    extra = tmp_path / "site.yaml"
+    extra.write_text("sections:\n  impression: [ASSESSMENT]\nnegation:\n  pre: ['absent\\s+is']\n", encoding="utf-8")
+    code = ("import json; from medmm.reports import check; from medmm.reports.sections import split_sections; "
+            "t = 'FINDINGS: Small left pleural effusion.\\n\\nASSESSMENT: Small right pleural effusion.'; "
+            "print(json.dumps([[s.name for s in split_sections(t)], [f.type for f in check(t).flags]]))")
+    env = {**__import__("os").environ, "MEDMM_REPORT_LANGUAGE": str(extra)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    names, types = json.loads(out.stdout)
+    assert names == ["findings", "impression"] and types == ["laterality"]
+    env.pop("MEDMM_REPORT_LANGUAGE")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    assert json.loads(out.stdout)[0] == ["findings"]  # "ASSESSMENT" is no section name of the packaged pack
+
+
+def test_the_injector_does_not_read_the_language_pack():
+    src = (ROOT / "medmm" / "reports" / "inject.py").read_text(encoding="utf-8")
+    assert "language_pack" not in src and "language-en" not in src

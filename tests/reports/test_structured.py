@@ -78,3 +78,21 @@ def test_injected_errors_in_ct_mr_reports_are_caught():
     assert len(detectable) >= 25
     assert len(found) / len(detectable) >= 0.70, (len(found), len(detectable))
     assert np.mean([r["errors"][0]["type"] != "transcription" for r in detectable]) > 0.5  # not only typos
+
+
+def test_mtsamples_converter_restores_headers_and_modality():
+    """scripts/mtsamples_ct_mr.py on a made-up row in the Kaggle export's comma-joined layout."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "scripts", "mtsamples_ct_mr.py")
+    spec = importlib.util.spec_from_file_location("mtsamples_ct_mr", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    row = {"": "7", "sample_name": " CT Chest ", "description": " CT of the chest with contrast.",
+           "medical_specialty": " Radiology", "transcription": "EXAM:,  CT chest with contrast.,FINDINGS:,  A 6 mm "
+           "nodule in the right upper lobe.  No effusion.,IMPRESSION:,  6 mm right upper lobe nodule."}
+    [rec] = mod.convert([row, {**row, "sample_name": "Office visit", "description": "Follow-up."}])
+    assert rec["header"] == {"modality": "CT", "body_part": "CHEST"} and rec["id"] == "mts7"
+    secs = [s.name for s in split_sections(rec["text"])]
+    assert secs == ["technique", "findings", "impression"], rec["text"]
+    assert not check(rec["text"], header=rec["header"]).has_error

@@ -1,0 +1,53 @@
+"""The rule checker on a real CT/MR dev corpus (``../shared/data/ctmr_dev/*.jsonl``, e.g. MTSamples CT and MR
+transcriptions converted by ``scripts/mtsamples_ct_mr.py``; see ``datasets/mtsamples-ct-mr.md``). Never copied
+into the repository; skipped, with the reason, when absent.
+
+* Clean CT and MR reports: at most 3 % flagged per modality (the radiograph bound of test_real_reports.py).
+* Errors from medmm's injector: attributable recall over text-detectable errors at least 0.60.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from medmm.reports import build_checker
+from medmm.reports.corpus import read_corpus
+from medmm.reports.evaluate import attributable
+from medmm.reports.inject import inject_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("MEDMM_SHARED", ROOT / ".." / "shared"))
+CTMR = SHARED / "data" / "ctmr_dev"
+FILES = sorted(CTMR.glob("*.jsonl")) if CTMR.is_dir() else []
+
+pytestmark = pytest.mark.skipif(not FILES, reason=f"no real CT/MR dev corpus ({CTMR}/*.jsonl is absent; build one "
+                                                  "with scripts/mtsamples_ct_mr.py, see datasets/mtsamples-ct-mr.md)")
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    out = [r for path in FILES for r in read_corpus(str(path)).rows]
+    assert out, f"{FILES}: no reports read"
+    return out
+
+
+@pytest.mark.parametrize("modality", ["CT", "MR"])
+def test_clean_ct_mr_reports_are_rarely_flagged(rows, modality):
+    checker = build_checker("rules")
+    mine = [r for r in rows if (r.get("header") or {}).get("modality") == modality]
+    if len(mine) < 10:
+        pytest.skip(f"fewer than 10 {modality} reports in {CTMR}")
+    flagged = [r["id"] for r in mine if checker.check(r["report"], r.get("header")).has_error]
+    assert len(flagged) / len(mine) <= 0.03, f"{len(flagged)} of {len(mine)} clean {modality} reports flagged"
+
+
+def test_injected_errors_in_ct_mr_reports_are_found(rows):
+    checker = build_checker("rules")
+    data = [r for r in inject_dataset(rows, rate=1.0, seed=0) if r["has_error"] and r["errors"][0]["text_detectable"]]
+    assert len(data) >= 20
+    found = sum(any(attributable(f, r["errors"][0]) for f in checker.check(r["report"], r["header"]).flags)
+                for r in data)
+    assert found / len(data) >= 0.60, f"{found} of {len(data)}"
