@@ -383,6 +383,23 @@ def test_roles_table_and_reviewer_cannot_save_checked(site, monkeypatch, tmp_pat
 
 
 # ---------------------------------------------------------------- 9. logout, revocation, expiry
+def test_access_log_records_login_view_decision_logout(site, monkeypatch, tmp_path):
+    """Issue 20 item 4 through the app: who logged in, opened which study, decided and logged out."""
+    from medmm.audit import access_log
+
+    at, db, _ = _app(site, monkeypatch, tmp_path)
+    _page(_login(at, REVIEWER), "Study")
+    at.run()  # a rerun of the same study page is not a second view
+    key = at.session_state["_viewed"]
+    at.button(key="quick_true_error").click().run()
+    at.button(key="logout").click().run()
+    with Store(str(db)) as s:
+        events = [(e["event"], e["user"], e["study_key"]) for e in access_log.query(s.conn)]
+        assert s.verify().ok
+    assert events == [("login", REVIEWER, None), ("view", REVIEWER, key), ("decision", REVIEWER, key),
+                      ("logout", REVIEWER, None)], events
+
+
 def test_logout_clears_the_whole_session(site, monkeypatch, tmp_path):
     at, _, _ = _app(site, monkeypatch, tmp_path)
     _page(_login(at, ADMIN), "Check now")
