@@ -383,6 +383,13 @@ def test_access_log_query_export_and_filters(tmp_path):
     res = subprocess.run([sys.executable, "-m", "medmm.cli", "store", "access-log", "--db", db, "--out", csv_out,
                           "--event", "view"], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0 and open(csv_out, encoding="utf-8").read().count("\n") == 3
+    # medmm export is an access-log event too (the OS user, what was exported)
+    res = subprocess.run([sys.executable, "-m", "medmm.cli", "export", "--db", db, "--out", str(tmp_path / "f.csv"),
+                          "--redact"], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    with Store(db) as s:
+        last = access_log.query(s.conn, events=["export"])[-1]
+    assert last["user"].startswith("cli:") and last["detail"]["redacted"] is True and last["detail"]["rows"] == 3
 
 
 # ---------------------------------------------------------------- N11, N14
