@@ -23,13 +23,14 @@ _MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|
 _LETTER = r"[^\W\d_]"
 _NAME_WORD = rf"[A-Z\u00C0-\u00DE](?:{_LETTER}|['\u2019-]){{0,30}}{_LETTER}"  # bounded: linear on "Aa-" * 33334
 _INITIAL = r"[A-Z]\."
+_PARTICLE = r"(?:van|von|de|der|den|del|della|da|di|du|dos|das|la|le|ten|ter|al|bin|ibn)"  # "Dr. van der Berg"
 _NAME = rf"{_NAME_WORD}(?:,?\s(?:{_INITIAL}\s?)?{_NAME_WORD}){{0,2}}"
 _CREDENTIAL = r"(?:M\.?D\.?|D\.?O\.?|R\.?N\.?|N\.?P\.?|PA-C|Ph\.?D\.?|MBBS|FRCR)(?!\w)"
 _STREET = (r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|"
            r"Circle|Cir|Parkway|Pkwy|Highway|Hwy)")
 _NAME_CUES = (  # a name follows these, with or without a colon
-    r"Patient(?:'s)? Name|Referring (?:Physician|Provider|Doctor|MD)|Ordering (?:Physician|Provider|MD)|"
-    r"(?:Electronically )?[Ss]igned(?: off)? by|Dictated by|Read by|Reported by|Reviewed by|Transcribed by|"
+    r"(?:Patient|Pt)(?:'s)? Name|Referring (?:Physician|Provider|Doctor|MD)|Ordering (?:Physician|Provider|MD)|"
+    r"(?:Electronically )?[Ss]igned(?: off)? by|Dictated by|Read by|Reported (?:by|to)|Reviewed by|Transcribed by|"
     r"Verified by|Interpreted by|Approved by|[Dd]iscussed with|[Cc]ommunicated (?:to|with)|"
     r"[Cc]alled to|[Nn]otified|[Ii]nformed|[Ss]poke with|[Cc]onveyed to|[Rr]eviewed with|d/w"
 )
@@ -39,7 +40,7 @@ _ROLES = (  # a role between a cue and the name: "Reviewed by Fellow: Sarah Conn
 )
 _NAME_LABELS = (  # short labels: a name follows only after a colon ("Pt: ...", not "Pt POD 6")
     r"Patient|Pt|Name|Attending(?: Physician)?|Radiologist|Resident|Fellow|Technologist|Tech|Sonographer|"
-    r"Physician|Provider|PCP|cc"
+    r"Physician|Provider|PCP|cc|Ordering|Requesting|Referring"
 )
 # words that end a name span (a label's next capitalised word is often not a name)
 _NOT_NAMES = {
@@ -89,6 +90,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [  # (kind, pattern, group h
     ("ID", re.compile(r"\b(?=[A-Z]{0,4}\d{6,24}\b)[A-Z]{0,4}\d{6,24}\b(?!\s?(?:mm|cm|ml|mg|HU|%))"), 0),
     ("DATE", re.compile(r"\b\d{1,2}[/-]\d{1,2}[/-](?:\d{4}|\d{2})\b"), 0),
     ("DATE", re.compile(r"\b(?:19|20)\d{2}[/-]\d{1,2}[/-]\d{1,2}\b"), 0),
+    ("DATE", re.compile(r"\b\d{1,2}\.\d{1,2}\.(?:19|20)\d{2}\b"), 0),  # 05.01.1950
     ("DATE", re.compile(r"\b(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b"), 0),  # DICOM DA
     ("DATE", re.compile(rf"\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+(?:19|20)\d{{2}}\b"), 0),
     ("DATE", re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\.?,?\s+(?:19|20)\d{{2}}\b"), 0),
@@ -100,7 +102,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [  # (kind, pattern, group h
     ("ADDRESS", re.compile(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", re.I), 0),
     ("ADDRESS", re.compile(r"\b[A-Z][a-z]{1,30}(?:\s[A-Z][a-z]{1,30})?,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?\b"), 0),
     ("NAME", re.compile(r"\b[A-Z][A-Za-z'-]{0,40}\^[A-Z][A-Za-z'-]{0,40}(?:\^[A-Za-z'-]{0,40}){0,3}"), 0),  # DICOM PN
-    ("NAME", re.compile(rf"\b(?:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof)\.?\s+((?:{_INITIAL}\s?)?{_NAME})"), 1),
+    ("NAME", re.compile(rf"\b(?:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof)\.?\s+((?:{_INITIAL}\s?)?(?:{_PARTICLE}\s){{0,2}}{_NAME})"), 1),
     ("NAME", re.compile(rf"\b({_NAME})\s*[(\[,;]\s*(?i:MRN|MR\s?#|DOB|D\.O\.B\.|Patient ID|Acc)\b"), 1),
     ("NAME", re.compile(rf"\b(?:(?i:{_NAME_CUES})\s*(?::|-|,)?|(?i:{_NAME_LABELS})\s*:)\s*"
                         rf"(?:(?:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof)\.?\s+|(?i:{_ROLES})\.?\s*[:,-]?\s+)?"

@@ -24,6 +24,13 @@ MISSED = [
     ("Patient's age 097Y at the time of the exam.", "097"),
     ("Page the reading room at 555.0199 for the wet read.", "555.0199"),
     ("Discussed with Nurse Kelly Brandt at 14:05.", "Kelly Brandt"),
+    # a second round: 31 more shapes tried here, 25 found; these five fixed (a lower-case "patient jane doe"
+    # with no label or colon is still missed: SECURITY.md)
+    ("Ordering: Wong, Amy", "Wong, Amy"),
+    ("Pt name - John Doe", "John Doe"),
+    ("Reported to nurse Carla Diaz", "Carla Diaz"),
+    ("Date of birth: 05.01.1950", "05.01.1950"),
+    ("Dr. van der Berg reviewed the images.", "van der Berg"),
 ]
 CLEAN = [  # clinical phrasing next to the same cues: must survive unchanged
     "Patient Position: supine. Patient History: smoker.",
@@ -32,6 +39,7 @@ CLEAN = [  # clinical phrasing next to the same cues: must survive unchanged
     "Follow-up in 3-6 months. Degenerative change at L4-L5 and C5-C6.",
     "Reviewed by the radiology team. Fellow review pending.",
     "Ejection fraction 55-60%. Series 3, image 120-145.",
+    "Reported to the ED. Ordering: CT chest without contrast.",
 ]
 
 
