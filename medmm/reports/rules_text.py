@@ -96,14 +96,14 @@ def rule_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     plain = [s.text.lower().rstrip(".;!? ") for s in a.sentences]
     if len(set(plain)) == len(plain):
         return flags  # the common case: no sentence occurs twice
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str | None, str], int] = {}
     for i, sent in enumerate(a.sentences):
         if sent.section in ("indication", "comparison", "technique"):
             continue
         words = [w for w in sent.text.lower().rstrip(".;!? ").split() if "xxxx" not in w]
         if not words:
             continue  # de-identification tokens only
-        key = (sent.section, " ".join(words))
+        key = (sent.section, sent.label, " ".join(words))  # organ sub-headings repeat "Unremarkable." by design
         if key in seen and seen[key] == i - 1:
             flags.append(make_flag("repetition", a.text, sent.start, sent.end,
                                    "this sentence repeats the one before it word for word"))

@@ -114,3 +114,21 @@ def test_modality_named_in_a_recommendation_is_not_this_study():
 def test_a_one_sided_finding_that_changes_side_is_flagged():
     report = "FINDINGS: Streaky left basilar airspace opacity.\n\nIMPRESSION: Right base opacity may represent atelectasis."
     assert _types(report) == ["laterality"]
+
+
+# structured CT/MR (issue 21): organ sub-headings repeat "Unremarkable." and "No focal lesion is identified." by
+# design; CT/MR vocabulary is not misspelt English
+def test_sentences_repeated_under_different_organ_headings_are_no_repetition():
+    ct = {"modality": "CT", "body_part": "CHEST"}
+    text = ("FINDINGS:\nLIVER: No focal lesion is identified.\nSPLEEN: No focal lesion is identified.\n"
+            "KIDNEYS: No hydronephrosis.\nADRENALS: Unremarkable.\nBOWEL: Unremarkable.\nBONES: Unremarkable.")
+    assert _types(text, ct) == []
+    stutter = text.replace("SPLEEN: No focal lesion is identified.",
+                           "SPLEEN: No focal lesion is identified. No focal lesion is identified.")
+    assert _types(stutter, ct) == ["transcription"]  # the same sentence twice under one heading still is
+
+
+@pytest.mark.parametrize("sentence", ["A sclerotic focus in T7 is likely an enostosis.",
+                                      "Lobulation of the liver contour.", "No labral tear."])
+def test_ct_mr_vocabulary_is_not_misspelt(sentence):
+    assert _types(f"FINDINGS: {sentence}\n\nIMPRESSION: No acute abnormality.") == []
