@@ -196,10 +196,18 @@ class HFVLM(VLM):
         t0 = time.perf_counter()
         enc = self.encode(requests)
         gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        stop = kwargs.pop("stop", None)  # OpenAI-style generation options, as the http backend takes them
+        stop = [stop] if isinstance(stop, str) else list(stop or ())
+        seed = kwargs.pop("seed", None)
         if temperature > 0:
-            gen_kwargs.update(do_sample=True, temperature=temperature, top_p=kwargs.pop("top_p", 1.0))
+            gen_kwargs.update(do_sample=True, temperature=temperature, top_p=kwargs.pop("top_p", None) or 1.0)
         else:
+            kwargs.pop("top_p", None)  # greedy: top-p does not apply
             gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if stop:  # transformers stops on the strings (it needs the tokenizer); the text is cut before them below
+            gen_kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
+        if seed is not None:  # sampling reproducible per call
+            torch.manual_seed(int(seed))
         gen_kwargs.update(kwargs)
         with torch.inference_mode():
             out = self.model.generate(**enc, **gen_kwargs)
@@ -220,6 +228,9 @@ class HFVLM(VLM):
                     break
                 tokens.append(t)
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+            if cut >= 0:  # the answer ends before its stop string (as OpenAI-compatible servers return it)
+                text, finish = text[:cut], "stop"
             results.append(Generation(text, int(mask.sum()), len(tokens), seconds, finish))
         return results
 

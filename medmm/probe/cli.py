@@ -67,17 +67,19 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from medmm.models import load
-    from medmm.probe.runner import run_probe
+    from medmm.probe.runner import GenerationOptions, run_probe
     from medmm.probe.samples import parse_controls
 
     controls = parse_controls(args.controls)
+    generation = GenerationOptions(system=args.system_prompt, temperature=args.temperature, top_p=args.top_p,
+                                   max_new_tokens=args.max_new_tokens, stop=tuple(args.stop), seed=args.gen_seed)
     model = load(args.model, **_model_options(args))
     judge = load(args.judge) if args.judge else None
     r = run_probe(args.bench, args.data, model, args.out, images=args.images, mode=args.mode, controls=controls,
                   judge=judge, parser=args.parser, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                   prefix_reduction=args.prefix_reduction, seed=args.seed, cache=args.cache, limit=args.limit,
                   progress=not args.quiet, model_spec=args.model, judge_spec=args.judge, shard=_shard(args.shard),
-                  layout=args.layout)
+                  layout=args.layout, generation=generation)
     if r.missing_pairs:
         from medmm.probe.confusion import Resolved
 
@@ -192,6 +194,11 @@ def add_parsers(sub: Any) -> None:
                    help="prefix mode: per-token mean (geometric mean, the reference) or sum of log-probabilities")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--system-prompt", default=None, help="system prompt of every question (every backend)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default; the references' setting)")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling (with --temperature > 0)")
+    p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)")
+    p.add_argument("--gen-seed", type=int, default=None, help="sampling seed (hf/tiny: torch; http: the request's seed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default=None, help="result cache (default: OUT/cache.sqlite); share one across runs")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (negation) or pairs (confusion)")

@@ -36,6 +36,44 @@ TEMPERATURE = 0.0
 
 
 @dataclass(frozen=True)
+class GenerationOptions:
+    """How the model answers: passed to every backend's ``generate`` (``hf``/``tiny``: transformers' generate with
+    stop strings and a seed; ``http``: the OpenAI request fields of the same names) and recorded in the run
+    identity (a changed option is another configuration: nothing cached under the old one is reused).
+    ``system`` is the system prompt of every question (option scoring included)."""
+
+    system: str | None = None
+    temperature: float = TEMPERATURE
+    top_p: float | None = None
+    max_new_tokens: int = 32
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0 or (self.top_p is not None and not 0 < self.top_p <= 1) or self.max_new_tokens < 1:
+            raise InputError("generation options: temperature >= 0, 0 < top-p <= 1 and max new tokens >= 1")
+
+    def extra(self) -> dict[str, Any]:
+        """The options beyond max_new_tokens/temperature that are set (backends get only these)."""
+        out: dict[str, Any] = {}
+        if self.top_p is not None:
+            out["top_p"] = self.top_p
+        if self.stop:
+            out["stop"] = list(self.stop)
+        if self.seed is not None:
+            out["seed"] = self.seed
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        """The run-identity parts: max_new_tokens and temperature always, the rest when set (so a run with the
+        defaults keeps the identity it had before these options existed)."""
+        out: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature}
+        if self.system is not None:
+            out["system"] = self.system
+        return out | self.extra()
+
+
+@dataclass(frozen=True)
 class RunResult:
     out: str
     n_samples: int
@@ -112,7 +150,7 @@ def _finite(v: float) -> float | None:
     return float(v) if v == v and abs(v) != float("inf") else None
 
 
-def _query(model: Any, judge: Any, samples: Sequence[Sample], requests: list[Any], max_new_tokens: int
+def _query(model: Any, judge: Any, samples: Sequence[Sample], requests: list[Any], gen: GenerationOptions
            ) -> list[tuple[Any, str | None]]:
     """(value, error) per sample; an empty answer is an error (never cached as done)."""
     from medmm.models import Request
@@ -122,51 +160,54 @@ def _query(model: Any, judge: Any, samples: Sequence[Sample], requests: list[Any
         details = model.score_option_details(requests, [list(s.options) for s in samples])
         return [({"logprobs": [_finite(d.logprob) for d in row], "n_tokens": [d.n_tokens for d in row]}, None)
                 for row in details]
-    gens = model.generate(requests, max_new_tokens=max_new_tokens, temperature=TEMPERATURE)
+    gens = model.generate(requests, max_new_tokens=gen.max_new_tokens, temperature=gen.temperature, **gen.extra())
     texts = [g.text for g in gens]
     if query == "generate":
         return [({"text": t}, None if t.strip() else "empty answer") for t in texts]
     system = prompts()["mediconfusion"]["judge_system"]
     todo = [i for i, t in enumerate(texts) if t.strip()]
     verdicts = judge.generate([Request(prompt=_judge_prompt(samples[i], texts[i]), system=system) for i in todo],
-                              max_new_tokens=max_new_tokens, temperature=TEMPERATURE) if todo else []
+                              max_new_tokens=gen.max_new_tokens, temperature=TEMPERATURE) if todo else []
     out: list[tuple[Any, str | None]] = [({"text": t}, "empty answer") for t in texts]
     for i, v in zip(todo, verdicts):
         out[i] = ({"text": texts[i], "judge": v.text}, None if v.text.strip() else "empty judge answer")
     return out
 
 
-def answer_batch(model: Any, judge: Any, batch: Sequence[Sample], images: _Images, max_new_tokens: int
+def answer_batch(model: Any, judge: Any, batch: Sequence[Sample], images: _Images, gen: GenerationOptions | int
                  ) -> list[tuple[str, Any, str | None]]:
     """``(sample key, value, error)`` rows for one batch. A bad image fails its sample only; a model
     error on a batch is retried sample by sample so one bad item cannot sink the others."""
     from medmm.models import Request
 
+    if isinstance(gen, int):  # max_new_tokens alone (the defaults otherwise)
+        gen = GenerationOptions(max_new_tokens=gen)
     rows: list[tuple[str, Any, str | None]] = []
     ready: list[tuple[Sample, Any]] = []
     for s in batch:
         try:
-            ready.append((s, Request(images=variant_images(s, images.get(s.image)), prompt=s.prompt)))
+            ready.append((s, Request(images=variant_images(s, images.get(s.image)), prompt=s.prompt, system=gen.system)))
         except MedmmError as exc:
             rows.append((s.key, None, str(exc)))
     if not ready:
         return rows
     try:
-        results = _query(model, judge, [s for s, _ in ready], [r for _, r in ready], max_new_tokens)
+        results = _query(model, judge, [s for s, _ in ready], [r for _, r in ready], gen)
     except MedmmError as exc:
         if len(ready) == 1:
             return rows + [(ready[0][0].key, None, f"{type(exc).__name__}: {exc}")]
         for s, _ in ready:
-            rows += answer_batch(model, judge, [s], images, max_new_tokens)
+            rows += answer_batch(model, judge, [s], images, gen)
         return rows
     return rows + [(s.key, v, e) for (s, _), (v, e) in zip(ready, results)]
 
 
-def run_config(bench: str, mode: str, model: Any, judge: Any, max_new_tokens: int) -> RunConfig:
+def run_config(bench: str, mode: str, model: Any, judge: Any, gen: GenerationOptions | int) -> RunConfig:
     """What decides an answer besides the sample: the model, the mode and the generation settings."""
+    if isinstance(gen, int):
+        gen = GenerationOptions(max_new_tokens=gen)
     return RunConfig.build("probe", bench=bench, mode=mode, model=model.fingerprint(),
-                           judge=judge.fingerprint() if judge is not None else None,
-                           max_new_tokens=max_new_tokens, temperature=TEMPERATURE)
+                           judge=judge.fingerprint() if judge is not None else None, **gen.identity())
 
 
 def _versions() -> dict[str, str]:
@@ -192,13 +233,16 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
               max_new_tokens: int = 32, prefix_reduction: str = "mean", seed: int = 0, cache: str | None = None,
               limit: int | None = None, progress: bool = True, model_spec: str | None = None,
               judge_spec: str | None = None, on_batch: Callable[[int], None] | None = None,
-              shard: tuple[int, int] | None = None, layout: str = "auto") -> RunResult:
+              shard: tuple[int, int] | None = None, layout: str = "auto",
+              generation: GenerationOptions | None = None) -> RunResult:
     """Run a probe (see the module docstring); ``model``/``judge`` are loaded VLMs or spec strings.
 
     ``shard=(k, n)`` answers only the images (pairs) whose stable hash is ``k`` modulo ``n``: run
     ``n`` shards on ``n`` GPUs (processes, Ray tasks) against one shared ``cache``, then one run
-    without a shard finds every answer cached and writes the outputs.
+    without a shard finds every answer cached and writes the outputs. ``generation`` sets the system prompt,
+    temperature, top-p, stop strings, seed and max new tokens (default: greedy, ``max_new_tokens``).
     """
+    gen = generation or GenerationOptions(max_new_tokens=max_new_tokens)
     from medmm.models import load
 
     if mode == "judge" and judge is None:
@@ -220,7 +264,7 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
     model = load(model) if isinstance(model, str) else model
     judge = load(judge) if isinstance(judge, str) else judge
     check_backend(model, mode)
-    config = run_config(bench, mode, model, judge, max_new_tokens)
+    config = run_config(bench, mode, model, judge, gen)
     os.makedirs(out, exist_ok=True)
     started = time.time()
     with ResultCache(cache or os.path.join(out, "cache.sqlite")) as store:
@@ -233,7 +277,7 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
         with _progress(len(todo), progress) as bar:
             for start in range(0, len(todo), step):
                 batch = todo[start:start + step]
-                store.put_many(answer_batch(model, judge, batch, images_lru, max_new_tokens), key)
+                store.put_many(answer_batch(model, judge, batch, images_lru, gen), key)
                 computed += len(batch)
                 bar.update(len(batch))
                 if on_batch:

@@ -40,6 +40,7 @@ class FakeVLM(VLM):
         self.calls = 0
         self.seen: list[str] = []
         self.requests: list[Request] = []  # every request answered (what the model was given)
+        self.gen_kwargs: list[dict] = []  # the generation options of every generate call
 
     def _h(self, r: Request) -> int:
         img = r.pil_images()[0].tobytes() if r.images else b""
@@ -49,6 +50,7 @@ class FakeVLM(VLM):
         from medmm.models import ModelError
 
         out = []
+        self.gen_kwargs.append({"max_new_tokens": max_new_tokens, "temperature": temperature, **kwargs})
         for r in requests:
             if any(f in (r.prompt or "") for f in self.fail_on):
                 raise ModelError("fake failure")
