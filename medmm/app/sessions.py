@@ -117,6 +117,7 @@ class Registry:
             self.db = db
             with self._store.transaction() as c:
                 self._key = logins.session_key(c)
+                logins.prune(c)  # session rows idle for 90 days (the access log keeps the history)
             self._throttle = StoreThrottle(self)
             self._logins.clear()
 
