@@ -60,7 +60,7 @@ def audit_hospital(db: str, *, pacs: str, reports: str, credentials: Credentials
                    since: str | None = None, until: str | None = None, workers: int | None = 1,
                    engine: str = "local", progress: bool = True, batch_size: int = 8, limit: int | None = None,
                    policy: RetryPolicy = RetryPolicy(), ca_bundle: str | None = None, ae_title: str = "MEDMM",
-                   image_cache: str | None = None) -> AuditSummary:
+                   image_cache: str | None = None, reports_credentials: Credentials | None = None) -> AuditSummary:
     """Audit the new and corrected reports of ``reports`` against the studies of ``pacs`` into ``db``."""
     run = run_config(checker, model, threshold)
     client = open_pacs(pacs, credentials, policy=policy, ca_bundle=ca_bundle, ae_title=ae_title)
@@ -71,6 +71,12 @@ def audit_hospital(db: str, *, pacs: str, reports: str, credentials: Credentials
 
         messages = list(read_pacs_sr(client, since_date, until_date))
         feed = f"sr:{client.name}"
+    elif reports.startswith(("fhir:http://", "fhir:https://")):  # a FHIR server's DiagnosticReport search
+        from medmm.hospital.fhir_server import read_fhir_server
+
+        messages = list(read_fhir_server(reports[5:], reports_credentials, policy=policy, ca_bundle=ca_bundle,
+                                         since=since_date))
+        feed = _feed_name(reports)
     else:
         messages = list(iter_feed(reports))
         feed = _feed_name(reports)
@@ -207,4 +213,6 @@ def audit_from_args(args: Any) -> AuditSummary:
                           checker=args.checker, model=args.model, threshold=args.threshold, since=args.since,
                           until=args.until, workers=args.workers if args.workers is not None else 1,
                           progress=not args.quiet, limit=args.limit, policy=policy_from(args),
-                          ca_bundle=args.pacs_ca_bundle, ae_title=args.ae_title, image_cache=args.image_cache)
+                          ca_bundle=args.pacs_ca_bundle, ae_title=args.ae_title, image_cache=args.image_cache,
+                          reports_credentials=Credentials.from_options(args.reports_user, args.reports_password_env,
+                                                                       args.reports_password_file))

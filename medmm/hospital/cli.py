@@ -69,8 +69,11 @@ def add_audit_arguments(p: argparse.ArgumentParser) -> None:
     """What ``medmm audit`` takes to read a hospital's PACS and report feed instead of a folder."""
     add_pacs_arguments(p)
     p.add_argument("--reports", default=None, metavar="FEED",
-                   help="hl7:FILE_OR_DIR (ORU^R01; an MLLP spool folder too), fhir:BUNDLE.json (R4 or R5), or "
+                   help="hl7:FILE_OR_DIR (ORU^R01; an MLLP spool folder too), fhir:BUNDLE.json or fhir:URL (R4/R5), or "
                         "pacs-sr (report SR documents stored in the --pacs itself)")
+    p.add_argument("--reports-user", default=None, help="user for a FHIR server given as --reports fhir:URL")
+    p.add_argument("--reports-password-env", default=None, metavar="VAR", help="its password's environment variable")
+    p.add_argument("--reports-password-file", default=None, metavar="FILE", help="or a file (mode 600) holding it")
     p.add_argument("--since", default=None, metavar="YYYY-MM-DD",
                    help="only reports written and studies acquired from this date (default: since the last run)")
     p.add_argument("--until", default=None, metavar="YYYY-MM-DD", help="only up to this date")

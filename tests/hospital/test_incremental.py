@@ -177,3 +177,57 @@ def test_reports_stored_in_the_pacs_as_sr(orthanc, synth12, tmp_path):
     again = audit_hospital(str(db), pacs=orthanc.spec, reports="pacs-sr", credentials=CREDS, progress=False,
                            policy=FAST)
     assert (again.studies, again.failures) == (0, 0)  # ... and are not read as reports
+
+
+def test_reports_from_a_fhir_server_paged_with_credentials(orthanc, synth12, tmp_path):
+    """--reports fhir:URL: a FHIR search followed page by page (basic auth); a wrong password writes nothing."""
+    import base64
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from medmm.hospital.net import AuthenticationError
+    from medmm.hospital.reports import fhir_bundle
+
+    reports = _cxr(synth12)[:2]
+    for r in reports:
+        orthanc.upload(str(synth12 / "studies" / r["study"].study_id))
+    pages = [fhir_bundle([{"id": r["id"], "text": r["text"], "accession_number": r["accession_number"]}], "R4")
+             for r in reports]
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            seen.append(self.path)
+            if self.headers.get("Authorization") != "Basic " + base64.b64encode(b"ris:fhir-pw").decode():
+                self.send_response(401)
+                self.end_headers()
+                return
+            page = dict(pages[1 if "page=2" in self.path else 0])
+            if "page=2" not in self.path:
+                page["link"] = [{"relation": "next", "url": f"http://127.0.0.1:{port}/fhir/DiagnosticReport?page=2"}]
+            body = json.dumps(page).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):  # quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        feed = f"fhir:http://127.0.0.1:{port}/fhir"
+        db = tmp_path / "a.sqlite"
+        with pytest.raises(AuthenticationError, match="authentication failed for user 'ris'"):
+            audit_hospital(str(db), pacs=orthanc.spec, reports=feed, credentials=CREDS, progress=False, policy=FAST,
+                           reports_credentials=Credentials("ris", "wrong"))
+        assert not db.exists()
+        summary = audit_hospital(str(db), pacs=orthanc.spec, reports=feed, credentials=CREDS, progress=False,
+                                 policy=FAST, reports_credentials=Credentials("ris", "fhir-pw"))
+        assert (summary.studies, summary.failures) == (2, 0)
+        assert any("_count=100" in p for p in seen) and any("page=2" in p for p in seen)
+    finally:
+        server.shutdown()
