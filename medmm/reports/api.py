@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
-from medmm.reports.checker import RulesChecker, RulesConfig, check_rules, clean_text, combine, default_checker
+from medmm.reports.checker import RulesChecker, RulesConfig, clean_text, combine, default_checker
 from medmm.reports.flags import CheckResult, Flag
 
 CHECKERS = ("rules", "vlm", "ensemble")

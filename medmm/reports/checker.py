@@ -27,8 +27,8 @@ from medmm.reports.flags import CheckResult, Flag, calibration
 from medmm.reports.language import ReportLM, known_words, packaged_lm
 from medmm.reports.registry import needs_header, needs_model, rule_functions
 
-__all__ = ["CheckResult", "Flag", "RulesChecker", "RulesConfig", "check_rules", "clean_text", "combine", "dedupe",
-           "DEFAULT_THRESHOLD", "RULES_VERSION"]
+__all__ = ["CheckResult", "Flag", "RulesChecker", "RulesConfig", "check_rules", "clean_text", "combine", "dedupe",  # noqa: F822
+           "DEFAULT_THRESHOLD", "RULES_VERSION"]  # DEFAULT_THRESHOLD: module __getattr__ (the calibrated threshold)
 
 MAX_REPORT_CHARS = 200_000  # longer input is checked on its first 200,000 characters (noted)
 MAX_FLAGS_PER_RULE = 20  # more flags of one rule in one report are counted in a note (see cap_flags)

@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import time
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Sequence

@@ -151,7 +151,7 @@ SITE_WORDS: dict[str, str] = {
     "spine": "bone", "vertebral": "bone", "humerus": "bone", "sternum": "bone", "sternal": "bone", "osseous": "bone",
     "bone": "bone", "bones": "bone", "axillary": "axilla", "brain": "brain", "bowel": "bowel", "gallbladder": "gallbladder",
     "joint": "joint", "soft": "soft tissue", "subcutaneous": "soft tissue", "laryngeal": "larynx", "larynx": "larynx",
-    "cerebral": "brain", "intracranial": "brain", "bowel": "bowel", "gastric": "stomach", "stomach": "stomach",
+    "cerebral": "brain", "intracranial": "brain", "gastric": "stomach", "stomach": "stomach",
     "esophageal": "esophagus", "tracheal": "trachea", "bronchial": "airway", "endobronchial": "airway",
     "ovarian": "ovary", "uterine": "uterus", "prostate": "prostate", "pelvic": "pelvis", "scrotal": "scrotum",
     "parotid": "parotid", "neck": "neck", "orbital": "orbit", "spinal": "spine canal", "bony": "bone",

@@ -117,8 +117,12 @@ def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
         # the same finding: the same type if the findings name it, else the same family; in the same zone
         kin = (lambda x: x.type == p.type) if any(o.positive and o.type == p.type for o in fnd) \
             else (lambda x: _family(x) == _family(p))
-        zone_ok = (lambda o: not p.zone or not o.zone or o.zone == p.zone)
-        side_of = (lambda o: o.side or o.sentence_side)  # "In the left midlung zone, there is a nodule."
+        def zone_ok(o: Mention, p: Mention = p) -> bool:
+            return not p.zone or not o.zone or o.zone == p.zone
+
+        def side_of(o: Mention) -> str | None:
+            return o.side or o.sentence_side  # "In the left midlung zone, there is a nodule."
+
         sided = [o for o in fnd if o.positive and kin(o) and side_of(o) and zone_ok(o)]
         if not sided or p.hypothetical or any(o.positive and _family(o) == _family(p) and zone_ok(o)
                                                and side_of(o) in (p.side, "bilateral") for o in fnd):

@@ -56,7 +56,7 @@ def test_hand_written_ct_mr_reports_raise_no_flag():
 def test_a_prior_named_in_the_sentence_is_not_interval_without_prior(sentence):
     report = f"COMPARISON: None.\n\nFINDINGS: {sentence}\n\nIMPRESSION: See above."
     assert "interval" not in [f.type for f in check(report).flags]
-    bare = f"COMPARISON: None.\n\nFINDINGS: The 6 mm right upper lobe nodule is unchanged.\n\nIMPRESSION: See above."
+    bare = "COMPARISON: None.\n\nFINDINGS: The 6 mm right upper lobe nodule is unchanged.\n\nIMPRESSION: See above."
     assert [f.type for f in check(bare).flags] == ["interval"]
 
 
