@@ -210,3 +210,28 @@ def test_header_readers_of_audits_and_region_tasks_refuse_the_deflate_bomb(tmp_p
     tracemalloc.stop()
     assert elapsed < 5 and peak < 8 * MB, (elapsed, peak / MB)
     assert image_size(shipped_file("CT_small.dcm")) == (128, 128)
+
+
+def test_cli_info_and_render_on_the_bombs_are_clear_errors(tmp_path, capsys):
+    from medmm.cli import main
+
+    deflated = _deflate_bomb(tmp_path / "dfl.dcm", 80 * MB)
+    j2k = _with_frame("MR_small_jp2klossless.dcm", tmp_path / "j2k.dcm", lambda f: _set_siz(f, 16000, 16000))
+    for argv, words in ((["info", deflated], "inflates"), (["render", deflated, "--out", str(tmp_path / "a.png")], "inflates"),
+                        (["render", j2k, "--out", str(tmp_path / "b.png")], "refused before decoding")):
+        t0 = time.perf_counter()
+        assert main(argv) != 0
+        assert time.perf_counter() - t0 < 5
+        assert words in capsys.readouterr().err
+    assert not (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()
+
+
+def test_checknow_deidentified_upload_of_a_deflate_bomb_is_refused(tmp_path, monkeypatch):
+    from medmm.app.uploads import deidentify_upload, save_upload
+    from medmm.errors import InputError
+
+    bomb = _deflate_bomb(tmp_path / "dfl.dcm", 80 * MB)
+    with open(bomb, "rb") as fh:
+        upload = save_upload(fh.read(), "b.dcm", str(tmp_path / "store"))
+    with pytest.raises(InputError, match="inflates"):
+        deidentify_upload(upload, str(tmp_path / "store"), seed="store-secret")
