@@ -163,7 +163,7 @@ def test_rle_segment_expanding_past_the_header_is_refused(tmp_path):
 
 @pytest.mark.parametrize("name", ["MR_small_jp2klossless.dcm", "SC_rgb_jpeg_dcmtk.dcm", "MR_small_jpeg_ls_lossless.dcm",
                                   "MR_small_RLE.dcm", "JPEG2000.dcm", "emri_small_jpeg_2k_lossless.dcm",
-                                  "emri_small_RLE.dcm", "color3d_jpeg_baseline.dcm"])
+                                  "emri_small_RLE.dcm", "SC_rgb_rle_2frame.dcm"])
 def test_real_codestreams_pass_the_guard_and_decode(name):
     (vol,) = load(shipped_file(name), force=True)
     assert min(vol.shape) >= 1
