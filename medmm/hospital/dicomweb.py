@@ -176,6 +176,15 @@ class DicomwebPacs:
         """pydicom Datasets (headers only) of a study's instances, or one series' (``limit`` per series)."""
         from pydicom import Dataset
 
+        if limit is None:  # the whole study or series: one WADO-RS metadata request
+            if series_uid is None:
+                metas = self._call("metadata", lambda: self.client.retrieve_study_metadata(study_uid))
+            else:
+                metas = self._call("metadata", lambda: self.client.retrieve_series_metadata(study_uid, series_uid))
+            for meta in metas:
+                meta.pop("7FE00010", None)  # pixel data comes as a bulk-data URI: headers only here
+            return [Dataset.from_json(m) for m in metas]
+
         def inst() -> list[dict[str, Any]]:
             return self.client.search_for_instances(study_uid, series_uid, limit=limit,
                                                     fields=["SOPInstanceUID", "SeriesInstanceUID", "InstanceNumber"])
