@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "check": "medmm.reports.cli",
     "check-eval": "medmm.reports.cli",
     "check-calibrate": "medmm.reports.cli",
+    "checker-data": "medmm.reports.checker_cli",
     "audit": "medmm.audit.cli",
     "export": "medmm.audit.cli",
     "store": "medmm.audit.cli",

@@ -11,7 +11,7 @@ For each study, the clean report and versions of it with one error each become
 
 Error models. Beside the text-detectable ones of ``medmm inject`` (:func:`medmm.reports.inject.inject_one`),
 the **image-only** ones no text rule can see, because the report stays consistent with itself:
-side swapped in every mention (``side swap, every mention``), lobe/zone swapped in every mention, every
+side swapped in every mention , lobe/zone swapped in every mention, every
 size changed by the same factor, a present finding removed from the whole report, an absent finding
 added consistently (findings and impression), severity changed everywhere. They are this module's own
 (independent of the checker: only the public vocabulary and sentence splitter are used), and each sample
@@ -42,7 +42,7 @@ CHECKER_TASKS = ("simple", "complex")
 SIMPLE_PROMPT = "Here is a radiology report for the image.\n\n{report}\n\nDoes this report contain an error? Answer yes or no."
 COMPLEX_PROMPT = ("Here is a radiology report for the image that contains an error.\n\n{report}\n\n"
                   "Which error is it? Answer with its type ({types}), the wrong sentence in quotes and the region.")
-IMAGE_ONLY_MODELS = ("side swap, every mention", "location swap, every mention", "size changed everywhere",
+IMAGE_ONLY_MODELS = ("side swap (every mention)", "location swap (every mention)", "size changed everywhere",
                      "finding removed everywhere", "finding added consistently", "severity changed everywhere")
 TEXT_MODEL = "medmm inject"
 SPLITS = ("train", "calib", "eval")
@@ -505,25 +505,52 @@ def _region_text(sample: CheckerSample, codec: Any, root: str | None) -> str | N
     return codec.encode([RefBoxes("region", (b.as_tuple(),))], (w, h))
 
 
+def _exported(sample: CheckerSample, root: str | None, out_dir: str, cache: dict[str, list[str]],
+              max_views: int = 1) -> list[str]:
+    """The checker's views of a study rendered once to PNG under ``out_dir/images`` (paths relative to
+    ``out_dir``): what other tools can open, and the same images medmm's checker is given."""
+    from medmm.reports.checker_views import checker_views
+
+    key = "|".join(sample.images)
+    if key not in cache:
+        folder = os.path.join(out_dir, "images")
+        os.makedirs(folder, exist_ok=True)
+        name = hashlib.sha256(key.encode()).hexdigest()[:16]
+        paths = []
+        for k, v in enumerate(checker_views(list(sample.images), root, max_views=max_views,
+                                            focus_slices=list(sample.focus_slices) or None)):
+            rel = os.path.join("images", f"{name}_{k}.png")
+            v.image.save(os.path.join(out_dir, rel))
+            paths.append(rel)
+        cache[key] = paths
+    return cache[key]
+
+
 def export_sharegpt(samples: Sequence[CheckerSample], path: str, codec: Any = None, root: str | None = None) -> str:
-    """LLaMA-Factory ShareGPT: ``messages`` (``<image>`` per image) and ``images``."""
+    """LLaMA-Factory ShareGPT: ``messages`` (``<image>`` per image) and ``images`` (the checker's views as PNG)."""
     recs = []
+    out_dir = os.path.dirname(os.path.abspath(path))
+    cache: dict[str, list[str]] = {}
     for s in samples:
-        tags = "<image>" * len(s.images)
+        images = _exported(s, root, out_dir, cache)
+        tags = "<image>" * len(images)
         recs.append({"messages": [{"role": "user", "content": tags + prompt_text(s)},
                                   {"role": "assistant", "content": answer_text(s, _region_text(s, codec, root))}],
-                     "images": list(s.images)})
+                     "images": images})
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(recs, fh, ensure_ascii=False, indent=1)
     return path
 
 
 def export_internvl(samples: Sequence[CheckerSample], path: str, codec: Any = None, root: str | None = None) -> str:
-    """InternVL JSONL: ``id``, ``image`` (one path or a list), ``conversations`` (human/gpt)."""
+    """InternVL JSONL: ``id``, ``image`` (one PNG path or a list: the checker's views), ``conversations``."""
+    out_dir = os.path.dirname(os.path.abspath(path))
+    cache: dict[str, list[str]] = {}
     with open(path, "w", encoding="utf-8") as fh:
         for s in samples:
-            image: Any = s.images[0] if len(s.images) == 1 else list(s.images)
-            tags = "".join("<image>\n" for _ in s.images)
+            images = _exported(s, root, out_dir, cache)
+            image: Any = images[0] if len(images) == 1 else images
+            tags = "".join("<image>\n" for _ in images)
             fh.write(json.dumps({"id": s.id, "image": image, "conversations": [
                 {"from": "human", "value": tags + prompt_text(s)},
                 {"from": "gpt", "value": answer_text(s, _region_text(s, codec, root))}]}, ensure_ascii=False) + "\n")

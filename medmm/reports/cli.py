@@ -94,6 +94,10 @@ def _cmd_check_eval(args: argparse.Namespace) -> int:
             raise InputError(f"--checker {args.checker} needs --model SPEC")
         model = load(args.model)
     checker = build_checker(args.checker, model=model, rules_config=RulesConfig(lm_path=args.lm))
+    if getattr(args, "blind", False):
+        if args.checker == "rules":
+            raise InputError("--blind is the image-ablated control of a VLM: use it with --checker vlm or ensemble")
+        checker.blind = True  # type: ignore[attr-defined]
     datasets: dict[str, list[dict]] = {}
     clean = None
     bad: list = []
@@ -112,14 +116,29 @@ def _cmd_check_eval(args: argparse.Namespace) -> int:
         rows, bad_lines = read_dataset(path)
         bad += [(path, n, why) for n, why in bad_lines]
         by_injector: dict[str, list[dict]] = {}
+        root = os.path.dirname(os.path.abspath(path))
         for r in rows:
+            if r.get("images"):  # paths relative to the dataset file, as audit manifests take them
+                r["images"] = [p if os.path.isabs(p) else os.path.join(root, p) for p in r["images"]]
             by_injector.setdefault(str(r.get("injector") or "medmm"), []).append(r)
         for injector, sub in by_injector.items():
             datasets[f"{os.path.basename(path)} / {injector}"] = sub
-    if len(datasets) == 1 and not args.real:  # one injected dataset: the single-dataset report
-        rows = next(iter(datasets.values()))
-        result = evaluate(rows, lambda r: checker.check(r["report"], r.get("header")))
-        result.update(skipped_lines=bad, checker=args.checker)
+    if len(args.dataset) == 1 and not args.real:  # one dataset file: the single-dataset report (+ per injector)
+        from medmm.reports.vlm_eval import dataset_extras
+
+        rows = [r for sub in datasets.values() for r in sub]
+        seen: dict[int, object] = {}
+
+        def run(r: dict) -> object:  # each row checked once (the per-injector tables reuse the result)
+            if id(r) not in seen:
+                seen[id(r)] = checker.check(r["report"], r.get("header"), images=r.get("images") or None)
+            return seen[id(r)]
+
+        result = evaluate(rows, run)  # type: ignore[arg-type]
+        result.update(skipped_lines=bad, checker=args.checker, blind=bool(getattr(args, "blind", False)),
+                      model=args.model, **dataset_extras(rows, [seen[id(r)] for r in rows]))
+        if len(datasets) > 1:
+            result["results"] = {name: evaluate(sub, run) for name, sub in datasets.items()}  # type: ignore[arg-type]
         md = to_markdown(result, f"Report checker evaluation: {args.checker} on {os.path.basename(args.dataset[0])}")
     else:
         result = {"checker": args.checker, "skipped_lines": bad, "results": {}}
@@ -191,6 +210,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--checker", choices=CHECKER_KINDS, default="rules", metavar="KIND",
                    help="checker: %(choices)s (default %(default)s)")
     p.add_argument("--model", default=None)
+    p.add_argument("--blind", action="store_true", help="the image-ablated control: every image of a row is "
+                                                         "replaced by a black one of the same size (vlm/ensemble)")
     p.add_argument("--out", default=None, help="folder for check-eval.md and check-eval.json")
     p.set_defaults(func=_cmd_check_eval)
 

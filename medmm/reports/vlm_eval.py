@@ -127,3 +127,14 @@ def table_markdown(results: dict[str, dict[str, Any]], caught: dict[str, dict[st
                      f"{f(det.get('text', {}).get('recall'))} | "
                      f"{f(c.get('share'))} ({c.get('caught', '—')}/{c.get('rules_missed', '—')}) |")
     return "\n".join(lines) + "\n"
+
+
+def dataset_extras(rows: Sequence[dict[str, Any]], results: Sequence[Any]) -> dict[str, Any]:
+    """``medmm check-eval`` additions for one dataset: Youden's J, recall per detectability and error model,
+    bootstrap intervals (grouped by study when rows name one)."""
+    y = [bool(r["has_error"]) for r in rows]
+    errors = [(r.get("errors") or [None])[0] for r in rows]
+    groups = [r.get("study_id") or r.get("original_report") or r.get("id") for r in rows]
+    rep = simple_report(y, [bool(x.has_error) for x in results], [float(x.score) for x in results], errors, groups)
+    return {"youden_j": rep["youden_j"], "intervals": rep["intervals"], "by_detectability": rep["by_detectability"],
+            "by_error_model": rep["by_model"]}
