@@ -166,9 +166,12 @@ def test_end_to_end_in_chromium(demo_store, tmp_path):
 
             def login():
                 page.goto(url)
-                page.get_by_role("textbox", name="User name").fill(USER)
-                page.get_by_role("textbox", name="Password").fill(PASSWORD)
-                page.get_by_role("button", name="Log in").click()
+                box = page.get_by_role("textbox", name="User name")
+                box.or_(page.get_by_role("button", name="Log out")).first.wait_for(timeout=30000)
+                if box.count():  # a session the server still holds (issue 20) needs no second login
+                    box.fill(USER)
+                    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+                    page.get_by_role("button", name="Log in").click()
                 page.get_by_text(f"{USER}").first.wait_for(timeout=30000)
 
             login()
