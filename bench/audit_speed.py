@@ -54,6 +54,69 @@ def run(n_studies: int = 400, copies: int = 25) -> dict[str, float]:
     return out
 
 
+def _one(manifest: str, db: str, workers: int, write_batch: int) -> tuple[float, float]:
+    """(studies/s, parent CPU seconds per 1,000 studies) of one audit; ``write_batch`` studies per commit."""
+    import resource
+
+    from medmm.audit import runner
+
+    saved = runner.WRITE_BATCH
+    runner.WRITE_BATCH = write_batch
+    try:
+        c0 = resource.getrusage(resource.RUSAGE_SELF)
+        s = runner.audit(manifest, db, workers=workers, progress=False, batch_size=32, cache=False)
+        c1 = resource.getrusage(resource.RUSAGE_SELF)
+    finally:
+        runner.WRITE_BATCH = saved
+    cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+    return s.studies / s.seconds, 1000 * cpu / max(1, s.studies)
+
+
+def scaling(n_studies: int = 400, copies: int = 25, pairs: int = 4) -> dict[str, list[float]]:
+    """Paired runs (1 worker, 2 workers; the order alternates per pair) of the batched writer and of the
+    writer that commits each study (WRITE_BATCH = 1: the code before) in the same run. Result cache off
+    (every study checked). Returns per-pair ratios, rates and the parent's CPU per 1,000 studies."""
+    import statistics
+
+    from medmm.synth import SMALL, synthesize
+
+    out: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="medmm-audit-") as d:
+        synthesize(d, n_studies, seed=7, config=SMALL)
+        manifest = _manifest(d, copies)
+        for k in range(pairs):
+            for label, wb in (("batched", 256), ("per_study", 1)):
+                order = (1, 2) if k % 2 == 0 else (2, 1)
+                got = {}
+                for w in order:
+                    got[w] = _one(manifest, os.path.join(d, f"{label}-{k}-{w}.sqlite"), w, wb)
+                out.setdefault(f"{label}_ratio", []).append(got[2][0] / got[1][0])
+                out.setdefault(f"{label}_1", []).append(got[1][0])
+                out.setdefault(f"{label}_2", []).append(got[2][0])
+                out.setdefault(f"{label}_parent_cpu_ms_per_1000", []).append(got[2][1])
+    out["median"] = [statistics.median(out["batched_ratio"]), statistics.median(out["per_study_ratio"])]
+    out["studies"] = [float(n_studies * copies)]
+    return out
+
+
+def scaling_report(r: dict[str, list[float]]) -> str:
+    import statistics
+
+    def f(xs: list[float], fmt: str = "{:.2f}") -> str:
+        return " / ".join(fmt.format(x) for x in xs)
+
+    return (f"audit scaling, rules checker, {int(r['studies'][0])} synthetic studies, result cache off, "
+            f"{len(r['batched_ratio'])} paired runs (1 vs 2 workers):\n"
+            f"- batched writer (one transaction per 256 studies or 0.5 s): 2 workers / 1 worker = "
+            f"{f(r['batched_ratio'])}x, median **{r['median'][0]:.2f}x** (target >= 1.85x); studies/s 1 worker "
+            f"{f(r['batched_1'], '{:.0f}')}, 2 workers {f(r['batched_2'], '{:.0f}')}; parent (writer) CPU "
+            f"{statistics.median(r['batched_parent_cpu_ms_per_1000']):.0f} ms per 1,000 studies\n"
+            f"- peer, the writer committing each study (the code before), same run: {f(r['per_study_ratio'])}x, "
+            f"median {r['median'][1]:.2f}x; studies/s 1 worker {f(r['per_study_1'], '{:.0f}')}, 2 workers "
+            f"{f(r['per_study_2'], '{:.0f}')}; parent CPU {statistics.median(r['per_study_parent_cpu_ms_per_1000']):.0f} "
+            "ms per 1,000 studies")
+
+
 def report(r: dict[str, float]) -> str:
     return (f"audit, rules checker, {int(r['studies'])} synthetic studies (DICOM headers read), studies/s: "
             f"1 worker {r['local_1']:.0f}, 2 workers {r['local_2']:.0f} ({r['local_2'] / r['local_1']:.2f}x, target "
@@ -62,4 +125,15 @@ def report(r: dict[str, float]) -> str:
 
 
 if __name__ == "__main__":
-    print(report(run()))
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m bench.audit_speed")
+    p.add_argument("--pairs", type=int, default=0, help="paired 1-vs-2-worker runs, batched writer vs per-study "
+                                                          "commits (the scaling figure); 0: the full benchmark")
+    p.add_argument("--studies", type=int, default=400)
+    p.add_argument("--copies", type=int, default=25)
+    a = p.parse_args()
+    if a.pairs:
+        print(scaling_report(scaling(a.studies, a.copies, a.pairs)))
+    else:
+        print(report(run(a.studies, a.copies)))
