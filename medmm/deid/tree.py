@@ -89,6 +89,11 @@ def place_output(tmp: str, out_root: str, rel: str, where: str, summary: DeidSum
     stem, ext = os.path.splitext(rel)
     n = 1
     while not _link_new(tmp, os.path.join(out_root, f"{stem}.{n}{ext}")):
+        other = f"{stem}.{n}{ext}"  # an earlier run's collision copy, identical: a rerun adds no copy
+        if other not in summary.sources and filecmp.cmp(tmp, os.path.join(out_root, other), shallow=False):
+            os.unlink(tmp)
+            summary.unchanged.append(other)
+            return None
         n += 1
     kept = f"{stem}.{n}{ext}"
     summary.sources[kept] = where

@@ -76,6 +76,19 @@ def test_rerun_into_the_same_folder_keeps_identical_outputs_and_never_overwrites
     assert len(_dcm_files(tmp_path / "out")) == 2
 
 
+def test_rerun_of_a_tree_with_a_collision_adds_no_copy(tmp_path):
+    """Verifier's probe: the second input of a SOPInstanceUID pair was kept as <name>.1.dcm, and every
+    rerun into the same folder added another identical copy (.2, .3, ...) reported as a new collision."""
+    _same_sop_pair(tmp_path / "in")
+    out = tmp_path / "out"
+    first = deid_tree(str(tmp_path / "in"), str(out), seed="s")
+    assert len(first.written) == 2 and len(first.collisions) == 1
+    for _ in range(2):
+        again = deid_tree(str(tmp_path / "in"), str(out), seed="s")
+        assert not again.written and not again.collisions and len(again.unchanged) == 2
+    assert len(_dcm_files(out)) == 2
+
+
 # ------------------------------------------------------------------ D2
 def _uid_of(out) -> str:
     (f,) = _dcm_files(out)
