@@ -15,6 +15,7 @@ Every pattern is bounded (a sentence is at most ``sections.MAX_SENTENCE_CHARS`` 
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Any
 
@@ -73,10 +74,8 @@ _NO_CHANGE = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:no\s+(?:significant\s+|appreciab
                         r"study|radiographs?|appearance|findings))?|(?:the\s+)?(?:chest|exam(?:ination)?|study|findings)"
                         r"\s+(?:is|are)\s+(?:unchanged|stable))(?:\s+(?:since|from|compared\s+(?:to|with)|in\s+"
                         r"comparison\s+(?:to|with)|relative\s+to)\s+[^.;]{0,40})?\s*[.;]?\s*$", re.I)
-# a no-change statement is a whole sentence: what it needs somewhere in the lower-cased text (a cheap pre-test)
-_NO_CHANGE_ANYWHERE = re.compile(r"(?:^|[.:;\n])\s*(?:\d+[.)]\s*)?(?:no\s+(?:significant\s+|appreciable\s+|radiographic\s+|"
-                                 r"acute\s+)?(?:interval\s+)?changes?|unchanged|stable|(?:the\s+)?(?:chest|exam(?:ination)?|"
-                                 r"study|findings)\s+(?:is|are)\s+(?:unchanged|stable))(?:\s+[a-z]+){0,7}\s*(?:[.;]|$)")
+# every no-change statement holds one of these (lower-cased text); the sentence around each is then read whole
+_NO_CHANGE_CUE = re.compile(r"(?=[nus])(?:no\s+(?:\w+\s+)?(?:interval\s+)?changes?\b|unchanged\b|stable\b)")
 _CHANGE = re.compile(r"\b(?:new(?:ly)?|increased|increasing|decreased|decreasing|enlarging|worsen(?:ed|ing)|"
                      r"improv(?:ed|ing)|progress(?:ed|ive|ion)|smaller|larger|interval\s+(?:development|increase|"
                      r"decrease|improvement|worsening|enlargement|resolution))\b", re.I)
@@ -85,6 +84,10 @@ _NOT_A_CHANGE = re.compile(r"\b(?:no|without|not|nor)\s+(?:\w+\s+){0,3}?(?:new|i
                            r"bronchovascular\s+)?markings?|density|opacity|lucency|attenuation|ap\s+diameter|"
                            r"(?:anteroposterior|ap)\s+diameter|kyphosis)|\bcompared\s+(?:with|to)\s+(?:the\s+)?"
                            r"(?:left|right|contralateral)|\bnew\s+(?:onset|symptoms?)|\bsince\b|\bfrom\b|\bthan\b", re.I)
+
+
+def _start(sentence: Any) -> int:
+    return sentence.start
 
 
 @per_sentence
@@ -111,9 +114,15 @@ def _change_word(sentence: str) -> str | None:
 def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
     """A change stated for a finding while the report's summary says nothing changed since the prior."""
     low = a.lower_text()
-    if ("chang" not in low and "stable" not in low) or not _NO_CHANGE_ANYWHERE.search(low):
+    if "chang" not in low and "stable" not in low:
         return []  # the common case: no sentence of the text can be a no-change statement
-    statement = next((s for s in a.sentences if s.section in _BODY and _says_no_change(s.text)), None)
+    statement = None
+    for m in _NO_CHANGE_CUE.finditer(low):  # only the sentences that hold a cue are read
+        i = bisect.bisect_right(a.sentences, m.start(), key=_start) - 1
+        sent = a.sentences[i] if i >= 0 else None
+        if sent is not None and sent.section in _BODY and m.start() < sent.end and _says_no_change(sent.text):
+            statement = sent
+            break
     if statement is None:
         return []
     flags = []
@@ -129,7 +138,7 @@ def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 # a side, then within a few words (no list, no second finding) a lobe named with the other side
-_SIDE_LOBE = re.compile(r"\b(left|right)(?:[-\s]sided)?\s+(?:(?!and\b|or\b|to\b|than\b|with\b|versus\b|vs\b)[a-z]+\s+)"
+_SIDE_LOBE = re.compile(r"\b(?=[lrLR])(left|right)(?:[-\s]sided)?\s+(?:(?!and\b|or\b|to\b|than\b|with\b|versus\b|vs\b)[a-z]+\s+)"
                         r"{0,4}?(?:in|within|of|involving|at)\s+the\s+(left|right)\s+(?:upper|middle|lower)\s+lobe\b",
                         re.I)
 
