@@ -77,6 +77,7 @@ def evaluate(rows: Sequence[dict[str, Any]], run: Callable[[dict[str, Any]], Che
     y_true, y_pred, y_score, any_flag = [], [], [], []
     per_type: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     per_model: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    per_rule: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))  # flag id -> raised / attributable
     span_hit = span_flags = on_edit_hits = 0
     conf: list[float] = []
     correct: list[bool] = []
@@ -94,6 +95,8 @@ def evaluate(rows: Sequence[dict[str, Any]], run: Callable[[dict[str, Any]], Che
             span_flags += 1
             span_hit += hit
             on_edit_hits += hit and any(on_edit(f, e) for e in errors)
+            per_rule[f.rule or f.type]["raised"] += 1
+            per_rule[f.rule or f.type]["attributable"] += hit
             conf.append(f.confidence)
             correct.append(hit)
         for e in errors:
@@ -125,6 +128,8 @@ def evaluate(rows: Sequence[dict[str, Any]], run: Callable[[dict[str, Any]], Che
                          "all_found": sum(d["found"] for d in per_type.values())},
         "by_type": {t: dict(per_type[t]) for t in TYPE_IDS if t in per_type},
         "by_model": {k: dict(v) for k, v in sorted(per_model.items())},
+        # per flag id of the rule registry (and any other checker's flags by their rule name): raised, attributable
+        "by_rule": {k: {**v, "precision": _rate(v["attributable"], v["raised"])} for k, v in sorted(per_rule.items())},
         "flags": {"raised": span_flags, "attributable": span_hit, "precision": _rate(span_hit, span_flags),
                   # of the attributable flags, those whose span or related span lies on the edited words
                   "on_edit": on_edit_hits, "span_on_edit": _rate(on_edit_hits, span_hit),

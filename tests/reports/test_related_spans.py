@@ -70,3 +70,9 @@ def test_the_app_highlights_both_sides():
     html = highlight(REPORT, flags)
     assert html.count('data-flag="7"') == 2 and "flag-related" in html
     assert html.index("Small left pleural effusion.") < html.index("Small right pleural effusion.")
+
+
+def test_evaluation_counts_flags_per_rule_id():
+    err = _error_on(REPORT, "left")
+    out = evaluate([{"report": REPORT, "has_error": True, "errors": [err]}], lambda r: check(r["report"]))
+    assert out["by_rule"]["laterality_sections"] == {"raised": 1, "attributable": 1, "precision": 1.0}
