@@ -252,7 +252,7 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], groups: Sequence[Ha
     if arr.size == 0 or value == 0.0:
         p = 1.0
     else:
-        p = float(min(1.0, 2.0 * np.mean(arr <= 0.0 if value > 0 else arr >= 0.0)))
+        p = min(1.0, 2.0 * float(np.mean(arr <= 0.0 if value > 0 else arr >= 0.0)))
     return {"diff": Interval(value, lo, hi, level, n_boot), "p_value": p}
 
 

@@ -106,8 +106,8 @@ def leaderboard(paths: Sequence[str], out: str, n_boot: int = 1000, seed: int = 
         for k, i in enumerate(order, 1):
             run = views[i].run
             for m in metrics:
-                c, d = cis[i].get(m), diffs[i].get(m)
-                w.writerow([k, views[i].path, run["model"], run["mode"], run["parser"], m, *_triple(c), *_triple(d),
+                cell, dcell = cis[i].get(m), diffs[i].get(m)
+                w.writerow([k, views[i].path, run["model"], run["mode"], run["parser"], m, *_triple(cell), *_triple(dcell),
                             len(shared)])
     data = {"bench": bench, "n_shared": len(shared), "n_boot": n_boot, "seed": seed, "ranked_by": head,
             "runs": [{"label": label, "path": views[i].path, "n_units": len(views[i].scores["image"].units),

@@ -37,7 +37,8 @@ NORMAL_OPTION = "No abnormality"
 
 
 class Encoder(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def fingerprint(self) -> str: ...
 
@@ -45,7 +46,7 @@ class Encoder(Protocol):
 
 
 def _gray(image: Image.Image, size: int) -> np.ndarray:
-    return np.asarray(image.convert("L").resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
+    return np.asarray(image.convert("L").resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class VisionTowerEncoder:
         proc = self.vlm.processor.image_processor  # type: ignore[attr-defined]
         pix = proc([im.convert("RGB") for im in images], return_tensors="pt")["pixel_values"]
         with torch.inference_mode():
-            out = self.tower(pix.to(self.vlm.device, dtype=next(self.tower.parameters()).dtype))  # type: ignore[attr-defined]
+            out = self.tower(pix.to(self.vlm.device, dtype=next(self.tower.parameters()).dtype))  # type: ignore[attr-defined,misc,union-attr]
         return out.last_hidden_state.mean(dim=1).float().cpu().numpy()
 
 
@@ -192,7 +193,7 @@ def select_pairs(labels: Sequence[str], semantic: np.ndarray, visual: np.ndarray
     r_sem, r_vis = _ranks(sem), _ranks(vis)
     cands = []
     for k, (i, j) in enumerate(zip(*iu)):
-        if labels[i] == labels[j]:
+        if labels[int(i)] == labels[int(j)]:
             continue
         ok_sem = sem[k] >= min_semantic if min_semantic is not None else r_sem[k] >= 0.5
         ok_vis = vis[k] <= max_visual if max_visual is not None else r_vis[k] < r_sem[k]
@@ -257,7 +258,7 @@ def mine_confusion(source: str | os.PathLike[str], out: str | os.PathLike[str], 
                  "semantic_encoder": sem_enc.fingerprint(), "visual_encoder": vis_enc.fingerprint(),
                  "source_1": a.image_id, "source_2": b.image_id}
         pairs.append(ConfusionPair(str(10001 + k), question, opts[0], opts[1], "A" if first_is_a else "B",
-                                   "B" if first_is_a else "A", extra["im_1"], extra["im_2"], tuple(cat(a)),
+                                   "B" if first_is_a else "A", str(extra["im_1"]), str(extra["im_2"]), tuple(cat(a)),
                                    tuple(cat(b)), extra))
     write_dataset(pairs, out)
     return MineResult(out, len(images), len(pairs), sem_enc.name, vis_enc.name)

@@ -248,6 +248,8 @@ def image_units(image_type: str, image_id: Any, entries: list[tuple[QAType, floa
     modality, modality_gt = single_pair("modality")
     organ, organ_gt = single_pair("organ")
     lone = [v for k, v in entries if k.side == "lone"]
+    condition: float | None
+    condition_gt: float | None
     if lone:
         condition, condition_gt = lone[-1], lone[-1]
     else:

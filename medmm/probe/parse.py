@@ -23,7 +23,7 @@ from typing import Literal
 
 from medmm.errors import InputError
 
-INVALID = "invalid"
+INVALID: Literal["invalid"] = "invalid"
 YESNO_PARSERS = ("robust", "probmed-compat")
 LETTER_PARSERS = ("robust", "mediconfusion-compat")
 

@@ -59,8 +59,10 @@ def intervals(score: VariantScore, metrics: Sequence[str], n_boot: int, seed: in
         return {m: a[m] - b[m] for m in metrics}
 
     memo = _Memo(stat)
-    return {m: bootstrap_ci(lambda idx, m=m: memo(idx)[m], len(groups), n_boot=n_boot, level=LEVEL, seed=seed)
-            for m in metrics}
+    def one(m: str) -> Callable[[np.ndarray], float]:
+        return lambda idx: memo(idx)[m]
+
+    return {m: bootstrap_ci(one(m), len(groups), n_boot=n_boot, level=LEVEL, seed=seed) for m in metrics}
 
 
 @dataclass

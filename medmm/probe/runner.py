@@ -112,8 +112,9 @@ def load_samples(bench: str, data: str, images: str | None, mode: str, controls:
     if manifest is not None:  # written by `medmm probe prepare`: its data file, image root and layout
         if manifest["bench"] != bench:
             raise InputError(f"{data} prepares {manifest['benchmark']} ({manifest['bench']} pairs), not {bench}")
-        data, images = manifest["data"], images or manifest["images"]
-        layout = manifest.get("layout") if layout == "auto" and manifest.get("layout") != "relative" else layout
+        data, images = str(manifest["data"]), images or str(manifest["images"])
+        if layout == "auto" and manifest.get("layout") not in (None, "relative"):
+            layout = str(manifest["layout"])
     root = images or os.path.dirname(os.path.abspath(data))
     return get_task(bench).load(data, root, mode, controls, limit, layout)  # the task's reader and prompts
 
@@ -259,7 +260,7 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
             return RunResult(out, 0, 0, 0, 0, {}, missing)
     if not samples:
         raise InputError(f"{data}: nothing to run (no questions, or every pair misses an image)")
-    model_spec = model_spec or (model if isinstance(model, str) else getattr(model, "name", "vlm"))
+    model_spec = str(model_spec or (model if isinstance(model, str) else getattr(model, "name", "vlm")))
     judge_spec = judge_spec or (judge if isinstance(judge, str) else None)
     model = load(model) if isinstance(model, str) else model
     judge = load(judge) if isinstance(judge, str) else judge

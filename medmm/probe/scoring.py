@@ -116,9 +116,9 @@ class VariantScore:
     def metric(self, groups: Sequence[str]) -> dict[str, float]:
         chosen = [self.units[g] for g in groups if g in self.units]
         if self.bench == "negation":
-            agg = aggregate(chosen)
+            agg = aggregate([u for u in chosen if isinstance(u, ImageUnits)])
             return {m: agg[m] for m in NEGATION_METRICS}
-        m = confusion_metrics(chosen, per_category=False)
+        m = confusion_metrics([u for u in chosen if isinstance(u, PairOutcome)], per_category=False)
         return {k: m[k] for k in CONFUSION_METRICS}
 
 
@@ -129,7 +129,7 @@ def negation_variant(records: Sequence[Mapping[str, Any]], variant: str, mode: s
     responses = [NegationResponse(r["meta"]["id"], r["meta"]["qa_type"], r["meta"]["image_type"], r["meta"]["question"],
                                   r["meta"]["gt_ans"], response_of(r, mode)) for r in rows]
     score = score_negation(responses, parser)
-    units = {image_key(u.image_type, u.id): u for u in score.units}
+    units: dict[str, ImageUnits | PairOutcome] = {image_key(u.image_type, u.id): u for u in score.units}
     return VariantScore("negation", variant, score.to_dict(), units)
 
 
