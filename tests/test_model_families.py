@@ -40,8 +40,8 @@ def family_literals(source: str, names: set[str]) -> list[tuple[int, str]]:
 
 def test_the_registered_families():
     names = [f.name for f in reg.families()]
-    assert {"llava", "llava-next", "qwen2-vl", "qwen2.5-vl", "internvl"} <= set(names)
-    assert set(tiny_names()) == {"llava", "llava-next", "qwen2-vl", "qwen2.5-vl"}
+    assert {"llava", "llava-next", "qwen2-vl", "qwen2.5-vl", "qwen3-vl", "internvl"} <= set(names)
+    assert set(tiny_names()) == {"llava", "llava-next", "qwen2-vl", "qwen2.5-vl", "qwen3-vl"}
     for f in reg.families():
         assert f.codec().name == f.codec_name  # every family's codec exists in medmm.regions.codecs
         for mt in f.model_types:

@@ -13,10 +13,11 @@ from PIL import Image
 
 from medmm.errors import ConfigError, InputError
 from medmm.models import ImageView, ModelError, Request, load
+from medmm.models.families import tiny_names
 from medmm.models.hf import HFVLM
 from medmm.models.tiny import build_tiny, load_tiny_config
 
-FAMILIES = ["llava", "llava-next", "qwen2-vl", "qwen2.5-vl"]
+FAMILIES = list(tiny_names())  # every family with a tiny builder (medmm.models.families): a new one is tested here
 OPTIONS = ["yes", "no", "a small left pleural effusion"]
 
 

@@ -49,12 +49,16 @@ class TinyConfig:
 
 
 def load_tiny_config(path_or_family: str) -> TinyConfig:
-    """A :class:`TinyConfig` from a family name (the packaged ``medmm/configs/models/tiny-FAMILY.yaml``),
-    a packaged config name (``models/bench-llava-16m.yaml``) or a user's YAML path."""
+    """A :class:`TinyConfig` from a family name (the recipe its family file declares, ``tiny_recipe``, or
+    else the packaged ``medmm/configs/models/tiny-FAMILY.yaml``), a packaged config name
+    (``models/bench-llava-16m.yaml``) or a user's YAML path."""
     name = path_or_family
     if not name.endswith((".yaml", ".yml")):
         if name not in tiny_names():
             raise ConfigError(f"unknown tiny family {name!r}: use one of {', '.join(tiny_names())}")
+        recipe = get_family(name).tiny_recipe
+        if recipe is not None:
+            return TinyConfig(family=name, **recipe)
         name = f"models/tiny-{name}.yaml"
     return load_config(name, TinyConfig)
 

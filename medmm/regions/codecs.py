@@ -9,6 +9,7 @@ processor's own resize; ``size = (width, height)``) into the family's text and b
 | ``medrega`` / ``internvl`` | MedRegA, InternVL | ``<ref>label</ref><box>[[x1, y1, x2, y2], ...]</box>`` | integers on a 0–``scale`` grid (999) |
 | ``qwen2-vl`` | Qwen2-VL | ``<|object_ref_start|>label<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>`` | integers 0–``scale`` (1000) |
 | ``qwen2.5-vl`` | Qwen2.5-VL | ``[{"bbox_2d": [x1, y1, x2, y2], "label": "..."}]`` | absolute pixels of the resized input |
+| ``qwen3-vl`` | Qwen3-VL | the same JSON | integers 0–``scale`` (1000), relative to the image |
 | ``llava`` | LLaVA family | ``label: [0.123, 0.456, 0.789, 0.901]`` | normalised 0–1, ``decimals`` fixed |
 
 Grid values map to pixels as ``v / scale * size`` (MedRegA's ``v/999*W``). The grid is a
@@ -323,6 +324,36 @@ class Qwen25VLCodec(BoxCodec):
         return Decoded(tuple(RefBoxes(k, tuple(v)) for k, v in by_label.items()), rejected)
 
 
+class Qwen3VLCodec(_GridCodec):
+    """Qwen3-VL: Qwen2.5-VL's JSON ``[{"bbox_2d": [x1, y1, x2, y2], "label": "..."}]``, but on a relative
+    0–``scale`` grid (1000) of the image, whatever its size (no longer pixels of the resized input)."""
+
+    name = "qwen3-vl"
+
+    def __init__(self, scale: int = 1000) -> None:
+        super().__init__(scale)
+        self.format_hint = (f'JSON [{{"bbox_2d": [x1, y1, x2, y2], "label": "object"}}] with integers from 0 to {scale} '
+                            "relative to the image; one entry per box")
+
+    def encode_boxes(self, boxes: Sequence[PixelBox], size: Size) -> str:
+        return json.dumps([{"bbox_2d": list(self.to_grid(b, size))} for b in boxes])
+
+    def encode(self, objects: Sequence[RefBoxes], size: Size) -> str:
+        return json.dumps([{"bbox_2d": list(self.to_grid(b, size)), "label": o.label} for o in objects for b in o.boxes])
+
+    def decode(self, text: str, size: Size) -> Decoded:
+        """Qwen2.5-VL's robust JSON reading, the values read on the grid."""
+        w, h = _check_size(size)
+        grid = Qwen25VLCodec().decode(text, (float(self.scale), float(self.scale)))
+        objects = []
+        for o in grid.objects:
+            boxes = [b for b in (self.from_grid(v, size) for v in o.boxes) if b is not None]
+            if boxes:
+                objects.append(RefBoxes(o.label, tuple(boxes)))
+        lost = sum(len(o.boxes) for o in grid.objects) - sum(len(o.boxes) for o in objects)
+        return Decoded(tuple(objects), grid.rejected + lost)
+
+
 class LlavaCodec(BoxCodec):
     """LLaVA family: ``label: [x1, y1, x2, y2]`` normalised to 0–1 with ``decimals`` digits; several boxes
     of one object follow each other (``label: [..], [..]``), objects are separated by ``"; "``."""
@@ -384,6 +415,7 @@ CODECS: dict[str, Callable[..., BoxCodec]] = {
     "internvl": InternVLCodec,
     "qwen2-vl": Qwen2VLCodec,
     "qwen2.5-vl": Qwen25VLCodec,
+    "qwen3-vl": Qwen3VLCodec,
     "llava": LlavaCodec,
 }
 

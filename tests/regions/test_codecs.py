@@ -49,6 +49,15 @@ def test_qwen25vl_is_json_in_pixels_of_the_resized_input():
     assert dec.objects[0].boxes == ((10.0, 21.0, 30.0, 40.0), (50.0, 60.0, 70.0, 80.0))
 
 
+def test_qwen3vl_is_json_on_a_relative_grid():
+    c = get_codec("qwen3-vl")
+    text = c.encode([RefBoxes("mass", ((100.0, 50.0, 200.0, 100.0),))], (400, 200))
+    assert json.loads(text) == [{"bbox_2d": [250, 250, 500, 500], "label": "mass"}]  # 0-1000 of the image, any size
+    dec = c.decode("```json\n" + text + "\n```", (400, 200))
+    assert dec.objects[0].label == "mass" and dec.boxes == [(100.0, 50.0, 200.0, 100.0)]
+    assert c.decode('[{"bbox_2d": [0, 0, 2000, 500]}]', (400, 200)).boxes == [(0.0, 0.0, 400.0, 100.0)]  # clipped
+
+
 def test_llava_fixed_decimals():
     c = get_codec("llava", decimals=2)
     text = c.encode([RefBoxes("heart", ((250.0, 125.0, 500.0, 375.0),)), RefBoxes("liver", ((0.0, 0.0, 10.0, 5.0),))], SIZE)

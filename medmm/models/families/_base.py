@@ -38,6 +38,9 @@ class Family:
     model_types: tuple[str, ...] = ()
     #: a tiny random model of this family can be built offline (``tiny:NAME``, tests, the demo)
     tiny: bool = False
+    #: the tiny model's recipe (``TinyConfig`` keys but ``family``); ``None``: the packaged
+    #: ``medmm/configs/models/tiny-NAME.yaml`` holds it
+    tiny_recipe: dict[str, Any] | None = None
     #: box codec name in :data:`medmm.regions.codecs.CODECS` (the family's own box-as-text format)
     codec_name: str = "internvl"
     #: the image placeholder token the chat template writes (expanded by the processor)
