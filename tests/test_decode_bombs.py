@@ -235,3 +235,41 @@ def test_checknow_deidentified_upload_of_a_deflate_bomb_is_refused(tmp_path, mon
         upload = save_upload(fh.read(), "b.dcm", str(tmp_path / "store"))
     with pytest.raises(InputError, match="inflates"):
         deidentify_upload(upload, str(tmp_path / "store"), seed="store-secret")
+
+
+def _deflated_item_bomb(path, items: int) -> str:
+    """CT_small saved Deflated with a Content Sequence of ``items`` tiny undefined-length items: a few KB on
+    disk, a few MB inflated (well inside the header allowance), but every item a pydicom Dataset."""
+    ds = pydicom.dcmread(shipped_file("CT_small.dcm"))
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    item = (struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF) + struct.pack("<HH", 0x0040, 0xA160) + b"UT\0\0"
+            + struct.pack("<I", 2) + b"ab" + struct.pack("<HHI", 0xFFFE, 0xE00D, 0))
+    seq = (struct.pack("<HH", 0x0040, 0xA730) + b"SQ\0\0" + struct.pack("<I", 0xFFFFFFFF) + item * items
+           + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    raw = body.getvalue()
+    at = raw.find(struct.pack("<HH", 0x7FE0, 0x0010))
+    meta = DicomBytesIO()
+    write_file_meta_info(meta, ds.file_meta)
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    data = deflater.compress(raw[:at] + seq + raw[at:]) + deflater.flush()
+    path.write_bytes(b"\0" * 128 + b"DICM" + meta.getvalue() + data)
+    return str(path)
+
+
+def test_deflated_sequence_item_bomb_inside_the_byte_allowance_is_refused(tmp_path):
+    """Verifier's probe: 200,000 empty items (6 MB inflated, 15 KB on disk) passed the byte allowance and
+    took `medmm info` 18 s and 317 MB; at the 64 MiB allowance (~2.2 M items) it reached ~3 GB, as the
+    original N4 bomb did. The items a deflated header declares are counted while inflating."""
+    bomb = _deflated_item_bomb(tmp_path / "items.dcm", 300_000)
+    assert (tmp_path / "items.dcm").stat().st_size < 64 * 1024
+    err = _bounded(lambda: read_header(bomb), peak_bytes=8 * MB)
+    assert "items" in str(err) and "MEDMM_MAX_HEADER_ITEMS" in str(err)
+    _bounded(lambda: load(bomb), peak_bytes=8 * MB)
+    ok = _deflated_item_bomb(tmp_path / "few.dcm", 1000)  # a real header's sequences still read
+    assert read_header(ok).rows == 128

@@ -8,7 +8,10 @@ took the host down (issue 20, N4). This module reads only what the compressed da
 
 - Deflated Explicit VR (1.2.840.10008.1.2.1.99): the data set is inflated in chunks, counted and
   thrown away, and refused as soon as it passes the declared pixel bytes plus a header allowance
-  (``MEDMM_MAX_HEADER_BYTES``, 64 MiB) — before pydicom inflates it whole;
+  (``MEDMM_MAX_HEADER_BYTES``, 64 MiB) — before pydicom inflates it whole; the sequence items it holds
+  are counted on the way and refused past ``MEDMM_MAX_HEADER_ITEMS`` (200,000): an empty item is 16
+  bytes inflated but a whole pydicom Dataset once read, so 6 MB of them (15 KB deflated) took 18 s and
+  300 MB, and the byte allowance alone let ~3 GB through;
 - JPEG (baseline, extended, lossless) and JPEG-LS: the SOF marker's lines × samples per line ×
   components, found by walking marker segments from SOI (no entropy-coded data is read);
 - JPEG 2000 and HTJ2K: the SIZ marker (Xsiz − XOsiz, Ysiz − YOsiz, Csiz), in a raw codestream or
@@ -46,6 +49,8 @@ J2K_SYNTAXES = frozenset({
 })
 RLE = "1.2.840.10008.1.2.5"
 DEFAULT_MAX_HEADER_BYTES = 64 << 20
+DEFAULT_MAX_HEADER_ITEMS = 200_000  # an enhanced 5,000-frame MR holds ~50,000 (functional groups)
+_ITEM_TAG = b"\xfe\xff\x00\xe0"  # (FFFE,E000) little endian: every sequence item starts with it
 _CHUNK = 1 << 16
 # SOF markers: C0-C3, C5-C7, C9-CB, CD-CF (ITU T.81) and SOF55 F7 (JPEG-LS, ITU T.87)
 _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7})
@@ -61,6 +66,17 @@ def max_header_bytes() -> int:
         return int(float(env))
     except ValueError as exc:
         raise InputError(f"MEDMM_MAX_HEADER_BYTES={env!r} is not a number; set it to e.g. 268435456") from exc
+
+
+def max_header_items() -> int:
+    """How many sequence items a deflated data set may hold (``MEDMM_MAX_HEADER_ITEMS``)."""
+    env = os.environ.get("MEDMM_MAX_HEADER_ITEMS")
+    if not env:
+        return DEFAULT_MAX_HEADER_ITEMS
+    try:
+        return int(float(env))
+    except ValueError as exc:
+        raise InputError(f"MEDMM_MAX_HEADER_ITEMS={env!r} is not a number; set it to e.g. 1000000") from exc
 
 
 @dataclass(frozen=True)
@@ -148,6 +164,7 @@ def check_inflated_size(path: str, max_voxels: int | None = None, header_bytes: 
         fh.seek(start)
         prefix = bytearray()
         total, limit = 0, None
+        items, max_items, tail = 0, max_header_items(), b""
         while True:
             chunk = fh.read(_CHUNK)
             data = inflater.unconsumed_tail + chunk if inflater.unconsumed_tail else chunk
@@ -159,6 +176,15 @@ def check_inflated_size(path: str, max_voxels: int | None = None, header_bytes: 
                 except zlib.error as exc:
                     raise DicomReadError(f"{path}: the deflated data set cannot be inflated (corrupt stream)") from exc
                 total += len(out)
+                joined = tail + out  # an item tag cut between two chunks is counted once
+                items += joined.count(_ITEM_TAG)
+                tail = joined[-3:]
+                if items > max_items:
+                    raise PixelBudgetError(
+                        f"{path}: the deflated data set holds more than {max_items:,} sequence items (a "
+                        "decompression bomb: each item is a few bytes inflated but a whole data set once read); "
+                        "refused before reading it. If the file is right, raise MEDMM_MAX_HEADER_ITEMS."
+                    )
                 if limit is None:
                     prefix += out
                     if len(prefix) >= _CHUNK * 4 or inflater.eof:
