@@ -40,13 +40,20 @@ case "$cmd" in
     setup
     exec bash scripts/wheel_smoke.sh "$@"
     ;;
+  lint)
+    setup
+    # ruff (the rule set and why: pyproject.toml [tool.ruff]) and mypy on the packages that pass it
+    # ([tool.mypy] files); run by .ci/run before the tests.
+    "$VENV/bin/ruff" check --no-cache medmm tests bench scripts
+    exec "$VENV/bin/mypy"
+    ;;
   bench)
     setup
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
     exec "$VENV/bin/python" -m bench "$@"
     ;;
   *)
-    echo "usage: bash scripts/dev.sh demo|test|wheel-smoke|bench|setup" >&2
+    echo "usage: bash scripts/dev.sh demo|test|lint|wheel-smoke|bench|setup" >&2
     exit 2
     ;;
 esac

@@ -468,7 +468,7 @@ def _wait_healthy(proc: subprocess.Popen, port: int) -> None:
         except OSError:
             if time.time() > deadline or proc.poll() is not None:
                 proc.kill()
-                raise RuntimeError(proc.stdout.read().decode(errors="replace")[-3000:])
+                raise RuntimeError(proc.stdout.read().decode(errors="replace")[-3000:]) from None
             time.sleep(0.3)
 
 

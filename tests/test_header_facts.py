@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from medmm.imaging import REPORT_FACTS, HeaderFacts, header_facts
 
 

@@ -60,7 +60,7 @@ _AFTER_PATIENT = {  # capitalised words that follow "Patient" without being a na
     "Instructions", "Consent", "Age", "Sex", "Status", "Education", "Safety", "Motion", "Outcome", "Tolerated",
     "Was", "Is", "Has", "Had", "Denies", "Reports", "Presents", "Underwent", "States", "Complains", "Returns",
     "Declined", "Refused", "Arrived", "Left", "Right", "Supine", "Prone", "Transport", "Weight", "Height", "Dose",
-    "Comfort", "Cooperation", "Unable", "Able", "Information", "Portal", "Room", "Class", "Type", "Record",
+    "Comfort", "Cooperation", "Unable", "Able", "Portal", "Room", "Class", "Type", "Record",
 }
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
-from medmm.reports.checker import RulesChecker, RulesConfig, clean_text, combine, default_checker
-from medmm.reports.flags import CheckResult, Flag
+from medmm.reports.checker import RulesChecker, RulesConfig, combine, default_checker
+from medmm.reports.flags import CheckResult
 
 CHECKERS = ("rules", "vlm", "ensemble")
 

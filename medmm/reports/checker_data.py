@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from medmm.errors import InputError
-from medmm.reports.sections import split_sections, split_sentences
+from medmm.reports.sections import split_sentences
 from medmm.reports.taxonomy import TYPE_IDS, complex_class
 
 CHECKER_TASKS = ("simple", "complex")

@@ -137,7 +137,7 @@ def _sentence_spans(section_text: str) -> tuple[tuple[int, int, str], ...]:
             item = _ITEM.match(section_text, s, e)
             if item:
                 s = item.end()
-        for s, e in ((s, e),) if e - s <= MAX_SENTENCE_CHARS else _pieces(section_text, s, e):
+        for s, e in ((s, e),) if e - s <= MAX_SENTENCE_CHARS else _pieces(section_text, s, e):  # noqa: B020 (the pieces of (s, e), computed before the loop rebinds them)
             piece = section_text[s:e]
             body = piece.strip()
             if body and (body[0] in _ASCII_LETTERS or _LETTER.search(body)):  # most sentences start with a letter

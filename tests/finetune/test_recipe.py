@@ -11,7 +11,7 @@ import torch
 
 from medmm.errors import ConfigError
 from medmm.finetune.config import apply_overrides, build_config
-from medmm.finetune.recipe import FinetuneRecipe, lr_factor, run
+from medmm.finetune.recipe import FinetuneRecipe, lr_factor
 from tests.finetune.conftest import recipe_config
 
 
@@ -92,7 +92,6 @@ def test_resume_refuses_another_configuration(region_data, tmp_path):
 
 
 def test_lora_adapter_and_merged_model_load_and_agree(region_data, tmp_path):
-    from medmm.finetune.grounding import GroundingSettings, evaluate
     from medmm.models import Request, load
 
     out = tmp_path / "lora"
