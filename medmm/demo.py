@@ -12,21 +12,33 @@ import argparse
 import json
 import os
 import sys
+from typing import Any
 
 from medmm.cli import main as cli
 
 
-def _first(records: list[dict], modality: str) -> dict | None:
-    return next((r for r in records if r["modality"] == modality and r["findings"]), None) or next(
-        (r for r in records if r["modality"] == modality), None)
+def _modality(study: Any) -> str | None:
+    return study.header.modality if study.header is not None else None
 
 
-def finding_view_args(finding: dict) -> list[str]:
+def _findings(study: Any) -> tuple[Any, ...]:
+    return study.truth.findings if study.truth is not None else ()
+
+
+def _first(records: list[Any], modality: str) -> Any | None:
+    """The first study (medmm.studies.Study) of a modality, one with findings if there is one."""
+    return next((r for r in records if _modality(r) == modality and _findings(r)), None) or next(
+        (r for r in records if _modality(r) == modality), None)
+
+
+def finding_view_args(finding: Any) -> list[str]:
     """``medmm render`` arguments that show a finding's middle truth box, drawn, on the slice that
     holds it. Manifest boxes are acquisition pixels (slice in position order); render converts
-    them to the display plane (``--box-json``), so coronal and feet-first series show the right slice."""
-    box = finding["boxes"][len(finding["boxes"]) // 2]
-    return ["--box-json", json.dumps(box)]
+    them to the display plane (``--box-json``), so coronal and feet-first series show the right slice.
+    ``finding``: a :class:`medmm.studies.TruthFinding` or a manifest finding dict."""
+    boxes = finding["boxes"] if isinstance(finding, dict) else finding.boxes
+    box = boxes[len(boxes) // 2]
+    return ["--box-json", json.dumps(box if isinstance(box, dict) else box.to_dict())]
 
 
 def run(out: str, n: int = 9, seed: int = 0) -> int:
@@ -40,18 +52,20 @@ def run(out: str, n: int = 9, seed: int = 0) -> int:
           flush=True)
     if cli(["synth", "--out", synth, "--n", str(n), "--seed", str(seed)]) != 0:
         return 1
-    with open(os.path.join(synth, "manifest.jsonl"), encoding="utf-8") as fh:
-        records = [json.loads(line) for line in fh]
+    from medmm.studies import iter_studies
+
+    records = list(iter_studies(synth))  # the one study record (medmm.studies), not the manifest by hand
     ct = _first(records, "CT")
     tests = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files")
     store = os.path.join(os.path.dirname(data_store.__file__), "data")
     steps: list[tuple[str, list[str], bool]] = []
     if ct is not None:
-        series = os.path.join(synth, ct["images"][0]["path"])
-        where = finding_view_args(ct["findings"][0]) if ct["findings"] else []
-        what = f"{ct['findings'][0]['type']} ({ct['findings'][0]['side'] or ''})" if ct["findings"] else "normal study"
+        series = ct.image_paths[0]
+        first = _findings(ct)[0] if _findings(ct) else None
+        where = finding_view_args(first) if first is not None else []
+        what = f"{first.type} ({first.side or ''})" if first is not None else "normal study"
         steps += [
-            (f"describe {ct['study_id']} (CT)", ["info", series], True),
+            (f"describe {ct.study_id} (CT)", ["info", series], True),
             ("convert it to NIfTI", ["convert", series, os.path.join(out, "ct.nii.gz")], True),
             (f"render the slice through its {what}", ["render", series, "--window", "lung", *where,
                                                       "--out", os.path.join(out, "ct-lung.png")], True),
@@ -60,10 +74,10 @@ def run(out: str, n: int = 9, seed: int = 0) -> int:
             ("coronal MIP", ["render", series, "--mip", "--axis", "coronal", "--window", "bone",
                              "--out", os.path.join(out, "ct-mip.png")], True),
         ]
-    cxr = next((r for r in records if r["modality"] in ("DX", "CR")), None)
+    cxr = next((r for r in records if _modality(r) in ("DX", "CR")), None)
     if cxr is not None:
-        steps.append((f"a synthetic chest radiograph ({cxr['modality']})",
-                      ["render", os.path.join(synth, cxr["images"][0]["path"]), "--out", os.path.join(out, "cxr.png")], True))
+        steps.append((f"a synthetic chest radiograph ({_modality(cxr)})",
+                      ["render", cxr.image_paths[0], "--out", os.path.join(out, "cxr.png")], True))
     steps += [
         ("a real series with a gap (pydicom dicomdirtests CT2): reported, not averaged",
          ["info", os.path.join(tests, "dicomdirtests", "77654033", "CT2")], True),
@@ -86,13 +100,13 @@ def run(out: str, n: int = 9, seed: int = 0) -> int:
     ]
     if ct is not None:
         # one report with a left/right swap, checked against its own DICOM header
-        head, _, impression = ct["report"].partition("IMPRESSION:")
+        head, _, impression = ct.report.partition("IMPRESSION:")
         bad = head + "IMPRESSION:" + impression.replace("right", "LEFT_").replace("left", "right").replace("LEFT_", "left")
         with open(os.path.join(out, "report-with-error.txt"), "w", encoding="utf-8") as fh:
             fh.write(bad.replace("FINDINGS:", "TECHNIQUE: MRI of the chest.\n\nFINDINGS:", 1))
         steps.append(("check a report (sides swapped in one section? MRI named for a CT)",
                       ["check", os.path.join(out, "report-with-error.txt"), "--dicom",
-                       os.path.join(synth, ct["images"][0]["path"])], True))
+                       ct.image_paths[0]], True))
     for title, argv, should_pass in steps:
         print(f"\n$ medmm {' '.join(argv)}    # {title}", flush=True)
         rc = cli(argv)
@@ -100,8 +114,8 @@ def run(out: str, n: int = 9, seed: int = 0) -> int:
             failures += 1
             print(f"!! unexpected exit code {rc}", file=sys.stderr)
     if ct is not None:
-        print(f"\nReport of {ct['study_id']} (truth: {[(f['type'], f['side']) for f in ct['findings']]}):\n")
-        print(ct["report"])
+        print(f"\nReport of {ct.study_id} (truth: {[(f.type, f.side) for f in _findings(ct)]}):\n")
+        print(ct.report)
     print(f"Demo outputs are in {out}/ ({'all steps behaved as expected' if not failures else f'{failures} unexpected'}); "
           f"the studies and manifest.jsonl are in {synth}/.")
     from medmm.app.auth import add_user
