@@ -31,10 +31,10 @@ def handle(raw: bytes, spool: str) -> tuple[bool, str, str | None]:
     msg = parse_hl7_message(raw, "mllp")
     if msg.problem:
         return False, msg.problem, None
-    os.makedirs(spool, exist_ok=True)
+    os.makedirs(spool, mode=0o700, exist_ok=True)  # reports are PHI: the audit user's only
     path = os.path.join(spool, _spool_name(msg.report_id, raw))
     tmp = path + ".part"
-    with open(tmp, "wb") as fh:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
         fh.write(raw)
         fh.flush()
         os.fsync(fh.fileno())

@@ -162,3 +162,11 @@ def test_sr_region_is_an_image_referenced_scoord(tmp_path):
     assert changed.InstanceNumber == 2 and content_sha256(result) != content_sha256(dict(result, score=0.5))
     assert changed.PredecessorDocumentsSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0] \
         .ReferencedSOPInstanceUID == sr.SOPInstanceUID
+
+
+def test_mllp_spool_is_private(tmp_path):
+    from medmm.hospital.mllp import handle
+
+    ok, _, path = handle(oru_message(REPORT, "A1", "M1"), str(tmp_path / "spool"))
+    assert ok and os.stat(path).st_mode & 0o077 == 0 and os.stat(tmp_path / "spool").st_mode & 0o077 == 0
+    assert not handle(b"garbage", str(tmp_path / "spool"))[0]
