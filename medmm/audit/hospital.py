@@ -25,7 +25,6 @@ Order of work (what a PACS administrator and a quality team expect):
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import replace
 from typing import Any
 
@@ -117,7 +116,10 @@ def _audit(store: Store, run: Any, client: Any, messages: list[ReportMessage], f
     index = Index(listed, client.find_studies)
     run_id, config_key = store.start_run(run)
     summary = AuditSummary(run_id, skipped_done=skipped)
-    cache = image_cache or (tempfile.mkdtemp(prefix="medmm-pacs-") if checker != "rules" else None)
+    cache = None
+    if checker != "rules":  # the checker reads pixels: instances are fetched beside the store (the app shows them)
+        cache = image_cache or os.path.abspath(store.path) + ".images"
+        os.makedirs(cache, mode=0o700, exist_ok=True)  # PHI, as the store is
     chunk = max(1, batch_size * max(1, workers or 1))
     matched_uids: set[str] = set()
     try:

@@ -78,4 +78,5 @@ def add_audit_arguments(p: argparse.ArgumentParser) -> None:
                    help="only reports written and studies acquired from this date (default: since the last run)")
     p.add_argument("--until", default=None, metavar="YYYY-MM-DD", help="only up to this date")
     p.add_argument("--image-cache", default=None, metavar="DIR",
-                   help="where instances are fetched when the checker reads images (default: a temporary folder)")
+                   help="where instances are fetched when the checker reads images (default: STORE.images beside the "
+                        "store, mode 700; the review app shows them from there)")
