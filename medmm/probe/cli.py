@@ -75,11 +75,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                    max_new_tokens=args.max_new_tokens, stop=tuple(args.stop), seed=args.gen_seed)
     model = load(args.model, **_model_options(args))
     judge = load(args.judge) if args.judge else None
+    llm = load(args.llm) if args.llm else None
     r = run_probe(args.bench, args.data, model, args.out, images=args.images, mode=args.mode, controls=controls,
                   judge=judge, parser=args.parser, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                   prefix_reduction=args.prefix_reduction, seed=args.seed, cache=args.cache, limit=args.limit,
                   progress=not args.quiet, model_spec=args.model, judge_spec=args.judge, shard=_shard(args.shard),
-                  layout=args.layout, generation=generation)
+                  layout=args.layout, generation=generation, llm=llm)
     if r.missing_pairs:
         from medmm.probe.confusion import Resolved
 
@@ -187,6 +188,9 @@ def add_parsers(sub: Any) -> None:
                    help="a load option of the backend, e.g. concurrency=16 or model=NAME for http (repeatable)")
     p.add_argument("--mode", choices=MODES, default="mc", metavar="MODE", help="answering mode: %(choices)s")
     p.add_argument("--judge", default=None, help="judge model for --mode judge")
+    p.add_argument("--llm", default=None, metavar="SPEC",
+                   help="a local model run on the text alone (the VLM's language model): adds the none and llm "
+                        "variants and MMStar's multimodal leakage ML = max(0, score without image - LLM score)")
     p.add_argument("--controls", default="", help="comma-separated: blind, text, region")
     p.add_argument("--parser", choices=PARSERS, default="robust", metavar="PARSER",
                    help="answer parser: %(choices)s (a task accepts robust and its reference's compat rule)")

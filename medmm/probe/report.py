@@ -294,6 +294,18 @@ def _category_table(view: RunView) -> str:
 def _controls(view: RunView, n_boot: int, seed: int, out: str) -> tuple[list[str], list[str], dict[str, Any]]:
     sections, figures, data = [], [], {}
     run = view.run
+    if "none" in view.scores and "llm" in view.scores:  # MMStar's multimodal leakage, paired over the same units
+        names = view.metric_names
+        leak_ci = intervals(view.scores["none"], names, n_boot, seed, baseline=view.scores["llm"])
+        rows = ["| metric | without image − LLM alone (pp) [95% CI] | ML (pp) |", "|---|---|---|"]
+        for m in names:
+            iv = leak_ci.get(m)
+            ml = "–" if iv is None or math.isnan(iv.value) else f"{100 * max(0.0, iv.value):.1f}"
+            rows.append(f"| {m.replace('_', ' ')} | {_signed(iv)} | {ml} |")
+        sections.append("## Multimodal leakage (MMStar)\n\n" + "\n".join(rows) + "\n\n"
+                        "ML = max(0, score of the model with no image − score of its language model alone): what the "
+                        "multimodal training taught about the benchmark's answers without looking at images.")
+        data["multimodal_leakage"] = {m: iv.to_dict() for m, iv in leak_ci.items()}
     tp = text_preference(view.records, run["mode"], run["parser"], **view.kw())
     if tp:
         ratio = tp["text_preference_ratio"]

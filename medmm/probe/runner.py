@@ -203,12 +203,15 @@ def answer_batch(model: Any, judge: Any, batch: Sequence[Sample], images: _Image
     return rows + [(s.key, v, e) for (s, _), (v, e) in zip(ready, results)]
 
 
-def run_config(bench: str, mode: str, model: Any, judge: Any, gen: GenerationOptions | int) -> RunConfig:
-    """What decides an answer besides the sample: the model, the mode and the generation settings."""
+def run_config(bench: str, mode: str, model: Any, judge: Any, gen: GenerationOptions | int,
+               llm: Any = None) -> RunConfig:
+    """What decides an answer besides the sample: the model, the mode and the generation settings (and the
+    language model that answers the ``llm`` variant, when there is one)."""
     if isinstance(gen, int):
         gen = GenerationOptions(max_new_tokens=gen)
+    extra = {"llm": llm.fingerprint()} if llm is not None else {}
     return RunConfig.build("probe", bench=bench, mode=mode, model=model.fingerprint(),
-                           judge=judge.fingerprint() if judge is not None else None, **gen.identity())
+                           judge=judge.fingerprint() if judge is not None else None, **gen.identity(), **extra)
 
 
 def _versions() -> dict[str, str]:
@@ -235,13 +238,15 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
               limit: int | None = None, progress: bool = True, model_spec: str | None = None,
               judge_spec: str | None = None, on_batch: Callable[[int], None] | None = None,
               shard: tuple[int, int] | None = None, layout: str = "auto",
-              generation: GenerationOptions | None = None) -> RunResult:
+              generation: GenerationOptions | None = None, llm: Any = None) -> RunResult:
     """Run a probe (see the module docstring); ``model``/``judge`` are loaded VLMs or spec strings.
 
     ``shard=(k, n)`` answers only the images (pairs) whose stable hash is ``k`` modulo ``n``: run
     ``n`` shards on ``n`` GPUs (processes, Ray tasks) against one shared ``cache``, then one run
     without a shard finds every answer cached and writes the outputs. ``generation`` sets the system prompt,
-    temperature, top-p, stop strings, seed and max new tokens (default: greedy, ``max_new_tokens``).
+    temperature, top-p, stop strings, seed and max new tokens (default: greedy, ``max_new_tokens``). ``llm``
+    (a model or spec: a local model run on text alone) answers every question without its image as the ``llm``
+    variant; with the ``none`` variant (added when missing) it gives MMStar's multimodal leakage.
     """
     gen = generation or GenerationOptions(max_new_tokens=max_new_tokens)
     from medmm.models import load
@@ -260,12 +265,20 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
             return RunResult(out, 0, 0, 0, 0, {}, missing)
     if not samples:
         raise InputError(f"{data}: nothing to run (no questions, or every pair misses an image)")
+    if llm is not None:  # MMStar's leakage needs the model without the image (none) and the language model alone (llm)
+        from dataclasses import replace as _replace
+
+        have = {(s.unit, s.variant) for s in samples}
+        samples = samples + [_replace(s, variant=v) for v in ("none", "llm") for s in samples
+                             if s.variant == "image" and (s.unit, v) not in have]
+        llm = load(llm) if isinstance(llm, str) else llm
+        check_backend(llm, mode)
     model_spec = str(model_spec or (model if isinstance(model, str) else getattr(model, "name", "vlm")))
     judge_spec = judge_spec or (judge if isinstance(judge, str) else None)
     model = load(model) if isinstance(model, str) else model
     judge = load(judge) if isinstance(judge, str) else judge
     check_backend(model, mode)
-    config = run_config(bench, mode, model, judge, gen)
+    config = run_config(bench, mode, model, judge, gen, llm)
     os.makedirs(out, exist_ok=True)
     started = time.time()
     with ResultCache(cache or os.path.join(out, "cache.sqlite")) as store:
@@ -278,7 +291,10 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
         with _progress(len(todo), progress) as bar:
             for start in range(0, len(todo), step):
                 batch = todo[start:start + step]
-                store.put_many(answer_batch(model, judge, batch, images_lru, gen), key)
+                for who, part in ((model, [s for s in batch if s.variant != "llm"]),
+                                  (llm, [s for s in batch if s.variant == "llm"])):
+                    if part:  # the llm variant goes to the language model alone
+                        store.put_many(answer_batch(who, judge, part, images_lru, gen), key)
                 computed += len(batch)
                 bar.update(len(batch))
                 if on_batch:

@@ -14,6 +14,9 @@ Controls (``--controls``):
   size (``blank``, ``noise``: a different question to a model, kept beside it);
 * ``text``: the same question with a misleading hint that states the wrong answer (Words or
   Vision); the text-preference ratio counts which of hint and image the answer follows;
+* ``llm`` (with a language model given to the run, ``--llm``): the question alone asked of the
+  language model without its vision part; with ``none`` it gives MMStar's multimodal leakage
+  ML = max(0, score without the image - score of the language model alone);
 * ``region`` (negation pairs with boxes): position questions asked with the full image plus the
   finding's region cropped with context (``crop``, ViCrop's two images) or with the region
   outlined on the image (``draw``, :func:`medmm.regions.draw`).
@@ -37,7 +40,7 @@ from medmm.probe.confusion import ConfusionPair
 from medmm.probe.negation import NegationQuestion, QAType
 from medmm.runs import file_fingerprint, item_key
 
-VARIANTS = ("image", "none", "blank", "noise", "text", "crop", "draw")
+VARIANTS = ("image", "none", "blank", "noise", "text", "crop", "draw", "llm")
 CONTROLS = {"blind": ("none", "blank", "noise"), "text": ("text",), "region": ("crop", "draw")}
 BLIND = CONTROLS["blind"]  # the blind variants, in the order metrics.json and the report show them
 
@@ -198,7 +201,7 @@ def variant_images(sample: Sample, image: Image.Image) -> list[Image.Image]:
     """The images the model sees for ``sample``: the original for the image and text variants; for
     ``crop`` the full image and the region cropped with context (ViCrop's ``[full image, crop]``,
     :func:`medmm.models.vicrop.crop_with_margin`); for ``draw`` the region outlined."""
-    if sample.variant == "none":  # MMStar's blind control: the question alone, no image in the model input
+    if sample.variant in ("none", "llm"):  # MMStar: the question alone (llm: asked of the language model alone)
         return []
     if sample.variant == "blank":
         return [Image.new("RGB", image.size, (0, 0, 0))]

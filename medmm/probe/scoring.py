@@ -237,6 +237,14 @@ def summary(records: Sequence[Mapping[str, Any]], bench: str, mode: str, parser:
     controls: dict[str, Any] = {}
     if gains:
         controls["multimodal_gain"] = gains
+    if "none" in scores and "llm" in scores:  # MMStar: ML = max(0, S without the image - S of the LLM alone)
+        groups = sorted(set(scores["none"].units) & set(scores["llm"].units))
+        wv, t = scores["none"].metric(groups), scores["llm"].metric(groups)
+        leak: dict[str, float | None] = {}
+        for k in keys:
+            d = _diff(wv.get(k), t.get(k))
+            leak[k] = None if d is None else round(max(0.0, d), 6)
+        controls["multimodal_leakage"] = leak
     tp = text_preference(records, mode, parser, **kw)
     if tp:
         controls["text_preference"] = tp

@@ -215,3 +215,41 @@ def test_blind_none_variant_sends_no_image(tmp_path, mode):
     assert list(metrics["variants"]) == ["none", "blank", "noise"]
     assert list(metrics["controls"]["multimodal_gain"]) == ["none", "blank", "noise"]
     assert r.metrics["variants"]["none"]["n_questions"] == 10
+
+
+class _TextOnly(FakeVLM):
+    """A 'language model alone': always answers yes (so its score differs from the VLM's)."""
+
+    def generate(self, requests, max_new_tokens=64, temperature=0.0, **kwargs):
+        from medmm.models.base import Generation
+
+        self.requests.extend(requests)
+        return [Generation("Yes", 1, 1, 0.0, "stop") for _ in requests]
+
+    def fingerprint(self):
+        return "text-only-lm"
+
+
+def test_multimodal_leakage_with_the_language_model_alone(tmp_path):
+    """MMStar's ML = max(0, S without image - S of the LLM): the llm variant goes to the language model, with no
+    image; the none variant is added; a changed LLM is another configuration."""
+    from medmm.probe.report import build_report
+
+    data = _negation_file(tmp_path)
+    vlm, lm = FakeVLM(), _TextOnly()
+    r = run_probe("negation", str(data), vlm, str(tmp_path / "run"), llm=lm, progress=False)
+    assert len(lm.requests) == 10 and all(len(q.images) == 0 for q in lm.requests)
+    assert sorted(len(q.images) for q in vlm.requests) == [0] * 10 + [1] * 10  # none (no image) + image
+    variants = r.metrics["variants"]
+    leak = r.metrics["controls"]["multimodal_leakage"]
+    for k in ("modality", "abnormality", "overall"):
+        a, b = variants["none"][k], variants["llm"][k]
+        if a is not None and b is not None:
+            assert leak[k] == pytest.approx(max(0.0, a - b), abs=1e-6)
+    assert variants["llm"]["modality"] == 0.0  # always yes: every adversarial question wrong
+    md = build_report(str(tmp_path / "run"), n_boot=50).markdown
+    assert "Multimodal leakage (MMStar)" in md
+    other = _TextOnly()
+    other.fingerprint = lambda: "another-lm"  # type: ignore[method-assign]
+    again = run_probe("negation", str(data), vlm, str(tmp_path / "run"), llm=other, progress=False)
+    assert again.n_computed == 30  # another LLM: nothing reused under the old configuration
