@@ -35,6 +35,8 @@ _NAME_CUES = (  # a name follows these, with or without a colon
     r"[Cc]alled to|[Nn]otified|[Ii]nformed|[Ss]poke with|[Cc]onveyed to|[Rr]eviewed with|d/w"
 )
 _ROLES = (  # a role between a cue and the name: "Reviewed by Fellow: Sarah Connor" (issue 20, D3)
+    r"(?:Chief|Senior|Junior|Staff|Consultant|Supervising|Covering|On-call)\s+"  # "Chief Resident" (verifier)
+    r"(?:Fellow|Resident|Attending(?: Physician| Radiologist)?|Radiologist|Technologist|Physician|Surgeon|Nurse)|"
     r"Fellow|Resident|Attending(?: Physician| Radiologist)?|Radiologist|Technologist|Tech|Sonographer|Nurse|"
     r"Physician|Provider|Surgeon|Physician Assistant|PA|NP|RN"
 )
@@ -51,6 +53,7 @@ _NOT_NAMES = {
     "Date", "Time", "Phone", "MRN", "ID", "Accession", "Age", "Sex", "DOB", "Address", "Name", "Patient",
     "Dr", "Mr", "Mrs", "Ms", "Miss", "Prof", "Doctor", "Fellow", "Resident", "Attending", "Radiologist",
     "Technologist", "Tech", "Sonographer", "Nurse", "Physician", "Provider", "Surgeon",
+    "Chief", "Senior", "Junior", "Staff", "Consultant", "Supervising", "Covering",
     "MD", "M.D", "DO", "D.O", "RN", "NP", "PA", "PA-C", "PhD", "Ph.D", "RT", "MBBS", "FRCR",
 }
 
@@ -82,6 +85,8 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [  # (kind, pattern, group h
     ("PHONE", re.compile(r"(?<![\w.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}\b"
                          r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?", re.I), 0),
     ("PHONE", re.compile(r"(?<![\w.-])\d{3}[-.]\d{4}\b(?![-.]\d)"), 0),  # seven digits: "call 555-1234"
+    ("PHONE", re.compile(r"\b(?i:phone|telephone|tel|call|cell|mobile|fax|pager|beeper)\.?\s*(?:at|on|:|#)?\s*"
+                         r"(\d{3}\s\d{4})\b(?!\s?(?:mm|cm|ml|mg|HU|%))"), 1),  # "phone 555 1234" (verifier)
     ("ID", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), 0),  # SSN
     ("ID", re.compile(r"\b(?:MRN|MR\s?#|Medical Record(?: Number| No\.?| #)?|Accession(?: Number| No\.?| #)?|Acc(?:\.|\s?#)|"
                       r"Patient ID|Pt ID|Record(?: Number| No\.?| #)|Order(?: Number| No\.?| #)|Study ID|Exam ID|"
@@ -108,11 +113,12 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [  # (kind, pattern, group h
                         rf"(?:(?:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof)\.?\s+|(?i:{_ROLES})\.?\s*[:,-]?\s+)?"
                         rf"((?:{_INITIAL}\s?)?{_NAME})"), 1),
     # "Patient Jennifer Lopez-Garcia": two or three name words right after Patient/Pt, no colon
-    ("NAME", re.compile(rf"\b(?:Patient|PATIENT|Pt\.?)\s+((?!(?:{'|'.join(sorted(_AFTER_PATIENT))})\b){_NAME_WORD}"
+    ("NAME", re.compile(rf"\b(?:Patient|PATIENT|[Pp]t\.?|PT\.)\s+((?!(?:{'|'.join(sorted(_AFTER_PATIENT))})\b){_NAME_WORD}"
                         rf"\s(?!(?:{'|'.join(sorted(_AFTER_PATIENT))})\b){_NAME_WORD}(?:\s{_NAME_WORD})?)\b"), 1),
     # "PATIENT: smith, john" / "Name: SMITH, JOHN": a label, then "last, first" in one case
     ("NAME", re.compile(r"\b(?i:Patient(?:'s)? Name|Patient|Pt|Name)\s*:\s*"
-                        r"([a-z][a-z'-]{1,30},\s*[a-z][a-z'-]{1,30}|[A-Z][A-Z'-]{1,30},\s*[A-Z][A-Z'-]{1,30})\b"), 1),
+                        rf"((?:(?i:{_PARTICLE})\s){{0,2}}[a-z][a-z'-]{{1,30}},\s*[a-z][a-z'-]{{1,30}}|"
+                        rf"(?:(?i:{_PARTICLE})\s){{0,2}}[A-Z][A-Z'-]{{1,30}},\s*[A-Z][A-Z'-]{{1,30}})\b"), 1),
     ("NAME", re.compile(rf"\b((?:{_INITIAL}\s?)?{_NAME}),?\s+{_CREDENTIAL}"), 1),
 ]
 _AGE = re.compile(r"\b(\d{2,3})(?:\s*-\s*|\s+)(?:years?|yrs?)(?:\s*-\s*|\s+)old\b|\b(\d{2,3})\s*(?:yo|y/o|y\.o\.|yrs?\b|years?\b)"
