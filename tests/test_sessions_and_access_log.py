@@ -392,6 +392,19 @@ def test_access_log_query_export_and_filters(tmp_path):
     assert last["user"].startswith("cli:") and last["detail"]["redacted"] is True and last["detail"]["rows"] == 3
 
 
+def test_access_log_export_never_writes_through_a_planted_temporary_name(tmp_path):
+    """Verifier's probe: the export wrote to the predictable ``OUT.<pid>.tmp`` (no O_EXCL, symlinks
+    followed), so a link planted there in a shared folder received the log (or clobbered its target)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "log.jsonl"
+    os.symlink(victim, f"{out}.{os.getpid()}.tmp")
+    assert access_log.write([{"at": 0.0, "user": "dr_a", "event": "view", "study_key": "S1", "client": None,
+                              "detail": {}, "source": "access_log", "id": 1}], str(out)) == 1
+    assert victim.read_text() == "keep me"
+    assert json.loads(out.read_text())["user"] == "dr_a" and stat.S_IMODE(os.stat(out).st_mode) == 0o600
+
+
 # ---------------------------------------------------------------- N11, N14
 def test_n11_bearer_key_never_follows_a_redirect():
     """N11: a 302 from the model server sent the request, Authorization header included, to the host

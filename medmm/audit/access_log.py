@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -115,8 +116,9 @@ def write(rows: list[dict[str, Any]], out: str) -> int:
     low = out.lower()
     if not low.endswith((".jsonl", ".csv")):
         raise InputError(f"{out}: export the access log to .jsonl or .csv")
-    tmp = f"{out}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    # a random, exclusively created temporary name beside OUT (mkstemp: O_EXCL, 0600): a link planted at a
+    # predictable name in a shared folder never receives the log
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(out) + ".", suffix=".tmp", dir=os.path.dirname(os.path.abspath(out)))
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
         if low.endswith(".jsonl"):
             for r in rows:
