@@ -73,7 +73,7 @@ def _volume_views(path: str, focus_slice: int | None) -> list[View]:
     vol = load_volume(path)
     if not _is_volume(vol):
         return [View(ImageView(vol).to_pil(), path, "radiograph")]
-    window = "lung" if (vol.header.modality or "").upper() == "CT" else "file"
+    window = "lung" if (vol.modality or "").upper() == "CT" else "file"
     mip = View(ImageView(vol, window=window, axis="coronal", mip=True).to_pil(), path, "coronal-mip")
     axial = View(ImageView(vol, window=window, index=focus_slice, axis="axial").to_pil(), path, "axial-slice")
     return [mip, axial]
