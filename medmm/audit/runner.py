@@ -101,14 +101,21 @@ def process(item: Study, run: RunConfig, cache: Any = None) -> dict[str, Any]:
             hit = cache.get(ckey, run.key)
             if hit is not None:
                 return {**out, "text": text, "header": header, "result": result_from_dict(hit), "cached": True}
-            result = checker_for(run).check(text, header)
+            result = checker_for(run).check(text, header, images=list(item.image_paths) or None)
             return {**out, "text": text, "header": header, "result": result, "cache_key": ckey, "cache_put": True}
-        result = checker_for(run).check(text, header)
+        result = checker_for(run).check(text, header, images=list(item.image_paths) or None)  # VLM: the study's views
         return {**out, "text": text, "header": header, "result": result}
     except MedmmError as exc:
         return {**out, "failure": (stage, str(exc))}
     except Exception as exc:  # a bug in one study must not end the audit
         return {**out, "failure": (stage, f"{type(exc).__name__}: {exc}")}
+
+
+def _file_sha256(path: str) -> str:
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
 
 
 def checker_for(run: RunConfig) -> Any:
@@ -129,11 +136,14 @@ def checker_for(run: RunConfig) -> Any:
     return _CHECKERS[run.key]
 
 
-def _process_batch(batch: list[Study], run: RunConfig, cache: str | None = None) -> list[dict[str, Any]]:
+def _process_batch(batch: list[Study], run: RunConfig, cache: str | None = None,
+                   slim: bool = False) -> list[dict[str, Any]]:
     """Check a work batch; with ``cache`` (a :class:`~medmm.runs.ResultCache` file) each check is looked up
-    first and new results are put back in one transaction at the end of the batch."""
+    first and new results are put back in one transaction at the end of the batch. ``slim`` (a worker
+    process): the answers leave out what the parent already holds (see :func:`_slim`)."""
     if not cache:
-        return [process(i, run) for i in batch]
+        out = [process(i, run) for i in batch]
+        return [_slim(r) for r in out] if slim else out
     from medmm.runs import ResultCache
 
     store = _CACHES.get(cache)
@@ -148,7 +158,33 @@ def _process_batch(batch: list[Study], run: RunConfig, cache: str | None = None)
         out.append(r)
     if new:
         store.put_many(new, run.key)
-    return out
+    return [_slim(r) for r in out] if slim else out
+
+
+def _slim(r: dict[str, Any]) -> dict[str, Any]:
+    """A worker's answer without the study it was sent (the parent has it) and without the report text when
+    it is the study's own (the common case): pickling them back made the parent, the single writer on a
+    two-core machine, the bottleneck of two workers. :func:`_attach` puts them back."""
+    item = r.pop("item")
+    if r.get("text") is not None and r["text"] == item.report:
+        del r["text"]
+        r["text_is_report"] = True
+    return r
+
+
+def _for_worker(batch: list[Study]) -> list[Study]:
+    """The studies as a worker needs them: without the evaluation truth and the region boxes (only the
+    parent stores them; unpickling a synthetic study's truth cost more than checking its report)."""
+    from dataclasses import replace
+
+    return [replace(i, truth=None, regions=()) if (i.truth is not None or i.regions) else i for i in batch]
+
+
+def _attach(r: dict[str, Any], item: Study) -> dict[str, Any]:
+    r["item"] = item
+    if r.pop("text_is_report", False):
+        r["text"] = item.report
+    return r
 
 
 _CACHES: dict[str, Any] = {}  # per process: open result caches by path
@@ -233,8 +269,14 @@ def run_config(checker: str = "rules", model: str | None = None, threshold: floa
             raise InputError(f"--checker {checker} needs --model SPEC")
         from medmm.reports.vlm_checker import VLMCheckerConfig
 
-        cfg = vlm_config if vlm_config is not None else VLMCheckerConfig.load()
-        parts.update(model=_vlm(model).fingerprint(), model_spec=model, vlm_config=cfg)
+        from medmm.reports.ensemble import stacker_path
+        from medmm.reports.vlm_checker import trained_config
+
+        # a model trained with checker tasks brings its own checker config and ensemble stacker (next to it)
+        cfg = vlm_config if vlm_config is not None else (trained_config(model) or VLMCheckerConfig.load())
+        stacker = stacker_path(model) if checker == "ensemble" else None
+        parts.update(model=_vlm(model).fingerprint(), model_spec=model, vlm_config=cfg,
+                     stacker=_file_sha256(stacker) if stacker else None)
     return RunConfig.build("report-check", **parts)
 
 
@@ -408,9 +450,9 @@ def _run_batches(batches: list[list[StudyInput]], run: RunConfig, workers: int, 
         return
     ctx = pool_context(preload=["medmm.audit.runner", "medmm._warm"])  # forkserver, never fork (medmm/_pool.py)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(_process_batch, b, run, cache) for b in batches]
-        for fut in futures:  # in submission order: progress and writes stay deterministic
-            yield fut.result()
+        futures = [pool.submit(_process_batch, _for_worker(b), run, cache, True) for b in batches]
+        for b, fut in zip(batches, futures):  # in submission order: progress and writes stay deterministic
+            yield [_attach(r, item) for r, item in zip(fut.result(), b)]
 
 
 def _run_ray(batches: list[list[StudyInput]], run: RunConfig, workers: int,
@@ -431,9 +473,9 @@ def _run_ray(batches: list[list[StudyInput]], run: RunConfig, workers: int,
     try:
         remote = ray.remote(_process_batch)
         # the cache is used where its file is reachable (a shared file system on a cluster)
-        pending = [remote.remote(b, run, cache) for b in batches]
-        for ref in pending:  # results come back to this process, the only writer
-            yield ray.get(ref)
+        pending = [remote.remote(_for_worker(b), run, cache, True) for b in batches]
+        for b, ref in zip(batches, pending):  # results come back to this process, the only writer
+            yield [_attach(r, item) for r, item in zip(ray.get(ref), b)]
     finally:
         if started:
             ray.shutdown()
