@@ -8,7 +8,9 @@ is that the statement does not fit the words around it:
 * ``interval_global``: a finding called new, larger or smaller in a report whose impression (or findings) says
   that nothing changed since the prior ("No interval change."); the flag shows both sentences;
 * ``side_lobe``: a side and a lobe of the other side in one phrase ("left-sided opacity in the right lower lobe");
-* ``severity_size``: a grade that its own measurement contradicts ("large 3 mm nodule").
+* ``severity_size``: a grade that its own measurement contradicts ("large 3 mm nodule");
+* ``dropped_negation``: a sentence that states an acute abnormality without naming it ("Acute cardiopulmonary
+  abnormality."): the normal statement with its "No" lost.
 
 Every pattern is bounded (a sentence is at most ``sections.MAX_SENTENCE_CHARS`` characters).
 """
@@ -190,3 +192,30 @@ def rule_severity_size(a: Analysis, header: Any = None) -> list[Flag]:
                 flags.append(make_flag("severity_size", a.text, s, sent.start + m.end(),
                                        f"\"{m.group(1) or m.group(6)}\" but it measures {value} {unit}"))
     return flags
+
+
+# a whole sentence that states an unnamed acute abnormality: the normal statement with its "No" dropped
+_ACUTE_UNNAMED = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:(?:evidence\s+of|findings\s+of|there\s+is|there\s+are)\s+)?(?:an?\s+)?"
+                            r"acute\s+(?:[a-z]+\s+){0,2}?(?:abnormalit(?:y|ies)|process(?:es)?|disease|findings?|"
+                            r"pathology)(?:\s+(?:is|are)\s+(?:seen|identified|noted|present))?\W*$", re.I)
+
+
+@per_sentence
+def _unnamed_acute(sentence: str) -> bool:
+    if sentence.isascii() and "acute" not in sentence.lower():
+        return False
+    return _ACUTE_UNNAMED.match(sentence) is not None
+
+
+@declare(FlagSpec(id="dropped_negation", type="negation", family="single", reads=("findings", "impression"),
+                  explains="{sentence} states an acute abnormality without naming one: a dropped \"No\"?",
+                  example=_F.format("The lungs are clear.", "Acute cardiopulmonary abnormality."),
+                  clean=_F.format("The lungs are clear.", "No acute cardiopulmonary abnormality.")))
+def rule_dropped_negation(a: Analysis, header: Any = None) -> list[Flag]:
+    """"Acute cardiopulmonary abnormality." as a sentence of its own: a report names what is abnormal, so this is
+    the normal statement with "No" lost in dictation."""
+    if "acute" not in a.lower_text():
+        return []
+    return [make_flag("dropped_negation", a.text, s.start, s.end,
+                      f"\"{s.text}\" states an acute abnormality without naming one: a dropped \"No\"?")
+            for s in a.sentences if s.section in _BODY and _unnamed_acute(s.text)]

@@ -133,7 +133,9 @@ def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
         s, e = _span(a, p)
         flags.append(make_flag("laterality_sections", a.text, s, e,
                                f"the impression gives the {p.text} on the {p.side}; the findings give it on the "
-                               f"{side_of(sided[0])}: {quotes}", related=[_span(a, o) for o in sided[:2]]))
+                               f"{side_of(sided[0])}: {quotes}",
+                               related=[_span(a, o) for o in (sided + [o for o in fnd if o.positive and _family(o) ==
+                                        _family(p) and side_of(o) not in (None, p.side, "bilateral") and zone_ok(o)])][:3]))
     return flags + _predominance_swap(a)
 
 
