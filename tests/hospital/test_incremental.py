@@ -231,3 +231,22 @@ def test_reports_from_a_fhir_server_paged_with_credentials(orthanc, synth12, tmp
         assert any("_count=100" in p for p in seen) and any("page=2" in p for p in seen)
     finally:
         server.shutdown()
+
+
+def test_match_falls_back_to_the_study_instance_uid(orthanc, synth12, tmp_path):
+    """No accession number (or one the PACS does not know) but the Study Instance UID in an OBX 113014: matched."""
+    from medmm.hospital.reports import oru_message
+
+    reports = _cxr(synth12)[:2]
+    for r in reports:
+        orthanc.upload(str(synth12 / "studies" / r["study"].study_id))
+    feed = tmp_path / "r.hl7"
+    feed.write_bytes(oru_message(reports[0]["text"], "", "U1", study_instance_uid=reports[0]["study_instance_uid"])
+                     + b"\r" + oru_message(reports[1]["text"], "TYPO-ACC", "U2",
+                                           study_instance_uid=reports[1]["study_instance_uid"]))
+    db = tmp_path / "a.sqlite"
+    summary = _run(orthanc, feed, db)
+    assert (summary.studies, summary.failures) == (2, 0)
+    con = sqlite3.connect(db)
+    got = dict(con.execute("SELECT study_instance_uid, accession_number FROM studies"))
+    assert got == {r["study_instance_uid"]: r["accession_number"] for r in reports}  # the PACS's accession is kept
