@@ -138,6 +138,88 @@ def run_identity(config: Any, data: Mapping[str, str | os.PathLike[str] | None] 
     return {"config": canonical(config), "data": prints, "code": code_version or __version__}
 
 
+# ------------------------------------------------------------------ the run core's small tools
+
+def json_clean(obj: Any) -> Any:
+    """``obj`` with NaN/inf floats as None (JSON has no NaN; medmm's empty-denominator ``nan`` is written null)."""
+    if isinstance(obj, float):
+        return None if obj != obj or obj in (math.inf, -math.inf) else obj
+    if isinstance(obj, Mapping):
+        return {k: json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_clean(v) for v in obj]
+    return obj
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes, mode: int | None = None) -> str:
+    """Write ``data`` to ``path`` all or nothing: a temporary file beside it (unique per process and thread), flushed
+    and fsynced, then renamed over the target, so a reader or a crash never sees half a file. ``mode`` sets the
+    permissions before the rename (e.g. 0o600 for files that may quote patient data). Returns the path."""
+    import threading
+
+    p = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
+    tmp = f"{p}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 1, sort_keys: bool = False) -> str:
+    """:func:`write_atomic` of ``obj`` as JSON (NaN as null, UTF-8, a final newline)."""
+    text = json.dumps(json_clean(obj), indent=indent, ensure_ascii=False, sort_keys=sort_keys) + "\n"
+    return write_atomic(path, text)
+
+
+def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Any]) -> str:
+    """:func:`write_atomic` of one JSON object per line (NaN as null)."""
+    return write_atomic(path, "".join(json.dumps(json_clean(r), ensure_ascii=False) + "\n" for r in rows))
+
+
+def progress(total: int, desc: str, unit: str = "item", enabled: bool = True, initial: int = 0) -> Any:
+    """The one progress bar (tqdm on stderr; silent when ``enabled`` is false or stderr is not a terminal).
+    Use as a context manager: ``with progress(n, "probe", "sample") as bar: bar.update(k)``."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
+                disable=(not enabled) or None)
+
+
+def parse_key_values(items: Iterable[str], option: str = "--set", example: str = "key=value") -> dict[str, Any]:
+    """``["a=1", "b.c=[x, y]", "d=text"]`` -> ``{"a": 1, "b.c": ["x", "y"], "d": "text"}``: the one KEY=VALUE
+    reader of the command line. Values are YAML scalars or flow collections (``1e-3`` is a float, as in
+    YAML 1.2); a value YAML cannot read stays the string. Raises InputError naming ``option`` for an item
+    without ``=`` or with an empty key."""
+    import re
+
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise InputError(f"{option} {item!r}: use KEY=VALUE, e.g. {example}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
+            value = float(value)  # YAML 1.1 (PyYAML) reads 1e-3 as a string
+        out[key.strip()] = value
+    return out
+
+
 def _freeze(v: Any) -> Any:
     """Canonical JSON values made hashable (the dataclass is frozen): dicts become sorted item tuples."""
     if isinstance(v, dict):

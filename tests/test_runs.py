@@ -130,3 +130,54 @@ def test_killed_writer_loses_nothing_it_committed_and_resume_skips_it(tmp_path):
 def test_a_nested_run_config_hashes_as_its_plain_form():
     inner = RunConfig.build("probe", model="m", prompt={"a": 1})
     assert canonical({"run": inner}) == {"run": {"kind": "probe", "model": "m", "prompt": {"a": 1}}}
+
+
+# --- the run core's small tools: one atomic writer, one progress helper, one KEY=VALUE reader ---------------------
+
+
+def test_write_atomic_all_or_nothing(tmp_path, monkeypatch):
+    import json
+    import math
+
+    from medmm.runs import write_atomic, write_json, write_jsonl
+
+    p = tmp_path / "sub" / "m.json"
+    write_json(p, {"a": math.nan, "b": [1.5, math.inf], "c": "é"})
+    assert json.loads(p.read_text(encoding="utf-8")) == {"a": None, "b": [1.5, None], "c": "é"}
+    write_jsonl(tmp_path / "r.jsonl", [{"x": 1}, {"x": math.nan}])
+    assert (tmp_path / "r.jsonl").read_text().splitlines() == ['{"x": 1}', '{"x": null}']
+    # a failure while writing leaves the old file whole and no temporary file behind
+    import os as _os
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(_os, "fsync", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(p, "half")
+    monkeypatch.undo()
+    assert json.loads(p.read_text(encoding="utf-8"))["c"] == "é"
+    assert [f.name for f in (tmp_path / "sub").iterdir()] == ["m.json"]
+    write_atomic(tmp_path / "secret.txt", b"x", mode=0o600)
+    assert (tmp_path / "secret.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_parse_key_values_is_the_one_reader():
+    from medmm.runs import parse_key_values
+
+    got = parse_key_values(["concurrency=16", "lr=1e-3", "modules=[a, b]", "name=Qwen/Qwen2.5-VL", "flag=true",
+                            "empty="])
+    assert got == {"concurrency": 16, "lr": 1e-3, "modules": ["a", "b"], "name": "Qwen/Qwen2.5-VL", "flag": True,
+                   "empty": None}
+    with pytest.raises(InputError, match="--model-option 'nope': use KEY=VALUE, e.g. concurrency=16"):
+        parse_key_values(["nope"], "--model-option", "concurrency=16")
+    with pytest.raises(InputError, match="use KEY=VALUE"):
+        parse_key_values(["=3"])
+
+
+def test_progress_helper_is_silent_when_disabled(capsys):
+    from medmm.runs import progress
+
+    with progress(3, "x", "item", enabled=False) as bar:
+        bar.update(3)
+    assert capsys.readouterr().err == ""

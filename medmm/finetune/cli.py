@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 from medmm._cli import RegistryChoices
-from medmm.errors import InputError
 
 
 def add_parsers(sub: Any) -> None:
@@ -81,15 +80,9 @@ def run_info(model: str, adapter: str | None) -> dict[str, Any]:
 
 
 def _codec_options(items: list[str]) -> dict[str, Any]:
-    import yaml
+    from medmm.runs import parse_key_values  # the one KEY=VALUE reader
 
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise InputError(f"--codec-option {item!r}: use KEY=VALUE, e.g. scale=99")
-        k, v = item.split("=", 1)
-        out[k] = yaml.safe_load(v)
-    return out
+    return parse_key_values(items, "--codec-option", "scale=99")
 
 
 def _cmd_grounding_eval(args: argparse.Namespace) -> int:

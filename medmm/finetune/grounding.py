@@ -27,7 +27,6 @@ settings and generation length: a killed evaluation resumes where it stopped.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -236,9 +235,9 @@ def evaluate(vlm: Any, samples: Sequence[Sample], codec: BoxCodec, root: str | N
         todo = [s for s in chosen if keys[s.id] not in done]
         bar = None
         if progress and todo:
-            from tqdm import tqdm
+            from medmm.runs import progress as progress_bar  # the one progress helper
 
-            bar = tqdm(total=len(todo), desc="grounding-eval", unit="sample")
+            bar = progress_bar(len(todo), "grounding-eval", "sample")
         for i in range(0, len(todo), settings.batch_size):
             part, reqs = [], []
             for s in todo[i:i + settings.batch_size]:
@@ -273,9 +272,6 @@ def evaluate(vlm: Any, samples: Sequence[Sample], codec: BoxCodec, root: str | N
 
 
 def write_metrics(metrics: Mapping[str, Any], path: str) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(metrics, fh, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-    return path
+    from medmm.runs import write_json  # the one atomic writer
+
+    return write_json(path, metrics, indent=2, sort_keys=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
@@ -43,16 +42,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _model_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    for item in args.model_option or []:
-        if "=" not in item:
-            raise InputError(f"--model-option {item!r}: use KEY=VALUE (e.g. concurrency=16)")
-        k, v = item.split("=", 1)
-        try:
-            opts[k] = json.loads(v)
-        except json.JSONDecodeError:
-            opts[k] = v
-    return opts
+    from medmm.runs import parse_key_values
+
+    return parse_key_values(args.model_option or [], "--model-option", "concurrency=16")
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:

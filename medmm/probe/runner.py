@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -227,9 +226,9 @@ def _versions() -> dict[str, str]:
 
 
 def _progress(total: int, enabled: bool) -> Any:
-    from tqdm import tqdm
+    from medmm.runs import progress
 
-    return tqdm(total=total, unit="sample", file=sys.stderr, disable=not enabled or None, desc="probe")
+    return progress(total, "probe", "sample", enabled)
 
 
 def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None = None, mode: str = "mc",
