@@ -64,7 +64,8 @@ def decode(path: str) -> np.ndarray:
         child = _child
         try:
             assert child.stdin is not None and child.stdout is not None
-            child.stdin.write(os.fsencode(path) + b"\n")
+            # one JSON line per request: a newline (or any byte) in a file name never splits it in two
+            child.stdin.write(json.dumps(os.fsencode(path).decode("latin-1")).encode("ascii") + b"\n")
             child.stdin.flush()
             line = child.stdout.readline()
             answer = json.loads(line) if line else None
@@ -108,7 +109,12 @@ def _decode_here(path: str) -> np.ndarray:
 
 def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
     for raw in inp:
-        path = os.fsdecode(raw.rstrip(b"\n"))
+        try:
+            path = os.fsdecode(json.loads(raw).encode("latin-1"))
+        except (ValueError, TypeError, UnicodeError) as exc:
+            out.write(json.dumps({"ok": False, "kind": "DecodeError", "message": f"bad request ({exc})"}).encode() + b"\n")
+            out.flush()
+            continue
         try:
             arr = _decode_here(path)
             head: dict[str, Any] = {"ok": True, "dtype": arr.dtype.str, "shape": list(arr.shape), "nbytes": arr.nbytes}
