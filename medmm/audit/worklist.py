@@ -28,6 +28,8 @@ superseded version is left out of the worklist (its result stays in the store as
 
 from __future__ import annotations
 
+import bisect
+import json
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -173,6 +175,17 @@ class _Memo:
                 self._d.popitem(last=False)
         return value
 
+    def peek(self, key: tuple) -> Any:
+        with self._lock:
+            return self._d.get(key)
+
+    def put(self, key: tuple, value: Any) -> None:
+        with self._lock:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self._size:
+                self._d.popitem(last=False)
+
     def clear(self) -> None:
         with self._lock:
             self._d.clear()
@@ -270,6 +283,8 @@ class Worklist:
              limit: int = PAGE_SIZE) -> Page:
         """``limit`` rows after the sort key ``after`` (the next page), before ``before`` (the previous
         page), or from the top."""
+        if flt.states and set(flt.states) <= {"reviewed", "partly reviewed"}:
+            return self._reviewed_page(flt, after, before, limit)
         where, params = self._where(flt)
         if before is not None:
             rows = self._rows([*where, "r.sort_key < ?"], [*params, before], "DESC", limit + 1)
@@ -281,7 +296,28 @@ class Worklist:
         rows = self._rows(where, params, "ASC", limit + 1)
         return Page(tuple(rows[:limit]), has_prev=after is not None, has_next=len(rows) > limit)
 
+    def _reviewed_page(self, flt: WorklistFilter, after: str | None, before: str | None, limit: int,
+                       last: bool = False) -> Page:
+        """A page of reviewed / partly reviewed studies from the review-state map (a few thousand sort keys
+        in memory), not by walking the million rows of the worklist index."""
+        keys = sorted(sk for _, st, sk in self.review_states(flt).values() if st in flt.states)
+        if last:
+            sel, has_prev, has_next = keys[-limit:], len(keys) > limit, False
+        elif before is not None:
+            i = bisect.bisect_left(keys, before)
+            sel, has_prev, has_next = keys[max(0, i - limit):i], i > limit, True
+        else:
+            i = bisect.bisect_right(keys, after) if after is not None else 0
+            sel, has_prev, has_next = keys[i:i + limit], after is not None, i + limit < len(keys)
+        if not sel:
+            return Page((), has_prev, False)
+        rows = self._rows(["r.config_key = ?", "r.sort_key IN (" + ", ".join("?" * len(sel)) + ")"],
+                          [self.config_key, *sel], "ASC", len(sel))
+        return Page(tuple(rows), has_prev, has_next)
+
     def last_page(self, flt: WorklistFilter = WorklistFilter(), limit: int = PAGE_SIZE) -> Page:
+        if flt.states and set(flt.states) <= {"reviewed", "partly reviewed"}:
+            return self._reviewed_page(flt, None, None, limit, last=True)
         where, params = self._where(flt)
         rows = self._rows(where, params, "DESC", limit + 1)
         more = len(rows) > limit
@@ -349,8 +385,9 @@ class Worklist:
         rv = self.results_version()
         total = MEMO.get((self._ident, "total", self.config_key, rv), lambda: self._total())
         base = MEMO.get((self._ident, "base", self.config_key, base_flt, rv), lambda: self._base_counts(base_flt))
-        reviewed = MEMO.get((self._ident, "reviewed", self.config_key, base_flt, rv, self.reviews_version()),
-                            lambda: self._reviewed_counts(base_flt))
+        reviewed: dict[tuple[str, str], int] = {}
+        for kind, state, _ in self.review_states(base_flt).values():
+            reviewed[(kind, state)] = reviewed.get((kind, state), 0) + 1
         by_state = {
             "flagged, not reviewed": base["flagged"] - reviewed.get(("flagged", "reviewed"), 0)
             - reviewed.get(("flagged", "partly reviewed"), 0),
@@ -388,16 +425,43 @@ class Worklist:
                 out[name] -= int(n)
         return out
 
-    def _reviewed_counts(self, flt: WorklistFilter) -> dict[tuple[str, str], int]:
-        """(kind, state) counts of the studies with at least one review, under a filter (driven from the
-        reviewed studies through reviews_study; CROSS JOIN keeps that order)."""
+    def review_states(self, flt: WorklistFilter = WorklistFilter()) -> dict[str, tuple[str, str, str]]:
+        """``study_key -> (kind, state, sort_key)`` of every study with a review, under the review-independent
+        part of ``flt``. Computed once per results version, then kept current from the reviews added since
+        (reviews are append-only: a saved decision re-reads one study, not the ten thousand reviewed ones)."""
+        flt = WorklistFilter(flt.types, flt.min_confidence, flt.modalities, (), flt.run_id)
+        key = (self._ident, "review_states", self.config_key, flt, self.results_version())
+        now = self.reviews_version()
+        cached = MEMO.peek(key)
+        if cached is not None and cached[0] == now:
+            return cached[1]
+        if cached is None:
+            states = self._states_of(flt, None)
+        else:
+            changed = [k for (k,) in self.conn.execute(
+                "SELECT DISTINCT study_key FROM reviews WHERE id > ? AND study_key IS NOT NULL", (cached[0],))]
+            states = dict(cached[1])
+            for k in changed:
+                states.pop(k, None)
+            states.update(self._states_of(flt, changed))
+        MEMO.put(key, (now, states))
+        return states
+
+    def _states_of(self, flt: WorklistFilter, keys: list[str] | None) -> dict[str, tuple[str, str, str]]:
+        """(kind, state, sort_key) of the reviewed studies ``keys`` (None: all of them) under a filter, driven
+        from the reviewed studies (CROSS JOIN keeps that order)."""
         where, params = self._where(flt, with_states=False)
         kind = (f"CASE WHEN r.sort_key < '{_FLAGGED_BELOW}' THEN 'flagged' "
                 f"WHEN r.sort_key < '{_FAILED_FROM}' THEN 'no flags' ELSE 'failed' END")
-        sql = (f"SELECT {kind}, {_STATE_SQL}, COUNT(*) FROM (SELECT DISTINCT study_key FROM reviews "
-               "WHERE study_key IS NOT NULL) rs CROSS JOIN results r ON r.study_key = rs.study_key "
-               "WHERE " + " AND ".join(where) + " GROUP BY 1, 2")
-        return {(k, s): int(n) for k, s, n in self.conn.execute(sql, params)}
+        if keys is None:
+            source, args = "(SELECT DISTINCT study_key FROM reviews WHERE study_key IS NOT NULL)", []
+        elif not keys:
+            return {}
+        else:
+            source, args = "(SELECT value AS study_key FROM json_each(?))", [json.dumps(keys)]
+        sql = (f"SELECT r.study_key, {kind}, {_STATE_SQL}, r.sort_key FROM {source} rs CROSS JOIN results r "
+               "ON r.study_key = rs.study_key WHERE " + " AND ".join(where))
+        return {k: (kd, st, sk) for k, kd, st, sk in self.conn.execute(sql, [*args, *params])}
 
     # ------------------------------------------------------------------ filter choices
     def modalities(self) -> list[str]:
