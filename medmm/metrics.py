@@ -6,7 +6,11 @@ precision means the same thing everywhere. Each metric is registered with its di
 ``corpus``: computed once from the pooled counts), as lm-evaluation-harness does.
 
 Conventions: ``y_true`` / ``y_pred`` are sequences of booleans (or 0/1); a ratio whose
-denominator is zero is ``nan`` (never a silent 0 or 1) so an empty class shows up in reports;
+denominator is zero is ``nan`` (never a silent 0 or 1) so an empty class shows up in reports
+(:func:`ratio`, :func:`precision_recall_f1`; JSON writers of :mod:`medmm.runs` write it as null).
+Exceptions, each documented where it applies: MediConfusion's confusion is 0 with no valid pair
+(the reference's value); per-item scores that are averaged later (a box's IoU, an answer's token
+F1, a matched image's precision) define their own empty case;
 bootstrap intervals are percentile intervals with a seeded generator and resample *groups*
 (e.g. images, reports) when groups are given, because items of one group are not independent.
 scikit-learn is used for AUROC (the reference implementation); the counting metrics are a few
@@ -24,8 +28,19 @@ import numpy as np
 Aggregation = Literal["mean", "corpus"]
 
 
-def _ratio(num: float, den: float) -> float:
+def ratio(num: float, den: float) -> float:
+    """``num / den``, or ``nan`` when ``den`` is 0: medmm's one empty-denominator convention (never a silent 0 or 1;
+    JSON writers turn it into null, reports into "–")."""
     return float(num) / float(den) if den else math.nan
+
+
+_ratio = ratio
+
+
+def precision_recall_f1(tp: int, n_pred: int, n_true: int) -> tuple[float, float, float]:
+    """Corpus precision (tp / predicted), recall (tp / true) and F1 (2tp / (predicted + true)) from pooled counts,
+    each ``nan`` when its denominator is 0 (detection with unmatched sets: boxes, findings)."""
+    return ratio(tp, n_pred), ratio(tp, n_true), ratio(2 * tp, n_pred + n_true)
 
 
 @dataclass(frozen=True)

@@ -121,3 +121,18 @@ def test_threshold_for_precision_equals_a_brute_force_search():
         for target in (0.5, 0.8, 1.0):
             ok = [thr for thr in set(s.tolist()) if M.binary(y, s >= thr).precision >= target]
             assert M.threshold_for_precision(y, s, target) == (min(ok) if ok else None)
+
+
+def test_one_empty_denominator_convention():
+    import math
+
+    from medmm.metrics import BinaryMetrics, precision_recall_f1, ratio
+
+    assert ratio(1, 4) == 0.25 and math.isnan(ratio(0, 0)) and math.isnan(ratio(3, 0))
+    p, r, f = precision_recall_f1(2, 5, 4)
+    assert (p, r) == (0.4, 0.5) and f == pytest.approx(2 * p * r / (p + r))
+    p, r, f = precision_recall_f1(0, 0, 3)  # nothing predicted: precision undefined, recall 0, F1 0
+    assert math.isnan(p) and r == 0.0 and f == 0.0
+    assert all(math.isnan(v) for v in precision_recall_f1(0, 0, 0))
+    b = BinaryMetrics(tp=0, fp=0, fn=0, tn=5)  # the same convention in the binary metrics
+    assert math.isnan(b.precision) and math.isnan(b.recall) and b.fpr == 0.0

@@ -164,14 +164,13 @@ def score(samples: Sequence[Sample], answers: Mapping[str, str], codec: BoxCodec
         per_class.setdefault(s.objects[0].label, _Acc()).add(first, bool(preds), base, prior)
         m = match(preds, truths, 0.5)
         tp, n_pred, n_true = tp + m.tp, n_pred + m.n_pred, n_true + m.n_truth
-    precision = tp / n_pred if n_pred else 0.0
-    recall = tp / n_true if n_true else 0.0
+    from medmm.metrics import precision_recall_f1, ratio  # one metrics module: empty denominator -> nan (null)
+
+    precision, recall, f1 = precision_recall_f1(tp, n_pred, n_true)
     out = total.summary()
-    out["multi_box"] = {"precision": precision, "recall": recall,
-                        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+    out["multi_box"] = {"precision": precision, "recall": recall, "f1": f1,
                         "matched": tp, "predicted": n_pred, "true": n_true, "iou_threshold": 0.5}
-    out["region_to_text"] = {"n": r2t_n, "accuracy": r2t_acc / r2t_n if r2t_n else 0.0,
-                             "token_f1": r2t_f1 / r2t_n if r2t_n else 0.0}
+    out["region_to_text"] = {"n": r2t_n, "accuracy": ratio(r2t_acc, r2t_n), "token_f1": ratio(r2t_f1, r2t_n)}
     out["per_class"] = {k: {kk: v for kk, v in a.summary().items() if kk in
                             ("n", "miou", "acc@0.5", "parse_rate", "baseline_miou", "class_prior_miou")}
                         for k, a in sorted(per_class.items())}
