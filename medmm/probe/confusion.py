@@ -27,12 +27,12 @@ missing).
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from medmm.errors import InputError
+from medmm.metrics import ratio as _ratio  # the one empty-denominator convention (nan)
 from medmm.probe._io import write_json
 
 CATEGORIES = ("Cerebral", "Vascular", "Head and Neck", "Spinal", "Musculoskeletal", "Cardiac", "Gastrointestinal",
@@ -213,10 +213,6 @@ def outcomes(pairs: Sequence[ConfusionPair], answers: Mapping[tuple[str, int], s
         out.append(PairOutcome(p.pair_id, a1, a2, a1 == p.correct_1, a2 == p.correct_2,
                                p.category_1 + p.category_2, p.category_1, p.category_2))
     return out
-
-
-def _ratio(num: float, den: float) -> float:
-    return num / den if den else math.nan
 
 
 def _confusion(confused: float, valid: float) -> float:
