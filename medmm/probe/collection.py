@@ -119,8 +119,11 @@ def read_collection(path: str | os.PathLike[str], images_out: str, vocab: Vocabu
     if not rows:
         raise InputError(f"{p}: no rows")
     base = os.path.dirname(os.path.abspath(p))
-    if "attributes" in rows[0] and "images" in rows[0]:
-        return [_from_study(r, base, images_out, vocab) for r in rows]
+    if "attributes" in rows[0] and "images" in rows[0]:  # a synthetic manifest: read as the one study record
+        from medmm.studies import study_from_record
+
+        return [_from_study(study_from_record(r, base, f"{p}:{i + 1}", source="synthetic"), images_out, vocab)
+                for i, r in enumerate(rows)]
     return [_from_row(r, i, base, images_out, vocab, p) for i, r in enumerate(rows)]
 
 
@@ -151,36 +154,40 @@ def render_to_png(source: str, out: str, index: int | None = None, axis: str | N
     return out
 
 
-def _best_slice(findings: Sequence[Mapping[str, Any]]) -> int | None:
+def _best_slice(findings: Sequence[Any]) -> int | None:
+    """The acquisition slice of image 0 that shows the most findings (``medmm.studies.TruthFinding``)."""
     counts: dict[int, int] = {}
     for f in findings:
-        for s in {b["slice"] for b in f["boxes"] if b.get("image", 0) == 0 and b.get("slice") is not None}:
+        for s in {b.slice for b in f.boxes if (b.image or 0) == 0 and b.slice is not None}:
             counts[s] = counts.get(s, 0) + 1
     if not counts:
         return None
     return max(sorted(counts), key=lambda s: counts[s])
 
 
-def _from_study(rec: Mapping[str, Any], base: str, images_out: str, vocab: Vocabulary) -> AnnotatedImage:
+def _from_study(study: Any, images_out: str, vocab: Vocabulary) -> AnnotatedImage:
+    """One synthetic study (a :class:`medmm.studies.Study`) as an annotated image: the slice with most lesions."""
     from medmm.imaging.io import load_volume
-    from medmm.regions import Box, Geometry
+    from medmm.regions import Geometry
 
-    attrs = rec["attributes"]
-    sid = str(rec["study_id"])
-    lesions = [f for f in rec.get("findings", []) if f.get("category") == "lesion"]
-    source = os.path.join(base, rec["images"][0]["path"])
+    if study.problem or study.truth is None or not study.images:
+        raise InputError(f"study {study.study_id}: {study.problem or 'no truth or no image in the manifest line'}")
+    attrs = study.truth.attributes or {}
+    sid = study.study_id
+    lesions = [f for f in study.truth.findings if f.category == "lesion"]
+    source = study.images[0].path
     vol = load_volume(source)
     geom = Geometry.of(vol)
     acq_slice = _best_slice(lesions)
     shown: list[Finding] = []
     display_index = None
     for f in lesions:
-        boxes = [b for b in f["boxes"] if b.get("image", 0) == 0 and (acq_slice is None or b.get("slice") == acq_slice)]
+        boxes = [b for b in f.boxes if (b.image or 0) == 0 and (acq_slice is None or b.slice == acq_slice)]
         if not boxes:
             continue  # this finding is not on the rendered slice
-        d = Box.from_dict(boxes[0]).to_display(geom)
+        d = boxes[0].to_display(geom)
         display_index = d.slice
-        shown.append(Finding(vocab.finding_name(f["type"]), f.get("location"), d.as_tuple()))
+        shown.append(Finding(vocab.finding_name(f.type), f.location, d.as_tuple()))
     out = os.path.join(images_out, f"{sid}.png")
     render_to_png(source, out, index=display_index, axis=geom.acquisition_axis())
     label = shown[0].name if shown else "normal"
