@@ -2,7 +2,9 @@
 
 Inputs: a folder with one sub-folder per study (images + one report ``.txt``), a manifest
 CSV/JSONL (``study_id``, ``report`` text or ``report_path``, ``images`` / ``image_paths``), or a
-synthetic ``manifest.jsonl``. Work runs in a process pool (``--workers``) or on Ray
+synthetic ``manifest.jsonl`` — each read as :class:`medmm.studies.Study` records (manifest paths
+confined to the audited folder); a hospital's PACS and report feed go through
+:mod:`medmm.audit.hospital`, which hands the same records to :func:`check_items`. Work runs in a process pool (``--workers``) or on Ray
 (``--engine ray``); in both cases the parent process is the **only writer**: results are
 committed in batches (one transaction per :data:`WRITE_BATCH` studies or :data:`WRITE_SECONDS`,
 whichever comes first: a commit per study made the writer the bottleneck of two workers), so a
