@@ -392,6 +392,19 @@ def test_access_log_query_export_and_filters(tmp_path):
     assert last["user"].startswith("cli:") and last["detail"]["redacted"] is True and last["detail"]["rows"] == 3
 
 
+def test_reading_the_access_log_out_is_itself_logged(tmp_path):
+    """Verifier's probe: `medmm store access-log` (staff activity, study keys) left no trace in the log."""
+    db = str(tmp_path / "a.sqlite")
+    _filled(db).close()
+    res = subprocess.run([sys.executable, "-m", "medmm.cli", "store", "access-log", "--db", db, "--user", "dr_a"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    with Store(db) as s:
+        last = access_log.query(s.conn, events=["export"])[-1]
+    assert last["user"].startswith("cli:") and last["detail"]["what"] == "access_log"
+    assert last["detail"]["filters"] == {"user": "dr_a"} and last["detail"]["to"] == "stdout"
+
+
 def test_access_log_export_never_writes_through_a_planted_temporary_name(tmp_path):
     """Verifier's probe: the export wrote to the predictable ``OUT.<pid>.tmp`` (no O_EXCL, symlinks
     followed), so a link planted there in a shared folder received the log (or clobbered its target)."""

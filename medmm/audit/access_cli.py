@@ -22,6 +22,13 @@ def _cmd_store_access_log(args: argparse.Namespace) -> int:
     with Store(args.db) as store:
         rows = access_log.query(store.conn, user=args.user, since=since, until=until, events=args.event,
                                 study_key=args.study)
+        import getpass
+
+        # reading the access log out is an export too: who did it, what was asked for, how many rows
+        store.record_access("export", f"cli:{getpass.getuser()}", detail={
+            "what": "access_log", "rows": len(rows), "to": "file" if args.out else "stdout",
+            "filters": {k: v for k, v in (("user", args.user), ("since", args.since), ("until", args.until),
+                                          ("event", args.event), ("study", args.study)) if v}})
     if args.out:
         n = access_log.write(rows, args.out)
         print(f"wrote {args.out}: {n} event(s)", file=sys.stderr)
