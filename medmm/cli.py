@@ -33,9 +33,9 @@ COMMANDS: dict[str, str] = {
     "synth": "medmm.synth.cli",
     "models": "medmm.models.cli",
     "ask": "medmm.models.cli",
-    "finetune": "medmm.finetune.cli",
-    "grounding-eval": "medmm.finetune.cli",
-    "region-tasks": "medmm.finetune.cli",
+    "finetune": "medmm.checkertrain.cli",  # medmm.finetune.cli's commands, with the checker's task plugin loaded
+    "grounding-eval": "medmm.checkertrain.cli",
+    "region-tasks": "medmm.checkertrain.cli",
     "inject": "medmm.reports.cli",
     "check": "medmm.reports.cli",
     "check-eval": "medmm.reports.cli",

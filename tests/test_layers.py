@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("L3", ("medmm.synth",)),
     ("L4", ("medmm.models",)),
     ("L5", ("medmm.finetune", "medmm.probe", "medmm.reports")),
+    ("L5.3", ("medmm.checkertrain",)),  # the report checker's VLM trained by the recipe: joins finetune and reports
     ("L5.5", ("medmm.hospital",)),  # PACS / RIS sources, report feeds, SR/FHIR encoders: the audit reads them
     ("L6", ("medmm.audit", "medmm._warm")),
     ("L7", ("medmm.app", "medmm.cli", "medmm.demo")),

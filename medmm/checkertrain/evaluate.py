@@ -16,10 +16,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from medmm.finetune.recipe import FinetuneRecipe
+from typing import Any, Sequence
 
 
 def _rows(samples: list[Any], limit: int | None = None) -> list[dict[str, Any]]:
@@ -29,27 +26,29 @@ def _rows(samples: list[Any], limit: int | None = None) -> list[dict[str, Any]]:
     return rows[:limit] if limit else rows
 
 
-def _untuned(recipe: "FinetuneRecipe", paths: dict[str, Any]) -> Any:
+def _untuned(cfg: Any, paths: dict[str, Any]) -> Any:
     from medmm.models import load
 
     base = paths.get("base")
     if base and os.path.isfile(os.path.join(base, "config.json")):
         return load("hf:" + base)
-    return load(recipe.cfg.model.spec, **dict(recipe.cfg.model.options))
+    return load(cfg.model.spec, **dict(cfg.model.options))
 
 
-def finish_checker(recipe: "FinetuneRecipe", tuned: Any, paths: dict[str, Any]) -> dict[str, Any]:
-    """Calibrate, fit the stacker, evaluate (see the module docstring); returns the headline figures."""
+def finish_checker(cfg: Any, out: str, checker_config: Any, calib_samples: Sequence[Any], eval_samples: Sequence[Any],
+                   tuned: Any, paths: dict[str, Any], data_paths: Sequence[str] | None = None) -> dict[str, Any]:
+    """Calibrate, fit the stacker, evaluate (see the module docstring); returns the headline figures.
+
+    ``cfg``: the run's FinetuneConfig; ``checker_config``: the VLM checker config it trained with; ``tuned``: the
+    trained model; ``paths``: where the weights are (``base`` for the untuned model)."""
     from medmm.reports.checker import default_checker
     from medmm.reports.ensemble import features, fit
     from medmm.reports.vlm_checker import CHECKER_DIR, calibrate
     from medmm.reports.vlm_eval import caught_rules_missed, complex_report, score, simple_report, table_markdown
 
-    cfg = recipe.cfg
-    out = recipe.out
     folder = os.path.join(out, CHECKER_DIR)
-    calib = _rows(recipe.calib_samples)
-    ev = _rows([s for s in recipe.eval_samples if getattr(s, "task", None)], cfg.eval.checker_max_samples)
+    calib = _rows(list(calib_samples))
+    ev = _rows(list(eval_samples), cfg.eval.checker_max_samples)
     if not calib or not ev:
         return {"skipped": "no calibration or evaluation checker samples"}
     y_cal = [bool(r["has_error"]) for r in calib]
@@ -60,7 +59,7 @@ def finish_checker(recipe: "FinetuneRecipe", tuned: Any, paths: dict[str, Any]) 
     r_cal = [rules.check(r["report"], r.get("header")) for r in calib]
     r_ev = [rules.check(r["report"], r.get("header")) for r in ev]
 
-    base_cfg = replace(recipe.checker_config)
+    base_cfg = replace(checker_config)
     j_cal = score(tuned, calib, base_cfg)
     tuned_cfg = calibrate([j.margin for j in j_cal], y_cal, replace(base_cfg), source="calib split (held-out seed)")
     tuned_cfg.save(os.path.join(folder, "vlm-checker.yaml"))
@@ -72,7 +71,7 @@ def finish_checker(recipe: "FinetuneRecipe", tuned: Any, paths: dict[str, Any]) 
 
     j_ev = score(tuned, ev, tuned_cfg)
     j_blind = score(tuned, ev, tuned_cfg, blind=True, complex_=False)
-    untuned = _untuned(recipe, paths)
+    untuned = _untuned(cfg, paths)
     u_cfg = calibrate([j.margin for j in score(untuned, calib, base_cfg, complex_=False)], y_cal, replace(base_cfg),
                       source="calib split")
     j_un = score(untuned, ev, u_cfg, complex_=False)
@@ -100,7 +99,7 @@ def finish_checker(recipe: "FinetuneRecipe", tuned: Any, paths: dict[str, Any]) 
               "stacker": {"threshold": stacker.threshold, "target_precision": stacker.target_precision,
                           "calib": stacker.calib_metrics},
               "simple": results, "complex": complex_report(j_ev, errors), "caught_what_the_rules_missed": caught,
-              "data": {"eval": getattr(recipe, "checker_paths", (None, None, None))[2]},
+              "data": {"eval": data_paths[2] if data_paths else None},
               "note": "synthetic studies (medmm synth) with errors made by medmm.reports.checker_data: measured on "
                       "our own generator"}
     with open(os.path.join(out, "checker.json"), "w", encoding="utf-8") as fh:
@@ -120,3 +119,27 @@ def _preds(results: dict[str, Any], y: list[bool], pred: Any, j_ev: list[Any], t
            u_cfg: Any, j_blind: list[Any], ens_pred: list[bool]) -> dict[str, list[bool]]:
     return {"tuned": pred(j_ev, tuned_cfg), "untuned": pred(j_un, u_cfg),
             "blind (tuned, blank images)": pred(j_blind, tuned_cfg), "ensemble (stacker)": ens_pred}
+
+
+def evaluate_run(output_dir: str) -> dict[str, Any]:
+    """:func:`finish_checker` for a finished run folder (its ``run.json``, model and generated checker data):
+    re-evaluates, or evaluates a run whose end-of-training evaluation was skipped."""
+    from medmm.checkertrain.tasks import checker_config, read_checker_samples
+    from medmm.errors import InputError
+    from medmm.finetune.config import build_config
+    from medmm.models import load
+
+    path = os.path.join(output_dir, "run.json")
+    if not os.path.isfile(path):
+        raise InputError(f"{output_dir}: no run.json (not a finished medmm finetune run)")
+    with open(path, encoding="utf-8") as fh:
+        info = json.load(fh)
+    cfg = build_config(info["config"], label=path)
+    data = os.path.join(output_dir, "data", "checker")
+    calib_path = cfg.resolve(cfg.data.checker_calib) if cfg.data.checker_calib else os.path.join(data, "calib.jsonl")
+    eval_path = cfg.resolve(cfg.data.eval) if cfg.data.eval else os.path.join(data, "eval.jsonl")
+    spec = "hf:" + (info.get("model") or info["base"])
+    tuned = load(spec, adapter=info["adapter"]) if info.get("adapter") else load(spec)
+    return finish_checker(cfg, output_dir, checker_config(cfg), read_checker_samples(calib_path),
+                          read_checker_samples(eval_path), tuned, {"base": info.get("base")},
+                          (os.path.join(data, "train.jsonl"), calib_path, eval_path))

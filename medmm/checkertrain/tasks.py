@@ -1,4 +1,4 @@
-"""The report-checking tasks of the recipe: SIMPLE and COMPLEX samples, mixable with the region tasks.
+"""The report-checking tasks of the recipe (a task plugin, :mod:`medmm.finetune.plugins`): SIMPLE and COMPLEX samples, mixable with the region tasks.
 
 ``data.tasks`` may name ``simple`` and ``complex`` beside the region tasks; their samples come from a
 ``medmm checker-data`` JSONL (``data.train`` / ``data.eval`` / ``data.checker_calib``) or are generated
@@ -15,52 +15,16 @@ region box in the family's codec, in model-input pixels), loss on the answer tok
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 
 from medmm.errors import InputError
+from medmm.finetune.checker_tasks import CheckerSynthSection
 from medmm.finetune.inputs import IGNORE, Example, encode_prompt, input_transform, prepare_image
 from medmm.reports.checker_data import CHECKER_TASKS, CheckerSample
 
 __all__ = ["CHECKER_TASKS", "CheckerSynthSection", "encode_checker_example", "is_checker", "prepare_checker_data"]
-
-
-@dataclass(frozen=True)
-class CheckerSynthSection:
-    """Synthetic studies generated for the checker tasks (``data.checker`` of a recipe config)."""
-
-    seeds: tuple[int, ...] = (1, 2, 3)  # training studies: n_per_seed of each seed
-    n_per_seed: int = 200
-    eval_seed: int = 2000  # held-out studies (another seed): calibration and evaluation parts
-    n_eval: int = 200
-    calib_share: float = 0.5  # share of the held-out studies (by study) used for calibration
-    kinds: tuple[str, ...] = ("cxr",)
-    small: bool = True
-    error_models: dict[str, float] | None = None  # medmm.reports.checker_data error models -> weight
-    clean_per_error: float = 1.0
-    complex: bool = True
-    only_with_error: bool = False  # keep only studies that could be given an error (balanced SIMPLE data)
-
-    def problems(self) -> list[str]:
-        from medmm.reports.checker_data import IMAGE_ONLY_MODELS, TEXT_MODEL
-        from medmm.synth.generate import KINDS
-
-        p = []
-        if not self.seeds or self.eval_seed in self.seeds:
-            p.append("data.checker: give training seeds, and an eval_seed that is not one of them")
-        if min(self.n_per_seed, self.n_eval) < 1:
-            p.append("data.checker: n_per_seed and n_eval must be at least 1")
-        if not 0 < self.calib_share < 1:
-            p.append("data.checker.calib_share must be between 0 and 1")
-        bad = sorted(set(self.kinds) - set(KINDS))
-        if bad or not self.kinds:
-            p.append(f"data.checker.kinds: {bad or 'empty'}; use some of {list(KINDS)}")
-        unknown = sorted(set(self.error_models or {}) - set(IMAGE_ONLY_MODELS) - {TEXT_MODEL})
-        if unknown:
-            p.append(f"data.checker.error_models: unknown {unknown}; use {list(IMAGE_ONLY_MODELS) + [TEXT_MODEL]}")
-        return p
 
 
 def is_checker(sample: Any) -> bool:

@@ -54,7 +54,7 @@ class DataSection:
     eval: str | None = None
     synth: dict[str, Any] | None = None  # SynthSection keys; generate the data instead of reading files
     tasks: tuple[str, ...] = ("text_to_region", "region_to_text")  # and/or the checker tasks simple, complex
-    checker: dict[str, Any] | None = None  # CheckerSynthSection keys: generate checker samples (medmm.finetune.checker_tasks)
+    checker: dict[str, Any] | None = None  # CheckerSynthSection keys: generate checker samples (finetune/checker_tasks.py)
     checker_calib: str | None = None  # checker samples (medmm checker-data JSONL) to calibrate threshold and stacker on
     checker_prompt: dict[str, Any] = field(default_factory=dict)  # VLMCheckerConfig keys (image_after_text, max_views...)
     max_length: int = 512  # longer examples are dropped (and counted) rather than truncated
@@ -140,7 +140,7 @@ class FinetuneConfig:
 
     @property
     def checker(self) -> Any:
-        """The ``data.checker`` section (:class:`medmm.finetune.checker_tasks.CheckerSynthSection`) or None."""
+        """The ``data.checker`` section (a ``CheckerSynthSection``, finetune/checker_tasks.py) or None."""
         if self.data.checker is None:
             return None
         from medmm.finetune.checker_tasks import CheckerSynthSection
@@ -270,23 +270,29 @@ def _semantic(cfg: FinetuneConfig) -> list[str]:
 
 
 def _checker_problems(cfg: FinetuneConfig) -> list[str]:
-    """The checker tasks' settings (``data.checker``, ``data.checker_prompt``, ``data.checker_calib``)."""
-    from medmm.finetune.checker_tasks import CheckerSynthSection
-    from medmm.reports.vlm_checker import VLMCheckerConfig
+    """The settings of tasks brought by plugins (the checker's ``data.checker``, ``data.checker_prompt``,
+    ``data.checker_calib``): their shape here, their content by the plugin (:mod:`medmm.finetune.plugins`)."""
+    from medmm.finetune.checker_tasks import CHECKER_TASKS, CheckerSynthSection
+    from medmm.finetune.plugins import plugin_tasks, task_plugins
 
     p: list[str] = []
+    missing = sorted(set(cfg.data.tasks) & set(CHECKER_TASKS) - plugin_tasks())
+    if missing:
+        p.append(f"data.tasks {missing}: the report checker's tasks are brought by the checkertrain package; "
+                 "run `medmm finetune` (it loads them) or import medmm.checkertrain first")
     if cfg.data.checker is not None:
         bad = problems(cfg.data.checker, CheckerSynthSection)
         p.extend(f"data.checker.{x}" for x in bad)
         if not bad:
             p.extend(cfg.checker.problems())
-        if not set(cfg.data.tasks) & {"simple", "complex"}:
+        if not set(cfg.data.tasks) & set(CHECKER_TASKS):
             p.append("data.checker generates checker samples: add simple and/or complex to data.tasks")
-    p.extend(f"data.checker_prompt.{x}" for x in problems(dict(cfg.data.checker_prompt), VLMCheckerConfig))
     if cfg.data.checker_calib and not os.path.isfile(cfg.resolve(cfg.data.checker_calib)):
         p.append(f"data: {cfg.resolve(cfg.data.checker_calib)} not found")
     if not 0 < cfg.eval.checker_target_precision <= 1:
         p.append("eval.checker_target_precision must be in (0, 1]")
+    for plugin in task_plugins():
+        p.extend(plugin.problems(cfg))
     return p
 
 

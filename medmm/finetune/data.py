@@ -54,10 +54,16 @@ def prepare_data(cfg: FinetuneConfig, data_dir: str) -> tuple[str, str | None]:
 
 
 def read_samples(path: str, tasks: Sequence[str] | None = None) -> tuple[list[Any], list[str]]:
-    """Region-task samples and report-checker samples (tasks ``simple``/``complex``, their image paths made
-    absolute against the file's folder) of a medmm JSONL, of ``tasks`` (all when None)."""
-    from medmm.finetune.checker_tasks import read_checker_samples
-    checker, lines = read_checker_samples(path, tasks, with_lines=True)
+    """Region-task samples and the samples of registered task plugins (e.g. the report checker's ``simple`` /
+    ``complex``: :mod:`medmm.finetune.plugins`) of a medmm JSONL, of ``tasks`` (all when None)."""
+    from medmm.finetune.plugins import task_plugins
+
+    checker: list[Any] = []
+    lines: set[int] = set()
+    for plugin in task_plugins():
+        got, at = plugin.read(path, tasks)
+        checker += got
+        lines |= at
     samples, problems = read_jsonl(path)
     if lines:  # the region reader does not know the checker tasks: those lines are not its problems
         problems = [p for p in problems if int(p.split(":", 1)[0].split()[-1]) not in lines]

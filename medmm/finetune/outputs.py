@@ -99,13 +99,15 @@ def finish(recipe: "FinetuneRecipe", state: dict[str, Any] | None = None) -> dic
                             "train_examples": len(recipe.train_examples), "train_data": recipe.train_path,
                             "eval_data": recipe.eval_path, "codec": recipe.codec.config(),
                             "system_prompt": cfg.model.system_prompt, "config": cfg.to_dict()}
-    region_eval = [s for s in recipe.eval_samples if not hasattr(s, "has_error")]  # checker samples have their own
-    spec = "hf:" + (paths["model"] or paths["base"])  # type: ignore[operator]
-    if cfg.eval.checker and getattr(recipe, "calib_samples", None):
-        from medmm.finetune.checker_eval import finish_checker
+    from medmm.finetune.plugins import task_plugins
+    from medmm.regions.tasks import Sample
 
-        tuned = load(spec, adapter=paths["adapter"]) if paths["adapter"] else load(spec)
-        info["checker"] = finish_checker(recipe, tuned, paths)
+    region_eval = [s for s in recipe.eval_samples if isinstance(s, Sample)]  # plugin tasks evaluate their own
+    spec = "hf:" + (paths["model"] or paths["base"])  # type: ignore[operator]
+    for plugin in task_plugins():  # e.g. the report checker: calibration, stacker, checker.json
+        if any(plugin.owns(s) for s in recipe.eval_samples):
+            tuned = load(spec, adapter=paths["adapter"]) if paths["adapter"] else load(spec)
+            info.update(plugin.finish(recipe, tuned, paths))
     if cfg.eval.grounding and region_eval:
         vlm = load(spec, adapter=paths["adapter"]) if paths["adapter"] else load(spec)
         settings = GroundingSettings(max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size,

@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from medmm.errors import ConfigError, InputError
 from medmm.finetune.checkpoint import full, like, list_checkpoints, load_checkpoint, optimizer_tensors, save_checkpoint
 from medmm.finetune.config import FinetuneConfig
-from medmm.finetune.checker_tasks import encode_checker_example, is_checker
 from medmm.finetune.data import prepare_data, read_samples
+from medmm.finetune.plugins import owner
 from medmm.finetune.inputs import Example, collate, default_codec, encode_example, model_type
 from medmm.regions.tasks import Sample, load_image
 
@@ -149,28 +149,18 @@ class FinetuneRecipe:
             paths = prepare_data(self.cfg, data_dir)
         self.train_samples, self.train_problems = read_samples(paths[0], self.cfg.data.tasks) if paths[0] else ([], [])
         self.eval_samples: list[Any] = read_samples(paths[1])[0] if paths[1] else []
-        self._checker_data(data_dir)  # report-checker tasks (SIMPLE / COMPLEX), mixed in with the region tasks
+        self._plugin_data(data_dir)  # tasks of registered plugins (the checker's SIMPLE / COMPLEX), mixed in
         if not self.train_samples:
             raise InputError(f"no training samples of tasks {list(self.cfg.data.tasks)}")
         return paths
 
-    def _checker_data(self, data_dir: str) -> None:
-        from medmm.finetune.checker_tasks import checker_config, prepare_checker_data, read_checker_samples
+    def _plugin_data(self, data_dir: str) -> None:
+        """Samples of the task plugins (e.g. the report checker's SIMPLE / COMPLEX: medmm.checkertrain)."""
+        from medmm.finetune.plugins import task_plugins
 
-        self.checker_config = checker_config(self.cfg)
-        self.calib_samples: list[Any] = read_checker_samples(self.cfg.resolve(self.cfg.data.checker_calib)) \
-            if self.cfg.data.checker_calib else []
-        if self.cfg.checker is None:
-            return
-        if self.world > 1 and not self.is_main:
-            torch.distributed.barrier()  # rank 0 generates the data first
-        train, calib, ev = prepare_checker_data(self.cfg.checker, data_dir)
-        if self.world > 1 and self.is_main:
-            torch.distributed.barrier()
-        self.train_samples = list(self.train_samples) + read_checker_samples(train, self.cfg.data.tasks)
-        self.eval_samples = list(self.eval_samples) + read_checker_samples(ev)
-        self.calib_samples = self.calib_samples + read_checker_samples(calib)
-        self.checker_paths = (train, calib, ev)
+        self.calib_samples: list[Any] = []
+        for plugin in task_plugins():
+            plugin.load(self, data_dir)
 
     def _load_model(self) -> None:
         from medmm.models import load
@@ -225,9 +215,10 @@ class FinetuneRecipe:
         root = os.path.dirname(os.path.abspath(path)) if path else None
         out, dropped, unreadable, cache = [], 0, [], {}
         for s in samples:
-            if is_checker(s):  # a report-checker sample (SIMPLE / COMPLEX): the checker's views and prompt
+            plugin = owner(s) if not isinstance(s, Sample) else None
+            if plugin is not None:  # a task plugin's sample (e.g. the checker's SIMPLE / COMPLEX)
                 try:
-                    ex = encode_checker_example(self.vlm, s, self.codec, None, self.checker_config)
+                    ex = plugin.encode(self, s)
                 except InputError as exc:
                     unreadable.append(f"{s.id}: {exc}")
                     continue
