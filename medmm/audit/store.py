@@ -728,8 +728,10 @@ class Store:
                            sop_instance_uid: str | None) -> int:
         """Record that a study's result was written to ``target``; returns the version number (1, 2, ...)."""
         with self.transaction() as c:
-            row = c.execute("SELECT MAX(version) FROM publications WHERE study_key=? AND target=? AND format=?",
-                            (study_key, target, fmt)).fetchone()
+            row = c.execute("SELECT MAX(p.version) FROM publications p JOIN studies s ON s.key = p.study_key "
+                            "WHERE p.target=? AND p.format=? AND (p.study_key=? OR s.study_instance_uid = "
+                            "(SELECT study_instance_uid FROM studies WHERE key=?))",
+                            (target, fmt, study_key, study_key)).fetchone()
             version = int(row[0] or 0) + 1
             c.execute("INSERT INTO publications(study_key, config_key, target, format, content_sha256, sop_instance_uid, "
                       "version, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -757,8 +759,13 @@ class Store:
         return out
 
     def publications(self, study_key: str, target: str, fmt: str) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT version, content_sha256, sop_instance_uid, config_key, at FROM publications "
-                                 "WHERE study_key=? AND target=? AND format=? ORDER BY version", (study_key, target, fmt))
+        """What was published for a DICOM study to ``target``, oldest first — over every report version of the
+        study (a corrected report is another study row with the same Study Instance UID)."""
+        rows = self.conn.execute(
+            "SELECT p.version, p.content_sha256, p.sop_instance_uid, p.config_key, p.at FROM publications p "
+            "JOIN studies s ON s.key = p.study_key WHERE p.target=? AND p.format=? AND (p.study_key=? OR "
+            "s.study_instance_uid = (SELECT study_instance_uid FROM studies WHERE key=?)) ORDER BY p.at, p.id",
+            (target, fmt, study_key, study_key))
         return [dict(zip(("version", "content_sha256", "sop_instance_uid", "config_key", "at"), r)) for r in rows]
 
     # ------------------------------------------------------------------ reviews

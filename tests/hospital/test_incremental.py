@@ -250,3 +250,27 @@ def test_match_falls_back_to_the_study_instance_uid(orthanc, synth12, tmp_path):
     con = sqlite3.connect(db)
     got = dict(con.execute("SELECT study_instance_uid, accession_number FROM studies"))
     assert got == {r["study_instance_uid"]: r["accession_number"] for r in reports}  # the PACS's accession is kept
+
+
+def test_a_changed_result_replaces_the_sr_with_a_new_version(orthanc, synth12, tmp_path):
+    """publish after a corrected report: a second SR in the same series, InstanceNumber 2, the first as predecessor."""
+    from medmm.audit.publish import publish_sr
+    from medmm.hospital import open_pacs
+
+    (r,) = _cxr(synth12)[:1]
+    orthanc.upload(str(synth12 / "studies" / r["study"].study_id))
+    db = tmp_path / "a.sqlite"
+    pacs = open_pacs(orthanc.spec, CREDS, policy=FAST)
+    _run(orthanc, write_hl7(tmp_path / "d1.hl7", [r]), db)
+    assert publish_sr(str(db), pacs).written == 1
+    fixed = dict(r, id="R-C", status="C", written="20251231090000",
+                 text=r["text"] + "\nADDENDUM: There is a 4 cm left pleural effusion. No effusion.")
+    assert _run(orthanc, write_hl7(tmp_path / "d2.hl7", [r, fixed]), db).studies == 1
+    second = publish_sr(str(db), pacs)
+    assert (second.written, second.replaced) == (1, 1)
+    assert publish_sr(str(db), pacs).unchanged == 1
+    uid = r["study_instance_uid"]
+    srs = sorted((m for m in pacs.instance_metadata(uid) if str(m.Modality) == "SR"), key=lambda m: int(m.InstanceNumber))
+    assert [int(m.InstanceNumber) for m in srs] == [1, 2] and srs[0].SeriesInstanceUID == srs[1].SeriesInstanceUID
+    pred = srs[1].PredecessorDocumentsSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+    assert pred.ReferencedSOPInstanceUID == srs[0].SOPInstanceUID
