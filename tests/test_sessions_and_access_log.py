@@ -525,3 +525,22 @@ def test_admin_ends_a_users_logins(tmp_path):
     with Store(db) as s:
         ev = access_log.query(s.conn, events=["session_ended"])
     assert ev[-1]["user"] == "dr_lost_badge" and ev[-1]["detail"]["reason"] == "administrator"
+
+
+def test_n14_an_export_replaces_a_planted_symlink_and_never_writes_through_it(tmp_path):
+    """A symlink planted at the export's name is replaced by the export; the file it pointed at is untouched
+    (verifier's round: the export used to open the link, overwrite the victim and chmod it 0600)."""
+    from medmm.audit.runner import export
+
+    db = str(tmp_path / "a.sqlite")
+    _filled(db).close()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    os.chmod(victim, 0o644)
+    for name in ("link.csv", "link.jsonl", "link.parquet"):
+        out = tmp_path / name
+        os.symlink(victim, out)
+        export(db, str(out))
+        assert not os.path.islink(out) and stat.S_IMODE(os.stat(out).st_mode) == 0o600, name
+        assert victim.read_text() == "precious" and stat.S_IMODE(os.stat(victim).st_mode) == 0o644
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".medmm-export-")]

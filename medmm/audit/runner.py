@@ -23,6 +23,7 @@ transaction per work batch), so it adds nothing to the single writer.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -523,10 +524,27 @@ def export(db: str, out: str, reviewed_only: bool = False, redact: bool = False,
             if c in table.columns:
                 table[c] = [scrub_with_context(v, reports.get(k, "")) if isinstance(v, str) else v
                             for v, k in zip(table[c], table["study_key"])]
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    # exports quote reports and name reviewers: owner-only, also when an existing file is overwritten (N14)
-    os.close(os.open(out, os.O_CREAT | os.O_WRONLY, 0o600))
-    os.chmod(out, 0o600)
+    folder = os.path.dirname(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    # Exports quote reports and name reviewers: owner-only (N14). Written to a fresh 0600 temporary file
+    # beside ``out`` and renamed over it, so a symlink planted at ``out`` is replaced, never followed.
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=".medmm-export-", suffix=os.path.splitext(out)[1], dir=folder)
+    os.close(fd)
+    try:
+        _write_export(table, tmp, low)
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return len(table)
+
+
+def _write_export(table: Any, out: str, low: str) -> None:
+    import pandas as pd
+
     if low.endswith(".csv"):
         # spreadsheet formula injection: report text can start with "=" (OWASP: prefix a quote)
         for c in table.columns:
@@ -540,4 +558,3 @@ def export(db: str, out: str, reviewed_only: bool = False, redact: bool = False,
         with open(out, "w", encoding="utf-8") as fh:
             for rec in table.to_dict(orient="records"):
                 fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
-    return len(table)

@@ -143,8 +143,26 @@ def _checked_report(study: Study) -> Study:
 
     if study.problem or not study.report_path or not os.path.lexists(study.report_path):
         return study
-    reason = file_problem(study.report_path, max_bytes=REPORT_MAX_BYTES)
+    reason = file_problem(study.report_path, max_bytes=REPORT_MAX_BYTES) or hard_link_problem(study.report_path)
     return replace(study, problem=f"report not read: {reason}") if reason else study
+
+
+def hard_link_problem(path: str) -> str | None:
+    """Why a report file with other hard links is not read (None for a file with one link).
+
+    A hard link inside the audited folder can name a file anywhere on the same file system (another
+    patient's report, the app's ``users.yaml``) and, unlike a symlink, cannot be told apart from a file
+    that belongs there. Reports are the PHI text that reaches the store and exports, so a report with
+    more than one link is refused; export reports as copies. (Linux's ``fs.protected_hardlinks``
+    already stops users from linking files they cannot read; a service running as root is not stopped.)
+    """
+    try:
+        n = os.stat(path).st_nlink
+    except OSError:
+        return None
+    if n > 1:
+        return f"has {n} hard links (a hard link can point at a file outside the audited folder); export reports as copies"
+    return None
 
 
 def iter_manifest(path: str, root: str | None = None) -> Iterator[Study]:
@@ -208,7 +226,7 @@ def iter_folder(path: str) -> Iterator[Study]:
         reports = [f for f, _ in files if f.lower().endswith(".txt")]
         report_reasons = [r for f, r in unread if f.lower().endswith(".txt")]
         for f in reports:
-            too_big = file_problem(f, max_bytes=REPORT_MAX_BYTES)
+            too_big = file_problem(f, max_bytes=REPORT_MAX_BYTES) or hard_link_problem(f)
             if too_big:
                 report_reasons.append(too_big)
         images = tuple(ImageRef(f) for f, _ in files if not f.lower().endswith(".txt"))

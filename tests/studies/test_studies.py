@@ -109,3 +109,32 @@ def test_audit_records_the_refusals_and_never_reads_the_outside_file(tmp_path):
     tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     cells = [str(v) for t in tables for row in con.execute(f'SELECT * FROM "{t}"') for v in row if v is not None]
     assert not [c for c in cells if "SECRETHASH" in c or "users.yaml" in c]
+
+
+def test_a_hard_linked_report_is_refused_in_folders_and_manifests(tmp_path):
+    """A hard link inside the audited folder can name any file on the file system (N3, verifier's round):
+    a report with more than one link is the study's recorded problem and its text never reaches the store."""
+    outside = tmp_path / "secrets"
+    outside.mkdir()
+    users = outside / "users.yaml"
+    users.write_text(SECRET)
+    root = tmp_path / "root"
+    (root / "st1").mkdir(parents=True)
+    os.link(users, root / "st1" / "report.txt")
+    (root / "st2").mkdir()
+    (root / "st2" / "report.txt").write_text(REPORT)
+    items = {s.study_id: s for s in iter_studies(str(root))}
+    assert "hard links" in items["st1"].problem and items["st1"].report_path is None
+    assert items["st2"].problem is None
+    audited = tmp_path / "audited"
+    audited.mkdir()
+    os.link(users, audited / "r.txt")
+    (audited / "manifest.jsonl").write_text(json.dumps({"study_id": "m", "report_path": "r.txt"}) + "\n")
+    (m,) = iter_studies(str(audited))
+    assert "hard links" in m.problem and "users.yaml" not in m.problem
+    db = str(tmp_path / "a.sqlite")
+    audit(str(root), db, workers=1, progress=False)
+    con = sqlite3.connect(db)
+    tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    cells = [str(v) for t in tables for row in con.execute(f'SELECT * FROM "{t}"') for v in row if v is not None]
+    assert not [c for c in cells if "SECRETHASH" in c]
