@@ -28,7 +28,7 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from medmm.audit.runner import AuditSummary, check_items, run_config
+from medmm.audit.runner import AuditSummary, check_items, default_cache, run_config
 from medmm.audit.store import Store
 from medmm.errors import InputError
 from medmm.hospital import Credentials, RetryPolicy, open_pacs
@@ -126,7 +126,7 @@ def _audit(store: Store, run: Any, client: Any, messages: list[ReportMessage], f
         for i in range(0, len(pending), chunk):
             items = [_study(store, client, index, m, checker, cache, matched_uids) for m in pending[i:i + chunk]]
             check_items(store, run, run_id, config_key, items, summary, workers=workers, engine=engine,
-                        progress=progress, batch_size=batch_size)
+                        progress=progress, batch_size=batch_size, cache=default_cache(store.path))  # shared result cache
         items = _studies_without_report(store, client, listed, matched_uids, done)
         if items:
             check_items(store, run, run_id, config_key, items, summary, workers=1, progress=False)
