@@ -137,13 +137,24 @@ def _sentence_spans(section_text: str) -> tuple[tuple[int, int, str], ...]:
             item = _ITEM.match(section_text, s, e)
             if item:
                 s = item.end()
-        for s, e in ((s, e),) if e - s <= MAX_SENTENCE_CHARS else _pieces(section_text, s, e):  # noqa: B020 (the pieces of (s, e), computed before the loop rebinds them)
-            piece = section_text[s:e]
-            body = piece.strip()
-            if body and (body[0] in _ASCII_LETTERS or _LETTER.search(body)):  # most sentences start with a letter
-                s += len(piece) - len(piece.lstrip())
-                out.append((s, s + len(body), body))
+        if e - s > MAX_SENTENCE_CHARS:  # a run without a sentence end: read in bounded pieces
+            for ps, pe in _pieces(section_text, s, e):
+                _add_sentence(section_text, ps, pe, out)
+            continue
+        piece = section_text[s:e]
+        body = piece.strip()
+        if body and (body[0] in _ASCII_LETTERS or _LETTER.search(body)):  # most sentences start with a letter
+            s += len(piece) - len(piece.lstrip())
+            out.append((s, s + len(body), body))
     return tuple(out)
+
+
+def _add_sentence(text: str, s: int, e: int, out: list[tuple[int, int, str]]) -> None:
+    piece = text[s:e]
+    body = piece.strip()
+    if body and (body[0] in _ASCII_LETTERS or _LETTER.search(body)):
+        s += len(piece) - len(piece.lstrip())
+        out.append((s, s + len(body), body))
 
 
 def _pieces(text: str, s: int, e: int) -> list[tuple[int, int]]:
