@@ -56,7 +56,7 @@ def run(n_studies: int = 400, copies: int = 25) -> dict[str, float]:
 
 
 def _one(manifest: str, db: str, workers: int, write_batch: int) -> tuple[float, float]:
-    """(studies/s, parent CPU seconds per 1,000 studies) of one audit; ``write_batch`` studies per commit."""
+    """(studies/s, parent CPU ms per study) of one audit; ``write_batch`` studies per commit."""
     import resource
 
     from medmm.audit import runner
@@ -75,8 +75,8 @@ def _one(manifest: str, db: str, workers: int, write_batch: int) -> tuple[float,
 
 def scaling(n_studies: int = 400, copies: int = 25, pairs: int = 4) -> dict[str, list[float]]:
     """Paired runs (1 worker, 2 workers; the order alternates per pair) of the batched writer and of the
-    writer that commits each study (WRITE_BATCH = 1: the code before) in the same run. Result cache off
-    (every study checked). Returns per-pair ratios, rates and the parent's CPU per 1,000 studies."""
+    writer that commits each study (WRITE_BATCH = 1) in the same run. Result cache off (every study
+    checked). Returns per-pair ratios, rates and the parent's CPU per study with 2 workers."""
     import statistics
 
     from medmm.synth import SMALL, synthesize
@@ -94,7 +94,7 @@ def scaling(n_studies: int = 400, copies: int = 25, pairs: int = 4) -> dict[str,
                 out.setdefault(f"{label}_ratio", []).append(got[2][0] / got[1][0])
                 out.setdefault(f"{label}_1", []).append(got[1][0])
                 out.setdefault(f"{label}_2", []).append(got[2][0])
-                out.setdefault(f"{label}_parent_cpu_ms_per_1000", []).append(got[2][1])
+                out.setdefault(f"{label}_parent_cpu_ms", []).append(got[2][1])
     out["median"] = [statistics.median(out["batched_ratio"]), statistics.median(out["per_study_ratio"])]
     out["studies"] = [float(n_studies * copies)]
     return out
@@ -114,8 +114,8 @@ def scaling_report(r: dict[str, list[float]]) -> str:
             f"{statistics.median(r['batched_parent_cpu_ms_per_1000']):.0f} ms per 1,000 studies\n"
             f"- peer, the writer committing each study (the code before), same run: {f(r['per_study_ratio'])}x, "
             f"median {r['median'][1]:.2f}x; studies/s 1 worker {f(r['per_study_1'], '{:.0f}')}, 2 workers "
-            f"{f(r['per_study_2'], '{:.0f}')}; parent CPU {statistics.median(r['per_study_parent_cpu_ms_per_1000']):.0f} "
-            "ms per 1,000 studies")
+            f"{f(r['per_study_2'], '{:.0f}')}; parent CPU {statistics.median(r['per_study_parent_cpu_ms']):.2f} "
+            "ms per study (2 workers)")
 
 
 def report(r: dict[str, float]) -> str:
