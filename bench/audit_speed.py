@@ -111,8 +111,8 @@ def scaling_report(r: dict[str, list[float]]) -> str:
             f"- batched writer (one transaction per 256 studies or 0.5 s): 2 workers / 1 worker = "
             f"{f(r['batched_ratio'])}x, median **{r['median'][0]:.2f}x** (target >= 1.85x); studies/s 1 worker "
             f"{f(r['batched_1'], '{:.0f}')}, 2 workers {f(r['batched_2'], '{:.0f}')}; parent (writer) CPU "
-            f"{statistics.median(r['batched_parent_cpu_ms_per_1000']):.0f} ms per 1,000 studies\n"
-            f"- peer, the writer committing each study (the code before), same run: {f(r['per_study_ratio'])}x, "
+            f"{statistics.median(r['batched_parent_cpu_ms']):.2f} ms per study (2 workers)\n"
+            f"- peer, the writer committing each study (WRITE_BATCH = 1), same run: {f(r['per_study_ratio'])}x, "
             f"median {r['median'][1]:.2f}x; studies/s 1 worker {f(r['per_study_1'], '{:.0f}')}, 2 workers "
             f"{f(r['per_study_2'], '{:.0f}')}; parent CPU {statistics.median(r['per_study_parent_cpu_ms']):.2f} "
             "ms per study (2 workers)")
