@@ -256,7 +256,7 @@ class Analysis:
             for m in self.mentions:
                 if m.type not in DEVICE_TYPES:
                     self._by_section.setdefault(m.section, []).append(m)
-            for key, ms in self._by_section.items():
+            for key, ms in self._by_section.items() if len(self.mentions) > MAX_COMPARED_MENTIONS else ():
                 if len(ms) > MAX_COMPARED_MENTIONS:
                     self._by_section[key] = ms[:MAX_COMPARED_MENTIONS]
                     self.cache["capped"] = True

@@ -85,9 +85,9 @@ def split_sections(text: str) -> list[Section]:
     while pos >= 0:
         # a header is at most 30 letters after some white space: look back a bounded window only (an unbounded
         # look-back made a text of many colons quadratic)
-        lo = max(0, pos - _HEADER_WINDOW)
+        lo = pos - _HEADER_WINDOW if pos > _HEADER_WINDOW else 0
         nl, dot = text.rfind("\n", lo, pos), text.rfind(". ", lo, pos)
-        start = max(nl + 1 if nl >= 0 else lo, dot + 2 if dot >= 0 else lo)
+        start = max(nl + 1, dot + 2 if dot >= 0 else 0, lo)
         head = _heading(text[start:pos])
         if head:
             heads.append((start + head[0], pos + 1, head[1], head[2]))
