@@ -118,6 +118,72 @@ def scaling_report(r: dict[str, list[float]]) -> str:
             "ms per study (2 workers)")
 
 
+def components(n_studies: int = 200, copies: int = 10) -> dict[str, float]:
+    """CPU per study of each part of an audit, measured in ONE process (CPU time, not wall time: a fairer
+    figure on a shared machine): listing, checking, pickling between parent and worker (as the pool sends
+    work and answers: the full study and answer vs what the runner sends now), and the writer committing
+    each study vs per 256. With these, 2 workers on two otherwise idle cores can reach at most
+    2 (c + w) / (c + w + ipc) times one worker (c check, w write, ipc pickling both ways)."""
+    import pickle
+    import resource
+
+    from medmm.audit import runner
+    from medmm.audit.store import Store
+    from medmm.synth import SMALL, synthesize
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="medmm-audit-") as d:
+        synthesize(d, n_studies, seed=7, config=SMALL, workers=1)
+        manifest = _manifest(d, copies)
+        c0 = cpu()
+        items = list(runner.iter_inputs(manifest))
+        n = len(items)
+        out["list_ms"] = 1e3 * (cpu() - c0) / n
+        run = runner.run_config()
+        c0 = cpu()
+        answers = [runner.process(i, run) for i in items]
+        out["check_ms"] = 1e3 * (cpu() - c0) / n
+        for label, slim in (("ipc_full_ms", False), ("ipc_now_ms", True)):
+            c0 = cpu()
+            for k in range(0, n, 32):
+                batch = items[k:k + 32]
+                pickle.loads(pickle.dumps((runner._for_worker(batch) if slim else batch, run), protocol=5))
+                back = [runner._slim(dict(a)) for a in answers[k:k + 32]] if slim else answers[k:k + 32]
+                back = pickle.loads(pickle.dumps(back, protocol=5))
+                if slim:
+                    back = [runner._attach(a, i) for a, i in zip(back, batch)]
+            out[label] = 1e3 * (cpu() - c0) / n
+        for label, per in (("write_per_study_ms", 1), ("write_batched_ms", 256)):
+            with Store(os.path.join(d, f"{label}.sqlite")) as store:
+                run_id, key = store.start_run(run)
+                writer = runner.BatchWriter(store, run_id, key, runner.AuditSummary(run_id), max_items=per,
+                                            max_seconds=1e9)
+                c0 = cpu()
+                for a in answers:
+                    writer.add(dict(a))
+                writer.flush()
+                out[label] = 1e3 * (cpu() - c0) / n
+        out["studies"] = float(n)
+    c, before, now = out["check_ms"], out["write_per_study_ms"] + out["ipc_full_ms"], out["write_batched_ms"] + \
+        out["ipc_now_ms"]
+    out["bound_before"] = 2 * (c + out["write_per_study_ms"]) / (c + before)
+    out["bound_now"] = 2 * (c + out["write_batched_ms"]) / (c + now)
+    return out
+
+
+def components_report(r: dict[str, float]) -> str:
+    return (f"audit CPU per study, one process, {int(r['studies'])} synthetic studies: listing {r['list_ms']:.2f} ms "
+            f"(before the clock), check {r['check_ms']:.2f} ms, parent<->worker pickling {r['ipc_full_ms']:.3f} ms "
+            f"(study and answer in full) vs {r['ipc_now_ms']:.3f} ms (now), writer {r['write_per_study_ms']:.3f} ms "
+            f"(a commit per study) vs {r['write_batched_ms']:.3f} ms (per 256); bound on 2 idle cores for 2 workers "
+            f"/ 1 worker: {r['bound_before']:.2f}x before, **{r['bound_now']:.2f}x now** (a model from CPU times, "
+            "not a wall-clock measurement)")
+
+
 def report(r: dict[str, float]) -> str:
     return (f"audit, rules checker, {int(r['studies'])} synthetic studies (DICOM headers read), studies/s: "
             f"1 worker {r['local_1']:.0f}, 2 workers {r['local_2']:.0f} ({r['local_2'] / r['local_1']:.2f}x, target "
@@ -133,8 +199,11 @@ if __name__ == "__main__":
                                                           "commits (the scaling figure); 0: the full benchmark")
     p.add_argument("--studies", type=int, default=400)
     p.add_argument("--copies", type=int, default=25)
+    p.add_argument("--components", action="store_true", help="CPU per study of each part, in one process")
     a = p.parse_args()
-    if a.pairs:
+    if a.components:
+        print(components_report(components(a.studies, a.copies)))
+    elif a.pairs:
         print(scaling_report(scaling(a.studies, a.copies, a.pairs)))
     else:
         print(report(run(a.studies, a.copies)))
