@@ -233,3 +233,26 @@ def test_question_errors():
         with_question(Request(messages=[{"role": "system", "content": "x"}]), "Which?")
     asked = with_question(Request(messages=[{"role": "user", "content": "report"}]), " Which?")
     assert asked.messages[0]["content"] == "report Which?"
+
+
+def test_score_prompt_sets_share_what_the_prompts_share(tiny):
+    """Whole prompts per item (the checker's SIMPLE and COMPLEX prompts differ before the report too): the
+    common token prefix is shared, results equal one prompt at a time; prompts about different images fall
+    back to one prompt at a time (same results)."""
+    from medmm.models.base import score_prompt_sets_per_prompt
+
+    imgs = _images()
+    reports = ["FINDINGS: Small left pleural effusion.", "FINDINGS: Moderate right pneumothorax, increased."]
+    sets = [[Request(images=[im], prompt=f"Here is a radiology report for the image.\n\n{r}\n\nIs there an error? yes or no."),
+             Request(images=[im], prompt=f"Here is a radiology report for the image that contains an error.\n\n{r}\n\n"
+                                         "Which type of error is it?")] for im, r in zip(imgs, reports)]
+    options = [("yes", "no"), ("laterality", "omission", "measurement")]
+    shared = tiny.score_prompt_sets(sets, options, batch_size=2)
+    apart = score_prompt_sets_per_prompt(tiny, sets, options)
+    flat = lambda out: [s.logprob for item in out for q in item for s in q]  # noqa: E731
+    np.testing.assert_allclose(flat(shared), flat(apart), atol=1e-4)
+    mixed = [[sets[0][0], Request(images=[imgs[2]], prompt=sets[0][1].prompt)]]  # another image: not shared
+    np.testing.assert_allclose(flat(tiny.score_prompt_sets(mixed, options)),
+                               flat(score_prompt_sets_per_prompt(tiny, mixed, options)), atol=1e-6)
+    with pytest.raises(InputError, match="prompt"):
+        tiny.score_prompt_sets([[sets[0][0]]], options)

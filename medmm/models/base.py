@@ -253,7 +253,15 @@ class VLM(abc.ABC):
         question as its own prompt (``score_option_details`` once per question); a backend that can share
         the prompt's encoding between the questions (``hf``: images and report encoded once, every
         question and option scored on its KV cache) overrides it with the same results."""
-        return score_questions_per_prompt(self, requests, questions)
+        qs = check_questions(questions)
+        return self.score_prompt_sets([[with_question(r, q.text) for q in qs] for r in requests], [q.options for q in qs])
+
+    def score_prompt_sets(self, prompt_sets: Sequence[Sequence[Request]], options: Sequence[Sequence[str]]
+                          ) -> list[list[list[OptionScore]]]:
+        """Per item, per prompt, the details of each option: ``prompt_sets[i][q]`` (prompts about the same
+        images, e.g. a report's SIMPLE and COMPLEX prompts) scored with ``options[q]``. Generic: one
+        ``score_option_details`` call per prompt position; ``hf`` encodes the prompts' common prefix once."""
+        return score_prompt_sets_per_prompt(self, prompt_sets, options)
 
     @abc.abstractmethod
     def fingerprint(self) -> str:
@@ -284,9 +292,25 @@ def score_questions_per_prompt(vlm: VLM, requests: Sequence[Request], questions:
                                ) -> list[list[list[OptionScore]]]:
     """:meth:`VLM.score_questions` by one prompt per question (the reference the shared encoding must equal)."""
     qs = check_questions(questions)
-    out: list[list[list[OptionScore]]] = [[[] for _ in qs] for _ in requests]
-    for qi, q in enumerate(qs):
-        details = vlm.score_option_details([with_question(r, q.text) for r in requests], list(q.options))
+    return score_prompt_sets_per_prompt(vlm, [[with_question(r, q.text) for q in qs] for r in requests],
+                                        [q.options for q in qs])
+
+
+def check_prompt_sets(prompt_sets: Sequence[Sequence[Request]], options: Sequence[Sequence[str]]) -> None:
+    if not options or any(not o for o in options):
+        raise InputError("give one non-empty option list per prompt position")
+    for i, ps in enumerate(prompt_sets):
+        if len(ps) != len(options):
+            raise InputError(f"item {i}: {len(ps)} prompt(s) for {len(options)} option list(s)")
+
+
+def score_prompt_sets_per_prompt(vlm: VLM, prompt_sets: Sequence[Sequence[Request]], options: Sequence[Sequence[str]]
+                                 ) -> list[list[list[OptionScore]]]:
+    """:meth:`VLM.score_prompt_sets` by one ``score_option_details`` call per prompt position."""
+    check_prompt_sets(prompt_sets, options)
+    out: list[list[list[OptionScore]]] = [[[] for _ in options] for _ in prompt_sets]
+    for qi, opts in enumerate(options):
+        details = vlm.score_option_details([ps[qi] for ps in prompt_sets], list(opts))
         for ri, row in enumerate(details):
             out[ri][qi] = row
     return out

@@ -18,8 +18,8 @@ from typing import Any, Sequence
 import torch
 
 from medmm.errors import InputError
-from medmm.models.base import (VLM, Generation, ModelError, OptionScore, Question, Request, check_questions,
-                               options_per_request, score_questions_per_prompt, with_question)
+from medmm.models.base import (VLM, Generation, ModelError, OptionScore, Question, Request, check_prompt_sets,
+                               check_questions, options_per_request, score_prompt_sets_per_prompt, with_question)
 from medmm.models.families import family_of, model_types
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -284,27 +284,41 @@ class HFVLM(VLM):
     def score_questions(self, requests: Sequence[Request], questions: Sequence[Question], batch_size: int | None = None,
                         max_rows: int = 64) -> list[list[list[OptionScore]]]:
         """Per request, per question, each option's log-probability (see :meth:`VLM.score_questions`), with
-        the images and the shared prompt encoded **once** per request and requests batched
-        (``batch_size``, default the model's): the prompts of all questions are tokenized exactly as
-        :meth:`score_option_details` would, their longest common token prefix (images and report) runs
-        through the model once for a batch of requests (left-padded), each question's own tokens then
-        run on a copy of that prefix's KV cache (one row per request and question), and each option's
-        tokens on a copy of that (``max_rows`` rows per forward). A batch whose prompts do not share a
-        prefix covering the images is scored one prompt per question."""
+        the images and the shared prompt encoded **once** per request (:meth:`score_prompt_sets`)."""
         qs = check_questions(questions)
+        return self.score_prompt_sets([[with_question(r, q.text) for q in qs] for r in requests],
+                                      [q.options for q in qs], batch_size=batch_size, max_rows=max_rows)
+
+    def score_prompt_sets(self, prompt_sets: Sequence[Sequence[Request]], options: Sequence[Sequence[str]],
+                          batch_size: int | None = None, max_rows: int = 64) -> list[list[list[OptionScore]]]:
+        """Per item, per prompt, each option's log-probability (see :meth:`VLM.score_prompt_sets`), the
+        prompts of an item (same images) sharing one encoding, items batched (``batch_size``, default the
+        model's): the prompts are tokenized exactly as :meth:`score_option_details` would, their longest
+        common token prefix (images, report) runs through the model once for a batch of items
+        (left-padded), each prompt's own tokens then run on a copy of that prefix's KV cache (one row per
+        item and prompt) with all its options packed beside them (``max_rows`` rows per forward). A batch
+        whose prompts differ in images or share no prefix holding them is scored one prompt at a time."""
+        check_prompt_sets(prompt_sets, options)
         step = batch_size or self.batch_size
         out: list[list[list[OptionScore]]] = []
-        for start in range(0, len(requests), step):
-            out.extend(self._score_questions_batch(list(requests[start:start + step]), qs, max(1, max_rows)))
+        for start in range(0, len(prompt_sets), step):
+            out.extend(self._score_sets_batch([list(ps) for ps in prompt_sets[start:start + step]], options,
+                                              max(1, max_rows)))
         return out
 
-    def _score_questions_batch(self, requests: list[Request], qs: list[Question], max_rows: int
-                               ) -> list[list[list[OptionScore]]]:
+    def _score_sets_batch(self, asked: list[list[Request]], options: Sequence[Sequence[str]], max_rows: int
+                          ) -> list[list[list[OptionScore]]]:
         from transformers import DynamicCache
         from transformers.cache_utils import DynamicLayer
 
-        opt_ids = [self._option_ids(list(q.options)) for q in qs]
-        asked = [[with_question(r, q.text) for q in qs] for r in requests]
+        def same_pictures(a: Request, b: Request) -> bool:
+            return ([id(x) for x in a.images] == [id(x) for x in b.images] and a.boxes == b.boxes
+                    and a.box_shape == b.box_shape)
+
+        if any(not same_pictures(row[0], r) for row in asked for r in row[1:]):
+            return score_prompt_sets_per_prompt(self, asked, options)  # prompts about different images
+        opt_ids = [self._option_ids(list(o)) for o in options]
+        n_q = len(options)
         enc = self.encode([row[0] for row in asked])  # images + the first question's prompt, left-padded
         ids, mask = enc["input_ids"], enc["attention_mask"]
         image_id = getattr(self.model.config, "image_token_id", None)
@@ -317,11 +331,11 @@ class HFVLM(VLM):
             tail = plain[0][lcp:]
             if (lcp < 1 or real[len(real) - len(tail):] != tail or len(real) <= len(tail)
                     or (image_id is not None and any(image_id in t[lcp:] for t in plain))):
-                return score_questions_per_prompt(self, requests, qs)  # no shared prefix that holds the images
+                return score_prompt_sets_per_prompt(self, asked, options)  # no shared prefix holding the images
             prefixes.append(len(real) - len(tail))
             suffixes.append([t[lcp:] for t in plain])
         # the prefixes, left-padded to one length: every per-token tensor of the encoding cut the same way
-        b, width = len(requests), max(prefixes)
+        b, width = len(asked), max(prefixes)
         per_token = {k: v for k, v in enc.items() if isinstance(v, torch.Tensor) and v.shape[:2] == ids.shape}
         pre = {k: torch.full((b, width), self.tokenizer.pad_token_id if k == "input_ids" else 0, dtype=v.dtype,
                              device=v.device) for k, v in per_token.items()}
@@ -340,8 +354,8 @@ class HFVLM(VLM):
             out = self.model(**forward, use_cache=True)
             cache = getattr(out, "cache", None) or out.past_key_values
             if not isinstance(cache, DynamicCache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
-                return score_questions_per_prompt(self, requests, qs)  # a cache whose rows cannot be copied here
-            rows = [(i, q) for i in range(b) for q in range(len(qs))]
+                return score_prompt_sets_per_prompt(self, asked, options)  # a cache whose rows cannot be copied
+            rows = [(i, q) for i in range(b) for q in range(n_q)]
             scores: list[list[float]] = []
             for lo in range(0, len(rows), max_rows):
                 chunk = rows[lo:lo + max_rows]
@@ -349,8 +363,8 @@ class HFVLM(VLM):
                                                  [suffixes[i][q] for i, q in chunk], [opt_ids[q] for _, q in chunk]))
             _restore(cache)
         by_row = dict(zip(rows, scores))
-        return [[[OptionScore(opt, by_row[(i, q)][o], len(opt_ids[q][o])) for o, opt in enumerate(qs[q].options)]
-                 for q in range(len(qs))] for i in range(b)]
+        return [[[OptionScore(opt, by_row[(i, q)][o], len(opt_ids[q][o])) for o, opt in enumerate(options[q])]
+                 for q in range(n_q)] for i in range(b)]
 
     def _score_packed(self, cache: Any, mask: torch.Tensor, pad: torch.Tensor, width: int, prompt_rows: list[int],
                       suffixes: list[list[int]], options: list[list[list[int]]]) -> list[list[float]]:
