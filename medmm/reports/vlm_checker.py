@@ -139,6 +139,16 @@ def judge(model: Any, reports: Sequence[str], images: Sequence[Sequence[Any] | N
     """SIMPLE margin/probability (and COMPLEX type) for each report."""
     cfg = config or VLMCheckerConfig.load()
     images = images or [None] * len(reports)
+    if complex_ and hasattr(model, "score_prompt_sets"):  # SIMPLE and COMPLEX on one encoding of image + report
+        sets = [[_request(simple_prompt(r, cfg), im, cfg), _request(complex_prompt(r, cfg), im, cfg)]
+                for r, im in zip(reports, images)]
+        out = []
+        for simple_row, complex_row in model.score_prompt_sets(sets, [list(cfg.options), list(TYPE_IDS)]):
+            margin = simple_row[0].logprob - simple_row[1].logprob
+            j = VLMJudgement(probability(margin, cfg), margin, type_scores={s.option: s.mean_logprob for s in complex_row})
+            j.type = max(j.type_scores, key=j.type_scores.get)  # type: ignore[arg-type]
+            out.append(j)
+        return out
     simple = [_request(simple_prompt(r, cfg), im, cfg) for r, im in zip(reports, images)]
     scores = model.score_options(simple, list(cfg.options))
     out = [VLMJudgement(probability(s[0] - s[1], cfg), s[0] - s[1]) for s in scores]
