@@ -119,7 +119,8 @@ def _cmd_check_eval(args: argparse.Namespace) -> int:
         root = os.path.dirname(os.path.abspath(path))
         for r in rows:
             if r.get("images"):  # paths relative to the dataset file, as audit manifests take them
-                r["images"] = [p if os.path.isabs(p) else os.path.join(root, p) for p in r["images"]]
+                r["images"] = [p if os.path.isabs(p) or not os.path.exists(os.path.join(root, p)) and os.path.exists(p)
+                               else os.path.join(root, p) for p in r["images"]]  # (else: relative to the current folder)
             by_injector.setdefault(str(r.get("injector") or "medmm"), []).append(r)
         for injector, sub in by_injector.items():
             datasets[f"{os.path.basename(path)} / {injector}"] = sub
@@ -135,6 +136,11 @@ def _cmd_check_eval(args: argparse.Namespace) -> int:
             return seen[id(r)]
 
         result = evaluate(rows, run)  # type: ignore[arg-type]
+        failed = [n for r in seen.values() for n in getattr(r, "notes", []) if n.startswith("VLM checker failed")]
+        if failed:  # a row whose model call failed was scored by the rules alone: say so, loudly
+            print(f"warning: the VLM failed on {len(failed)} of {len(rows)} rows (scored by the rules alone); "
+                  f"first: {failed[0]}", file=sys.stderr)
+        result.update(vlm_failures=len(failed), vlm_failure_examples=failed[:3])
         result.update(skipped_lines=bad, checker=args.checker, blind=bool(getattr(args, "blind", False)),
                       model=args.model, **dataset_extras(rows, [seen[id(r)] for r in rows]))
         if len(datasets) > 1:
