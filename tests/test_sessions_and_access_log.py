@@ -317,7 +317,12 @@ def test_chain_holds_through_medmm_writes_and_a_rewritten_entry_is_found(tmp_pat
     s = _filled(db)
     s.record_access("view", "dr_a", study_key="S1", client="10.0.0.1")
     r = s.verify()
-    assert r.ok and r.chain_entries == 1 + 3 + 3 + 1 + 1 + 1 + 1 + 1  # run, results, flags, failure, finish, review, access
+    kinds = dict(s.conn.execute("SELECT kind, COUNT(*) FROM chain GROUP BY kind"))
+    n_studies = s.conn.execute("SELECT COUNT(*) FROM studies").fetchone()[0]
+    n_reports = s.conn.execute("SELECT COUNT(*) FROM reports").fetchone()[0]
+    # run, results, flags, failure, finish, review, access; and (v8) every study and report
+    assert r.ok and r.chain_entries == 1 + 3 + 3 + 1 + 1 + 1 + 1 + 1 + n_studies + n_reports
+    assert (kinds["study"], kinds["report"]) == (n_studies, n_reports) and n_studies >= 3
     s.close()
     c = sqlite3.connect(db, isolation_level=None)
     chain.register(c)
@@ -544,3 +549,58 @@ def test_n14_an_export_replaces_a_planted_symlink_and_never_writes_through_it(tm
         assert not os.path.islink(out) and stat.S_IMODE(os.stat(out).st_mode) == 0o600, name
         assert victim.read_text() == "precious" and stat.S_IMODE(os.stat(victim).st_mode) == 0o644
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".medmm-export-")]
+
+
+def _edit_outside_medmm(db: str, table: str, sql: str) -> None:
+    """What someone with write access to the file does: lift the append-only trigger, edit, put it back."""
+    con = sqlite3.connect(db)
+    trig = con.execute("SELECT sql FROM sqlite_master WHERE name=?", (f"{table}_append_only_update",)).fetchone()[0]
+    con.execute(f"DROP TRIGGER {table}_append_only_update")
+    con.execute(sql)
+    con.execute(trig)
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize("table, sql", [
+    ("results", "UPDATE results SET n_flags = 0, flag_types = NULL, top_confidence = NULL"),
+    ("results", "UPDATE results SET sort_key = 'zzz'"),
+    ("reports", "UPDATE reports SET text = 'No acute findings.'"),
+    ("studies", "UPDATE studies SET images = '[\"/etc/shadow\"]'"),
+    ("studies", "UPDATE studies SET accession_number = 'OTHER'"),
+])
+def test_n5_verify_names_edits_to_worklist_columns_reports_and_studies(tmp_path, table, sql):
+    """The verifier's round: the chain covered runs, results' own fields, flags, failures, reviews and the access
+    log, but not a result's worklist columns (hide a flagged study), the report text or a study's paths."""
+    db = str(tmp_path / "a.sqlite")
+    _filled(db).close()
+    with Store(db) as store:
+        assert store.verify().ok
+    _edit_outside_medmm(db, table, sql)
+    with Store(db) as store:
+        report = store.verify()
+    assert not report.ok and report.chain_problems
+
+
+def test_n5_a_v7_store_is_chained_over_studies_and_reports_when_it_migrates(tmp_path, monkeypatch):
+    """Studies and reports stored before v8 get chain entries at the migration (verify is clean after it), and an
+    edit made after the migration is named."""
+    from medmm.audit import store as store_mod
+
+    db = str(tmp_path / "a.sqlite")
+    with monkeypatch.context() as m:  # medmm as it was at v7: no study/report chain triggers
+        m.setattr(store_mod, "SCHEMA_VERSION", 7)
+        m.setattr(store_mod, "TRIGGERS", {k: v for k, v in store_mod.TRIGGERS.items() if k not in chain.V8_TRIGGERS})
+        _filled(db).close()
+        con = sqlite3.connect(db)
+        assert con.execute("SELECT COUNT(*) FROM chain WHERE kind IN ('study', 'report')").fetchone()[0] == 0
+        con.close()
+    with Store(db) as store:
+        rep = store.verify()
+        kinds = dict(store.conn.execute("SELECT kind, COUNT(*) FROM chain GROUP BY kind"))
+        n_studies = store.conn.execute("SELECT COUNT(*) FROM studies").fetchone()[0]
+    assert rep.ok, rep
+    assert kinds["study"] == n_studies >= 3 and kinds["report"] >= 3
+    _edit_outside_medmm(db, "reports", "UPDATE reports SET text = 'x'")
+    with Store(db) as store:
+        assert not store.verify().ok

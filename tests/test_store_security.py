@@ -200,7 +200,7 @@ def test_v3_store_migrates_to_v4_with_its_reviews_chained(tmp_path):
     with Store(db) as s:
         assert s.schema_version == store_mod.SCHEMA_VERSION >= 6
         assert s.verify().ok and s.verify().reviews == 2
-        assert s.verify().chain_entries == 2  # v6: the reviews written before it are chained too
+        assert s.verify().chain_entries == 2 + 1  # v6: the reviews written before it are chained; v8: the study
         s.add_review("dr", "false_positive", study_key="S1")
         assert s.verify().reviews == 3 and s.verify().ok
 

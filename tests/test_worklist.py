@@ -199,7 +199,7 @@ def test_v6_store_migrates_to_v7_with_the_same_worklist(tmp_path):
     """)
     con.close()
     with Store(db) as s:
-        assert s.schema_version == 7 and not s.trigger_problems()
+        assert s.schema_version == 8 and not s.trigger_problems()
         got = [(r.study_key, r.state, r.flag_types, r.modality) for r in s.worklist_view().all_rows()]
         assert got == expected
         assert s.worklist_view().modalities() == sorted(MODS)

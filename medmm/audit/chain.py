@@ -1,4 +1,4 @@
-"""One hash chain over everything the review store records (schema v5).
+"""One hash chain over everything the review store records (schema v6; studies and reports from v8).
 
 Every row written to ``runs``, ``results``, ``flags``, ``failures``, ``reviews`` and ``access_log``
 (and every run's finish time) gets an entry in the ``chain`` table, written **by SQLite triggers in
@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from medmm.imaging.volume import REPORT_FACTS
+
 GENESIS = "0" * 64
 
 # kind -> (table, reference expression (SQL over the table's columns / NEW.), hashed columns)
@@ -37,7 +39,16 @@ KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "failure": ("failures", "id", ("id", "run_id", "study_key", "source_hash", "stage", "reason", "at")),
     "review": ("reviews", "id", ("id", "flag_id", "study_key", "reviewer", "decision", "comment", "at")),
     "access": ("access_log", "id", ("id", "at", "user", "event", "study_key", "client", "detail")),
+    # v8: what a study is (its images and folder, its header facts, how the hospital names it) and the report
+    # text flags point into; both are append-only tables, so one entry per row
+    "study": ("studies", "key", ("key", "source_hash", "source_path", *REPORT_FACTS, "created_at", "images",
+                                 "regions", "source", "accession_number", "study_instance_uid", "exam_date",
+                                 "exam_time", "exam_description")),
+    "report": ("reports", "study_key", ("study_key", "text", "sha256")),
 }
+# The kinds chained from v6 (backfilled then) and those added by v8 (backfilled by :func:`backfill_v8`).
+V6_KINDS = ("run", "run_finish", "result", "flag", "failure", "review", "access")
+V8_KINDS = ("study", "report")
 
 SCHEMA = """
 CREATE TABLE chain (
@@ -111,6 +122,11 @@ TRIGGERS: dict[str, str] = {
     "chain_reviews": _entry_trigger("chain_reviews", "review", "AFTER INSERT"),
     "chain_access": _entry_trigger("chain_access", "access", "AFTER INSERT"),
 }
+# v8: studies and reports (created by the v8 migration, after :func:`backfill_v8`)
+V8_TRIGGERS: dict[str, str] = {
+    "chain_studies": _entry_trigger("chain_studies", "study", "AFTER INSERT"),
+    "chain_reports": _entry_trigger("chain_reports", "report", "AFTER INSERT"),
+}
 
 
 def _rows(conn: sqlite3.Connection, kind: str) -> Iterator[tuple[str, str]]:
@@ -139,14 +155,27 @@ def _chained(conn: sqlite3.Connection, kind: str) -> Iterator[tuple[str, str, in
         yield last[0], last[1], last[2]
 
 
-def backfill(conn: sqlite3.Connection) -> int:
-    """Chain the rows a store held before v5 (runs, results, flags, failures, reviews in id order)."""
-    prev = GENESIS
+def backfill_v8(conn: sqlite3.Connection) -> int:
+    """Chain the studies and reports a store held before v8 that have no entry yet, after the entries it already
+    has; then (re)create their triggers."""
+    row = conn.execute("SELECT row_hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+    n = backfill(conn, V8_KINDS, row[0] if row else GENESIS, only_unchained=True)
+    for name, sql in V8_TRIGGERS.items():
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+        conn.execute(sql)
+    return n
+
+
+def backfill(conn: sqlite3.Connection, kinds: tuple[str, ...] = V6_KINDS[:-1], prev: str = GENESIS,
+             only_unchained: bool = False) -> int:
+    """Chain the rows a store held before v6 (runs, results, flags, failures, reviews in id order)."""
     n = 0
-    for kind in ("run", "run_finish", "result", "flag", "failure", "review"):
+    for kind in kinds:
         table, _, cols = KINDS[kind]
         ref = _ref_sql(kind, "")
         where = " WHERE finished_at IS NOT NULL" if kind == "run_finish" else ""
+        if only_unchained:
+            where = f" WHERE CAST({ref} AS TEXT) NOT IN (SELECT ref FROM chain WHERE kind = '{kind}')"
         for r in conn.execute(f"SELECT {ref}, {', '.join(_q(c) for c in cols)} FROM {table}{where} "  # noqa: S608
                               "ORDER BY rowid").fetchall():
             d = digest(kind, *r[1:])

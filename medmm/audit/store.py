@@ -53,7 +53,7 @@ from medmm.errors import InputError, MedmmError
 from medmm.imaging.volume import REPORT_FACTS, HeaderFacts
 from medmm.runs import RunConfig, connect, create_private, immediate
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 DECISIONS = ("true_error", "false_positive", "uncertain")
 # The header facts the store keeps: the report facts of the one header type (medmm.imaging.HeaderFacts).
 HEADER_COLUMNS = REPORT_FACTS
@@ -208,6 +208,9 @@ _MIGRATIONS[7] = """
     CREATE INDEX reviews_study ON reviews(study_key);
     CREATE INDEX results_worklist ON results(config_key, sort_key, modality, run_id, flag_types);
     """
+# v8 (issue 20 N5, verifier's round): studies and reports join the hash chain (backfilled, then triggered by the
+# v8 step of _migrate); the worklist columns of results are checked by Store.verify against the chained flags.
+_MIGRATIONS[8] = ""
 # The identity columns of a study (v5), as the study record (medmm.studies.Study) names them.
 STUDY_ID_COLUMNS: tuple[str, ...] = ("source", "accession_number", "study_instance_uid", "exam_date", "exam_time",
                                      "exam_description")
@@ -262,6 +265,8 @@ TRIGGERS: dict[str, str] = {
 # v6: the access log is append-only too, and every covered write gets a chain entry (medmm.audit.chain)
 _V6_TRIGGERS: dict[str, str] = {**_append_only("access_log", "id = NEW.id", "access-log entries"), **chain.TRIGGERS}
 TRIGGERS.update(_V6_TRIGGERS)
+# v8: the chain also covers studies (images, folder, header facts, identity) and report texts
+TRIGGERS.update(chain.V8_TRIGGERS)
 
 
 def review_hash(prev_hash: str, row: dict[str, Any]) -> str:
@@ -376,6 +381,8 @@ class Store:
                         c.execute(sql)
                 if v == 7:
                     self._migrate_v7(c)
+                if v == 8:
+                    chain.backfill_v8(c)  # studies and reports stored before v8, then their triggers
                 c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(v),))
             if not c.execute("SELECT 1 FROM meta WHERE key='salt'").fetchone():
                 c.execute("INSERT INTO meta(key, value) VALUES ('salt', ?)", (secrets.token_hex(16),))
@@ -390,7 +397,7 @@ class Store:
             c.execute("UPDATE reviews SET prev_hash=?, row_hash=? WHERE id=?", (prev, h, row[0]))
             prev = h
         for name, sql in TRIGGERS.items():
-            if name not in _V6_TRIGGERS:  # those need v6's tables: created by the v6 step
+            if name not in _V6_TRIGGERS and name not in chain.V8_TRIGGERS:  # created by the v6 / v8 steps
                 c.execute(sql)
 
     @staticmethod
@@ -455,7 +462,8 @@ class Store:
         """Check the integrity triggers and the review hash chain (first broken row, if any)."""
         problems = tuple(self.trigger_problems())
         found = chain.verify(self.conn)
-        extra = {"chain_entries": found.entries, "chain_head": found.head, "chain_problems": found.problems,
+        derived = tuple(self.worklist_problems())
+        extra = {"chain_entries": found.entries, "chain_head": found.head, "chain_problems": found.problems + derived,
                  "warnings": tuple(self.foreign_objects())}
         prev, n = GENESIS, 0
         cols = (*_REVIEW_HASHED, "prev_hash", "row_hash")
@@ -470,6 +478,26 @@ class Store:
                                     "(the review was rewritten)", **extra)
             prev = d["row_hash"]
         return VerifyReport(n, prev, problems, **extra)
+
+    def worklist_problems(self, max_problems: int = 20) -> list[str]:
+        """Results whose worklist columns (v7: sort key, flag count, top confidence, flag types, modality) differ
+        from what the chained flags, score and study give. Those columns are derived, not chained: recomputing
+        them here catches an edit that would hide a flagged study from the worklist (one pass, grouped in SQL)."""
+        problems: list[str] = []
+        rows = self.conn.execute(
+            "SELECT r.study_key, r.config_key, r.status, r.score, r.sort_key, r.n_flags, r.top_confidence, "
+            "r.flag_types, r.modality, s.modality, COUNT(f.id), MAX(f.confidence), GROUP_CONCAT(DISTINCT f.type) "
+            "FROM results r LEFT JOIN studies s ON s.key = r.study_key "
+            "LEFT JOIN flags f ON f.study_key = r.study_key AND f.config_key = r.config_key GROUP BY r.rowid")
+        for key, ck, status, score, sk, n, top, types, modality, s_modality, fn, ftop, ftypes in rows:
+            want = _worklist_columns(key, status == "failed", score, int(fn), ftop,
+                                     (ftypes or "").split(",") if fn else ())
+            if (sk, n, top, types) != want or modality != s_modality:
+                problems.append(f"result {key}|{ck}: its worklist columns differ from its flags (changed outside "
+                                "medmm: a flagged study could be hidden from the worklist)")
+                if len(problems) >= max_problems:
+                    break
+        return problems
 
     def record_access(self, event: str, user: str, study_key: str | None = None, client: str | None = None,
                       detail: dict[str, Any] | None = None) -> int:
