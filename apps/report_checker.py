@@ -304,9 +304,13 @@ def worklist() -> None:
 # ---------------------------------------------------------------- study
 @st.cache_resource(max_entries=8)
 def _volume(path: str):  # noqa: ANN202 - a medmm Volume or an error message
+    from medmm.audit.store import image_path_problem
     from medmm.errors import MedmmError
     from medmm.imaging import load_volume
 
+    problem = image_path_problem(path)  # swapped for a symlink after the audit: never followed
+    if problem:
+        return problem
     try:
         return load_volume(path)
     except MedmmError as exc:

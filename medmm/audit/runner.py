@@ -375,9 +375,12 @@ def check_items(store: Store, run: RunConfig, run_id: int, config_key: str, item
 
 def study_record(item: Study, header: Any, text: str | None, source_id: str | None = None,
                  supersedes: str | None = None) -> StudyRecord:
-    """What the store keeps of a study: its identity columns, header facts, images and regions."""
+    """What the store keeps of a study: its identity columns, header facts, images and regions.
+
+    Image paths are stored resolved (``realpath``, checked inside the audited folder by the readers), so the
+    viewer can tell a file swapped for a symlink after the audit (:func:`medmm.audit.store.image_path_problem`)."""
     return StudyRecord(source_id or item.study_id, item.source_path, header, text,
-                       tuple(i.path for i in item.images if i.role != "label_map"),
+                       tuple(os.path.realpath(i.path) for i in item.images if i.role != "label_map"),
                        tuple(b.to_dict() for b in item.regions), source=item.source,
                        accession_number=item.accession_number, study_instance_uid=item.study_instance_uid,
                        exam_date=item.exam_date, exam_time=item.exam_time, exam_description=item.exam_description,

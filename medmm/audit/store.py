@@ -913,6 +913,18 @@ class Store:
         return [r for r in rows if r["decision"] is not None] if reviewed_only else rows
 
 
+def image_path_problem(path: str) -> str | None:
+    """Why the review app must not open a stored image path now, or None.
+
+    Audits store each image's resolved path (after checking it lies inside the audited folder). A path that
+    no longer resolves to itself was swapped for a symlink (or a folder above it was) after the audit: it
+    could point anywhere the app can read, so it is refused (issue 20 N3, the viewer's half)."""
+    if os.path.realpath(path) != os.path.normpath(os.path.abspath(path)):
+        return ("this image's path now leads somewhere else than when the study was audited (a symlink was put "
+                "in its place); not opened. Check the study folder and audit it again")
+    return None
+
+
 def _worklist_columns(key: str, failed: bool, score: float | None, n_flags: int, top: float | None,
                       types: Sequence[str]) -> tuple[str, int, float | None, str | None]:
     """The worklist columns of a result (v7): sort key, flag count, top confidence, ``,type,type,``."""

@@ -138,3 +138,27 @@ def test_a_hard_linked_report_is_refused_in_folders_and_manifests(tmp_path):
     tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     cells = [str(v) for t in tables for row in con.execute(f'SELECT * FROM "{t}"') for v in row if v is not None]
     assert not [c for c in cells if "SECRETHASH" in c]
+
+
+def test_an_image_swapped_for_a_symlink_after_the_audit_is_not_opened_by_the_viewer(tmp_path):
+    """N3, the viewer's half (verifier's round): the store keeps each image's resolved path, and the review app
+    refuses a stored path that now leads elsewhere (the file replaced by a link to another patient's image)."""
+    from medmm.audit.store import Store, image_path_problem
+
+    root = tmp_path / "root"
+    (root / "st1").mkdir(parents=True)
+    (root / "st1" / "report.txt").write_text(REPORT)
+    img = root / "st1" / "img.dcm"
+    img.write_bytes(b"x")
+    db = str(tmp_path / "a.sqlite")
+    audit(str(root), db, workers=1, progress=False)
+    with Store(db) as store:
+        key = store.conn.execute("SELECT key FROM studies").fetchone()[0]
+        (stored,) = store.study(key)["images"]
+    assert stored == os.path.realpath(img) and image_path_problem(stored) is None
+    outside = tmp_path / "other_patient.dcm"
+    outside.write_bytes(b"y")
+    img.unlink()
+    os.symlink(outside, img)
+    assert "not opened" in image_path_problem(stored)
+    assert "other_patient" not in image_path_problem(stored)
