@@ -181,7 +181,7 @@ def test_end_to_end_in_chromium(demo_store, tmp_path):
 
             login()
             page.screenshot(path=os.path.join(ARTIFACTS, "e2e-1-worklist.png"))
-            page.get_by_text("Study", exact=True).click()
+            page.get_by_test_id("stRadioGroup").get_by_text("Study", exact=True).click()  # the page choice, not the worklist column
             page.get_by_text(f"Study {key}").wait_for(timeout=30000)
             page.screenshot(path=os.path.join(ARTIFACTS, "e2e-2-study.png"), full_page=True)
             box = page.locator(".stVerticalBlock").filter(has_text=flag["explanation"]).last
@@ -193,7 +193,7 @@ def test_end_to_end_in_chromium(demo_store, tmp_path):
             page.screenshot(path=os.path.join(ARTIFACTS, "e2e-3-saved.png"), full_page=True)
             page.reload()
             login()  # a reload starts a new session: log in again
-            page.get_by_text("Study", exact=True).click()
+            page.get_by_test_id("stRadioGroup").get_by_text("Study", exact=True).click()  # the page choice, not the worklist column
             page.get_by_text("current decision: False positive").first.wait_for(timeout=30000)
             page.screenshot(path=os.path.join(ARTIFACTS, "e2e-4-after-reload.png"), full_page=True)
             browser.close()

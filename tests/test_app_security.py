@@ -1031,7 +1031,7 @@ def test_in_chromium_no_remote_image_no_link_and_the_idle_page_blanks(site, tmp_
             page.get_by_text("Log out").wait_for(timeout=30000)
             # issue 20 N1: the page went through /_medmm/login and the browser holds a new token
             assert {c["name"]: c["value"] for c in page.context.cookies()}["medmm_session"] != before
-            page.get_by_text("Study", exact=True).click()
+            page.get_by_test_id("stRadioGroup").get_by_text("Study", exact=True).click()  # the page choice, not the worklist column
             page.get_by_text("See [the portal]").first.wait_for(timeout=30000)  # the report text, shown as text
             assert not any("beacon.png" in u or "evil.example" in u for u in requested)
             assert page.locator("img[src*='beacon']").count() == 0
