@@ -45,7 +45,7 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from medmm import __version__
 from medmm.audit import access_log, chain, logins
@@ -404,18 +404,12 @@ class Store:
     def _migrate_v7(c: sqlite3.Connection) -> None:
         """Fill the worklist columns of existing results from their flags (results are append-only: the
         UPDATE trigger is lifted for this one fill, inside the migration's transaction, and restored)."""
-        rows = c.execute("SELECT r.rowid, r.study_key, r.status, r.score, COUNT(f.id), MAX(f.confidence), "
-                         "GROUP_CONCAT(DISTINCT f.type), s.modality FROM results r JOIN studies s ON s.key = r.study_key "
-                         "LEFT JOIN flags f ON f.study_key = r.study_key AND f.config_key = r.config_key "
-                         "GROUP BY r.rowid").fetchall()
+        rows = list(_derived_worklist(c))
         if not rows:
             return
         c.execute("DROP TRIGGER IF EXISTS results_append_only_update")
         c.executemany("UPDATE results SET sort_key=?, n_flags=?, top_confidence=?, flag_types=?, modality=? "
-                      "WHERE rowid=?",
-                      [(*_worklist_columns(key, status == "failed", score, int(n), top,
-                                           (types or "").split(",") if n else ()), modality, rowid)
-                       for rowid, key, status, score, n, top, types, modality in rows])
+                      "WHERE rowid=?", [(*want, rowid) for rowid, _, _, want in rows])
         c.execute(TRIGGERS["results_append_only_update"])
         c.execute("INSERT OR IGNORE INTO worklist_modalities(config_key, modality) SELECT DISTINCT config_key, "
                   "modality FROM results WHERE modality IS NOT NULL")
@@ -484,16 +478,9 @@ class Store:
         from what the chained flags, score and study give. Those columns are derived, not chained: recomputing
         them here catches an edit that would hide a flagged study from the worklist (one pass, grouped in SQL)."""
         problems: list[str] = []
-        rows = self.conn.execute(
-            "SELECT r.study_key, r.config_key, r.status, r.score, r.sort_key, r.n_flags, r.top_confidence, "
-            "r.flag_types, r.modality, s.modality, COUNT(f.id), MAX(f.confidence), GROUP_CONCAT(DISTINCT f.type) "
-            "FROM results r LEFT JOIN studies s ON s.key = r.study_key "
-            "LEFT JOIN flags f ON f.study_key = r.study_key AND f.config_key = r.config_key GROUP BY r.rowid")
-        for key, ck, status, score, sk, n, top, types, modality, s_modality, fn, ftop, ftypes in rows:
-            want = _worklist_columns(key, status == "failed", score, int(fn), ftop,
-                                     (ftypes or "").split(",") if fn else ())
-            if (sk, n, top, types) != want or modality != s_modality:
-                problems.append(f"result {key}|{ck}: its worklist columns differ from its flags (changed outside "
+        for _, ref, stored, want in _derived_worklist(self.conn):
+            if stored != want:
+                problems.append(f"result {ref}: its worklist columns differ from its flags (changed outside "
                                 "medmm: a flagged study could be hidden from the worklist)")
                 if len(problems) >= max_problems:
                     break
@@ -923,6 +910,20 @@ def image_path_problem(path: str) -> str | None:
         return ("this image's path now leads somewhere else than when the study was audited (a symlink was put "
                 "in its place); not opened. Check the study folder and audit it again")
     return None
+
+
+def _derived_worklist(c: sqlite3.Connection) -> Iterator[tuple[int, str, tuple[Any, ...], tuple[Any, ...]]]:
+    """Per result: ``(rowid, "study_key|config_key", stored, derived)`` worklist columns (sort key, flag count,
+    top confidence, flag types, modality), derived from its flags, score and study in one grouped pass.
+    The v7 migration writes the derived ones; :meth:`Store.worklist_problems` compares them with the stored."""
+    rows = c.execute("SELECT r.rowid, r.study_key, r.config_key, r.status, r.score, r.sort_key, r.n_flags, "
+                     "r.top_confidence, r.flag_types, r.modality, s.modality, COUNT(f.id), MAX(f.confidence), "
+                     "GROUP_CONCAT(DISTINCT f.type) FROM results r LEFT JOIN studies s ON s.key = r.study_key "
+                     "LEFT JOIN flags f ON f.study_key = r.study_key AND f.config_key = r.config_key "
+                     "GROUP BY r.rowid")
+    for rowid, key, ck, status, score, sk, n, top, types, modality, s_modality, fn, ftop, ftypes in rows:
+        want = _worklist_columns(key, status == "failed", score, int(fn), ftop, (ftypes or "").split(",") if fn else ())
+        yield rowid, f"{key}|{ck}", (sk, n, top, types, modality), (*want, s_modality)
 
 
 def _worklist_columns(key: str, failed: bool, score: float | None, n_flags: int, top: float | None,

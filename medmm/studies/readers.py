@@ -139,15 +139,21 @@ def _checked_report(study: Study) -> Study:
     missing file is left to the check, which names it."""
     from dataclasses import replace
 
-    from medmm.imaging.files import REPORT_MAX_BYTES, file_problem
-
     if study.problem or not study.report_path or not os.path.lexists(study.report_path):
         return study
-    reason = file_problem(study.report_path, max_bytes=REPORT_MAX_BYTES) or hard_link_problem(study.report_path)
+    reason = report_file_problem(study.report_path)
     return replace(study, problem=f"report not read: {reason}") if reason else study
 
 
-def hard_link_problem(path: str) -> str | None:
+def report_file_problem(path: str) -> str | None:
+    """Why a report file must not be read (the imaging file policy with the report size limit, then
+    :func:`_hard_link_problem`), or None. One check for folder and manifest inputs."""
+    from medmm.imaging.files import REPORT_MAX_BYTES, file_problem
+
+    return file_problem(path, max_bytes=REPORT_MAX_BYTES) or _hard_link_problem(path)
+
+
+def _hard_link_problem(path: str) -> str | None:
     """Why a report file with other hard links is not read (None for a file with one link).
 
     A hard link inside the audited folder can name a file anywhere on the same file system (another
@@ -211,7 +217,7 @@ def iter_folder(path: str) -> Iterator[Study]:
     :data:`~medmm.imaging.files.REPORT_MAX_BYTES` is never opened; a skipped report file or a
     symlinked study folder is the study's problem.
     """
-    from medmm.imaging.files import REPORT_MAX_BYTES, file_problem, walk
+    from medmm.imaging.files import walk
 
     for name in sorted(os.listdir(path)):
         folder = os.path.join(path, name)
@@ -226,9 +232,9 @@ def iter_folder(path: str) -> Iterator[Study]:
         reports = [f for f, _ in files if f.lower().endswith(".txt")]
         report_reasons = [r for f, r in unread if f.lower().endswith(".txt")]
         for f in reports:
-            too_big = file_problem(f, max_bytes=REPORT_MAX_BYTES) or hard_link_problem(f)
-            if too_big:
-                report_reasons.append(too_big)
+            reason = report_file_problem(f)
+            if reason:
+                report_reasons.append(reason)
         images = tuple(ImageRef(f) for f, _ in files if not f.lower().endswith(".txt"))
         problem = None
         if report_reasons:
