@@ -311,11 +311,23 @@ class ResultCache:
         self.path = os.fspath(path)
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         create_private(self.path)
-        try:
-            self.conn = connect(self.path, timeout)
-            self.conn.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise InputError(f"{self.path}: not a medmm result cache ({exc}); give a new file name") from None
+        # Several processes may open a new cache at the same moment (audit workers): switching a fresh file to
+        # WAL takes an exclusive lock, and SQLite answers "database is locked" there without waiting on the
+        # busy timeout, so opening retries with backoff until ``timeout``.
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            try:
+                self.conn = connect(self.path, timeout)
+                self.conn.executescript(_SCHEMA)
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise InputError(f"{self.path}: not a medmm result cache ({exc}); give a new file name") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            except sqlite3.DatabaseError as exc:
+                raise InputError(f"{self.path}: not a medmm result cache ({exc}); give a new file name") from None
 
     def _tx(self) -> Any:
         return immediate(self.conn)

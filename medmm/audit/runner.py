@@ -447,6 +447,10 @@ def _count(summary: AuditSummary, r: dict[str, Any], status: str) -> None:
 
 def _run_batches(batches: list[list[StudyInput]], run: RunConfig, workers: int, engine: str,
                  ray_address: str | None, cache: str | None = None) -> Iterator[list[dict[str, Any]]]:
+    if cache and workers > 1 and len(batches) > 1:
+        from medmm.runs import ResultCache
+
+        ResultCache(cache).conn.close()  # the file, its WAL mode and tables exist before the workers open it
     if engine == "ray":
         yield from _run_ray(batches, run, workers, ray_address, cache)
         return
