@@ -87,6 +87,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [  # (kind, pattern, group h
     ("PHONE", re.compile(r"(?<![\w.-])\d{3}[-.]\d{4}\b(?![-.]\d)"), 0),  # seven digits: "call 555-1234"
     ("PHONE", re.compile(r"\b(?i:phone|telephone|tel|call|cell|mobile|fax|pager|beeper)\.?\s*(?:at|on|:|#)?\s*"
                          r"(\d{3}\s\d{4})\b(?!\s?(?:mm|cm|ml|mg|HU|%))"), 1),  # "phone 555 1234" (verifier)
+    # internal numbers after a cue: "pager 4-1234", "ext. 45678", "bleep #2231" (a bare number needs the cue)
+    ("PHONE", re.compile(r"\b(?i:phone|telephone|tel|call|cell|mobile|fax|pager|beeper|bleep|ext|extension)\.?\s*"
+                         r"(?:at|on|:|#|no\.?)?\s*#?\s*(\d{1,3}-\d{4}|\d{4,7})\b(?![-.]?\d)(?!\s?(?:mm|cm|ml|mg|HU|%))"), 1),
     ("ID", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), 0),  # SSN
     ("ID", re.compile(r"\b(?:MRN|MR\s?#|Medical Record(?: Number| No\.?| #)?|Accession(?: Number| No\.?| #)?|Acc(?:\.|\s?#)|"
                       r"Patient ID|Pt ID|Record(?: Number| No\.?| #)|Order(?: Number| No\.?| #)|Study ID|Exam ID|"

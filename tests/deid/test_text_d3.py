@@ -103,3 +103,27 @@ def test_verifier_variants_are_scrubbed(text, phi):
 @pytest.mark.parametrize("text", VERIFIER_CLEAN)
 def test_verifier_clinical_text_survives(text):
     assert scrub_text(text).text == text
+
+
+# Internal numbers after a cue (the limit SECURITY.md listed after round two): found now, and a bare
+# number or a measurement after a look-alike word is left alone.
+INTERNAL_NUMBERS = [
+    ("Discussed with Dr Lee (pager 4-1234) at 10:15.", "4-1234"),
+    ("Call ext. 45678 with the results.", "45678"),
+    ("Please bleep #2231 on arrival.", "2231"),
+    ("Extension: 3345, radiology reading room.", "3345"),
+]
+INTERNAL_CLEAN = [
+    "Extension of the effusion to 12345 mm is not seen; extension 3 cm.",
+    "Phone call at 14:05. CT 2019 compared.",
+]
+
+
+@pytest.mark.parametrize("text, phi", INTERNAL_NUMBERS, ids=[m[1] for m in INTERNAL_NUMBERS])
+def test_pager_and_extension_numbers_are_scrubbed(text, phi):
+    assert phi not in scrub_text(text).text
+
+
+@pytest.mark.parametrize("text", INTERNAL_CLEAN)
+def test_look_alike_words_before_numbers_survive(text):
+    assert scrub_text(text).text == text
