@@ -7,10 +7,12 @@ precision means the same thing everywhere. Each metric is registered with its di
 
 Conventions: ``y_true`` / ``y_pred`` are sequences of booleans (or 0/1); a ratio whose
 denominator is zero is ``nan`` (never a silent 0 or 1) so an empty class shows up in reports
-(:func:`ratio`, :func:`precision_recall_f1`; JSON writers of :mod:`medmm.runs` write it as null).
-Exceptions, each documented where it applies: MediConfusion's confusion is 0 with no valid pair
-(the reference's value); per-item scores that are averaged later (a box's IoU, an answer's token
-F1, a matched image's precision) define their own empty case;
+(:func:`ratio`, :func:`precision_recall_f1`; JSON writers of :mod:`medmm.runs` write it as null, and
+:func:`json_ratio` gives it as None in result dictionaries). Box matching (:mod:`medmm.regions.match`),
+grounding evaluation and the report checker's evaluation (:mod:`medmm.reports.evaluate`) compute their
+ratios here. Exceptions, each documented where it applies: MediConfusion's confusion is 0 with no valid
+pair (the reference's value); per-item scores that are averaged later (a box's IoU, an answer's token
+F1) define their own empty case;
 bootstrap intervals are percentile intervals with a seeded generator and resample *groups*
 (e.g. images, reports) when groups are given, because items of one group are not independent.
 scikit-learn is used for AUROC (the reference implementation); the counting metrics are a few
@@ -35,6 +37,13 @@ def ratio(num: float, den: float) -> float:
 
 
 _ratio = ratio
+
+
+def json_ratio(num: float, den: float) -> float | None:
+    """:func:`ratio` in its JSON form: None (null) where the denominator is 0. For result dictionaries that are
+    written as JSON and read back by people and tools (evaluation results): the same convention, spelled null."""
+    value = ratio(num, den)
+    return None if math.isnan(value) else value
 
 
 def precision_recall_f1(tp: int, n_pred: int, n_true: int) -> tuple[float, float, float]:

@@ -1,7 +1,9 @@
 """Matching predicted boxes to true boxes: Hungarian assignment on ``1 - IoU``, and hit@k.
 
 Precision is ``matched / predicted`` and recall ``matched / true`` (the MedRegA reference
-evaluator swaps the two names; medmm does not).
+evaluator swaps the two names; medmm does not). They come from :func:`medmm.metrics.precision_recall_f1`,
+so an empty denominator follows medmm's one convention: ``nan`` (null in JSON), never a silent 0 or 1 —
+precision with nothing predicted, recall with nothing to find, F1 with neither.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from medmm.errors import InputError
+from medmm.metrics import precision_recall_f1
 from medmm.regions.box import Box, iou
 
 
@@ -44,18 +47,18 @@ class MatchResult:
 
     @property
     def precision(self) -> float:
-        """Matched predictions / predictions (1.0 when nothing was predicted and nothing was true)."""
-        return self.tp / self.n_pred if self.n_pred else (1.0 if self.n_truth == 0 else 0.0)
+        """Matched predictions / predictions (``nan`` when nothing was predicted)."""
+        return precision_recall_f1(self.tp, self.n_pred, self.n_truth)[0]
 
     @property
     def recall(self) -> float:
-        """Matched truths / truths (1.0 when there was nothing to find)."""
-        return self.tp / self.n_truth if self.n_truth else 1.0
+        """Matched truths / truths (``nan`` when there was nothing to find)."""
+        return precision_recall_f1(self.tp, self.n_pred, self.n_truth)[1]
 
     @property
     def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
+        """``2 matched / (predicted + true)`` (= the harmonic mean of precision and recall; ``nan`` when both are empty)."""
+        return precision_recall_f1(self.tp, self.n_pred, self.n_truth)[2]
 
 
 def iou_matrix(preds: Sequence[Box], truths: Sequence[Box]) -> np.ndarray:

@@ -68,7 +68,8 @@ def on_edit(flag: Flag, error: dict[str, Any]) -> bool:
 
 
 def _rate(num: int, den: int) -> float | None:
-    return num / den if den else None
+    """medmm.metrics' one empty-denominator convention, in the JSON form these results are written in (null)."""
+    return metrics.json_ratio(num, den)
 
 
 def evaluate(rows: Sequence[dict[str, Any]], run: Callable[[dict[str, Any]], CheckResult]) -> dict[str, Any]:

@@ -52,8 +52,26 @@ def test_precision_and_recall_are_not_swapped():
     assert (m["tp"], m["fp"], m["fn"]) == (1, 3, 1)
     assert m["precision"] == pytest.approx(1 / 4) and m["recall"] == pytest.approx(1 / 2)
     assert m["f1"] == pytest.approx(2 * 0.25 * 0.5 / 0.75)
-    assert match_metrics([], [])["precision"] == 1.0 and match_metrics([], truths)["recall"] == 0.0
-    assert match_metrics(preds, [])["precision"] == 0.0
+    assert match_metrics([], truths)["recall"] == 0.0 and match_metrics(preds, [])["precision"] == 0.0
+
+
+def test_empty_denominators_follow_medmm_metrics():
+    """medmm.metrics' one convention: a ratio over nothing is nan (null in JSON), never a silent 0 or 1."""
+    import math
+
+    from medmm.metrics import precision_recall_f1
+
+    truths = [Box(0, 0, 10, 10, slice=0)]
+    none = match_metrics([], [])
+    assert math.isnan(none["precision"]) and math.isnan(none["recall"]) and math.isnan(none["f1"])
+    missed = match_metrics([], truths)  # nothing predicted: precision has no denominator, recall is 0
+    assert math.isnan(missed["precision"]) and missed["recall"] == 0.0 and missed["f1"] == 0.0
+    spurious = match_metrics(truths, [])  # nothing to find: recall has no denominator
+    assert spurious["precision"] == 0.0 and math.isnan(spurious["recall"]) and spurious["f1"] == 0.0
+    for preds, t in (([], []), ([], truths), (truths, []), (truths, truths)):
+        r = match(preds, t)
+        got, want = (r.precision, r.recall, r.f1), precision_recall_f1(r.tp, r.n_pred, r.n_truth)
+        assert all((math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(got, want))
 
 
 def test_hungarian_beats_greedy():
