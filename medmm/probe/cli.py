@@ -59,7 +59,7 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from medmm.models import load
-    from medmm.probe.runner import GenerationOptions, run_probe
+    from medmm.probe.runner import GenerationOptions, ProbeOptions, run_probe
     from medmm.probe.samples import parse_controls
 
     controls = parse_controls(args.controls)
@@ -68,11 +68,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     model = load(args.model, **_model_options(args))
     judge = load(args.judge) if args.judge else None
     llm = load(args.llm) if args.llm else None
-    r = run_probe(args.bench, args.data, model, args.out, images=args.images, mode=args.mode, controls=controls,
-                  judge=judge, parser=args.parser, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                  prefix_reduction=args.prefix_reduction, seed=args.seed, cache=args.cache, limit=args.limit,
-                  progress=not args.quiet, model_spec=args.model, judge_spec=args.judge, shard=_shard(args.shard),
-                  layout=args.layout, generation=generation, llm=llm)
+    options = ProbeOptions(images=args.images, mode=args.mode, controls=tuple(controls), parser=args.parser,
+                           batch_size=args.batch_size, prefix_reduction=args.prefix_reduction, seed=args.seed,
+                           cache=args.cache, limit=args.limit, progress=not args.quiet, shard=_shard(args.shard),
+                           layout=args.layout, generation=generation)
+    r = run_probe(args.bench, args.data, model, args.out, options, judge=judge, llm=llm, model_spec=args.model,
+                  judge_spec=args.judge)
     if r.missing_pairs:
         from medmm.probe.confusion import Resolved
 

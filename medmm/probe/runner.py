@@ -231,35 +231,75 @@ def _progress(total: int, enabled: bool) -> Any:
     return progress(total, "probe", "sample", enabled)
 
 
-def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None = None, mode: str = "mc",
-              controls: Sequence[str] = (), judge: Any = None, parser: str = "robust", batch_size: int = 8,
-              max_new_tokens: int = 32, prefix_reduction: str = "mean", seed: int = 0, cache: str | None = None,
-              limit: int | None = None, progress: bool = True, model_spec: str | None = None,
-              judge_spec: str | None = None, on_batch: Callable[[int], None] | None = None,
-              shard: tuple[int, int] | None = None, layout: str = "auto",
-              generation: GenerationOptions | None = None, llm: Any = None) -> RunResult:
-    """Run a probe (see the module docstring); ``model``/``judge`` are loaded VLMs or spec strings.
+@dataclass(frozen=True)
+class ProbeOptions:
+    """How a probe run asks and scores (everything but the models and the paths): one object instead of a
+    long parameter list, recorded in ``run.json``. ``generation`` sets the system prompt, temperature, top-p,
+    stop strings, seed and max new tokens (default: greedy, 32 tokens); ``shard=(k, n)`` answers only the
+    images (pairs) whose stable hash is ``k`` modulo ``n`` (run ``n`` shards against one shared ``cache``,
+    then one run without a shard finds every answer cached and writes the outputs)."""
 
-    ``shard=(k, n)`` answers only the images (pairs) whose stable hash is ``k`` modulo ``n``: run
-    ``n`` shards on ``n`` GPUs (processes, Ray tasks) against one shared ``cache``, then one run
-    without a shard finds every answer cached and writes the outputs. ``generation`` sets the system prompt,
-    temperature, top-p, stop strings, seed and max new tokens (default: greedy, ``max_new_tokens``). ``llm``
-    (a model or spec: a local model run on text alone) answers every question without its image as the ``llm``
-    variant; with the ``none`` variant (added when missing) it gives MMStar's multimodal leakage.
+    images: str | None = None
+    mode: str = "mc"
+    controls: tuple[str, ...] = ()
+    parser: str = "robust"
+    batch_size: int = 8
+    prefix_reduction: str = "mean"
+    seed: int = 0
+    cache: str | None = None
+    limit: int | None = None
+    progress: bool = True
+    shard: tuple[int, int] | None = None
+    layout: str = "auto"
+    generation: GenerationOptions = GenerationOptions()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "controls", tuple(self.controls))
+        if self.prefix_reduction not in ("mean", "sum"):
+            raise InputError("prefix reduction must be mean (the reference's geometric mean per token) or sum")
+        if self.batch_size < 1:
+            raise InputError(f"batch size must be at least 1, got {self.batch_size}")
+
+    @classmethod
+    def of(cls, base: "ProbeOptions | None" = None, **changes: Any) -> "ProbeOptions":
+        """``base`` (default: the defaults) with ``changes``: field names, or ``max_new_tokens`` (a generation
+        option, kept as a keyword of its own for the callers of the older ``run_probe`` signature)."""
+        from dataclasses import fields, replace
+
+        base = base or cls()
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(changes) - known - {"max_new_tokens"})
+        if unknown:
+            raise TypeError(f"run_probe: unknown option(s) {unknown}; ProbeOptions has {sorted(known)}")
+        tokens = changes.pop("max_new_tokens", None)
+        if tokens is not None and "generation" not in changes:
+            changes["generation"] = replace(base.generation, max_new_tokens=int(tokens))
+        return replace(base, **changes)
+
+
+def run_probe(bench: str, data: str, model: Any, out: str, options: ProbeOptions | None = None, *,
+              judge: Any = None, llm: Any = None, model_spec: str | None = None, judge_spec: str | None = None,
+              on_batch: Callable[[int], None] | None = None, **legacy: Any) -> RunResult:
+    """Run a probe (see the module docstring); ``model``/``judge``/``llm`` are loaded models or spec strings.
+
+    ``options`` (:class:`ProbeOptions`) says how to ask and score; the older keyword form
+    (``run_probe(..., mode="greedy", batch_size=4, max_new_tokens=8)``) still works and is the same as
+    ``options=ProbeOptions.of(mode="greedy", ...)``. ``llm`` (a local model run on text alone: ``llm:PATH``)
+    answers every question without its image as the ``llm`` variant; with the ``none`` variant (added when
+    missing) it gives MMStar's multimodal leakage. ``on_batch(n_done)`` is called after each batch.
     """
-    gen = generation or GenerationOptions(max_new_tokens=max_new_tokens)
+    opts = ProbeOptions.of(options, **legacy) if legacy else (options or ProbeOptions())
+    gen = opts.generation
     from medmm.models import load
 
-    if mode == "judge" and judge is None:
+    if opts.mode == "judge" and judge is None:
         raise InputError("mode judge needs --judge MODEL (a model that rates the free answer against each option)")
     allowed = get_task(bench).parsers
-    if parser not in allowed:
-        raise InputError(f"parser {parser!r} does not apply to {bench} pairs; use {' or '.join(allowed)}")
-    if prefix_reduction not in ("mean", "sum"):
-        raise InputError("prefix reduction must be mean (the reference's geometric mean per token) or sum")
-    samples, missing = load_samples(bench, data, images, mode, controls, limit, layout)
-    if shard is not None:
-        samples = in_shard(samples, *shard)
+    if opts.parser not in allowed:
+        raise InputError(f"parser {opts.parser!r} does not apply to {bench} pairs; use {' or '.join(allowed)}")
+    samples, missing = load_samples(bench, data, opts.images, opts.mode, opts.controls, opts.limit, opts.layout)
+    if opts.shard is not None:
+        samples = in_shard(samples, *opts.shard)
         if not samples:  # a small data set can leave a shard empty: nothing to do, nothing to write
             return RunResult(out, 0, 0, 0, 0, {}, missing)
     if not samples:
@@ -271,23 +311,23 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
         samples = samples + [_replace(s, variant=v) for v in ("none", "llm") for s in samples
                              if s.variant == "image" and (s.unit, v) not in have]
         llm = load(llm) if isinstance(llm, str) else llm
-        check_backend(llm, mode)
+        check_backend(llm, opts.mode)
     model_spec = str(model_spec or (model if isinstance(model, str) else getattr(model, "name", "vlm")))
     judge_spec = judge_spec or (judge if isinstance(judge, str) else None)
     model = load(model) if isinstance(model, str) else model
     judge = load(judge) if isinstance(judge, str) else judge
-    check_backend(model, mode)
-    config = run_config(bench, mode, model, judge, gen, llm)
+    check_backend(model, opts.mode)
+    config = run_config(bench, opts.mode, model, judge, gen, llm)
     os.makedirs(out, exist_ok=True)
     started = time.time()
-    with ResultCache(cache or os.path.join(out, "cache.sqlite")) as store:
+    with ResultCache(opts.cache or os.path.join(out, "cache.sqlite")) as store:
         key = store.register(config)
         done = store.done_keys(key)
         todo = list({s.key: s for s in samples if s.key not in done}.values())
-        step = max(1, batch_size, getattr(model, "concurrency", 1))
+        step = max(1, opts.batch_size, getattr(model, "concurrency", 1))
         images_lru = _Images()
         computed = 0
-        with _progress(len(todo), progress) as bar:
+        with _progress(len(todo), opts.progress) as bar:
             for start in range(0, len(todo), step):
                 batch = todo[start:start + step]
                 for who, part in ((model, [s for s in batch if s.variant != "llm"]),
@@ -299,8 +339,22 @@ def run_probe(bench: str, data: str, model: Any, out: str, *, images: str | None
                 if on_batch:
                     on_batch(computed)
         records = _records(samples, store, key)
-    return _finish(bench, data, images, out, mode, controls, parser, prefix_reduction, seed, cache, config,
-                   records, missing, model_spec, judge_spec, computed, len(samples) - len(todo), started)
+    run = _Run(bench, data, out, opts, config, model_spec, judge_spec, started)
+    return _finish(run, records, missing, computed, len(samples) - len(todo))
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the outputs of a run describe (``run.json``)."""
+
+    bench: str
+    data: str
+    out: str
+    options: ProbeOptions
+    config: RunConfig
+    model_spec: str
+    judge_spec: str | None
+    started: float
 
 
 def _records(samples: Sequence[Sample], store: ResultCache, key: str) -> list[dict[str, Any]]:
@@ -315,29 +369,28 @@ def _records(samples: Sequence[Sample], store: ResultCache, key: str) -> list[di
     return out
 
 
-def _finish(bench: str, data: str, images: str | None, out: str, mode: str, controls: Sequence[str], parser: str,
-            prefix_reduction: str, seed: int, cache: str | None, config: RunConfig, records: list[dict[str, Any]],
-            missing: dict[str, list[str]], model_spec: str, judge_spec: str | None, computed: int, cached: int,
-            started: float) -> RunResult:
+def _finish(run: _Run, records: list[dict[str, Any]], missing: dict[str, list[str]], computed: int, cached: int
+            ) -> RunResult:
     from medmm.probe.scoring import parsed_answer, summary
 
-    kw = {"prefix_reduction": prefix_reduction, "judge_margin": prompts()["mediconfusion"]["judge_margin"]}
+    o, bench, out = run.options, run.bench, run.out
+    kw = {"prefix_reduction": o.prefix_reduction, "judge_margin": prompts()["mediconfusion"]["judge_margin"]}
     for r in records:
-        r["answer"] = parsed_answer(r, mode, parser, **kw)
-    metrics = summary(records, bench, mode, parser, **kw)
+        r["answer"] = parsed_answer(r, o.mode, o.parser, **kw)
+    metrics = summary(records, bench, o.mode, o.parser, **kw)
     write_jsonl(os.path.join(out, "samples.jsonl"), records)
-    _write_predictions(bench, out, records, mode, kw)
+    _write_predictions(bench, out, records, o.mode, kw)
     n_failed = sum(r["status"] == "failed" for r in records)
-    run = {"bench": bench, "data": os.path.abspath(data), "data_sha256": file_fingerprint(data),
-           "images": os.path.abspath(images) if images else None, "model": model_spec, "judge": judge_spec,
-           "mode": mode, "controls": list(controls), "parser": parser, "prefix_reduction": prefix_reduction,
-           "seed": seed, "config_key": config.key, "config": config.to_dict(),
-           "prompts": prompts()["probmed" if bench == "negation" else "mediconfusion"],
-           "control_prompts": prompts()["controls"], "versions": _versions(),
-           "cache": os.path.abspath(cache or os.path.join(out, "cache.sqlite")),
-           "n_samples": len(records), "n_computed": computed, "n_cached": cached, "n_failed": n_failed,
-           "missing_pairs": missing, "started": started, "finished": time.time()}
-    write_json(os.path.join(out, "run.json"), run)
+    cache = os.path.abspath(o.cache or os.path.join(out, "cache.sqlite"))
+    info = {"bench": bench, "data": os.path.abspath(run.data), "data_sha256": file_fingerprint(run.data),
+            "images": os.path.abspath(o.images) if o.images else None, "model": run.model_spec,
+            "judge": run.judge_spec, "mode": o.mode, "controls": list(o.controls), "parser": o.parser,
+            "prefix_reduction": o.prefix_reduction, "seed": o.seed, "config_key": run.config.key,
+            "config": run.config.to_dict(), "prompts": prompts()["probmed" if bench == "negation" else "mediconfusion"],
+            "control_prompts": prompts()["controls"], "versions": _versions(), "cache": cache,
+            "n_samples": len(records), "n_computed": computed, "n_cached": cached, "n_failed": n_failed,
+            "missing_pairs": missing, "started": run.started, "finished": time.time()}
+    write_json(os.path.join(out, "run.json"), info)
     write_json(os.path.join(out, "metrics.json"), metrics)
     return RunResult(out, len(records), computed, cached, n_failed, metrics, missing)
 
