@@ -590,7 +590,8 @@ def test_n5_a_v7_store_is_chained_over_studies_and_reports_when_it_migrates(tmp_
     db = str(tmp_path / "a.sqlite")
     with monkeypatch.context() as m:  # medmm as it was at v7: no study/report chain triggers
         m.setattr(store_mod, "SCHEMA_VERSION", 7)
-        m.setattr(store_mod, "TRIGGERS", {k: v for k, v in store_mod.TRIGGERS.items() if k not in chain.V8_TRIGGERS})
+        m.setattr(store_mod, "TRIGGERS", {k: v for k, v in store_mod.TRIGGERS.items() if k not in chain.V8_TRIGGERS}
+                  | {"chain_flags": chain.TRIGGERS["chain_flags"]})  # and the flag chain trigger before v9
         _filled(db).close()
         con = sqlite3.connect(db)
         assert con.execute("SELECT COUNT(*) FROM chain WHERE kind IN ('study', 'report')").fetchone()[0] == 0

@@ -34,8 +34,9 @@ KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "run_finish": ("runs", "id", ("id", "finished_at")),
     "result": ("results", "study_key || '|' || config_key",
                ("study_key", "config_key", "run_id", "status", "has_error", "score", "finished_at", "notes")),
+    # v9 adds a flag's provenance (model, region, related spans) at the end: see FLAG_V9_COLUMNS
     "flag": ("flags", "id", ("id", "run_id", "study_key", "config_key", "type", "start", "end", "text",
-                             "explanation", "confidence", "evidence", "rule")),
+                             "explanation", "confidence", "evidence", "rule", "model", "region", "related")),
     "failure": ("failures", "id", ("id", "run_id", "study_key", "source_hash", "stage", "reason", "at")),
     "review": ("reviews", "id", ("id", "flag_id", "study_key", "reviewer", "decision", "comment", "at")),
     "access": ("access_log", "id", ("id", "at", "user", "event", "study_key", "client", "detail")),
@@ -49,6 +50,12 @@ KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 # The kinds chained from v6 (backfilled then) and those added by v8 (backfilled by :func:`backfill_v8`).
 V6_KINDS = ("run", "run_finish", "result", "flag", "failure", "review", "access")
 V8_KINDS = ("study", "report")
+# v9 (issue 18 item 6, issue 21 item 3): a flag's provenance, chained for every flag written from v9. A flag whose
+# three are NULL (every flag stored before v9, and a rule flag without related spans) keeps the digest it had at
+# v6/v8 (:func:`digest` leaves an all-NULL tail out), so a migrated store verifies without re-chaining anything,
+# while setting any of them on an old row outside medmm changes its digest and is named by :func:`verify`.
+FLAG_V9_COLUMNS = ("model", "region", "related")
+_OPTIONAL_TAIL: dict[str, tuple[int, int]] = {"flag": (len(KINDS["flag"][2]), len(FLAG_V9_COLUMNS))}
 
 SCHEMA = """
 CREATE TABLE chain (
@@ -65,6 +72,9 @@ CREATE INDEX chain_kind_ref ON chain(kind, ref);
 
 def digest(kind: str, *values: Any) -> str:
     """SHA-256 over a row's kind and values (canonical JSON; the same in SQL and in Python)."""
+    full, tail = _OPTIONAL_TAIL.get(kind, (0, 0))
+    if tail and len(values) == full and all(v is None for v in values[-tail:]):
+        values = values[:-tail]  # a row without the columns a later schema added (see FLAG_V9_COLUMNS)
     payload = json.dumps([kind, *values], separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(payload.encode("ascii")).hexdigest()
 
@@ -90,8 +100,9 @@ def _ref_sql(kind: str, prefix: str) -> str:
     return f"{prefix}{ref}"
 
 
-def _entry_trigger(name: str, kind: str, when: str) -> str:
-    table, _, cols = KINDS[kind]
+def _entry_trigger(name: str, kind: str, when: str, cols: tuple[str, ...] | None = None) -> str:
+    table, _, all_cols = KINDS[kind]
+    cols = cols or all_cols
     values = ", ".join(_q(c, "NEW.") for c in cols)
     ref = _ref_sql(kind, "NEW.")
     return (f"CREATE TRIGGER {name} {when} ON {table} BEGIN "
@@ -117,7 +128,8 @@ TRIGGERS: dict[str, str] = {
     "chain_runs": _entry_trigger("chain_runs", "run", "AFTER INSERT"),
     "chain_runs_finish": _entry_trigger("chain_runs_finish", "run_finish", "AFTER UPDATE OF finished_at"),
     "chain_results": _entry_trigger("chain_results", "result", "AFTER INSERT"),
-    "chain_flags": _entry_trigger("chain_flags", "flag", "AFTER INSERT"),
+    # as created at v6 (before the v9 columns); V9_TRIGGERS replaces it at v9
+    "chain_flags": _entry_trigger("chain_flags", "flag", "AFTER INSERT", KINDS["flag"][2][:-len(FLAG_V9_COLUMNS)]),
     "chain_failures": _entry_trigger("chain_failures", "failure", "AFTER INSERT"),
     "chain_reviews": _entry_trigger("chain_reviews", "review", "AFTER INSERT"),
     "chain_access": _entry_trigger("chain_access", "access", "AFTER INSERT"),
@@ -127,6 +139,24 @@ V8_TRIGGERS: dict[str, str] = {
     "chain_studies": _entry_trigger("chain_studies", "study", "AFTER INSERT"),
     "chain_reports": _entry_trigger("chain_reports", "report", "AFTER INSERT"),
 }
+# v9: flags chained with their provenance columns (re-created by the v9 migration: :func:`upgrade_v9`)
+V9_TRIGGERS: dict[str, str] = {
+    "chain_flags": _entry_trigger("chain_flags", "flag", "AFTER INSERT"),
+}
+
+
+def upgrade_v9(conn: sqlite3.Connection) -> None:
+    """The v9 step: the flag chain trigger re-created over the provenance columns (entries already chained keep
+    their digests: see :data:`FLAG_V9_COLUMNS`)."""
+    for name, sql in V9_TRIGGERS.items():
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+        conn.execute(sql)
+
+
+def _present(conn: sqlite3.Connection, table: str, cols: tuple[str, ...]) -> tuple[str, ...]:
+    """``cols`` less the ones ``table`` does not have yet (a backfill during an older step of a migration)."""
+    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}  # noqa: S608 - fixed names
+    return tuple(c for c in cols if c in have)
 
 
 def _rows(conn: sqlite3.Connection, kind: str) -> Iterator[tuple[str, str]]:
@@ -172,6 +202,7 @@ def backfill(conn: sqlite3.Connection, kinds: tuple[str, ...] = V6_KINDS[:-1], p
     n = 0
     for kind in kinds:
         table, _, cols = KINDS[kind]
+        cols = _present(conn, table, cols)
         ref = _ref_sql(kind, "")
         where = " WHERE finished_at IS NOT NULL" if kind == "run_finish" else ""
         if only_unchained:

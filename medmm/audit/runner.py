@@ -493,12 +493,13 @@ def _run_ray(batches: list[list[StudyInput]], run: RunConfig, workers: int,
 
 # ------------------------------------------------------------------ export
 EXPORT_COLUMNS = ["study_key", "modality", "type", "start", "end", "text", "explanation", "confidence", "evidence",
-                  "decision", "reviewer", "flag_id", "run_id", "config_key"]
-REDACT_DROP = ("text", "explanation", "reviewer")
+                  "decision", "reviewer", "flag_id", "run_id", "config_key",
+                  "model", "region", "related"]  # store v9: the flag's model, region and related spans (JSON)
+REDACT_DROP = ("text", "explanation", "reviewer", "related")  # related spans quote the report
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-DEID_TEXT_COLUMNS = ("text", "explanation")  # the columns that quote the report
+DEID_TEXT_COLUMNS = ("text", "explanation", "related")  # the columns that quote the report
 
 
 def export(db: str, out: str, reviewed_only: bool = False, redact: bool = False, with_paths: bool = False,

@@ -53,7 +53,7 @@ from medmm.errors import InputError, MedmmError
 from medmm.imaging.volume import REPORT_FACTS, HeaderFacts
 from medmm.runs import RunConfig, connect, create_private, immediate
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 DECISIONS = ("true_error", "false_positive", "uncertain")
 # The header facts the store keeps: the report facts of the one header type (medmm.imaging.HeaderFacts).
 HEADER_COLUMNS = REPORT_FACTS
@@ -211,6 +211,14 @@ _MIGRATIONS[7] = """
 # v8 (issue 20 N5, verifier's round): studies and reports join the hash chain (backfilled, then triggered by the
 # v8 step of _migrate); the worklist columns of results are checked by Store.verify against the chained flags.
 _MIGRATIONS[8] = ""
+# v9 (issue 18 item 6, issue 21 item 3): a flag's provenance — the model that raised it (NULL for rules), its
+# decoded region (a medmm.regions.Box dict, JSON) and the related spans of a conflict (JSON [{start, end, text}]) —
+# chained for flags written from v9 (chain.FLAG_V9_COLUMNS; the v9 step re-creates the flag chain trigger).
+_MIGRATIONS[9] = """
+    ALTER TABLE flags ADD COLUMN model TEXT;
+    ALTER TABLE flags ADD COLUMN region TEXT;
+    ALTER TABLE flags ADD COLUMN related TEXT;
+    """
 # The identity columns of a study (v5), as the study record (medmm.studies.Study) names them.
 STUDY_ID_COLUMNS: tuple[str, ...] = ("source", "accession_number", "study_instance_uid", "exam_date", "exam_time",
                                      "exam_description")
@@ -267,6 +275,8 @@ _V6_TRIGGERS: dict[str, str] = {**_append_only("access_log", "id = NEW.id", "acc
 TRIGGERS.update(_V6_TRIGGERS)
 # v8: the chain also covers studies (images, folder, header facts, identity) and report texts
 TRIGGERS.update(chain.V8_TRIGGERS)
+# v9: the flag chain trigger covers the provenance columns
+TRIGGERS.update(chain.V9_TRIGGERS)
 
 
 def review_hash(prev_hash: str, row: dict[str, Any]) -> str:
@@ -342,6 +352,7 @@ class Store:
             # a REPLACE's hidden delete then fires the DELETE triggers too
             self.conn.execute("PRAGMA recursive_triggers=ON")
             self._migrate()
+            self._flag_v9 = SCHEMA_VERSION >= 9
             problems = self.trigger_problems()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a medmm store or corrupt ({exc})") from exc
@@ -383,6 +394,8 @@ class Store:
                     self._migrate_v7(c)
                 if v == 8:
                     chain.backfill_v8(c)  # studies and reports stored before v8, then their triggers
+                if v == 9:
+                    chain.upgrade_v9(c)  # the flag chain trigger over model, region, related
                 c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(v),))
             if not c.execute("SELECT 1 FROM meta WHERE key='salt'").fetchone():
                 c.execute("INSERT INTO meta(key, value) VALUES ('salt', ?)", (secrets.token_hex(16),))
@@ -626,10 +639,11 @@ class Store:
                    *_worklist_columns(key, False, score, len(flags), max((float(f.confidence) for f in flags),
                                                                         default=None), [f.type for f in flags]),
                    modality))
-        c.executemany('INSERT INTO flags(run_id, study_key, config_key, type, start, "end", text, explanation, '
-                      "confidence, evidence, rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        v9 = self._flag_v9  # the provenance columns (a store opened at an older SCHEMA_VERSION, in tests, lacks them)
+        c.executemany(_FLAG_INSERT[v9],
                       [(run_id, key, config_key, f.type, f.start, f.end, f.text, f.explanation, f.confidence,
-                        f.evidence, getattr(f, "rule", None) or None) for f in flags])
+                        f.evidence, getattr(f, "rule", None) or None, *(flag_provenance(f) if v9 else ()))
+                       for f in flags])
         return True
 
     @staticmethod
@@ -765,12 +779,11 @@ class Store:
             (config_key,)).fetchall()
         out = []
         for key, uid, acc, has_error, score, ck, checker in rows:
-            flags = self.conn.execute('SELECT type, start, "end", text, explanation, confidence, evidence FROM flags '
+            flags = self.conn.execute(f"SELECT {_FLAG_SELECT} FROM flags "  # noqa: S608 - fixed columns
                                       "WHERE study_key=? AND config_key=? ORDER BY start, id", (key, ck)).fetchall()
             out.append({"study_key": key, "study_instance_uid": uid, "accession_number": acc,
                         "has_error": bool(has_error), "score": score, "config_key": ck, "checker": checker,
-                        "flags": [dict(zip(("type", "start", "end", "text", "explanation", "confidence", "evidence"), f))
-                                  for f in flags]})
+                        "flags": [{k: v for k, v in flag_from_row(f).items() if k != "id"} for f in flags]})
         return out
 
     def publications(self, study_key: str, target: str, fmt: str) -> list[dict[str, Any]]:
@@ -861,10 +874,10 @@ class Store:
         d["run_id"] = res[0] if res else None
         d["status"] = res[1] if res else None
         d["notes"] = json.loads(res[2]) if res and res[2] else []
-        flags = self.conn.execute('SELECT id, type, start, "end", text, explanation, confidence, evidence FROM flags '
+        flags = self.conn.execute(f"SELECT {_FLAG_SELECT} FROM flags "  # noqa: S608 - fixed columns
                                   "WHERE study_key=? AND config_key=? ORDER BY start", (key, config_key)).fetchall()
-        d["flags"] = [dict(zip(["id", "type", "start", "end", "text", "explanation", "confidence", "evidence"], f)) |
-                      {"decision": self.latest_decision(f[0])} for f in flags]
+        # v9: each flag's model, region (the app draws it) and related spans (the app highlights both sides)
+        d["flags"] = [flag_from_row(f) | {"decision": self.latest_decision(f[0])} for f in flags]
         verdict = self.conn.execute("SELECT decision, reviewer, at FROM reviews WHERE study_key=? AND flag_id IS NULL "
                                     "ORDER BY id DESC LIMIT 1", (key,)).fetchone()
         d["verdict"] = verdict[0] if verdict else None
@@ -881,23 +894,60 @@ class Store:
         """One row per flag with its study and the latest review decision (or None).
 
         ``config_key`` limits the rows to one configuration (default: all). ``source_path`` is
-        included only with ``with_paths`` (folder names often carry the patient's name).
+        included only with ``with_paths`` (folder names often carry the patient's name). A flag's provenance
+        (v9): ``model`` ("" for rules), ``region`` and ``related`` as JSON text (a box dict; ``[{"start", "end",
+        "text"}]``) or None, so CSV and Parquet carry them as one column each.
         """
         sql = ('SELECT f.id, f.study_key, s.source_path, s.modality, f.type, f.start, f."end", f.text, f.explanation, '
-               "f.confidence, f.evidence, f.run_id, f.config_key, "
+               "f.confidence, f.evidence, f.model, f.region, f.related, f.run_id, f.config_key, "
                "(SELECT r.decision FROM reviews r WHERE r.flag_id = f.id ORDER BY r.id DESC LIMIT 1), "
                "(SELECT r.reviewer FROM reviews r WHERE r.flag_id = f.id ORDER BY r.id DESC LIMIT 1) "
                "FROM flags f JOIN studies s ON s.key = f.study_key "
                + ("WHERE f.config_key = ? " if config_key is not None else "")
                + "ORDER BY f.study_key, f.start, f.id")
         cols = ["flag_id", "study_key", "source_path", "modality", "type", "start", "end", "text", "explanation",
-                "confidence", "evidence", "run_id", "config_key", "decision", "reviewer"]
+                "confidence", "evidence", "model", "region", "related", "run_id", "config_key", "decision", "reviewer"]
         params = (config_key,) if config_key is not None else ()
         rows = [dict(zip(cols, r)) for r in self.conn.execute(sql, params).fetchall()]
+        for r in rows:
+            r["model"] = r["model"] or ""
         if not with_paths:
             for r in rows:
                 del r["source_path"]
         return [r for r in rows if r["decision"] is not None] if reviewed_only else rows
+
+
+FLAG_COLUMNS = ("id", "type", "start", "end", "text", "explanation", "confidence", "evidence", "model", "region",
+                "related")
+_FLAG_SELECT = 'id, type, start, "end", text, explanation, confidence, evidence, model, region, related'
+_FLAG_INSERT = {  # by "has the v9 provenance columns"
+    False: 'INSERT INTO flags(run_id, study_key, config_key, type, start, "end", text, explanation, confidence, '
+           "evidence, rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    True: 'INSERT INTO flags(run_id, study_key, config_key, type, start, "end", text, explanation, confidence, '
+          "evidence, rule, model, region, related) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+}
+
+
+def flag_provenance(flag: Any) -> tuple[str | None, str | None, str | None]:
+    """A flag's v9 columns: ``model`` (None for rules), ``region`` and ``related`` as JSON (None when absent:
+    such a row keeps the v8 chain digest). Accepts :class:`medmm.reports.flags.Flag` or anything with those
+    attributes (related spans as Span objects or ``{"start", "end", "text"}`` mappings)."""
+    model = str(getattr(flag, "model", "") or "") or None
+    region = getattr(flag, "region", None)
+    related = [r if isinstance(r, dict) else {"start": int(r.start), "end": int(r.end), "text": str(r.text)}
+               for r in (getattr(flag, "related", None) or ())]
+    return (model, json.dumps(dict(region), sort_keys=True) if region else None,
+            json.dumps(related, ensure_ascii=False) if related else None)
+
+
+def flag_from_row(row: Sequence[Any]) -> dict[str, Any]:
+    """A stored flag (the columns of :data:`FLAG_COLUMNS`) as the app and exports read it: ``model`` ("" for
+    rules), ``region`` (a box dict or None) and ``related`` (a list of ``{"start", "end", "text"}``)."""
+    d = dict(zip(FLAG_COLUMNS, row))
+    d["model"] = d["model"] or ""
+    d["region"] = json.loads(d["region"]) if d["region"] else None
+    d["related"] = json.loads(d["related"]) if d["related"] else []
+    return d
 
 
 def image_path_problem(path: str) -> str | None:

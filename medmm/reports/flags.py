@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -55,13 +55,29 @@ class Span:
     end: int
     text: str
 
+    @staticmethod
+    def coerce(value: Any) -> "Span":
+        """A span from a :class:`Span`, a ``{"start", "end", "text"}`` mapping (JSON, the store) or a triple."""
+        if isinstance(value, Span):
+            return value
+        if isinstance(value, Mapping):
+            return Span(int(value["start"]), int(value["end"]), str(value.get("text", "")))
+        start, end, text = value
+        return Span(int(start), int(end), str(text))
+
 
 @dataclass(frozen=True)
 class Flag:
     """One finding of a checker: ``text[start:end]`` is where it points (the statement a rule judges wrong or, for a
     conflict, the one it read second); ``related`` are the other statements of a conflict (text alone cannot tell
     which side was edited, so a conflict shows both). A flag about one statement (a typo, an impossible size) has
-    no related span."""
+    no related span.
+
+    Provenance of a flag raised from the image (issue 18 item 6): ``model`` names the model that raised it (its
+    spec, e.g. ``hf:runs/synth-checker/model``, and fingerprint; ``""`` for the rules) and ``region`` is the decoded
+    box it points at, a :meth:`medmm.regions.Box.to_dict` (``image``: which of the study's images, in the frame of
+    the view the checker was given, e.g. the picture's pixels or a display plane), or None. Both travel with the
+    flag through ``check --json``, the audit store (schema v9) and exports, and the review app draws the region."""
 
     type: str
     start: int
@@ -72,20 +88,44 @@ class Flag:
     evidence: str = "text"  # text | header | image
     rule: str = ""
     related: tuple[Span, ...] = ()
+    model: str = ""
+    region: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if self.type not in ERROR_TYPES:
             raise ValueError(f"unknown flag type {self.type!r}")
+        if not isinstance(self.related, tuple) or any(not isinstance(r, Span) for r in self.related):
+            object.__setattr__(self, "related", tuple(Span.coerce(r) for r in self.related or ()))
+        if self.region is not None and not isinstance(self.region, Mapping):
+            raise ValueError(f"a flag's region is a box dict (medmm.regions.Box.to_dict), not {type(self.region).__name__}")
 
     def spans(self) -> list[tuple[int, int]]:
         """The primary span and the related ones, ``(start, end)`` each."""
         return [(self.start, self.end)] + [(r.start, r.end) for r in self.related]
 
     def as_dict(self) -> dict[str, Any]:
+        """What ``check --json`` prints: every field but the internal rule id; ``related`` as
+        ``[{"start", "end", "text"}]``, ``model`` (``""`` for rules) and ``region`` (a box dict or None)."""
         d = asdict(self)
         d.pop("rule")
         d["related"] = [dict(r) for r in d["related"]]
+        d["region"] = dict(self.region) if self.region is not None else None
         return d
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, the rule id included (the audit's result cache): :meth:`from_dict` reads it back."""
+        return {**self.as_dict(), "rule": self.rule}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Flag":
+        """A flag from :meth:`to_dict` / :meth:`as_dict` output (JSON: related spans as mappings); fields a
+        newer medmm wrote are ignored, fields an older one did not write take their defaults."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["related"] = tuple(Span.coerce(r) for r in (d.get("related") or ()))
+        kw["model"] = str(d.get("model") or "")
+        kw["region"] = dict(d["region"]) if d.get("region") else None
+        return cls(**kw)
 
 
 @dataclass
