@@ -13,8 +13,8 @@ Clean and injected reports enter in equal numbers, so a confidence is "the preci
 of the reports carry an error"; it is smoothed as (tp + 1) / (tp + fp + 2) and a rule seen fewer than
 ``--min-flags`` times keeps its family's prior.
 
-Rules that the mixed injection rarely triggers are measured on more errors of their own kind: each taxonomy
-type is also injected alone (``--per-type-seeds`` copies), and the header rules on *header flips* — a tune report
+Rules that the mixed injection rarely triggers are measured on more errors of their own kind: single-mention
+errors (``medmm.reports.inject_single``, one per family and tune report), each taxonomy type is also injected alone (``--per-type-seeds`` copies), and the header rules on *header flips* — a tune report
 whose header states another patient sex, view, image laterality or body part (the header is the error; a flag of
 the rule that reads that attribute is a true positive, and the clean reports, read with a plausible header —
 chest, PA, a random sex — give the false alarms). Which flags each row rests on is kept in the table (tp, fp). The default threshold is the lowest report score (noisy-OR
@@ -93,6 +93,15 @@ def main(argv: list[str] | None = None) -> int:
         for s in range(args.per_type_seeds):
             injected += [(-1, x) for x in inject_dataset(rows, rate=1.0, types=(t,), seed=1000 + 31 * k + s)
                          if x["has_error"]]
+    # single-mention errors (medmm.reports.inject_single: an edit that disagrees with a cue of the same report), one
+    # copy per family that finds a place in a tune report: the single-mention rules get errors of their kind
+    from medmm.reports.inject_single import single_mention_rows
+
+    by_id = {r["id"]: r for r in rows}
+
+    for x in single_mention_rows([{"id": r["id"], "text": r["report"]} for r in rows], seed=args.seeds):
+        x["header"] = {**by_id[x["id"]]["header"], **(x["header"] or {})}
+        injected.append((-1, x))
     made, problems = apply_hand_edits(rows, RULE_EDITS)  # errors of the kinds the injection rarely makes
     if problems:
         print("\n".join(f"calibration edit skipped: {p}" for p in problems), file=sys.stderr)

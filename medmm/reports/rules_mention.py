@@ -7,7 +7,7 @@ is that the statement does not fit the words around it:
   normal ("... again seen but new", "degenerative changes are new", "normal in size and contour, and new");
 * ``interval_global``: a finding called new, larger or smaller in a report whose impression (or findings) says
   that nothing changed since the prior ("No interval change."); the flag shows both sentences;
-* ``side_lobe``: a side and a lobe of the other side in one phrase ("left-sided opacity in the right lower lobe");
+* a side and a lobe of the other side in one phrase: ``side_phrase`` (``rules_phrase.py``);
 * ``severity_size``: a grade that its own measurement contradicts ("large 3 mm nodule");
 * ``dropped_negation``: a sentence that states an acute abnormality without naming it ("Acute cardiopulmonary
   abnormality."): the normal statement with its "No" lost.
@@ -23,6 +23,7 @@ from typing import Any
 
 from medmm.reports.analysis import Analysis, per_sentence
 from medmm.reports.flags import Flag, make_flag
+from medmm.reports.language_pack import language_pack
 from medmm.reports.registry import FlagSpec, declare
 
 _F = "FINDINGS: {}\n\nIMPRESSION: {}"
@@ -139,36 +140,12 @@ def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-# a side, then within a few words (no list, no second finding) a lobe named with the other side
-_SIDE_LOBE = re.compile(r"\b(?=[lrLR])(left|right)(?:[-\s]sided)?\s+(?:(?!and\b|or\b|to\b|than\b|with\b|versus\b|vs\b)[a-z]+\s+)"
-                        r"{0,4}?(?:in|within|of|involving|at)\s+the\s+(left|right)\s+(?:upper|middle|lower)\s+lobe\b",
-                        re.I)
-
-
-@declare(FlagSpec(id="side_lobe", type="laterality", family="single", reads=("findings", "impression"),
-                  explains="{side} and the {other side}'s lobe in one phrase",
-                  example=_F.format("Left-sided opacity in the right lower lobe.", "Pneumonia."),
-                  clean=_F.format("Right-sided opacity in the right lower lobe.", "Pneumonia.")))
-def rule_side_lobe(a: Analysis, header: Any = None) -> list[Flag]:
-    """A side and, in the same phrase, a lobe of the other side."""
-    flags: list[Flag] = []
-    low = a.lower_text()
-    if " lobe" not in low or ("left" not in low or "right" not in low):
-        return flags
-    for sent in a.sentences:
-        if sent.section not in _BODY:
-            continue
-        for m in _SIDE_LOBE.finditer(sent.text):
-            if m.group(1).lower() != m.group(2).lower():
-                s = sent.start + m.start()
-                flags.append(make_flag("side_lobe", a.text, s, sent.start + m.end(),
-                                       f"\"{m.group(1)}\" and a {m.group(2).lower()} lobe in one phrase"))
-    return flags
-
-
 _A_SIZE = re.compile(r"\d\s*[cm]m\b")
-_BIG = re.compile(r"\b(large|massive|extensive|huge|sizable|bulky)\s+(?:[a-z]+\s+){0,2}?(\d+(?:\.\d+)?)\s*(mm|cm)\b|"
-                  r"\b(\d+(?:\.\d+)?)\s*(mm|cm)\s+(large|massive|huge|bulky)\b", re.I)
+# high grades and the size (mm) at or under which their own measurement contradicts them: language pack data
+_AT_MOST: dict[str, float] = {k.lower(): float(v) for k, v in language_pack()["grade_sizes"]["at_most"].items()}
+_BIG_WORDS = "|".join(sorted(_AT_MOST, key=len, reverse=True))
+_BIG = re.compile(r"\b(" + _BIG_WORDS + r")\s+(?:[a-z]+\s+){0,2}?(\d+(?:\.\d+)?)\s*(mm|cm)\b|"
+                  r"\b(\d+(?:\.\d+)?)\s*(mm|cm)\s+(" + _BIG_WORDS + r")\b", re.I)
 
 
 @declare(FlagSpec(id="severity_size", type="severity", family="single", reads=("findings", "impression"),
@@ -187,7 +164,7 @@ def rule_severity_size(a: Analysis, header: Any = None) -> list[Flag]:
         for m in _BIG.finditer(sent.text):
             value, unit = (m.group(2), m.group(3)) if m.group(1) else (m.group(4), m.group(5))
             mm = float(value) * (10.0 if unit.lower() == "cm" else 1.0)
-            if mm <= 5.0:
+            if mm <= _AT_MOST[(m.group(1) or m.group(6)).lower()]:
                 s = sent.start + m.start()
                 flags.append(make_flag("severity_size", a.text, s, sent.start + m.end(),
                                        f"\"{m.group(1) or m.group(6)}\" but it measures {value} {unit}"))
@@ -198,6 +175,28 @@ def rule_severity_size(a: Analysis, header: Any = None) -> list[Flag]:
 _ACUTE_UNNAMED = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:(?:evidence\s+of|findings\s+of|there\s+is|there\s+are)\s+)?(?:an?\s+)?"
                             r"acute\s+(?:[a-z]+\s+){0,2}?(?:abnormalit(?:y|ies)|process(?:es)?|disease|findings?|"
                             r"pathology)(?:\s+(?:is|are)\s+(?:seen|identified|noted|present))?\W*$", re.I)
+
+
+_DN = language_pack()["dropped_negation"]
+
+
+def _alt(items: list[str]) -> str:
+    return "|".join(sorted(items, key=len, reverse=True))
+
+
+_ITEM = r"(?:(?:" + _alt(_DN["list_modifiers"]) + r")\s+){0,3}(?:" + _alt(_DN["list_nouns"]) + r")"
+_DENIAL_LIST = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:(?:" + _alt(_DN["list_openers"]) + r")\s+)?" + _ITEM +
+                          r"(?:\s*,\s*" + _ITEM + r")*\s*,?\s+or\s+" + _ITEM +
+                          r"(?:\s+(?:(?:is|are)\s+)?(?:seen|identified|present|noted|demonstrated))?\s*[.;]?\s*$", re.I)
+_LIST_BLOCKERS = re.compile(r"\b(?:" + _alt(_DN["list_blockers"] + language_pack()["hedges"]["before"]) + r")\b", re.I)
+
+
+@per_sentence
+def _denial_without_no(sentence: str) -> bool:
+    """A list of acute findings joined by "or", with no denial and no hedge: a denial that lost its "No"."""
+    if " or " not in sentence or len(sentence) > 300:
+        return False
+    return _DENIAL_LIST.match(sentence) is not None and not _LIST_BLOCKERS.search(sentence)
 
 
 @per_sentence
@@ -215,9 +214,14 @@ def rule_dropped_negation(a: Analysis, header: Any = None) -> list[Flag]:
     """"Acute cardiopulmonary abnormality." as a sentence of its own: a report names what is abnormal, so this is
     the normal statement with "No" lost in dictation."""
     low = a.lower_text()
+    flags = []
+    if " or " in low:  # a list of findings joined by "or" that denies nothing
+        flags += [make_flag("dropped_negation", a.text, s.start, s.end,
+                            f"\"{s.text.strip()}\" lists findings joined by \"or\" but denies none: a dropped \"No\"?")
+                  for s in a.sentences if s.section in _BODY and _denial_without_no(s.text)]
     n = low.count("acute")
     if not n or n == low.count("no acute") + low.count("without acute") + low.count("nonacute"):
-        return []  # the common case ("No acute ..."), decided by substring counts
-    return [make_flag("dropped_negation", a.text, s.start, s.end,
-                      f"\"{s.text}\" states an acute abnormality without naming one: a dropped \"No\"?")
-            for s in a.sentences if s.section in _BODY and _unnamed_acute(s.text)]
+        return flags  # the common case ("No acute ..."), decided by substring counts
+    return flags + [make_flag("dropped_negation", a.text, s.start, s.end,
+                              f"\"{s.text}\" states an acute abnormality without naming one: a dropped \"No\"?")
+                    for s in a.sentences if s.section in _BODY and _unnamed_acute(s.text)]

@@ -15,7 +15,8 @@ import re
 from typing import Any
 
 from medmm.reports import lexicon as lx
-from medmm.reports.analysis import Analysis, prior_status
+from medmm.reports.analysis import Analysis, per_sentence, prior_status
+from medmm.reports.language_pack import language_pack
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.registry import FlagSpec, declare
 
@@ -125,7 +126,7 @@ def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
 
 _INTERVAL_CUES = frozenset("""newly unchanged stable persistent persistently again redemonstrated previously since
 improved improving worsened worsening resolved resolving interval intervally increased decreased enlarged smaller
-larger better worse""".split())  # every interval claim has one of these words (or "new", checked apart)
+larger better worse""".split()) | frozenset(language_pack()["change_openers"])  # every interval claim has one of these words (or "new", checked apart)
 _WEAK_CLAIM = ("stable", "persistent", "persistently")  # also used of a normal structure ("the mediastinum is stable")
 _INTERVAL_CLAIM = re.compile(
     r"\b(?:new(?:ly)?|unchanged|stable|persistent(?:ly)?|again\s+(?:seen|noted|demonstrated|identified|visualized)|"
@@ -146,6 +147,27 @@ _NOT_A_CLAIM = re.compile(r"\b(?:hemodynamically\s+stable|stable\s+(?:condition|
                           r"\s+from\s+the\s+(?:lateral|frontal))", re.I)
 
 
+# a sentence opening with a change said of a finding ("Increased right pleural effusion."): a claim about a prior;
+# the descriptive uses ("Increased interstitial markings") are not (both lists: the language pack)
+_PACK = language_pack()
+_DESCRIPTIVE = "|".join(sorted(_PACK["change_descriptive"], key=len, reverse=True))
+_OPENER = re.compile(r"^\W*(?:\d+[.)]\s*)?(" + "|".join(sorted(_PACK["change_openers"], key=len, reverse=True))
+                     + r")\s+(?!(?:" + _DESCRIPTIVE + r")\b)", re.I)
+_OPENER_DESCRIPTIVE = re.compile(r"(?:(?:[a-z]+\s+){0,2})(?:" + _DESCRIPTIVE + r")\b", re.I)
+_LESION = re.compile(r"\b(?:" + "|".join(p for k, (_, pats) in lx.FINDINGS.items() if k != "opacity" for p in pats)
+                     + r")\b", re.I)
+
+
+@per_sentence
+def _opener(sentence: str) -> re.Match | None:
+    """The change word opening ``sentence`` when a finding follows within four words (else None)."""
+    m = _OPENER.match(sentence)
+    if m is None:
+        return None
+    head = " ".join(sentence[m.end(): m.end() + 80].split()[:4])
+    return m if _LESION.search(head) and not _OPENER_DESCRIPTIVE.match(head) else None
+
+
 def _stripped(text: str, start: int, end: int) -> tuple[int, int]:
     """``(start, end)`` without the white space at either end."""
     while start < end and text[start].isspace():
@@ -164,19 +186,20 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
         return []  # no COMPARISON section: the report says nothing about priors, so nothing contradicts
     flags: list[Flag] = []
     low, words = a.lower_words()
-    if (words.isdisjoint(_INTERVAL_CUES) and "new" not in low) or not _INTERVAL_CLAIM.search(a.text, comp.end):
+    if (words.isdisjoint(_INTERVAL_CUES) and "new" not in low) or not (
+            _INTERVAL_CLAIM.search(a.text, comp.end) or any(_OPENER.search(s.text) for s in a.sentences)):
         return flags
     for sent in a.sentences:
         if sent.section not in ("findings", "impression"):
             continue
-        m = _INTERVAL_CLAIM.search(sent.text)
+        m = _INTERVAL_CLAIM.search(sent.text) or _opener(sent.text)
         if not m or _PRIOR_IN_SENTENCE.search(sent.text) or _NOT_A_CLAIM.search(sent.text):
             continue
         if any(c in sent.text.lower() for c in ("recommend", "follow", "consider", " if ", "would", "needed", "could")):
             continue
-        weak = m.group(0).lower() in _WEAK_CLAIM
+        weak = m.group(0).strip().lower() in _WEAK_CLAIM
         flags.append(make_flag("interval_no_prior_weak" if weak else "interval_no_prior", a.text, sent.start, sent.end,
-                               f"interval language \"{m.group(0)}\" but COMPARISON says there is no prior "
+                               f"interval language \"{m.group(0).strip()}\" but COMPARISON says there is no prior "
                                f"(\"{comp.text.strip()[:40]}\")", related=[_stripped(a.text, comp.start, comp.end)]))
     return flags
 
@@ -259,6 +282,9 @@ def rule_header_sex(a: Analysis, header: Any = None) -> list[Flag]:
                       "header")]
 
 
+_SIDE_WORD = re.compile(r"\b(?:left|right)\b", re.I)
+
+
 @declare(FlagSpec(id='header_laterality', type='metadata', family='header', reads=('header', 'findings', 'impression'), explains='the report describes the {side} side but ImageLaterality is {laterality}', example='FINDINGS: Right pleural effusion.\n\nIMPRESSION: Right effusion.', clean='FINDINGS: Left pleural effusion.\n\nIMPRESSION: Left effusion.', header=(('laterality', 'L'),)))
 def rule_header_laterality(a: Analysis, header: Any = None) -> list[Flag]:
     lat = (getattr(header, "laterality", None) or "").upper()
@@ -269,8 +295,13 @@ def rule_header_laterality(a: Analysis, header: Any = None) -> list[Flag]:
     if not sided or any(m.side == want for m in sided):
         return []
     m = sided[0]
-    return [make_flag("header_laterality", a.text, m.start, m.end,
-                      f"the report describes the {m.side} side but ImageLaterality is {lat}", "header")]
+    # the flag lies on the side word of the mention's sentence (the words to change), the finding as related span
+    sent = a.sentences[m.sentence]
+    words = [w for w in _SIDE_WORD.finditer(a.text, sent.start, sent.end) if w.group(0).lower() == m.side]
+    s, e = (min(words, key=lambda w: abs(w.start() - m.start)).span() if words else (m.start, m.end))
+    return [make_flag("header_laterality", a.text, s, e,
+                      f"the report describes the {m.side} side but ImageLaterality is {lat}", "header",
+                      related=[(m.start, m.end)])]
 
 
 @declare(FlagSpec(id='header_view', type='metadata', family='header', reads=('header', 'any'), explains='the report describes an {view} view but ViewPosition is {header view}', example='EXAMINATION: Portable AP chest.\n\nFINDINGS: No effusion.\n\nIMPRESSION: Normal.', clean='EXAMINATION: PA chest.\n\nFINDINGS: No effusion.\n\nIMPRESSION: Normal.', header=(('view_position', 'PA'),)))

@@ -1,0 +1,206 @@
+"""Rules for an error stated once, read inside one phrase: two words of the same phrase that cannot both be right.
+
+* ``side_phrase``: a lobe of one side in a phrase that names the other side for the same finding ("opacity at the
+  left base, within the right lower lobe"; "right effusion with associated left lower lobe atelectasis");
+* ``lobe_zone``: a lobe of one level in a phrase that names a zone of the other ("left apical opacity in the left
+  lower lobe") — not the segment names ("apical segment of the lower lobe" is the superior segment);
+* ``severity_clash``: two grades two or more steps apart on one finding ("trace moderate effusion", "mild massive
+  cardiomegaly"), not a range ("small to moderate");
+* ``severity_measure``: a low grade on a measurement too large for it ("tiny 3 cm mass", "small 8 cm effusion");
+  the high grade on a small size is ``severity_size`` (``rules_mention.py``);
+
+The words are data: the language pack's ``phrase`` (what breaks a phrase), ``zones``, ``zone_exceptions`` and
+``grade_sizes`` (``medmm/configs/reports/language-en.yaml``; a site
+extends them with ``MEDMM_REPORT_LANGUAGE``). Every pattern is bounded (a phrase is at most ``phrase.max_words``
+words; a sentence at most ``sections.MAX_SENTENCE_CHARS`` characters).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from medmm.reports import lexicon as lx
+from medmm.reports.analysis import Analysis, per_sentence
+from medmm.reports.flags import Flag, make_flag
+from medmm.reports.language_pack import language_pack
+from medmm.reports.registry import FlagSpec, declare
+
+_PACK = language_pack()
+_F = "FINDINGS: {}\n\nIMPRESSION: {}"
+_BODY = ("findings", "impression")
+
+
+def _alternation(items: list[str]) -> str:
+    return "|".join(sorted(items, key=len, reverse=True))
+
+
+_CHARS = [b for b in _PACK["phrase"]["breaks"] if b.startswith("[")]
+_WORDS = [b for b in _PACK["phrase"]["breaks"] if not b.startswith("[")]
+_BREAK = re.compile(r"\b(?:" + _alternation(_WORDS) + r")\b" + ("|" + "|".join(_CHARS) if _CHARS else ""), re.I)
+_MAX_WORDS = int(_PACK["phrase"]["max_words"])
+_SIDE = re.compile(r"\b(left|right)\b", re.I)
+_SIDED_LOBE = re.compile(r"\b(left|right)\s+(?:upper|middle|lower)\s+lob(?:e|ar)\b|\b(left|right)\s+lingula(?:r)?\b",
+                         re.I)
+
+
+def _one_phrase(text: str) -> bool:
+    """Is ``text`` (the words between two statements) the inside of one phrase: short and unbroken?"""
+    return len(text.split()) <= _MAX_WORDS and not _BREAK.search(text)
+
+
+@per_sentence
+def _side_clash(sentence: str) -> tuple[int, int, int, int, str, str] | None:
+    """(lobe side span, other side span, lobe side, other side) of the first lobe whose phrase names the other side."""
+    sides = list(_SIDE.finditer(sentence))
+    if len({m.group(1).lower() for m in sides}) < 2:
+        return None
+    for lobe in _SIDED_LOBE.finditer(sentence):
+        side_at = lobe.start(1) if lobe.group(1) else lobe.start(2)
+        side = (lobe.group(1) or lobe.group(2)).lower()
+        for other in sides:
+            if other.start() == side_at or other.group(1).lower() == side:
+                continue
+            a, b = (other.end(), side_at) if other.start() < side_at else (lobe.end(), other.start())
+            if _one_phrase(sentence[a:b]) and not _SIDE.search(sentence, a, b):
+                return side_at, side_at + len(side), other.start(), other.end(), side, other.group(1).lower()
+    return None
+
+
+@declare(FlagSpec(id="side_phrase", type="laterality", family="single", reads=("findings", "impression"),
+                  explains="the {side} {lobe} in a phrase about the {other side}: {phrase}",
+                  example=_F.format("Vague opacity at the left lung base which appears to be within the right lower "
+                                    "lobe.", "Possible pneumonia."),
+                  clean=_F.format("Vague opacity at the left lung base which appears to be within the left lower "
+                                  "lobe.", "Possible pneumonia.")))
+def rule_side_phrase(a: Analysis, header: Any = None) -> list[Flag]:
+    """A lobe of one side in a phrase that names the other side (one finding, two sides)."""
+    flags: list[Flag] = []
+    low = a.lower_text()
+    if "left" not in low or "right" not in low or ("lob" not in low and "lingul" not in low):
+        return flags
+    for sent in a.sentences:
+        if sent.section not in _BODY:
+            continue
+        hit = _side_clash(sent.text)
+        if hit:
+            s1, e1, s2, e2, side, other = hit
+            flags.append(make_flag("side_phrase", a.text, sent.start + s1, sent.start + e1,
+                                   f"the {side} lobe in a phrase about the {other} side: \"{sent.text.strip()}\"",
+                                   related=[(sent.start + s2, sent.start + e2)]))
+    return flags
+
+
+_ZONES: dict[str, str] = {k.lower(): v for k, v in _PACK["zones"].items()}
+_ZONE = re.compile(r"\b(" + _alternation(list(_ZONES)) + r")\b", re.I)
+_ZONE_EXCEPTION = re.compile(r"\b(?:" + _alternation(_PACK["zone_exceptions"]) + r")\b", re.I)
+_LEVEL_LOBE = re.compile(r"\b(upper|lower)\s+lob(?:e|ar)\b", re.I)
+
+
+@per_sentence
+def _zone_clash(sentence: str) -> tuple[int, int, int, int, str, str] | None:
+    if _ZONE_EXCEPTION.search(sentence):
+        return None
+    for lobe in _LEVEL_LOBE.finditer(sentence):
+        for zone in _ZONE.finditer(sentence):
+            if _ZONES[zone.group(1).lower()] == lobe.group(1).lower():
+                continue
+            a, b = sorted((zone.end(), lobe.start()))
+            if zone.start() > lobe.start():
+                a, b = lobe.end(), zone.start()
+            if _one_phrase(sentence[a:b]):
+                return lobe.start(1), lobe.end(1), zone.start(), zone.end(), lobe.group(0), zone.group(1)
+    return None
+
+
+@declare(FlagSpec(id="lobe_zone", type="location", family="single", reads=("findings", "impression"),
+                  explains="the {lobe} in a phrase that names the {zone}: {phrase}",
+                  example=_F.format("Left apical opacity in the left lower lobe.", "Pneumonia."),
+                  clean=_F.format("Left apical opacity in the left upper lobe.", "Pneumonia.")))
+def rule_lobe_zone(a: Analysis, header: Any = None) -> list[Flag]:
+    """A lobe of one level (upper, lower) in a phrase that names a zone of the other (apex, base)."""
+    flags: list[Flag] = []
+    low = a.lower_text()
+    if " lob" not in low or not _ZONE.search(low):
+        return flags
+    for sent in a.sentences:
+        if sent.section not in _BODY:
+            continue
+        hit = _zone_clash(sent.text)
+        if hit:
+            s1, e1, s2, e2, lobe, zone = hit
+            flags.append(make_flag("lobe_zone", a.text, sent.start + s1, sent.start + e1,
+                                   f"the {lobe.lower()} in a phrase that names the {zone.lower()}: "
+                                   f"\"{sent.text.strip()}\"", related=[(sent.start + s2, sent.start + e2)]))
+    return flags
+
+
+_RANK = {w: r for w, r in lx.SEVERITY_RANK.items() if not w.endswith("ly")}  # adjectives (adverbs grade adjectives)
+_GRADE = re.compile(r"\b(" + _alternation(list(_RANK)) + r")\b", re.I)
+_FINDING_NOUN = re.compile(r"\b(?:" + "|".join(p for _, pats in lx.FINDINGS.values() for p in pats) + r")\b", re.I)
+_RANGE = re.compile(r"^\s*(?:-|to|or|and|/|versus|vs\.?)\s*$|^\s*$(?!x)", re.I)
+
+
+@per_sentence
+def _grade_clash(sentence: str) -> tuple[int, int, int, int, str, str] | None:
+    grades = list(_GRADE.finditer(sentence))
+    for g1, g2 in zip(grades, grades[1:]):
+        between = sentence[g1.end(): g2.start()]
+        if len(between.split()) > 1 or _BREAK.search(between) or re.search(r"-|\bto\b|\bor\b", between, re.I) \
+                or _FINDING_NOUN.search(between):
+            continue
+        r1, r2 = _RANK[g1.group(1).lower()], _RANK[g2.group(1).lower()]
+        if abs(r1 - r2) >= 2:
+            return g2.start(), g2.end(), g1.start(), g1.end(), g2.group(1), g1.group(1)
+    return None
+
+
+@declare(FlagSpec(id="severity_clash", type="severity", family="single", reads=("findings", "impression"),
+                  explains="{grade} and {other grade} on one finding: {phrase}",
+                  example=_F.format("Trace moderate left pleural effusion.", "Effusion."),
+                  clean=_F.format("Small to moderate left pleural effusion.", "Effusion.")))
+def rule_severity_clash(a: Analysis, header: Any = None) -> list[Flag]:
+    """Two grades at least two steps apart on one finding (one of them left over from an edit)."""
+    flags: list[Flag] = []
+    if len(_GRADE.findall(a.lower_text())) < 2:
+        return flags  # the common case: fewer than two grade words in the whole report
+    for sent in a.sentences:
+        if sent.section not in _BODY:
+            continue
+        hit = _grade_clash(sent.text)
+        if hit:
+            s1, e1, s2, e2, g2, g1 = hit
+            flags.append(make_flag("severity_clash", a.text, sent.start + s1, sent.start + e1,
+                                   f"\"{g1}\" and \"{g2}\" on one finding: \"{sent.text.strip()}\"",
+                                   related=[(sent.start + s2, sent.start + e2)]))
+    return flags
+
+
+_AT_LEAST: dict[str, float] = {k.lower(): float(v) for k, v in _PACK["grade_sizes"]["at_least"].items()}
+_LOW_SIZE = re.compile(r"\b(" + _alternation(list(_AT_LEAST)) + r")\s+(?:[a-z]+\s+){0,2}?(\d+(?:\.\d+)?)\s*(mm|cm)\b",
+                       re.I)
+
+
+@declare(FlagSpec(id="severity_measure", type="severity", family="single", reads=("findings", "impression"),
+                  explains="{grade} but it measures {size} (a {grade} one is under {limit} mm)",
+                  example=_F.format("Tiny 4 cm right upper lobe mass.", "Mass."),
+                  clean=_F.format("Tiny 4 mm right upper lobe nodule.", "Nodule.")))
+def rule_severity_measure(a: Analysis, header: Any = None) -> list[Flag]:
+    """A low grade (tiny, trace, small) on a finding whose own measurement is too large for it."""
+    flags: list[Flag] = []
+    low = a.lower_text()
+    if "cm" not in low and "mm" not in low:
+        return flags
+    if not _LOW_SIZE.search(a.text):
+        return flags
+    for sent in a.sentences:
+        if sent.section not in _BODY:
+            continue
+        for m in _LOW_SIZE.finditer(sent.text):
+            mm = float(m.group(2)) * (10.0 if m.group(3).lower() == "cm" else 1.0)
+            limit = _AT_LEAST[m.group(1).lower()]
+            if mm >= limit:
+                flags.append(make_flag("severity_measure", a.text, sent.start + m.start(), sent.start + m.end(),
+                                       f"\"{m.group(1)}\" but it measures {m.group(2)} {m.group(3)} (a "
+                                       f"{m.group(1).lower()} one is under {limit:g} mm)"))
+    return flags

@@ -1,0 +1,85 @@
+"""Single-mention errors a reader can see: the injector made for them, and the checker's recall on real reports."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medmm.reports.checker import RulesChecker, RulesConfig
+from medmm.reports.evaluate import attributable
+from medmm.reports.inject_single import SINGLE_FAMILIES, inject_single, single_mention_rows
+
+ROOT = Path(__file__).resolve().parents[2]
+IU = ROOT.parent / "shared" / "data" / "real_reports" / "iu_dev.jsonl"
+
+# medmm's own text (not a real report): one place for every family
+REPORT = ("COMPARISON: None.\n\n"
+          "FINDINGS: Small left pleural effusion. Vague opacity at the right lung base within the right lower lobe. "
+          "Opacity in the right middle lobe. A small 8 mm nodule in the left upper lobe. "
+          "There is no focal consolidation, pneumothorax or edema.\n\n"
+          "IMPRESSION: Right middle lobe pneumonia.")
+SUMMARY = ("COMPARISON: 3/4/2021.\n\nFINDINGS: Small left pleural effusion. Calcified granuloma.\n\n"
+           "IMPRESSION: No interval change.")
+ONE_SIDE = "FINDINGS: Calcified granuloma in the left lung. Heart size normal.\n\nIMPRESSION: Granuloma."
+
+
+@pytest.mark.parametrize("family", SINGLE_FAMILIES)
+def test_every_family_edits_one_statement_and_records_its_cue(family):
+    text = SUMMARY if family == "interval_summary" else ONE_SIDE if family == "header_laterality" else REPORT
+    out = inject_single(text, family, np.random.default_rng(0))
+    assert out is not None, f"{family}: no place found in the test report"
+    edited, edit, header = out
+    assert edited != text and edit.family == family and edit.model == f"single:{family}"
+    assert edit.original_sentence in text and edit.edited_sentence in edited
+    assert 0 <= edit.start < edit.end <= len(edited)
+    if family == "header_laterality":
+        assert header and header["laterality"] in ("L", "R") and edit.cue_start == -1
+    else:
+        assert header is None and edited[edit.cue_start:edit.cue_end] == edit.cue and edit.cue.strip()
+    # the same seed gives the same edit
+    again = inject_single(text, family, np.random.default_rng(0))
+    assert again is not None and again[0] == edited
+
+
+def test_a_report_without_a_place_gets_no_edit_and_a_bad_family_a_clear_error():
+    assert inject_single("FINDINGS: Normal chest.\n\nIMPRESSION: Normal.", "lobe_side", np.random.default_rng(0)) is None
+    with pytest.raises(ValueError, match="use one of"):
+        inject_single(REPORT, "nonsense", np.random.default_rng(0))
+
+
+def test_the_injector_reads_no_checker_module():
+    from tests.reports.test_independence import violations
+
+    src = (ROOT / "medmm" / "reports" / "inject_single.py").read_text(encoding="utf-8")
+    assert violations(src) == []
+
+
+def test_the_checker_finds_each_family_on_medmm_text():
+    checker = RulesChecker(RulesConfig())
+    rows = single_mention_rows([{"id": "a", "text": REPORT}, {"id": "b", "text": SUMMARY},
+                                {"id": "c", "text": ONE_SIDE}], seed=0)
+    assert {r["family"] for r in rows} == set(SINGLE_FAMILIES)
+    for row in rows:
+        res = checker.check(row["report"], row["header"])
+        assert any(attributable(f, row["errors"][0]) for f in res.flags if res.has_error), row["family"]
+
+
+@pytest.mark.skipif(not IU.is_file(), reason=f"the real dev reports are absent ({IU}); they live in ../shared")
+def test_single_mention_recall_and_clean_fpr_on_the_held_out_real_reports():
+    """Held-out IU reports (never tuned on): single-mention recall >= 0.60 in every family with 20 or more edits,
+    clean FPR <= 0.03 (issue 21)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("eval_single_mention", ROOT / "scripts" / "eval_single_mention.py")
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    res = mod.run(os.fspath(IU), "heldout", 1)
+    assert res["clean_fpr"] <= 0.03, res["clean_flags_by_rule"]
+    assert res["single_mention_recall"] >= 0.60
+    for fam, d in res["families"].items():
+        if d["n"] >= 20:
+            assert d["recall"] >= 0.60, (fam, d)
