@@ -14,9 +14,27 @@ from medmm.errors import InputError
 PAPER_REPORTS = 1000  # the seed paper's protocol: 1,000 reports per corpus
 
 
-def _read_studies(path: str, fmt: str) -> list[dict[str, Any]]:
-    from medmm.reports.checker_data import studies_from_rows, studies_from_synth_manifest
+def _read_studies(path: str, fmt: str, args: argparse.Namespace | None = None,
+                  problems: list[str] | None = None) -> list[dict[str, Any]]:
+    """The studies of ``--input`` through :mod:`medmm.studies`: a synthetic manifest, audit-style rows, or a public
+    corpus folder (MIMIC-CXR, IU-Xray: :mod:`medmm.studies.public`); ``auto`` tells them apart."""
+    from medmm.reports.checker_data import studies_from_corpus, studies_from_rows, studies_from_synth_manifest
+    from medmm.studies.public import detect_corpus
 
+    if fmt == "auto" and os.path.isdir(path):
+        fmt = detect_corpus(path) or ""
+        if not fmt:
+            raise InputError(f"{path}: a folder that is neither MIMIC-CXR (files/p10/...) nor IU-Xray "
+                             "(indiana_reports.csv); give a manifest file or --format")
+    if fmt in ("mimic-cxr", "iu-xray"):
+        return studies_from_corpus(path, fmt, reports=getattr(args, "reports", None),
+                                   metadata=getattr(args, "metadata", None), images=getattr(args, "images", None),
+                                   problems=problems)
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file (a medmm synth manifest.jsonl, rows with report + images, or a "
+                         "MIMIC-CXR / IU-Xray folder)")
+    if fmt == "auto" and path.lower().endswith(".csv"):
+        fmt = "rows"
     if fmt == "auto":
         with open(path, encoding="utf-8") as fh:
             first = next((ln for ln in fh if ln.strip()), "{}")
@@ -31,13 +49,18 @@ def _cmd_checker_data(args: argparse.Namespace) -> int:
     from medmm.reports.checker_data import (CheckerDataConfig, build_samples, export_internvl, export_sharegpt,
                                             to_eval_rows, write_jsonl)
 
-    if not os.path.isfile(args.input):
-        raise InputError(f"{args.input}: no such file (a medmm synth manifest.jsonl or rows with report + images)")
-    studies = _read_studies(args.input, args.format)
+    if not os.path.exists(args.input):
+        raise InputError(f"{args.input}: no such file or folder (a medmm synth manifest.jsonl, rows with report + "
+                         "images, or a MIMIC-CXR / IU-Xray folder)")
+    skipped: list[str] = []
+    studies = _read_studies(args.input, args.format, args, skipped)
+    if not studies:
+        raise InputError(f"{args.input}: no study with a report and an image"
+                         + (f" ({len(skipped)} left out; first: {skipped[0]})" if skipped else ""))
     limit = PAPER_REPORTS if args.paper_protocol and not args.n_reports else args.n_reports
     if limit:  # a fixed sample of the corpus, by a hash of the study id (the same for every run)
         studies = sorted(studies, key=lambda s: hashlib.sha256(str(s["study_id"]).encode()).hexdigest())[:limit]
-    src = os.path.dirname(os.path.abspath(args.input))
+    src = os.path.abspath(args.input) if os.path.isdir(args.input) else os.path.dirname(os.path.abspath(args.input))
     out = os.path.abspath(args.out)
     for st in studies:  # image paths relative to the output folder (the samples files live there)
         st["images"] = [os.path.relpath(p if os.path.isabs(p) else os.path.join(src, p), out) for p in st["images"]]
@@ -74,7 +97,9 @@ def _cmd_checker_data(args: argparse.Namespace) -> int:
     for s in samples:
         if s.task == "simple" and s.error:
             models[s.error.model] = models.get(s.error.model, 0) + 1
-    summary = {"input": os.path.basename(args.input), "studies": len(studies), "splits": counts, "error_models": models,
+    summary = {"input": os.path.basename(os.path.normpath(args.input)), "format": args.format,
+               "studies": len(studies), "left_out": {"studies": len(skipped), "first": skipped[:5]},
+               "splits": counts, "error_models": models,
                "config": {"error_models": cfg.error_models, "clean_per_error": cfg.clean_per_error,
                           "complex": cfg.complex, "seed": cfg.seed, "paper_protocol": bool(args.paper_protocol)}}
     with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as fh:
@@ -87,10 +112,18 @@ def _cmd_checker_data(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("checker-data", help="error-checking instruction data (SIMPLE/COMPLEX) from studies with images")
-    p.add_argument("--input", required=True, help="a medmm synth manifest.jsonl, or rows (JSONL) with id/study_id, "
-                                                   "report, images (paths relative to the file), optional patient_id")
+    p.add_argument("--input", required=True, help="a medmm synth manifest.jsonl; rows (JSONL/CSV) with id/study_id, "
+                                                   "report, images (paths relative to the file), optional patient_id; "
+                                                   "or a MIMIC-CXR or IU-Xray folder (datasets/mimic-cxr.md, "
+                                                   "datasets/iu-xray.md)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--format", choices=("auto", "synth", "rows"), default="auto")
+    p.add_argument("--format", choices=("auto", "synth", "rows", "mimic-cxr", "iu-xray"), default="auto")
+    p.add_argument("--reports", default=None, help="MIMIC-CXR: the unpacked mimic-cxr-reports folder when the "
+                                                   "reports are not beside the images")
+    p.add_argument("--metadata", default=None, help="MIMIC-CXR: mimic-cxr-2.0.0-metadata.csv[.gz] (views of the "
+                                                    "JPEG release; found in the root when left out)")
+    p.add_argument("--images", default=None, help="IU-Xray: the PNG folder (default: images/images_normalized, "
+                                                  "images_normalized or images under the input)")
     p.add_argument("--paper-protocol", action="store_true",
                    help="the seed paper's protocol: 1,000 reports of the corpus, errors in half, SIMPLE and COMPLEX")
     p.add_argument("--n-reports", type=int, default=None, help="use this many studies (a fixed hash sample)")

@@ -412,49 +412,103 @@ def build_samples(studies: Iterable[Mapping[str, Any]], cfg: CheckerDataConfig =
 
 
 # ------------------------------------------------------------------ sources
+# Every source is read through medmm.studies (the one study record); this section only turns a Study into the
+# plain study dict the error models take: study_id, report, images (paths relative to the input file's folder,
+# or absolute for a corpus folder), modality, header, findings (truth, with boxes), focus_slices, patient_id.
+CORPORA = ("synth", "rows", "mimic-cxr", "iu-xray")
+
+
+def _modality_kind(mod: str) -> str:
+    return {"DX": "cxr", "CR": "cxr"}.get(mod, mod.lower())
+
+
+def _focus_slices(study: Any, n_images: int) -> list[int | None]:
+    """Per image, the acquired slice holding most truth boxes (None when none): the training view's slice."""
+    if study.truth is None:
+        return []
+    boxes = [b for f in study.truth.findings for b in f.boxes]
+    out: list[int | None] = []
+    for i in range(n_images):
+        sl = [b.slice for b in boxes if int(b.image or 0) == i and b.slice is not None]
+        out.append(max(set(sl), key=sl.count) if sl else None)
+    return out
+
+
+def study_for_checker(study: Any, base: str | None = None, patient: bool = True) -> dict[str, Any]:
+    """The study dict of :func:`samples_for_study` from a :class:`medmm.studies.Study`: image paths relative to
+    ``base`` when given (else as the reader made them), the truth's findings, the header's modality and body part,
+    and the patient (``patient``: the split keeps a patient's studies together)."""
+    paths = [os.path.relpath(p, base) if base else p for p in study.image_paths]
+    header = study.header
+    mod = str(getattr(header, "modality", None) or "")
+    findings = [f.to_dict() for f in (study.truth.findings if study.truth else ())]  # boxes as Box dicts
+    out: dict[str, Any] = {"study_id": study.study_id, "report": study.report, "modality": mod or None,
+                           "images": paths, "findings": findings, "focus_slices": _focus_slices(study, len(paths)),
+                           "header": {"modality": mod or None, "body_part": getattr(header, "body_part", None)}
+                           if header is not None else None}
+    if patient and study.patient_key:
+        out["patient_id"] = study.patient_key
+    return out
+
+
 def studies_from_synth_manifest(manifest: str, kinds: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Study records from a ``medmm synth`` manifest (paths relative to the manifest's folder)."""
+    """Study records from a ``medmm synth`` manifest, read through :func:`medmm.studies.iter_manifest` (paths
+    relative to the manifest's folder). The split stays by study: the synthetic patient key repeats across
+    unrelated studies (see datasets/synthetic.md)."""
+    from medmm.studies import iter_manifest
+
     if not os.path.isfile(manifest):
         raise InputError(f"{manifest}: manifest not found (write one with `medmm synth`)")
+    base = os.path.dirname(os.path.abspath(manifest))
     out = []
-    with open(manifest, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{manifest}:{n}: not JSON ({exc.msg})") from None
-            mod = str(rec.get("modality") or "")
-            if kinds and ({"DX": "cxr", "CR": "cxr"}.get(mod, mod.lower())) not in kinds:
-                continue
-            imgs = [i for i in rec.get("images") or [] if i.get("format") != "nifti"]
-            focus = []
-            for i, _ in enumerate(imgs):
-                sl = [b.get("slice") for f in rec.get("findings") or [] for b in f.get("boxes") or []
-                      if b.get("image", 0) == i and b.get("slice") is not None]
-                focus.append(max(set(sl), key=sl.count) if sl else None)
-            out.append({"study_id": rec["study_id"], "report": rec["report"], "modality": mod,
-                        "images": [i["path"] for i in imgs], "findings": rec.get("findings") or [],
-                        "focus_slices": focus, "header": {"modality": mod, "body_part": rec.get("body_part")}})
+    for study in iter_manifest(manifest):
+        if study.problem:
+            raise InputError(f"{manifest}: study {study.study_id}: {study.problem}")
+        d = study_for_checker(study, base, patient=False)
+        if kinds and _modality_kind(d["modality"] or "") not in kinds:
+            continue
+        out.append(d)
     return out
 
 
 def studies_from_rows(path: str) -> list[dict[str, Any]]:
-    """Study records from an audit-style manifest (JSONL with ``id``/``study_id``, ``report`` and
-    ``images``; optional ``patient_id``, ``modality``); paths stay relative to the file's folder."""
-    from medmm.reports.corpus import iter_jsonl
+    """Study records from an audit-style manifest (JSONL/CSV with ``id``/``study_id``, ``report`` and ``images``;
+    optional ``patient_id``/``patient_key``, ``modality``), read through :func:`medmm.studies.iter_manifest`
+    (paths confined to the file's folder, kept relative to it). A row without report or images, or with a
+    problem (a path leaving the folder), is left out."""
+    from medmm.studies import iter_manifest
 
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such file")
+    base = os.path.dirname(os.path.abspath(path))
     out = []
-    for n, row, problem in iter_jsonl(path):
-        if problem or not row.get("report") or not row.get("images"):
+    for study in iter_manifest(path):
+        if study.problem or not study.report or not study.image_paths:
             continue
-        out.append({"study_id": str(row.get("study_id") or row.get("id") or n), "report": row["report"],
-                    "images": list(row["images"]), "patient_id": row.get("patient_id"),
-                    "modality": row.get("modality"), "findings": row.get("findings") or [],
-                    "header": row.get("header")})
+        out.append(study_for_checker(study, base))
+    return out
+
+
+def studies_from_corpus(path: str, kind: str, reports: str | None = None, metadata: str | None = None,
+                        images: str | None = None, problems: list[str] | None = None) -> list[dict[str, Any]]:
+    """Study records of a public corpus folder (``kind``: ``mimic-cxr`` or ``iu-xray``, see
+    :mod:`medmm.studies.public`), absolute image paths. A study with a problem (no report, no image, a file
+    refused) is left out and its reason appended to ``problems``."""
+    from medmm.studies.public import iter_iu_xray, iter_mimic_cxr
+
+    if kind == "mimic-cxr":
+        it = iter_mimic_cxr(path, reports=reports, metadata=metadata)
+    elif kind == "iu-xray":
+        it = iter_iu_xray(path, images=images)
+    else:
+        raise InputError(f"unknown corpus {kind!r}: use one of mimic-cxr, iu-xray")
+    out = []
+    for study in it:
+        if study.problem:
+            if problems is not None:
+                problems.append(f"{study.study_id}: {study.problem}")
+            continue
+        out.append(study_for_checker(study))
     return out
 
 

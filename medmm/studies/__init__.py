@@ -30,6 +30,10 @@ Readers::
         text = study.report                           # or read study.report_path (confined, below)
         truth = study.truth                           # synthetic findings + boxes, injected errors
 
+Public corpora (:mod:`medmm.studies.public`): ``iter_mimic_cxr(root, reports=, metadata=)`` reads MIMIC-CXR's
+``files/pXX/pXXXXXXXX/sXXXXXXXX/`` layout with its ``sXXXXXXXX.txt`` reports (patient from the ``p`` folder),
+``iter_iu_xray(root)`` IU-Xray's ``indiana_reports.csv`` + ``indiana_projections.csv`` + PNG images.
+
 Paths named by a manifest are **confined** to the audited folder (the manifest's folder unless
 ``root=`` says otherwise): an absolute path elsewhere, a ``..`` escape or a symlink pointing out
 is the study's ``problem`` and the file is never opened (security finding N3 of issue 20).
@@ -37,8 +41,10 @@ is the study's ``problem`` and the file is never opened (security finding N3 of 
 
 from __future__ import annotations
 
+from medmm.studies.public import detect_corpus, iter_iu_xray, iter_mimic_cxr
 from medmm.studies.readers import confined, iter_folder, iter_manifest, iter_studies, manifest_header, study_from_record
 from medmm.studies.record import ImageRef, InjectedError, Study, StudyTruth, TruthFinding, image_role
 
-__all__ = ["ImageRef", "InjectedError", "Study", "StudyTruth", "TruthFinding", "confined", "image_role",
-           "iter_folder", "iter_manifest", "iter_studies", "manifest_header", "study_from_record"]
+__all__ = ["ImageRef", "InjectedError", "Study", "StudyTruth", "TruthFinding", "confined", "detect_corpus",
+           "image_role", "iter_folder", "iter_iu_xray", "iter_manifest", "iter_mimic_cxr", "iter_studies",
+           "manifest_header", "study_from_record"]

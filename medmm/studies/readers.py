@@ -26,14 +26,16 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import Any, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping
 
 from medmm.errors import InputError
 from medmm.imaging.volume import HeaderFacts
 from medmm.regions.box import Box, record_regions
 from medmm.studies.record import ImageRef, InjectedError, Study, StudyTruth, TruthFinding, image_role
 
-__all__ = ["confined", "iter_folder", "iter_manifest", "iter_studies", "manifest_header", "study_from_record"]
+__all__ = ["ManifestSlice", "confined", "folder_names", "folder_study", "input_kind", "iter_folder", "iter_manifest",
+           "iter_manifest_slice", "iter_studies", "manifest_header", "manifest_slices", "study_from_record"]
 
 # Fields of a manifest record that become Study fields of the same name.
 _IDENTITY = ("accession_number", "study_instance_uid", "patient_key", "exam_date", "exam_time", "exam_description",
@@ -84,9 +86,11 @@ def _truth(rec: Mapping[str, Any]) -> StudyTruth | None:
 
 
 def study_from_record(rec: Mapping[str, Any], base: str, where: str, root: str | None = None,
-                      source: str = "manifest", source_path: str | None = None) -> Study:
+                      source: str = "manifest", source_path: str | None = None, truth: bool = True) -> Study:
     """One manifest record (audit or synthetic manifest) as a Study; paths relative to ``base`` and
-    confined to ``root`` (default ``base``). Never raises on bad content: the study's ``problem`` says it."""
+    confined to ``root`` (default ``base``). Never raises on bad content: the study's ``problem`` says it.
+    ``truth=False`` leaves the evaluation truth out (an audit never stores it; building it cost more than a
+    study's other fields)."""
     sid = rec.get("study_id") or rec.get("id")
     if not sid:
         return Study(where, source=source, source_path=source_path, problem="no study_id")
@@ -122,15 +126,17 @@ def study_from_record(rec: Mapping[str, Any], base: str, where: str, root: str |
             report_path = None
     try:  # region boxes as regions.Box (synthetic manifests: the truth boxes, labelled with the finding type)
         regions = tuple(Box.from_dict(b) for b in record_regions(dict(rec)))
-        truth = _truth(rec)
+        found = _truth(rec) if truth else None
     except (InputError, TypeError, ValueError) as exc:
         return Study(sid, source=source, source_path=source_path or base,
                      problem=f"a region box cannot be read: {exc}")
     ident = {k: (str(rec[k]) if rec.get(k) not in (None, "") else None) for k in _IDENTITY}
+    if ident["patient_key"] is None and rec.get("patient_id") not in (None, ""):  # the name checker-data rows use
+        ident["patient_key"] = str(rec["patient_id"])
     report = rec.get("report")
     return Study(sid, source=source, source_path=source_path or base, images=tuple(images),
                  report=str(report) if report is not None else None, report_path=report_path,
-                 header=manifest_header(rec), regions=regions, truth=truth,
+                 header=manifest_header(rec), regions=regions, truth=found,
                  problem="; ".join(problems) if problems else None, **ident)
 
 
@@ -179,19 +185,7 @@ def iter_manifest(path: str, root: str | None = None) -> Iterator[Study]:
     low = path.lower()
     if low.endswith((".jsonl", ".json")):
         with open(path, encoding="utf-8", errors="replace") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield Study(f"{name}:{n}", source="manifest", source_path=path, problem=f"not JSON ({exc.msg})")
-                    continue
-                if not isinstance(rec, dict):
-                    yield Study(f"{name}:{n}", source="manifest", source_path=path, problem="not a JSON object")
-                    continue
-                kind = "synthetic" if "modality" in rec and "findings" in rec else "manifest"
-                yield _checked_report(study_from_record(rec, base, f"{name}:{n}", root, source=kind))
+            yield from _jsonl_studies(fh, 1, path, root)
         return
     if low.endswith(".csv"):
         with open(path, newline="", encoding="utf-8", errors="replace") as fh:
@@ -209,6 +203,77 @@ def iter_manifest(path: str, root: str | None = None) -> Iterator[Study]:
     raise InputError(f"{path}: a manifest is a .jsonl, .json or .csv file")
 
 
+def _jsonl_studies(lines: Iterable[str], first_line: int, path: str, root: str | None,
+                   truth: bool = True) -> Iterator[Study]:
+    """Studies of JSONL ``lines`` of the manifest ``path`` (numbered from ``first_line``; blank lines skipped)."""
+    base = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    for n, line in enumerate(lines, start=first_line):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Study(f"{name}:{n}", source="manifest", source_path=path, problem=f"not JSON ({exc.msg})")
+            continue
+        if not isinstance(rec, dict):
+            yield Study(f"{name}:{n}", source="manifest", source_path=path, problem="not a JSON object")
+            continue
+        kind = "synthetic" if "modality" in rec and "findings" in rec else "manifest"
+        yield _checked_report(study_from_record(rec, base, f"{name}:{n}", root, source=kind, truth=truth))
+
+
+@dataclass(frozen=True)
+class ManifestSlice:
+    """Consecutive lines of a JSONL manifest, by byte range: a worker reads its own slice, so the process that
+    plans the work never parses the manifest (:func:`manifest_slices`, :func:`iter_manifest_slice`)."""
+
+    path: str
+    start: int  # byte offset of the slice's first line
+    end: int  # byte offset just past its last line
+    first_line: int  # the line number of its first line (1-based, as :func:`iter_manifest` numbers them)
+    lines: int  # how many lines (blank ones included)
+    root: str | None = None  # the folder paths are confined to (default: the manifest's folder)
+
+
+def manifest_slices(path: str, lines: int, root: str | None = None) -> list[ManifestSlice]:
+    """A JSONL manifest cut into slices of ``lines`` lines at line ends (a slice boundary never splits a line
+    or a UTF-8 character). Reads the bytes once without parsing them."""
+    if lines < 1:
+        raise InputError("a manifest slice needs at least one line")
+    out: list[ManifestSlice] = []
+    start = pos = n = 0
+    line = 1
+    with open(path, "rb") as fh:
+        for raw in fh:
+            pos += len(raw)
+            n += 1
+            if n == lines:
+                out.append(ManifestSlice(path, start, pos, line, n, root))
+                start, line, n = pos, line + n, 0
+    if n:
+        out.append(ManifestSlice(path, start, pos, line, n, root))
+    return out
+
+
+def iter_manifest_slice(s: ManifestSlice, truth: bool = True) -> Iterator[Study]:
+    """The studies of one slice, exactly as :func:`iter_manifest` reads those lines (same ids, problems,
+    confinement); ``truth=False`` as in :func:`study_from_record`."""
+    import io
+
+    with open(s.path, "rb") as fh:
+        fh.seek(s.start)
+        data = fh.read(s.end - s.start)
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace")  # the lines as text mode reads them
+    yield from _jsonl_studies(text, s.first_line, s.path, s.root, truth=truth)
+
+
+def folder_names(path: str) -> list[str]:
+    """The study sub-folders of a folder input, in :func:`iter_folder`'s order (hidden entries and files left out)."""
+    return [name for name in sorted(os.listdir(path))
+            if not name.startswith(".") and os.path.isdir(os.path.join(path, name))]
+
+
 def iter_folder(path: str) -> Iterator[Study]:
     """Studies of a folder with one sub-folder per study (images + exactly one report ``.txt``).
 
@@ -217,40 +282,50 @@ def iter_folder(path: str) -> Iterator[Study]:
     :data:`~medmm.imaging.files.REPORT_MAX_BYTES` is never opened; a skipped report file or a
     symlinked study folder is the study's problem.
     """
+    for name in folder_names(path):
+        yield folder_study(path, name)
+
+
+def folder_study(path: str, name: str) -> Study:
+    """The study of one sub-folder ``name`` of the folder input ``path`` (:func:`iter_folder`)."""
     from medmm.imaging.files import walk
 
-    for name in sorted(os.listdir(path)):
-        folder = os.path.join(path, name)
-        if not os.path.isdir(folder) or name.startswith("."):
-            continue
-        if os.path.islink(folder):
-            yield Study(name, source="folder", source_path=folder, problem="symlinked study folder not followed")
-            continue
-        files, unread = [], []
-        for f, reason in walk(folder):
-            (unread if reason else files).append((f, reason))
-        reports = [f for f, _ in files if f.lower().endswith(".txt")]
-        report_reasons = [r for f, r in unread if f.lower().endswith(".txt")]
-        for f in reports:
-            reason = report_file_problem(f)
-            if reason:
-                report_reasons.append(reason)
-        images = tuple(ImageRef(f) for f, _ in files if not f.lower().endswith(".txt"))
-        problem = None
-        if report_reasons:
-            problem = f"report .txt not read: {report_reasons[0]}"
-        elif not reports:
-            problem = "no report .txt in the study folder"
-        elif len(reports) > 1:
-            problem = f"{len(reports)} report .txt files in the study folder; expected one"
-        yield Study(name, source="folder", source_path=folder, images=images,
-                    report_path=reports[0] if len(reports) == 1 and not problem else None, problem=problem)
+    folder = os.path.join(path, name)
+    if os.path.islink(folder):
+        return Study(name, source="folder", source_path=folder, problem="symlinked study folder not followed")
+    files, unread = [], []
+    for f, reason in walk(folder):
+        (unread if reason else files).append((f, reason))
+    reports = [f for f, _ in files if f.lower().endswith(".txt")]
+    report_reasons = [r for f, r in unread if f.lower().endswith(".txt")]
+    for f in reports:
+        reason = report_file_problem(f)
+        if reason:
+            report_reasons.append(reason)
+    images = tuple(ImageRef(f) for f, _ in files if not f.lower().endswith(".txt"))
+    problem = None
+    if report_reasons:
+        problem = f"report .txt not read: {report_reasons[0]}"
+    elif not reports:
+        problem = "no report .txt in the study folder"
+    elif len(reports) > 1:
+        problem = f"{len(reports)} report .txt files in the study folder; expected one"
+    return Study(name, source="folder", source_path=folder, images=images,
+                 report_path=reports[0] if len(reports) == 1 and not problem else None, problem=problem)
 
 
 def iter_studies(path: str) -> Iterator[Study]:
     """Studies of an audit input, in a stable order: a folder holding ``manifest.jsonl`` (read as that
     manifest, confined to the folder), a folder of study folders, or a manifest file. A missing or unknown
     input raises :class:`InputError` at once (before anything is iterated)."""
+    kind, where, root = input_kind(path)
+    return iter_folder(where) if kind == "folder" else iter_manifest(where, root=root)
+
+
+def input_kind(path: str) -> tuple[str, str, str | None]:
+    """What an audit input is: ``("jsonl" | "csv", manifest, root)`` for a manifest (a folder holding
+    ``manifest.jsonl`` is that manifest, confined to the folder) or ``("folder", path, None)``. A missing or
+    unknown input raises :class:`InputError`."""
     from medmm.imaging.files import file_problem
 
     if not os.path.exists(path):
@@ -258,8 +333,11 @@ def iter_studies(path: str) -> Iterator[Study]:
     if os.path.isdir(path):
         manifest = os.path.join(path, "manifest.jsonl")
         if os.path.isfile(manifest) and not file_problem(manifest, real_root=os.path.realpath(path)):
-            return iter_manifest(manifest, root=path)
-        return iter_folder(path)
-    if path.lower().endswith((".jsonl", ".json", ".csv")):
-        return iter_manifest(path)
+            return "jsonl", manifest, path
+        return "folder", path, None
+    low = path.lower()
+    if low.endswith((".jsonl", ".json")):
+        return "jsonl", path, None
+    if low.endswith(".csv"):
+        return "csv", path, None
     raise InputError(f"{path}: use a folder (one sub-folder per study), a manifest .csv/.jsonl or a synthetic manifest")
