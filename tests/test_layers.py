@@ -38,7 +38,7 @@ PACKAGE_DIR = ROOT / "medmm"
 # _warm (report-checking warm-up that the audit's forkserver preloads) belongs to the audit.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("L0", ("medmm.errors",)),  # the floor: every layer raises medmm's errors
-    ("L0", ("medmm.config", "medmm.metrics", "medmm.runs", "medmm._lazy", "medmm._pool", "medmm._cli")),
+    ("L0", ("medmm.config", "medmm.metrics", "medmm.runs", "medmm.tasks", "medmm._lazy", "medmm._pool", "medmm._cli")),
     ("L1", ("medmm.imaging", "medmm.deid")),
     ("L2", ("medmm.regions",)),
     ("L2.5", ("medmm.studies",)),  # the one study record: HeaderFacts + Box, read by synth and above

@@ -43,7 +43,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--input", required=True, help="the annotation CSV as distributed, or a synth manifest.jsonl")
     p.add_argument("--images", default=None, help="folder of the images (VinDr-CXR train/, ChestX-ray14 images/, ...)")
     p.add_argument("--out", required=True, help="medmm samples JSONL")
-    p.add_argument("--tasks", default="text_to_region,region_to_text,grounded_report")
+    p.add_argument("--tasks", default=None,
+                   help="comma-separated region tasks of the task registry (default: all of them: "
+                        "region_to_text, text_to_region, grounded_report)")
     p.add_argument("--window", default="file", help="display window for DICOM images")
     p.add_argument("--sharegpt", default=None, help="also export LLaMA-Factory ShareGPT JSON here")
     p.add_argument("--codec", default=None, choices=RegistryChoices("medmm.regions.codecs:CODECS"),
@@ -123,7 +125,9 @@ def _cmd_region_tasks(args: argparse.Namespace) -> int:
     from medmm.regions.readers import read_annotations
     from medmm.regions.tasks import export_internvl, export_sharegpt, samples_from_annotations, write_jsonl
 
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    from medmm.regions.tasks import region_task_names
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else list(region_task_names())
     problems: list[str] = []
     if args.format == "synth":
         from medmm.regions.tasks import synthetic_samples

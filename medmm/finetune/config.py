@@ -247,9 +247,13 @@ def _semantic(cfg: FinetuneConfig) -> list[str]:
     if (cfg.eval.every or cfg.eval.grounding) and cfg.data.synth is None and not cfg.data.eval \
             and cfg.data.checker is None:
         p.append("eval: eval.every / eval.grounding need data.eval (or data.synth)")
+    from medmm.finetune.checker_tasks import CHECKER_TASKS
+    from medmm.regions.tasks import region_task_names  # the region tasks of the task registry (medmm.tasks)
+
+    known = (*region_task_names(), *CHECKER_TASKS)
     for t in cfg.data.tasks:
-        if t not in ("region_to_text", "text_to_region", "grounded_report", "simple", "complex"):
-            p.append(f"data.tasks: unknown task {t!r}")
+        if t not in known:
+            p.append(f"data.tasks: unknown task {t!r} (use {', '.join(known)})")
     p.extend(_checker_problems(cfg))
     if cfg.data.synth is not None:
         bad = problems(cfg.data.synth, SynthSection)

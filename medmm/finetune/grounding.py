@@ -27,17 +27,17 @@ settings and generation length: a killed evaluation resumes where it stopped.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from medmm import tasks as registry
 from medmm.errors import InputError
 from medmm.finetune.inputs import input_transform, prepare_image, prompt_messages
-from medmm.regions.box import Box, iou
+from medmm.metrics import precision_recall_f1, ratio  # one metrics module: empty denominator -> nan (null)
+from medmm.regions.answers import best_iou, predicted_boxes, token_scores  # noqa: F401 (this module's public names)
+from medmm.regions.box import Box
 from medmm.regions.codecs import BoxCodec
-from medmm.regions.frames import ACQUISITION, Model
-from medmm.regions.match import match
-from medmm.regions.tasks import Sample, conversation, load_image
+from medmm.regions.tasks import Sample, load_image
 from medmm.runs import ResultCache, RunConfig, item_key
 
 THRESHOLDS = (0.25, 0.5, 0.75)
@@ -65,49 +65,12 @@ def box_stats(samples: Iterable[Sample]) -> dict[str, Any]:
     return {"mean_box": mean.pop("__all__"), "per_label": mean, "n_boxes": int(sums["__all__"][4])}
 
 
-# ------------------------------------------------------------------ text scoring
-
-def _tokens(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
-
-
-def token_scores(answer: str, target: str) -> tuple[float, float]:
-    """(token-set recall, token-set F1) of an answer against the target text."""
-    a, t = set(_tokens(answer)), set(_tokens(target))
-    if not t:
-        return 0.0, 0.0
-    common = len(a & t)
-    recall = common / len(t)
-    precision = common / len(a) if a else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return recall, f1
-
-
 # ------------------------------------------------------------------ box scoring
 
 def _scaled(norm: Sequence[float], s: Sample, like: Box) -> Box:
     x1, y1, x2, y2 = norm
     return Box(x1 * s.width, y1 * s.height, max(x2 * s.width, x1 * s.width), max(y2 * s.height, y1 * s.height),
                image=like.image, slice=like.slice)
-
-
-def predicted_boxes(text: str, sample: Sample, codec: BoxCodec, transform: Any) -> list[Box]:
-    """The answer's boxes for the asked label, in acquisition pixels of the sample's plane."""
-    truth = sample.objects[0].boxes[0]
-    dec = codec.decode(text, transform.size)
-    label = sample.objects[0].phrase or sample.objects[0].label
-    boxes = dec.for_label(label) or dec.boxes  # a box under another label still counts as the answer
-    frame = Model(transform, ACQUISITION)
-    out = []
-    for b in boxes:
-        acq = Box(*b, frame=frame, image=truth.image, slice=truth.slice).from_model()
-        if not acq.is_empty:
-            out.append(acq)
-    return out
-
-
-def best_iou(box: Box | None, truths: Sequence[Box]) -> float:
-    return max((iou(box, t) for t in truths), default=0.0) if box is not None else 0.0
 
 
 @dataclass
@@ -128,49 +91,57 @@ class _Acc:
         self.hits = tuple(h + int(first >= t) for h, t in zip(self.hits, THRESHOLDS))  # type: ignore[assignment]
 
     def summary(self) -> dict[str, Any]:
-        n = max(self.n, 1)
-        out = {"n": self.n, "miou": self.iou_sum / n, "parse_rate": self.parsed / n, "baseline_miou": self.base_sum / n,
-               "class_prior_miou": self.prior_sum / n}
-        out.update({f"acc@{t}": h / n for t, h in zip(THRESHOLDS, self.hits)})
+        n = self.n  # no Text→Region sample: every mean is nan (null), medmm.metrics' convention
+        out = {"n": n, "miou": ratio(self.iou_sum, n), "parse_rate": ratio(self.parsed, n),
+               "baseline_miou": ratio(self.base_sum, n), "class_prior_miou": ratio(self.prior_sum, n)}
+        out.update({f"acc@{t}": ratio(h, n) for t, h in zip(THRESHOLDS, self.hits)})
         return out
 
 
 def score(samples: Sequence[Sample], answers: Mapping[str, str], codec: BoxCodec,
           transform_of: Callable[[Sample], Any], stats: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Metrics (module docstring) from the answers (``sample.id -> text``)."""
-    total, per_class = _Acc(), {}
-    tp = n_pred = n_true = 0
+    """Metrics (module docstring) from the answers (``sample.id -> text``). Each answer is parsed and scored by
+    its task's parser and scorer from the task registry (:mod:`medmm.tasks`, region tasks of
+    :mod:`medmm.regions.tasks`); this function sums the per-sample figures."""
+    total, per_class = _Acc(), dict[str, _Acc]()
+    counts = {"text_to_region": [0, 0, 0], "grounded_report": [0, 0, 0]}  # matched, predicted, true
     r2t_n = r2t_acc = 0
     r2t_f1 = 0.0
+    reports = 0
     mean = stats["mean_box"] if stats else None
     per_label = stats.get("per_label", {}) if stats else {}
     for s in samples:
         text = answers.get(s.id)
         if text is None:
             continue
+        task = registry.get(s.task, "region")
+        scored = task.scorer(s, task.parser(text, s, codec, transform_of(s)))
         if s.task == "region_to_text":
-            recall, f1 = token_scores(text, s.target)
-            r2t_n, r2t_acc, r2t_f1 = r2t_n + 1, r2t_acc + int(recall >= 0.75), r2t_f1 + f1
-            continue
+            r2t_n, r2t_acc, r2t_f1 = r2t_n + 1, r2t_acc + int(scored["correct"]), r2t_f1 + scored["f1"]
+        elif s.task == "grounded_report":
+            reports += 1
+        if "tp" in scored:
+            c = counts.setdefault(s.task, [0, 0, 0])
+            c[0], c[1], c[2] = c[0] + scored["tp"], c[1] + scored["n_pred"], c[2] + scored["n_true"]
         if s.task != "text_to_region":
             continue
         truths = list(s.objects[0].boxes)
-        preds = predicted_boxes(text, s, codec, transform_of(s))
-        first = best_iou(preds[0] if preds else None, truths)
         base = best_iou(_scaled(mean, s, truths[0]), truths) if mean else 0.0
         prior_box = per_label.get(s.objects[0].label, mean)
         prior = best_iou(_scaled(prior_box, s, truths[0]), truths) if prior_box else 0.0
-        total.add(first, bool(preds), base, prior)
-        per_class.setdefault(s.objects[0].label, _Acc()).add(first, bool(preds), base, prior)
-        m = match(preds, truths, 0.5)
-        tp, n_pred, n_true = tp + m.tp, n_pred + m.n_pred, n_true + m.n_truth
-    from medmm.metrics import precision_recall_f1, ratio  # one metrics module: empty denominator -> nan (null)
-
+        total.add(scored["first_iou"], scored["parsed"], base, prior)
+        per_class.setdefault(s.objects[0].label, _Acc()).add(scored["first_iou"], scored["parsed"], base, prior)
+    tp, n_pred, n_true = counts["text_to_region"]
     precision, recall, f1 = precision_recall_f1(tp, n_pred, n_true)
     out = total.summary()
     out["multi_box"] = {"precision": precision, "recall": recall, "f1": f1,
                         "matched": tp, "predicted": n_pred, "true": n_true, "iou_threshold": 0.5}
     out["region_to_text"] = {"n": r2t_n, "accuracy": ratio(r2t_acc, r2t_n), "token_f1": ratio(r2t_f1, r2t_n)}
+    if reports:
+        tp, n_pred, n_true = counts["grounded_report"]
+        p, r, f = precision_recall_f1(tp, n_pred, n_true)
+        out["grounded_report"] = {"n": reports, "precision": p, "recall": r, "f1": f, "matched": tp,
+                                  "predicted": n_pred, "true": n_true, "iou_threshold": 0.5}
     out["per_class"] = {k: {kk: v for kk, v in a.summary().items() if kk in
                             ("n", "miou", "acc@0.5", "parse_rate", "baseline_miou", "class_prior_miou")}
                         for k, a in sorted(per_class.items())}
@@ -192,7 +163,7 @@ def select(samples: Sequence[Sample], max_samples: int | None) -> list[Sample]:
     out: list[Sample] = []
     counts: dict[str, int] = {}
     for s in samples:
-        if s.task not in ("text_to_region", "region_to_text"):
+        if s.task not in registry.names("region"):  # the region tasks of the task registry
             continue
         if max_samples is not None and counts.get(s.task, 0) >= max_samples:
             continue
@@ -209,7 +180,7 @@ def evaluate(vlm: Any, samples: Sequence[Sample], codec: BoxCodec, root: str | N
 
     chosen = select(samples, settings.max_samples)
     if not chosen:
-        raise InputError("no Text→Region or Region→Text samples to evaluate")
+        raise InputError(f"no region-task samples ({', '.join(registry.names('region'))}) to evaluate")
     run = RunConfig.build("grounding-eval", model=vlm.fingerprint(), codec=codec.config(),
                           max_new_tokens=settings.max_new_tokens, system_prompt=settings.system_prompt,
                           image_preparation="medmm.finetune.inputs/v1")
@@ -244,7 +215,7 @@ def evaluate(vlm: Any, samples: Sequence[Sample], codec: BoxCodec, root: str | N
                     img = image_of(s)
                     if img.size != (s.width, s.height):
                         raise InputError(f"image is {img.size}, the sample says {(s.width, s.height)}")
-                    conv = conversation(s, codec, transform_of(s), system=settings.system_prompt)
+                    conv = registry.get(s.task, "region").prompt(s, codec, transform_of(s), system=settings.system_prompt)
                 except InputError as exc:
                     cache.put(keys[s.id], cfg_key, error=f"sample {s.id}: {exc}")
                     continue

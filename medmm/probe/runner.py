@@ -25,6 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from medmm import tasks as registry
 from medmm.errors import InputError, MedmmError
 from medmm.probe._io import write_json, write_jsonl
 from medmm.probe.samples import Sample, check_mode, load_image, prompts, variant_images
@@ -386,7 +387,7 @@ def _finish(run: _Run, records: list[dict[str, Any]], missing: dict[str, list[st
             "images": os.path.abspath(o.images) if o.images else None, "model": run.model_spec,
             "judge": run.judge_spec, "mode": o.mode, "controls": list(o.controls), "parser": o.parser,
             "prefix_reduction": o.prefix_reduction, "seed": o.seed, "config_key": run.config.key,
-            "config": run.config.to_dict(), "prompts": prompts()["probmed" if bench == "negation" else "mediconfusion"],
+            "config": run.config.to_dict(), "prompts": registry.get(bench, "probe").prompt(),
             "control_prompts": prompts()["controls"], "versions": _versions(), "cache": cache,
             "n_samples": len(records), "n_computed": computed, "n_cached": cached, "n_failed": n_failed,
             "missing_pairs": missing, "started": run.started, "finished": time.time()}

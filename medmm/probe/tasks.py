@@ -1,8 +1,11 @@
 """The probe task registry: each probe declares its data reader, prompts, answer parsers and scorer here.
 
 A :class:`ProbeTask` is everything the runner, the scorer, ``probe prepare`` and the CLI need to
-know about one kind of probe; nothing else lists the kinds (``probe run --bench`` takes its
-choices from :func:`task_names`). Adding a probe = one :func:`register` call with its functions:
+know about one kind of probe. :func:`register` declares it in medmm's one task registry
+(:mod:`medmm.tasks`, kind ``"probe"``: reader, prompt, parser, scorer, with this declaration as its
+``details``), beside the region tasks; every lookup here reads that registry, and nothing else lists
+the kinds (``probe run --bench`` takes its choices from :func:`task_names`). Adding a probe = one
+:func:`register` call with its functions:
 
 * ``load(data, root, mode, controls, limit, layout)`` -> ``(samples, missing)``: reads the data
   file with the task's reader and builds one :class:`~medmm.probe.samples.Sample` per model query
@@ -18,8 +21,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from medmm import tasks as registry
 from medmm.errors import InputError
 
 
@@ -33,40 +37,77 @@ class ProbeTask:
     load: Callable[..., tuple[list[Any], dict[str, list[str]]]]
     score_variant: Callable[..., Any]
     prepare: str | None = None  # the ``medmm probe prepare`` name of the published benchmark
+    prompt_set: str = ""  # its section of medmm/probe/prompts.yaml
 
 
-TASKS: dict[str, ProbeTask] = {}
+def _prompts_of(task: ProbeTask) -> Callable[[], Any]:
+    def prompt() -> Any:
+        from medmm.probe.samples import prompts
+
+        return prompts()[task.prompt_set]
+    return prompt
+
+
+def _parse(record: Mapping[str, Any], mode: str, parser: str, **kw: Any) -> Any:
+    from medmm.probe.scoring import parsed_answer
+
+    return parsed_answer(record, mode, parser, **kw)
 
 
 def register(task: ProbeTask) -> ProbeTask:
-    if task.name in TASKS:
+    """Declare a probe in the task registry (:mod:`medmm.tasks`, kind ``probe``)."""
+    if task.name in registry.names() and registry.get(task.name).details != task:
         raise ValueError(f"probe task {task.name!r} is registered twice")
-    TASKS[task.name] = task
+    registry.register(registry.TaskSpec(task.name, "probe", task.title, reader=task.load, prompt=_prompts_of(task),
+                                        parser=_parse, scorer=task.score_variant, details=task))
     return task
 
 
+def tasks() -> tuple[ProbeTask, ...]:
+    """Every probe of the task registry."""
+    return tuple(s.details for s in registry.specs("probe"))
+
+
 def task_names() -> tuple[str, ...]:
-    return tuple(TASKS)
+    return registry.names("probe")
 
 
 def parser_names() -> tuple[str, ...]:
     """Every answer parser some task declares (``robust`` first)."""
-    return tuple(dict.fromkeys(p for t in TASKS.values() for p in t.parsers))
+    return tuple(dict.fromkeys(p for t in tasks() for p in t.parsers))
 
 
 def mode_names() -> tuple[str, ...]:
     """Every answering mode some task declares."""
-    return tuple(dict.fromkeys(m for t in TASKS.values() for m in t.modes))
+    return tuple(dict.fromkeys(m for t in tasks() for m in t.modes))
 
 
 def prepare_names() -> tuple[str, ...]:
-    return tuple(t.prepare for t in TASKS.values() if t.prepare)
+    return tuple(t.prepare for t in tasks() if t.prepare)
+
+
+class _ProbeTasks(Mapping[str, ProbeTask]):
+    """``name -> ProbeTask``, read from the task registry on every access (a view, never a copy)."""
+
+    def __getitem__(self, name: str) -> ProbeTask:
+        if name not in task_names():
+            raise KeyError(name)
+        return get_task(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(task_names())
+
+    def __len__(self) -> int:
+        return len(task_names())
+
+
+TASKS: Mapping[str, ProbeTask] = _ProbeTasks()
 
 
 def get_task(name: str) -> ProbeTask:
-    if name not in TASKS:
-        raise InputError(f"unknown benchmark {name!r}; use one of {', '.join(TASKS)}")
-    return TASKS[name]
+    if name not in task_names():
+        raise InputError(f"unknown benchmark {name!r}; use one of {', '.join(task_names())}")
+    return registry.get(name, "probe").details  # type: ignore[no-any-return]
 
 
 # ------------------------------------------------------------------ negation pairs (ProbMed)
@@ -113,8 +154,9 @@ def _score_confusion(records: Sequence[Mapping[str, Any]], variant: str, mode: s
 register(ProbeTask("negation", "ProbMed-style negation pairs (yes/no, true vs hallucinated attribute)",
                    modes=("mc", "greedy"), parsers=("robust", "probmed-compat"),
                    metrics=("overall", "modality", "organ", "abnormality", "condition", "position"),
-                   load=_load_negation, score_variant=_score_negation, prepare="probmed"))
+                   load=_load_negation, score_variant=_score_negation, prepare="probmed", prompt_set="probmed"))
 register(ProbeTask("confusion", "MediConfusion-style confusion pairs (two look-alike images, one question)",
                    modes=("mc", "greedy", "prefix", "judge"), parsers=("robust", "mediconfusion-compat"),
                    metrics=("set_accuracy", "individual_accuracy", "confusion", "invalid_rate"),
-                   load=_load_confusion, score_variant=_score_confusion, prepare="mediconfusion"))
+                   load=_load_confusion, score_variant=_score_confusion, prepare="mediconfusion",
+                   prompt_set="mediconfusion"))

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from medmm import tasks as registry
 from medmm.errors import InputError
 from medmm.regions.box import Box
 from medmm.regions.codecs import BoxCodec, InternVLCodec, Qwen2VLCodec, RefBoxes, get_codec
@@ -37,7 +38,8 @@ from medmm.regions.frames import Acquisition, InputTransform
 from medmm.regions.labelmaps import LabelMapOptions, label_map_regions
 from medmm.regions.readers import AnnotatedImage, LabeledRegion
 
-TASKS = ("region_to_text", "text_to_region", "grounded_report")
+# The region tasks declare themselves in the task registry (medmm.tasks) at the end of this module;
+# ``TASKS`` is the registry's list of them, kept for the callers that import it.
 
 SYSTEM = {
     "region_to_text": ("You are a helpful medical assistant. Your task is object recognition. You will be given a "
@@ -74,8 +76,8 @@ class Sample:
     study_id: str | None = None
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise InputError(f"unknown region task {self.task!r}: use one of {', '.join(TASKS)}")
+        if self.task not in region_task_names():
+            raise InputError(f"unknown region task {self.task!r}: use one of {', '.join(region_task_names())}")
         if not self.objects:
             raise InputError(f"sample {self.id}: a region task needs at least one object with boxes")
 
@@ -199,16 +201,22 @@ def image_size(path: str) -> tuple[int, int]:
     return header.cols, header.rows
 
 
-def samples_from_annotations(images: Iterable[AnnotatedImage], tasks: Sequence[str] = TASKS,
+def region_task_names() -> tuple[str, ...]:
+    """The region tasks of the task registry (:mod:`medmm.tasks`), in declaration order."""
+    return registry.names("region")
+
+
+def samples_from_annotations(images: Iterable[AnnotatedImage], tasks: Sequence[str] | None = None,
                              split: str | None = None, window: str = "file",
                              describe: Callable[[AnnotatedImage, LabeledRegion], str | None] | None = None,
                              problems: list[str] | None = None) -> list[Sample]:
     """Samples of ``tasks`` from annotated images (one per object for Region→Text and Text→Region, one
     per image for a grounded report). An image without a size has it read from its file header; an
     image that cannot be used is skipped and named in ``problems`` (or raises when ``problems`` is None)."""
-    bad = [t for t in tasks if t not in TASKS]
+    tasks = region_task_names() if tasks is None else tasks
+    bad = [t for t in tasks if t not in region_task_names()]
     if bad:
-        raise InputError(f"unknown region task(s) {bad}: use {', '.join(TASKS)}")
+        raise InputError(f"unknown region task(s) {bad}: use {', '.join(region_task_names())}")
     out: list[Sample] = []
     for a in images:
         if not a.regions:
@@ -311,7 +319,7 @@ def pretty_organ(name: str) -> str:
 
 
 def synthetic_samples(manifest: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-                      organ_labels: Mapping[str, int], tasks: Sequence[str] = TASKS,
+                      organ_labels: Mapping[str, int], tasks: Sequence[str] | None = None,
                       options: LabelMapOptions = LabelMapOptions(), windows: Mapping[str, str] | None = None,
                       include_findings: bool = True, modalities: Sequence[str] | None = None,
                       split: str | None = None) -> list[Sample]:
@@ -491,6 +499,25 @@ def with_split(samples: Iterable[Sample], spec: SplitSpec) -> list[Sample]:
     return [replace(s, split=spec.assign(s.study_id or s.id)) for s in samples]
 
 
-__all__ = ["TASKS", "Sample", "Conversation", "conversation", "samples_from_annotations", "synthetic_samples",
+# ------------------------------------------------------------------ the region tasks in the task registry
+
+def _register() -> tuple[str, ...]:
+    from medmm.regions import answers
+
+    for name, title, parser, scorer in (
+            ("region_to_text", "Region→Text: name what is in the boxed region", answers.answer_text,
+             answers.score_region_to_text),
+            ("text_to_region", "Text→Region: every box of the named object", answers.predicted_boxes,
+             answers.score_text_to_region),
+            ("grounded_report", "Grounded report: locate each named region, then describe it", answers.report_boxes,
+             answers.score_grounded_report)):
+        registry.register(registry.TaskSpec(name, "region", title, reader=read_jsonl, prompt=conversation,
+                                            parser=parser, scorer=scorer))
+    return region_task_names()
+
+
+TASKS = _register()
+
+__all__ = ["TASKS", "region_task_names", "Sample", "Conversation", "conversation", "samples_from_annotations", "synthetic_samples",
            "write_jsonl", "read_jsonl", "export_sharegpt", "export_internvl", "load_image", "render_plane",
            "model_boxes", "pretty_organ", "SplitSpec", "with_split", "image_size"]
