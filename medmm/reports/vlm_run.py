@@ -81,9 +81,10 @@ class VLMChecker:
             self._fp = str(self.model.fingerprint())
         return self._fp
 
-    def _vlm_flag(self, text: str, j: Any, p: float, images: list[Any]) -> list[Flag]:
+    def _vlm_flag(self, text: str, j: Any, p: float, images: list[Any], study_images: Any = None) -> list[Flag]:
         from medmm.reports.sections import split_sections
         from medmm.reports.vlm_checker import explain
+        from medmm.reports.vlm_region import flag_region, model_label
 
         if p < 0.5 or not j.type:
             return []
@@ -100,7 +101,10 @@ class VLMChecker:
         why = (f"the VLM ({self.fingerprint()[:12]}) reads the image as contradicting this sentence "
                f"(p={p:.2f}, SIMPLE margin {j.margin:+.2f}; the sentence whose removal lowers the margin most) "
                f"and names the type {j.type}; evidence: the image")
-        return [Flag(j.type, start, end, text[start:end], why, round(p, 3), "image", "vlm")]
+        # H18b (issue 18 item 6): the flag names its model and, when explained, the region its COMPLEX answer gives
+        region = flag_region(self.model, text, images, self.config, study_images) if self.explain else None
+        return [Flag(j.type, start, end, text[start:end], why, round(p, 3), "image", "vlm",
+                     model=model_label(self.model), region=region)]
 
     def judge(self, text: str, images: Sequence[Any] | None) -> tuple[Any, list[Any]]:
         from medmm.reports.vlm_checker import judge
@@ -122,7 +126,7 @@ class VLMChecker:
             notes.append(f"VLM checker failed ({type(exc).__name__}: {exc}); rules only")
             return CheckResult(rules.has_error, rules.score, rules.flags, self.kind, notes)
         if self.kind == "vlm":
-            flags = self._vlm_flag(text, j, j.probability, imgs)
+            flags = self._vlm_flag(text, j, j.probability, imgs, images)
             return CheckResult(j.probability >= self.threshold - 1e-9, j.probability, flags, "vlm", notes)
         if self.stacker is not None:
             top = max((f.confidence for f in rules.flags), default=0.0)
@@ -130,6 +134,6 @@ class VLMChecker:
         else:
             score = combine([rules.score, self.config.ensemble_weight * j.probability])
         has_error = score >= self.threshold - 1e-9
-        vlm_flags = self._vlm_flag(text, j, j.probability, imgs) if has_error else []
+        vlm_flags = self._vlm_flag(text, j, j.probability, imgs, images) if has_error else []
         flags = sorted((rules.flags if has_error else []) + vlm_flags, key=lambda f: (f.start, f.type))
         return CheckResult(has_error, score, flags, "ensemble", notes)
