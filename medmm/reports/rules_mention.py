@@ -26,18 +26,17 @@ from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import language_pack
 from medmm.reports.registry import FlagSpec, declare
 
+_RP: dict[str, str] = language_pack()["rule_patterns"]  # the rules' phrases: data (language-en.yaml)
+
 _F = "FINDINGS: {}\n\nIMPRESSION: {}"
 _BODY = ("findings", "impression")
 
 # "new" said of the sentence's subject (a predicate), not "no new", "new onset", "new since the prior"
-_NEW_PREDICATE = re.compile(r"\b(?:is|are|was|were|appears?|and|but)\s+(?:also\s+|now\s+)?new\b(?!\s+(?:since|from|"
-                            r"compared|when|relative|onset|symptoms?))|,\s*new\s*[.;]?\s*$", re.I)
+_NEW_PREDICATE = re.compile(_RP["new_predicate"], re.I)
 # what _NEW_PREDICATE needs somewhere in the (lower-cased) text
-_NEW_PREDICATE_ANYWHERE = re.compile(r"\b(?:is|are|was|were|appears?|and|but)\s+(?:also\s+|now\s+)?new\b|,\s*new\b")
-_OLD = re.compile(r"\b(?:again\s+(?:seen|noted|demonstrated|identified)|redemonstrated|persistent(?:ly)?|unchanged|"
-                  r"stable|chronic|old|healed|remote|degenerative|calcified|longstanding|normal|unremarkable|"
-                  r"within\s+normal\s+limits)\b", re.I)
-_NO_NEW = re.compile(r"\b(?:no|without|not)\s+(?:\w+\s+){0,2}new\b", re.I)
+_NEW_PREDICATE_ANYWHERE = re.compile(_RP["new_predicate_anywhere"])
+_OLD = re.compile(_RP["old"], re.I)
+_NO_NEW = re.compile(_RP["no_new"], re.I)
 
 
 @per_sentence
@@ -72,21 +71,11 @@ def rule_interval_clash(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 # the whole sentence says the study did not change (not "no change in the effusion", "stable appearance of a hernia")
-_NO_CHANGE = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:no\s+(?:significant\s+|appreciable\s+|radiographic\s+|acute\s+)?(?:interval\s+)?"
-                        r"changes?|(?:unchanged|stable)(?:\s+(?:appearance\s+of\s+the\s+chest|chest|exam(?:ination)?|"
-                        r"study|radiographs?|appearance|findings))?|(?:the\s+)?(?:chest|exam(?:ination)?|study|findings)"
-                        r"\s+(?:is|are)\s+(?:unchanged|stable))(?:\s+(?:since|from|compared\s+(?:to|with)|in\s+"
-                        r"comparison\s+(?:to|with)|relative\s+to)\s+[^.;]{0,40})?\s*[.;]?\s*$", re.I)
+_NO_CHANGE = re.compile(_RP["no_change"], re.I)
 # every no-change statement holds one of these (lower-cased text); the sentence around each is then read whole
-_NO_CHANGE_CUE = re.compile(r"(?=[nus])(?:no\s+(?:\w+\s+)?(?:interval\s+)?changes?\b|unchanged\b|stable\b)")
-_CHANGE = re.compile(r"\b(?:new(?:ly)?|increased|increasing|decreased|decreasing|enlarging|worsen(?:ed|ing)|"
-                     r"improv(?:ed|ing)|progress(?:ed|ive|ion)|smaller|larger|interval\s+(?:development|increase|"
-                     r"decrease|improvement|worsening|enlargement|resolution))\b", re.I)
-_NOT_A_CHANGE = re.compile(r"\b(?:no|without|not|nor)\s+(?:\w+\s+){0,3}?(?:new|increase|increased|decrease|change)|"
-                           r"\b(?:increased|decreased)\s+(?:lung\s+volumes?|(?:interstitial\s+|lung\s+|pulmonary\s+|"
-                           r"bronchovascular\s+)?markings?|density|opacity|lucency|attenuation|ap\s+diameter|"
-                           r"(?:anteroposterior|ap)\s+diameter|kyphosis)|\bcompared\s+(?:with|to)\s+(?:the\s+)?"
-                           r"(?:left|right|contralateral)|\bnew\s+(?:onset|symptoms?)|\bsince\b|\bfrom\b|\bthan\b", re.I)
+_NO_CHANGE_CUE = re.compile(_RP["no_change_cue"])
+_CHANGE = re.compile(_RP["change"], re.I)
+_NOT_A_CHANGE = re.compile(_RP["not_a_change"], re.I)
 
 
 def _start(sentence: Any) -> int:
@@ -172,9 +161,7 @@ def rule_severity_size(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 # a whole sentence that states an unnamed acute abnormality: the normal statement with its "No" dropped
-_ACUTE_UNNAMED = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:(?:evidence\s+of|findings\s+of|there\s+is|there\s+are)\s+)?(?:an?\s+)?"
-                            r"acute\s+(?:[a-z]+\s+){0,2}?(?:abnormalit(?:y|ies)|process(?:es)?|disease|findings?|"
-                            r"pathology)(?:\s+(?:is|are)\s+(?:seen|identified|noted|present))?\W*$", re.I)
+_ACUTE_UNNAMED = re.compile(_RP["acute_unnamed"], re.I)
 
 
 _DN = language_pack()["dropped_negation"]

@@ -17,7 +17,10 @@ from typing import Any
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import Analysis, Mention, per_sentence
 from medmm.reports.flags import Flag, make_flag
+from medmm.reports.language_pack import language_pack
 from medmm.reports.registry import FlagSpec, declare
+
+_RP: dict[str, str] = language_pack()["rule_patterns"]  # the rules' phrases: data (language-en.yaml)
 
 _CONFLICTING_INTERVALS = {frozenset(p) for p in (("new", "same"), ("new", "less"), ("new", "gone"), ("more", "less"),
                                                  ("gone", "same"), ("gone", "more"), ("same", "more"), ("same", "less"),
@@ -25,16 +28,8 @@ _CONFLICTING_INTERVALS = {frozenset(p) for p in (("new", "same"), ("new", "less"
 _NATURE_HEDGES = ("versus", "vs", "vs.")
 _RESOLVED = ("resolution of", "clearing of", "resolved", "has resolved", "have resolved")
 # an impression statement that the study shows nothing acute (matched per impression sentence)
-_NO_ACUTE = re.compile(r"(?:^\W*|\botherwise,?\s+|,?\s*\bwith\s+)(?:(?:no|without)\s+(?:evidence\s+of\s+)?(?:acute|active)\b(?:\s+or\s+active)?\s+(?:[\w,-]+\s+){0,5}?"
-                       r"(?:abnormalit(?:y|ies)|process(?:es)?|disease|findings?|pathology|changes?)|normal\s+"
-                       r"(?:chest|study|exam|examination|radiographs?)|negative\s+(?:chest|study|exam|examination))\b",
-                       re.I)
-_NORMAL = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:normal\s+(?:chest|study|exam|examination|radiographs?|ct|mri|"
-                     r"(?:two|2|frontal|pa)\b.*?(?:chest|views?))|no\s+(?:radiographic\s+|significant\s+)?"
-                     r"abnormalit(?:y|ies)|unremarkable\s+(?:chest|study|exam|examination)|no\s+acute\s+"
-                     r"(?:cardiopulmonary|pulmonary|intrathoracic|chest)?\s*(?:abnormalit(?:y|ies)|process|disease|"
-                     r"findings?))(?:\s+(?:is|are)\s+(?:seen|identified|noted|present|demonstrated))?"
-                     r"(?:\s+(?:is|are|was|were))?(?:\s+(?:identified|seen|noted))?\W*$", re.I)
+_NO_ACUTE = re.compile(_RP["no_acute"], re.I)
+_NORMAL = re.compile(_RP["normal"], re.I)
 _SIDED_NOUN = re.compile(r"\b(left|right)\s+(?:[a-z]+\s+){0,2}?(" + "|".join(
     ("hemidiaphragm", "clavicle", "clavicular", "ribs?", "shoulder", "humerus", "humeral", "scapula", "breast",
      "kidney", "adrenal", "chest\\s+wall", "mainstem\\s+bronchus", "internal\\s+jugular", "subclavian", "axilla",
@@ -139,8 +134,7 @@ def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
     return flags + _predominance_swap(a)
 
 
-_PREDOMINANCE = re.compile(r"\b(left|right)\s+(?:side\s+)?(?:greater|more|worse|larger)\s+than\s+(?:the\s+)?(left|right)\b",
-                           re.I)
+_PREDOMINANCE = re.compile(_RP["predominance"], re.I)
 
 
 def _predominance_swap(a: Analysis) -> list[Flag]:

@@ -20,20 +20,19 @@ from medmm.reports.language_pack import language_pack
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.registry import FlagSpec, declare
 
+_RP: dict[str, str] = language_pack()["rule_patterns"]  # the rules' phrases: data (language-en.yaml)
+
 _DIMS = re.compile(r"\b(\d+(?:\.\d+)?)(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*"
                    r"(mm|cm|millimet(?:er|re)s?|centimet(?:er|re)s?)\b", re.I)
 _STRUCTURES = [(re.compile(r"\b(?:" + pat + r")\b", re.I), lo, hi) for pat, (lo, hi) in lx.STRUCTURE_SIZE_MM.items()]
 _ANY_STRUCTURE = re.compile(r"\b(?:" + "|".join(lx.STRUCTURE_SIZE_MM) + r")\b", re.I)  # one test before the 13
-_DISTANCE = re.compile(r"^\s*(?:above|below|from|proximal|distal|beyond|superior|inferior|lateral|medial|deep|"
-                       r"anterior|posterior|in\s+(?:length|thickness|depth)|thick|long|of\s+(?:the|displacement)|"
-                       r"apart|away|increase|decrease|larger|smaller|interval|change)\b", re.I)
+_DISTANCE = re.compile(_RP["distance"], re.I)
 _DIGIT = re.compile(r"\d")
 _UNITS = ("mm", "cm", "millimet", "centimet")  # a _DIMS match holds one of these (in ASCII text, lower-cased)
-_TINY = re.compile(r"\b(?:tiny|trace|minimal|punctate|small)\b", re.I)
+_TINY = re.compile(_RP["tiny"], re.I)
 
 
-_LOCATING = re.compile(r"\b(?:over|in|of|at|near|adjacent|within|to|from|along|above|below|behind|into|abutting|"
-                       r"overlying|posterior|anterior)\b(?:\s+\S+){0,2}\s*$", re.I)
+_LOCATING = re.compile(_RP["locating"], re.I)
 
 
 def _structure_near(text: str, start: int, end: int, lo: int, hi: int) -> tuple[str, float, float] | None:
@@ -57,7 +56,7 @@ def _structure_near(text: str, start: int, end: int, lo: int, hi: int) -> tuple[
     return None
 
 
-_ANAPHOR = re.compile(r"(?:the\s+largest|the\s+smallest|it|this|these|they|the\s+(?:dominant|biggest)\b)", re.I)
+_ANAPHOR = re.compile(_RP["anaphor"], re.I)
 
 
 def _structure_in(text: str) -> tuple[str, float, float] | None:
@@ -105,7 +104,7 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-_NO_SUCH_LOBE = re.compile(r"\b(left)\s+middle\s+lobe\b|\b(right)\s+(?:lingula|lingular)\b", re.I)
+_NO_SUCH_LOBE = re.compile(_RP["no_such_lobe"], re.I)
 
 
 @declare(FlagSpec(id='nonexistent_lobe', type='laterality', family='single', reads=('any',), explains='the {side} lung has no {lobe}: it is on the other side', example='FINDINGS: Opacity in the left middle lobe.\n\nIMPRESSION: Pneumonia.', clean='FINDINGS: Opacity in the right middle lobe.\n\nIMPRESSION: Pneumonia.'))
@@ -128,23 +127,11 @@ _INTERVAL_CUES = frozenset("""newly unchanged stable persistent persistently aga
 improved improving worsened worsening resolved resolving interval intervally increased decreased enlarged smaller
 larger better worse""".split()) | frozenset(language_pack()["change_openers"])  # every interval claim has one of these words (or "new", checked apart)
 _WEAK_CLAIM = ("stable", "persistent", "persistently")  # also used of a normal structure ("the mediastinum is stable")
-_INTERVAL_CLAIM = re.compile(
-    r"\b(?:new(?:ly)?|unchanged|stable|persistent(?:ly)?|again\s+(?:seen|noted|demonstrated|identified|visualized)|"
-    r"redemonstrated|re-demonstrated|previously|since\s+the\s+(?:prior|previous|last)|improved|improving|worsened|"
-    r"worsening|resolved|resolving|interval(?:ly)?\s+(?:increase|decrease|development|improvement|worsening|change|"
-    r"resolution|enlargement)|(?:increased|decreased|enlarged|smaller|larger)\s+(?:in\s+size|since|from|when)|"
-    r"(?<=,\s)(?:(?:slightly|mildly|minimally|markedly|somewhat)\s+)?(?:increased|decreased|improved|worse|better)"
-    r"(?=\s*(?:[.;]|$)))\b", re.I)
+_INTERVAL_CLAIM = re.compile(_RP["interval_claim"], re.I)
 # a prior named specifically in the sentence (a date, an outside or other-modality study): the sentence then
 # brings its own comparison, whatever COMPARISON says
-_PRIOR_IN_SENTENCE = re.compile(r"\b(?:(?:from|since|than|to|on|dated)\s+(?:\d{1,4}[/.-]\d{1,2}|XXXX)|outside|"
-                                r"\d{1,2}/\d{1,2}/\d{2,4}|(?:CT|MRI?|radiograph|film|study|exam)\s+(?:of|from|dated)\s+\S|"
-                                r"(?:prior|previous|old|recent|earlier)\s+(?:\w+\s+)?(?:CT|MRI?|ultrasound|"
-                                r"radiographs?|films?|stud(?:y|ies)|exams?|examinations?|images?|scans?)|comparison\s+(?:with|to))",
-                                re.I)
-_NOT_A_CLAIM = re.compile(r"\b(?:hemodynamically\s+stable|stable\s+(?:condition|patient)|no\s+new\b|"
-                          r"new\s+(?:onset|symptoms?|complaints?|diagnosis)|unchanged\s+in\s+(?:position|appearance)"
-                          r"\s+from\s+the\s+(?:lateral|frontal))", re.I)
+_PRIOR_IN_SENTENCE = re.compile(_RP["prior_in_sentence"], re.I)
+_NOT_A_CLAIM = re.compile(_RP["not_a_claim"], re.I)
 
 
 # a sentence opening with a change said of a finding ("Increased right pleural effusion."): a claim about a prior;
@@ -217,7 +204,7 @@ def _other_study(sentence: str) -> bool:
     return any(c in low for c in lx.OTHER_STUDY_CUES)
 
 
-_PRIOR_WORDS = re.compile(r"\b(?:prior|previous|compar\w*|outside)\b", re.I)
+_PRIOR_WORDS = re.compile(_RP["prior_words"], re.I)
 
 
 def _this_study(a: Analysis) -> list:
@@ -227,9 +214,7 @@ def _this_study(a: Analysis) -> list:
             and not (_PRIOR_WORDS.search(s.text) if s.section == "technique" else _other_study(s.text))]
 
 
-_OTHER_EXAM = re.compile(r"\b(?:on|see|from|per|by|with|in|since|than|recent|old|outside|another|dedicated|further|prior|"
-                         r"previous|XXXX)\b(?:\s+\S+){0,3}\s*$",
-                         re.I)
+_OTHER_EXAM = re.compile(_RP["other_exam"], re.I)
 
 
 @declare(FlagSpec(id='header_modality', type='metadata', family='header', reads=('header', 'technique', 'findings', 'impression'), explains='the report describes a {modality} study but the DICOM Modality is {header modality}', example='EXAMINATION: CT chest.\n\nFINDINGS: No effusion.\n\nIMPRESSION: Normal.', clean='EXAMINATION: Chest radiograph.\n\nFINDINGS: No effusion.\n\nIMPRESSION: Normal.', header=(('modality', 'DX'), ('body_part', 'CHEST'))))

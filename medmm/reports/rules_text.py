@@ -19,30 +19,19 @@ from typing import Any
 
 from medmm.reports.analysis import Analysis
 from medmm.reports.flags import Flag, make_flag
+from medmm.reports.language_pack import language_pack
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.language import ReportLM, english_words, known_words, packaged_lm, radiology_words, speller
 
-_HOMOPHONES = [
-    (re.compile(r"\bplural\s+(?:effusions?|spaces?|fluid|thickening|based|surfaces?|catheter|drain)\b", re.I),
-     "\"plural\" for \"pleural\""),
-    (re.compile(r"\bwrite(?:-sided)?\s+(?!(?:a|an|the|up|down|this|that|it|to|back|in|out|of)\b)[a-z]+", re.I),
-     "\"write\" for \"right\""),
-    (re.compile(r"\bknow\s+(?:evidence|acute|focal|pneumothorax|effusion|consolidation|fracture|significant)\b", re.I),
-     "\"know\" for \"no\""),
-    (re.compile(r"\btheir\s+(?:is|are)\b", re.I), "\"their\" for \"there\""),
-    (re.compile(r"\b(?:ilium|ileal)\s+(?:lobe|lung)\b", re.I), "a bone/bowel word in a lung context"),
-    (re.compile(r"\bdiscreet\s+(?:nodule|mass|lesion|opacity)", re.I), "\"discreet\" for \"discrete\""),
-    (re.compile(r"\bhart\b|\bheart\s+sighs?\b", re.I), "misheard \"heart size\""),
-    (re.compile(r"\bloose\s+of\b", re.I), "\"loose\" for \"loss\""),
-    (re.compile(r"\bcite\s+of\b|\bsight\s+of\s+(?:the\s+)?(?:fracture|injury|insertion)", re.I), "\"cite/sight\" for \"site\""),
-]
-_HOMOPHONE_CUES = (("plural",), ("write",), ("know",), ("their",), ("ilium", "ileal"), ("discreet",), ("hart", "sigh"),
-                   ("loose",), ("cite", "sight"))
+# sound-alike words in a context only the other word fits: data (the language pack's ``homophones``)
+_HOMOPHONE_DATA = language_pack()["homophones"]
+_HOMOPHONES = [(re.compile(e["pattern"], re.I), e["says"]) for e in _HOMOPHONE_DATA]
+_HOMOPHONE_CUES = tuple(tuple(e["cues"]) for e in _HOMOPHONE_DATA)
 _ANY_HOMOPHONE_CUE = tuple(c for cues in _HOMOPHONE_CUES for c in cues)
-# Each pattern above needs one of these as a whole word ("\bplural\s+", "\bhart\b", "heart\s+sighs?\b", ...): in
-# ASCII text, a report none of whose words of four letters or more is one of them holds no homophone error
-_HOMOPHONE_WORDS = frozenset({"plural", "write", "know", "their", "ilium", "ileal", "discreet", "hart", "sigh", "sighs",
-                              "loose", "cite", "sight"})
+# Each pattern needs one of its entry's ``words`` as a whole word: in ASCII text, a report none of whose words of four
+# letters or more is one of them holds no homophone error (None: an entry names a shorter word, so no such pre-test)
+_WORDS_OF = [w for e in _HOMOPHONE_DATA for w in e["words"]]
+_HOMOPHONE_WORDS = frozenset(_WORDS_OF) if all(len(w) >= 4 for w in _WORDS_OF) else None
 _WORD = re.compile(r"\b[A-Za-z][a-z]{3,}\b")
 _PREFIXES = ("bi", "mid", "peri", "para", "intra", "infra", "supra", "sub", "post", "pre", "hyper", "hypo", "retro",
              "trans", "non", "pseudo", "micro", "macro", "multi", "inter", "anti", "re", "un", "semi", "extra", "endo",
@@ -147,7 +136,7 @@ def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
 def rule_homophone(a: Analysis, header: Any = None) -> list[Flag]:
     """Sound-alike words in a context where only the other word fits ("plural effusion")."""
     flags: list[Flag] = []
-    if a.text.isascii() and a.lower_words()[1].isdisjoint(_HOMOPHONE_WORDS):
+    if _HOMOPHONE_WORDS is not None and a.text.isascii() and a.lower_words()[1].isdisjoint(_HOMOPHONE_WORDS):
         return flags  # the common case: one set test
     low = a.lower_text()
     if not any(map(low.__contains__, _ANY_HOMOPHONE_CUE)):

@@ -3,7 +3,7 @@
 Read with ``ast`` (not by importing): ``medmm/reports/inject.py`` may import the public
 vocabulary (``lexicon``), the sentence splitter (``sections``), the taxonomy and third-party
 libraries — never a checker module, and never a private name of any medmm module. The lexicon
-itself is plain data (it imports nothing from medmm), so it cannot smuggle the checker in.
+itself is plain data (read from YAML through medmm.config), so it cannot smuggle the checker in.
 """
 
 from __future__ import annotations
@@ -76,8 +76,12 @@ def test_the_check_itself_catches_what_it_forbids(source, expected):
 
 
 def test_lexicon_is_plain_data():
+    """The lexicon reads its words from data (lexicon-en.yaml through the language pack's loader, which reads
+    through medmm.config) and imports nothing else of medmm: it cannot smuggle the checker in."""
     tree = ast.parse((PKG / "lexicon.py").read_text(encoding="utf-8"))
-    assert [m for m, _, _ in _imports(tree) if m.startswith("medmm")] == []
+    assert [m for m, _, _ in _imports(tree) if m.startswith("medmm")] == ["medmm.reports.language_pack"]
+    loader = ast.parse((PKG / "language_pack.py").read_text(encoding="utf-8"))
+    assert {m for m, _, _ in _imports(loader) if m.startswith("medmm")} == {"medmm.config"}
 
 
 def test_importing_the_injector_loads_no_checker_module():
