@@ -1,7 +1,8 @@
 """``load(spec, **options)``: one entry point for every backend.
 
 Specs: ``hf:PATH`` (options: adapter, dtype, device, trust_remote_code, allow_pickle,
-batch_size), ``tiny:FAMILY`` or ``tiny:CONFIG.yaml`` (option: seed), ``http:URL`` or a plain
+batch_size), ``llm:PATH`` (a language model alone, on text: a local text-only checkpoint or a VLM
+checkpoint's own language model, :mod:`medmm.models.textlm`; the hf options but adapter), ``tiny:FAMILY`` or ``tiny:CONFIG.yaml`` (option: seed), ``http:URL`` or a plain
 ``http(s)://`` URL (options: model, api_key, timeout, retries, backoff, concurrency,
 top_logprobs), or a YAML file with ``backend: hf|tiny|http`` and those options as keys
 (``path`` / ``url`` for hf / http): a user's path or a packaged name (``models/tiny-llava.yaml``,
@@ -33,6 +34,13 @@ def _hf(path: str, **options: Any) -> VLM:
     return HFVLM.from_folder(path, **options)
 
 
+def _llm(path: str, **options: Any) -> VLM:
+    from medmm.models.textlm import TextLM
+
+    _check(TextLM.from_folder, options, "llm models")
+    return TextLM.from_folder(path, **options)
+
+
 def _tiny(spec: str, **options: Any) -> VLM:
     from medmm.models.tiny import build_tiny
 
@@ -54,12 +62,12 @@ def load(spec: str, **options: Any) -> VLM:
         return _from_yaml(spec, options)
     if spec.startswith(("http://", "https://")):
         return _http(spec, **options)
-    for prefix, fn in (("hf:", _hf), ("tiny:", _tiny), ("http:", _http)):
+    for prefix, fn in (("hf:", _hf), ("llm:", _llm), ("tiny:", _tiny), ("http:", _http)):
         if spec.startswith(prefix):
             return fn(spec[len(prefix):], **options)
     if os.path.isdir(spec):
         return _hf(spec, **options)
-    raise InputError(f"model spec {spec!r}: use hf:PATH, tiny:llava|qwen2-vl, http:URL or a YAML file")
+    raise InputError(f"model spec {spec!r}: use hf:PATH, llm:PATH, tiny:llava|qwen2-vl, http:URL or a YAML file")
 
 
 def _from_yaml(name: str, options: dict[str, Any]) -> VLM:

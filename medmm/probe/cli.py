@@ -182,8 +182,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--mode", choices=MODES, default="mc", metavar="MODE", help="answering mode: %(choices)s")
     p.add_argument("--judge", default=None, help="judge model for --mode judge")
     p.add_argument("--llm", default=None, metavar="SPEC",
-                   help="a local model run on the text alone (the VLM's language model): adds the none and llm "
-                        "variants and MMStar's multimodal leakage ML = max(0, score without image - LLM score)")
+                   help="the language model alone, on text: llm:PATH (a local text-only checkpoint, e.g. the VLM's "
+                        "base LLM; or a VLM checkpoint's own language model). Adds the none and llm variants and "
+                        "MMStar's multimodal leakage ML = max(0, score without image - LLM score)")
     p.add_argument("--controls", default="", help="comma-separated: blind, text, region")
     p.add_argument("--parser", choices=PARSERS, default="robust", metavar="PARSER",
                    help="answer parser: %(choices)s (a task accepts robust and its reference's compat rule)")
