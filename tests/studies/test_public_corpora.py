@@ -226,3 +226,30 @@ def test_checker_data_synth_manifest_and_rows_through_medmm_studies(tmp_path):
     got = studies_from_rows(str(rows))
     assert [s["study_id"] for s in got] == [r["study_id"] for r in raw]  # the escaping row is left out
     assert all(s["patient_id"] == "P1" for s in got)
+
+
+@pytest.mark.slow  # ~20 s wall on a busy 2-core machine (9 s CPU)
+def test_paper_protocol_data_from_both_corpora_trains_with_checker_lora(tmp_path):
+    """The documented protocol end to end on the fixtures: checker-data --paper-protocol on a MIMIC-CXR and an
+    IU-Xray folder, then a few LoRA steps of configs/finetune/checker-lora.yaml (a tiny model in place of the
+    local checkpoint) on the MIMIC samples."""
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    _mimic(str(tmp_path / "mimic"), n_patients=10)
+    _iu(str(tmp_path / "iu"), n=12)
+    for corpus in ("mimic", "iu"):
+        assert main(["checker-data", "--input", str(tmp_path / corpus), "--out", str(tmp_path / f"data-{corpus}"),
+                     "--paper-protocol"]) == 0
+        assert _summary(str(tmp_path / f"data-{corpus}"))["config"]["paper_protocol"]
+    data = tmp_path / "data-mimic"
+    cmd = [sys.executable, "-m", "medmm.cli", "finetune", "--config", os.path.join(repo, "configs/finetune/checker-lora.yaml"),
+           "--set", "model.spec=tiny:llava", "--set", "model.options={}", "--set", f"data.train={data / 'train.jsonl'}",
+           "--set", f"data.eval={data / 'eval.jsonl'}", "--set", f"data.checker_calib={data / 'calib.jsonl'}",
+           "--set", "train.max_steps=2", "--set", "train.batch_size=2", "--set", "train.grad_accum=1",
+           "--set", "train.gradient_checkpointing=false", "--set", "eval.checker=false", "--set", "eval.every=0",
+           "--set", "checkpoint.every=0", "--set", "optim.warmup_steps=0", "--set", f"output_dir={tmp_path / 'run'}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "final_loss" in res.stdout
