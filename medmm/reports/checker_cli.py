@@ -64,9 +64,9 @@ def _cmd_checker_data(args: argparse.Namespace) -> int:
     out = os.path.abspath(args.out)
     for st in studies:  # image paths relative to the output folder (the samples files live there)
         st["images"] = [os.path.relpath(p if os.path.isabs(p) else os.path.join(src, p), out) for p in st["images"]]
-    weights = None
+    weights: dict[str, float] | None = None
     if args.error_models:
-        weights = {}
+        weights: dict[str, float] = {}
         for item in args.error_models.split(","):
             name, _, w = item.partition("=")
             weights[name.strip()] = float(w) if w else 1.0

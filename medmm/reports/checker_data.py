@@ -381,7 +381,7 @@ def samples_for_study(study: Mapping[str, Any], cfg: CheckerDataConfig, split: s
     rng = np.random.default_rng([cfg.seed, int(hashlib.sha256(sid.encode()).hexdigest()[:8], 16)])
     text = str(study["report"])
     images = tuple(study.get("images") or ())
-    base = dict(study_id=sid, images=images, patient_id=study.get("patient_id"), modality=study.get("modality"),
+    base: dict[str, Any] = dict(study_id=sid, images=images, patient_id=study.get("patient_id"), modality=study.get("modality"),
                 header=study.get("header"), split=split, source=source,
                 focus_slices=tuple(study.get("focus_slices") or ()))
     out: list[CheckerSample] = []
