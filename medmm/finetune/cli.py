@@ -134,7 +134,10 @@ def _cmd_region_tasks(args: argparse.Namespace) -> int:
         from medmm.synth.truth import ORGAN_LABELS
 
         organs = {k: v for k, v in ORGAN_LABELS.items() if k != "body"}
-        samples = synthetic_samples(args.input, os.path.dirname(os.path.abspath(args.out)), organs, tasks=tasks)
+        from medmm.studies import iter_manifest
+
+        samples = synthetic_samples(iter_manifest(args.input), os.path.dirname(os.path.abspath(args.out)), organs,
+                                    tasks=tasks)
     else:
         ann = read_annotations(args.format, args.input, images_root=os.path.abspath(args.images) if args.images else None)
         problems.extend(ann.problems)

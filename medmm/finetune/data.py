@@ -2,7 +2,8 @@
 
 With ``data.synth`` the recipe writes ``medmm synth`` studies for training (``seed``) and a
 disjoint held-out set (``eval_seed``: other patients, other images), builds region-task samples
-from their label maps (:func:`medmm.regions.tasks.synthetic_samples`) and writes them as medmm
+from their label maps (the manifest read as :mod:`medmm.studies` records, then
+:func:`medmm.regions.tasks.synthetic_samples`) and writes them as medmm
 JSONL under ``output_dir/data`` — the same files ``medmm grounding-eval --data`` reads.
 Generation is deterministic for a seed, so a resumed run regenerates the same data.
 """
@@ -17,6 +18,7 @@ from medmm.errors import InputError
 from medmm.finetune.config import FinetuneConfig, SynthSection
 from medmm.regions.labelmaps import LabelMapOptions
 from medmm.regions.tasks import Sample, read_jsonl, synthetic_samples, write_jsonl
+from medmm.studies import iter_manifest
 
 
 def _synth_set(cfg: SynthSection, out: str, n: int, seed: int, tasks: Sequence[str], split: str) -> list[Sample]:
@@ -28,7 +30,8 @@ def _synth_set(cfg: SynthSection, out: str, n: int, seed: int, tasks: Sequence[s
         synthesize(out, n, seed=seed, kinds=tuple(cfg.kinds), workers=1, config=SMALL if cfg.small else SynthConfig())
     organs = {o: ORGAN_LABELS[o] for o in cfg.organs}  # names checked with the config
     options = LabelMapOptions(min_pixels=cfg.min_pixels, max_slices=cfg.max_slices)
-    samples = synthetic_samples(manifest, out, organs, tasks=tasks, options=options, include_findings=cfg.findings)
+    samples = synthetic_samples(iter_manifest(manifest), out, organs, tasks=tasks, options=options,
+                                include_findings=cfg.findings)  # the one study record (medmm.studies)
     return [replace(s, split=split) for s in samples]
 
 
@@ -46,9 +49,7 @@ def prepare_data(cfg: FinetuneConfig, data_dir: str) -> tuple[str, str | None]:
             os.makedirs(folder, exist_ok=True)
             samples = _synth_set(s, folder, n, seed, tuple(t for t in cfg.data.tasks if t not in ("simple", "complex")) if name == "train" else
                                  ("text_to_region", "region_to_text"), name)
-            tmp = path + ".tmp"
-            write_jsonl(samples, tmp)
-            os.replace(tmp, path)
+            write_jsonl(samples, path)  # all or nothing (medmm.runs.write_atomic)
         paths.append(path)
     return paths[0], paths[1]
 

@@ -115,15 +115,16 @@ def read_collection(path: str | os.PathLike[str], images_out: str, vocab: Vocabu
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise InputError(f"{p}: no such file; give a synthetic manifest.jsonl or a CSV/JSONL of annotated images")
-    rows = list(_rows(p))
+    if p.lower().endswith(".jsonl"):  # a synthetic manifest is read by the one study reader (medmm.studies)
+        from medmm.studies import iter_manifest
+
+        studies = list(iter_manifest(p))
+        if studies and all(st.truth is not None and st.truth.attributes is not None and st.images for st in studies):
+            return [_from_study(st, images_out, vocab) for st in studies]
+    rows = list(_rows(p))  # a table of annotated images (CSV/JSONL: image, modality, body_part, findings)
     if not rows:
         raise InputError(f"{p}: no rows")
     base = os.path.dirname(os.path.abspath(p))
-    if "attributes" in rows[0] and "images" in rows[0]:  # a synthetic manifest: read as the one study record
-        from medmm.studies import study_from_record
-
-        return [_from_study(study_from_record(r, base, f"{p}:{i + 1}", source="synthetic"), images_out, vocab)
-                for i, r in enumerate(rows)]
     return [_from_row(r, i, base, images_out, vocab, p) for i, r in enumerate(rows)]
 
 

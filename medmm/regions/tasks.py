@@ -14,8 +14,8 @@ model-input :class:`~medmm.regions.frames.InputTransform` of the family being tr
 same samples train any family and are scored in acquisition pixels.
 
 Sources: :func:`samples_from_annotations` (the public readers, label maps) and
-:func:`synthetic_samples` (a ``medmm synth`` manifest: organs and findings from the label maps,
-each sampled slice rendered once to PNG). Exports: medmm JSONL (:func:`write_jsonl`),
+:func:`synthetic_samples` (the study records of a ``medmm synth`` manifest, read by :mod:`medmm.studies`:
+organs and findings from the label maps, each sampled slice rendered once to PNG). Exports: medmm JSONL (:func:`write_jsonl`),
 LLaMA-Factory ShareGPT (:func:`export_sharegpt`) and InternVL JSONL (:func:`export_internvl`).
 """
 
@@ -318,56 +318,60 @@ def pretty_organ(name: str) -> str:
     return name.replace("_", " ")
 
 
-def synthetic_samples(manifest: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+def synthetic_samples(studies: Iterable[Any], out_dir: str | os.PathLike[str],
                       organ_labels: Mapping[str, int], tasks: Sequence[str] | None = None,
                       options: LabelMapOptions = LabelMapOptions(), windows: Mapping[str, str] | None = None,
                       include_findings: bool = True, modalities: Sequence[str] | None = None,
                       split: str | None = None) -> list[Sample]:
-    """Samples from a ``medmm synth`` manifest: organs (``organ_labels``: name -> label value, e.g.
-    ``medmm.synth.truth.ORGAN_LABELS``) and findings (their manifest ``label``) from each image's label
-    map, one PNG per sampled slice written under ``out_dir/images`` (paths relative to ``out_dir``).
-    ``windows`` maps a modality to its window (default: three CT windows as RGB for CT, ``file`` else)."""
-    manifest = os.fspath(manifest)
-    if not os.path.isfile(manifest):
-        raise InputError(f"{manifest}: manifest not found (write one with `medmm synth`)")
-    root = os.path.dirname(os.path.abspath(manifest))
+    """Samples from synthetic studies: the :class:`medmm.studies.Study` records of a ``medmm synth`` manifest
+    (``medmm.studies.iter_manifest(path)``: the one study record; this layer sits below ``medmm.studies``, so
+    the caller reads the manifest and passes the records in). Organs (``organ_labels``: name -> label value,
+    e.g. ``medmm.synth.truth.ORGAN_LABELS``) and findings (their truth ``label``) come from each image's
+    label map; one PNG per sampled slice is written under ``out_dir/images`` (paths relative to ``out_dir``).
+    ``windows`` maps a modality to its window (default: three CT windows as RGB for CT, ``file`` else).
+    A study the reader marked with a ``problem`` (a path outside the manifest's folder) is refused."""
+    if isinstance(studies, (str, os.PathLike)):
+        raise InputError(f"{os.fspath(studies)}: synthetic_samples takes study records; read the manifest with "
+                         "medmm.studies.iter_manifest(path)")
     os.makedirs(os.path.join(os.fspath(out_dir), "images"), exist_ok=True)
     windows = {"CT": "lung+mediastinum+bone", **(windows or {})}
     organ_names = {int(v): pretty_organ(k) for k, v in organ_labels.items()}
     samples: list[Sample] = []
-    with open(manifest, encoding="utf-8") as fh:
-        studies = [json.loads(line) for line in fh if line.strip()]
     for study in studies:
-        if modalities and study.get("modality") not in modalities:
+        if study.problem:
+            raise InputError(f"study {study.study_id}: {study.problem}")
+        modality = study.header.modality if study.header is not None else None
+        if modalities and modality not in modalities:
             continue
-        findings = {int(f["label"]): f for f in study.get("findings", [])} if include_findings else {}
-        names = {**organ_names, **{v: f["type"].replace("_", " ") for v, f in findings.items()}}
+        truth = study.truth.findings if (include_findings and study.truth is not None) else ()
+        findings = {int(f.label): f for f in truth if f.label is not None}
+        names = {**organ_names, **{v: f.type.replace("_", " ") for v, f in findings.items()}}
         seen_maps: set[str] = set()
-        for image_index, entry in enumerate(study.get("images", [])):
-            lm = entry.get("label_map")
+        for image_index, entry in enumerate(study.images):
+            lm = entry.label_map
             if not lm or lm in seen_maps:
                 continue  # the NIfTI copy of a series shares its label map and grid
             seen_maps.add(lm)
-            planes = label_map_regions(os.path.join(root, lm), names=names, options=options, image_id=study["study_id"],
-                                       image=image_index, image_path=os.path.join(root, entry["path"]), source="synth")
-            samples.extend(_study_samples(study, image_index, planes, findings, names, os.fspath(out_dir), tasks,
-                                          windows.get(study.get("modality"), "file"), split))
+            planes = label_map_regions(lm, names=names, options=options, image_id=study.study_id,
+                                       image=image_index, image_path=entry.path, source="synth")
+            samples.extend(_study_samples(study, modality, image_index, planes, findings, names, os.fspath(out_dir),
+                                          tasks, windows.get(modality or "", "file"), split))
     return samples
 
 
-def _study_samples(study: Mapping[str, Any], image_index: int, planes: list[AnnotatedImage],
-                   findings: Mapping[int, Mapping[str, Any]], names: Mapping[int, str], out_dir: str,
-                   tasks: Sequence[str], window: str, split: str | None) -> list[Sample]:
+def _study_samples(study: Any, modality: str | None, image_index: int, planes: list[AnnotatedImage],
+                   findings: Mapping[int, Any], names: Mapping[int, str], out_dir: str,
+                   tasks: Sequence[str] | None, window: str, split: str | None) -> list[Sample]:
     """The samples of one image of a synthetic study; each sampled plane rendered once to PNG (the
     series is loaded at most once)."""
     from PIL import Image
 
-    sid = study["study_id"]
+    sid = study.study_id
     label_value = {n: v for v, n in names.items()}
 
     def describe(img: AnnotatedImage, r: LabeledRegion) -> str | None:
         f = findings.get(label_value.get(r.label, -1))
-        return _finding_sentence(study.get("report", ""), f) if f else None
+        return _finding_sentence(study.report or "", {"type": f.type}) if f else None
 
     volume = None
     out = []
@@ -378,10 +382,10 @@ def _study_samples(study: Mapping[str, Any], image_index: int, planes: list[Anno
             if volume is None:
                 from medmm.imaging.io import load_volume
 
-                volume = load_volume(a.image_path)
+                volume = load_volume(a.image_path or "")
             Image.fromarray(render_plane(a.image_path or "", a.slice, window, volume)).save(target)
         # the PNG is the acquired plane: its pixels are the boxes' acquisition pixels
-        flat = replace(a, image_path=png, modality=study.get("modality"), split=split, image_id=sid)
+        flat = replace(a, image_path=png, modality=modality, split=split, image_id=sid)
         for s in samples_from_annotations([flat], tasks=tasks, window=window, describe=describe):
             out.append(replace(s, id=f"{sid}/{image_index}/{s.id.split('/', 1)[1]}", slice=None))
     return out
@@ -390,13 +394,13 @@ def _study_samples(study: Mapping[str, Any], image_index: int, planes: list[Anno
 # ------------------------------------------------------------------ files
 
 def write_jsonl(samples: Iterable[Sample], path: str | os.PathLike[str]) -> int:
-    """medmm JSONL: one :meth:`Sample.to_dict` per line. Returns the number written."""
-    n = 0
-    with open(path, "w", encoding="utf-8") as fh:
-        for s in samples:
-            fh.write(json.dumps(s.to_dict()) + "\n")
-            n += 1
-    return n
+    """medmm JSONL: one :meth:`Sample.to_dict` per line, written all or nothing (:func:`medmm.runs.write_atomic`).
+    Returns the number written."""
+    from medmm.runs import write_atomic
+
+    lines = [json.dumps(s.to_dict()) + "\n" for s in samples]
+    write_atomic(path, "".join(lines))
+    return len(lines)
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> tuple[list[Sample], list[str]]:

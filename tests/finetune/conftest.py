@@ -10,6 +10,7 @@ import pytest
 
 from medmm.regions.labelmaps import LabelMapOptions
 from medmm.regions.tasks import synthetic_samples, write_jsonl
+from medmm.studies import iter_manifest
 
 ORGANS = {"lung_right": 2, "lung_left": 3, "heart": 4, "liver": 5, "spine": 8}
 
@@ -18,7 +19,8 @@ def _samples(root, name, seed, n):
     out = root / name
     subprocess.run([sys.executable, "-m", "medmm.cli", "synth", "--out", str(out), "--n", str(n), "--seed", str(seed),
                     "--small", "--kinds", "ct", "--workers", "1"], check=True, capture_output=True)
-    samples = synthetic_samples(out / "manifest.jsonl", out, ORGANS, tasks=["text_to_region", "region_to_text"],
+    samples = synthetic_samples(iter_manifest(str(out / "manifest.jsonl")), out, ORGANS,
+                                tasks=["text_to_region", "region_to_text"],
                                 options=LabelMapOptions(max_slices=3, min_pixels=9))
     path = out / "samples.jsonl"
     write_jsonl(samples, path)

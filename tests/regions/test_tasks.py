@@ -16,6 +16,7 @@ from medmm.regions.codecs import get_codec
 from medmm.regions.frames import InputTransform
 from medmm.regions.labelmaps import LabelMapOptions
 from medmm.regions.readers import AnnotatedImage, LabeledRegion
+from medmm.studies import iter_manifest
 from medmm.regions.tasks import (Sample, SplitSpec, conversation, export_internvl, export_sharegpt, read_jsonl,
                                  samples_from_annotations, synthetic_samples, with_split, write_jsonl)
 
@@ -105,7 +106,10 @@ def test_synthetic_samples_match_the_label_maps(tmp_path):
     out = tmp_path / "synth"
     subprocess.run([sys.executable, "-m", "medmm.cli", "synth", "--out", str(out), "--n", "3", "--seed", "5", "--small",
                     "--kinds", "ct"], check=True, capture_output=True)
-    samples = synthetic_samples(out / "manifest.jsonl", tmp_path / "ds", {"lung_right": 2, "lung_left": 3, "heart": 4},
+    studies = list(iter_manifest(str(out / "manifest.jsonl")))  # the one study record (medmm.studies)
+    with pytest.raises(InputError, match="iter_manifest"):  # a manifest path is not read by hand here
+        synthetic_samples(out / "manifest.jsonl", tmp_path / "ds", {"heart": 4})
+    samples = synthetic_samples(studies, tmp_path / "ds", {"lung_right": 2, "lung_left": 3, "heart": 4},
                                 tasks=["text_to_region"], options=LabelMapOptions(max_slices=3))
     assert samples and all(s.task == "text_to_region" for s in samples)
     import nibabel as nib
