@@ -158,7 +158,10 @@ def test_check_json_schema_and_header(tmp_path, make_series):
     assert set(obj) == {"has_error", "score", "flags"} and obj["has_error"] is True
     for f in obj["flags"]:
         # "related": the other side of a conflict (spans), when the rule has one
-        assert set(f) - {"related"} == {"type", "start", "end", "text", "explanation", "confidence", "evidence"}
+        # "model" / "region": the VLM that raised a flag and its decoded box (issue 18): "" and null for rules
+        assert set(f) - {"related"} == {"type", "start", "end", "text", "explanation", "confidence", "evidence",
+                                        "model", "region"}
+        assert f["model"] == "" and f["region"] is None
         assert f["evidence"] in ("text", "header", "image")
     assert {f["type"] for f in obj["flags"]} == {"laterality", "metadata"}
     text = report.read_text()
