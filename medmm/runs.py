@@ -152,21 +152,24 @@ def json_clean(obj: Any) -> Any:
 
 
 def write_atomic(path: str | os.PathLike[str], data: str | bytes, mode: int | None = None) -> str:
-    """Write ``data`` to ``path`` all or nothing: a temporary file beside it (unique per process and thread), flushed
-    and fsynced, then renamed over the target, so a reader or a crash never sees half a file. ``mode`` sets the
-    permissions before the rename (e.g. 0o600 for files that may quote patient data). Returns the path."""
-    import threading
+    """Write ``data`` to ``path`` all or nothing: a temporary file beside it, flushed and fsynced, then renamed
+    over the target, so a reader or a crash never sees half a file. The temporary file is created exclusively
+    under a random name with mode 0600 (``tempfile.mkstemp``: a symlink planted beside the target is never
+    followed, and the bytes are never readable by others on the way); it gets ``mode`` before the rename (e.g.
+    0o600 for files that may quote patient data), or the permissions a new file would have (0o666 less the
+    umask). A symlink at ``path`` itself is replaced, never followed. Returns the path."""
+    import tempfile
 
     p = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
-    tmp = f"{p}.{os.getpid()}.{threading.get_ident()}.tmp"
+    folder = os.path.dirname(os.path.abspath(p))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(p)}.", suffix=".tmp", dir=folder)
     try:
-        with open(tmp, "wb") as fh:
+        with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):
@@ -174,15 +177,31 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, mode: int | No
     return p
 
 
-def write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 1, sort_keys: bool = False) -> str:
+def _umask() -> int:
+    """The process umask: from /proc on Linux (no side effect), else by setting it and setting it back
+    (Python has no getter; the set-and-restore is not atomic for other threads creating files meanwhile)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 1, sort_keys: bool = False,
+               mode: int | None = None) -> str:
     """:func:`write_atomic` of ``obj`` as JSON (NaN as null, UTF-8, a final newline)."""
     text = json.dumps(json_clean(obj), indent=indent, ensure_ascii=False, sort_keys=sort_keys) + "\n"
-    return write_atomic(path, text)
+    return write_atomic(path, text, mode)
 
 
-def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Any]) -> str:
+def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Any], mode: int | None = None) -> str:
     """:func:`write_atomic` of one JSON object per line (NaN as null)."""
-    return write_atomic(path, "".join(json.dumps(json_clean(r), ensure_ascii=False) + "\n" for r in rows))
+    return write_atomic(path, "".join(json.dumps(json_clean(r), ensure_ascii=False) + "\n" for r in rows), mode)
 
 
 def progress(total: int, desc: str, unit: str = "item", enabled: bool = True, initial: int = 0) -> Any:

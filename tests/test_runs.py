@@ -162,6 +162,29 @@ def test_write_atomic_all_or_nothing(tmp_path, monkeypatch):
     assert (tmp_path / "secret.txt").stat().st_mode & 0o777 == 0o600
 
 
+def test_write_atomic_never_follows_a_planted_link_and_keeps_the_umask(tmp_path):
+    """The temporary file is created exclusively (mkstemp, 0600): a symlink planted at the old predictable
+    temporary name or at the target is never written through; without ``mode`` the file gets 0o666 less the umask."""
+    import os as _os
+
+    from medmm.runs import write_atomic, write_json
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    target = tmp_path / "out.json"
+    for name in (f"out.json.{_os.getpid()}.tmp", "out.json.tmp", ".out.json.tmp"):
+        (tmp_path / name).symlink_to(victim)
+    target.symlink_to(victim)
+    write_json(target, {"a": 1}, mode=0o600)
+    assert victim.read_text() == "keep" and not target.is_symlink() and target.stat().st_mode & 0o777 == 0o600
+    old = _os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "plain.txt", "x")
+    finally:
+        _os.umask(old)
+    assert (tmp_path / "plain.txt").stat().st_mode & 0o777 == 0o640
+
+
 def test_parse_key_values_is_the_one_reader():
     from medmm.runs import parse_key_values
 

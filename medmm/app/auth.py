@@ -122,13 +122,9 @@ _USERS_LOCK = threading.Lock()
 
 
 def _write_users(path: str, users: dict[str, dict[str, Any]]) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        yaml.safe_dump({"users": users}, fh, sort_keys=True)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    from medmm.runs import write_atomic  # the one atomic writer: 0600 from creation, never through a planted link
+
+    write_atomic(path, yaml.safe_dump({"users": users}, sort_keys=True), mode=0o600)
 
 
 def add_user(path: str, name: str, role: str, password: str | None) -> None:

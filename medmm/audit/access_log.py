@@ -15,14 +15,14 @@ study key (never a path, a patient name or report text), the client address as t
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from medmm.errors import InputError
+from medmm.runs import write_atomic
 
 EVENTS = ("login", "login_failed", "login_throttled", "logout", "session_ended", "view", "export", "unlock",
           "decision")
@@ -116,21 +116,19 @@ def write(rows: list[dict[str, Any]], out: str) -> int:
     low = out.lower()
     if not low.endswith((".jsonl", ".csv")):
         raise InputError(f"{out}: export the access log to .jsonl or .csv")
-    # a random, exclusively created temporary name beside OUT (mkstemp: O_EXCL, 0600): a link planted at a
-    # predictable name in a shared folder never receives the log
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(out) + ".", suffix=".tmp", dir=os.path.dirname(os.path.abspath(out)))
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        if low.endswith(".jsonl"):
-            for r in rows:
-                fh.write(json.dumps({**r, "time": _utc(r["at"])}, sort_keys=True) + "\n")
-        else:
-            w = csv.writer(fh)
-            w.writerow(["time", "at", "user", "event", "study_key", "client", "detail", "source", "id"])
-            for r in rows:
-                w.writerow([_utc(r["at"]), f"{r['at']:.3f}", _cell(r["user"]), r["event"], r["study_key"] or "",
-                            r["client"] or "", _cell(json.dumps(r["detail"], sort_keys=True)), r["source"], r["id"]])
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, out)
+    # medmm.runs.write_atomic: a random, exclusively created temporary name beside OUT (mkstemp: O_EXCL, 0600),
+    # so a link planted at a predictable name in a shared folder never receives the log
+    fh = io.StringIO(newline="")
+    if low.endswith(".jsonl"):
+        for r in rows:
+            fh.write(json.dumps({**r, "time": _utc(r["at"])}, sort_keys=True) + "\n")
+    else:
+        w = csv.writer(fh)
+        w.writerow(["time", "at", "user", "event", "study_key", "client", "detail", "source", "id"])
+        for r in rows:
+            w.writerow([_utc(r["at"]), f"{r['at']:.3f}", _cell(r["user"]), r["event"], r["study_key"] or "",
+                        r["client"] or "", _cell(json.dumps(r["detail"], sort_keys=True)), r["source"], r["id"]])
+    write_atomic(out, fh.getvalue(), mode=0o600)
     return len(rows)
 
 

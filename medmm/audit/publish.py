@@ -13,7 +13,6 @@ changes nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -91,11 +90,9 @@ def publish_fhir(db: str, out: str, config_key: str | None = None) -> int:
     with Store(db) as store:
         results = store.results_to_publish(config_key)
     bundle = results_bundle(results)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    tmp = out + ".part"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(bundle, fh, indent=1, ensure_ascii=False)
-    os.replace(tmp, out)
+    from medmm.runs import write_json  # the one atomic writer; owner-only: the bundle quotes report sentences
+
+    write_json(out, bundle, indent=1, mode=0o600)
     return len(results)
 
 

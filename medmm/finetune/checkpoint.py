@@ -69,7 +69,9 @@ def save_checkpoint(root: str, step: int, trainable: dict[str, torch.Tensor],
                     optimizer: tuple[dict[str, torch.Tensor], list[dict[str, Any]]],
                     state: dict[str, Any], keep: int = 2) -> str:
     """Write the checkpoint of ``step`` atomically and keep only the newest ``keep``. ``trainable`` and
-    ``optimizer`` (:func:`optimizer_tensors`) are whole tensors (gathered first under FSDP)."""
+    ``optimizer`` (:func:`optimizer_tensors`) are whole tensors (gathered first under FSDP). The checkpoint is
+    a folder of several files, written in full beside its final name and renamed as one: the folder
+    counterpart of :func:`medmm.runs.write_atomic` (which writes one file)."""
     final = step_dir(root, step)
     tmp = final + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -23,6 +23,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from medmm.finetune.grounding import GroundingSettings, box_stats, evaluate, write_metrics
+from medmm.runs import write_json
 
 if TYPE_CHECKING:
     from medmm.finetune.recipe import FinetuneRecipe
@@ -90,8 +91,7 @@ def finish(recipe: "FinetuneRecipe", state: dict[str, Any] | None = None) -> dic
     stats = box_stats([s for s in recipe.train_samples if s.task == "text_to_region"]) \
         if any(s.task == "text_to_region" for s in recipe.train_samples) else None
     if stats:
-        with open(os.path.join(out, "train_stats.json"), "w", encoding="utf-8") as fh:
-            json.dump(stats, fh, indent=2)
+        write_json(os.path.join(out, "train_stats.json"), stats, indent=2)  # the one atomic writer
     records = recipe.read_log()
     curve = loss_curve(records, os.path.join(out, "loss_curve.png"))
     losses = [r["loss"] for r in records if "loss" in r]
@@ -117,6 +117,5 @@ def finish(recipe: "FinetuneRecipe", state: dict[str, Any] | None = None) -> dic
         info["grounding"] = write_metrics(metrics, os.path.join(out, "grounding.json"))
         info["metrics"] = {k: metrics[k] for k in ("n", "miou", "baseline_miou", "class_prior_miou", "parse_rate",
                                                    "acc@0.5")}
-    with open(os.path.join(out, "run.json"), "w", encoding="utf-8") as fh:
-        json.dump(info, fh, indent=2, default=str)
+    write_json(os.path.join(out, "run.json"), json.loads(json.dumps(info, default=str)), indent=2)
     return info

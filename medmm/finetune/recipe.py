@@ -421,9 +421,9 @@ class FinetuneRecipe:
     def _progress(self, start: int) -> Any:
         if not (self.cfg.train.progress and self.is_main):
             return None
-        from tqdm import tqdm
+        from medmm.runs import progress  # the one progress helper
 
-        return tqdm(total=self.cfg.train.max_steps, initial=start, desc="finetune", unit="step", dynamic_ncols=True)
+        return progress(self.cfg.train.max_steps, "finetune", "step", initial=start)
 
     # ------------------------------------------------------------------ logs
     @property
@@ -442,8 +442,9 @@ class FinetuneRecipe:
             return
         with open(self.log_path, encoding="utf-8") as fh:
             keep = [line for line in fh if json.loads(line).get("step", 0) <= step]
-        with open(self.log_path, "w", encoding="utf-8") as fh:
-            fh.writelines(keep)
+        from medmm.runs import write_atomic  # a crash mid-rewrite never loses the log
+
+        write_atomic(self.log_path, "".join(keep))
         self._log({"event": "resumed", "step": step})
 
     def read_log(self) -> list[dict[str, Any]]:

@@ -33,12 +33,9 @@ def handle(raw: bytes, spool: str) -> tuple[bool, str, str | None]:
         return False, msg.problem, None
     os.makedirs(spool, mode=0o700, exist_ok=True)  # reports are PHI: the audit user's only
     path = os.path.join(spool, _spool_name(msg.report_id, raw))
-    tmp = path + ".part"
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
-        fh.write(raw)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    from medmm.runs import write_atomic  # the one atomic writer: 0600 from creation, fsynced, renamed
+
+    write_atomic(path, raw, mode=0o600)
     return True, "accepted", path
 
 

@@ -79,12 +79,9 @@ class Stacker:
         return cls(**{**d, **{k: tuple(d[k]) for k in ("coef", "mean", "scale", "features")}})
 
     def save(self, path: str) -> str:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(self.to_dict(), fh, indent=2)
-        os.replace(tmp, path)
-        return path
+        from medmm.runs import write_json  # the one atomic writer
+
+        return write_json(path, self.to_dict(), indent=2)
 
     @classmethod
     def load(cls, path: str) -> "Stacker":
