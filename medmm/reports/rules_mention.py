@@ -183,6 +183,9 @@ def _denial_without_no(sentence: str) -> bool:
     """A list of acute findings joined by "or", with no denial and no hedge: a denial that lost its "No"."""
     if " or " not in sentence or len(sentence) > 300:
         return False
+    low = sentence.lower()
+    if low.lstrip(" \t-*").startswith("no ") or " no " in low or " not " in low or "without" in low:
+        return False  # the common case: a denial that kept its "No" (the blockers below would say so, slower)
     return _DENIAL_LIST.match(sentence) is not None and not _LIST_BLOCKERS.search(sentence)
 
 
@@ -202,10 +205,17 @@ def rule_dropped_negation(a: Analysis, header: Any = None) -> list[Flag]:
     the normal statement with "No" lost in dictation."""
     low = a.lower_text()
     flags = []
-    if " or " in low:  # a list of findings joined by "or" that denies nothing
-        flags += [make_flag("dropped_negation", a.text, s.start, s.end,
-                            f"\"{s.text.strip()}\" lists findings joined by \"or\" but denies none: a dropped \"No\"?")
-                  for s in a.sentences if s.section in _BODY and _denial_without_no(s.text)]
+    at = low.find(" or ")
+    seen = -1
+    while at >= 0:  # a list of findings joined by "or" that denies nothing: only the sentences holding " or " are read
+        i = bisect.bisect_right(a.sentences, at, key=_start) - 1
+        s = a.sentences[i] if i >= 0 else None
+        if i > seen and s is not None and at < s.end and s.section in _BODY and _denial_without_no(s.text):
+            flags.append(make_flag("dropped_negation", a.text, s.start, s.end,
+                                   f"\"{s.text.strip()}\" lists findings joined by \"or\" but denies none: a dropped "
+                                   "\"No\"?"))
+        seen = max(seen, i)
+        at = low.find(" or ", (s.end if s is not None and at < s.end else at + 4))
     n = low.count("acute")
     if not n or n == low.count("no acute") + low.count("without acute") + low.count("nonacute"):
         return flags  # the common case ("No acute ..."), decided by substring counts

@@ -94,6 +94,7 @@ def rule_side_phrase(a: Analysis, header: Any = None) -> list[Flag]:
 _ZONES: dict[str, str] = {k.lower(): v for k, v in _PACK["zones"].items()}
 _ZONE = re.compile(r"\b(" + _alternation(list(_ZONES)) + r")\b", re.I)
 _ZONE_EXCEPTION = re.compile(r"\b(?:" + _alternation(_PACK["zone_exceptions"]) + r")\b", re.I)
+_ZONE_WORDS = frozenset(_ZONES) if all(len(z) >= 4 and " " not in z for z in _ZONES) else frozenset()
 _LEVEL_LOBE = re.compile(r"\b(upper|lower)\s+lob(?:e|ar)\b", re.I)
 
 
@@ -121,7 +122,11 @@ def rule_lobe_zone(a: Analysis, header: Any = None) -> list[Flag]:
     """A lobe of one level (upper, lower) in a phrase that names a zone of the other (apex, base)."""
     flags: list[Flag] = []
     low = a.lower_text()
-    if " lob" not in low or not _ZONE.search(low):
+    if " lob" not in low:
+        return flags
+    if a.text.isascii() and _ZONE_WORDS and _ZONE_WORDS.isdisjoint(a.lower_words()[1]):
+        return flags  # no zone word among the report's words (all zone words are 4+ letters)
+    if not _ZONE.search(low):
         return flags
     for sent in a.sentences:
         if sent.section not in _BODY:
@@ -136,7 +141,10 @@ def rule_lobe_zone(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 _RANK = {w: r for w, r in lx.SEVERITY_RANK.items() if not w.endswith("ly")}  # adjectives (adverbs grade adjectives)
-_GRADE = re.compile(r"\b(" + _alternation(list(_RANK)) + r")\b", re.I)
+_FIRSTS = "".join(sorted({w[0].lower() for w in _RANK} | {w[0].upper() for w in _RANK}))
+_GRADE = re.compile(r"\b(?=[" + re.escape(_FIRSTS) + r"])(" + _alternation(list(_RANK)) + r")\b", re.I)  # lookahead: speed
+# the grade words a pre-test looks up in the report's set of words of four letters or more (shorter ones: no pre-test)
+_RANK_WORDS = frozenset(_RANK) if all(len(w) >= 4 for w in _RANK) else frozenset()
 _FINDING_NOUN = re.compile(r"\b(?:" + "|".join(p for _, pats in lx.FINDINGS.values() for p in pats) + r")\b", re.I)
 _RANGE = re.compile(r"^\s*(?:-|to|or|and|/|versus|vs\.?)\s*$|^\s*$(?!x)", re.I)
 
@@ -162,8 +170,12 @@ def _grade_clash(sentence: str) -> tuple[int, int, int, int, str, str] | None:
 def rule_severity_clash(a: Analysis, header: Any = None) -> list[Flag]:
     """Two grades at least two steps apart on one finding (one of them left over from an edit)."""
     flags: list[Flag] = []
-    if len(_GRADE.findall(a.lower_text())) < 2:
-        return flags  # the common case: fewer than two grade words in the whole report
+    if a.text.isascii() and _RANK_WORDS:  # two grade words two steps apart must both be words of the report (all are 4+ letters)
+        ranks = [_RANK[w] for w in _RANK_WORDS.intersection(a.lower_words()[1])]
+        if not ranks or max(ranks) - min(ranks) < 2:
+            return flags  # the common case, decided on the report's set of words
+    elif len(_GRADE.findall(a.lower_text())) < 2:
+        return flags
     for sent in a.sentences:
         if sent.section not in _BODY:
             continue

@@ -140,6 +140,9 @@ _PACK = language_pack()
 _DESCRIPTIVE = "|".join(sorted(_PACK["change_descriptive"], key=len, reverse=True))
 _OPENER = re.compile(r"^\W*(?:\d+[.)]\s*)?(" + "|".join(sorted(_PACK["change_openers"], key=len, reverse=True))
                      + r")\s+(?!(?:" + _DESCRIPTIVE + r")\b)", re.I)
+# looked up among the report's words of four letters or more (None: a shorter opener, so no such pre-test)
+_OPENER_WORDS = frozenset(w.lower() for w in _PACK["change_openers"]) \
+    if all(len(w) >= 4 and w.isalpha() for w in _PACK["change_openers"]) else None
 _OPENER_DESCRIPTIVE = re.compile(r"(?:(?:[a-z]+\s+){0,2})(?:" + _DESCRIPTIVE + r")\b", re.I)
 _LESION = re.compile(r"\b(?:" + "|".join(p for k, (_, pats) in lx.FINDINGS.items() if k != "opacity" for p in pats)
                      + r")\b", re.I)
@@ -174,7 +177,7 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
     flags: list[Flag] = []
     low, words = a.lower_words()
     if (words.isdisjoint(_INTERVAL_CUES) and "new" not in low) or not (
-            _INTERVAL_CLAIM.search(a.text, comp.end) or any(_OPENER.search(s.text) for s in a.sentences)):
+            _INTERVAL_CLAIM.search(a.text, comp.end) or _OPENER_WORDS is None or not _OPENER_WORDS.isdisjoint(words) or not a.text.isascii()):
         return flags
     for sent in a.sentences:
         if sent.section not in ("findings", "impression"):
