@@ -508,8 +508,21 @@ def studies_from_corpus(path: str, kind: str, reports: str | None = None, metada
             if problems is not None:
                 problems.append(f"{study.study_id}: {study.problem}")
             continue
-        out.append(study_for_checker(study))
+        out.append(study_for_checker(_frontal_only(study)))
     return out
+
+
+def _frontal_only(study: Any) -> Any:
+    """A study without its named lateral views when it has a named frontal one: the checker's rule
+    (:mod:`medmm.reports.checker_views`), which it cannot apply itself to JPEG/PNG files (they carry no view)."""
+    from medmm.studies.public import FRONTAL_VIEWS
+
+    def frontal(view: str | None) -> bool:
+        return (view or "").upper() in FRONTAL_VIEWS
+
+    if not any(i.view and frontal(i.view) for i in study.images):
+        return study
+    return replace(study, images=tuple(i for i in study.images if not i.view or frontal(i.view)))
 
 
 # ------------------------------------------------------------------ files

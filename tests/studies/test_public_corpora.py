@@ -180,7 +180,7 @@ def test_checker_data_from_mimic_splits_by_patient(tmp_path, capsys):
     for s in samples:
         splits.setdefault(patient_of[s["study_id"]], set()).add(s["split"])
         assert all(os.path.isfile(os.path.join(out, p)) for p in s["images"])  # relative to the output folder
-        assert os.path.basename(s["images"][0]).startswith("a")  # the PA view first
+        assert [os.path.basename(p)[0] for p in s["images"]] == ["a"]  # the PA view; its lateral left out
     assert all(len(v) == 1 for v in splits.values())  # a patient's studies never in two splits
     assert len({next(iter(v)) for v in splits.values()}) >= 2
     simple = [s for s in samples if s["task"] == "simple"]
@@ -197,6 +197,7 @@ def test_checker_data_paper_protocol_from_iu_xray(tmp_path):
     assert summary["studies"] == 27 and summary["left_out"]["studies"] == 3  # empty report, missing image, escape
     samples = _samples(out)
     assert {s["task"] for s in samples} == {"simple", "complex"}
+    assert all(len(s["images"]) == 1 and "-1001" in s["images"][0] for s in samples)  # the frontal view only
     assert any(s["error"] and not s["error"]["text_detectable"] for s in samples)  # image-only error models too
     again = str(tmp_path / "again")
     assert main(["checker-data", "--input", root, "--out", again, "--paper-protocol", "--seed", "1",
