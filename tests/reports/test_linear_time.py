@@ -27,6 +27,12 @@ ADVERSARIAL = {
     "header-like": "Ab: " * 25000,
     "sides": "left effusion. " * 6600,
     "letters": "a" * 100000,
+    # the single-mention rules: sides and lobes, grades, zones, "or" lists, change openers in one long sentence
+    "side and lobe": "left base right lower lobe " * 4000,
+    "grades": "trace moderate small large " * 4000,
+    "zones": "apical lower lobe basilar upper lobe " * 3000,
+    "or lists": "focal consolidation, effusion or pneumothorax, " * 2200,
+    "openers": "COMPARISON: None. FINDINGS: Increased large effusion. " * 1900,
 }
 
 
