@@ -184,19 +184,18 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """``["train.max_steps=50", "optim.lr=1e-3"]`` applied to a config mapping (values read as YAML)."""
+    """``["train.max_steps=50", "optim.lr=1e-3"]`` applied to a config mapping: the values are read by the one
+    KEY=VALUE reader (:func:`medmm.runs.parse_key_values`: YAML scalars and flow collections, 1e-3 a float)."""
+    from medmm.errors import InputError
+    from medmm.runs import parse_key_values
+
+    try:
+        values = parse_key_values(overrides, "--set", "train.max_steps=50")
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     out = yaml.safe_load(yaml.safe_dump(data)) or {}
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: use section.key=value (e.g. train.max_steps=50)")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
-        if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
-            value = float(value)  # YAML 1.1 reads 1e-3 as a string
-        _set(out, key.strip(), value)
+    for key, value in values.items():
+        _set(out, key, value)
     return out
 
 
