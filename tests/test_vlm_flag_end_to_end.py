@@ -140,3 +140,24 @@ def test_a_stored_conflict_flag_highlights_both_spans(tmp_path):
     assert [(r["start"], r["end"]) for r in stored["related"]] == [(r.start, r.end) for r in f.related]
     html = highlight(study["report"], study["flags"])
     assert html.count(f'data-flag="{stored["id"]}"') >= 2 and "flag-related" in html  # both sides marked
+
+
+def test_check_cli_hands_the_image_to_the_vlm_and_prints_its_model(cxr, tmp_path, monkeypatch, capsys):
+    from medmm.cli import main
+    from medmm.reports import vlm_run
+
+    seen = []
+    real = vlm_run.images_for
+
+    def recording(images, *args, **kwargs):  # noqa: ANN001, ANN202 - vlm_run.images_for's own signature
+        seen.append(list(images or []))
+        return real(images, *args, **kwargs)
+
+    monkeypatch.setattr(vlm_run, "images_for", recording)
+    report = tmp_path / "r.txt"
+    report.write_text(cxr["report"], encoding="utf-8")
+    assert main(["check", str(report), "--checker", "vlm", "--model", "tiny:llava", "--image", cxr["image"],
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert seen == [[cxr["image"]]]  # the VLM was given the study's image (before, `medmm check` ran it blind)
+    assert all(f["model"].startswith("tiny:llava @") for f in out["flags"] if f["evidence"] == "image")

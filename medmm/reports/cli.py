@@ -63,7 +63,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     with open(args.report, "rb") as fh:
         raw = fh.read()
     header, _ = _read_header_arg(args)
-    result = check(raw, header=header, checker=args.checker, model=args.model)
+    result = check(raw, header=header, checker=args.checker, model=args.model, images=args.image or None)
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
@@ -73,6 +73,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
             print(f"  [{f.type}] {f.start}-{f.end} \"{f.text}\" ({f.evidence}, {f.confidence:.2f}): {f.explanation}")
             for r in f.related:  # the other side of a conflict
                 print(f"      and {r.start}-{r.end} \"{r.text}\"")
+            if f.model:  # a flag raised from the image (issue 18): which model, and where it looked
+                where = (f"; region x {f.region['x1']}-{f.region['x2']}, y {f.region['y1']}-{f.region['y2']} of image "
+                         f"{int(f.region.get('image') or 0) + 1}") if f.region else ""
+                print(f"      read by {f.model}{where}")
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     return 0
@@ -199,6 +203,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--checker", choices=CHECKER_KINDS, default="rules", metavar="KIND",
                    help="checker: %(choices)s (default %(default)s)")
     p.add_argument("--model", default=None, help="model spec for vlm/ensemble")
+    p.add_argument("--image", action="append", default=None, metavar="PATH",
+                   help="an image of the study for vlm/ensemble (repeat for several; a DICOM file, series folder, "
+                        "NIfTI or PNG/JPEG): the checker's views are chosen from them")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_check)
 
