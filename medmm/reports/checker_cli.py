@@ -42,7 +42,7 @@ def _read_studies(path: str, fmt: str, args: argparse.Namespace | None = None,
             fmt = "synth" if "findings" in json.loads(first) and "attributes" in json.loads(first) else "rows"
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: not a JSONL file ({exc.msg})") from None
-    return studies_from_synth_manifest(path) if fmt == "synth" else studies_from_rows(path)
+    return studies_from_synth_manifest(path) if fmt == "synth" else studies_from_rows(path, problems)
 
 
 def _cmd_checker_data(args: argparse.Namespace) -> int:

@@ -471,11 +471,11 @@ def studies_from_synth_manifest(manifest: str, kinds: Sequence[str] | None = Non
     return out
 
 
-def studies_from_rows(path: str) -> list[dict[str, Any]]:
+def studies_from_rows(path: str, problems: list[str] | None = None) -> list[dict[str, Any]]:
     """Study records from an audit-style manifest (JSONL/CSV with ``id``/``study_id``, ``report`` and ``images``;
     optional ``patient_id``/``patient_key``, ``modality``), read through :func:`medmm.studies.iter_manifest`
     (paths confined to the file's folder, kept relative to it). A row without report or images, or with a
-    problem (a path leaving the folder), is left out."""
+    problem (a path leaving the folder), is left out and its reason appended to ``problems``."""
     from medmm.studies import iter_manifest
 
     if not os.path.isfile(path):
@@ -483,7 +483,10 @@ def studies_from_rows(path: str) -> list[dict[str, Any]]:
     base = os.path.dirname(os.path.abspath(path))
     out = []
     for study in iter_manifest(path):
-        if study.problem or not study.report or not study.image_paths:
+        why = study.problem or ("no report" if not study.report else "no image" if not study.image_paths else None)
+        if why:
+            if problems is not None:
+                problems.append(f"{study.study_id}: {why}")
             continue
         out.append(study_for_checker(study, base))
     return out

@@ -224,8 +224,10 @@ def test_checker_data_synth_manifest_and_rows_through_medmm_studies(tmp_path):
             fh.write(json.dumps({"id": r["study_id"], "report": r["report"], "patient_id": "P1",
                                  "images": [r["images"][0]["path"]]}) + "\n")
         fh.write(json.dumps({"id": "escape", "report": "x", "images": ["../../etc/hostname"]}) + "\n")
-    got = studies_from_rows(str(rows))
+    left_out: list[str] = []
+    got = studies_from_rows(str(rows), left_out)
     assert [s["study_id"] for s in got] == [r["study_id"] for r in raw]  # the escaping row is left out
+    assert len(left_out) == 1 and left_out[0].startswith("escape: image 1:") and "outside" in left_out[0]
     assert all(s["patient_id"] == "P1" for s in got)
 
 
