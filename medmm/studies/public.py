@@ -37,6 +37,7 @@ import csv
 import gzip
 import os
 import re
+import sys
 from typing import IO, Iterator
 
 from medmm.errors import InputError
@@ -51,6 +52,7 @@ IU_REPORTS, IU_PROJECTIONS = "indiana_reports.csv", "indiana_projections.csv"
 IU_IMAGE_DIRS = (os.path.join("images", "images_normalized"), "images_normalized", "images", "")
 FRONTAL_VIEWS = ("PA", "AP", "FRONTAL", "")  # what the checker takes first (medmm.reports.checker_views)
 _IMAGE_SUFFIXES = (".dcm", ".jpg", ".jpeg", ".png")
+_MIMIC_KEPT = ("ViewPosition", "StudyDate", "PerformedProcedureStepDescription")  # metadata columns medmm reads
 _GROUP, _PATIENT, _STUDY = re.compile(r"p\d\d"), re.compile(r"p\d+"), re.compile(r"s\d+")
 
 
@@ -87,7 +89,7 @@ def _listdir(folder: str, pattern: re.Pattern[str]) -> list[str]:
         return []
 
 
-def _mimic_metadata(path: str | None, root: str) -> dict[str, dict[str, str]]:
+def _mimic_metadata(path: str | None, root: str) -> dict[str, tuple[str, ...]]:
     if path is None:
         path = next((os.path.join(root, n) for n in MIMIC_METADATA if os.path.isfile(os.path.join(root, n))), None)
         if path is None:
@@ -95,10 +97,10 @@ def _mimic_metadata(path: str | None, root: str) -> dict[str, dict[str, str]]:
     if not os.path.isfile(path):
         raise InputError(f"{path}: MIMIC-CXR metadata CSV not found (mimic-cxr-2.0.0-metadata.csv[.gz] of the "
                          "JPEG release), or leave it out")
-    out = {}
-    for row in _csv_rows(path):
+    out: dict[str, tuple[str, ...]] = {}
+    for row in _csv_rows(path):  # ~377k rows for the whole release: the three columns used, repeated values shared
         if row.get("dicom_id"):
-            out[row["dicom_id"]] = row
+            out[row["dicom_id"]] = tuple(sys.intern(row.get(k, "")) for k in _MIMIC_KEPT)
     if not out:
         raise InputError(f"{path}: no 'dicom_id' rows; expected MIMIC-CXR's metadata CSV (dicom_id, ViewPosition, ...)")
     return out
@@ -136,7 +138,7 @@ def iter_mimic_cxr(root: str, reports: str | None = None, metadata: str | None =
 
 
 def _mimic_study(sid: str, patient: str, folder: str, report_path: str, real_root: str, real_reports: str,
-                 meta: dict[str, dict[str, str]]) -> Study:
+                 meta: dict[str, tuple[str, ...]]) -> Study:
     from medmm.imaging.files import walk
 
     problems: list[str] = []
@@ -152,7 +154,7 @@ def _mimic_study(sid: str, patient: str, folder: str, report_path: str, real_roo
                     problems.append(f"an image was not read: {reason}")
                     continue
                 stem = os.path.basename(path).rsplit(".", 1)[0]
-                row = meta.get(stem, {})
+                row = dict(zip(_MIMIC_KEPT, meta.get(stem, ())))
                 rows.append(row)
                 fmt = "dicom-file" if path.lower().endswith(".dcm") else path.rsplit(".", 1)[-1].lower()
                 images.append(ImageRef(path, view=(row.get("ViewPosition") or None), format=fmt))
