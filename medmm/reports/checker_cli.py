@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -29,7 +28,7 @@ def _read_studies(path: str, fmt: str, args: argparse.Namespace | None = None,
     if fmt in ("mimic-cxr", "iu-xray"):
         return studies_from_corpus(path, fmt, reports=getattr(args, "reports", None),
                                    metadata=getattr(args, "metadata", None), images=getattr(args, "images", None),
-                                   problems=problems)
+                                   problems=problems, limit=_limit(args) if args is not None else None)
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such file (a medmm synth manifest.jsonl, rows with report + images, or a "
                          "MIMIC-CXR / IU-Xray folder)")
@@ -45,9 +44,14 @@ def _read_studies(path: str, fmt: str, args: argparse.Namespace | None = None,
     return studies_from_synth_manifest(path) if fmt == "synth" else studies_from_rows(path, problems)
 
 
+def _limit(args: argparse.Namespace) -> int | None:
+    """How many studies to use: ``--n-reports``, else the paper's 1,000 with ``--paper-protocol``, else all."""
+    return PAPER_REPORTS if args.paper_protocol and not args.n_reports else args.n_reports
+
+
 def _cmd_checker_data(args: argparse.Namespace) -> int:
     from medmm.reports.checker_data import (CheckerDataConfig, build_samples, export_internvl, export_sharegpt,
-                                            to_eval_rows, write_jsonl)
+                                            sample_key, to_eval_rows, write_jsonl)
 
     if not os.path.exists(args.input):
         raise InputError(f"{args.input}: no such file or folder (a medmm synth manifest.jsonl, rows with report + "
@@ -57,9 +61,9 @@ def _cmd_checker_data(args: argparse.Namespace) -> int:
     if not studies:
         raise InputError(f"{args.input}: no study with a report and an image"
                          + (f" ({len(skipped)} left out; first: {skipped[0]})" if skipped else ""))
-    limit = PAPER_REPORTS if args.paper_protocol and not args.n_reports else args.n_reports
+    limit = _limit(args)
     if limit:  # a fixed sample of the corpus, by a hash of the study id (the same for every run)
-        studies = sorted(studies, key=lambda s: hashlib.sha256(str(s["study_id"]).encode()).hexdigest())[:limit]
+        studies = sorted(studies, key=lambda s: sample_key(s["study_id"]))[:limit]
     src = os.path.abspath(args.input) if os.path.isdir(args.input) else os.path.dirname(os.path.abspath(args.input))
     out = os.path.abspath(args.out)
     for st in studies:  # image paths relative to the output folder (the samples files live there)

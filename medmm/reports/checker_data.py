@@ -492,21 +492,32 @@ def studies_from_rows(path: str, problems: list[str] | None = None) -> list[dict
     return out
 
 
+def sample_key(study_id: str) -> str:
+    """The order of ``--n-reports`` / ``--paper-protocol``'s fixed sample: SHA-256 of the study id."""
+    return hashlib.sha256(str(study_id).encode()).hexdigest()
+
+
 def studies_from_corpus(path: str, kind: str, reports: str | None = None, metadata: str | None = None,
-                        images: str | None = None, problems: list[str] | None = None) -> list[dict[str, Any]]:
+                        images: str | None = None, problems: list[str] | None = None,
+                        limit: int | None = None) -> list[dict[str, Any]]:
     """Study records of a public corpus folder (``kind``: ``mimic-cxr`` or ``iu-xray``, see
     :mod:`medmm.studies.public`), absolute image paths. A study with a problem (no report, no image, a file
-    refused) is left out and its reason appended to ``problems``."""
+    refused) is left out and its reason appended to ``problems``. ``limit``: the first ``limit`` usable studies in
+    :func:`sample_key` order — the same sample as taking every study and then the first ``limit`` by that key,
+    without reading the rest of a 227,000-report release."""
     from medmm.studies.public import iter_iu_xray, iter_mimic_cxr
 
+    order = sample_key if limit else None
     if kind == "mimic-cxr":
-        it = iter_mimic_cxr(path, reports=reports, metadata=metadata)
+        it = iter_mimic_cxr(path, reports=reports, metadata=metadata, order=order)
     elif kind == "iu-xray":
-        it = iter_iu_xray(path, images=images)
+        it = iter_iu_xray(path, images=images, order=order)
     else:
         raise InputError(f"unknown corpus {kind!r}: use one of mimic-cxr, iu-xray")
-    out = []
+    out: list[dict[str, Any]] = []
     for study in it:
+        if limit and len(out) >= limit:
+            break
         if study.problem:
             if problems is not None:
                 problems.append(f"{study.study_id}: {study.problem}")
@@ -530,13 +541,9 @@ def _frontal_only(study: Any) -> Any:
 
 # ------------------------------------------------------------------ files
 def write_jsonl(samples: Sequence[CheckerSample], path: str) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for s in samples:
-            fh.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    from medmm.runs import write_atomic  # the one atomic writer
+
+    return write_atomic(path, "".join(json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in samples))
 
 
 def read_jsonl(path: str) -> tuple[list[CheckerSample], list[str]]:

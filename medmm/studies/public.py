@@ -38,7 +38,7 @@ import gzip
 import os
 import re
 import sys
-from typing import IO, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from medmm.errors import InputError
 from medmm.studies.readers import confined, report_file_problem
@@ -111,8 +111,11 @@ def _date(value: str | None) -> str | None:
     return f"{v[:4]}-{v[4:6]}-{v[6:8]}" if len(v) >= 8 and v[:8].isdigit() else None
 
 
-def iter_mimic_cxr(root: str, reports: str | None = None, metadata: str | None = None) -> Iterator[Study]:
-    """MIMIC-CXR studies under ``root`` (module docstring), in patient then study order."""
+def iter_mimic_cxr(root: str, reports: str | None = None, metadata: str | None = None,
+                   order: Callable[[str], Any] | None = None) -> Iterator[Study]:
+    """MIMIC-CXR studies under ``root`` (module docstring), in patient then study order, or sorted by
+    ``order(study_id)`` (the folders are listed first, then each study is read in that order: a caller that wants
+    a sample stops early without reading every report of the release)."""
     if not os.path.isdir(root):
         raise InputError(f"{root}: not a folder; give the MIMIC-CXR root (holding files/p10/...)")
     root, reports = os.path.abspath(root), (os.path.abspath(reports) if reports else None)
@@ -126,15 +129,19 @@ def iter_mimic_cxr(root: str, reports: str | None = None, metadata: str | None =
                          "that holds 'files' (or 'files' itself)")
     meta = _mimic_metadata(metadata, root)
     real_root, real_reports = os.path.realpath(files), os.path.realpath(report_root)
+    entries: list[tuple[str, str, str, str]] = []
     for group in groups:
         patients = sorted(set(_listdir(os.path.join(files, group), _PATIENT)) |
                           set(_listdir(os.path.join(report_root, group), _PATIENT)))
         for patient in patients:
             image_dir, text_dir = os.path.join(files, group, patient), os.path.join(report_root, group, patient)
             studies = sorted({n.removesuffix(".txt") for n in _listdir(image_dir, _STUDY) + _listdir(text_dir, _STUDY)})
-            for sid in studies:
-                yield _mimic_study(sid, patient, os.path.join(image_dir, sid), os.path.join(text_dir, sid + ".txt"),
-                                   real_root, real_reports, meta)
+            entries += [(sid, patient, image_dir, text_dir) for sid in studies]
+    if order is not None:
+        entries.sort(key=lambda e: order(e[0]))
+    for sid, patient, image_dir, text_dir in entries:
+        yield _mimic_study(sid, patient, os.path.join(image_dir, sid), os.path.join(text_dir, sid + ".txt"),
+                           real_root, real_reports, meta)
 
 
 def _mimic_study(sid: str, patient: str, folder: str, report_path: str, real_root: str, real_reports: str,
@@ -204,8 +211,8 @@ def iu_report_text(row: dict[str, str]) -> str:
     return "\n\n".join(parts)
 
 
-def iter_iu_xray(root: str, images: str | None = None) -> Iterator[Study]:
-    """IU-Xray studies of ``root`` (module docstring), in the reports CSV's order."""
+def iter_iu_xray(root: str, images: str | None = None, order: Callable[[str], Any] | None = None) -> Iterator[Study]:
+    """IU-Xray studies of ``root`` (module docstring), in the reports CSV's order or sorted by ``order(uid)``."""
     root = os.path.abspath(root)
     reports_csv, projections_csv = os.path.join(root, IU_REPORTS), os.path.join(root, IU_PROJECTIONS)
     for path in (reports_csv, projections_csv):
@@ -222,8 +229,10 @@ def iter_iu_xray(root: str, images: str | None = None) -> Iterator[Study]:
     if header is not None and not {"uid", "findings", "impression"} <= set(header):
         raise InputError(f"{reports_csv}: expected the columns uid, findings, impression (IU-Xray's reports CSV); "
                          f"found {sorted(header)}")
-    for n, row in enumerate(_csv_rows(reports_csv), start=2):
-        uid = row.get("uid") or f"{IU_REPORTS}:{n}"
+    rows = [(row.get("uid") or f"{IU_REPORTS}:{n}", row) for n, row in enumerate(_csv_rows(reports_csv), start=2)]
+    if order is not None:
+        rows.sort(key=lambda r: order(r[0]))
+    for uid, row in rows:
         problems: list[str] = []
         refs: list[ImageRef] = []
         for k, (name, projection) in enumerate(views.get(uid, [])):

@@ -256,3 +256,27 @@ def test_paper_protocol_data_from_both_corpora_trains_with_checker_lora(tmp_path
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "final_loss" in res.stdout
+
+
+@pytest.mark.parametrize("corpus", ["mimic-cxr", "iu-xray"])
+def test_a_sample_reads_only_what_it_keeps_and_is_the_same_sample(tmp_path, corpus, monkeypatch):
+    """--n-reports / --paper-protocol on a corpus: the studies are read in hash order and reading stops at the
+    limit; the sample is the one taking every usable study and then the first N by the hash would give."""
+    from medmm.reports import checker_data
+    from medmm.studies import public
+
+    root = str(tmp_path / "c")
+    _mimic(root, n_patients=12) if corpus == "mimic-cxr" else _iu(root, n=30)
+    everything = checker_data.studies_from_corpus(root, corpus)
+    want = sorted(s["study_id"] for s in sorted(everything, key=lambda s: checker_data.sample_key(s["study_id"]))[:5])
+    read = []
+    original = public._read_text if corpus == "mimic-cxr" else public.iu_report_text
+
+    def counting(arg):  # noqa: ANN001, ANN202
+        read.append(arg)
+        return original(arg)
+
+    monkeypatch.setattr(public, "_read_text" if corpus == "mimic-cxr" else "iu_report_text", counting)
+    got = checker_data.studies_from_corpus(root, corpus, limit=5)
+    assert sorted(s["study_id"] for s in got) == want
+    assert len(read) < len(everything)  # stopped early
