@@ -8,17 +8,33 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from typing import Any
 
 
-def _manifest(root: str, copies: int) -> str:
+def _manifest(root: str, copies: int, errors: float = 0.0) -> str:
+    """The synthetic manifest listed ``copies`` times under new study ids; with ``errors``, that share of the
+    copies' reports get one injected error (``medmm inject``'s text and header types), so runs write flags."""
+    import numpy as np
+
+    from medmm.reports.inject import inject_one
+    from medmm.reports.taxonomy import TEXT_HEADER_TYPES
+
     src = os.path.join(root, "manifest.jsonl")
     out = os.path.join(root, "bench-manifest.jsonl")
     with open(src, encoding="utf-8") as fh:
         recs = [json.loads(line) for line in fh]
     with open(out, "w", encoding="utf-8") as fh:
         for c in range(copies):
+            rng = np.random.default_rng(c)
             for r in recs:
-                fh.write(json.dumps({**r, "study_id": f"{r['study_id']}-{c}"}) + "\n")
+                rec = {**r, "study_id": f"{r['study_id']}-{c}"}
+                if errors and rng.random() < errors:
+                    header = {"modality": r.get("modality"), "body_part": r.get("body_part"),
+                              "patient_sex": r.get("sex")}
+                    edit = inject_one(r["report"], header, rng, TEXT_HEADER_TYPES)
+                    if edit is not None:
+                        rec["report"] = edit[0]
+                fh.write(json.dumps(rec) + "\n")
     return out
 
 
@@ -55,67 +71,172 @@ def run(n_studies: int = 400, copies: int = 25) -> dict[str, float]:
     return out
 
 
-def _one(manifest: str, db: str, workers: int, write_batch: int) -> tuple[float, float]:
-    """(studies/s, parent CPU ms per study) of one audit; ``write_batch`` studies per commit."""
-    import resource
+# The code before audit workers wrote their own units (issue 19): the single writing parent. The scaling
+# benchmark runs it beside the working tree's code on the same input, in the same session, as its peer.
+PEER_REV = "a16958e"
 
-    from medmm.audit import runner
+_HARNESS = r"""
+import json, os, resource, sys, time
+from medmm.audit.runner import audit
+manifest, warm, out, order, batch = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+# warm-up: this process's imports and checker (the 1-worker run) and the forkserver with its preloads (2 workers),
+# so that the timed runs measure the per-study work, not a process's start
+audit(warm, os.path.join(out, "warm1.sqlite"), workers=1, progress=False, cache=False)
+audit(warm, os.path.join(out, "warm2.sqlite"), workers=2, progress=False, cache=False)
+for w in [int(x) for x in order.split(",")]:
+    load = os.getloadavg()[0]
+    c0, t0 = cpu(), time.perf_counter()
+    s = audit(manifest, os.path.join(out, f"w{w}.sqlite"), workers=w, progress=False, cache=False,
+              batch_size=int(batch) or None)
+    wall, c = time.perf_counter() - t0, cpu() - c0
+    print(json.dumps({"workers": w, "studies": s.studies, "seconds": s.seconds, "wall": wall, "parent_cpu": c,
+                      "worker_cpu": getattr(s, "worker_cpu", None), "load": load}), flush=True)
+"""
 
-    saved = runner.WRITE_BATCH
-    runner.WRITE_BATCH = write_batch
+
+# The files of the audit's listing and writing path taken from PEER_REV; the rest of the peer is this tree's
+# medmm (rules and everything else the same, so the two differ only in how the audit lists and writes).
+PEER_FILES = ("medmm/audit/runner.py", "medmm/studies/readers.py")
+
+
+def _peer_code(rev: str, into: str) -> str | None:
+    """This tree's ``medmm`` copied into ``into`` with :data:`PEER_FILES` as they were at ``rev`` (None where git
+    or the revision is missing)."""
+    import shutil
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    files = {}
     try:
-        c0 = resource.getrusage(resource.RUSAGE_SELF)
-        s = runner.audit(manifest, db, workers=workers, progress=False, batch_size=32, cache=False)
-        c1 = resource.getrusage(resource.RUSAGE_SELF)
+        for f in PEER_FILES:
+            files[f] = subprocess.run(["git", "-C", root, "show", f"{rev}:{f}"], capture_output=True,
+                                      check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    shutil.copytree(os.path.join(root, "medmm"), os.path.join(into, "medmm"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for f, data in files.items():
+        with open(os.path.join(into, f), "wb") as fh:
+            fh.write(data)
+    return into
+
+
+def _harness(code: str, manifest: str, warm: str, out: str, order: tuple[int, ...], batch: int) -> list[dict]:
+    """Audits of ``manifest`` with the medmm found at ``code``, in a fresh process (as a user runs them), after a
+    small audit that starts the forkserver: per run its workers, studies, check seconds, wall seconds of the
+    whole call (listing included), this process's CPU, the workers' CPU (when the code reports it), load."""
+    import subprocess
+    import sys
+
+    os.makedirs(out, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": code}
+    res = subprocess.run([sys.executable, "-c", _HARNESS, manifest, warm, out, ",".join(map(str, order)), str(batch)],
+                         capture_output=True, text=True, env=env, cwd=out)
+    if res.returncode != 0:
+        raise RuntimeError(f"audit harness failed ({code}): {res.stderr[-2000:]}")
+    return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+
+
+def _flag_set(db: str) -> set[tuple]:
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        return set(con.execute('SELECT r.text, f.type, f.start, f."end", f.confidence FROM flags f '
+                               "JOIN reports r ON r.study_key = f.study_key").fetchall())
     finally:
-        runner.WRITE_BATCH = saved
-    cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
-    return s.studies / s.seconds, 1000 * cpu / max(1, s.studies)
+        con.close()
 
 
-def scaling(n_studies: int = 400, copies: int = 25, pairs: int = 4) -> dict[str, list[float]]:
-    """Paired runs (1 worker, 2 workers; the order alternates per pair) of the batched writer and of the
-    writer that commits each study (WRITE_BATCH = 1) in the same run. Result cache off (every study
-    checked). Returns per-pair ratios, rates and the parent's CPU per study with 2 workers."""
+def scaling(n_studies: int = 400, copies: int = 25, pairs: int = 4, peer: str | None = PEER_REV) -> dict[str, Any]:
+    """Paired runs (1 worker, 2 workers; the order alternates per pair) of this working tree's code and, as the
+    peer, of the code at ``peer`` (the single writing parent), each in a fresh process per pair, interleaved,
+    on the same manifest; result cache off (every study checked). Per run: studies/s over the whole audit call
+    (planning/listing included) and over the check phase, the parent's CPU per study and the workers' CPU per
+    study. Also: whether the flags of every run are the same set."""
     import statistics
 
     from medmm.synth import SMALL, synthesize
 
-    out: dict[str, list[float]] = {}
+    out: dict[str, Any] = {"runs": [], "studies": n_studies * copies}
     with tempfile.TemporaryDirectory(prefix="medmm-audit-") as d:
         synthesize(d, n_studies, seed=7, config=SMALL)
-        manifest = _manifest(d, copies)
+        manifest = _manifest(d, copies, errors=0.5)  # half the reports with an error: flags are written
+        warm = os.path.join(d, "warm.jsonl")
+        with open(manifest, encoding="utf-8") as fh, open(warm, "w", encoding="utf-8") as w:
+            w.writelines(line for _, line in zip(range(200), fh))
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        codes = {"now": here}
+        if peer:
+            old = _peer_code(peer, os.path.join(d, "peer"))
+            if old:
+                codes["peer"] = old
+        flags: dict[str, set] = {}
         for k in range(pairs):
-            for label, wb in (("batched", 256), ("per_study", 1)):
-                order = (1, 2) if k % 2 == 0 else (2, 1)
-                got = {}
-                for w in order:
-                    got[w] = _one(manifest, os.path.join(d, f"{label}-{k}-{w}.sqlite"), w, wb)
-                out.setdefault(f"{label}_ratio", []).append(got[2][0] / got[1][0])
-                out.setdefault(f"{label}_1", []).append(got[1][0])
-                out.setdefault(f"{label}_2", []).append(got[2][0])
-                out.setdefault(f"{label}_parent_cpu_ms", []).append(got[2][1])
-    out["median"] = [statistics.median(out["batched_ratio"]), statistics.median(out["per_study_ratio"])]
-    out["studies"] = [float(n_studies * copies)]
+            order = (1, 2) if k % 2 == 0 else (2, 1)
+            for label, code in codes.items():
+                runs = _harness(code, manifest, warm, os.path.join(d, f"{label}-{k}"), order, 0 if label == "now" else 32)
+                for r in runs:
+                    out["runs"].append({**r, "code": label, "pair": k})
+                    if k == 0:
+                        flags[f"{label}-{r['workers']}"] = _flag_set(os.path.join(d, f"{label}-{k}", f"w{r['workers']}.sqlite"))
+        first = flags.get("now-1", set())
+        out["flags_identical"] = all(x == first for x in flags.values())
+        out["flags_differing"] = sorted(k for k, x in flags.items() if x != first)
+        out["flag_runs"] = sorted(flags)
+        out["flags"] = len(first)
+    for label in codes:
+        for basis in ("wall", "seconds"):
+            ratios = []
+            for k in range(pairs):
+                by = {r["workers"]: r for r in out["runs"] if r["code"] == label and r["pair"] == k}
+                ratios.append(by[1][basis] / by[2][basis])
+            out[f"{label}_{basis}_ratio"] = ratios
+            out[f"{label}_{basis}_median"] = statistics.median(ratios)
+        for w in (1, 2):
+            rs = [r for r in out["runs"] if r["code"] == label and r["workers"] == w]
+            n = out["studies"]
+            out[f"{label}_{w}_rate"] = [n / r["wall"] for r in rs]
+            out[f"{label}_{w}_parent_ms"] = statistics.median(1e3 * r["parent_cpu"] / n for r in rs)
+            wc = [r["worker_cpu"] for r in rs if r["worker_cpu"] is not None]
+            out[f"{label}_{w}_worker_ms"] = statistics.median(1e3 * x / n for x in wc) if wc else None
+        c1, p2, w2 = out[f"{label}_1_parent_ms"], out[f"{label}_2_parent_ms"], out[f"{label}_2_worker_ms"]
+        # two idle cores: 1 worker runs everything in one process (c1 per study); 2 workers need p2 + w2 of CPU
+        # per study spread over two cores, and the parent's serial p2 alone
+        out[f"{label}_model"] = c1 / max((p2 + (w2 or 0)) / 2, p2) if w2 is not None else None
+    out["load"] = [r["load"] for r in out["runs"]]
     return out
 
 
-def scaling_report(r: dict[str, list[float]]) -> str:
-    import statistics
-
+def scaling_report(r: dict[str, Any]) -> str:
     def f(xs: list[float], fmt: str = "{:.2f}") -> str:
         return " / ".join(fmt.format(x) for x in xs)
 
-    return (f"audit scaling, rules checker, {int(r['studies'][0])} synthetic studies, result cache off, "
-            f"{len(r['batched_ratio'])} paired runs (1 vs 2 workers):\n"
-            f"- batched writer (one transaction per 256 studies or 0.5 s): 2 workers / 1 worker = "
-            f"{f(r['batched_ratio'])}x, median **{r['median'][0]:.2f}x** (target >= 1.85x); studies/s 1 worker "
-            f"{f(r['batched_1'], '{:.0f}')}, 2 workers {f(r['batched_2'], '{:.0f}')}; parent (writer) CPU "
-            f"{statistics.median(r['batched_parent_cpu_ms']):.2f} ms per study (2 workers)\n"
-            f"- peer, the writer committing each study (WRITE_BATCH = 1), same run: {f(r['per_study_ratio'])}x, "
-            f"median {r['median'][1]:.2f}x; studies/s 1 worker {f(r['per_study_1'], '{:.0f}')}, 2 workers "
-            f"{f(r['per_study_2'], '{:.0f}')}; parent CPU {statistics.median(r['per_study_parent_cpu_ms']):.2f} "
-            "ms per study (2 workers)")
+    lines = [f"audit scaling, rules checker, {r['studies']} synthetic studies (DICOM headers read), result cache off, "
+             f"{len(r['now_wall_ratio'])} paired runs (1 vs 2 workers), each code in a fresh process per pair, "
+             f"load average at the runs' starts {min(r['load']):.1f}-{max(r['load']):.1f}:"]
+    for label, name in (("now", "this code (workers list, check and write their own units)"),
+                        ("peer", f"peer: the same tree with {', '.join(os.path.basename(f) for f in PEER_FILES)} as at {PEER_REV} (the parent "
+                         "lists the input and is the single writer)")):
+        if f"{label}_wall_ratio" not in r:
+            continue
+        model = r[f"{label}_model"]
+        wms = r[f"{label}_2_worker_ms"]
+        lines.append(
+            f"- {name}: 2 workers / 1 worker = {f(r[label + '_wall_ratio'])}x over the whole audit call, median "
+            f"**{r[label + '_wall_median']:.2f}x** (target >= 1.85x); check phase only {f(r[label + '_seconds_ratio'])}x, "
+            f"median {r[label + '_seconds_median']:.2f}x; studies/s 1 worker {f(r[label + '_1_rate'], '{:.0f}')}, "
+            f"2 workers {f(r[label + '_2_rate'], '{:.0f}')}; CPU per study: 1 worker (one process does everything) "
+            f"{r[label + '_1_parent_ms']:.3f} ms, 2 workers parent {r[label + '_2_parent_ms']:.3f} ms"
+            + (f" + workers {wms:.3f} ms; CPU model on two idle cores {model:.2f}x" if wms is not None else
+               " (workers' CPU not reported by this code)"))
+    lines.append(f"- flags of the first pair's runs ({', '.join(r['flag_runs'])}): "
+                 + (f"identical ({r['flags']} flags)" if r["flags_identical"] else
+                    f"DIFFERENT from now-1 ({r['flags']} flags): {', '.join(r['flags_differing'])}"))
+    return "\n".join(lines)
 
 
 def components(n_studies: int = 200, copies: int = 10) -> dict[str, float]:
@@ -195,7 +316,7 @@ if __name__ == "__main__":
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m bench.audit_speed")
-    p.add_argument("--pairs", type=int, default=0, help="paired 1-vs-2-worker runs, batched writer vs per-study "
+    p.add_argument("--pairs", type=int, default=0, help="paired 1-vs-2-worker runs of this code and of the peer "
                                                           "commits (the scaling figure); 0: the full benchmark")
     p.add_argument("--studies", type=int, default=400)
     p.add_argument("--copies", type=int, default=25)

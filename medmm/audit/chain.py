@@ -75,8 +75,13 @@ def digest(kind: str, *values: Any) -> str:
     full, tail = _OPTIONAL_TAIL.get(kind, (0, 0))
     if tail and len(values) == full and all(v is None for v in values[-tail:]):
         values = values[:-tail]  # a row without the columns a later schema added (see FLAG_V9_COLUMNS)
-    payload = json.dumps([kind, *values], separators=(",", ":"), ensure_ascii=True)
+    payload = _CANONICAL([kind, *values])
     return hashlib.sha256(payload.encode("ascii")).hexdigest()
+
+
+# json.dumps(v, separators=(",", ":"), ensure_ascii=True) with its encoder built once: the same text, without
+# building an encoder for each of the several digests the triggers compute per study an audit writes
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 
 
 def link(prev_hash: str, kind: str, ref: Any, digest_: str) -> str:

@@ -4,13 +4,24 @@ Inputs: a folder with one sub-folder per study (images + one report ``.txt``), a
 CSV/JSONL (``study_id``, ``report`` text or ``report_path``, ``images`` / ``image_paths``), or a
 synthetic ``manifest.jsonl`` — each read as :class:`medmm.studies.Study` records (manifest paths
 confined to the audited folder); a hospital's PACS and report feed go through
-:mod:`medmm.audit.hospital`, which hands the same records to :func:`check_items`. Work runs in a process pool (``--workers``) or on Ray
-(``--engine ray``); in both cases the parent process is the **only writer**: results are
-committed in batches (one transaction per :data:`WRITE_BATCH` studies or :data:`WRITE_SECONDS`,
-whichever comes first: a commit per study made the writer the bottleneck of two workers), so a
+:mod:`medmm.audit.hospital`, which hands the same records to :func:`check_items`.
+
+**Who does what (issue 19: 2 workers at least 1.85x one).** The audit is cut into work units
+(:func:`plan_units`: line slices of a JSONL manifest, groups of study folders, or studies already
+built) without parsing the input. With a process pool (``--workers``) each worker takes a unit,
+lists its studies, skips those already done under the run (one indexed lookup per unit), checks the
+rest and writes them in ONE transaction of its own (:func:`_unit_job`; SQLite serialises the
+writers, and the hash chain's triggers link each row to the previous one whichever process wrote
+it); the parent only hands out units and adds up counts. A single writing parent spent about
+0.5-0.8 ms of CPU per study on listing and writing, serial work that competed with the two workers
+for the two cores. With one worker everything runs in this process and the :class:`BatchWriter`
+commits one transaction per :data:`WRITE_BATCH` studies or :data:`WRITE_SECONDS`, whichever comes
+first. On Ray (``--engine ray``: workers may run on other machines, without the store) the parent
+lists the input and writes what the tasks send back, through the same BatchWriter. Either way a
 run killed at any moment has lost nothing it committed and repeats at most the uncommitted
-batch; the same command run again skips every study already done under the same configuration
-(checker, model fingerprint, config).
+units/batch (results are keyed by study and configuration: nothing is written twice); the same
+command run again skips every study already done under the same configuration (checker, model
+fingerprint, config).
 
 **Result cache.** Every check also goes through the shared result cache
 (:class:`medmm.runs.ResultCache`, the one probes and grounding evaluation use), keyed by the run
@@ -18,7 +29,7 @@ identity and by what the check reads — the report text, the header facts and, 
 look at pixels, the image files (path, size, modification time): an unchanged (study, report,
 configuration) is not checked again, even in another store (a store rebuilt, a second team's
 store, a cache shared on a file system). Workers read and write the cache themselves (one
-transaction per work batch), so it adds nothing to the single writer.
+transaction per work unit).
 """
 
 from __future__ import annotations
@@ -27,7 +38,6 @@ import contextlib
 import functools
 import json
 import os
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +49,8 @@ from medmm._pool import pool_context
 from medmm.errors import InputError, MedmmError
 from medmm.runs import RunConfig
 from medmm.studies import Study, iter_studies
+from medmm.studies.readers import (ManifestSlice, folder_names, folder_study, input_kind, iter_manifest,
+                                   iter_manifest_slice, manifest_slices)
 
 IMAGE_SUFFIXES = (".dcm", ".dicom", ".nii", ".nii.gz", ".png", ".jpg", ".jpeg")
 
@@ -295,6 +307,18 @@ class AuditSummary:
     by_type: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     cached: int = 0  # of ``studies``: results taken from the result cache (same text, header, configuration)
+    worker_cpu: float = 0.0  # CPU seconds spent in worker processes (0 when the audit ran in this process)
+
+    def add(self, part: "AuditSummary") -> None:
+        """Count a worker's part of the run (:func:`_unit_job`) into this summary."""
+        self.studies += part.studies
+        self.skipped_done += part.skipped_done
+        self.flagged += part.flagged
+        self.failures += part.failures
+        self.duplicates += part.duplicates
+        self.cached += part.cached
+        self.by_type.update(part.by_type)
+        self.worker_cpu += part.worker_cpu
 
     def line(self) -> str:
         rate = self.studies / self.seconds if self.seconds else 0.0
@@ -306,37 +330,58 @@ class AuditSummary:
 
 def audit(input_path: str, db: str, checker: str = "rules", model: str | None = None, workers: int | None = None,
           engine: str = "local", ray_address: str | None = None, limit: int | None = None, progress: bool = True,
-          batch_size: int = 8, threshold: float | None = None, cache: str | None | bool = True) -> AuditSummary:
-    """Run (or resume) an audit of ``input_path`` into the store at ``db``. The input is listed before the run
+          batch_size: int | None = None, threshold: float | None = None,
+          cache: str | None | bool = True) -> AuditSummary:
+    """Run (or resume) an audit of ``input_path`` into the store at ``db``. The input is planned before the run
     is recorded: an input that cannot be read leaves no run row behind. ``cache``: the result cache file
-    (``True``: :func:`default_cache` beside the store; ``None``/``False``: none)."""
+    (``True``: :func:`default_cache` beside the store; ``None``/``False``: none). ``batch_size``: studies per
+    work unit (default :func:`default_batch_size`).
+
+    Locally (``engine="local"``) a JSONL manifest is cut into line slices and a folder input into groups of
+    study folders (:func:`plan_units`): whoever runs a unit lists it, skips what is already done, checks the
+    rest and writes it, so no process does serial work per study for the others. With ``--engine ray`` or
+    ``limit`` this process lists the input first (the old way)."""
     if engine not in ("local", "ray"):
         raise InputError(f"engine {engine!r}: use local or ray")
     run = run_config(checker, model, threshold)
-    studies = iter_inputs(input_path)  # raises on a missing input before the store is opened
+    size = batch_size or default_batch_size(checker)
+    units = plan_units(input_path, size) if engine == "local" and limit is None else None  # raises on a bad input
+    studies = iter_inputs(input_path) if units is None else None  # ... before the store is opened
     store = Store(db)
     try:
-        done = store.finished_sources(run.key)
         items: list[Study] = []
         skipped = 0
-        for item in studies:
-            if store.source_hash(item.study_id) in done:
-                skipped += 1
-                continue
-            items.append(item)
-            if limit is not None and len(items) >= limit:
-                break
+        if studies is not None:
+            done = store.finished_sources(run.key)
+            for item in studies:
+                if store.source_hash(_source_id(item)) in done:
+                    skipped += 1
+                    continue
+                items.append(item)
+                if limit is not None and len(items) >= limit:
+                    break
         run_id, config_key = store.start_run(run)
         summary = AuditSummary(run_id, skipped_done=skipped)
+        cache_path = default_cache(db) if cache is True else (cache or None)
         try:
-            check_items(store, run, run_id, config_key, items, summary, workers=workers, engine=engine,
-                        ray_address=ray_address, progress=progress, batch_size=batch_size,
-                        cache=default_cache(db) if cache is True else (cache or None))
+            if units is not None:
+                run_units(store, run, run_id, config_key, units, summary, workers=workers, progress=progress,
+                          cache=cache_path)
+            else:
+                check_items(store, run, run_id, config_key, items, summary, workers=workers, engine=engine,
+                            ray_address=ray_address, progress=progress, batch_size=size, cache=cache_path)
         finally:
             store.finish_run(run_id)
     finally:
         store.close()
     return summary
+
+
+def default_batch_size(checker: str = "rules") -> int:
+    """Studies per work unit: 64 for the rules checker (about 0.1 s of work: a unit's task, commit and lookups
+    cost little beside it), 8 for checkers that run a model (seconds per study: units small enough to keep
+    every worker busy to the end)."""
+    return 64 if checker == "rules" else 8
 
 
 def default_cache(db: str) -> str:
@@ -349,24 +394,180 @@ def default_cache(db: str) -> str:
 def check_items(store: Store, run: RunConfig, run_id: int, config_key: str, items: list[Study], summary: AuditSummary,
                 *, workers: int | None = None, engine: str = "local", ray_address: str | None = None,
                 progress: bool = True, batch_size: int = 8, cache: str | None = None) -> None:
-    """Check ``items`` under ``run`` in the pool and write the results as they come, in batched
-    transactions (:class:`BatchWriter`; this process is the only writer), through the result cache
-    ``cache`` when given. A study's store identity is ``item.extra["source_id"]`` when a source sets it (a report version),
-    else its ``study_id``; ``item.extra["supersedes"]`` names the store key of the report version it corrects."""
+    """Check ``items`` under ``run`` and write the results, through the result cache ``cache`` when given.
+    Locally the studies go in units of ``batch_size`` to :func:`run_units` (each worker writes its own units);
+    on Ray the results come back to this process, which writes them in batched transactions
+    (:class:`BatchWriter`). A study's store identity is ``item.extra["source_id"]`` when a source sets it (a
+    report version), else its ``study_id``; ``item.extra["supersedes"]`` names the store key of the report
+    version it corrects. The caller has already left out what is done (nothing is skipped here)."""
     workers = workers if workers is not None else (os.cpu_count() or 1)
+    if engine != "ray":
+        units = [WorkUnit(studies=tuple(items[i:i + batch_size]), skip_done=False)
+                 for i in range(0, len(items), batch_size)]
+        run_units(store, run, run_id, config_key, units, summary, workers=workers, progress=progress, cache=cache)
+        return
     batches = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
     t0 = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(items), unit="study", file=sys.stderr, dynamic_ncols=True, desc="audit")
+    bar = _bar(len(items)) if progress else None
     writer = BatchWriter(store, run_id, config_key, summary, on_commit=bar.update if bar is not None else None)
     try:
-        for results in _run_batches(batches, run, workers, engine, ray_address, cache):
+        _ensure_cache(cache, workers, len(batches))
+        for results in _run_ray(batches, run, workers, ray_address, cache):
             for r in results:
                 writer.add(r)
         writer.flush()
+    finally:
+        if bar is not None:
+            bar.close()
+        summary.seconds += time.perf_counter() - t0
+
+
+def _bar(total: int) -> Any:
+    from medmm.runs import progress  # the one progress helper
+
+    return progress(total, "audit", "study")
+
+
+def _ensure_cache(cache: str | None, workers: int, units: int) -> None:
+    if cache and workers > 1 and units > 1:
+        from medmm.runs import ResultCache
+
+        ResultCache(cache).conn.close()  # the file, its WAL mode and tables exist before the workers open it
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One task of an audit: studies already built (a PACS source, a CSV manifest, ``--limit``), a line slice
+    of a JSONL manifest, or a group of study folders of a folder input. Slices and folders are listed by
+    whoever runs the unit, so the process that plans the audit never parses the input."""
+
+    studies: tuple[Study, ...] = ()
+    slice: ManifestSlice | None = None
+    folder: str | None = None
+    names: tuple[str, ...] = ()
+    skip_done: bool = True  # studies already finished under the run are counted as skipped, not checked
+
+    @property
+    def size(self) -> int:
+        """Records in the unit (manifest lines, study folders or studies): the progress bar's steps."""
+        return self.slice.lines if self.slice is not None else len(self.names) if self.folder else len(self.studies)
+
+    def read(self) -> list[Study]:
+        """The unit's studies (without the evaluation truth, which an audit never stores)."""
+        if self.slice is not None:
+            return list(iter_manifest_slice(self.slice, truth=False))
+        if self.folder is not None:
+            return [folder_study(self.folder, n) for n in self.names]
+        return list(self.studies)
+
+
+def plan_units(input_path: str, size: int) -> list[WorkUnit]:
+    """An audit input as work units of ``size`` records, without parsing it: a JSONL manifest (or a folder
+    holding ``manifest.jsonl``) by line slices, a folder input by groups of sub-folders; a CSV manifest is read
+    here (a quoted field may hold a line break, so it cannot be cut by lines). Paths are made absolute (a
+    worker process may not share this process's working folder). Raises :class:`InputError` on a missing or
+    unknown input."""
+    kind, where, root = input_kind(input_path)
+    where = os.path.abspath(where)
+    if kind == "jsonl":
+        return [WorkUnit(slice=s) for s in manifest_slices(where, size, os.path.abspath(root) if root else None)]
+    if kind == "folder":
+        names = folder_names(where)
+        return [WorkUnit(folder=where, names=tuple(names[i:i + size])) for i in range(0, len(names), size)]
+    studies = [_without_truth(s) for s in iter_manifest(where, root=root)]
+    return [WorkUnit(studies=tuple(studies[i:i + size])) for i in range(0, len(studies), size)]
+
+
+def _without_truth(item: Study) -> Study:
+    from dataclasses import replace
+
+    return replace(item, truth=None) if item.truth is not None else item
+
+
+def _source_id(item: Study) -> str:
+    """A study's identity in the store: the source's ``extra["source_id"]`` (a report version), else its id."""
+    return str(item.extra.get("source_id") or item.study_id)
+
+
+def _unit_answers(unit: WorkUnit, run: RunConfig, cache: str | None,
+                  store: Store) -> tuple[list[dict[str, Any]], int]:
+    """The checked studies of a unit and how many it skipped as already done under ``run`` (one indexed lookup
+    for the whole unit)."""
+    studies = unit.read()
+    skipped = 0
+    if unit.skip_done and studies:
+        hashes = [store.source_hash(_source_id(i)) for i in studies]
+        done = store.finished_among(run.key, hashes)
+        if done:
+            kept = [i for i, h in zip(studies, hashes) if h not in done]
+            skipped, studies = len(studies) - len(kept), kept
+    return _process_batch(studies, run, cache), skipped
+
+
+_STORES: dict[str, Store] = {}  # per worker process: the store it writes, by path
+
+# What the audit pool's forkserver imports once before forking workers: the runner, the DICOM header reader
+# (pydicom and what it pulls in: about 0.35 s of CPU that each worker paid on its first study) and the
+# report checker's warm caches (medmm._warm).
+_PRELOAD = ["medmm.audit.runner", "medmm.imaging.io", "medmm._warm"]
+
+
+def _unit_job(unit: WorkUnit, run: RunConfig, cache: str | None, db: str, run_id: int,
+              config_key: str) -> AuditSummary:
+    """A worker process's whole share of one unit: list, skip what is done, check, and write the results in
+    ONE transaction of its own (the store serialises writers; a kill loses at most this open unit). Returns
+    the unit's counts and the CPU it took."""
+    t0 = time.process_time()
+    store = _STORES.get(db)
+    if store is None:
+        store = _STORES[db] = Store(db)
+    answers, skipped = _unit_answers(unit, run, cache, store)
+    part = AuditSummary(run_id, skipped_done=skipped)
+    if answers:
+        statuses = store.record_batch(run_id, config_key, [_entry(r) for r in answers])
+        for r, status in zip(answers, statuses):
+            _count(part, r, status)
+    part.worker_cpu = time.process_time() - t0
+    return part
+
+
+def run_units(store: Store, run: RunConfig, run_id: int, config_key: str, units: list[WorkUnit],
+              summary: AuditSummary, *, workers: int | None = None, progress: bool = True,
+              cache: str | None = None) -> None:
+    """Run the units of an audit. With one worker (or one unit) in this process: results are written by the
+    :class:`BatchWriter` (a transaction per :data:`WRITE_BATCH` studies or :data:`WRITE_SECONDS`). With a
+    process pool: each worker lists, checks and writes its own units (:func:`_unit_job`), so this process only
+    hands out units and adds up counts — the writing no longer waits on one process (issue 19: a single
+    writer made two workers 1.5x one)."""
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    t0 = time.perf_counter()
+    bar = _bar(sum(u.size for u in units)) if progress else None
+    try:
+        _ensure_cache(cache, workers, len(units))
+        if workers <= 1 or len(units) <= 1:
+            writer = BatchWriter(store, run_id, config_key, summary)
+            for unit in units:
+                answers, skipped = _unit_answers(unit, run, cache, store)
+                summary.skipped_done += skipped
+                for r in answers:
+                    writer.add(r)
+                if bar is not None:
+                    bar.update(unit.size)
+            writer.flush()
+            return
+        ctx = pool_context(preload=_PRELOAD)  # forkserver, never fork (medmm/_pool.py)
+        db = os.path.abspath(store.path)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_unit_job, u, run, cache, db, run_id, config_key) for u in units]
+            try:
+                for unit, fut in zip(units, futures):
+                    summary.add(fut.result())
+                    if bar is not None:
+                        bar.update(unit.size)
+            except BaseException:
+                for f in futures:  # a failed unit ends the run: the units not started are not run
+                    f.cancel()
+                raise
     finally:
         if bar is not None:
             bar.close()
@@ -443,26 +644,6 @@ def _count(summary: AuditSummary, r: dict[str, Any], status: str) -> None:
         summary.failures += 1
     else:
         summary.duplicates += 1
-
-
-def _run_batches(batches: list[list[StudyInput]], run: RunConfig, workers: int, engine: str,
-                 ray_address: str | None, cache: str | None = None) -> Iterator[list[dict[str, Any]]]:
-    if cache and workers > 1 and len(batches) > 1:
-        from medmm.runs import ResultCache
-
-        ResultCache(cache).conn.close()  # the file, its WAL mode and tables exist before the workers open it
-    if engine == "ray":
-        yield from _run_ray(batches, run, workers, ray_address, cache)
-        return
-    if workers <= 1 or len(batches) <= 1:
-        for b in batches:
-            yield _process_batch(b, run, cache)
-        return
-    ctx = pool_context(preload=["medmm.audit.runner", "medmm._warm"])  # forkserver, never fork (medmm/_pool.py)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(_process_batch, _for_worker(b), run, cache, True) for b in batches]
-        for b, fut in zip(batches, futures):  # in submission order: progress and writes stay deterministic
-            yield [_attach(r, item) for r, item in zip(fut.result(), b)]
 
 
 def _run_ray(batches: list[list[StudyInput]], run: RunConfig, workers: int,

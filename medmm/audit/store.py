@@ -44,7 +44,7 @@ import os
 import secrets
 import sqlite3
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 from medmm import __version__
@@ -577,126 +577,135 @@ class Store:
                                  "WHERE r.config_key=?", (config_key,)).fetchall()
         return {r[0] for r in rows}
 
-    # ------------------------------------------------------------------ writing results
-    def _upsert_study(self, c: sqlite3.Connection, rec: StudyRecord) -> str:
-        key = self.study_key(rec.source_id)
-        facts = HeaderFacts.from_mapping(rec.header) or HeaderFacts()
-        header = facts.to_dict(report_facts_only=True)
-        if not c.execute("SELECT 1 FROM studies WHERE key=?", (key,)).fetchone():  # append-only: never replaced
-            c.execute("INSERT INTO studies(key, source_hash, source_path, " + ", ".join(HEADER_COLUMNS) +
-                      ", created_at, images, regions, " + ", ".join(STUDY_ID_COLUMNS) + ") VALUES (" +
-                      ", ".join("?" * (6 + len(HEADER_COLUMNS) + len(STUDY_ID_COLUMNS))) + ")",
-                      (key, self.source_hash(rec.source_id), rec.source_path,
-                       *[(str(header.get(k)) if header.get(k) not in (None, "") else None) for k in HEADER_COLUMNS],
-                       time.time(), json.dumps(list(rec.images)), json.dumps(list(rec.regions)),
-                       *[getattr(rec, k) for k in STUDY_ID_COLUMNS]))
-            if rec.supersedes is not None or rec.report_status is not None:
-                old = rec.supersedes
-                if old is not None and not c.execute("SELECT 1 FROM studies WHERE key=?", (old,)).fetchone():
-                    old = None
-                c.execute("INSERT INTO report_versions(study_key, supersedes, status, received_at) VALUES (?, ?, ?, ?)",
-                          (key, old, rec.report_status, time.time()))
-        if rec.report is not None:
-            digest = hashlib.sha256(rec.report.encode("utf-8", "replace")).hexdigest()
-            row = c.execute("SELECT sha256 FROM reports WHERE study_key=?", (key,)).fetchone()
-            if row is None:
-                c.execute("INSERT INTO reports(study_key, text, sha256) VALUES (?, ?, ?)", (key, rec.report, digest))
-            elif row[0] != digest:  # stored flags point into the stored text: never swap it underneath them
-                raise ReportChanged(f"study {key}: its report differs from the one stored earlier; the store keeps "
-                                 "reports unchanged (flags point into them): audit the changed report into a new store")
-        return key
+    def finished_among(self, config_key: str, source_hashes: Sequence[str]) -> set[str]:
+        """Those of ``source_hashes`` already done (or failed) under this configuration: one indexed lookup per
+        work unit (an audit's worker asks for its own unit instead of loading every finished study)."""
+        out: set[str] = set()
+        for i in range(0, len(source_hashes), 500):
+            part = list(source_hashes[i:i + 500])
+            rows = self.conn.execute("SELECT s.source_hash FROM studies s JOIN results r ON r.study_key = s.key "
+                                     "AND r.config_key = ? WHERE s.source_hash IN (" + ",".join("?" * len(part)) + ")",
+                                     (config_key, *part)).fetchall()
+            out.update(r[0] for r in rows)
+        return out
 
+    # ------------------------------------------------------------------ writing results
     def record_result(self, run_id: int, config_key: str, rec: StudyRecord, result: Any) -> bool:
         """Store a study's check result and flags atomically. Returns False if another writer
         already finished this study under the same configuration (nothing is duplicated), or if the
         study's report differs from the stored one (recorded as a failure with the reason: a batch
         goes on)."""
-        try:
-            return self._record_result(run_id, config_key, rec, result)
-        except ReportChanged as exc:
-            self.record_failure(run_id, config_key, replace(rec, report=None), "store", str(exc))
-            return False
-
-    def _record_result(self, run_id: int, config_key: str, rec: StudyRecord, result: Any) -> bool:
-        with self.transaction() as c:
-            return self._insert_result(c, run_id, config_key, rec, result)
-
-    def _insert_result(self, c: sqlite3.Connection, run_id: int, config_key: str, rec: StudyRecord,
-                       result: Any) -> bool:
-        """A study's result and flags, inside the caller's transaction (raises ReportChanged before writing)."""
-        key = self._upsert_study(c, rec)
-        notes = list(getattr(result, "notes", None) or [])
-        if self._has_result(c, key, config_key):
-            return False
-        flags = list(result.flags)
-        score = float(result.score)
-        modality = self._worklist_modality(c, key, config_key)
-        c.execute("INSERT INTO results(study_key, config_key, run_id, status, has_error, score, finished_at, notes, "
-                  "sort_key, n_flags, top_confidence, flag_types, modality) "
-                  "VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  (key, config_key, run_id, int(result.has_error), score, time.time(),
-                   json.dumps(notes) if notes else None,
-                   *_worklist_columns(key, False, score, len(flags), max((float(f.confidence) for f in flags),
-                                                                        default=None), [f.type for f in flags]),
-                   modality))
-        v9 = self._flag_v9  # the provenance columns (a store opened at an older SCHEMA_VERSION, in tests, lacks them)
-        c.executemany(_FLAG_INSERT[v9],
-                      [(run_id, key, config_key, f.type, f.start, f.end, f.text, f.explanation, f.confidence,
-                        f.evidence, getattr(f, "rule", None) or None, *(flag_provenance(f) if v9 else ()))
-                       for f in flags])
-        return True
-
-    @staticmethod
-    def _has_result(c: sqlite3.Connection, key: str, config_key: str) -> bool:
-        return c.execute("SELECT 1 FROM results WHERE study_key=? AND config_key=?", (key, config_key)).fetchone() \
-            is not None
+        return self.record_batch(run_id, config_key, [(rec, result, None)])[0] == "result"
 
     def record_failure(self, run_id: int, config_key: str, rec: StudyRecord, stage: str, reason: str) -> bool:
-        with self.transaction() as c:
-            return self._insert_failure(c, run_id, config_key, rec, stage, reason)
-
-    def _insert_failure(self, c: sqlite3.Connection, run_id: int, config_key: str, rec: StudyRecord, stage: str,
-                        reason: str) -> bool:
-        key = self._upsert_study(c, rec)
-        if self._has_result(c, key, config_key):
-            return False
-        c.execute("INSERT INTO results(study_key, config_key, run_id, status, finished_at, sort_key, n_flags, modality) "
-                  "VALUES (?, ?, ?, 'failed', ?, ?, 0, ?)",
-                  (key, config_key, run_id, time.time(), _worklist_columns(key, True, None, 0, None, ())[0],
-                   self._worklist_modality(c, key, config_key)))
-        c.execute("INSERT INTO failures(run_id, study_key, source_hash, stage, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
-                  (run_id, key, self.source_hash(rec.source_id), stage, reason, time.time()))
-        return True
-
-    def _worklist_modality(self, c: sqlite3.Connection, key: str, config_key: str) -> str | None:
-        """The study's modality, copied onto its result (the worklist filters without a join) and listed once
-        per configuration in worklist_modalities (the filter's choices without a scan)."""
-        row = c.execute("SELECT modality FROM studies WHERE key=?", (key,)).fetchone()
-        modality = row[0] if row else None
-        if modality is not None:
-            c.execute("INSERT OR IGNORE INTO worklist_modalities(config_key, modality) VALUES (?, ?)",
-                      (config_key, modality))
-        return modality
+        """Store that a study could not be checked (stage, reason); False if it was already finished."""
+        return self.record_batch(run_id, config_key, [(rec, None, (stage, reason))])[0] == "failure"
 
     def record_batch(self, run_id: int, config_key: str,
                      entries: Sequence[tuple[StudyRecord, Any, tuple[str, str] | None]]) -> list[str]:
-        """Many studies in ONE transaction (the audit's single writer commits per batch, not per study:
-        a commit and its lock cost more than a study's rows). Each entry is ``(record, result, None)``
-        or ``(record, None, (stage, reason))``; returns per entry ``"result"``, ``"failure"`` (also a
-        result whose report differs from the stored one: recorded as a failure with the reason) or
-        ``"duplicate"`` (already finished under this configuration). All or nothing: a process killed
-        mid-batch leaves the store as it was before the batch."""
-        out: list[str] = []
+        """Many studies in ONE transaction (an audit commits per batch, not per study: a commit and its lock
+        cost more than a study's rows). Each entry is ``(record, result, None)`` or ``(record, None, (stage,
+        reason))``; returns per entry ``"result"``, ``"failure"`` (also a result whose report differs from the
+        stored one: recorded as a failure with the reason) or ``"duplicate"`` (already finished under this
+        configuration, by another writer or earlier in the batch). All or nothing: a process killed mid-batch
+        leaves the store as it was before the batch.
+
+        What is already stored is looked up for the whole batch at once (studies, reports, results of this
+        configuration), then each table gets one multi-row INSERT in entry order (studies, report versions,
+        reports, results, flags, failures): a few statements per batch instead of about ten per study. The
+        integrity triggers and the hash chain see every row as before."""
+        if not entries:
+            return []
+        hashes = [self.source_hash(rec.source_id) for rec, _, _ in entries]
+        keys = ["S" + h[:16] for h in hashes]  # Store.study_key
         with self.transaction() as c:
-            for rec, result, failure in entries:
-                if failure is None:
-                    try:
-                        out.append("result" if self._insert_result(c, run_id, config_key, rec, result)
-                                   else "duplicate")
-                        continue
-                    except ReportChanged as exc:  # raised before this entry wrote anything
-                        rec, failure = replace(rec, report=None), ("store", str(exc))
-                out.append("failure" if self._insert_failure(c, run_id, config_key, rec, *failure) else "duplicate")
+            return self._write_batch(c, run_id, config_key, entries, hashes, keys)
+
+    def _write_batch(self, c: sqlite3.Connection, run_id: int, config_key: str,
+                     entries: Sequence[tuple[StudyRecord, Any, tuple[str, str] | None]], hashes: list[str],
+                     keys: list[str]) -> list[str]:
+        uniq = list(dict.fromkeys(keys))
+        modality_of: dict[str, str | None] = dict(_select_in(c, "SELECT key, modality FROM studies WHERE key IN ({})",
+                                                             uniq))
+        report_of = dict(_select_in(c, "SELECT study_key, sha256 FROM reports WHERE study_key IN ({})", uniq))
+        done = {r[0] for r in _select_in(c, "SELECT study_key FROM results WHERE config_key = ? AND study_key IN ({})",
+                                         uniq, (config_key,))}
+        now = time.time()
+        studies: list[tuple[Any, ...]] = []
+        versions: list[tuple[Any, ...]] = []
+        reports: list[tuple[Any, ...]] = []
+        results: list[tuple[Any, ...]] = []
+        flags: list[tuple[Any, ...]] = []
+        failures: list[tuple[Any, ...]] = []
+        modalities: set[str] = set()
+        v9 = self._flag_v9  # the provenance columns (a store opened at an older SCHEMA_VERSION, in tests, lacks them)
+        out: list[str] = []
+        for (rec, result, failure), h, key in zip(entries, hashes, keys):
+            if key not in modality_of:  # a new study (append-only: a stored one is never replaced)
+                header = (HeaderFacts.from_mapping(rec.header) or HeaderFacts()).to_dict(report_facts_only=True)
+                facts = [(str(header.get(k)) if header.get(k) not in (None, "") else None) for k in HEADER_COLUMNS]
+                studies.append((key, h, rec.source_path, *facts, now, json.dumps(list(rec.images)),
+                                json.dumps(list(rec.regions)), *[getattr(rec, k) for k in STUDY_ID_COLUMNS]))
+                modality_of[key] = facts[_MODALITY]
+                if rec.supersedes is not None or rec.report_status is not None:
+                    old = rec.supersedes
+                    if old is not None and old not in modality_of and \
+                            not c.execute("SELECT 1 FROM studies WHERE key=?", (old,)).fetchone():
+                        old = None
+                    versions.append((key, old, rec.report_status, now))
+            if rec.report is not None:
+                digest = hashlib.sha256(rec.report.encode("utf-8", "replace")).hexdigest()
+                stored = report_of.get(key)
+                if stored is None:
+                    reports.append((key, rec.report, digest))
+                    report_of[key] = digest
+                elif stored != digest and failure is None:  # stored flags point into the stored text: never swap it
+                    failure = ("store", f"study {key}: its report differs from the one stored earlier; the store keeps "
+                               "reports unchanged (flags point into them): audit the changed report into a new store")
+            if key in done:
+                out.append("duplicate")
+                continue
+            done.add(key)
+            modality = modality_of.get(key)
+            if modality is not None:
+                modalities.add(modality)
+            if failure is None:
+                found = list(result.flags)
+                score = float(result.score)
+                notes = list(getattr(result, "notes", None) or [])
+                top = max((float(f.confidence) for f in found), default=None)
+                results.append((key, config_key, run_id, "done", int(result.has_error), score, now,
+                                json.dumps(notes) if notes else None,
+                                *_worklist_columns(key, False, score, len(found), top, [f.type for f in found]),
+                                modality))
+                flags.extend((run_id, key, config_key, f.type, f.start, f.end, f.text, f.explanation, f.confidence,
+                              f.evidence, getattr(f, "rule", None) or None, *(flag_provenance(f) if v9 else ()))
+                             for f in found)
+                out.append("result")
+            else:
+                results.append((key, config_key, run_id, "failed", None, None, now, None,
+                                _worklist_columns(key, True, None, 0, None, ())[0], 0, None, None, modality))
+                failures.append((run_id, key, h, failure[0], failure[1], now))
+                out.append("failure")
+        if studies:
+            c.executemany(_STUDY_INSERT, studies)
+        if versions:
+            c.executemany("INSERT INTO report_versions(study_key, supersedes, status, received_at) VALUES (?, ?, ?, ?)",
+                          versions)
+        if reports:
+            c.executemany("INSERT INTO reports(study_key, text, sha256) VALUES (?, ?, ?)", reports)
+        if results:
+            c.executemany("INSERT INTO results(study_key, config_key, run_id, status, has_error, score, finished_at, "
+                          "notes, sort_key, n_flags, top_confidence, flag_types, modality) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", results)
+        if flags:
+            c.executemany(_FLAG_INSERT[v9], flags)
+        if failures:
+            c.executemany("INSERT INTO failures(run_id, study_key, source_hash, stage, reason, at) "
+                          "VALUES (?, ?, ?, ?, ?, ?)", failures)
+        if modalities:  # the worklist filter's choices per configuration, without a scan
+            c.executemany("INSERT OR IGNORE INTO worklist_modalities(config_key, modality) VALUES (?, ?)",
+                          [(config_key, m) for m in sorted(modalities)])
         return out
 
     # ------------------------------------------------------------------ hospital sources (v5)
@@ -920,6 +929,19 @@ class Store:
 FLAG_COLUMNS = ("id", "type", "start", "end", "text", "explanation", "confidence", "evidence", "model", "region",
                 "related")
 _FLAG_SELECT = 'id, type, start, "end", text, explanation, confidence, evidence, model, region, related'
+_STUDY_INSERT = ("INSERT INTO studies(key, source_hash, source_path, " + ", ".join(HEADER_COLUMNS) + ", created_at, images, "
+                 "regions, " + ", ".join(STUDY_ID_COLUMNS) + ") VALUES (" +
+                 ", ".join("?" * (6 + len(HEADER_COLUMNS) + len(STUDY_ID_COLUMNS))) + ")")
+_MODALITY = HEADER_COLUMNS.index("modality")
+
+
+def _select_in(c: sqlite3.Connection, sql: str, keys: Sequence[str], params: tuple[Any, ...] = ()) -> Iterator[Any]:
+    """Rows of ``sql`` (its ``IN ({})`` filled with placeholders) for ``keys``, 500 at a time."""
+    for i in range(0, len(keys), 500):
+        part = keys[i:i + 500]
+        yield from c.execute(sql.format(",".join("?" * len(part))), (*params, *part))
+
+
 _FLAG_INSERT = {  # by "has the v9 provenance columns"
     False: 'INSERT INTO flags(run_id, study_key, config_key, type, start, "end", text, explanation, confidence, '
            "evidence, rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
