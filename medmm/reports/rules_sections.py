@@ -118,8 +118,9 @@ def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
         def side_of(o: Mention) -> str | None:
             return o.side or o.sentence_side  # "In the left midlung zone, there is a nodule."
 
-        sided = [o for o in fnd if o.positive and kin(o) and side_of(o) and zone_ok(o)]
-        if not sided or p.hypothetical or any(o.positive and _family(o) == _family(p) and zone_ok(o)
+        # the cheap tests first (types, then the lazily read attributes of a mention)
+        sided = [o for o in fnd if kin(o) and o.positive and side_of(o) and zone_ok(o)]
+        if not sided or p.hypothetical or any(_family(o) == _family(p) and o.positive and zone_ok(o)
                                                and side_of(o) in (p.side, "bilateral") for o in fnd):
             continue  # no finding of the kind on that side, nor a paraphrase of it ("left basal opacity")
         if any(kin(x) and x.positive and x.side not in (p.side, None) for x in imp if x is not p):
