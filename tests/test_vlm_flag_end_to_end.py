@@ -161,3 +161,21 @@ def test_check_cli_hands_the_image_to_the_vlm_and_prints_its_model(cxr, tmp_path
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert seen == [[cxr["image"]]]  # the VLM was given the study's image (before, `medmm check` ran it blind)
     assert all(f["model"].startswith("tiny:llava @") for f in out["flags"] if f["evidence"] == "image")
+
+
+def test_the_region_names_the_study_image_the_view_came_from(tiny, cxr, monkeypatch, tmp_path):
+    """A study listing a lateral first: the checker looks at the frontal (checker_views), so the region is on the
+    frontal's index — the one the app draws it on."""
+    import pydicom
+
+    from medmm.reports.checker_views import checker_images
+
+    ds = pydicom.dcmread(cxr["image"])
+    ds.ViewPosition = "LL"
+    lateral = str(tmp_path / "lateral.dcm")
+    ds.save_as(lateral)
+    [view] = checker_images([lateral, cxr["image"]])
+    checker = _checker(tiny, monkeypatch, _answer_with_box(tiny, view.size, cxr["box"]))
+    [flag] = checker.check(cxr["report"], None, images=[lateral, cxr["image"]]).flags
+    assert flag.region is not None and flag.region["image"] == 1
+    assert region_target(flag.as_dict()) == (1, None)

@@ -5,7 +5,8 @@ finding the error is about, in its family's codec and in the pixels the model re
 (:mod:`medmm.checkertrain.tasks` writes it so, for a single radiograph view). :func:`flag_region` asks the
 COMPLEX question once more as free text for a report the checker flags, decodes the box with the family's codec
 (:mod:`medmm.models.families`) and brings it back through the family's resize rule to the pixels of the first
-view, as a :meth:`medmm.regions.Box.to_dict` of image 0 (acquisition frame: a radiograph view is the image).
+view, as a :meth:`medmm.regions.Box.to_dict` of the study image that view shows (``image``: its index in the
+study's images — the frontal one when a lateral is listed first; acquisition frame: a radiograph view is the image).
 The review app draws it on the viewer beside the highlighted sentence (:mod:`medmm.app.evidence`).
 
 No region is given (None) when the answer holds no box (an untrained model, or an error the truth had no region
@@ -37,13 +38,22 @@ def model_label(model: Any) -> str:
     return f"{name} @{fp}" if fp else name
 
 
-def first_view_is_volume(images: Sequence[Any] | None) -> bool:
-    """Whether the checker's first view of these study images is a projection of a volume (a series folder or a
-    NIfTI file comes first): such a view gets no region (module docstring)."""
-    if not images or not isinstance(images[0], str):
-        return False
-    first = images[0]
-    return os.path.isdir(first) or first.lower().endswith(_VOLUME_SUFFIXES)
+def first_view_source(images: Sequence[Any] | None) -> tuple[int, bool]:
+    """Which of the study's images the checker's first view comes from (its index in ``images``: the checker puts
+    frontal radiographs before laterals, :func:`medmm.reports.checker_views.choose_paths`) and whether that image is
+    a volume (a series folder or a NIfTI file, whose views get no region). ``(0, False)`` for ready images."""
+    if not images or not all(isinstance(p, str) for p in images):
+        return 0, False
+    from medmm.errors import InputError
+    from medmm.reports.checker_views import choose_paths
+
+    try:
+        first = choose_paths(list(images))[0]
+    except (InputError, IndexError):
+        return 0, False
+    index = next((i for i, p in enumerate(images) if os.path.normpath(os.path.abspath(p)) ==
+                  os.path.normpath(os.path.abspath(first))), 0)
+    return index, os.path.isdir(first) or first.lower().endswith(_VOLUME_SUFFIXES)
 
 
 def decode_region(model: Any, answer: str, view_size: tuple[int, int], image: int = 0) -> dict[str, Any] | None:
@@ -76,7 +86,10 @@ def flag_region(model: Any, report: str, views: Sequence[Any], config: Any,
     images the checker gave the model; ``study_images``: the study's image paths (to leave volumes out)."""
     from medmm.reports.vlm_checker import _request, complex_prompt
 
-    if not views or first_view_is_volume(study_images) or not hasattr(model, "generate"):
+    if not views or not hasattr(model, "generate"):
+        return None
+    image, volume = first_view_source(study_images)
+    if volume:
         return None
     try:
         [gen] = model.generate([_request(complex_prompt(report, config), views, config)],
@@ -84,5 +97,5 @@ def flag_region(model: Any, report: str, views: Sequence[Any], config: Any,
     except Exception as exc:  # a failed answer costs the flag its region, never the flag  # noqa: BLE001
         log.warning("the VLM's COMPLEX answer for the region failed (%s); the flag has no region", type(exc).__name__)
         return None
-    return decode_region(model, gen.text, views[0].size)
+    return decode_region(model, gen.text, views[0].size, image)
 
