@@ -102,3 +102,14 @@ def test_probe_run_reports_multimodal_leakage_with_a_local_llm(tmp_path, text_lm
     assert checked >= 1
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["llm"]  # the language model's fingerprint is part of the run identity
+
+
+def test_a_vlm_whose_language_model_has_no_causal_lm_class_is_refused_clearly(tmp_path):
+    """Qwen2-VL's language model (qwen2_vl_text) has no AutoModelForCausalLM class: one clear error that says
+    what to give instead, never a half-loaded model."""
+    from medmm.models.base import ModelError
+    from medmm.models.tiny import build_tiny
+
+    build_tiny("qwen2-vl").save(str(tmp_path))
+    with pytest.raises(ModelError, match="give the base LLM's own checkpoint as llm:PATH"):
+        load("llm:" + str(tmp_path))
