@@ -150,7 +150,7 @@ def _new_dataset(modality: str, sop_uid: str, study_uid: str, series_uid: str, s
     ds.Manufacturer = "medmm synthetic"
     ds.SeriesDescription = description
     ds.PatientName = "SYNTHETIC^PHANTOM"
-    ds.PatientID = seed[:16]
+    ds.PatientID = seed[:64]  # LO: up to 64 characters; the first 16 of synth's seeds repeat across studies
     if sex:
         ds.PatientSex = sex
     if body_part:

@@ -305,7 +305,7 @@ def make_study(out: str, seed: int, i: int, kind: str, cfg: SynthConfig = SynthC
     d, date, time = study.as_dict(), ident.study_date, ident.study_time
     # how a hospital names the study (medmm.studies.Study's identity fields): reports are matched by these
     d.update(accession_number=ident.accession_number, study_instance_uid=generate_uid(entropy_srcs=[uid_seed, "study"]),
-             patient_key=uid_seed[:16], exam_date=f"{date[:4]}-{date[4:6]}-{date[6:]}",
+             patient_key=uid_seed[:64], exam_date=f"{date[:4]}-{date[4:6]}-{date[6:]}",
              exam_time=f"{time[:2]}:{time[2:4]}:{time[4:]}", exam_description=ident.study_description)
     return d
 
