@@ -86,7 +86,7 @@ def test_probe_run_reports_multimodal_leakage_with_a_local_llm(tmp_path, text_lm
     out = tmp_path / "run"
     from medmm.cli import main
 
-    assert main(["probe", "run", "--bench", "negation", "--data", str(data), "--model", "tiny:llava",
+    assert main(["probe", "run", "--bench", "negation", "--data", str(data), "--model", "tiny:llava", "--mode", "greedy",
                  "--llm", "llm:" + text_lm_dir, "--controls", "blind", "--out", str(out), "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
