@@ -505,6 +505,15 @@ def _unit_answers(unit: WorkUnit, run: RunConfig, cache: str | None,
 
 
 _STORES: dict[str, Store] = {}  # per worker process: the store it writes, by path
+# The pool's writers take turns through this lock (set by _init_worker): a worker waiting for it wakes the moment
+# the other one commits, where SQLite's busy handler would poll with sleeps of 1, 2, 5, 10 ... ms. Other writers
+# (a second audit, the review app) still queue on SQLite's lock and busy timeout.
+_WRITE_LOCK: Any = None
+
+
+def _init_worker(lock: Any) -> None:
+    global _WRITE_LOCK
+    _WRITE_LOCK = lock
 
 # What the audit pool's forkserver imports once before forking workers: the runner, the DICOM header reader
 # (pydicom and what it pulls in: about 0.35 s of CPU that each worker paid on its first study) and the
@@ -524,7 +533,9 @@ def _unit_job(unit: WorkUnit, run: RunConfig, cache: str | None, db: str, run_id
     answers, skipped = _unit_answers(unit, run, cache, store)
     part = AuditSummary(run_id, skipped_done=skipped)
     if answers:
-        statuses = store.record_batch(run_id, config_key, [_entry(r) for r in answers])
+        entries = [_entry(r) for r in answers]
+        with _WRITE_LOCK if _WRITE_LOCK is not None else contextlib.nullcontext():
+            statuses = store.record_batch(run_id, config_key, entries)
         for r, status in zip(answers, statuses):
             _count(part, r, status)
     part.worker_cpu = time.process_time() - t0
@@ -557,7 +568,8 @@ def run_units(store: Store, run: RunConfig, run_id: int, config_key: str, units:
             return
         ctx = pool_context(preload=_PRELOAD)  # forkserver, never fork (medmm/_pool.py)
         db = os.path.abspath(store.path)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(ctx.Lock(),)) as pool:
             futures = [pool.submit(_unit_job, u, run, cache, db, run_id, config_key) for u in units]
             try:
                 for unit, fut in zip(units, futures):
