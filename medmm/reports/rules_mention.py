@@ -133,7 +133,7 @@ _A_SIZE = re.compile(r"\d\s*[cm]m\b")
 # high grades and the size (mm) at or under which their own measurement contradicts them: language pack data
 _AT_MOST: dict[str, float] = {k.lower(): float(v) for k, v in language_pack()["grade_sizes"]["at_most"].items()}
 _BIG_WORDS = "|".join(sorted(_AT_MOST, key=len, reverse=True))
-_BIG = re.compile(r"\b(" + _BIG_WORDS + r")\s+(?:[a-z]+\s+){0,2}?(\d+(?:\.\d+)?)\s*(mm|cm)\b|"
+_BIG = re.compile(r"\b(" + _BIG_WORDS + r")\s+(?:(?!and\b|or\b|with\b|but\b)[a-z]+\s+){0,3}?(\d+(?:\.\d+)?)\s*(mm|cm)\b|"
                   r"\b(\d+(?:\.\d+)?)\s*(mm|cm)\s+(" + _BIG_WORDS + r")\b", re.I)
 
 

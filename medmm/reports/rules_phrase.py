@@ -95,7 +95,11 @@ _ZONES: dict[str, str] = {k.lower(): v for k, v in _PACK["zones"].items()}
 _ZONE = re.compile(r"\b(" + _alternation(list(_ZONES)) + r")\b", re.I)
 _ZONE_EXCEPTION = re.compile(r"\b(?:" + _alternation(_PACK["zone_exceptions"]) + r")\b", re.I)
 _ZONE_WORDS = frozenset(_ZONES) if all(len(z) >= 4 and " " not in z for z in _ZONES) else frozenset()
-_LEVEL_LOBE = re.compile(r"\b(upper|lower)\s+lob(?:e|ar)\b", re.I)
+_LEVEL_LOBE = re.compile(r"\b(upper|lower)\s+lob(?:es?|ar)\b", re.I)
+# words about sides ("both", "bilateral") do not break a phrase about levels ("bibasilar opacities in both upper lobes")
+_SIDE_ONLY = set(_PACK["phrase"]["side_words"])
+_BREAK_LEVEL = re.compile(r"\b(?:" + _alternation([w for w in _WORDS if w not in _SIDE_ONLY]) + r")\b"
+                          + ("|" + "|".join(_CHARS) if _CHARS else ""), re.I)
 
 
 @per_sentence
@@ -109,7 +113,8 @@ def _zone_clash(sentence: str) -> tuple[int, int, int, int, str, str] | None:
             a, b = sorted((zone.end(), lobe.start()))
             if zone.start() > lobe.start():
                 a, b = lobe.end(), zone.start()
-            if _one_phrase(sentence[a:b]):
+            between = sentence[a:b]
+            if len(between.split()) <= _MAX_WORDS and not _BREAK_LEVEL.search(between):
                 return lobe.start(1), lobe.end(1), zone.start(), zone.end(), lobe.group(0), zone.group(1)
     return None
 
@@ -189,8 +194,9 @@ def rule_severity_clash(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 _AT_LEAST: dict[str, float] = {k.lower(): float(v) for k, v in _PACK["grade_sizes"]["at_least"].items()}
-_LOW_SIZE = re.compile(r"\b(" + _alternation(list(_AT_LEAST)) + r")\s+(?:[a-z]+\s+){0,2}?(\d+(?:\.\d+)?)\s*(mm|cm)\b",
-                       re.I)
+# the grade, up to three words (not a conjunction: "small effusion and a 6 cm mass" is two findings), the size
+_LOW_SIZE = re.compile(r"\b(" + _alternation(list(_AT_LEAST)) + r")\s+(?:(?!and\b|or\b|with\b|but\b)[a-z]+\s+){0,3}?"
+                       r"(\d+(?:\.\d+)?)\s*(mm|cm)\b", re.I)
 
 
 @declare(FlagSpec(id="severity_measure", type="severity", family="single", reads=("findings", "impression"),

@@ -115,17 +115,20 @@ def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     if "middle lobe" not in low and "lingul" not in low:
         return flags
     for m in _NO_SUCH_LOBE.finditer(a.text):
-        side = (m.group(1) or m.group(2)).lower()
-        what = "a middle lobe" if m.group(1) else "a lingula"
+        # odd groups: a left middle lobe ("left middle lobe", "middle lobe ... of the left lung"); even: a right lingula
+        groups = m.groups()
+        middle = any(groups[i] for i in range(0, len(groups), 2))
+        side = next(g for g in groups if g).lower()
         flags.append(make_flag("nonexistent_lobe", a.text, m.start(), m.end(),
-                               f"the {side} lung has no {'middle lobe' if m.group(1) else 'lingula'}: "
-                               f"{what} is on the {'right' if m.group(1) else 'left'}"))
+                               f"the {side} lung has no {'middle lobe' if middle else 'lingula'}: "
+                               f"{'a middle lobe' if middle else 'a lingula'} is on the {'right' if middle else 'left'}"))
     return flags
 
 
 _INTERVAL_CUES = frozenset("""newly unchanged stable persistent persistently again redemonstrated previously since
 improved improving worsened worsening resolved resolving interval intervally increased decreased enlarged smaller
-larger better worse""".split()) | frozenset(language_pack()["change_openers"])  # every interval claim has one of these words (or "new", checked apart)
+larger better worse similar progressed progressively increasingly increasing decreasing""".split()) | frozenset(
+    language_pack()["change_openers"])  # every interval claim has one of these words (or "new", checked apart)
 _WEAK_CLAIM = ("stable", "persistent", "persistently")  # also used of a normal structure ("the mediastinum is stable")
 _INTERVAL_CLAIM = re.compile(_RP["interval_claim"], re.I)
 # a prior named specifically in the sentence (a date, an outside or other-modality study): the sentence then
