@@ -115,7 +115,9 @@ def _cmd_grounding_eval(args: argparse.Namespace) -> int:
                        progress=sys.stderr.isatty())
     metrics["unreadable_lines"] = len(problems)
     write_metrics(metrics, args.out)
-    print(json.dumps({k: metrics[k] for k in ("n", "miou", "baseline_miou", "parse_rate", "acc@0.5")}))
+    from medmm.runs import json_clean  # nan (an empty denominator) printed as null
+
+    print(json.dumps(json_clean({k: metrics[k] for k in ("n", "miou", "baseline_miou", "parse_rate", "acc@0.5")})))
     if stats is None:
         print("note: no training statistics (--train-data or --train-stats): baseline_miou is 0", file=sys.stderr)
     return 0
