@@ -44,8 +44,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--images", default=None, help="folder of the images (VinDr-CXR train/, ChestX-ray14 images/, ...)")
     p.add_argument("--out", required=True, help="medmm samples JSONL")
     p.add_argument("--tasks", default=None,
-                   help="comma-separated region tasks of the task registry (default: all of them: "
-                        "region_to_text, text_to_region, grounded_report)")
+                   help="comma-separated region tasks of the task registry, medmm.tasks (default: all of them)")
     p.add_argument("--window", default="file", help="display window for DICOM images")
     p.add_argument("--sharegpt", default=None, help="also export LLaMA-Factory ShareGPT JSON here")
     p.add_argument("--codec", default=None, choices=RegistryChoices("medmm.regions.codecs:CODECS"),
