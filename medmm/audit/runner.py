@@ -518,7 +518,7 @@ def _init_worker(lock: Any) -> None:
 # What the audit pool's forkserver imports once before forking workers: the runner, the DICOM header reader
 # (pydicom and what it pulls in: about 0.35 s of CPU that each worker paid on its first study) and the
 # report checker's warm caches (medmm._warm).
-_PRELOAD = ["medmm.audit.runner", "medmm.imaging.io", "medmm._warm"]
+_PRELOAD = ["medmm.audit.runner", "medmm.imaging.io", "medmm._warm", "medmm.audit._fork_freeze"]
 
 
 def _unit_job(unit: WorkUnit, run: RunConfig, cache: str | None, db: str, run_id: int,
