@@ -102,3 +102,17 @@ def test_hand_made_single_mention_edits_are_found(split, edits, at_least):
         res = checker.check(row["report"])
         found += any(attributable(f, row["errors"][0]) for f in res.flags if res.has_error)
     assert found / len(made) >= at_least, f"{found}/{len(made)}"
+
+
+@pytest.mark.skipif(not IU.is_file(), reason=f"the real dev reports are absent ({IU}); they live in ../shared")
+def test_the_second_blind_set_stays_found():
+    """15 held-out edits written after the last rule change, measured once at 12/15: a floor for later changes."""
+    from medmm.reports.evaluate import apply_hand_edits, read_real_corpus
+
+    made, problems = apply_hand_edits(read_real_corpus(os.fspath(IU), "heldout"),
+                                      os.fspath(ROOT / "tests" / "data" / "reports_single_mention_blind_edits.jsonl"))
+    assert not problems and len(made) == 15
+    checker = RulesChecker(RulesConfig())
+    found = sum(any(attributable(f, r["errors"][0]) for f in res.flags if res.has_error)
+                for r in made for res in [checker.check(r["report"])])
+    assert found >= 12, f"{found}/15"
