@@ -9,3 +9,6 @@ once, so that forked workers inherit them warm instead of each building its own.
 from medmm.reports import check
 
 check("FINDINGS: No acute abnormality.\n\nIMPRESSION: Normal study.")
+# A rare English word ("granola") makes the dictation-error rule build its candidate index (about 0.08 s), which
+# every audit worker otherwise built again on its first study with such a word (issue 19, measured per worker).
+check("FINDINGS: The granola is unremarkable.")

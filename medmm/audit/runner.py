@@ -70,7 +70,8 @@ def iter_inputs(path: str) -> Iterator[Study]:
 
 
 # ------------------------------------------------------------------ work done in workers
-_CHECKERS: dict[str, Any] = {}  # per process: checkers by run key
+_CHECKERS: dict[RunConfig, Any] = {}  # per process: checkers by run (a frozen RunConfig hashes fast; its .key
+# is a SHA-256 over its canonical JSON, ~28 us, which two lookups per study paid)
 _VLMS: dict[str, Any] = {}  # per process: loaded models by spec (the run identity's fingerprint and the checker share one)
 
 
@@ -113,7 +114,7 @@ def process(item: Study, run: RunConfig, cache: Any = None) -> dict[str, Any]:
         stage = "check"
         if cache is not None:
             ckey = result_cache_key(run, text, header, tuple(item.image_paths))
-            hit = cache.get(ckey, run.key)
+            hit = cache.get(ckey, _run_key(run))
             if hit is not None:
                 return {**out, "text": text, "header": header, "result": result_from_dict(hit), "cached": True}
             result = checker_for(run).check(text, header, images=list(item.image_paths) or None)
@@ -133,22 +134,30 @@ def _file_sha256(path: str) -> str:
         return hashlib.sha256(fh.read()).hexdigest()
 
 
+@functools.lru_cache(maxsize=32)
+def _run_key(run: RunConfig) -> str:
+    """``run.key`` computed once per run (it is a hash over the whole configuration)."""
+    return run.key
+
+
 def checker_for(run: RunConfig) -> Any:
     """The checker of a run, built once per process (a VLM loads once per worker) from the run's own
     parts, so the object that checks is the one the identity describes."""
-    if run.key not in _CHECKERS:
-        from medmm.reports import build_checker
-        from medmm.reports.checker import RulesConfig
+    checker = _CHECKERS.get(run)
+    if checker is not None:
+        return checker
+    from medmm.reports import build_checker
+    from medmm.reports.checker import RulesConfig
 
-        kind, model, config = run["checker"], None, None
-        if kind != "rules":
-            from medmm.reports.vlm_checker import VLMCheckerConfig
+    kind, model, config = run["checker"], None, None
+    if kind != "rules":
+        from medmm.reports.vlm_checker import VLMCheckerConfig
 
-            model = _vlm(run["model_spec"])
-            config = VLMCheckerConfig(**run["vlm_config"])
-        _CHECKERS[run.key] = build_checker(kind, model=model, config=config,
-                                           rules_config=RulesConfig(threshold=run["threshold"]))
-    return _CHECKERS[run.key]
+        model = _vlm(run["model_spec"])
+        config = VLMCheckerConfig(**run["vlm_config"])
+    checker = _CHECKERS[run] = build_checker(kind, model=model, config=config,
+                                             rules_config=RulesConfig(threshold=run["threshold"]))
+    return checker
 
 
 def _process_batch(batch: list[Study], run: RunConfig, cache: str | None = None,
@@ -172,7 +181,7 @@ def _process_batch(batch: list[Study], run: RunConfig, cache: str | None = None,
             new.append((r["cache_key"], result_to_dict(r["result"]), None))
         out.append(r)
     if new:
-        store.put_many(new, run.key)
+        store.put_many(new, _run_key(run))
     return [_slim(r) for r in out] if slim else out
 
 
@@ -497,7 +506,7 @@ def _unit_answers(unit: WorkUnit, run: RunConfig, cache: str | None,
     skipped = 0
     if unit.skip_done and studies:
         hashes = [store.source_hash(_source_id(i)) for i in studies]
-        done = store.finished_among(run.key, hashes)
+        done = store.finished_among(_run_key(run), hashes)
         if done:
             kept = [i for i, h in zip(studies, hashes) if h not in done]
             skipped, studies = len(studies) - len(kept), kept
