@@ -104,15 +104,24 @@ def test_folder_units_read_as_iter_folder(tmp_path):
     assert folder_names(str(root)) == ["a", "b", "c", "d"]
     assert [folder_study(str(root), n) for n in folder_names(str(root))] == list(iter_folder(str(root)))
     units = plan_units(str(root), 3)
-    assert [u.size for u in units] == [3, 1]
+    assert [u.size for u in units] == [1, 1, 1, 1]  # a run's last units are small (runner._tapered)
     assert [s.study_id for u in units for s in u.read()] == ["a", "b", "c", "d"]
 
 
 def test_plan_never_parses_a_jsonl_manifest(tmp_path, monkeypatch):
     manifest = _manifest(tmp_path)
     monkeypatch.setattr(json, "loads", lambda *a, **k: (_ for _ in ()).throw(AssertionError("parsed")))
-    units = plan_units(manifest, 10)
-    assert [u.size for u in units] == [10] * 10 + [5] and all(u.slice is not None for u in units)
+    units = plan_units(manifest, 12)
+    # units of 12 lines, then the last 8 in quarter units (the two workers finish together); nothing parsed
+    assert [u.size for u in units] == [12] * 6 + [9] + [3] * 8 and all(u.slice is not None for u in units)
+    assert all(a.slice.end == b.slice.start for a, b in zip(units, units[1:]))
+
+
+def test_tapered_units_cover_the_input_once():
+    for n in range(0, 40):
+        groups = runner._tapered(list(range(n)), 4)
+        assert [x for g in groups for x in g] == list(range(n))
+        assert all(len(g) == 1 for g in groups[-min(n, runner._TAIL):]) and all(len(g) <= 4 for g in groups)
 
 
 def test_two_workers_write_what_one_writes(tmp_path, monkeypatch):

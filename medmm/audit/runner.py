@@ -479,12 +479,31 @@ def plan_units(input_path: str, size: int) -> list[WorkUnit]:
     kind, where, root = input_kind(input_path)
     where = os.path.abspath(where)
     if kind == "jsonl":
-        return [WorkUnit(slice=s) for s in manifest_slices(where, size, os.path.abspath(root) if root else None)]
+        quarter = manifest_slices(where, max(1, size // 4), os.path.abspath(root) if root else None)
+        return [WorkUnit(slice=_joined(g)) for g in _tapered(quarter, 4)]
     if kind == "folder":
         names = folder_names(where)
-        return [WorkUnit(folder=where, names=tuple(names[i:i + size])) for i in range(0, len(names), size)]
+        return [WorkUnit(folder=where, names=tuple(n for part in g for n in part))
+                for g in _tapered([names[i:i + max(1, size // 4)] for i in range(0, len(names), max(1, size // 4))], 4)]
     studies = [_without_truth(s) for s in iter_manifest(where, root=root)]
     return [WorkUnit(studies=tuple(studies[i:i + size])) for i in range(0, len(studies), size)]
+
+
+_TAIL = 8  # the last quarter-units stay single: two workers' last units then end within ~1/8 of a unit of each other
+
+
+def _tapered(parts: list[Any], k: int) -> list[list[Any]]:
+    """``parts`` grouped ``k`` at a time, except the last :data:`_TAIL`, one at a time (the run's tail in small
+    units: no worker waits long for the other's last unit)."""
+    head = len(parts) - min(len(parts), _TAIL)
+    return [parts[i:min(i + k, head)] for i in range(0, head, k)] + [[p] for p in parts[head:]]
+
+
+def _joined(slices: list[ManifestSlice]) -> ManifestSlice:
+    """Consecutive slices of one manifest as one slice."""
+    from dataclasses import replace
+
+    return replace(slices[0], end=slices[-1].end, lines=sum(s.lines for s in slices))
 
 
 def _without_truth(item: Study) -> Study:
