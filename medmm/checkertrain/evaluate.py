@@ -35,6 +35,34 @@ def _untuned(cfg: Any, paths: dict[str, Any]) -> Any:
     return load(cfg.model.spec, **dict(cfg.model.options))
 
 
+def youden_threshold(margins: Sequence[float], labels: Sequence[bool], config: Any) -> Any:
+    """``config`` with its SIMPLE threshold moved to the margin that maximises Youden's J (recall − FPR) on the
+    calibration split; the temperature of :func:`medmm.reports.vlm_checker.calibrate` is kept.
+
+    F1 (what ``calibrate`` maximises) rewards flagging every report when errors are half the data and the margin
+    separates them only partly (F1 = 0.67 at recall 1, FPR 1): the previous tuned model was calibrated there and
+    flagged every report. The checker is judged on recall and the clean reports' FPR, so its operating point is
+    chosen on them. One sorted pass (n log n)."""
+    pairs = sorted(zip(margins, labels), key=lambda p: -p[0])
+    pos = sum(1 for _, lab in pairs if lab)
+    neg = len(pairs) - pos
+    if not pos or not neg:
+        return config
+    best, best_t, tp, fp = -2.0, config.threshold, 0, 0
+    for i, (m, lab) in enumerate(pairs):
+        tp += bool(lab)
+        fp += not lab
+        if i + 1 < len(pairs) and pairs[i + 1][0] == m:
+            continue
+        j = tp / pos - fp / neg
+        if j > best:
+            nxt = pairs[i + 1][0] if i + 1 < len(pairs) else m - 1.0
+            best, best_t = j, (m + nxt) / 2  # midway to the next margin: flags this one and those above
+    config.threshold = float(best_t)
+    config.calibrated_on = f"{config.calibrated_on}; threshold at the calibration split's best Youden's J {best:.3f}"
+    return config
+
+
 def finish_checker(cfg: Any, out: str, checker_config: Any, calib_samples: Sequence[Any], eval_samples: Sequence[Any],
                    tuned: Any, paths: dict[str, Any], data_paths: Sequence[str] | None = None) -> dict[str, Any]:
     """Calibrate, fit the stacker, evaluate (see the module docstring); returns the headline figures.
@@ -61,7 +89,9 @@ def finish_checker(cfg: Any, out: str, checker_config: Any, calib_samples: Seque
 
     base_cfg = replace(checker_config)
     j_cal = score(tuned, calib, base_cfg)
-    tuned_cfg = calibrate([j.margin for j in j_cal], y_cal, replace(base_cfg), source="calib split (held-out seed)")
+    tuned_cfg = youden_threshold([j.margin for j in j_cal], y_cal,
+                                 calibrate([j.margin for j in j_cal], y_cal, replace(base_cfg),
+                                           source="calib split (held-out seed)"))
     tuned_cfg.save(os.path.join(folder, "vlm-checker.yaml"))
     fp = tuned.fingerprint()
     X_cal = [features(r.score, max((f.confidence for f in r.flags), default=0.0), j.margin, j.type_scores)
@@ -72,8 +102,8 @@ def finish_checker(cfg: Any, out: str, checker_config: Any, calib_samples: Seque
     j_ev = score(tuned, ev, tuned_cfg)
     j_blind = score(tuned, ev, tuned_cfg, blind=True, complex_=False)
     untuned = _untuned(cfg, paths)
-    u_cfg = calibrate([j.margin for j in score(untuned, calib, base_cfg, complex_=False)], y_cal, replace(base_cfg),
-                      source="calib split")
+    m_un = [j.margin for j in score(untuned, calib, base_cfg, complex_=False)]
+    u_cfg = youden_threshold(m_un, y_cal, calibrate(m_un, y_cal, replace(base_cfg), source="calib split"))
     j_un = score(untuned, ev, u_cfg, complex_=False)
 
     def pred(js: list[Any], c: Any) -> list[bool]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from medmm.errors import InputError
@@ -31,13 +32,15 @@ class CheckerTasks:
         return read_checker_samples(path, tasks, with_lines=True)  # type: ignore[no-any-return]
 
     def owns(self, sample: Any) -> bool:
+        from medmm.checkertrain.tasks import SideQuestion
         from medmm.reports.checker_data import CheckerSample
 
-        return isinstance(sample, CheckerSample)
+        return isinstance(sample, (CheckerSample, SideQuestion))
 
     def load(self, recipe: Any, data_dir: str) -> None:
         """Calibration samples (``data.checker_calib``) and, with ``data.checker``, the generated samples."""
-        from medmm.checkertrain.tasks import checker_config, prepare_checker_data, read_checker_samples
+        from medmm.checkertrain.tasks import (checker_config, prepare_checker_data, read_checker_samples,
+                                              read_side_questions, side_path)
 
         cfg = recipe.cfg
         recipe.checker_config = checker_config(cfg)
@@ -55,12 +58,17 @@ class CheckerTasks:
 
             torch.distributed.barrier()
         recipe.train_samples = list(recipe.train_samples) + read_checker_samples(train, cfg.data.tasks)
+        if cfg.checker.side_questions and os.path.isfile(side_path(data_dir)):
+            recipe.train_samples += read_side_questions(side_path(data_dir))  # the curriculum's auxiliary questions
         recipe.eval_samples = list(recipe.eval_samples) + read_checker_samples(ev)
         recipe.calib_samples = recipe.calib_samples + read_checker_samples(calib)
         recipe.checker_paths = (train, calib, ev)
 
     def encode(self, recipe: Any, sample: Any) -> Any:
-        from medmm.checkertrain.tasks import encode_checker_example
+        from medmm.checkertrain.tasks import SideQuestion, encode_checker_example, encode_side_question
+
+        if isinstance(sample, SideQuestion):
+            return encode_side_question(recipe.vlm, sample, recipe.checker_config)
 
         return encode_checker_example(recipe.vlm, sample, recipe.codec, None, recipe.checker_config)
 
@@ -69,7 +77,9 @@ class CheckerTasks:
 
         if not recipe.cfg.eval.checker or not getattr(recipe, "calib_samples", None):
             return {}
-        ev = [s for s in recipe.eval_samples if self.owns(s)]
+        from medmm.reports.checker_data import CheckerSample
+
+        ev = [s for s in recipe.eval_samples if isinstance(s, CheckerSample)]
         if not ev:
             raise InputError("eval.checker: no held-out checker samples (data.eval or data.checker)")
         return {"checker": finish_checker(recipe.cfg, recipe.out, recipe.checker_config, recipe.calib_samples, ev,
