@@ -543,9 +543,11 @@ def _init_worker(lock: Any) -> None:
     global _WRITE_LOCK
     _WRITE_LOCK = lock
 
+
 # What the audit pool's forkserver imports once before forking workers: the runner, the DICOM header reader
-# (pydicom and what it pulls in: about 0.35 s of CPU that each worker paid on its first study) and the
-# report checker's warm caches (medmm._warm).
+# (pydicom and what it pulls in: about 0.35 s of CPU that each worker paid on its first study), the report
+# checker's warm caches (medmm._warm) and, last, gc.freeze() of all that (medmm.audit._fork_freeze: a worker's
+# collections would otherwise copy every inherited memory page).
 _PRELOAD = ["medmm.audit.runner", "medmm.imaging.io", "medmm._warm", "medmm.audit._fork_freeze"]
 
 
