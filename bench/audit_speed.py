@@ -141,6 +141,38 @@ def _harness(code: str, manifest: str, warm: str, out: str, order: tuple[int, ..
     return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
 
 
+_SPIN = r"""
+import json, sys, time
+t = time.perf_counter()
+d, s = {}, 0
+for i in range(int(sys.argv[1])):
+    s += hash((i, "x")) & 7
+    if i % 1000 == 0:
+        d[i] = json.dumps([i, s])
+print(time.perf_counter() - t)
+"""
+
+
+def ceiling(n: int = 2_000_000) -> float:
+    """What this machine gives two CPU-bound processes at this moment, as a multiple of one: the same
+    pure-Python loop alone, then twice at once (2 x alone / together). On two idle cores about 2; other jobs
+    (or two vCPUs sharing a core) lower it, and no audit can scale past it."""
+    import subprocess
+    import sys
+    import time
+
+    def spin() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", _SPIN, str(n)], stdout=subprocess.PIPE, text=True)
+
+    t = time.perf_counter()
+    spin().communicate()
+    alone = time.perf_counter() - t
+    t = time.perf_counter()
+    a, b = spin(), spin()
+    a.communicate(), b.communicate()
+    return 2 * alone / (time.perf_counter() - t)
+
+
 def _flag_set(db: str) -> set[tuple]:
     import sqlite3
 
@@ -178,6 +210,7 @@ def scaling(n_studies: int = 400, copies: int = 25, pairs: int = 4, peer: str | 
         flags: dict[str, set] = {}
         for k in range(pairs):
             order = (1, 2) if k % 2 == 0 else (2, 1)
+            out.setdefault("ceiling", []).append(ceiling())
             for label, code in list(codes.items()):
                 try:
                     runs = _harness(code, manifest, warm, os.path.join(d, f"{label}-{k}"), order,
@@ -226,7 +259,8 @@ def scaling_report(r: dict[str, Any]) -> str:
 
     lines = [f"audit scaling, rules checker, {r['studies']} synthetic studies (DICOM headers read), result cache off, "
              f"{len(r['now_wall_ratio'])} paired runs (1 vs 2 workers), each code in a fresh process per pair, "
-             f"load average at the runs' starts {min(r['load']):.1f}-{max(r['load']):.1f}:"]
+             f"load average at the runs' starts {min(r['load']):.1f}-{max(r['load']):.1f}; two CPU-bound processes "
+             f"got {f(r['ceiling'])}x one (the machine's ceiling before each pair, bench.audit_speed.ceiling):"]
     for label, name in (("now", "this code (workers list, check and write their own units)"),
                         ("peer", f"peer: the same tree with {', '.join(os.path.basename(f) for f in PEER_FILES)} as at {PEER_REV} (before "
                          "issue 19's units: the parent lists the input and is the single writer)")):
