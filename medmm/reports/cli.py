@@ -98,6 +98,8 @@ def _cmd_check_eval(args: argparse.Namespace) -> int:
             raise InputError(f"--checker {args.checker} needs --model SPEC")
         model = load(args.model)
     checker = build_checker(args.checker, model=model, rules_config=RulesConfig(lm_path=args.lm))
+    if args.checker != "rules" and not getattr(args, "explain", False):
+        checker.explain = False  # type: ignore[attr-defined]  # a VLM flag's span: the impression (--explain: slow)
     if getattr(args, "blind", False):
         if args.checker == "rules":
             raise InputError("--blind is the image-ablated control of a VLM: use it with --checker vlm or ensemble")
@@ -223,6 +225,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--checker", choices=CHECKER_KINDS, default="rules", metavar="KIND",
                    help="checker: %(choices)s (default %(default)s)")
     p.add_argument("--model", default=None)
+    p.add_argument("--explain", action="store_true", help="a VLM flag names its sentence (one extra SIMPLE scoring "
+                   "per sentence) and its region (a COMPLEX answer): slow; without it the flag spans the impression")
     p.add_argument("--blind", action="store_true", help="the image-ablated control: every image of a row is "
                                                          "replaced by a black one of the same size (vlm/ensemble)")
     p.add_argument("--out", default=None, help="folder for check-eval.md and check-eval.json")
