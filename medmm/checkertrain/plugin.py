@@ -12,7 +12,7 @@ from medmm.finetune.plugins import register
 class CheckerTasks:
     """SIMPLE and COMPLEX: samples from ``data.checker`` / checker-data files, encoding, end-of-run evaluation."""
 
-    tasks = ("simple", "complex")
+    tasks: tuple[str, ...] = ("simple", "complex")
 
     def problems(self, cfg: Any) -> list[str]:
         from medmm.config import problems

@@ -92,7 +92,7 @@ def excerpt_samples(study: dict[str, Any], n: int, seed: int, source: str = "") 
     rng = np.random.default_rng([seed, len(sided), sum(map(ord, str(study["study_id"])))])
     texts = [" ".join(sided)] if len(sided) > 1 else []
     texts += [sided[int(i)] for i in rng.permutation(len(sided))]
-    base = dict(study_id=str(study["study_id"]), images=tuple(study.get("images") or ()),
+    base: dict[str, Any] = dict(study_id=str(study["study_id"]), images=tuple(study.get("images") or ()),
                 patient_id=study.get("patient_id"), modality=study.get("modality"), split="train",
                 source=f"{source} (sided excerpt)", focus_slices=tuple(study.get("focus_slices") or ()))
     out: list[CheckerSample] = []
