@@ -47,7 +47,7 @@ from typing import Any, Iterator
 from medmm.audit.store import Store, StudyRecord
 from medmm._pool import pool_context
 from medmm.errors import InputError, MedmmError
-from medmm.runs import RunConfig
+from medmm.runs import RunConfig, write_atomic
 from medmm.studies import Study, iter_studies
 from medmm.studies.readers import (ManifestSlice, folder_names, folder_study, input_kind, iter_manifest,
                                    iter_manifest_slice, manifest_slices)
@@ -755,25 +755,15 @@ def export(db: str, out: str, reviewed_only: bool = False, redact: bool = False,
             if c in table.columns:
                 table[c] = [scrub_with_context(v, reports.get(k, "")) if isinstance(v, str) else v
                             for v, k in zip(table[c], table["study_key"])]
-    folder = os.path.dirname(os.path.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    # Exports quote reports and name reviewers: owner-only (N14). Written to a fresh 0600 temporary file
-    # beside ``out`` and renamed over it, so a symlink planted at ``out`` is replaced, never followed.
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=".medmm-export-", suffix=os.path.splitext(out)[1], dir=folder)
-    os.close(fd)
-    try:
-        _write_export(table, tmp, low)
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    # Exports quote reports and name reviewers: owner-only (N14), written all or nothing by the one atomic
+    # writer (a fresh 0600 temporary file renamed over ``out``: a symlink planted there is replaced, never followed).
+    write_atomic(out, _export_bytes(table, low), mode=0o600)
     return len(table)
 
 
-def _write_export(table: Any, out: str, low: str) -> None:
+def _export_bytes(table: Any, low: str) -> bytes:
+    import io
+
     import pandas as pd
 
     if low.endswith(".csv"):
@@ -782,10 +772,10 @@ def _write_export(table: Any, out: str, low: str) -> None:
             if table[c].dtype == object or pd.api.types.is_string_dtype(table[c]):  # pandas 3: dtype "str"
                 table[c] = table[c].map(lambda v: "'" + v if isinstance(v, str) and v.lstrip().startswith(_FORMULA_START)
                                         else v)
-        table.to_csv(out, index=False)
-    elif low.endswith(".parquet"):
-        table.to_parquet(out, index=False)
-    else:
-        with open(out, "w", encoding="utf-8") as fh:
-            for rec in table.to_dict(orient="records"):
-                fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+        return str(table.to_csv(index=False)).encode("utf-8")
+    if low.endswith(".parquet"):
+        buf = io.BytesIO()
+        table.to_parquet(buf, index=False)
+        return buf.getvalue()
+    return "".join(json.dumps(rec, ensure_ascii=False, default=str) + "\n"
+                   for rec in table.to_dict(orient="records")).encode("utf-8")
