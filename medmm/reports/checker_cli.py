@@ -70,10 +70,16 @@ def _cmd_checker_data(args: argparse.Namespace) -> int:
         st["images"] = [os.path.relpath(p if os.path.isabs(p) else os.path.join(src, p), out) for p in st["images"]]
     weights: dict[str, float] | None = None
     if args.error_models:
-        weights: dict[str, float] = {}
-        for item in args.error_models.split(","):
-            name, _, w = item.partition("=")
-            weights[name.strip()] = float(w) if w else 1.0
+        from medmm.runs import parse_key_values
+
+        items = [i if "=" in i else f"{i}=1" for i in args.error_models.split(",") if i.strip()]  # a bare NAME: 1
+        weights = {}
+        for name, w in parse_key_values(items, "--error-models", "side swap (every mention)=4").items():
+            if w is None:
+                w = 1.0
+            if isinstance(w, bool) or not isinstance(w, (int, float)):
+                raise InputError(f"--error-models {name}={w!r}: the weight must be a number, e.g. {name}=2")
+            weights[name] = float(w)
     cfg = CheckerDataConfig(**({"error_models": weights} if weights else {}), clean_per_error=args.clean_per_error,
                             complex=not args.no_complex, seed=args.seed)
     samples = build_samples(studies, cfg, source=os.path.basename(args.input))

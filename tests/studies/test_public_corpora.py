@@ -280,3 +280,16 @@ def test_a_sample_reads_only_what_it_keeps_and_is_the_same_sample(tmp_path, corp
     got = checker_data.studies_from_corpus(root, corpus, limit=5)
     assert sorted(s["study_id"] for s in got) == want
     assert len(read) < len(everything)  # stopped early
+
+
+def test_checker_data_error_models_option_reads_key_values(tmp_path, capsys):
+    # --error-models goes through the one KEY=VALUE reader (medmm.runs.parse_key_values); a bare name weighs 1
+    root = str(tmp_path / "mimic")
+    _mimic(root, n_patients=4)
+    out = str(tmp_path / "out")
+    assert main(["checker-data", "--input", root, "--out", out,
+                 "--error-models", "side swap (every mention)=3, medmm inject"]) == 0
+    assert _summary(out)["config"]["error_models"] == {"side swap (every mention)": 3.0, "medmm inject": 1.0}
+    assert main(["checker-data", "--input", root, "--out", str(tmp_path / "bad"),
+                 "--error-models", "side swap (every mention)=lots"]) == 2
+    assert "must be a number" in capsys.readouterr().err
