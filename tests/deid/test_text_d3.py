@@ -67,12 +67,19 @@ def test_scrubber_is_linear_on_adversarial_text(name):
     whole text costs less than 8x a quarter of it (quadratic would be 16x), and stays under 10 s."""
     text = ADVERSARIAL[name]
     quarter = text[: len(text) // 4]
-    t0 = time.process_time()
-    scrub_text(quarter)
-    t_quarter = time.process_time() - t0
-    t0 = time.process_time()
-    scrub_text(text)
-    t_full = time.process_time() - t0
+
+    def best_of_3(t: str) -> float:  # the least CPU of three runs: one stall (GC, a busy host) is not the pattern
+        times = []
+        for _ in range(3):
+            t0 = time.process_time()
+            scrub_text(t)
+            times.append(time.process_time() - t0)
+            if times[-1] > 10.0:
+                break
+        return min(times)
+
+    t_quarter = best_of_3(quarter)
+    t_full = best_of_3(text)
     assert t_full < 10.0, t_full
     assert t_full < 8 * t_quarter + 0.2, (t_quarter, t_full)
 
