@@ -19,11 +19,9 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-import torch
-
 from medmm.errors import InputError
 from medmm.finetune.checker_tasks import CheckerSynthSection
-from medmm.finetune.inputs import IGNORE, Example, encode_prompt, input_transform, prepare_image
+from medmm.finetune.inputs import Example, input_transform, prepare_image, supervised_example
 from medmm.reports.checker_data import CHECKER_TASKS, CheckerSample
 
 __all__ = ["CHECKER_TASKS", "CheckerSynthSection", "encode_checker_example", "excerpt_samples", "is_checker",
@@ -213,15 +211,7 @@ def encode_side_question(vlm: Any, q: SideQuestion, checker_config: Any) -> Exam
 
     images = checker_images(list(q.images), None, max_views=checker_config.max_views)
     msgs = messages(q.question, len(images), checker_config.image_after_text)
-    enc = encode_prompt(vlm, msgs, [prepare_image(vlm, im) for im in images])
-    prompt_ids = enc.pop("input_ids")[0]
-    enc.pop("attention_mask", None)
-    enc.pop("mm_token_type_ids", None)
-    tok = vlm.tokenizer
-    answer = tok(q.answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-    ids = torch.cat([prompt_ids, torch.tensor(answer, dtype=torch.long)])
-    labels = torch.cat([torch.full_like(prompt_ids, IGNORE), torch.tensor(answer, dtype=torch.long)])
-    return Example(ids, labels, {k: v for k, v in enc.items() if isinstance(v, torch.Tensor)}, q.id)
+    return supervised_example(vlm, msgs, [prepare_image(vlm, im) for im in images], q.answer, q.id)
 
 
 def side_path(data_dir: str) -> str:
@@ -322,16 +312,9 @@ def encode_checker_example(vlm: Any, sample: CheckerSample, codec: Any, root: st
                             focus_slices=list(sample.focus_slices) or None)
     prompt = (simple_prompt if sample.task == "simple" else complex_prompt)(sample.report, checker_config)
     msgs = messages(prompt, len(images), checker_config.image_after_text)
-    enc = encode_prompt(vlm, msgs, [prepare_image(vlm, im) for im in images])
-    prompt_ids = enc.pop("input_ids")[0]
-    enc.pop("attention_mask", None)
-    enc.pop("mm_token_type_ids", None)
     region = _region_text(vlm, sample, codec, images[0].size, len(images)) if codec is not None else None
-    tok = vlm.tokenizer
-    answer = tok(answer_text(sample, region), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-    ids = torch.cat([prompt_ids, torch.tensor(answer, dtype=torch.long)])
-    labels = torch.cat([torch.full_like(prompt_ids, IGNORE), torch.tensor(answer, dtype=torch.long)])
-    return Example(ids, labels, {k: v for k, v in enc.items() if isinstance(v, torch.Tensor)}, sample.id)
+    return supervised_example(vlm, msgs, [prepare_image(vlm, im) for im in images], answer_text(sample, region),
+                              sample.id)
 
 
 def checker_config(cfg: Any) -> Any:

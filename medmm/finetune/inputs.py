@@ -87,15 +87,24 @@ def encode_example(vlm: Any, sample: Sample, codec: BoxCodec, root: str | None =
     img = image if image is not None else load_image(sample, root)
     t = input_transform(vlm, *img.size)
     conv = conversation(sample, codec, t, system=system)
-    enc = encode_prompt(vlm, prompt_messages(conv, system), [prepare_image(vlm, img)])
+    return supervised_example(vlm, prompt_messages(conv, system), [prepare_image(vlm, img)], conv.assistant,
+                              sample.id)
+
+
+def supervised_example(vlm: Any, messages: list[dict[str, Any]], images: Sequence[Image.Image], answer: str,
+                       example_id: str) -> Example:
+    """A training example: the encoded prompt (``messages`` with ``images``, already prepared) followed by the
+    ``answer`` tokens and EOS; the loss is on the answer only (the prompt's labels are :data:`IGNORE`)."""
+    enc = encode_prompt(vlm, messages, images)
     prompt_ids = enc.pop("input_ids")[0]
     enc.pop("attention_mask", None)
     enc.pop("mm_token_type_ids", None)
     tok = vlm.tokenizer
-    answer = tok(conv.assistant, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-    ids = torch.cat([prompt_ids, torch.tensor(answer, dtype=torch.long)])
-    labels = torch.cat([torch.full_like(prompt_ids, IGNORE), torch.tensor(answer, dtype=torch.long)])
-    return Example(ids, labels, {k: v for k, v in enc.items() if isinstance(v, torch.Tensor)}, sample.id)
+    answer_ids = torch.tensor(tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id],
+                              dtype=torch.long)
+    ids = torch.cat([prompt_ids, answer_ids])
+    labels = torch.cat([torch.full_like(prompt_ids, IGNORE), answer_ids])
+    return Example(ids, labels, {k: v for k, v in enc.items() if isinstance(v, torch.Tensor)}, example_id)
 
 
 def collate(examples: Sequence[Example], pad_id: int, image_token_id: int | None = None,
