@@ -6,6 +6,11 @@ package, decorated with :func:`declare`, which names the flag ids it raises. Eac
 model) it reads, what its explanation says, and its own test — an ``example`` report that must raise it and a
 ``clean`` look-alike that must not (``tests/reports/test_registry.py`` runs them all).
 
+The declaration is the one record of which ids a rule raises: the rule's code may build its flags through a
+shared loop (:mod:`medmm.reports.rule_loop`) that takes the id as an argument, and the tests run every rule on every
+declared example (and on the real dev reports when ``../shared`` has them) and fail when a rule returns an id it did
+not declare (:func:`undeclared_ids`) or its own example does not raise an id it declared.
+
 Everything else discovers the rules here: the checker (:func:`rule_functions`), the calibration table and its
 script (:func:`flag_specs`), evaluation and the app's legend (the taxonomy type of each id), and the README's rule
 table (:func:`rule_table`). Adding a rule is one ``rules_<name>.py`` file and, if it needs more than its declared
@@ -23,7 +28,7 @@ from typing import Any, Callable
 
 from medmm.reports.taxonomy import ERROR_TYPES
 
-__all__ = ["FlagSpec", "declare", "flag_specs", "rule_functions", "rule_table", "FAMILIES"]
+__all__ = ["FlagSpec", "declare", "flag_specs", "rule_functions", "rule_table", "undeclared_ids", "FAMILIES"]
 
 # calibration families (one table each in calibration.json) and the confidence a rule of the family gets before
 # it is measured
@@ -99,6 +104,15 @@ def rule_functions() -> list[tuple[Callable[..., Any], tuple[FlagSpec, ...]]]:
     """(function, its flag ids) of every rule, in module order and, within a module, in declaration order."""
     _discover()
     return list(_FUNCTIONS.values())
+
+
+def undeclared_ids(specs: tuple[FlagSpec, ...], flags: Any) -> set[str]:
+    """The flag ids among ``flags`` (what a rule returned) that the rule did not declare (``specs``): what
+    ``tests/reports/test_registry.py`` asserts is empty for every rule on every example and on the real reports.
+    The ids a rule raises are data of its declaration, not literals of its code (shared loops such as
+    :func:`medmm.reports.rule_loop.sentence_flags` take the id as an argument), so they are checked on the output."""
+    declared = {s.id for s in specs}
+    return {f.rule for f in flags} - declared
 
 
 def needs_header(specs: tuple[FlagSpec, ...]) -> bool:

@@ -25,11 +25,12 @@ from medmm.reports.analysis import Analysis, per_sentence
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import language_pack
 from medmm.reports.registry import FlagSpec, declare
+from medmm.reports.rule_loop import BODY, Hit, sentence_flags
 
 _RP: dict[str, str] = language_pack()["rule_patterns"]  # the rules' phrases: data (language-en.yaml)
 
 _F = "FINDINGS: {}\n\nIMPRESSION: {}"
-_BODY = ("findings", "impression")
+_BODY = BODY
 
 # "new" said of the sentence's subject (a predicate), not "no new", "new onset", "new since the prior"
 _NEW_PREDICATE = re.compile(_RP["new_predicate"], re.I)
@@ -40,34 +41,27 @@ _NO_NEW = re.compile(_RP["no_new"], re.I)
 
 
 @per_sentence
-def _clash(sentence: str) -> str | None:
+def _clash(sentence: str) -> tuple[Hit, ...]:
+    """The whole sentence, when it calls its finding new and also old (chronic, persistent, normal)."""
     low = sentence.lower() if sentence.isascii() else sentence
     if "new" not in low:
-        return None
+        return ()
     m = _NEW_PREDICATE.search(sentence)
     if m is None or _NO_NEW.search(sentence):
-        return None
+        return ()
     old = _OLD.search(sentence)
-    return old.group(0) if old else None
+    return (Hit(0, len(sentence), f"called \"new\" in the sentence that calls it \"{old.group(0)}\""),) if old else ()
 
 
-@declare(FlagSpec(id="interval_clash", type="interval", family="interval", reads=("findings", "impression"),
+@declare(FlagSpec(id="interval_clash", type="interval", family="interval", reads=BODY,
                   explains="called \"new\" in the sentence that calls it {old word}",
                   example=_F.format("Degenerative changes of the thoracic spine are new.", "No acute disease."),
                   clean=_F.format("Degenerative changes of the thoracic spine are unchanged.", "No acute disease.")))
 def rule_interval_clash(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called new in the sentence that also calls it old, chronic, persistent or normal."""
-    flags: list[Flag] = []
     if " new" not in a.lower_text() or not _NEW_PREDICATE_ANYWHERE.search(a.lower_text()):
-        return flags  # the common case, decided on the whole text
-    for sent in a.sentences:
-        if sent.section not in _BODY:
-            continue
-        old = _clash(sent.text)
-        if old:
-            flags.append(make_flag("interval_clash", a.text, sent.start, sent.end,
-                                   f"called \"new\" in the sentence that calls it \"{old}\""))
-    return flags
+        return []  # the common case, decided on the whole text
+    return sentence_flags(a, "interval_clash", _clash)
 
 
 # the whole sentence says the study did not change (not "no change in the effusion", "stable appearance of a hernia")
@@ -98,7 +92,7 @@ def _change_word(sentence: str) -> str | None:
     return m.group(0)
 
 
-@declare(FlagSpec(id="interval_global", type="interval", family="interval", reads=("findings", "impression"),
+@declare(FlagSpec(id="interval_global", type="interval", family="interval", reads=BODY,
                   explains="{word} but the report says nothing changed: {statement}",
                   example="COMPARISON: 3/2/2024.\n\n" + _F.format("New small left pleural effusion.",
                                                                   "No interval change."),
@@ -137,27 +131,28 @@ _BIG = re.compile(r"\b(" + _BIG_WORDS + r")\s+(?:(?!and\b|or\b|with\b|but\b)[a-z
                   r"\b(\d+(?:\.\d+)?)\s*(mm|cm)\s+(" + _BIG_WORDS + r")\b", re.I)
 
 
-@declare(FlagSpec(id="severity_size", type="severity", family="single", reads=("findings", "impression"),
+@per_sentence
+def _high_grade_small_size(sentence: str) -> tuple[Hit, ...]:
+    """Each high grade next to a measurement at or under the grade's limit."""
+    hits = []
+    for m in _BIG.finditer(sentence):
+        value, unit = (m.group(2), m.group(3)) if m.group(1) else (m.group(4), m.group(5))
+        mm = float(value) * (10.0 if unit.lower() == "cm" else 1.0)
+        if mm <= _AT_MOST[(m.group(1) or m.group(6)).lower()]:
+            hits.append(Hit(m.start(), m.end(), f"\"{m.group(1) or m.group(6)}\" but it measures {value} {unit}"))
+    return tuple(hits)
+
+
+@declare(FlagSpec(id="severity_size", type="severity", family="single", reads=BODY,
                   explains="{grade} but it measures {size}",
                   example=_F.format("A large 3 mm nodule in the right upper lobe.", "Nodule."),
                   clean=_F.format("A large 3 cm mass in the right upper lobe.", "Mass.")))
 def rule_severity_size(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called large (massive, extensive) whose own measurement is a few millimetres."""
-    flags: list[Flag] = []
     low = a.lower_text()
     if ("mm" not in low and "cm" not in low) or not _A_SIZE.search(low) or not _BIG.search(a.text):
-        return flags  # "recommend" holds "mm": a size and a grade next to it are tested on the whole text
-    for sent in a.sentences:
-        if sent.section not in _BODY:
-            continue
-        for m in _BIG.finditer(sent.text):
-            value, unit = (m.group(2), m.group(3)) if m.group(1) else (m.group(4), m.group(5))
-            mm = float(value) * (10.0 if unit.lower() == "cm" else 1.0)
-            if mm <= _AT_MOST[(m.group(1) or m.group(6)).lower()]:
-                s = sent.start + m.start()
-                flags.append(make_flag("severity_size", a.text, s, sent.start + m.end(),
-                                       f"\"{m.group(1) or m.group(6)}\" but it measures {value} {unit}"))
-    return flags
+        return []  # "recommend" holds "mm": a size and a grade next to it are tested on the whole text
+    return sentence_flags(a, "severity_size", _high_grade_small_size)
 
 
 # a whole sentence that states an unnamed acute abnormality: the normal statement with its "No" dropped
@@ -190,13 +185,16 @@ def _denial_without_no(sentence: str) -> bool:
 
 
 @per_sentence
-def _unnamed_acute(sentence: str) -> bool:
+def _unnamed_acute(sentence: str) -> tuple[Hit, ...]:
+    """The whole sentence, when it states an acute abnormality without naming one."""
     if sentence.isascii() and "acute" not in sentence.lower():
-        return False
-    return _ACUTE_UNNAMED.match(sentence) is not None
+        return ()
+    if _ACUTE_UNNAMED.match(sentence) is None:
+        return ()
+    return (Hit(0, len(sentence), f"\"{sentence}\" states an acute abnormality without naming one: a dropped \"No\"?"),)
 
 
-@declare(FlagSpec(id="dropped_negation", type="negation", family="single", reads=("findings", "impression"),
+@declare(FlagSpec(id="dropped_negation", type="negation", family="single", reads=BODY,
                   explains="{sentence} states an acute abnormality without naming one: a dropped \"No\"?",
                   example=_F.format("The lungs are clear.", "Acute cardiopulmonary abnormality."),
                   clean=_F.format("The lungs are clear.", "No acute cardiopulmonary abnormality.")))
@@ -219,6 +217,4 @@ def rule_dropped_negation(a: Analysis, header: Any = None) -> list[Flag]:
     n = low.count("acute")
     if not n or n == low.count("no acute") + low.count("without acute") + low.count("nonacute"):
         return flags  # the common case ("No acute ..."), decided by substring counts
-    return flags + [make_flag("dropped_negation", a.text, s.start, s.end,
-                              f"\"{s.text}\" states an acute abnormality without naming one: a dropped \"No\"?")
-                    for s in a.sentences if s.section in _BODY and _unnamed_acute(s.text)]
+    return flags + sentence_flags(a, "dropped_negation", _unnamed_acute)

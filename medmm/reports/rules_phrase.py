@@ -22,13 +22,13 @@ from typing import Any
 
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import Analysis, per_sentence
-from medmm.reports.flags import Flag, make_flag
+from medmm.reports.flags import Flag
 from medmm.reports.language_pack import language_pack
 from medmm.reports.registry import FlagSpec, declare
+from medmm.reports.rule_loop import BODY, Hit, sentence_flags
 
 _PACK = language_pack()
 _F = "FINDINGS: {}\n\nIMPRESSION: {}"
-_BODY = ("findings", "impression")
 
 
 def _alternation(items: list[str]) -> str:
@@ -50,11 +50,11 @@ def _one_phrase(text: str) -> bool:
 
 
 @per_sentence
-def _side_clash(sentence: str) -> tuple[int, int, int, int, str, str] | None:
-    """(lobe side span, other side span, lobe side, other side) of the first lobe whose phrase names the other side."""
+def _side_clash(sentence: str) -> tuple[Hit, ...]:
+    """The first lobe whose phrase names the other side: the lobe's side word, the other side word related."""
     sides = list(_SIDE.finditer(sentence))
     if len({m.group(1).lower() for m in sides}) < 2:
-        return None
+        return ()
     for lobe in _SIDED_LOBE.finditer(sentence):
         side_at = lobe.start(1) if lobe.group(1) else lobe.start(2)
         side = (lobe.group(1) or lobe.group(2)).lower()
@@ -63,11 +63,12 @@ def _side_clash(sentence: str) -> tuple[int, int, int, int, str, str] | None:
                 continue
             a, b = (other.end(), side_at) if other.start() < side_at else (lobe.end(), other.start())
             if _one_phrase(sentence[a:b]) and not _SIDE.search(sentence, a, b):
-                return side_at, side_at + len(side), other.start(), other.end(), side, other.group(1).lower()
-    return None
+                return (Hit(side_at, side_at + len(side), f"the {side} lobe in a phrase about the "
+                            f"{other.group(1).lower()} side: \"{sentence.strip()}\"", ((other.start(), other.end()),)),)
+    return ()
 
 
-@declare(FlagSpec(id="side_phrase", type="laterality", family="single", reads=("findings", "impression"),
+@declare(FlagSpec(id="side_phrase", type="laterality", family="single", reads=BODY,
                   explains="the {side} {lobe} in a phrase about the {other side}: {phrase}",
                   example=_F.format("Vague opacity at the left lung base which appears to be within the right lower "
                                     "lobe.", "Possible pneumonia."),
@@ -75,20 +76,10 @@ def _side_clash(sentence: str) -> tuple[int, int, int, int, str, str] | None:
                                   "lobe.", "Possible pneumonia.")))
 def rule_side_phrase(a: Analysis, header: Any = None) -> list[Flag]:
     """A lobe of one side in a phrase that names the other side (one finding, two sides)."""
-    flags: list[Flag] = []
     low = a.lower_text()
     if "left" not in low or "right" not in low or ("lob" not in low and "lingul" not in low):
-        return flags
-    for sent in a.sentences:
-        if sent.section not in _BODY:
-            continue
-        hit = _side_clash(sent.text)
-        if hit:
-            s1, e1, s2, e2, side, other = hit
-            flags.append(make_flag("side_phrase", a.text, sent.start + s1, sent.start + e1,
-                                   f"the {side} lobe in a phrase about the {other} side: \"{sent.text.strip()}\"",
-                                   related=[(sent.start + s2, sent.start + e2)]))
-    return flags
+        return []
+    return sentence_flags(a, "side_phrase", _side_clash)
 
 
 _ZONES: dict[str, str] = {k.lower(): v for k, v in _PACK["zones"].items()}
@@ -103,9 +94,10 @@ _BREAK_LEVEL = re.compile(r"\b(?:" + _alternation([w for w in _WORDS if w not in
 
 
 @per_sentence
-def _zone_clash(sentence: str) -> tuple[int, int, int, int, str, str] | None:
+def _zone_clash(sentence: str) -> tuple[Hit, ...]:
+    """The first lobe of one level whose phrase names a zone of the other: the lobe's level word, the zone related."""
     if _ZONE_EXCEPTION.search(sentence):
-        return None
+        return ()
     for lobe in _LEVEL_LOBE.finditer(sentence):
         for zone in _ZONE.finditer(sentence):
             if _ZONES[zone.group(1).lower()] == lobe.group(1).lower():
@@ -115,34 +107,25 @@ def _zone_clash(sentence: str) -> tuple[int, int, int, int, str, str] | None:
                 a, b = lobe.end(), zone.start()
             between = sentence[a:b]
             if len(between.split()) <= _MAX_WORDS and not _BREAK_LEVEL.search(between):
-                return lobe.start(1), lobe.end(1), zone.start(), zone.end(), lobe.group(0), zone.group(1)
-    return None
+                return (Hit(lobe.start(1), lobe.end(1), f"the {lobe.group(0).lower()} in a phrase that names the "
+                            f"{zone.group(1).lower()}: \"{sentence.strip()}\"", ((zone.start(), zone.end()),)),)
+    return ()
 
 
-@declare(FlagSpec(id="lobe_zone", type="location", family="single", reads=("findings", "impression"),
+@declare(FlagSpec(id="lobe_zone", type="location", family="single", reads=BODY,
                   explains="the {lobe} in a phrase that names the {zone}: {phrase}",
                   example=_F.format("Left apical opacity in the left lower lobe.", "Pneumonia."),
                   clean=_F.format("Left apical opacity in the left upper lobe.", "Pneumonia.")))
 def rule_lobe_zone(a: Analysis, header: Any = None) -> list[Flag]:
     """A lobe of one level (upper, lower) in a phrase that names a zone of the other (apex, base)."""
-    flags: list[Flag] = []
     low = a.lower_text()
     if " lob" not in low:
-        return flags
+        return []
     if a.text.isascii() and _ZONE_WORDS and _ZONE_WORDS.isdisjoint(a.lower_words()[1]):
-        return flags  # no zone word among the report's words (all zone words are 4+ letters)
+        return []  # no zone word among the report's words (all zone words are 4+ letters)
     if not _ZONE.search(low):
-        return flags
-    for sent in a.sentences:
-        if sent.section not in _BODY:
-            continue
-        hit = _zone_clash(sent.text)
-        if hit:
-            s1, e1, s2, e2, lobe, zone = hit
-            flags.append(make_flag("lobe_zone", a.text, sent.start + s1, sent.start + e1,
-                                   f"the {lobe.lower()} in a phrase that names the {zone.lower()}: "
-                                   f"\"{sent.text.strip()}\"", related=[(sent.start + s2, sent.start + e2)]))
-    return flags
+        return []
+    return sentence_flags(a, "lobe_zone", _zone_clash)
 
 
 _RANK = {w: r for w, r in lx.SEVERITY_RANK.items() if not w.endswith("ly")}  # adjectives (adverbs grade adjectives)
@@ -155,7 +138,8 @@ _RANGE = re.compile(r"^\s*(?:-|to|or|and|/|versus|vs\.?)\s*$|^\s*$(?!x)", re.I)
 
 
 @per_sentence
-def _grade_clash(sentence: str) -> tuple[int, int, int, int, str, str] | None:
+def _grade_clash(sentence: str) -> tuple[Hit, ...]:
+    """The first two grades two or more steps apart on one finding: the second, the first related."""
     grades = list(_GRADE.finditer(sentence))
     for g1, g2 in zip(grades, grades[1:]):
         between = sentence[g1.end(): g2.start()]
@@ -164,33 +148,24 @@ def _grade_clash(sentence: str) -> tuple[int, int, int, int, str, str] | None:
             continue
         r1, r2 = _RANK[g1.group(1).lower()], _RANK[g2.group(1).lower()]
         if abs(r1 - r2) >= 2:
-            return g2.start(), g2.end(), g1.start(), g1.end(), g2.group(1), g1.group(1)
-    return None
+            return (Hit(g2.start(), g2.end(), f"\"{g1.group(1)}\" and \"{g2.group(1)}\" on one finding: "
+                        f"\"{sentence.strip()}\"", ((g1.start(), g1.end()),)),)
+    return ()
 
 
-@declare(FlagSpec(id="severity_clash", type="severity", family="single", reads=("findings", "impression"),
+@declare(FlagSpec(id="severity_clash", type="severity", family="single", reads=BODY,
                   explains="{grade} and {other grade} on one finding: {phrase}",
                   example=_F.format("Trace moderate left pleural effusion.", "Effusion."),
                   clean=_F.format("Small to moderate left pleural effusion.", "Effusion.")))
 def rule_severity_clash(a: Analysis, header: Any = None) -> list[Flag]:
     """Two grades at least two steps apart on one finding (one of them left over from an edit)."""
-    flags: list[Flag] = []
     if a.text.isascii() and _RANK_WORDS:  # two grade words two steps apart must both be words of the report (all are 4+ letters)
         ranks = [_RANK[w] for w in _RANK_WORDS.intersection(a.lower_words()[1])]
         if not ranks or max(ranks) - min(ranks) < 2:
-            return flags  # the common case, decided on the report's set of words
+            return []  # the common case, decided on the report's set of words
     elif len(_GRADE.findall(a.lower_text())) < 2:
-        return flags
-    for sent in a.sentences:
-        if sent.section not in _BODY:
-            continue
-        hit = _grade_clash(sent.text)
-        if hit:
-            s1, e1, s2, e2, g2, g1 = hit
-            flags.append(make_flag("severity_clash", a.text, sent.start + s1, sent.start + e1,
-                                   f"\"{g1}\" and \"{g2}\" on one finding: \"{sent.text.strip()}\"",
-                                   related=[(sent.start + s2, sent.start + e2)]))
-    return flags
+        return []
+    return sentence_flags(a, "severity_clash", _grade_clash)
 
 
 _AT_LEAST: dict[str, float] = {k.lower(): float(v) for k, v in _PACK["grade_sizes"]["at_least"].items()}
@@ -199,26 +174,28 @@ _LOW_SIZE = re.compile(r"\b(" + _alternation(list(_AT_LEAST)) + r")\s+(?:(?!and\
                        r"(\d+(?:\.\d+)?)\s*(mm|cm)\b", re.I)
 
 
-@declare(FlagSpec(id="severity_measure", type="severity", family="single", reads=("findings", "impression"),
+@per_sentence
+def _low_grade_large_size(sentence: str) -> tuple[Hit, ...]:
+    """Each low grade followed by a measurement at or over the grade's limit."""
+    hits = []
+    for m in _LOW_SIZE.finditer(sentence):
+        mm = float(m.group(2)) * (10.0 if m.group(3).lower() == "cm" else 1.0)
+        limit = _AT_LEAST[m.group(1).lower()]
+        if mm >= limit:
+            hits.append(Hit(m.start(), m.end(), f"\"{m.group(1)}\" but it measures {m.group(2)} {m.group(3)} (a "
+                                                f"{m.group(1).lower()} one is under {limit:g} mm)"))
+    return tuple(hits)
+
+
+@declare(FlagSpec(id="severity_measure", type="severity", family="single", reads=BODY,
                   explains="{grade} but it measures {size} (a {grade} one is under {limit} mm)",
                   example=_F.format("Tiny 4 cm right upper lobe mass.", "Mass."),
                   clean=_F.format("Tiny 4 mm right upper lobe nodule.", "Nodule.")))
 def rule_severity_measure(a: Analysis, header: Any = None) -> list[Flag]:
     """A low grade (tiny, trace, small) on a finding whose own measurement is too large for it."""
-    flags: list[Flag] = []
     low = a.lower_text()
     if "cm" not in low and "mm" not in low:
-        return flags
+        return []
     if not _LOW_SIZE.search(a.text):
-        return flags
-    for sent in a.sentences:
-        if sent.section not in _BODY:
-            continue
-        for m in _LOW_SIZE.finditer(sent.text):
-            mm = float(m.group(2)) * (10.0 if m.group(3).lower() == "cm" else 1.0)
-            limit = _AT_LEAST[m.group(1).lower()]
-            if mm >= limit:
-                flags.append(make_flag("severity_measure", a.text, sent.start + m.start(), sent.start + m.end(),
-                                       f"\"{m.group(1)}\" but it measures {m.group(2)} {m.group(3)} (a "
-                                       f"{m.group(1).lower()} one is under {limit:g} mm)"))
-    return flags
+        return []
+    return sentence_flags(a, "severity_measure", _low_grade_large_size)
