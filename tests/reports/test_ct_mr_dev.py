@@ -1,6 +1,7 @@
-"""The rule checker on a real CT/MR dev corpus (``../shared/data/ctmr_dev/*.jsonl``, e.g. MTSamples CT and MR
-transcriptions converted by ``scripts/mtsamples_ct_mr.py``; see ``datasets/mtsamples-ct-mr.md``). Never copied
-into the repository; skipped, with the reason, when absent.
+"""The rule checker on a real CT/MR dev corpus: the ``*.jsonl`` files of the folder named by ``MEDMM_CTMR_DEV``, else
+of ``../shared/data/ctmr_dev/`` (the 50 CT and 30 MR MTSamples radiology reports written by
+``scripts/mtsamples_ct_mr.py``; see ``datasets/mtsamples-ct-mr.md``). Never copied into the repository; skipped, with
+the reason, when absent.
 
 * Clean CT and MR reports: at most 3 % flagged per modality (the radiograph bound of test_real_reports.py).
 * Errors from medmm's injector: attributable recall over text-detectable errors at least 0.60.
@@ -20,11 +21,12 @@ from medmm.reports.inject import inject_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("MEDMM_SHARED", ROOT / ".." / "shared"))
-CTMR = SHARED / "data" / "ctmr_dev"
+CTMR = Path(os.environ.get("MEDMM_CTMR_DEV") or SHARED / "data" / "ctmr_dev")
 FILES = sorted(CTMR.glob("*.jsonl")) if CTMR.is_dir() else []
 
 pytestmark = pytest.mark.skipif(not FILES, reason=f"no real CT/MR dev corpus ({CTMR}/*.jsonl is absent; build one "
-                                                  "with scripts/mtsamples_ct_mr.py, see datasets/mtsamples-ct-mr.md)")
+                                                  "with scripts/mtsamples_ct_mr.py and point MEDMM_CTMR_DEV at it, "
+                                                  "see datasets/mtsamples-ct-mr.md)")
 
 
 @pytest.fixture(scope="module")
