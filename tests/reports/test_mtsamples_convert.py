@@ -66,3 +66,16 @@ def test_main_writes_one_file_per_modality(tmp_path):
     mr = [json.loads(ln) for ln in open(tmp_path / "out" / "mtsamples_mr.jsonl")]
     assert [r["header"] for r in ct] == [{"modality": "CT", "body_part": "HEAD"}]
     assert [r["header"] for r in mr] == [{"modality": "MR", "body_part": "SHOULDER"}]
+
+
+def test_source_error_file_holds_no_report_text():
+    """tests/data/reports_ctmr_source_errors.jsonl names errors in the MTSamples reports by id and sentence hash: only
+    the few wrong words are kept, never a sentence."""
+    lines = [ln for ln in (ROOT / "tests" / "data" / "reports_ctmr_source_errors.jsonl").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert len(lines) >= 10
+    for ln in lines:
+        e = json.loads(ln)
+        assert set(e) == {"id", "sentence", "wrong", "right", "type", "text_detectable", "note"}, e
+        assert e["id"].startswith("mts") and len(e["sentence"]) == 12
+        assert len(e["wrong"].split()) <= 4 and len(e["right"].split()) <= 8, e
