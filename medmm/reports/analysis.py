@@ -21,7 +21,7 @@ from medmm.reports import sections as _sections
 from medmm.reports.sections import Section, Sentence, split_sections, split_sentences
 
 from medmm.reports import lexicon as lx
-from medmm.reports.language_pack import language_pack
+from medmm.reports.language_pack import alternation, first_char_lookahead, language_pack, substring_keys
 
 MAX_COMPARED_MENTIONS = 150  # per section, compared pairwise by the section rules (see Analysis.mentions_in)
 LEXICON = lx.FINDINGS  # finding type -> (organ, patterns); the vocabulary is public (medmm.reports.lexicon)
@@ -30,9 +30,11 @@ DEVICE_TYPES = lx.DEVICE_TYPES
 
 def _words_alternation(patterns: tuple[str, ...] | list[str], flags: int = re.I) -> re.Pattern[str]:
     """``\\b(?:p1|p2|...)\\b`` with a first-letter lookahead: Python's regex engine otherwise tries
-    every alternative at every position (8x slower on report text, measured)."""
-    firsts = sorted({p[0].lower() for p in patterns} | {p[0].upper() for p in patterns})
-    return re.compile(r"\b(?=[" + "".join(firsts) + r"])(?:" + "|".join(patterns) + r")\b", flags)
+    every alternative at every position (8x slower on report text, measured). The lookahead is derived from the
+    patterns (:func:`~medmm.reports.language_pack.first_char_lookahead`): a site's trigger that starts with a group
+    or an escape gets the right letters, or none."""
+    body = alternation(patterns)
+    return re.compile(r"\b" + first_char_lookahead(body) + r"(?:" + body + r")\b", flags)
 
 
 def _for_lower_case(pattern: re.Pattern[str]) -> re.Pattern[str]:
@@ -82,38 +84,48 @@ _POST = re.compile(r"(?:" + "|".join(POST_NEG) + r")", re.I)
 _PSEUDO = _words_alternation(PSEUDO)
 _UNCERTAIN = _words_alternation(UNCERTAIN)
 _UNCERTAIN_POST = _words_alternation(UNCERTAIN_POST)
-_TERMINATOR = re.compile(r"(?=[bhatwexoBHATWEXO;:])(?:" + TERMINATORS + ")", re.I)
+_TERMINATOR = re.compile(first_char_lookahead(TERMINATORS) + "(?:" + TERMINATORS + ")", re.I)
 _SEV_WORDS = "|".join(sorted(lx.SEVERITY_RANK, key=len, reverse=True))
-_SIDE_OR_SEVERITY = re.compile(
-    r"\b(?=[lrbtmsexLRBTMSEX])(?:(?P<side>left|right|bilateral(?:ly)?|both|bibasilar|bibasal|biapical|bihilar)"
-    r"(?:[-\s]sided)?|(?P<sev>" + _SEV_WORDS + r"))\b", re.I)
-_SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:x\s*\d+(?:\.\d+)?\s*(?:x\s*\d+(?:\.\d+)?\s*)?)?(mm|cm|millimet(?:er|re)s?|centimet(?:er|re)s?)\b", re.I)
+# how a sentence is read: data too (the pack's ``reading``)
+_READ = _PACK["reading"]
+SIDE_WORDS: dict[str, tuple[str, ...]] = {side: tuple(words) for side, words in _READ["sides"].items()}
+_SIDE_ALTERNATION = alternation([w for words in SIDE_WORDS.values() for w in words])
+_SIDE_OR_SEVERITY_BODY = (r"(?:(?P<side>" + _SIDE_ALTERNATION + r")" + _READ["side_suffix"] + r"|(?P<sev>" + _SEV_WORDS
+                          + r"))")
+_SIDE_OR_SEVERITY = re.compile(r"\b" + first_char_lookahead(_SIDE_OR_SEVERITY_BODY) + _SIDE_OR_SEVERITY_BODY + r"\b",
+                               re.I)
+UNIT_MM: dict[str, float] = {unit: float(v) for unit, v in _READ["unit_mm"].items()}
+_UNIT_PATTERNS: dict[str, tuple[str, ...]] = {unit: tuple(ps) for unit, ps in _READ["size_units"].items()}
+if set(_UNIT_PATTERNS) - set(UNIT_MM):
+    from medmm.config import ConfigError
+
+    raise ConfigError(f"language pack: reading.size_units {sorted(set(_UNIT_PATTERNS) - set(UNIT_MM))} have no "
+                      "millimetres in reading.unit_mm: add them")
+_UNIT_FULL = [(unit, re.compile("(?:" + alternation(ps) + r")\Z", re.I)) for unit, ps in _UNIT_PATTERNS.items()]
+_SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:x\s*\d+(?:\.\d+)?\s*(?:x\s*\d+(?:\.\d+)?\s*)?)?("
+                   + alternation([p for ps in _UNIT_PATTERNS.values() for p in ps]) + r")\b", re.I)
 _SEVERITY = re.compile(r"\b(" + _SEV_WORDS + r")\b", re.I)
 SEVERITY_RANK = lx.SEVERITY_RANK
-_CLAUSE = re.compile(r"(?=[bhw;,aBHWA])(?:\bbut\b|\bhowever\b|;|,\s+(?=(?:no|without|with|and\s+no|but)\b)|\band\s+(?=(?:a|an|the|no|small|large|left|right|minimal|mild|moderate|severe|trace|tiny|scattered|patchy|focal|some)\b)|\bwith\b|,\s+(?=(?:the|this|these|there|it)\b))", re.I)
-INTERVAL = re.compile(
-    r"\b(?=[nuisdwpacrNUISDWPACR])(?:new|newly|unchanged|stable|increased|decreased|increasing|decreasing|improved|improving|worsened|worsening|"
-    r"interval(?:ly)?|since\s+the\s+(?:prior|previous|last)|compared\s+(?:with|to)|again\s+(?:seen|noted|demonstrated)|"
-    r"redemonstrated|persistent|previously|prior\s+(?:study|exam|examination|radiograph|ct|mri|film))\b", re.I)
+_CLAUSE_BODY = alternation(_READ["clause_cuts"])
+_CLAUSE = re.compile(first_char_lookahead(_CLAUSE_BODY) + "(?:" + _CLAUSE_BODY + ")", re.I)
+INTERVAL = _words_alternation(_READ["interval_cues"])
 NO_PRIOR = re.compile(r"^\W*(?:" + "|".join(lx.NO_PRIOR_PHRASES) + r")\b", re.I)
 # attributes read from a mention's clause
 _ALL_WORDS = re.compile(r"[a-z]+")
 _LONG_WORDS = re.compile(r"[a-z]{4,}")  # the maximal runs of four letters or more: the words of _ALL_WORDS that long
-_QUALIFIED_NEG = re.compile(r"\b(?:acute|focal|displaced|definite|definitive|large|significant|discrete|"
-                            r"confluent|dense|gross|new|frank|overt|active|convincing|obvious|visible|suspicious|"
-                            r"evident|appreciable|apparent|measurable|substantial|moderate|sizable|dominant)\b", re.I)
+_QUALIFIED_NEG = re.compile(r"\b(?:" + alternation(_READ["negation_qualifiers"]) + r")\b", re.I)
 _CHRONIC = _words_alternation(sorted(lx.CHRONIC_WORDS, key=len, reverse=True))
 _INTERVAL_WORD = _words_alternation(sorted(lx.INTERVAL_DIRECTION, key=len, reverse=True))
 _SITE = _words_alternation(sorted(lx.SITE_WORDS, key=len, reverse=True))
-_LOBE = re.compile(r"\b(?:(left|right)\s+)?(upper|middle|lower)\s+lobes?\b|\b(lingula)r?\b", re.I)
-_BOTH_SIDES = re.compile(r"\b(?:bilateral(?:ly)?|both|bibasilar|bibasal|biapical|bihilar)\b|\b(?:left|right)\s+"
-                         r"(?:greater|more|worse)\s+than\s+(?:the\s+)?(?:left|right)\b", re.I)
-_ZONE = re.compile(r"\b(?:((?:bi)?apex|apices|(?:bi)?apical|upper\s+(?:lobes?|zones?|lungs?))|(bases?|(?:bi)?basilar|(?:bi)?basal|lower\s+"
-                   r"(?:lobes?|zones?|lungs?))|(mid\s*lungs?|mid\s+zones?|middle\s+lobe))\b", re.I)
-_SEVERAL_LOBES = re.compile(r"\blobes\b|\band\s+(?:upper|middle|lower)\b", re.I)
-_HYPOTHETICAL = re.compile(r"\b(?:if|recommend\w*|consider\w*|suggested|could\s+be|would|should|"
-                           r"follow-?\s?up|to\s+exclude|to\s+evaluate|to\s+assess|evaluat(?:e|ion)\s+(?:for|of)|assess\w*\s+for|limited|"
-                           r"rule\s+out|concern\s+for|question\s+of|history\s+of|\?)", re.I)  # not "suggest": "opacity to suggest pneumonia"
+_LOBE = re.compile(_READ["lobe"], re.I)
+_BOTH_SIDES = re.compile(r"\b(?:" + alternation(SIDE_WORDS.get("bilateral", ())) + r")\b|\b(?:"
+                         + alternation(_READ["both_sides"]) + r")\b", re.I)
+# one group per level, in the order of ZONE_LEVELS
+ZONE_LEVELS: tuple[str, ...] = tuple(_READ["zone_levels"])
+_ZONE = re.compile(r"\b(?:" + "|".join("(" + alternation(ws) + ")" for ws in _READ["zone_levels"].values()) + r")\b",
+                   re.I)
+_SEVERAL_LOBES = re.compile(_READ["several_lobes"], re.I)
+_HYPOTHETICAL = re.compile(r"\b(?:" + alternation(_READ["hypothetical"]) + ")", re.I)
 
 
 @dataclass(slots=True)
@@ -294,16 +306,24 @@ def _clause_bounds(cuts: list[tuple[int, int]], lo: int, hi: int, pos: int) -> t
     return start, end
 
 
+_SIDE_FULL = [(side, re.compile("(?:" + alternation(ws) + ")" + _READ["side_suffix"] + r"\Z", re.I))
+              for side, ws in SIDE_WORDS.items()]
+
+
+@functools.lru_cache(maxsize=1024)
 def _side_word(word: str) -> str:
+    """The side (``left``, ``right``, ``bilateral``) a side word names (reading.sides of the pack)."""
     w = word.lower()
-    if w.startswith(("bilateral", "bi")) or w == "both":
-        return "bilateral"
-    return w
+    return next((side for side, pat in _SIDE_FULL if pat.match(w)), w)
+
+
+@functools.lru_cache(maxsize=256)
+def _unit_mm(unit: str) -> float:
+    return next((UNIT_MM[name] for name, pat in _UNIT_FULL if pat.match(unit)), 1.0)
 
 
 def _to_mm(value: str, unit: str) -> float:
-    v = float(value)
-    return v * 10 if unit.lower().startswith("c") else v
+    return float(value) * _unit_mm(unit)
 
 
 def _nearest(matches: list[tuple[int, int, Any]], lo: int, hi: int, pos: int) -> tuple[int, int, Any] | None:
@@ -341,15 +361,12 @@ def _words_back(text: str, pos: int, n: int) -> int:
     return start + 1
 
 
-_INTERVAL_AFTER = re.compile(r"\W*(?:(?:is|are|has|have|appears?|remains?|was|were)\s+(?:been\s+)?)?(?:\w+ly\s+)?"
+_INTERVAL_AFTER = re.compile(r"\W*(?:(?:" + alternation(_READ["interval_verbs"]) + r")\s+(?:been\s+)?)?(?:\w+ly\s+)?"
                              r"(?P<word>" + "|".join(sorted(lx.INTERVAL_DIRECTION, key=len, reverse=True)) + r")\b",
                              re.I)
-_PAST = re.compile(r"\b(?:previous(?:ly)?|prior|history\s+of|old|remote|healed|treated|resolved|sequela)\b", re.I)
+_PAST = re.compile(r"\b(?:" + alternation(_READ["past"]) + r")\b", re.I)
 
 
-# The readers below work on the sentence's text with the reading's offsets (relative to the sentence). A sentence
-# never starts right after a letter or digit of the report (it starts after white space, a colon or the report's
-# start), so the word boundaries they test read the same in the sentence as in the report.
 # The readers below work on the sentence's text with the reading's offsets (relative to the sentence). A sentence
 # never starts right after a letter or digit of the report (it starts after white space, a colon or the report's
 # start), so the word boundaries they test read the same in the sentence as in the report.
@@ -372,12 +389,12 @@ def _attr_chronic(r: _Reading, sent: str) -> dict[str, Any]:
     return {"chronic": bool(_CHRONIC.search(sent, *r.clause))}
 
 
-_PAST_KEYS = ("previous", "prior", "history", "old", "remote", "healed", "treated", "resolved", "sequela")  # _PAST's words
+_PAST_KEYS = substring_keys(_READ["past"])  # one of these is in every _PAST match (None: no pre-test)
 
 
 def _attr_past(r: _Reading, sent: str) -> dict[str, Any]:
     clause = sent[r.clause[0]: r.clause[1]]
-    if clause.isascii() and not any(map(clause.lower().__contains__, _PAST_KEYS)):
+    if _PAST_KEYS is not None and clause.isascii() and not any(map(clause.lower().__contains__, _PAST_KEYS)):
         return {"past": False}
     return {"past": bool(_PAST.search(sent, *r.clause))}
 
@@ -397,13 +414,15 @@ def _attr_interval(r: _Reading, sent: str) -> dict[str, Any]:
     return {"interval": lx.INTERVAL_DIRECTION[word], "interval_word": word}
 
 
-# every lobe (_LOBE) and zone (_ZONE) names one of these; a lower-cased ASCII clause without any of them names neither
-_LOBE_OR_ZONE_KEYS = ("upper", "lower", "mid", "lingula", "apex", "apic", "bas")
+# every lobe (_LOBE) and zone (_ZONE) holds one of these; a lower-cased ASCII clause without any of them names neither
+_LOBE_KEYS, _ZONE_KEYS = substring_keys([_READ["lobe"]]), substring_keys([w for ws in _READ["zone_levels"].values() for w in ws])
+_LOBE_OR_ZONE_KEYS = _LOBE_KEYS + _ZONE_KEYS if _LOBE_KEYS is not None and _ZONE_KEYS is not None else None
 
 
 def _attr_lobe(r: _Reading, sent: str) -> dict[str, Any]:
     clause = sent[r.clause[0]: r.clause[1]]
-    if clause.isascii() and not any(map(clause.lower().__contains__, _LOBE_OR_ZONE_KEYS)):
+    if _LOBE_OR_ZONE_KEYS is not None and clause.isascii() and \
+            not any(map(clause.lower().__contains__, _LOBE_OR_ZONE_KEYS)):
         return {"lobe": None, "zone": None}
     lobes = list(_LOBE.finditer(clause))
     lobe = lobes[0] if len(lobes) == 1 and not _SEVERAL_LOBES.search(clause) else None
@@ -412,7 +431,7 @@ def _attr_lobe(r: _Reading, sent: str) -> dict[str, Any]:
         name = (f"{(lobe.group(1) or '').lower()} {lobe.group(2).lower()} lobe".strip() if lobe.group(2)
                 else "lingula")
     zones = {i for z in _ZONE.finditer(clause) for i, g in enumerate(z.groups()) if g}
-    return {"lobe": name, "zone": ("upper", "lower", "mid")[zones.pop()] if len(zones) == 1 else None}
+    return {"lobe": name, "zone": ZONE_LEVELS[zones.pop()] if len(zones) == 1 else None}
 
 
 def _attr_hypothetical(r: _Reading, sent: str) -> dict[str, Any]:
@@ -466,7 +485,7 @@ class _SentencePatterns(NamedTuple):
     both_sides: re.Pattern[str]
 
 
-_UNITS = ("mm", "cm", "millimet", "centimet")  # every size _SIZE finds holds one of them
+_UNITS = substring_keys([p for ps in _UNIT_PATTERNS.values() for p in ps])  # every size _SIZE finds holds one of them
 _ANY_CASE = _SentencePatterns(_TERM, _CLAUSE, _TERMINATOR, _PRE, _PSEUDO, _POST, _UNCERTAIN, _SIDE_OR_SEVERITY, _SIZE,
                               _BOTH_SIDES)
 _LOWER_CASE = _SentencePatterns(*map(_for_lower_case, _ANY_CASE))
@@ -507,7 +526,7 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
         else:
             sevs.append((m.start(), m.end(), m.group("sev").lower()))
     sizes = [(m.start(), m.end(), _to_mm(m.group(1), m.group(2))) for m in pat.size.finditer(low)] \
-        if pat is _ANY_CASE or any(map(low.__contains__, _UNITS)) else []  # a size has a unit (lower-case here)
+        if pat is _ANY_CASE or _UNITS is None or any(map(low.__contains__, _UNITS)) else []  # a size has a unit (lower-case here)
     named = {s[2] for s in sides}  # the sides the sentence names
     the_side = next(iter(named)) if len(named) == 1 else None
     both = None
@@ -553,16 +572,15 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
     return tuple(out)
 
 
-# every negation that follows its term (POST_NEG) holds one of these; in a lower-cased ASCII sentence, a clause tail
-# without any of them needs no regex
-_POST_KEYS = ("not", "absent", "resolved", ":", "longer")
-assert all(any(k in p for k in _POST_KEYS) for p in POST_NEG), "a new POST_NEG phrase needs its key in _POST_KEYS"
+# every negation that follows its term (POST_NEG) holds one of these (derived from the phrases; None: no pre-test); in
+# a lower-cased ASCII sentence, a clause tail without any of them needs no regex
+_POST_KEYS = substring_keys(POST_NEG)
 
 
 def _post_trigger(post: re.Pattern[str], sent: str, low: str, me: int, ce: int) -> str | None:
     """A negation said after the term within its clause ("effusion is not seen"), as written, or None."""
     after = low[me:ce]
-    if post is not _POST and not any(map(after.__contains__, _POST_KEYS)):
+    if post is not _POST and _POST_KEYS is not None and not any(map(after.__contains__, _POST_KEYS)):
         return None
     stripped = after.lstrip()
     m = post.match(stripped)
@@ -623,6 +641,9 @@ def analyze(text: str) -> Analysis:
     return a
 
 
+_PRIOR_NAMED = re.compile(_READ["prior_named"], re.I)
+
+
 @per_sentence
 def _says_no_prior(comparison: str) -> bool:
     return bool(NO_PRIOR.match(comparison)) or not comparison.strip()
@@ -633,7 +654,6 @@ def prior_status(a: Analysis) -> str:
     comp = a.section("comparison")
     if comp is not None:
         return "none" if _says_no_prior(comp.text) else "prior"
-    if re.search(r"\b(?:compared\s+(?:with|to)|comparison\s+(?:with|to|is\s+made)|prior\s+(?:study|exam|examination|"
-                 r"radiograph|film|ct|mri)\s+(?:dated|from|of))\b", a.text, re.I):
+    if _PRIOR_NAMED.search(a.text):
         return "prior"
     return "unknown"

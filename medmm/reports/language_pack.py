@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from typing import Any
 
 from medmm.config import ConfigError, find_config, read_mapping
@@ -39,9 +40,9 @@ def _merge(base: Any, extra: Any, where: str) -> Any:
         out.update({k: v for k, v in extra.items() if k not in base})
         return out
     if isinstance(base, list):
-        if not isinstance(extra, list) or not all(isinstance(x, (str, dict)) for x in extra):
-            raise ConfigError(f"{where}: expected a list (of strings, or of mappings like the packaged entries) in "
-                              "the site's language pack")
+        if not isinstance(extra, list) or not all(isinstance(x, (str, dict, list)) for x in extra):
+            raise ConfigError(f"{where}: expected a list (of strings, or of mappings or pairs like the packaged "
+                              "entries) in the site's language pack")
         return base + [x for x in extra if x not in base]
     return extra
 
@@ -64,3 +65,237 @@ def language_pack() -> dict[str, Any]:
 def lexicon_pack() -> dict[str, Any]:
     """The packaged vocabulary, with the site's ``lexicon:`` additions appended."""
     return _merge(read_mapping(find_config(LEXICON)), _site().get("lexicon"), "language pack lexicon")
+
+
+# ---------------------------------------------------------------- patterns built from the pack's regex fragments
+# The readers and rules build their patterns from the pack's fragments, and keep two speed-ups that depend on the
+# words: a first-character lookahead (Python's regex engine otherwise tries every alternative at every position) and
+# substring pre-tests (a clause without "prior", "history", ... needs no regex). Both are derived here from the
+# fragments themselves, so a site that adds a word never has to update them: a fragment this reader cannot analyse
+# (an unusual construct) gives no speed-up, never a wrong answer. Written here rather than taken from a library:
+# the standard library's regex parser (re._parser) is private and changes between Python versions.
+
+def _group_end(s: str, i: int) -> int:
+    """The index of the ``)`` closing the group opened at ``s[i] == "("``."""
+    depth, j = 0, i
+    while j < len(s):
+        c = s[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "[":
+            j = _class_end(s, j) + 1
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    raise ValueError(f"unbalanced group in pattern {s!r}")
+
+
+def _class_end(s: str, i: int) -> int:
+    """The index of the ``]`` closing the character class opened at ``s[i] == "["``."""
+    j = i + 1
+    if j < len(s) and s[j] == "^":
+        j += 1
+    if j < len(s) and s[j] == "]":
+        j += 1
+    while j < len(s) and s[j] != "]":
+        j += 2 if s[j] == "\\" else 1
+    if j >= len(s):
+        raise ValueError(f"unbalanced character class in pattern {s!r}")
+    return j
+
+
+def _quantifier(s: str, j: int) -> tuple[bool, int]:
+    """(may the element before ``s[j]`` be absent, how many characters the quantifier at ``j`` takes)."""
+    if j >= len(s) or s[j] not in "?*+{":
+        return False, 0
+    if s[j] == "{":
+        end = s.find("}", j)
+        if end < 0:
+            return False, 0
+        lo = s[j + 1: end].split(",")[0].strip()
+        n, optional = end - j + 1, lo in ("", "0")
+    else:
+        n, optional = 1, s[j] in "?*"
+    if j + n < len(s) and s[j + n] in "?+":  # lazy or possessive
+        n += 1
+    return optional, n
+
+
+def _alternatives(s: str) -> list[str]:
+    """``s`` split at its top-level ``|``."""
+    out, start, j = [], 0, 0
+    while j < len(s):
+        c = s[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "[":
+            j = _class_end(s, j) + 1
+            continue
+        if c == "(":
+            j = _group_end(s, j) + 1
+            continue
+        if c == "|":
+            out.append(s[start:j])
+            start = j + 1
+        j += 1
+    out.append(s[start:])
+    return out
+
+
+def _group_body(inner: str) -> str | None:
+    """The matching part of a group's text (``?:``, ``?P<name>`` or capturing); None for look-arounds and flags."""
+    if not inner.startswith("?"):
+        return inner
+    if inner.startswith("?:"):
+        return inner[2:]
+    if inner.startswith("?P<"):
+        return inner[inner.index(">") + 1:]
+    return None
+
+
+def required_substrings(pattern: str) -> frozenset[str] | None:
+    """Lower-case strings one of which every match of ``pattern`` contains (for a substring pre-test on lower-cased
+    text), or None when they cannot be read from the pattern."""
+    keys: set[str] = set()
+    for alt in _alternatives(pattern):
+        k = _sequence_keys(alt)
+        if not k:
+            return None
+        keys |= k
+    return frozenset(keys)
+
+
+def _sequence_keys(alt: str) -> frozenset[str] | None:
+    candidates: list[frozenset[str]] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            candidates.append(frozenset({"".join(run).lower()}))
+            run.clear()
+
+    i = 0
+    while i < len(alt):
+        c = alt[i]
+        if c == "\\":
+            flush()
+            nxt = alt[i + 1: i + 2]
+            optional, n = _quantifier(alt, i + 2)
+            if nxt and not nxt.isalnum() and not optional:  # an escaped literal ("\.", "\?")
+                run.append(nxt)
+                if n:
+                    flush()
+            i += 2 + n
+        elif c == "(":
+            end = _group_end(alt, i)
+            flush()
+            body = _group_body(alt[i + 1: end])
+            optional, n = _quantifier(alt, end + 1)
+            if body is not None and not optional:
+                k = required_substrings(body)
+                if k:
+                    candidates.append(k)
+            i = end + 1 + n
+        elif c == "[":
+            flush()
+            end = _class_end(alt, i)
+            i = end + 1 + _quantifier(alt, end + 1)[1]
+        elif c in ".^$":
+            flush()
+            i += 1 + _quantifier(alt, i + 1)[1]
+        else:
+            optional, n = _quantifier(alt, i + 1)
+            if optional:
+                flush()
+            else:
+                run.append(c)
+                if n:
+                    flush()
+            i += 1 + n
+    flush()
+    if not candidates:
+        return None
+    return min(candidates, key=lambda k: (len(k), -min(map(len, k))))
+
+
+def substring_keys(fragments: list[str] | tuple[str, ...]) -> tuple[str, ...] | None:
+    """Lower-case strings one of which every match of any of ``fragments`` contains, or None."""
+    keys: set[str] = set()
+    for f in fragments:
+        k = required_substrings(f)
+        if k is None:
+            return None
+        keys |= k
+    return tuple(sorted(keys))
+
+
+def first_characters(pattern: str) -> frozenset[str] | None:
+    """The characters a match of ``pattern`` can start with (None: unknown, or it may be empty)."""
+    out: set[str] = set()
+    for alt in _alternatives(pattern):
+        f = _sequence_first(alt)
+        if f is None:
+            return None
+        out |= f
+    return frozenset(out)
+
+
+def _sequence_first(alt: str) -> frozenset[str] | None:
+    """First characters of one alternative: those of its first element, and of the next ones while the elements
+    before them may be absent ("(?:pleural\\s+)?effusion": p or e). None when unknown or when all may be absent."""
+    out: set[str] = set()
+    i = 0
+    while i < len(alt):
+        c = alt[i]
+        if alt.startswith("\\b", i) or c == "^":  # zero-width
+            i += 2 if c == "\\" else 1
+            continue
+        if c == "(":
+            end = _group_end(alt, i)
+            body = _group_body(alt[i + 1: end])
+            if body is None:  # a look-around: zero-width, what follows decides
+                i = end + 1
+                continue
+            first, nxt = first_characters(body), end + 1
+        elif c == "\\":
+            e = alt[i + 1: i + 2]
+            first, nxt = (frozenset({e}) if e and not e.isalnum() else None), i + 2
+        elif c == "[":
+            end = _class_end(alt, i)
+            body = alt[i + 1: end]
+            ok = body and body[0] != "^" and "\\" not in body and "-" not in body[1:-1]
+            first, nxt = (frozenset(body) if ok else None), end + 1
+        elif c in ".$|)":
+            return None
+        else:
+            first, nxt = frozenset({c}), i + 1
+        if first is None:
+            return None
+        out |= first
+        optional, n = _quantifier(alt, nxt)
+        if not optional:
+            return frozenset(out)
+        i = nxt + n
+    return None
+
+
+def first_char_lookahead(pattern: str) -> str:
+    """``(?=[...])`` with the (case-folded) characters a match of ``pattern`` starts with, or ``""`` when unknown: put
+    before the pattern, it changes no match and lets the regex engine skip to candidate positions."""
+    chars = first_characters(pattern)
+    if not chars:
+        return ""
+    both = sorted({x for c in chars for x in (c.lower(), c.upper())})
+    return "(?=[" + "".join(re.escape(c) for c in both) + "])"
+
+
+def alternation(fragments: list[str] | tuple[str, ...]) -> str:
+    """``a|b|c`` in the pack's order (the order decides which alternative a regex takes where several match)."""
+    return "|".join(fragments)

@@ -33,15 +33,11 @@ _ANY_HOMOPHONE_CUE = tuple(c for cues in _HOMOPHONE_CUES for c in cues)
 _WORDS_OF = [w for e in _HOMOPHONE_DATA for w in e["words"]]
 _HOMOPHONE_WORDS = frozenset(_WORDS_OF) if all(len(w) >= 4 for w in _WORDS_OF) else None
 _WORD = re.compile(r"\b[A-Za-z][a-z]{3,}\b")
-_PREFIXES = ("bi", "mid", "peri", "para", "intra", "infra", "supra", "sub", "post", "pre", "hyper", "hypo", "retro",
-             "trans", "non", "pseudo", "micro", "macro", "multi", "inter", "anti", "re", "un", "semi", "extra", "endo",
-             "epi", "costo", "cardio", "broncho", "pleuro", "osteo", "neuro", "vaso", "peri", "hemi", "pan", "poly",
-             "mono", "dys", "over", "under", "well", "ill", "self", "co", "de", "dis", "mis", "out", "up", "down")
-_SUFFIXES = (("ity", ""), ("ities", ""), ("ness", ""), ("ly", ""), ("ally", ""), ("ically", "ic"), ("ation", "ate"),
-             ("ations", "ate"), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("es", ""), ("s", ""), ("r", ""),
-             ("ic", "ia"), ("ic", "y"), ("al", ""), ("al", "a"), ("ar", "a"), ("ous", ""), ("ary", "a"), ("ial", "ium"),
-             ("ae", "a"), ("i", "us"), ("ic", "is"), ("tic", "sis"), ("ies", "y"), ("ied", "y"), ("er", ""))
-_MIN_STEM = 4
+# known words with a prefix and/or suffix are no typos ("bihilar", "nodularity"): data (the pack's ``non_word``)
+_NON_WORD = language_pack()["non_word"]
+_PREFIXES = tuple(_NON_WORD["prefixes"])
+_SUFFIXES = tuple((str(suffix), str(repl)) for suffix, repl in _NON_WORD["suffixes"])
+_MIN_STEM = int(_NON_WORD["min_stem"])
 
 
 def _strip_suffix(word: str, known: frozenset[str]) -> bool:
@@ -104,7 +100,7 @@ def rule_repetition(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 _STUTTER = re.compile(r"\b([A-Za-z]{4,})\s+\1\b", re.I)
-_NOT_STUTTER = ("xxxx", "that")  # de-identification tokens ("XXXX XXXX"), "that that"
+_NOT_STUTTER = tuple(w.lower() for w in language_pack()["not_stutter"])  # "XXXX XXXX" (de-identification), "that that"
 
 
 def _may_stutter(a: Analysis) -> bool:
@@ -217,16 +213,14 @@ def _edit_distance(a: str, b: str, limit: int) -> int:
 
 _MIN_DOMAIN_COUNT = 3  # how often the expected word must occur in the model to be suggested
 _MAX_ENGLISH_FREQUENCY = 20_000  # everyday words ("appear", "level") are what they say, not a misheard term
-_DERIVATIONS = ("", "s", "es", "ly", "ar", "al", "e", "ed", "ing", "ion", "ions", "ation", "ity", "ial", "ies", "y", "ous",
-                "ic", "ia", "ium", "ae", "a", "um", "us", "i", "ism", "ive", "ate")
-# neighbours too common to say which word belongs between them
-# prefixes that make another form of the same word ("abnormal", "noncalcified"); not "a-", "de-" ("acute"/"cute",
-# "degenerative"/"generative" are confusions, not forms)
-_WORD_PREFIXES = frozenset("ab non un dis anti sub peri para intra inter supra infra hyper hypo bi mid pre post re over "
-                           "under".split())
+# endings of two forms of one word, prefixes that make another form of it ("abnormal"), and neighbours too common
+# to say which word belongs between them: data (the pack's ``real_word``)
+_REAL_WORD = language_pack()["real_word"]
+_DERIVATIONS = tuple(_REAL_WORD["derivations"])
+_WORD_PREFIXES = frozenset(_REAL_WORD["word_prefixes"])
 _STRONG_SUPPORT = 10  # a common English word ("cute", "table") is flagged only in a context this typical of the term
 _RARE_IN_MODEL = 3  # a radiology word seen this rarely may still be a confusion where its neighbours never occur
-_FUNCTION_WORDS = frozenset("the a an of and in with to is are at on for by or as this that there be was were from".split())
+_FUNCTION_WORDS = frozenset(_REAL_WORD["function_words"])
 
 
 def _stems(word: str) -> set[str]:

@@ -18,14 +18,15 @@ import functools
 import re
 from dataclasses import dataclass
 
-from medmm.reports.language_pack import language_pack
+from medmm.reports.language_pack import alternation, language_pack
 
 _PACK = language_pack()  # section names: data (medmm/configs/reports/language-en.yaml, extensible by a site)
 SECTION_NAMES: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _PACK["sections"].items()}
 _ALL = {name: key for key, names in SECTION_NAMES.items() for name in names}
 # Organ sub-headings of structured CT/MR reports: each is a findings section labelled with the organ.
 ORGAN_HEADINGS = frozenset(" ".join(h.upper().split()) for h in _PACK["organ_headings"])
-_HEADER_WORDS = re.compile(r"[A-Za-z][A-Za-z ]*")
+_SENTENCES = _PACK["sentences"]  # sentence ends, list markers, what a header looks like: data too
+_HEADER_WORDS = re.compile(_SENTENCES["header_words"])
 _HEADER_WINDOW = 64  # characters looked back from a colon for its header (a header has at most 30)
 MAX_SENTENCE_CHARS = 600  # a longer run without a sentence end is read in pieces of at most this length
 
@@ -116,8 +117,11 @@ def split_sections(text: str) -> list[Section]:
 # a sentence ends after . ! ? ; followed by white space (the mark stays in the sentence), at a blank line, or before
 # a list item on a new line. The pattern opens with a character class so that the regex engine skips in C to the
 # next candidate character; the lookbehinds then tell which one it was.
-_SENT_END = re.compile(r"[.!?;\n](?:(?<=[.!?;])\s+|(?<=\n)(?:\s*\n|(?=\s*(?:\d+[.)]|[-*•])\s)))")
-_ITEM = re.compile(r"\s*(?:\d+[.)]|[-*•])\s+")
+_MARKS = "".join(re.escape(c) for c in _SENTENCES["end_marks"])
+_LIST_MARKER = alternation(_SENTENCES["list_markers"])
+_SENT_END = re.compile(r"[" + _MARKS + r"\n](?:(?<=[" + _MARKS + r"])\s+|(?<=\n)(?:\s*\n|(?=\s*(?:" + _LIST_MARKER
+                       + r")\s)))")
+_ITEM = re.compile(r"\s*(?:" + _LIST_MARKER + r")\s+")
 _LETTER = re.compile(r"[A-Za-z]")
 _ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
