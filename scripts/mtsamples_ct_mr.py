@@ -8,8 +8,9 @@ as shipped by the clinspacy R package (github.com/kdpsingh/clinspacy, ``data/mts
 Kept: the transcriptions listed under the Radiology specialty whose sample name (or description) names a CT or MR
 study. MTSamples lists one sample under several specialties, so rows are de-duplicated by their normalised text
 (the first row's ``note_id`` names the report). Dropped, each counted on stderr: neurology teaching cases written as
-CC:/HX:/COURSE: narratives around an imaging result (not a radiology report), CT-guided procedure notes, and rows
-whose text describes radiographs ("AP, lateral and swimmer's projections") under an MRI name.
+CC:/HX:/COURSE: narratives around an imaging result (not a radiology report), a clinician's note with a PLAN:
+(written about a scan, not a report of it), CT-guided procedure notes, and rows whose text describes radiographs
+("AP, lateral and swimmer's projections") under an MRI name.
 
 The Kaggle export joined the original lines with commas; the line breaks are put back: ``",FINDINGS:,"`` becomes a
 header line, and a comma right after a sentence end (``"... sulcus.,Noncontrast ..."``, ``"... cm.,2.  ..."``)
@@ -50,6 +51,7 @@ _HEADER = re.compile(r"(?:^|,)\s*([A-Z][A-Z0-9 /&()'-]{0,58}[A-Z)]):\s*,\s*")  #
 _INLINE_HEADER = re.compile(r",\s*(?=[A-Z][A-Z0-9 /&()'-]{0,58}[A-Z)]:\s)")  # ",TECHNIQUE: text" -> new line
 _SENTENCE_BREAK = re.compile(r"([.!?:;])\s*,\s*(?=[A-Z0-9(\"'])")  # "... sulcus.,Noncontrast" -> new line
 _VIGNETTE = re.compile(r"^\s*CC\s*:|\bHX\s*:|\bCOURSE\s*:")
+_CLINIC_NOTE = re.compile(r"(?:^|,)\s*PLAN\s*:")  # a clinician's note about a scan ("I changed the shunt setting")
 _PROCEDURE = re.compile(r"\bguided\b|\bbiopsy\b", re.I)
 _RADIOGRAPH_TEXT = re.compile(r"\bprojections?\b|\bradiographs?\s+of\s+the\b", re.I)
 
@@ -105,6 +107,8 @@ def convert(rows: list[dict[str, str]], specialty: str | None = "Radiology",
             dropped["no text"] += 1
         elif _VIGNETTE.search(raw):
             dropped["teaching case (CC:/HX: narrative), not a report"] += 1
+        elif _CLINIC_NOTE.search(raw):
+            dropped["clinician's note (PLAN:), not a report"] += 1
         elif _PROCEDURE.search(name):
             dropped["CT-guided procedure note"] += 1
         elif _RADIOGRAPH_TEXT.search(raw) and not (_CT.search(raw) or _MR.search(raw)):

@@ -55,11 +55,12 @@ def test_injected_errors_in_ct_mr_reports_are_found(rows):
     assert found / len(data) >= 0.60, f"{found} of {len(data)}"
 
 
-SOURCE_ERRORS = ROOT / "tests" / "data" / "reports_ctmr_source_errors.jsonl"
+SOURCE_ERRORS = ROOT / "tests" / "data" / "reports_ctmr_source_errors.jsonl"  # held-out reports: measured
+SOURCE_ERRORS_TUNE = ROOT / "tests" / "data" / "reports_ctmr_source_errors_tune.jsonl"  # tune reports: develop on
 
 
-def source_errors(rows: list[dict]) -> list[tuple[dict, dict]]:
-    """(report, error) for each error listed in SOURCE_ERRORS: errors already in the real reports (not injected),
+def source_errors(rows: list[dict], path: Path = SOURCE_ERRORS) -> list[tuple[dict, dict]]:
+    """(report, error) for each error listed in ``path``: errors already in the real reports (not injected),
     located by the sentence hash and the wrong words, in the form ``attributable`` reads."""
     import json
 
@@ -68,7 +69,7 @@ def source_errors(rows: list[dict]) -> list[tuple[dict, dict]]:
 
     by_id = {r["id"]: r for r in rows}
     out = []
-    for line in SOURCE_ERRORS.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         e = json.loads(line)
