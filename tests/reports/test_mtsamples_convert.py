@@ -82,3 +82,15 @@ def test_source_error_files_hold_no_report_text(name):
         assert set(e) == {"id", "sentence", "wrong", "right", "type", "text_detectable", "note"}, e
         assert e["id"].startswith("mts") and len(e["sentence"]) == 12
         assert len(e["wrong"].split()) <= 4 and len(e["right"].split()) <= 8, e
+
+
+def test_hand_edit_file_holds_no_report_text():
+    """tests/data/reports_ctmr_hand_edits.jsonl: ids, sentence hashes and the few words each edit replaces."""
+    lines = [ln for ln in (ROOT / "tests" / "data" / "reports_ctmr_hand_edits.jsonl").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert len(lines) >= 20
+    for ln in lines:
+        e = json.loads(ln)
+        assert set(e) == {"id", "sentence", "op", "old", "new", "type", "text_detectable", "note"}, e
+        assert e["id"].startswith("mts") and len(e["sentence"]) == 12 and e["op"] == "replace"
+        assert len(e["old"].split()) <= 9 and len(e["new"].split()) <= 9, e
