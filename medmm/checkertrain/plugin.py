@@ -64,6 +64,16 @@ class CheckerTasks:
         recipe.calib_samples = recipe.calib_samples + read_checker_samples(calib)
         recipe.checker_paths = (train, calib, ev)
 
+    def prepare_model(self, recipe: Any) -> None:
+        """The vision warm-up (``data.checker.vision_warmup`` steps, :mod:`medmm.checkertrain.warmup`)."""
+        s = recipe.cfg.checker
+        if s is None or not s.vision_warmup:
+            return
+        from medmm.checkertrain.tasks import vision_path
+        from medmm.checkertrain.warmup import warm_up_vision
+
+        warm_up_vision(recipe, vision_path(os.path.join(recipe.out, "data")), s.vision_warmup, s.vision_warmup_lr)
+
     def encode(self, recipe: Any, sample: Any) -> Any:
         from medmm.checkertrain.tasks import SideQuestion, encode_checker_example, encode_side_question
 

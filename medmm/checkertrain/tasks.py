@@ -219,6 +219,11 @@ def side_path(data_dir: str) -> str:
     return os.path.join(data_dir, "checker", "side.jsonl")
 
 
+def vision_path(data_dir: str) -> str:
+    """Where :func:`prepare_checker_data` writes the vision warm-up's labels (``data_dir/checker/vision.jsonl``)."""
+    return os.path.join(data_dir, "checker", "vision.jsonl")
+
+
 def prepare_checker_data(s: CheckerSynthSection, data_dir: str) -> tuple[str, str, str]:
     """Paths of the train, calibration and evaluation checker samples (generated once, deterministic)."""
     from medmm.reports.checker_data import build_samples, split_for, write_jsonl
@@ -236,12 +241,14 @@ def prepare_checker_data(s: CheckerSynthSection, data_dir: str) -> tuple[str, st
     os.makedirs(root, exist_ok=True)
     train: list[CheckerSample] = []
     side: list[SideQuestion] = []
+    train_studies: list[dict[str, Any]] = []
     for seed in s.seeds:
         folder = os.path.join(root, "studies", f"seed{seed}")
         st = _relative(_studies(folder, s.n_per_seed, seed, s), folder, root)
         train += _keep(build_samples(st, _data_config(s, seed), source=f"synth seed {seed}", split="train"), s)
         train += [x for study in st for x in excerpt_samples(study, s.excerpts, seed, f"synth seed {seed}")]
         side += [q for study in st for q in side_questions(study, s.side_questions, seed)]
+        train_studies += st
     folder = os.path.join(root, "studies", f"seed{s.eval_seed}")
     held = _relative(_studies(folder, s.n_eval, s.eval_seed, s), folder, root)
     shares = (0.0, s.calib_share, 1.0 - s.calib_share)
@@ -253,6 +260,9 @@ def prepare_checker_data(s: CheckerSynthSection, data_dir: str) -> tuple[str, st
                           (paths[2], _keep(build_samples(ev, cfg, f"synth seed {s.eval_seed}", "eval"), s))):
         write_jsonl(samples, path)
     write_side_questions(side, side_path(data_dir))
+    from medmm.checkertrain.warmup import write_vision_labels
+
+    write_vision_labels(train_studies, VISIBLE, vision_path(data_dir))  # training seeds only
     with open(ident_path, "w", encoding="utf-8") as fh:
         fh.write(ident)
     return paths  # type: ignore[return-value]

@@ -29,6 +29,8 @@ class CheckerSynthSection:
     only_with_error: bool = False  # keep only studies that could be given an error (balanced SIMPLE data)
     excerpts: int = 0  # per training study: SIMPLE samples on its sided sentences alone, clean and side-swapped
     side_questions: int = 0  # copies of "which side is the <finding>?" per visible finding (+ one "which side does the report name?")
+    vision_warmup: int = 0  # steps of the vision warm-up (medmm.checkertrain.warmup) before the language model trains
+    vision_warmup_lr: float = 1e-3
 
     def problems(self) -> list[str]:
         from medmm.synth.generate import KINDS
@@ -36,8 +38,10 @@ class CheckerSynthSection:
         p = []
         if not self.seeds or self.eval_seed in self.seeds:
             p.append("data.checker: give training seeds, and an eval_seed that is not one of them")
-        if self.excerpts < 0 or self.side_questions < 0:
-            p.append("data.checker.excerpts and side_questions must be 0 (none) or more")
+        if self.excerpts < 0 or self.side_questions < 0 or self.vision_warmup < 0:
+            p.append("data.checker.excerpts, side_questions and vision_warmup must be 0 (none) or more")
+        if self.vision_warmup_lr <= 0:
+            p.append("data.checker.vision_warmup_lr must be positive")
         if min(self.n_per_seed, self.n_eval) < 1:
             p.append("data.checker: n_per_seed and n_eval must be at least 1")
         if not 0 < self.calib_share < 1:

@@ -94,6 +94,9 @@ class TrainSection:
     gradient_checkpointing: bool = False
     fsdp: bool = False  # shard parameters, gradients and optimizer state (FSDP2) across the launched processes
     threads: int | None = None  # torch CPU threads (default: torch's choice)
+    # a curriculum: [{steps: N, tasks: [side]}, ...] — the first N steps draw only examples of those tasks (one
+    # stage after the other), the remaining steps draw from every task (FinetuneRecipe.batches_for_step)
+    stages: tuple[dict[str, Any], ...] = ()
     log_every: int = 10
     progress: bool = True
 
@@ -235,6 +238,7 @@ def _semantic(cfg: FinetuneConfig) -> list[str]:
                  "drop it or train without FSDP")
     if cfg.train.fsdp and cfg.checkpoint.save_merged:
         p.append("checkpoint.save_merged is not available with train.fsdp (merge the saved adapter afterwards)")
+    p.extend(_stage_problems(cfg.train))
     if cfg.checkpoint.every < 0 or cfg.checkpoint.keep < 1:
         p.append("checkpoint.every must be >= 0 and checkpoint.keep >= 1")
     if cfg.eval.every < 0:
@@ -270,6 +274,38 @@ def _semantic(cfg: FinetuneConfig) -> list[str]:
         except ConfigError as exc:
             p.append(f"model.codec: {exc}")
     return p
+
+
+def _stage_problems(t: TrainSection) -> list[str]:
+    """``train.stages``: each a mapping with ``steps`` (>= 1) and a non-empty ``tasks`` list, all together fewer
+    steps than ``train.max_steps`` (the last part trains on every task). Whether the tasks have examples is
+    checked once they are encoded (:meth:`FinetuneRecipe.setup`)."""
+    p: list[str] = []
+    total = 0
+    for i, st in enumerate(t.stages):
+        steps, tasks = st.get("steps"), st.get("tasks")
+        extra = sorted(set(st) - {"steps", "tasks"})
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            p.append(f"train.stages[{i}].steps: a whole number >= 1")
+        else:
+            total += steps
+        if not isinstance(tasks, list) or not tasks or not all(isinstance(x, str) for x in tasks):
+            p.append(f"train.stages[{i}].tasks: a non-empty list of task names (e.g. [side] or [simple, side])")
+        if extra:
+            p.append(f"train.stages[{i}]: unknown key(s) {extra}; a stage has steps and tasks")
+    if t.stages and total >= t.max_steps:
+        p.append(f"train.stages take {total} steps of train.max_steps {t.max_steps}: leave steps for the mixture "
+                 "of every task after them")
+    return p
+
+
+def stage_spans(t: TrainSection) -> list[tuple[int, int, tuple[str, ...]]]:
+    """``(first_step, end_step, tasks)`` of each stage of ``train.stages``, in order."""
+    out, start = [], 0
+    for st in t.stages:
+        out.append((start, start + int(st["steps"]), tuple(st["tasks"])))
+        start += int(st["steps"])
+    return out
 
 
 def _checker_problems(cfg: FinetuneConfig) -> list[str]:

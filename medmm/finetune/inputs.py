@@ -65,6 +65,7 @@ class Example:
     labels: torch.Tensor
     vision: dict[str, torch.Tensor]  # pixel_values (+ image_grid_thw for Qwen), with their own batch dim
     sample_id: str
+    task: str = ""  # the sample's task (a curriculum stage draws only some tasks: train.stages)
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])

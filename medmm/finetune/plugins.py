@@ -28,6 +28,9 @@ class TaskPlugin(Protocol):
 
     def finish(self, recipe: Any, tuned: Any, paths: dict[str, Any]) -> dict[str, Any]: ...
 
+    # optional: ``prepare_model(recipe)``, called once the model is loaded and the examples encoded, before the
+    # optimizer is built (e.g. the checker's vision warm-up, medmm.checkertrain.warmup)
+
 
 _PLUGINS: list[TaskPlugin] = []
 

@@ -41,7 +41,7 @@ from medmm.errors import ConfigError, InputError
 from medmm.finetune.checkpoint import full, like, list_checkpoints, load_checkpoint, optimizer_tensors, save_checkpoint
 from medmm.finetune.config import FinetuneConfig
 from medmm.finetune.data import prepare_data, read_samples
-from medmm.finetune.plugins import owner
+from medmm.finetune.plugins import owner, task_plugins
 from medmm.finetune.inputs import Example, collate, default_codec, encode_example, model_type
 from medmm.regions.tasks import Sample, load_image
 
@@ -99,6 +99,11 @@ class FinetuneRecipe:
         if self.steps_per_epoch < 1:
             raise InputError(f"{len(self.train_examples)} training examples cannot fill one global batch of "
                              f"{self.global_batch} (batch_size x grad_accum x processes); add data or lower the batch")
+        self._stages()
+        for plugin in task_plugins():  # e.g. the checker's vision warm-up, before the optimizer sees the weights
+            prepare = getattr(plugin, "prepare_model", None)
+            if prepare is not None:
+                prepare(self)
         if cfg.train.fsdp:
             self._shard()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -114,6 +119,19 @@ class FinetuneRecipe:
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
         self._ready = True
         return self
+
+    def _stages(self) -> None:
+        """The example indices each stage of ``train.stages`` draws from (:func:`stage_spans`)."""
+        from medmm.finetune.config import stage_spans
+
+        self.stage_pools: list[tuple[int, int, np.ndarray]] = []
+        have = sorted({e.task for e in self.train_examples})
+        for i, (first, end, tasks) in enumerate(stage_spans(self.cfg.train)):
+            pool = np.array([k for k, e in enumerate(self.train_examples) if e.task in tasks], dtype=np.int64)
+            if len(pool) < self.global_batch:
+                raise ConfigError(f"train.stages[{i}] (tasks {list(tasks)}): {len(pool)} training examples cannot "
+                                  f"fill one global batch of {self.global_batch}; the examples' tasks are {have}")
+            self.stage_pools.append((first, end, pool))
 
     def _shard(self) -> None:
         """FSDP2: each transformer block, then the whole model, sharded across the processes."""
@@ -225,6 +243,7 @@ class FinetuneRecipe:
                 if len(ex) > self.cfg.data.max_length:
                     dropped += 1
                 else:
+                    ex.task = str(getattr(s, "task", ""))
                     out.append(ex)
                 continue
             key = (s.image, s.slice, s.window)
@@ -239,6 +258,7 @@ class FinetuneRecipe:
             if len(ex) > self.cfg.data.max_length:
                 dropped += 1
                 continue
+            ex.task = s.task
             out.append(ex)
         if dropped:
             self._log({"event": "dropped_long_examples", "split": what, "n": dropped, "max_length": self.cfg.data.max_length})
@@ -297,8 +317,15 @@ class FinetuneRecipe:
     def batches_for_step(self, step: int) -> list[list[int]]:
         """This rank's micro-batches (example indices) of ``step``: a pure function of the step."""
         tb = self.cfg.train
-        epoch, pos = divmod(step, self.steps_per_epoch)
-        perm = np.random.default_rng([tb.seed, epoch]).permutation(len(self.train_examples))
+        pools = getattr(self, "stage_pools", [])
+        stage = next((k for k, (first, end, _) in enumerate(pools) if first <= step < end), None)
+        if stage is not None:  # a curriculum stage: a permutation of its tasks' examples, epochs of its own
+            first, _, pool = pools[stage]
+            epoch, pos = divmod(step - first, len(pool) // self.global_batch)
+            perm = pool[np.random.default_rng([tb.seed, 1 + stage, epoch]).permutation(len(pool))]
+        else:  # the mixture of every task, after the stages
+            epoch, pos = divmod(step - (pools[-1][1] if pools else 0), self.steps_per_epoch)
+            perm = np.random.default_rng([tb.seed, epoch]).permutation(len(self.train_examples))
         chunk = perm[pos * self.global_batch:(pos + 1) * self.global_batch]
         mine = chunk[self.rank * tb.batch_size * tb.grad_accum:(self.rank + 1) * tb.batch_size * tb.grad_accum]
         return [mine[i * tb.batch_size:(i + 1) * tb.batch_size].tolist() for i in range(tb.grad_accum)]
