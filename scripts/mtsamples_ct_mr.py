@@ -14,7 +14,8 @@ CC:/HX:/COURSE: narratives around an imaging result (not a radiology report), a 
 
 The Kaggle export joined the original lines with commas; the line breaks are put back: ``",FINDINGS:,"`` becomes a
 header line, and a comma right after a sentence end (``"... sulcus.,Noncontrast ..."``, ``"... cm.,2.  ..."``)
-becomes a line break. Nothing else in the text is changed.
+becomes a line break, and so does a comma glued to the next capitalised word (``"... on 8/3/05,Normal medial"``: a
+comma the dictation wrote is followed by a space). Nothing else in the text is changed.
 
 Output (one folder, kept OUTSIDE the repository): ``mtsamples_ct.jsonl`` and ``mtsamples_mr.jsonl``, one object a
 line, ``{"id": "mts<note_id>", "source": "mtsamples", "text", "header": {"modality": "CT"|"MR", "body_part"},
@@ -50,6 +51,7 @@ _REGIONS = (("KNEE", r"\bknee\b"), ("SHOULDER", r"\bshoulder\b"), ("ELBOW", r"\b
 _HEADER = re.compile(r"(?:^|,)\s*([A-Z][A-Z0-9 /&()'-]{0,58}[A-Z)]):\s*,\s*")  # ",FINDINGS:," -> its own line
 _INLINE_HEADER = re.compile(r",\s*(?=[A-Z][A-Z0-9 /&()'-]{0,58}[A-Z)]:\s)")  # ",TECHNIQUE: text" -> new line
 _SENTENCE_BREAK = re.compile(r"([.!?:;])\s*,\s*(?=[A-Z0-9(\"'])")  # "... sulcus.,Noncontrast" -> new line
+_GLUED_BREAK = re.compile(r"(?<=\S),(?=[A-Z][a-z])")  # "... on 8/3/05,Normal medial ..." (a written comma has a space)
 _VIGNETTE = re.compile(r"^\s*CC\s*:|\bHX\s*:|\bCOURSE\s*:")
 _CLINIC_NOTE = re.compile(r"(?:^|,)\s*PLAN\s*:")  # a clinician's note about a scan ("I changed the shunt setting")
 _PROCEDURE = re.compile(r"\bguided\b|\bbiopsy\b", re.I)
@@ -74,6 +76,7 @@ def restore_lines(text: str) -> str:
     text = _HEADER.sub(lambda m: f"\n{m.group(1).strip()}:\n", text.strip())
     text = _INLINE_HEADER.sub("\n", text)
     text = _SENTENCE_BREAK.sub(lambda m: m.group(1) + "\n", text)
+    text = _GLUED_BREAK.sub("\n", text)
     lines = [re.sub(r"[ \t]{2,}", " ", ln).strip(" ,\t") for ln in text.split("\n")]
     return "\n".join(ln for ln in lines if ln).strip()
 
