@@ -37,6 +37,21 @@ REVIEWED = os.path.join(ROOT, "tests", "data", "reports_reviewed_flags.jsonl")
 RULE_EDITS = os.path.join(ROOT, "tests", "data", "reports_calibration_edits.jsonl")
 OUT = os.path.join(ROOT, "medmm", "reports", "calibration.json")
 CHEST_DX = {"modality": "DX", "body_part": "CHEST"}
+HAND = -2  # the "seed" of the authors' edits among the injected rows
+THIN = 10  # a row resting on fewer true-positive flags than this says so (its confidence is mostly the smoothing)
+
+
+def thin_note(flags_tp: int, hand: int, flags_fp: int) -> str | None:
+    """What the ``note`` of a row says (printed by the README's rule table) when it rests on few true-positive flags
+    or mostly on the authors' edits; None for a row measured on the injected and clean reports."""
+    src = f", {hand} of them on the authors' edits of tune reports" if hand else ""
+    if flags_tp < THIN:
+        return (f"thin: {flags_tp} true-positive flags{src} and {flags_fp} false alarms on the tune split; the dev "
+                "corpus offers few errors of this kind, so the confidence is mostly the (tp+1)/(tp+fp+2) smoothing")
+    if 2 * hand > flags_tp:
+        return (f"rests on {flags_tp} true-positive flags{src} (the injectors find few places for this error in the "
+                f"dev corpus) and {flags_fp} false alarms on the tune split")
+    return None
 
 
 def read_reviewed(path: str = REVIEWED) -> set[tuple[str, str]]:
@@ -105,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     made, problems = apply_hand_edits(rows, RULE_EDITS)  # errors of the kinds the injection rarely makes
     if problems:
         print("\n".join(f"calibration edit skipped: {p}" for p in problems), file=sys.stderr)
-    injected += [(-1, x) for x in made]
+    injected += [(HAND, x) for x in made]
     flips = [("patient_sex", {"M": "F", "F": "M"}), ("view_position", {"PA": "AP"}), ("body_part", {"CHEST": "HEAD"}),
              ("laterality", None)]
     for r in rows:  # header flips: the header is the error; the rule reading that attribute should flag the report
@@ -122,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     wtp: dict[str, float] = defaultdict(float)
     wfp: dict[str, float] = defaultdict(float)
     raw: Counter = Counter()  # flags judged per rule, unweighted (what --min-flags counts)
+    raw_tp: Counter = Counter()  # true-positive flags, unweighted (a row resting on few of them says so)
+    raw_fp: Counter = Counter()
+    hand_tp: Counter = Counter()  # of raw_tp: on the authors' edits (tests/data/reports_calibration_edits.jsonl)
     for seed, x in injected:
         err = x["errors"][0]
         res = checker.check(x["report"], x["header"])
@@ -131,17 +149,22 @@ def main(argv: list[str] | None = None) -> int:
             if "header_attr" in err:  # a header flip: only the header rules are judged on it
                 if f.rule == header_rule[err["header_attr"]]:
                     wtp[f.rule] += weight
+                    raw_tp[f.rule] += 1
                 elif f.rule.startswith("header_") and inherited[f.rule] <= 0:
                     wfp[f.rule] += weight
+                    raw_fp[f.rule] += 1
                 else:
                     inherited[f.rule] -= 1
                 continue
             if attributable(f, err):
                 wtp[f.rule] += weight
+                raw_tp[f.rule] += 1
+                hand_tp[f.rule] += seed == HAND
             elif inherited[f.rule] > 0:
                 inherited[f.rule] -= 1
             else:
                 wfp[f.rule] += weight
+                raw_fp[f.rule] += 1
         if seed == 0:  # the threshold is chosen on one error copy per clean report (prevalence 1:1)
             scores.append((True, [f.rule for f in res.flags]))
     families: dict[str, dict] = {fam: {"prior": prior, "rules": {}} for fam, prior in PRIORS.items()}
@@ -149,8 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         t, f = tp[rule] + wtp[rule], fp[rule] + wfp[rule]
         if raw[rule] + tp[rule] + fp[rule] < args.min_flags:
             continue
-        families[family]["rules"][rule] = {"confidence": round((t + 1) / (t + f + 2), 3), "tp": round(t, 1),
-                                           "fp": round(f, 1)}
+        row = {"confidence": round((t + 1) / (t + f + 2), 3), "tp": round(t, 1), "fp": round(f, 1),
+               "flags_tp": raw_tp[rule] + tp[rule], "flags_fp": raw_fp[rule] + fp[rule]}
+        note = thin_note(row["flags_tp"], hand_tp[rule], row["flags_fp"])
+        if note:
+            row["note"] = note
+        families[family]["rules"][rule] = row
     table = {"families": families}
 
     def confidence(rule: str) -> float:
@@ -173,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out}: threshold {threshold} ({table['source']})", file=sys.stderr)
     for fam, t in families.items():
         for rule, e in t["rules"].items():
-            print(f"  {fam:13s} {rule:24s} confidence {e['confidence']:.3f} (tp {e['tp']}, fp {e['fp']})", file=sys.stderr)
+            print(f"  {fam:13s} {rule:24s} confidence {e['confidence']:.3f} (tp {e['tp']}, fp {e['fp']}; flags "
+                  f"{e['flags_tp']}/{e['flags_fp']}){' THIN' if 'note' in e else ''}", file=sys.stderr)
     return 0
 
 

@@ -125,15 +125,22 @@ def needs_model(specs: tuple[FlagSpec, ...]) -> bool:
 
 def rule_table(calibration: Any = None) -> str:
     """The README's rule table (Markdown), generated from the registry and the calibration table: id, type, what
-    it reads, measured precision (the confidence) and on how many flags it was measured."""
+    it reads, measured precision (the confidence), the weighted tp/fp it rests on and the flags behind them, and the
+    calibration row's note where it has one (a row resting on few flags, or mostly on the authors' edits, says so)."""
     from medmm.reports.flags import calibration as packaged
 
     cal = calibration or packaged()
-    lines = ["| flag id | type | reads | measured precision (flags: tp/fp) | what the explanation says |",
-             "|---|---|---|---|---|"]
+    lines = ["| flag id | type | reads | measured precision (weighted tp/fp; flags tp/fp) | what the explanation says | "
+             "how far the measurement goes |",
+             "|---|---|---|---|---|---|"]
     for spec in sorted(flag_specs().values(), key=lambda s: (s.type, s.id)):
         row = cal.families.get(spec.family, {}).get("rules", {}).get(spec.id)
-        measured = f"{row['confidence']:.3f} ({row['tp']:g}/{row['fp']:g})" if row else "not measured (prior)"
+        if row is None:
+            measured = "not measured (prior)"
+        else:
+            flags = f"; flags {row['flags_tp']}/{row['flags_fp']}" if "flags_tp" in row else ""
+            measured = f"{row['confidence']:.3f} ({row['tp']:g}/{row['fp']:g}{flags})"
+        note = (row or {}).get("note", "")
         lines.append(f"| `{spec.id}` | {spec.type} | {', '.join(spec.reads)} | {measured} | "
-                     f"{spec.explains.replace('|', '/')} |")
+                     f"{spec.explains.replace('|', '/')} | {note.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
