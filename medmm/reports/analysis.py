@@ -102,8 +102,9 @@ if set(_UNIT_PATTERNS) - set(UNIT_MM):
     raise ConfigError(f"language pack: reading.size_units {sorted(set(_UNIT_PATTERNS) - set(UNIT_MM))} have no "
                       "millimetres in reading.unit_mm: add them")
 _UNIT_FULL = [(unit, re.compile("(?:" + alternation(ps) + r")\Z", re.I)) for unit, ps in _UNIT_PATTERNS.items()]
+UNIT_ALTERNATION = alternation([p for ps in _UNIT_PATTERNS.values() for p in ps])  # the units of a size
 _SIZE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:x\s*\d+(?:\.\d+)?\s*(?:x\s*\d+(?:\.\d+)?\s*)?)?("
-                   + alternation([p for ps in _UNIT_PATTERNS.values() for p in ps]) + r")\b", re.I)
+                   + UNIT_ALTERNATION + r")\b", re.I)
 _SEVERITY = re.compile(r"\b(" + _SEV_WORDS + r")\b", re.I)
 SEVERITY_RANK = lx.SEVERITY_RANK
 _CLAUSE_BODY = alternation(_READ["clause_cuts"])
@@ -318,12 +319,13 @@ def _side_word(word: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _unit_mm(unit: str) -> float:
+def unit_mm(unit: str) -> float:
+    """Millimetres per ``unit`` (a unit :data:`UNIT_ALTERNATION` matched: "cm", "millimeters")."""
     return next((UNIT_MM[name] for name, pat in _UNIT_FULL if pat.match(unit)), 1.0)
 
 
 def _to_mm(value: str, unit: str) -> float:
-    return float(value) * _unit_mm(unit)
+    return float(value) * unit_mm(unit)
 
 
 def _nearest(matches: list[tuple[int, int, Any]], lo: int, hi: int, pos: int) -> tuple[int, int, Any] | None:
@@ -485,7 +487,8 @@ class _SentencePatterns(NamedTuple):
     both_sides: re.Pattern[str]
 
 
-_UNITS = substring_keys([p for ps in _UNIT_PATTERNS.values() for p in ps])  # every size _SIZE finds holds one of them
+UNIT_KEYS = substring_keys([p for ps in _UNIT_PATTERNS.values() for p in ps])  # every size holds one (None: no pre-test)
+_UNITS = UNIT_KEYS
 _ANY_CASE = _SentencePatterns(_TERM, _CLAUSE, _TERMINATOR, _PRE, _PSEUDO, _POST, _UNCERTAIN, _SIDE_OR_SEVERITY, _SIZE,
                               _BOTH_SIDES)
 _LOWER_CASE = _SentencePatterns(*map(_for_lower_case, _ANY_CASE))

@@ -25,16 +25,13 @@ _RP: dict[str, str] = language_pack()["rule_patterns"]  # the rules' phrases: da
 _CONFLICTING_INTERVALS = {frozenset(p) for p in (("new", "same"), ("new", "less"), ("new", "gone"), ("more", "less"),
                                                  ("gone", "same"), ("gone", "more"), ("same", "more"), ("same", "less"),
                                                  ("new", "still"), ("gone", "still"))}
-_NATURE_HEDGES = ("versus", "vs", "vs.")
-_RESOLVED = ("resolution of", "clearing of", "resolved", "has resolved", "have resolved")
+_SR = language_pack()["section_rules"]  # the words of these rules: data (language-en.yaml)
+_NATURE_HEDGES = tuple(w.lower() for w in _SR["nature_hedges"])
+_RESOLVED = tuple(w.lower() for w in _SR["resolved_triggers"])
 # an impression statement that the study shows nothing acute (matched per impression sentence)
 _NO_ACUTE = re.compile(_RP["no_acute"], re.I)
 _NORMAL = re.compile(_RP["normal"], re.I)
-_SIDED_NOUN = re.compile(r"\b(left|right)\s+(?:[a-z]+\s+){0,2}?(" + "|".join(
-    ("hemidiaphragm", "clavicle", "clavicular", "ribs?", "shoulder", "humerus", "humeral", "scapula", "breast",
-     "kidney", "adrenal", "chest\\s+wall", "mainstem\\s+bronchus", "internal\\s+jugular", "subclavian", "axilla",
-     "axillary", "picc", "chest\\s+tube", "costophrenic", "upper\\s+extremity", "hilum", "hilar")) + r")\b",
-    re.I)
+_SIDED_NOUN = re.compile(r"\b(left|right)\s+(?:[a-z]+\s+){0,2}?(" + "|".join(_SR["sided_nouns"]) + r")\b", re.I)
 
 
 def _family(m: Mention) -> str:

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from medmm.reports import lexicon as lx
-from medmm.reports.analysis import Analysis, per_sentence, prior_status
+from medmm.reports.analysis import UNIT_ALTERNATION, UNIT_KEYS, Analysis, per_sentence, prior_status, unit_mm
 from medmm.reports.language_pack import language_pack
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.registry import FlagSpec, declare
@@ -23,12 +23,12 @@ from medmm.reports.registry import FlagSpec, declare
 _RP: dict[str, str] = language_pack()["rule_patterns"]  # the rules' phrases: data (language-en.yaml)
 
 _DIMS = re.compile(r"\b(\d+(?:\.\d+)?)(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*"
-                   r"(mm|cm|millimet(?:er|re)s?|centimet(?:er|re)s?)\b", re.I)
+                   r"(" + UNIT_ALTERNATION + r")\b", re.I)  # the units: the pack's reading.size_units
 _STRUCTURES = [(re.compile(r"\b(?:" + pat + r")\b", re.I), lo, hi) for pat, (lo, hi) in lx.STRUCTURE_SIZE_MM.items()]
 _ANY_STRUCTURE = re.compile(r"\b(?:" + "|".join(lx.STRUCTURE_SIZE_MM) + r")\b", re.I)  # one test before the 13
 _DISTANCE = re.compile(_RP["distance"], re.I)
 _DIGIT = re.compile(r"\d")
-_UNITS = ("mm", "cm", "millimet", "centimet")  # a _DIMS match holds one of these (in ASCII text, lower-cased)
+_UNITS = UNIT_KEYS  # a _DIMS match holds one of these (in ASCII text, lower-cased; None: no pre-test)
 _TINY = re.compile(_RP["tiny"], re.I)
 
 
@@ -73,7 +73,7 @@ def _structure_in(text: str) -> tuple[str, float, float] | None:
 def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
     """A measurement the named structure cannot have (or a "tiny" finding of 3 cm and more)."""
     flags = []
-    if a.text.isascii() and not any(map(a.lower_text().__contains__, _UNITS)):
+    if _UNITS is not None and a.text.isascii() and not any(map(a.lower_text().__contains__, _UNITS)):
         return flags  # the common case: no unit, so no measurement (decided by substring tests)
     if not _DIGIT.search(a.text):
         return flags
@@ -84,7 +84,7 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
         for m in _DIMS.finditer(a.text, sent.start, sent.end):
             if _DISTANCE.match(a.text, m.end()):
                 continue
-            scale = 10.0 if m.group(4).lower().startswith("c") else 1.0
+            scale = unit_mm(m.group(4))
             dims = [float(g) * scale for g in m.groups()[:3] if g]
             found = _structure_near(a.text, m.start(), m.end(), sent.start, sent.end)
             if found is None and prev is not None and _ANAPHOR.match(sent.text):  # "The largest measures 3.5 cm."
@@ -129,7 +129,7 @@ _INTERVAL_CUES = frozenset("""newly unchanged stable persistent persistently aga
 improved improving worsened worsening resolved resolving interval intervally increased decreased enlarged smaller
 larger better worse similar progressed progressively increasingly increasing decreasing""".split()) | frozenset(
     language_pack()["change_openers"])  # every interval claim has one of these words (or "new", checked apart)
-_WEAK_CLAIM = ("stable", "persistent", "persistently")  # also used of a normal structure ("the mediastinum is stable")
+_WEAK_CLAIM = tuple(w.lower() for w in language_pack()["weak_interval_claims"])  # also said of a normal structure
 _INTERVAL_CLAIM = re.compile(_RP["interval_claim"], re.I)
 # a prior named specifically in the sentence (a date, an outside or other-modality study): the sentence then
 # brings its own comparison, whatever COMPARISON says

@@ -139,3 +139,15 @@ def test_language_pack_is_data_a_site_extends_without_code(tmp_path):
 def test_the_injector_does_not_read_the_language_pack():
     src = (ROOT / "medmm" / "reports" / "inject.py").read_text(encoding="utf-8")
     assert "language_pack" not in src and "language-en" not in src
+
+
+def test_thin_calibration_rows_say_so():
+    """A row resting on fewer than 10 true-positive flags, or mostly on the authors' edits, carries a note (printed
+    by the README's rule table); lobe_zone's row is one of them."""
+    rows = {rule: row for fam in calibration().families.values() for rule, row in fam.get("rules", {}).items()}
+    for rule, row in rows.items():
+        assert "flags_tp" in row and "flags_fp" in row, f"{rule}: rerun scripts/calibrate_report_rules.py"
+        if row["flags_tp"] < 10:
+            assert "note" in row and row["note"].startswith("thin"), rule
+    assert "authors' edits" in rows["lobe_zone"]["note"]
+    assert rows["lobe_zone"]["note"] in rule_table()
