@@ -12,7 +12,7 @@ for fracture, consider..."), hedged statements, chronic findings under "no acute
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import Analysis, Mention, per_sentence
@@ -291,70 +291,78 @@ def rule_polarity(a: Analysis, header: Any = None) -> list[Flag]:
 @declare(FlagSpec(id='measurement_sections', type='measurement', family='sections', reads=('findings', 'impression'), explains='{finding} measures {a} mm in the impression but {b} mm in the findings (a mm/cm unit slip?): {quote}', example='FINDINGS: A 6 mm nodule in the right upper lobe.\n\nIMPRESSION: 9 mm right upper lobe nodule.', clean='FINDINGS: A 6 mm nodule in the right upper lobe.\n\nIMPRESSION: 6 mm right upper lobe nodule.'))
 def rule_measurement(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding measured differently in the two sections (a mm/cm slip named as such)."""
+    return _impression_conflicts(a, "measurement_sections", _measurement_conflict)
+
+
+_Conflict = tuple[tuple[int, int], str, tuple[int, int]]  # (span, explanation, related span)
+
+
+def _impression_conflicts(a: Analysis, flag_id: str,
+                          judge: Callable[[Analysis, Mention, list[Mention]], _Conflict | None]) -> list[Flag]:
+    """The loop the impression-vs-findings rules share: for each positive impression mention, ``judge`` says whether
+    a findings mention of the same finding conflicts with it (and where the flag goes); the id is the caller's."""
     fnd, imp = _sections(a)
     if not fnd or not _any_positive(a, imp):
         return []
     flags = []
     for p in imp:
-        if not p.positive or not p.size_mm or not p.size_text:
+        if not p.positive:
             continue
-        same = [o for o in fnd if o.positive and o.size_mm and _family(o) == _family(p) and _side_ok(o.side, p.side)
-                and not (o.lobe and p.lobe and o.lobe != p.lobe)]
-        if not same or any(abs(o.size_mm - p.size_mm) <= max(1.0, 0.15 * p.size_mm) for o in same):
-            continue
-        o = min(same, key=lambda x: abs(x.size_mm - p.size_mm))  # type: ignore[operator]
-        ratio = max(o.size_mm, p.size_mm) / max(min(o.size_mm, p.size_mm), 1e-6)  # type: ignore[type-var]
-        unit = abs(ratio - 10) < 0.5
-        s, e = p.size_text
-        flags.append(make_flag("measurement_sections", a.text, s, e,
-                               f"{p.text} measures {p.size_mm:g} mm in the impression but {o.size_mm:g} mm in the "
-                               f"findings{' (a mm/cm unit slip?)' if unit else ''}: {_quote(a, o)}",
-                               related=[o.size_text or _span(a, o)]))
+        hit = judge(a, p, fnd)
+        if hit is not None:
+            (s, e), says, related = hit
+            flags.append(make_flag(flag_id, a.text, s, e, says, related=[related]))
     return flags
+
+
+def _measurement_conflict(a: Analysis, p: Mention, fnd: list[Mention]) -> _Conflict | None:
+    if not p.size_mm or not p.size_text:
+        return None
+    same = [o for o in fnd if o.positive and o.size_mm and _family(o) == _family(p) and _side_ok(o.side, p.side)
+            and not (o.lobe and p.lobe and o.lobe != p.lobe)]
+    if not same or any(abs(o.size_mm - p.size_mm) <= max(1.0, 0.15 * p.size_mm) for o in same):  # type: ignore[operator]
+        return None
+    o = min(same, key=lambda x: abs(x.size_mm - p.size_mm))  # type: ignore[operator]
+    ratio = max(o.size_mm, p.size_mm) / max(min(o.size_mm, p.size_mm), 1e-6)  # type: ignore[type-var]
+    unit = abs(ratio - 10) < 0.5
+    return (p.size_text, f"{p.text} measures {p.size_mm:g} mm in the impression but {o.size_mm:g} mm in the "
+            f"findings{' (a mm/cm unit slip?)' if unit else ''}: {_quote(a, o)}", o.size_text or _span(a, o))
 
 
 @declare(FlagSpec(id='severity_sections', type='severity', family='sections', reads=('findings', 'impression'), explains='the impression calls the {finding} {grade}; the findings call it {other grade}: {quote}', example='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Large left pleural effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small left pleural effusion.'))
 def rule_severity(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding graded two or more steps apart (small vs large, mild vs severe)."""
-    fnd, imp = _sections(a)
-    if not fnd or not _any_positive(a, imp):
-        return []
-    flags = []
-    for p in imp:
-        if not p.positive or not p.severity:
-            continue
-        same = [o for o in fnd if o.positive and o.severity and _family(o) == _family(p) and _side_ok(o.side, p.side)]
-        ranks = {lx.SEVERITY_RANK[o.severity] for o in same}  # type: ignore[index]
-        pr = lx.SEVERITY_RANK[p.severity]
-        if not ranks or min(abs(r - pr) for r in ranks) < 2:
-            continue
-        o = same[0]
-        s, e = _span(a, p)
-        flags.append(make_flag("severity_sections", a.text, s, e,
-                               f"the impression calls the {p.text} {p.severity}; the findings call it {o.severity}: "
-                               f"{_quote(a, o)}", related=[_span(a, o)]))
-    return flags
+    return _impression_conflicts(a, "severity_sections", _severity_conflict)
+
+
+def _severity_conflict(a: Analysis, p: Mention, fnd: list[Mention]) -> _Conflict | None:
+    if not p.severity:
+        return None
+    same = [o for o in fnd if o.positive and o.severity and _family(o) == _family(p) and _side_ok(o.side, p.side)]
+    ranks = {lx.SEVERITY_RANK[o.severity] for o in same}  # type: ignore[index]
+    pr = lx.SEVERITY_RANK[p.severity]
+    if not ranks or min(abs(r - pr) for r in ranks) < 2:
+        return None
+    o = same[0]
+    return (_span(a, p), f"the impression calls the {p.text} {p.severity}; the findings call it {o.severity}: "
+            f"{_quote(a, o)}", _span(a, o))
 
 
 @declare(FlagSpec(id='interval_sections', type='interval', family='sections', reads=('findings', 'impression'), explains='the impression calls the {finding} "{word}"; the findings call it "{other word}": {quote}', example='COMPARISON: 3/2/2024.\n\nFINDINGS: New left pleural effusion.\n\nIMPRESSION: Left pleural effusion, unchanged.', clean='COMPARISON: 3/2/2024.\n\nFINDINGS: New left pleural effusion.\n\nIMPRESSION: New left pleural effusion.'))
 def rule_interval_sections(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding called new in one section and stable in the other (or larger vs smaller)."""
-    fnd, imp = _sections(a)
-    if not fnd or not _any_positive(a, imp):
-        return []
-    flags = []
-    for p in imp:
-        if not p.positive or not p.interval:
-            continue
-        same = [o for o in fnd if o.positive and o.interval and o.type == p.type and _side_ok(o.side, p.side)]
-        if not same or any(frozenset((o.interval, p.interval)) not in _CONFLICTING_INTERVALS for o in same):
-            continue
-        o = same[0]
-        s, e = _span(a, p)
-        flags.append(make_flag("interval_sections", a.text, s, e,
-                               f"the impression calls the {p.text} \"{p.interval_word}\"; the findings call it "
-                               f"\"{o.interval_word}\": {_quote(a, o)}", related=[_span(a, o)]))
-    return flags
+    return _impression_conflicts(a, "interval_sections", _interval_conflict)
+
+
+def _interval_conflict(a: Analysis, p: Mention, fnd: list[Mention]) -> _Conflict | None:
+    if not p.interval:
+        return None
+    same = [o for o in fnd if o.positive and o.interval and o.type == p.type and _side_ok(o.side, p.side)]
+    if not same or any(frozenset((o.interval, p.interval)) not in _CONFLICTING_INTERVALS for o in same):
+        return None
+    o = same[0]
+    return (_span(a, p), f"the impression calls the {p.text} \"{p.interval_word}\"; the findings call it "
+            f"\"{o.interval_word}\": {_quote(a, o)}", _span(a, o))
 
 
 @per_sentence
