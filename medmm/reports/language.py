@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Iterable
 
 from medmm.errors import InputError
+from medmm.reports.language_pack import language_pack
 
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
@@ -104,8 +105,43 @@ def packaged_lm() -> ReportLM:
     return ReportLM.load(None)
 
 
+_DIC_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+def read_word_list(path: str) -> frozenset[str]:
+    """The lower-case words of a word list: one word a line, or a Hunspell ``.dic`` file (its first line the
+    entry count, each entry ``word/AFFIX-FLAGS``; the flags are dropped: the non-word rule's own prefix and suffix
+    lists derive the other forms). Multi-word and non-letter entries are skipped."""
+    words = set()
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            entry = line.split("/", 1)[0].strip().lower()
+            if _DIC_WORD.fullmatch(entry):
+                words.add(entry)
+    return frozenset(words)
+
+
+@functools.lru_cache(maxsize=1)
+def medical_words() -> frozenset[str]:
+    """Medical vocabulary from the word lists the language pack names (``non_word.word_lists``), those present on
+    this machine: by default Debian's ``hunspell-en-med`` (OpenMedSpel, GPL-3+; read at run time from where apt puts
+    it, never copied into medmm). Anatomy (musculoskeletal Latin, neuro-anatomy, eponyms), drugs and procedures that
+    a general English list lacks. Empty when none is installed (the checker then knows less, and says more)."""
+    words: set[str] = set()
+    for path in language_pack()["non_word"].get("word_lists") or ():
+        try:
+            words |= read_word_list(str(path))
+        except FileNotFoundError:
+            continue  # not installed here: optional
+        except OSError as exc:
+            raise InputError(f"word list {path} (language pack non_word.word_lists): cannot read it ({exc}); fix "
+                             "its permissions or remove it from the pack") from exc
+    return frozenset(words)
+
+
 @functools.lru_cache(maxsize=2)
 def known_words(lm: ReportLM | None = None) -> frozenset[str]:
-    """The accepted vocabulary (membership tests are the hot path)."""
+    """The accepted vocabulary (membership tests are the hot path): English, radiology, the model's words and the
+    installed medical word lists (:func:`medical_words`)."""
     model = lm or packaged_lm()
-    return english_words() | frozenset(model.unigrams) | {"xxxx"}  # XXXX: the de-identification token
+    return english_words() | medical_words() | frozenset(model.unigrams) | {"xxxx"}  # XXXX: de-identification

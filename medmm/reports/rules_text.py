@@ -11,6 +11,7 @@ that the model *has* seen next to the same neighbour. The model is counts of wor
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import re
@@ -161,6 +162,19 @@ def _non_word_fix(word: str, known: frozenset[str]) -> str | None:
 _LOWER_WORD = re.compile(r"\b[a-z]{4,}\b")
 
 
+@functools.lru_cache(maxsize=2)
+def _sorted_vocabulary(known: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted(known))
+
+
+def _combining_form(word: str, known: frozenset[str]) -> bool:
+    """Does some known word begin with ``word`` and go on (``teno`` of "tenosynovitis", ``nephro`` of
+    "nephrolithiasis")? Then ``word`` written before a hyphen is that word's prefix split off ("teno-osseous")."""
+    vocab = _sorted_vocabulary(known)
+    i = bisect.bisect_right(vocab, word)
+    return i < len(vocab) and vocab[i].startswith(word) and len(vocab[i]) >= len(word) + 3
+
+
 @declare(FlagSpec(id='non_word', type='transcription', family='transcription', reads=('findings', 'impression', 'model'), explains='{word} is not a word; did you mean {correction}?', example='FINDINGS: Small left pleural effusoin.\n\nIMPRESSION: Effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Effusion.'))
 def rule_non_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """A word in no vocabulary, not derived from a known word, with a correction at edit distance 1."""
@@ -178,6 +192,8 @@ def rule_non_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -
             if lw in known:
                 continue  # a word (what _non_word_fix says first, without its call)
             fix = _non_word_fix(lw, known)
+            if fix and sec.text.startswith("-", m.end()) and _combining_form(lw, known):
+                continue  # "teno-osseous", "nephro-/ureterolithiasis": a prefix split off at a hyphen
             if fix:
                 s = sec.start + m.start()
                 flags.append(make_flag("non_word", a.text, s, s + len(w), f"\"{w}\" is not a word; did you mean \"{fix}\"?"))
