@@ -44,8 +44,14 @@ _SIDED_LOBE = re.compile(r"\b(left|right)\s+(?:upper|middle|lower)\s+lob(?:e|ar)
                          re.I)
 
 
+# ", within the" goes on with the phrase it follows ("opacity at the left base, within the right lower lobe")
+_APPOSITIVE = re.compile(r",\s*(?=(?:" + _alternation(_PACK["phrase"]["appositive"]) + r")\b)", re.I)
+
+
 def _one_phrase(text: str) -> bool:
     """Is ``text`` (the words between two statements) the inside of one phrase: short and unbroken?"""
+    if "," in text:
+        text = _APPOSITIVE.sub(" ", text)
     return len(text.split()) <= _MAX_WORDS and not _BREAK.search(text)
 
 

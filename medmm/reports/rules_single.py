@@ -125,10 +125,9 @@ def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-_INTERVAL_CUES = frozenset("""newly unchanged stable persistent persistently again redemonstrated previously since
-improved improving worsened worsening resolved resolving interval intervally increased decreased enlarged smaller
-larger better worse similar progressed progressively increasingly increasing decreasing""".split()) | frozenset(
-    language_pack()["change_openers"])  # every interval claim has one of these words (or "new", checked apart)
+# every interval claim has one of these words (or "new", checked apart): the pack's interval_claim_words
+_INTERVAL_CUES = frozenset(w.lower() for w in language_pack()["interval_claim_words"]) | frozenset(
+    language_pack()["change_openers"])
 _WEAK_CLAIM = tuple(w.lower() for w in language_pack()["weak_interval_claims"])  # also said of a normal structure
 _INTERVAL_CLAIM = re.compile(_RP["interval_claim"], re.I)
 # a prior named specifically in the sentence (a date, an outside or other-modality study): the sentence then
