@@ -63,3 +63,16 @@ def test_a_medical_word_the_model_has_not_seen_needs_more_than_a_common_left_nei
     assert real_word("FINDINGS: Small right inguinal hernia. Normal right external capsule.\n\nIMPRESSION: Hernia.") == []
     # "pleural" predicts "effusion": the medical word "infusion" there is still a dictation error
     assert real_word("FINDINGS: Small left pleural infusion.\n\nIMPRESSION: Effusion.") == ["infusion"]
+
+
+def test_us_ct_mr_headings_hold_the_findings():
+    from medmm.reports.sections import split_sections
+
+    text = ("EXAM: CT abdomen and pelvis.\nTECHNIQUE: Axial images.\nCT ABDOMEN: The liver is normal.\n"
+            "CT PELVIS: No free fluid.\nIMPRESSION: Normal.")
+    assert [(s.name, s.label) for s in split_sections(text)] == [
+        ("technique", None), ("technique", None), ("findings", "ct abdomen"), ("findings", "ct pelvis"),
+        ("impression", None)]
+    for head in ("DISCUSSION", "INTERPRETATION", "TECHNIQUE AND FINDINGS"):
+        names = [s.name for s in split_sections(f"EXAM: MRI knee.\n{head}: Small joint effusion.\nIMPRESSION: Effusion.")]
+        assert names == ["technique", "findings", "impression"], (head, names)
