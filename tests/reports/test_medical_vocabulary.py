@@ -76,3 +76,13 @@ def test_us_ct_mr_headings_hold_the_findings():
     for head in ("DISCUSSION", "INTERPRETATION", "TECHNIQUE AND FINDINGS"):
         names = [s.name for s in split_sections(f"EXAM: MRI knee.\n{head}: Small joint effusion.\nIMPRESSION: Effusion.")]
         assert names == ["technique", "findings", "impression"], (head, names)
+
+
+def test_a_denial_at_one_head_and_neck_site_does_not_contradict_a_finding_at_another():
+    checker = build_checker("rules")
+    text = ("FINDINGS: There is thickening of the adenoidal pad without a mass lesion of the nasopharynx. There is a "
+            "lobulated mass lesion of the epiglottis.\n\nIMPRESSION: Epiglottic mass.")
+    assert not [f for f in checker.check(text).flags if f.rule == "polarity_within"]
+    same = ("FINDINGS: There is no mass lesion of the epiglottis. There is a lobulated mass lesion of the epiglottis."
+            "\n\nIMPRESSION: Epiglottic mass.")
+    assert [f for f in checker.check(same).flags if f.rule == "polarity_within"]
