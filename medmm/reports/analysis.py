@@ -336,6 +336,31 @@ def _nearest(matches: list[tuple[int, int, Any]], lo: int, hi: int, pos: int) ->
     return best
 
 
+_SEVERITY_GAP = 4  # words at most between a severity word and the term it grades ("small bilateral pleural effusion")
+
+
+def _own_severity(sevs: list[tuple[int, int, Any]], terms: list[tuple[int, int]], lo: int, hi: int, ms: int, me: int,
+                  low: str) -> tuple[int, int, Any] | None:
+    """The severity word of the term at ``[ms, me)``, the nearest in its clause ``[lo, hi)`` that grades it: one before
+    it, within :data:`_SEVERITY_GAP` words and with no other term between ("small effusion"); or one after it that
+    grades no later term ("the effusion is small"; not "effusions and extensive consolidation", not "marked tapering
+    of the vessel ... worrisome for a lesion")."""
+    best = None
+    for m in sevs:
+        if not (lo <= m[0] and m[1] <= hi):
+            continue
+        if m[1] <= ms:
+            if any(m[1] <= t[0] < ms for t in terms) or len(low[m[1]:ms].split()) > _SEVERITY_GAP:
+                continue
+        elif m[0] >= me:
+            if any(me <= t[0] < m[0] for t in terms) \
+                    or any(m[1] <= t[0] < hi and len(low[m[1]:t[0]].split()) <= _SEVERITY_GAP for t in terms):
+                continue
+        if best is None or abs(m[0] - ms) < abs(best[0] - ms):
+            best = m
+    return best
+
+
 def _by_sentence(matches: list[tuple[int, int, Any]], sent_starts: list[int], sent_ends: list[int]
                  ) -> dict[int, list[tuple[int, int, Any]]]:
     """Matches grouped by the sentence that contains them (one bisect per match)."""
@@ -566,7 +591,7 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
             if both:
                 side_word = "bilateral"  # "right greater than left", "bilateral ... right"
         size = _nearest(sizes, cs, ce, ms) if sizes else None
-        sev = _nearest(sevs, cs, ce, ms) if sevs else None
+        sev = _own_severity(sevs, terms, cs, ce, ms, me, low) if sevs else None
         sentence_side = the_side if side_word is None else None
         word = sent[ms:me]
         out.append(_Reading(term_type(word), word, ms, me, negated, uncertain, pseudo, trigger, side_word,

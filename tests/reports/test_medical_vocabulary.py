@@ -86,3 +86,18 @@ def test_a_denial_at_one_head_and_neck_site_does_not_contradict_a_finding_at_ano
     same = ("FINDINGS: There is no mass lesion of the epiglottis. There is a lobulated mass lesion of the epiglottis."
             "\n\nIMPRESSION: Epiglottic mass.")
     assert [f for f in checker.check(same).flags if f.rule == "polarity_within"]
+
+
+def test_a_severity_word_grades_the_term_it_stands_by_not_one_before_another_noun():
+    from medmm.reports.analysis import read_sentence
+
+    def sev(sentence: str) -> dict[str, str | None]:
+        return {r.text.lower(): r.severity for r in read_sentence(sentence)}
+
+    assert sev("New bilateral pleural effusions and extensive consolidation in the right lung.")["pleural effusions"] is None
+    assert sev("Small bilateral pleural effusions and extensive consolidation.")["pleural effusions"] == "small"
+    assert sev("The pleural effusion is small.")["pleural effusion"] == "small"
+    checker = build_checker("rules")
+    text = ("FINDINGS: There are now bilateral pleural effusions, small on the right and moderate on the left.\n\n"
+            "IMPRESSION: New bilateral pleural effusions and extensive increasing consolidation in the right lung.")
+    assert not [f for f in checker.check(text).flags if f.rule == "severity_sections"]
