@@ -220,6 +220,7 @@ def _this_study(a: Analysis) -> list:
 
 
 _OTHER_EXAM = re.compile(_RP["other_exam"], re.I)
+_COVERAGE = re.compile(_RP["coverage"], re.I)
 
 
 @declare(FlagSpec(id='header_modality', type='metadata', family='header', reads=('header', 'technique', 'findings', 'impression'), explains='the report describes a {modality} study but the DICOM Modality is {header modality}', example='EXAMINATION: CT chest.\n\nFINDINGS: No effusion.\n\nIMPRESSION: Normal.', clean='EXAMINATION: Chest radiograph.\n\nFINDINGS: No effusion.\n\nIMPRESSION: Normal.', header=(('modality', 'DX'), ('body_part', 'CHEST'))))
@@ -253,6 +254,8 @@ def rule_header_body_part(a: Analysis, header: Any = None) -> list[Flag]:
             continue
         for sent in _this_study(a):
             m = pat.search(sent.text)
+            if m and any(c.start() <= m.start() < c.end() for c in _COVERAGE.finditer(sent.text)):
+                m = None  # the scan's extent ("from the base of the brain to the upper abdomen")
             if m:
                 s = sent.start + m.start()
                 return [make_flag("header_body_part", a.text, s, s + len(m.group(0)),

@@ -101,3 +101,16 @@ def test_a_severity_word_grades_the_term_it_stands_by_not_one_before_another_nou
     text = ("FINDINGS: There are now bilateral pleural effusions, small on the right and moderate on the left.\n\n"
             "IMPRESSION: New bilateral pleural effusions and extensive increasing consolidation in the right lung.")
     assert not [f for f in checker.check(text).flags if f.rule == "severity_sections"]
+
+
+def test_a_coverage_line_and_a_recommended_study_say_nothing_of_this_study():
+    checker = build_checker("rules")
+    chest_ct = {"modality": "CT", "body_part": "CHEST"}
+    text = ("TECHNIQUE: Axial images were obtained from the base of the brain to the upper abdomen.\n\nFINDINGS: "
+            "A 2 cm adrenal nodule. A postcontrast MRI is required for further characterization.\n\nIMPRESSION: "
+            "Adrenal nodule.")
+    rules = {f.rule for f in checker.check(text, chest_ct).flags}
+    assert not rules & {"header_body_part", "header_modality"}, rules
+    wrong = "TECHNIQUE: Axial images of the brain.\n\nFINDINGS: MRI of the chest shows no mass.\n\nIMPRESSION: Normal."
+    rules = {f.rule for f in checker.check(wrong, chest_ct).flags}
+    assert {"header_body_part", "header_modality"} <= rules, rules
