@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Any
+from typing import Any, Iterator
 
 from medmm.config import ConfigError, find_config, read_mapping
 
@@ -75,24 +75,28 @@ def lexicon_pack() -> dict[str, Any]:
 # (an unusual construct) gives no speed-up, never a wrong answer. Written here rather than taken from a library:
 # the standard library's regex parser (re._parser) is private and changes between Python versions.
 
+def _plain(s: str, j: int = 0) -> Iterator[int]:
+    """The indices of ``s`` from ``j`` on that hold a character outside escapes and character classes."""
+    while j < len(s):
+        if s[j] == "\\":
+            j += 2
+        elif s[j] == "[":
+            j = _class_end(s, j) + 1
+        else:
+            yield j
+            j += 1
+
+
 def _group_end(s: str, i: int) -> int:
     """The index of the ``)`` closing the group opened at ``s[i] == "("``."""
-    depth, j = 0, i
-    while j < len(s):
-        c = s[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == "[":
-            j = _class_end(s, j) + 1
-            continue
-        if c == "(":
+    depth = 0
+    for j in _plain(s, i):
+        if s[j] == "(":
             depth += 1
-        elif c == ")":
+        elif s[j] == ")":
             depth -= 1
             if depth == 0:
                 return j
-        j += 1
     raise ValueError(f"unbalanced group in pattern {s!r}")
 
 
@@ -129,22 +133,16 @@ def _quantifier(s: str, j: int) -> tuple[bool, int]:
 
 def _alternatives(s: str) -> list[str]:
     """``s`` split at its top-level ``|``."""
-    out, start, j = [], 0, 0
-    while j < len(s):
+    out, start, depth = [], 0, 0
+    for j in _plain(s):
         c = s[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == "[":
-            j = _class_end(s, j) + 1
-            continue
         if c == "(":
-            j = _group_end(s, j) + 1
-            continue
-        if c == "|":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
             out.append(s[start:j])
             start = j + 1
-        j += 1
     out.append(s[start:])
     return out
 
