@@ -51,6 +51,10 @@ class VLMCheckerConfig:
     max_report_chars: int = 4000
     image_after_text: bool = False  # the report first, then the image(s)
     max_views: int = 1  # images per study (medmm.reports.checker_views)
+    # after the report, the findings it names on one side, as medmm's report reader reads them ("Sided findings
+    # named: effusion right, mass left."): the model compares a short fixed-format list with the image instead of
+    # finding each side word in free text (sided_findings_line)
+    sided_findings: bool = False
 
     @classmethod
     def load(cls, path: str | None = None) -> "VLMCheckerConfig":
@@ -104,12 +108,31 @@ def messages(prompt: str, n_images: int, image_after_text: bool) -> list[dict[st
     return [{"role": "user", "content": imgs + [{"type": "text", "text": prompt}]}]
 
 
+def sided_findings_line(report: str) -> str:
+    """The findings ``report`` names on the left or the right (positive, certain mentions, as
+    :func:`medmm.reports.analysis.analyze` reads them), in order, each once: "Sided findings named: effusion
+    right, mass left." ("none." when there is none). It restates the report — it adds no fact the report does not
+    give — so a side swapped in every mention stays consistent here too, and only the image can contradict it."""
+    from medmm.reports.analysis import analyze
+
+    seen: list[tuple[str, str]] = []
+    for m in analyze(report).mentions:
+        if m.side in ("left", "right") and not (m.negated or m.uncertain or m.pseudo) and (m.type, m.side) not in seen:
+            seen.append((m.type, m.side))
+    return "Sided findings named: " + (", ".join(f"{t} {side}" for t, side in seen) or "none") + "."
+
+
+def _report_text(report: str, cfg: VLMCheckerConfig) -> str:
+    text = report[: cfg.max_report_chars]
+    return f"{text.rstrip()}\n\n{sided_findings_line(text)}" if cfg.sided_findings else text
+
+
 def simple_prompt(report: str, cfg: VLMCheckerConfig) -> str:
-    return cfg.simple_prompt.format(report=report[: cfg.max_report_chars])
+    return cfg.simple_prompt.format(report=_report_text(report, cfg))
 
 
 def complex_prompt(report: str, cfg: VLMCheckerConfig) -> str:
-    return cfg.complex_prompt.format(report=report[: cfg.max_report_chars], types=", ".join(TYPE_IDS))
+    return cfg.complex_prompt.format(report=_report_text(report, cfg), types=", ".join(TYPE_IDS))
 
 
 def _request(prompt: str, images: Sequence[Any] | None, cfg: VLMCheckerConfig) -> Any:
