@@ -27,6 +27,7 @@ _ALL = {name: key for key, names in SECTION_NAMES.items() for name in names}
 ORGAN_HEADINGS = frozenset(" ".join(h.upper().split()) for h in _PACK["organ_headings"])
 _SENTENCES = _PACK["sentences"]  # sentence ends, list markers, what a header looks like: data too
 _HEADER_WORDS = re.compile(_SENTENCES["header_words"])
+_LEVEL_HEADING = re.compile(_SENTENCES["level_heading"], re.I)
 _HEADER_WINDOW = 64  # characters looked back from a colon for its header (a header has at most 30)
 MAX_SENTENCE_CHARS = 600  # a longer run without a sentence end is read in pieces of at most this length
 
@@ -66,6 +67,8 @@ def _heading(candidate: str) -> tuple[int, str, str | None] | None:
     """What the text between a line start (or ". ") and a colon is: (offset of the header in it, section name,
     organ label), or None when it is no header. Cached like the sentence spans: reports repeat their headers."""
     word = candidate.strip()
+    if _LEVEL_HEADING.fullmatch(word):  # "C5-6:", "L4-L5:": a level of the spine, a sub-heading of its section
+        return len(candidate) - len(candidate.lstrip()), "level", word.lower()
     if not (2 <= len(word) <= 30 and _HEADER_WORDS.fullmatch(word)):
         return None
     lead = len(candidate) - len(candidate.lstrip())
@@ -110,6 +113,8 @@ def split_sections(text: str) -> list[Section]:
         sections.append(Section("other", s, heads[0][0], None, text[s: heads[0][0]]))
     for i, (hstart, cstart, key, label) in enumerate(heads):
         end = heads[i + 1][0] if i + 1 < len(heads) else len(text)
+        if key == "level":  # a spine level goes on with the section it stands in (findings when none)
+            key = sections[-1].name if sections and sections[-1].name != "other" else "findings"
         sections.append(Section(key, cstart, end, hstart, text[cstart:end], label))
     return sections
 

@@ -114,3 +114,14 @@ def test_a_coverage_line_and_a_recommended_study_say_nothing_of_this_study():
     wrong = "TECHNIQUE: Axial images of the brain.\n\nFINDINGS: MRI of the chest shows no mass.\n\nIMPRESSION: Normal."
     rules = {f.rule for f in checker.check(wrong, chest_ct).flags}
     assert {"header_body_part", "header_modality"} <= rules, rules
+
+
+def test_spine_levels_are_sub_headings_of_the_section_they_stand_in():
+    from medmm.reports.sections import split_sections
+
+    text = ("FINDINGS:\nNormal cord.\nC2-3: CSF remains present surrounding the cord.\nC3-4: CSF remains present "
+            "surrounding the cord.\nIMPRESSION:\nL4-L5: Small protrusion.")
+    assert [(s.name, s.label) for s in split_sections(text)] == [
+        ("findings", None), ("findings", "c2-3"), ("findings", "c3-4"), ("impression", None), ("impression", "l4-l5")]
+    checker = build_checker("rules")
+    assert not [f for f in checker.check(text).flags if f.rule.startswith("repetition")]
