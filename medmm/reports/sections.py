@@ -113,8 +113,8 @@ def split_sections(text: str) -> list[Section]:
         sections.append(Section("other", s, heads[0][0], None, text[s: heads[0][0]]))
     for i, (hstart, cstart, key, label) in enumerate(heads):
         end = heads[i + 1][0] if i + 1 < len(heads) else len(text)
-        if key == "level":  # a spine level goes on with the section it stands in (findings when none)
-            key = sections[-1].name if sections and sections[-1].name != "other" else "findings"
+        if key == "level":  # a spine level goes on with the findings or impression it stands in, else starts findings
+            key = sections[-1].name if sections and sections[-1].name in ("findings", "impression") else "findings"
         sections.append(Section(key, cstart, end, hstart, text[cstart:end], label))
     return sections
 

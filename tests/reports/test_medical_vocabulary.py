@@ -125,3 +125,5 @@ def test_spine_levels_are_sub_headings_of_the_section_they_stand_in():
         ("findings", None), ("findings", "c2-3"), ("findings", "c3-4"), ("impression", None), ("impression", "l4-l5")]
     checker = build_checker("rules")
     assert not [f for f in checker.check(text).flags if f.rule.startswith("repetition")]
+    after_comparison = "COMPARISON: None.\nL3-4: Mild disc bulge.\nIMPRESSION: Bulge."
+    assert [s.name for s in split_sections(after_comparison)] == ["comparison", "findings", "impression"]
