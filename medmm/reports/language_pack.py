@@ -234,6 +234,12 @@ def substring_keys(fragments: list[str] | tuple[str, ...]) -> tuple[str, ...] | 
     return tuple(sorted(keys))
 
 
+def lacks(low: str, keys: tuple[str, ...] | None) -> bool:
+    """Does lower-cased ``low`` hold none of ``keys`` (so no match of the pattern they were derived from can be in
+    it)? False when there are no keys (no pre-test: the pattern decides)."""
+    return keys is not None and not any(k in low for k in keys)
+
+
 def first_characters(pattern: str) -> frozenset[str] | None:
     """The characters a match of ``pattern`` can start with (None: unknown, or it may be empty)."""
     out: set[str] = set()

@@ -23,7 +23,7 @@ from typing import Any
 
 from medmm.reports.analysis import Analysis, per_sentence
 from medmm.reports.flags import Flag, make_flag
-from medmm.reports.language_pack import language_pack
+from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rule_loop import BODY, Hit, sentence_flags
 
@@ -38,13 +38,16 @@ _NEW_PREDICATE = re.compile(_RP["new_predicate"], re.I)
 _NEW_PREDICATE_ANYWHERE = re.compile(_RP["new_predicate_anywhere"])
 _OLD = re.compile(_RP["old"], re.I)
 _NO_NEW = re.compile(_RP["no_new"], re.I)
+# substrings one of which every match holds (derived from the pack's patterns: a site's pattern brings its own)
+_NEW_KEYS = substring_keys([_RP["new_predicate"]])
+_NEW_ANYWHERE_KEYS = substring_keys([_RP["new_predicate_anywhere"]])
 
 
 @per_sentence
 def _clash(sentence: str) -> tuple[Hit, ...]:
     """The whole sentence, when it calls its finding new and also old (chronic, persistent, normal)."""
     low = sentence.lower() if sentence.isascii() else sentence
-    if "new" not in low:
+    if lacks(low, _NEW_KEYS):
         return ()
     m = _NEW_PREDICATE.search(sentence)
     if m is None or _NO_NEW.search(sentence):
@@ -59,7 +62,7 @@ def _clash(sentence: str) -> tuple[Hit, ...]:
                   clean=_F.format("Degenerative changes of the thoracic spine are unchanged.", "No acute disease.")))
 def rule_interval_clash(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called new in the sentence that also calls it old, chronic, persistent or normal."""
-    if " new" not in a.lower_text() or not _NEW_PREDICATE_ANYWHERE.search(a.lower_text()):
+    if lacks(a.lower_text(), _NEW_ANYWHERE_KEYS) or not _NEW_PREDICATE_ANYWHERE.search(a.lower_text()):
         return []  # the common case, decided on the whole text
     return sentence_flags(a, "interval_clash", _clash)
 
@@ -70,6 +73,8 @@ _NO_CHANGE = re.compile(_RP["no_change"], re.I)
 _NO_CHANGE_CUE = re.compile(_RP["no_change_cue"])
 _CHANGE = re.compile(_RP["change"], re.I)
 _NOT_A_CHANGE = re.compile(_RP["not_a_change"], re.I)
+_NO_CHANGE_KEYS = substring_keys([_RP["no_change"]])
+_NO_CHANGE_CUE_KEYS = substring_keys([_RP["no_change_cue"]])
 
 
 def _start(sentence: Any) -> int:
@@ -79,7 +84,7 @@ def _start(sentence: Any) -> int:
 @per_sentence
 def _says_no_change(sentence: str) -> bool:
     low = sentence.lower() if sentence.isascii() else sentence
-    if "chang" not in low and "stable" not in low and "unchanged" not in low:
+    if lacks(low, _NO_CHANGE_KEYS):
         return False
     return _NO_CHANGE.match(sentence) is not None
 
@@ -100,7 +105,7 @@ def _change_word(sentence: str) -> str | None:
 def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
     """A change stated for a finding while the report's summary says nothing changed since the prior."""
     low = a.lower_text()
-    if "chang" not in low and "stable" not in low:
+    if lacks(low, _NO_CHANGE_CUE_KEYS):
         return []  # the common case: no sentence of the text can be a no-change statement
     statement = None
     for m in _NO_CHANGE_CUE.finditer(low):  # only the sentences that hold a cue are read
@@ -157,6 +162,7 @@ def rule_severity_size(a: Analysis, header: Any = None) -> list[Flag]:
 
 # a whole sentence that states an unnamed acute abnormality: the normal statement with its "No" dropped
 _ACUTE_UNNAMED = re.compile(_RP["acute_unnamed"], re.I)
+_ACUTE_UNNAMED_KEYS = substring_keys([_RP["acute_unnamed"]])
 
 
 _DN = language_pack()["dropped_negation"]
@@ -187,7 +193,7 @@ def _denial_without_no(sentence: str) -> bool:
 @per_sentence
 def _unnamed_acute(sentence: str) -> tuple[Hit, ...]:
     """The whole sentence, when it states an acute abnormality without naming one."""
-    if sentence.isascii() and "acute" not in sentence.lower():
+    if sentence.isascii() and lacks(sentence.lower(), _ACUTE_UNNAMED_KEYS):
         return ()
     if _ACUTE_UNNAMED.match(sentence) is None:
         return ()
@@ -214,7 +220,10 @@ def rule_dropped_negation(a: Analysis, header: Any = None) -> list[Flag]:
                                    "\"No\"?"))
         seen = max(seen, i)
         at = low.find(" or ", (s.end if s is not None and at < s.end else at + 4))
-    n = low.count("acute")
-    if not n or n == low.count("no acute") + low.count("without acute") + low.count("nonacute"):
-        return flags  # the common case ("No acute ..."), decided by substring counts
+    if _ACUTE_UNNAMED_KEYS == ("acute",):  # the packaged English pattern: "No acute ..." is the common case
+        n = low.count("acute")
+        if not n or n == low.count("no acute") + low.count("without acute") + low.count("nonacute"):
+            return flags  # decided by substring counts
+    elif lacks(low, _ACUTE_UNNAMED_KEYS):  # a site's own pattern: its own pre-test
+        return flags
     return flags + sentence_flags(a, "dropped_negation", _unnamed_acute)

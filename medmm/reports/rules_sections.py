@@ -17,7 +17,7 @@ from typing import Any, Callable
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import Analysis, Mention, per_sentence
 from medmm.reports.flags import Flag, make_flag
-from medmm.reports.language_pack import language_pack
+from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
 
 _RP: dict[str, str] = language_pack()["rule_patterns"]  # the rules' phrases: data (language-en.yaml)
@@ -31,6 +31,7 @@ _RESOLVED = tuple(w.lower() for w in _SR["resolved_triggers"])
 # an impression statement that the study shows nothing acute (matched per impression sentence)
 _NO_ACUTE = re.compile(_RP["no_acute"], re.I)
 _NORMAL = re.compile(_RP["normal"], re.I)
+_NO_ACUTE_KEYS = substring_keys([_RP["no_acute"]])  # one is in every match (derived from the pack's pattern)
 _SIDED_NOUN = re.compile(r"\b(left|right)\s+(?:[a-z]+\s+){0,2}?(" + "|".join(_SR["sided_nouns"]) + r")\b", re.I)
 
 
@@ -133,12 +134,13 @@ def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 _PREDOMINANCE = re.compile(_RP["predominance"], re.I)
+_PREDOMINANCE_KEYS = substring_keys([_RP["predominance"]])
 
 
 def _predominance_swap(a: Analysis) -> list[Flag]:
     """"right greater than left" in one section, "left greater than right" in the other, for the same finding."""
     said: dict[str, list[tuple[str, int]]] = {}
-    if " than " not in a.text:
+    if lacks(a.lower_text(), _PREDOMINANCE_KEYS):
         return []
     for i, s in enumerate(a.sentences):
         if s.section in ("findings", "impression"):
@@ -407,10 +409,8 @@ def rule_unsupported_impression(a: Analysis, header: Any = None) -> list[Flag]:
 
 @per_sentence
 def _says_nothing_acute(sentence: str) -> bool:
-    if sentence.isascii():  # every match names "acute"/"active", "normal" or "negative": no regex without one
-        low = sentence.lower()
-        if "acute" not in low and "active" not in low and "normal" not in low and "negative" not in low:
-            return False
+    if sentence.isascii() and lacks(sentence.lower(), _NO_ACUTE_KEYS):
+        return False  # every match names one of the keys ("acute", "active", "normal", "negative"): no regex
     return _NO_ACUTE.search(sentence) is not None
 
 

@@ -139,3 +139,19 @@ def test_derived_speedups_never_reject_a_match():
                         assert any(k in m.group(0).lower() for k in keys), (frag, m.group(0), keys)
                     if look:
                         assert re.match(look, t[m.start():], re.I), (frag, m.group(0), look)
+
+
+def test_a_site_pattern_brings_its_own_pretest(tmp_path):
+    """The rules' substring pre-tests are derived from the pack's patterns, so a site that replaces a pattern (here the
+    unnamed-acute statement, in German) is not cut short by an English pre-test ("acute" is in no German sentence)."""
+    site = tmp_path / "site.yaml"
+    site.write_text("rule_patterns:\n  acute_unnamed: '^\\W*akuter\\s+befund\\W*$'\n", encoding="utf-8")
+    code = ("import json; from medmm.reports.checker import RulesChecker, RulesConfig; "
+            "t = 'FINDINGS: Lungen frei.\\n\\nIMPRESSION: Akuter Befund.'; "
+            "print(json.dumps([f.rule for f in RulesChecker(RulesConfig(threshold=0.0)).check(t).flags]))")
+    env = {**os.environ, "MEDMM_REPORT_LANGUAGE": str(site)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    assert "dropped_negation" in json.loads(out.stdout)
+    env.pop("MEDMM_REPORT_LANGUAGE")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    assert "dropped_negation" not in json.loads(out.stdout)
