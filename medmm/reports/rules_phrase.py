@@ -23,7 +23,7 @@ from typing import Any
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import Analysis, per_sentence
 from medmm.reports.flags import Flag
-from medmm.reports.language_pack import language_pack
+from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rule_loop import BODY, Hit, sentence_flags
 
@@ -39,9 +39,9 @@ _CHARS = [b for b in _PACK["phrase"]["breaks"] if b.startswith("[")]
 _WORDS = [b for b in _PACK["phrase"]["breaks"] if not b.startswith("[")]
 _BREAK = re.compile(r"\b(?:" + _alternation(_WORDS) + r")\b" + ("|" + "|".join(_CHARS) if _CHARS else ""), re.I)
 _MAX_WORDS = int(_PACK["phrase"]["max_words"])
-_SIDE = re.compile(r"\b(left|right)\b", re.I)
-_SIDED_LOBE = re.compile(r"\b(left|right)\s+(?:upper|middle|lower)\s+lob(?:e|ar)\b|\b(left|right)\s+lingula(?:r)?\b",
-                         re.I)
+_SIDE = re.compile(r"\b(" + _alternation(list(lx.SIDES)) + r")\b", re.I)  # the two sides (lexicon)
+_SIDED_LOBE = re.compile(_PACK["phrase"]["sided_lobe"], re.I)
+_SIDED_LOBE_KEYS = substring_keys([_PACK["phrase"]["sided_lobe"]])
 
 
 # ", within the" goes on with the phrase it follows ("opacity at the left base, within the right lower lobe")
@@ -83,8 +83,8 @@ def _side_clash(sentence: str) -> tuple[Hit, ...]:
 def rule_side_phrase(a: Analysis, header: Any = None) -> list[Flag]:
     """A lobe of one side in a phrase that names the other side (one finding, two sides)."""
     low = a.lower_text()
-    if "left" not in low or "right" not in low or ("lob" not in low and "lingul" not in low):
-        return []
+    if sum(side in low for side in lx.SIDES) < 2 or lacks(low, _SIDED_LOBE_KEYS):
+        return []  # both sides and a sided lobe must be named somewhere in the text
     return sentence_flags(a, "side_phrase", _side_clash)
 
 
@@ -92,7 +92,8 @@ _ZONES: dict[str, str] = {k.lower(): v for k, v in _PACK["zones"].items()}
 _ZONE = re.compile(r"\b(" + _alternation(list(_ZONES)) + r")\b", re.I)
 _ZONE_EXCEPTION = re.compile(r"\b(?:" + _alternation(_PACK["zone_exceptions"]) + r")\b", re.I)
 _ZONE_WORDS = frozenset(_ZONES) if all(len(z) >= 4 and " " not in z for z in _ZONES) else frozenset()
-_LEVEL_LOBE = re.compile(r"\b(upper|lower)\s+lob(?:es?|ar)\b", re.I)
+_LEVEL_LOBE = re.compile(_PACK["phrase"]["level_lobe"], re.I)
+_LEVEL_LOBE_KEYS = substring_keys([_PACK["phrase"]["level_lobe"]])
 # words about sides ("both", "bilateral") do not break a phrase about levels ("bibasilar opacities in both upper lobes")
 _SIDE_ONLY = set(_PACK["phrase"]["side_words"])
 _BREAK_LEVEL = re.compile(r"\b(?:" + _alternation([w for w in _WORDS if w not in _SIDE_ONLY]) + r")\b"
@@ -125,7 +126,7 @@ def _zone_clash(sentence: str) -> tuple[Hit, ...]:
 def rule_lobe_zone(a: Analysis, header: Any = None) -> list[Flag]:
     """A lobe of one level (upper, lower) in a phrase that names a zone of the other (apex, base)."""
     low = a.lower_text()
-    if " lob" not in low:
+    if lacks(low, _LEVEL_LOBE_KEYS):
         return []
     if a.text.isascii() and _ZONE_WORDS and _ZONE_WORDS.isdisjoint(a.lower_words()[1]):
         return []  # no zone word among the report's words (all zone words are 4+ letters)
@@ -140,7 +141,6 @@ _GRADE = re.compile(r"\b(?=[" + re.escape(_FIRSTS) + r"])(" + _alternation(list(
 # the grade words a pre-test looks up in the report's set of words of four letters or more (shorter ones: no pre-test)
 _RANK_WORDS = frozenset(_RANK) if all(len(w) >= 4 for w in _RANK) else frozenset()
 _FINDING_NOUN = re.compile(r"\b(?:" + "|".join(p for _, pats in lx.FINDINGS.values() for p in pats) + r")\b", re.I)
-_RANGE = re.compile(r"^\s*(?:-|to|or|and|/|versus|vs\.?)\s*$|^\s*$(?!x)", re.I)
 
 
 @per_sentence
