@@ -89,8 +89,10 @@ def _choose_chest_findings(rng: np.random.Generator, ct: bool, normal: bool) -> 
             if len(out) == n:
                 break
     if rng.random() < 0.3:
-        devices = [("endotracheal_tube", "midline"), ("central_line", "right"), ("pacemaker", "left"),
-                   ("chest_tube", str(rng.choice(["left", "right"])))]
+        # every sided device on either side (a fixed side would let a text-only model tell a swapped report from
+        # its prior: "right pacemaker" would always be an error, and the checker's blind control would not hold)
+        line, pacer, tube = (str(x) for x in rng.choice(["left", "right"], size=3))
+        devices = [("endotracheal_tube", "midline"), ("central_line", line), ("pacemaker", pacer), ("chest_tube", tube)]
         for idx in rng.permutation(len(devices))[: int(rng.integers(1, 3))]:
             out.append(devices[idx])
     return out

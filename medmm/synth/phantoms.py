@@ -261,12 +261,16 @@ def add_chest_lesion(ph: Phantom, rng: np.random.Generator, kind: str, side: str
         return Finding(kind, "trachea", "midline", None, label, category="device", location="trachea") if n else None
     if kind == "central_line":
         top = g.axes()[0][-1]
-        n = paint(ph, segment(g, (-45, -35, top), (-12, -38, 45), 1.6), HU["line"], label)
-        return Finding(kind, "superior vena cava", "right", None, label, category="device",
+        sx = 1 if side == "left" else -1  # a jugular line from the patient's left or right (x grows to the left)
+        n = paint(ph, segment(g, (sx * 45, -35, top), (sx * 12, -38, 45), 1.6), HU["line"], label)
+        return Finding(kind, "superior vena cava", "left" if sx > 0 else "right", None, label, category="device",
                        location="superior vena cava") if n else None
     if kind == "pacemaker":
-        n = paint(ph, ellipsoid(g, (75, -88, 100), (20, 5, 16)), HU["metal"], label)
-        return Finding(kind, "chest wall", "left", None, label, category="device", location="left chest wall") if n else None
+        sx = -1 if side == "right" else 1
+        n = paint(ph, ellipsoid(g, (sx * 75, -88, 100), (20, 5, 16)), HU["metal"], label)
+        where = "left" if sx > 0 else "right"
+        return Finding(kind, "chest wall", where, None, label, category="device",
+                       location=f"{where} chest wall") if n else None
     if kind == "chest_tube" and side in lungs:
         sx = 1 if side == "left" else -1
         n = paint(ph, segment(g, (sx * 140, 0, -10), (sx * 75, 5, 100), 3.0), HU["tube"], label)

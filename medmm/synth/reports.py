@@ -102,10 +102,11 @@ def positive_sentence(rng: np.random.Generator, f: Finding, comparison: bool, mo
     if f.type == "endotracheal_tube":
         return "Endotracheal tube in place with the tip above the carina."
     if f.type == "central_line":
-        return _pick(rng, ["Right internal jugular central venous catheter with tip in the superior vena cava.",
-                           "Right-sided central line terminates in the superior vena cava."])
+        s_ = (f.side or "right").capitalize()
+        return _pick(rng, [f"{s_} internal jugular central venous catheter with tip in the superior vena cava.",
+                           f"{s_}-sided central line terminates in the superior vena cava."])
     if f.type == "pacemaker":
-        return "Left chest wall pacemaker with leads in expected position."
+        return f"{(f.side or 'left').capitalize()} chest wall pacemaker with leads in expected position."
     if f.type == "chest_tube":
         return f"{side.capitalize() if side else ''} chest tube in place.".strip()
     raise ValueError(f"no template for finding type {f.type!r}")
