@@ -220,7 +220,9 @@ def _sequence_keys(alt: str) -> frozenset[str] | None:
     flush()
     if not candidates:
         return None
-    return min(candidates, key=lambda k: (len(k), -min(map(len, k))))
+    # the most telling element: no key shorter than 5 characters ("has", "from", ",": in most texts) if it can, then
+    # the fewest keys, then the longest
+    return min(candidates, key=lambda k: (min(map(len, k)) < 5, len(k), -min(map(len, k))))
 
 
 def substring_keys(fragments: list[str] | tuple[str, ...]) -> tuple[str, ...] | None:

@@ -100,7 +100,9 @@ def test_first_characters(pattern, firsts):
 @pytest.mark.parametrize("pattern,keys", [
     (r"previous(?:ly)?", {"previous"}),
     (r"history\s+of", {"history"}),
-    (r"\b(?:(left|right)\s+)?(upper|middle|lower)\s+lobes?\b|\b(lingula)r?\b", {"lobe", "lingula"}),
+    (r"\b(?:(left|right)\s+)?(upper|middle|lower)\s+lobes?\b|\b(lingula)r?\b", {"upper", "middle", "lower", "lingula"}),
+    (r"(?:has|have)\s+(?:increased|decreased)|(?:smaller|larger)\s+(?:in\s+size|since|from)", {"increased", "decreased",
+                                                                                              "smaller", "larger"}),
     (r"(?:is|are)\s+(?:absent|not\s+seen)", {"absent", "seen"}),
     (r":\s*(?:no|none)\b", {":"}),
     (r"bases?", {"base"}),
@@ -155,3 +157,14 @@ def test_a_site_pattern_brings_its_own_pretest(tmp_path):
     env.pop("MEDMM_REPORT_LANGUAGE")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
     assert "dropped_negation" not in json.loads(out.stdout)
+
+
+def test_the_interval_claim_word_list_covers_the_pattern():
+    """interval_no_prior's pre-test looks the pack's interval_claim_words up in the report's word set (fast); every
+    substring a match of interval_claim must hold (derived from the pattern) has to start one of those words, or the
+    pre-test could skip a report the pattern would flag ("has grown" was missed so before 'grown' was listed)."""
+    words = {w.lower() for w in PACK["interval_claim_words"]} | {w.lower() for w in PACK["change_openers"]}
+    keys = substring_keys([PACK["rule_patterns"]["interval_claim"]])
+    assert keys is not None
+    uncovered = [k for k in keys if not any(w.startswith(k) for w in words)]
+    assert set(uncovered) <= {"new", "re-demonstrated"}, uncovered  # "new" is tested apart; the hyphenated form is rare
