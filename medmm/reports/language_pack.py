@@ -239,7 +239,12 @@ def substring_keys(fragments: list[str] | tuple[str, ...]) -> tuple[str, ...] | 
 def lacks(low: str, keys: tuple[str, ...] | None) -> bool:
     """Does lower-cased ``low`` hold none of ``keys`` (so no match of the pattern they were derived from can be in
     it)? False when there are no keys (no pre-test: the pattern decides)."""
-    return keys is not None and not any(k in low for k in keys)
+    if keys is None:
+        return False
+    for k in keys:  # a plain loop: called several times per report, twice as fast as any() over a generator
+        if k in low:
+            return False
+    return True
 
 
 def first_characters(pattern: str) -> frozenset[str] | None:
