@@ -214,9 +214,13 @@ _PRIOR_WORDS = re.compile(_RP["prior_words"], re.I)
 
 def _this_study(a: Analysis) -> list:
     """Sentences about the study itself: the technique line (unless it names a prior), and body sentences
-    without a prior, a recommendation or a hypothetical."""
-    return [s for s in a.sentences if s.section not in ("comparison", "indication")
-            and not (_PRIOR_WORDS.search(s.text) if s.section == "technique" else _other_study(s.text))]
+    without a prior, a recommendation or a hypothetical (once per analysis: three header rules ask, one per region)."""
+    hit = a.cache.get("this_study")
+    if hit is None:
+        hit = a.cache["this_study"] = [s for s in a.sentences if s.section not in ("comparison", "indication")
+                                       and not (_PRIOR_WORDS.search(s.text) if s.section == "technique"
+                                                else _other_study(s.text))]
+    return hit
 
 
 _OTHER_EXAM = re.compile(_RP["other_exam"], re.I)
