@@ -1,5 +1,5 @@
 """The rule checker on a real CT/MR dev corpus: the ``*.jsonl`` files of the folder named by ``MEDMM_CTMR_DEV``, else
-of ``../shared/data/ctmr_dev/`` (the 50 CT and 30 MR MTSamples radiology reports written by
+of ``../shared/data/ctmr_dev/`` (the 49 CT and 30 MR MTSamples radiology reports written by
 ``scripts/mtsamples_ct_mr.py``; see ``datasets/mtsamples-ct-mr.md``). Never copied into the repository; skipped, with
 the reason, when absent.
 
