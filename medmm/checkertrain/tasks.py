@@ -23,6 +23,7 @@ from medmm.errors import InputError
 from medmm.finetune.checker_tasks import CheckerSynthSection
 from medmm.finetune.inputs import Example, input_transform, prepare_image, supervised_example
 from medmm.reports.checker_data import CHECKER_TASKS, CheckerSample
+from medmm.reports.vlm_checker import VLMCheckerConfig
 
 __all__ = ["CHECKER_TASKS", "CheckerSynthSection", "encode_checker_example", "excerpt_samples", "is_checker",
            "prepare_checker_data", "SideQuestion", "side_questions", "read_side_questions"]
@@ -137,7 +138,9 @@ class SideQuestion:
                    str(d["study_id"]))
 
 
-IMAGE_QUESTION = "Here is a radiology report for the image.\n\nWhich side is the {finding}? Answer left or right."
+# the question the checker asks at inference when it verifies a report's sided claims (VLMCheckerConfig.side_prompt):
+# training and inference ask the same words
+IMAGE_QUESTION = VLMCheckerConfig.side_prompt
 TEXT_QUESTION = ("Here is a radiology report for the image.\n\n{report}\n\n"
                  "Which side does the report name? Answer left or right.")
 # findings whose side the image shows at the tiny model's 64 px: a nodule of a few mm is a pixel or two, and

@@ -106,6 +106,46 @@ def _key(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def fit_vision(model: Any, pv: torch.Tensor, y: torch.Tensor, steps: int, lr: float, seed: int,
+               batch_size: int = 32) -> dict[str, Any]:
+    """Train ``model``'s vision tower and projector with a linear side head on the pooled image tokens
+    (``pv``: pixel values, ``y``: per finding type 0 left / 1 right / ``IGNORE``); a tenth of the images (at least
+    one) is held out and the head's side accuracy on them returned. The parameters' ``requires_grad`` are restored."""
+    mods = vision_modules(model)
+    n_types = y.shape[1]
+    order = np.random.default_rng([seed, 11]).permutation(len(pv))
+    n_test = max(1, len(pv) // 10)
+    test, train = order[:n_test], order[n_test:]
+    gen = torch.Generator().manual_seed(seed)
+    hidden = int(pooled_image_features(model, pv[:1]).shape[-1])
+    head = torch.nn.Linear(hidden, 2 * n_types).to(pv.device)
+    params = [p for m in mods.values() for p in m.parameters()] + list(head.parameters())
+    was = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+
+    def logits(idx: Any) -> torch.Tensor:
+        return head(pooled_image_features(model, pv[idx])).view(len(idx), n_types, 2)
+
+    losses = []
+    for _ in range(steps):
+        idx = train[torch.randint(0, len(train), (batch_size,), generator=gen).numpy()]
+        loss = F.cross_entropy(logits(idx).reshape(-1, 2), y[idx].reshape(-1), ignore_index=IGNORE)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    for p, w in zip(params, was):
+        p.requires_grad_(w)
+    with torch.no_grad():
+        pred = logits(test).argmax(-1)
+    scored = y[test] != IGNORE
+    acc = float((pred[scored] == y[test][scored]).float().mean()) if bool(scored.any()) else float("nan")
+    return {"held_out_studies": int(n_test), "held_out_side_accuracy": round(acc, 4),
+            "final_loss": round(float(np.mean(losses[-20:])), 4) if losses else None}
+
+
 def warm_up_vision(recipe: Any, labels_path: str, steps: int, lr: float, batch_size: int = 32) -> dict[str, Any]:
     """Train (or load) the warm-up of ``recipe``'s vision tower and projector; returns what it logged."""
     from safetensors.torch import load_file, save_file
@@ -135,39 +175,8 @@ def warm_up_vision(recipe: Any, labels_path: str, steps: int, lr: float, batch_s
     t0 = time.perf_counter()
     pv = _pixels(recipe.vlm, records, recipe.checker_config.max_views).to(recipe.device)
     y = torch.tensor([r["labels"] for r in records], dtype=torch.long, device=recipe.device)
-    n_types = y.shape[1]
-    rng = np.random.default_rng([recipe.cfg.train.seed, 11])
-    order = rng.permutation(len(records))
-    n_test = max(1, len(records) // 10)
-    test, train = order[:n_test], order[n_test:]
-    gen = torch.Generator().manual_seed(int(recipe.cfg.train.seed))
-    hidden = int(pooled_image_features(model, pv[:1]).shape[-1])
-    head = torch.nn.Linear(hidden, 2 * n_types).to(recipe.device)
-    params = [p for m in mods.values() for p in m.parameters()] + list(head.parameters())
-    was = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(True)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-
-    def logits(idx: Any) -> torch.Tensor:
-        return head(pooled_image_features(model, pv[idx])).view(len(idx), n_types, 2)
-
-    losses = []
-    for step in range(steps):
-        idx = train[torch.randint(0, len(train), (batch_size,), generator=gen).numpy()]
-        loss = F.cross_entropy(logits(idx).reshape(-1, 2), y[idx].reshape(-1), ignore_index=IGNORE)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    for p, w in zip(params, was):
-        p.requires_grad_(w)
-    with torch.no_grad():
-        pred = logits(test).argmax(-1)
-    scored = y[test] != IGNORE
-    acc = float((pred[scored] == y[test][scored]).float().mean()) if bool(scored.any()) else float("nan")
-    info = {"event": "vision_warmup", "steps": steps, "lr": lr, "studies": len(records), "held_out_studies": int(n_test),
-            "held_out_side_accuracy": round(acc, 4), "final_loss": round(float(np.mean(losses[-20:])), 4),
+    info = {"event": "vision_warmup", "steps": steps, "lr": lr, "studies": len(records),
+            **fit_vision(model, pv, y, steps, lr, int(recipe.cfg.train.seed), batch_size),
             "seconds": round(time.perf_counter() - t0, 1)}
     if recipe.is_main:
         state = {f"{name}.{k}": p.detach().cpu().contiguous() for name, m in mods.items() for k, p in m.named_parameters()}

@@ -55,6 +55,11 @@ class VLMCheckerConfig:
     # named: effusion right, mass left."): the model compares a short fixed-format list with the image instead of
     # finding each side word in free text (sided_findings_line)
     sided_findings: bool = False
+    # claim verification: for each finding type listed here that the report names on one side, the model is asked
+    # side_prompt on the image alone, and its log-odds for the other side is a second SIMPLE score; the report's
+    # margin is the larger of the two (judge, verify_sides). Empty: the yes/no answer alone (the paper's SIMPLE).
+    verify_sides: tuple[str, ...] = ()
+    side_prompt: str = "Here is a radiology report for the image.\n\nWhich side is the {finding}? Answer left or right."
 
     @classmethod
     def load(cls, path: str | None = None) -> "VLMCheckerConfig":
@@ -150,6 +155,42 @@ class VLMJudgement:
     type_scores: dict[str, float] = field(default_factory=dict)
     sentence: tuple[int, int] | None = None  # the span of the sentence that moves the margin most (explain=True)
     region: tuple[float, float, float, float] | None = None  # a decoded box, pixels of images[0] (explain=True)
+    yes_no_margin: float | None = None  # the SIMPLE answer's own margin when claim verification ran (verify_sides)
+    claims: list["SideClaim"] = field(default_factory=list)  # the verified claims, each with its disagreement
+
+    @property
+    def contradicted(self) -> "SideClaim | None":
+        """The claim the image contradicts most when it, not the yes/no answer, decides the margin."""
+        if not self.claims or self.yes_no_margin is None:
+            return None
+        best = max(self.claims, key=lambda c: c.disagreement)
+        return best if best.disagreement >= self.yes_no_margin else None
+
+
+@dataclass
+class SideClaim:
+    """A finding the report names on one side, and the model's reading of the image: ``disagreement`` is
+    log p(other side) − log p(the report's side) for :attr:`VLMCheckerConfig.side_prompt` on the image alone."""
+
+    finding: str
+    side: str
+    start: int  # the span of its first mention in the report
+    end: int
+    disagreement: float = 0.0
+
+
+def side_claims(report: str, types: Sequence[str]) -> list[SideClaim]:
+    """The findings of ``types`` that ``report`` names positively on exactly one side (a type named on both sides,
+    or only negated / uncertain, is no claim), in order of first mention."""
+    from medmm.reports.analysis import analyze
+
+    sides: dict[str, set[str]] = {}
+    first: dict[str, tuple[int, int]] = {}
+    for m in analyze(report).mentions:
+        if m.type in types and m.side in ("left", "right") and not (m.negated or m.uncertain or m.pseudo):
+            sides.setdefault(m.type, set()).add(m.side)
+            first.setdefault(m.type, (m.start, m.end))
+    return [SideClaim(t, next(iter(v)), *first[t]) for t, v in sides.items() if len(v) == 1]
 
 
 def probability(margin: float, cfg: VLMCheckerConfig) -> float:
@@ -171,7 +212,7 @@ def judge(model: Any, reports: Sequence[str], images: Sequence[Sequence[Any] | N
             j = VLMJudgement(probability(margin, cfg), margin, type_scores={s.option: s.mean_logprob for s in complex_row})
             j.type = max(j.type_scores, key=j.type_scores.get)  # type: ignore[arg-type]
             out.append(j)
-        return out
+        return verify_sides(model, reports, images, cfg, out)
     simple = [_request(simple_prompt(r, cfg), im, cfg) for r, im in zip(reports, images)]
     scores = model.score_options(simple, list(cfg.options))
     out = [VLMJudgement(probability(s[0] - s[1], cfg), s[0] - s[1]) for s in scores]
@@ -180,6 +221,41 @@ def judge(model: Any, reports: Sequence[str], images: Sequence[Sequence[Any] | N
         for j, row in zip(out, model.score_options(reqs, list(TYPE_IDS), reduction="mean")):
             j.type_scores = dict(zip(TYPE_IDS, row))
             j.type = max(j.type_scores, key=j.type_scores.get)  # type: ignore[arg-type]
+    return verify_sides(model, reports, images, cfg, out)
+
+
+def verify_sides(model: Any, reports: Sequence[str], images: Sequence[Sequence[Any] | None], cfg: VLMCheckerConfig,
+                 out: list[VLMJudgement]) -> list[VLMJudgement]:
+    """Claim verification (``cfg.verify_sides``): each sided claim of a report (:func:`side_claims`) is put to the
+    model as ``cfg.side_prompt`` on the report's images alone, all claims of the batch in one scoring call; the
+    report's margin becomes the larger of its yes/no margin and its most contradicted claim's disagreement.
+
+    Why: a side named wrong in every mention leaves the report consistent, so only the image can tell, and the
+    answer is an exclusive-or of the report's side and the image's side. A small model answers "which side is
+    the effusion?" from the image long before it learns that comparison inside one yes/no answer (measured on
+    the synthetic recipe: side accuracy ~0.9, yes/no AUROC ~0.65 in the same steps); asking the model the one
+    fact the report states and comparing outside it is the decomposition used by claim-level verification of
+    generated text. The comparison is a subtraction of two log-probabilities; what is read from the image is the
+    model's. Reports without images or without sided claims keep their yes/no margin."""
+    if not cfg.verify_sides:
+        return out
+    reqs, owners = [], []
+    for k, (report, imgs) in enumerate(zip(reports, images)):
+        if not imgs:
+            continue
+        for c in side_claims(report, cfg.verify_sides):
+            reqs.append(_request(cfg.side_prompt.format(finding=c.finding), imgs, cfg))
+            owners.append((k, c))
+    if not reqs:
+        return out
+    for (k, c), (left, right) in zip(owners, model.score_options(reqs, ["left", "right"])):
+        c.disagreement = float(right - left if c.side == "left" else left - right)
+        out[k].claims.append(c)
+    for j in out:
+        if j.claims:
+            j.yes_no_margin = j.margin
+            j.margin = max(j.margin, max(c.disagreement for c in j.claims))
+            j.probability = probability(j.margin, cfg)
     return out
 
 

@@ -37,6 +37,13 @@ def images_for(images: Sequence[Any] | None, max_views: int, root: str | None = 
     return list(images)
 
 
+def _sentence_of(text: str, pos: int) -> tuple[int, int] | None:
+    """The span of the sentence of ``text`` that holds character ``pos``."""
+    from medmm.reports.sections import split_sentences
+
+    return next(((x.start, x.end) for x in split_sentences(text) if x.start <= pos < x.end), None)
+
+
 def _pil(image: Any) -> Any:
     from PIL import Image
 
@@ -88,7 +95,10 @@ class VLMChecker:
 
         if p < 0.5 or not j.type:
             return []
-        span = explain(self.model, text, images, self.config, j.margin) if self.explain else None
+        claim = j.contradicted  # claim verification decided the margin: the flag is on the claim's sentence
+        span = _sentence_of(text, claim.start) if claim is not None else None
+        if span is None and self.explain:
+            span = explain(self.model, text, images, self.config, j.margin)
         if span is None:
             secs = split_sections(text)
             target = next((s for s in secs if s.name == "impression"), None) or (secs[-1] if secs else None)
@@ -98,12 +108,18 @@ class VLMChecker:
             start += 1
         while end > start and text[end - 1].isspace():
             end -= 1
-        why = (f"the VLM ({self.fingerprint()[:12]}) reads the image as contradicting this sentence "
-               f"(p={p:.2f}, SIMPLE margin {j.margin:+.2f}; the sentence whose removal lowers the margin most) "
-               f"and names the type {j.type}; evidence: the image")
+        if claim is not None:
+            other = "right" if claim.side == "left" else "left"
+            why = (f"the VLM ({self.fingerprint()[:12]}) reads the {claim.finding} on the {other} in the image, where "
+                   f"this sentence says {claim.side} (log-odds {claim.disagreement:+.2f}; p={p:.2f}); evidence: the image")
+        else:
+            why = (f"the VLM ({self.fingerprint()[:12]}) reads the image as contradicting this sentence "
+                   f"(p={p:.2f}, SIMPLE margin {j.margin:+.2f}; the sentence whose removal lowers the margin most) "
+                   f"and names the type {j.type}; evidence: the image")
         # H18b (issue 18 item 6): the flag names its model and, when explained, the region its COMPLEX answer gives
         region = flag_region(self.model, text, images, self.config, study_images) if self.explain else None
-        return [Flag(j.type, start, end, text[start:end], why, round(p, 3), "image", "vlm",
+        kind = "laterality" if claim is not None else j.type
+        return [Flag(kind, start, end, text[start:end], why, round(p, 3), "image", "vlm",
                      model=model_label(self.model), region=region)]
 
     def judge(self, text: str, images: Sequence[Any] | None) -> tuple[Any, list[Any]]:
