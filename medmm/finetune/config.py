@@ -95,7 +95,7 @@ class TrainSection:
     fsdp: bool = False  # shard parameters, gradients and optimizer state (FSDP2) across the launched processes
     threads: int | None = None  # torch CPU threads (default: torch's choice)
     # a curriculum: [{steps: N, tasks: [side]}, ...] — the first N steps draw only examples of those tasks (one
-    # stage after the other), the remaining steps draw from every task (FinetuneRecipe.batches_for_step)
+    # stage after the other), steps after the last stage draw from every task (FinetuneRecipe.batches_for_step)
     stages: tuple[dict[str, Any], ...] = ()
     log_every: int = 10
     progress: bool = True
@@ -277,8 +277,8 @@ def _semantic(cfg: FinetuneConfig) -> list[str]:
 
 
 def _stage_problems(t: TrainSection) -> list[str]:
-    """``train.stages``: each a mapping with ``steps`` (>= 1) and a non-empty ``tasks`` list, all together fewer
-    steps than ``train.max_steps`` (the last part trains on every task). Whether the tasks have examples is
+    """``train.stages``: each a mapping with ``steps`` (>= 1) and a non-empty ``tasks`` list, all together at most
+    ``train.max_steps`` (steps after the last stage train on every task). Whether the tasks have examples is
     checked once they are encoded (:meth:`FinetuneRecipe.setup`)."""
     p: list[str] = []
     total = 0
@@ -293,9 +293,8 @@ def _stage_problems(t: TrainSection) -> list[str]:
             p.append(f"train.stages[{i}].tasks: a non-empty list of task names (e.g. [side] or [simple, side])")
         if extra:
             p.append(f"train.stages[{i}]: unknown key(s) {extra}; a stage has steps and tasks")
-    if t.stages and total >= t.max_steps:
-        p.append(f"train.stages take {total} steps of train.max_steps {t.max_steps}: leave steps for the mixture "
-                 "of every task after them")
+    if t.stages and total > t.max_steps:
+        p.append(f"train.stages take {total} steps, more than train.max_steps {t.max_steps}")
     return p
 
 

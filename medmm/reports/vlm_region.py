@@ -84,7 +84,7 @@ def flag_region(model: Any, report: str, views: Sequence[Any], config: Any,
                 study_images: Sequence[Any] | None = None) -> dict[str, Any] | None:
     """The region a flagged report's COMPLEX answer points at (module docstring), or None. ``views``: the PIL
     images the checker gave the model; ``study_images``: the study's image paths (to leave volumes out)."""
-    from medmm.reports.vlm_checker import _request, complex_prompt
+    from medmm.reports.vlm_checker import _request, complex_prompt, model_views
 
     if not views or not hasattr(model, "generate"):
         return None
@@ -92,7 +92,7 @@ def flag_region(model: Any, report: str, views: Sequence[Any], config: Any,
     if volume:
         return None
     try:
-        [gen] = model.generate([_request(complex_prompt(report, config), views, config)],
+        [gen] = model.generate([_request(complex_prompt(report, config), model_views(model, views), config)],
                                max_new_tokens=MAX_ANSWER_TOKENS)
     except Exception as exc:  # a failed answer costs the flag its region, never the flag  # noqa: BLE001
         log.warning("the VLM's COMPLEX answer for the region failed (%s); the flag has no region", type(exc).__name__)

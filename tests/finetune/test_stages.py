@@ -17,8 +17,8 @@ def test_stage_problems_are_reported_with_the_others(region_data, tmp_path):
     msg = str(err.value)
     for needle in ("train.stages[0].steps", "train.stages[1].tasks", "train.stages[2]: unknown key(s) ['lr']"):
         assert needle in msg, needle
-    with pytest.raises(ConfigError, match="leave steps for the mixture"):
-        recipe_config(region_data, tmp_path / "b", train={"stages": [{"steps": 10, "tasks": ["region_to_text"]}]})
+    with pytest.raises(ConfigError, match="more than train.max_steps 10"):
+        recipe_config(region_data, tmp_path / "b", train={"stages": [{"steps": 11, "tasks": ["region_to_text"]}]})
 
 
 def test_a_stage_draws_only_its_tasks_then_every_task(region_data, tmp_path):

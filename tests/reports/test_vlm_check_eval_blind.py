@@ -47,13 +47,21 @@ def test_check_eval_gives_the_images_and_blind_removes_them(dataset, blind, monk
     argv = ["check-eval", str(path), "--checker", "vlm", "--model", f"hf:{model_dir}", "--out", str(out)]
     assert main(argv + (["--blind"] if blind else [])) == 0
     assert seen and all(len(imgs) == 1 for imgs in seen)  # one view per request: the frontal radiograph
-    expected = checker_views(rows[0]["images"], str(root))[0].image
+    from medmm.models import load
+    from medmm.reports.checker_views import blank_like
+    from medmm.reports.vlm_checker import model_views
+
+    vlm = load(f"hf:{model_dir}")
+    view = checker_views(rows[0]["images"], str(root))[0].image
+    # what the model is given is the view as training encodes it (LLaVA: padded to a square in the mean colour)
+    expected = model_views(vlm, [blank_like(view) if blind else view])[0]
     first = seen[0][0]
     assert first.size == expected.size
-    if blind:
-        assert all(not np.asarray(imgs[0]).any() for imgs in seen)  # every image black, same size
+    if blind:  # every image the black view, padded as any view is
+        assert all(np.array_equal(np.asarray(imgs[0]), np.asarray(expected.convert("RGB"))) for imgs in seen)
+        assert not np.asarray(blank_like(view)).any()
     else:
-        assert np.array_equal(np.asarray(first), np.asarray(expected))
+        assert np.array_equal(np.asarray(first), np.asarray(expected.convert("RGB")))
     result = json.loads((out / "check-eval.json").read_text())
     assert result["blind"] is blind and result["n_reports"] == 4
     assert result["simple"]["recall"] is not None and result["clean"]["fpr"] is not None

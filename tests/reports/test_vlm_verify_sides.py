@@ -44,13 +44,13 @@ def test_a_contradicted_claim_decides_the_margin_and_a_consistent_one_does_not()
     right, left = judge(model, ["FINDINGS: Small right pleural effusion.", "FINDINGS: Small left pleural effusion."],
                         [img, img], cfg, complex_=False)
     assert right.yes_no_margin == left.yes_no_margin == -1.8
-    assert right.margin == -1.8 and right.contradicted is None  # the image agrees: the yes/no margin stands
-    assert left.margin == 2.9 and left.contradicted.finding == "effusion"  # log p(right) - log p(left)
+    assert right.margin == -1.8 - 2.9 and right.contradicted is None  # the image agrees: evidence against an error
+    assert left.margin == -1.8 + 2.9 and left.contradicted.finding == "effusion"  # + log p(right) - log p(left)
     asked = [p for p in model.prompts if "Which side" in p[0]]
     assert len(asked) == 2 and all("pleural" not in p[0] and p[1] == 1 for p in asked)  # the image alone, no report
     assert judge(_Reader(), ["FINDINGS: Small left pleural effusion."], None, cfg, complex_=False)[0].claims == []
     off = judge(_Reader(), ["FINDINGS: Small left pleural effusion."], [img], VLMCheckerConfig.load(), complex_=False)
-    assert off[0].margin == -1.8 and off[0].yes_no_margin is None
+    assert off[0].margin == -1.8 and off[0].yes_no_margin is None and off[0].claims == []
 
 
 def test_the_flag_of_a_contradicted_claim_is_on_its_sentence_and_says_what_the_image_shows():
@@ -65,3 +65,15 @@ def test_the_flag_of_a_contradicted_claim_is_on_its_sentence_and_says_what_the_i
     (flag,) = res.flags
     assert flag.text == "Small left pleural effusion." and flag.type == "laterality"
     assert "effusion on the right in the image" in flag.explanation and "says left" in flag.explanation
+
+
+def test_a_local_llava_gets_its_views_padded_to_a_square_as_in_training():
+    from medmm.finetune.inputs import prepare_image
+    from medmm.models import load
+    from medmm.reports.vlm_checker import model_views
+
+    vlm = load("tiny:llava")
+    portrait = Image.new("L", (40, 64), 200)
+    (view,) = model_views(vlm, [portrait])
+    assert view.size == (64, 64) and list(view.getdata()) == list(prepare_image(vlm, portrait).getdata())
+    assert model_views(object(), [portrait]) == [portrait]  # a model without a local processor: unchanged
