@@ -106,6 +106,18 @@ def _key(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, shift: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """A mirrored copy (left and right labels swapped with it) for half the batch, and a shift of up to ``shift``
+    pixels: a few hundred training studies are learnt by heart otherwise (held-out side accuracy 0.77 at a training
+    loss of 0.09). The mirror puts the heart on the other side too: the side is read from where the finding lies
+    in the picture, not from a fixed anatomy."""
+    flip = torch.rand(len(x), generator=gen) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    y = torch.where(flip[:, None] & (y != IGNORE), 1 - y, y)
+    dx, dy = (int(v) for v in torch.randint(-shift, shift + 1, (2,), generator=gen))
+    return torch.roll(x, shifts=(dy, dx), dims=(-2, -1)), y
+
+
 def fit_vision(model: Any, pv: torch.Tensor, y: torch.Tensor, steps: int, lr: float, seed: int,
                batch_size: int = 32) -> dict[str, Any]:
     """Train ``model``'s vision tower and projector with a linear side head on the pooled image tokens
@@ -131,7 +143,9 @@ def fit_vision(model: Any, pv: torch.Tensor, y: torch.Tensor, steps: int, lr: fl
     losses = []
     for _ in range(steps):
         idx = train[torch.randint(0, len(train), (batch_size,), generator=gen).numpy()]
-        loss = F.cross_entropy(logits(idx).reshape(-1, 2), y[idx].reshape(-1), ignore_index=IGNORE)
+        x, t = _augment(pv[idx], y[idx], gen)
+        out = head(pooled_image_features(model, x)).view(len(idx), n_types, 2)
+        loss = F.cross_entropy(out.reshape(-1, 2), t.reshape(-1), ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
