@@ -36,10 +36,14 @@ def test_synth_checker_config_validates():
     from medmm.finetune.config import load_finetune_config
 
     cfg = load_finetune_config(os.path.join(REPO, "configs/finetune/synth-checker.yaml"))
-    assert cfg.checker is not None and cfg.peft.train_vision and set(cfg.data.tasks) == {"simple", "complex"}
+    assert cfg.checker is not None and set(cfg.data.tasks) == {"simple", "complex"}
+    # the curriculum: a warmed-up, then frozen, tower; the side questions alone last; claim verification
+    assert cfg.checker.vision_warmup > 0 and cfg.checker.side_questions > 0 and not cfg.peft.train_vision
+    assert cfg.train.stages[-1]["tasks"] == ["side"] and sum(s["steps"] for s in cfg.train.stages) <= cfg.train.max_steps
+    assert set(cfg.data.checker_prompt["verify_sides"]) >= {"effusion", "pneumothorax"}
 
 
-@pytest.mark.slow  # ~1-2 min on a busy 2-core machine
+@pytest.mark.slow  # ~1.5-3 min on a busy 2-core machine
 def test_a_tiny_model_learns_simple_on_a_few_dozen_samples(tmp_path):
     """Memorising a few dozen SIMPLE samples (text-detectable errors of medmm inject): the margin
     logp(yes) - logp(no) separates the erroneous reports from the clean ones after training, not before."""
@@ -78,7 +82,7 @@ def test_a_tiny_model_learns_simple_on_a_few_dozen_samples(tmp_path):
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     rng = np.random.default_rng(0)
-    for _ in range(300):
+    for _ in range(600):
         idx = rng.choice(len(examples), 8, replace=False)
         batch = collate([examples[i] for i in idx], vlm.tokenizer.pad_token_id)
         labels = batch.pop("labels")
@@ -89,5 +93,7 @@ def test_a_tiny_model_learns_simple_on_a_few_dozen_samples(tmp_path):
         opt.step()
         opt.zero_grad()
     after = separation()
-    # measured: 0.51 before, 0.75 after (tiny models learn slowly; a broken loop or frozen model stays at ~0.5)
+    print(f"SIMPLE AUROC on the training samples: before {before:.2f}, after {after:.2f}")
+    # measured: 0.50 before, 0.86 after 600 steps (300 gave 0.75 on the generator before devices took either side,
+    # 0.59 after: tiny models learn slowly; a broken loop or a frozen model stays at ~0.5)
     assert after >= 0.68 and after >= before + 0.15, (before, after)
