@@ -21,19 +21,16 @@ VISIBLE = {"effusion", "mass", "consolidation", "pneumothorax"}  # large enough 
 def _warm_up(vlm, out):
     """The recipe's warm-up on the studies' truth (every one-sided visible finding type), tower then frozen."""
     from medmm.checkertrain.tasks import VISIBLE as TYPES
-    from medmm.checkertrain.warmup import fit_vision, vision_labels
-    from medmm.finetune.inputs import prepare_image
-    from medmm.reports.checker_views import checker_images
+    from medmm.checkertrain.warmup import fit_vision, view_pixels, vision_labels
 
-    pv, y = [], []
+    paths, y = [], []
     for line in (out / "manifest.jsonl").read_text().splitlines():
         rec = json.loads(line)
         labels = vision_labels(rec, TYPES)
         if any(x != -100 for x in labels):
-            im = prepare_image(vlm, checker_images([str(out / i["path"]) for i in rec["images"]], None, max_views=1)[0])
-            pv.append(vlm.processor.image_processor(im, return_tensors="pt")["pixel_values"][0])
+            paths.append([str(out / i["path"]) for i in rec["images"]])
             y.append(labels)
-    info = fit_vision(vlm.model, torch.stack(pv), torch.tensor(y), steps=600, lr=1e-3, seed=0)
+    info = fit_vision(vlm.model, view_pixels(vlm, paths), torch.tensor(y), steps=600, lr=1e-3, seed=0)
     for p in vlm.model.model.vision_tower.parameters():
         p.requires_grad_(False)
     return info

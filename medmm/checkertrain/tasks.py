@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 from medmm.errors import InputError
 from medmm.finetune.checker_tasks import CheckerSynthSection
+from medmm.checkertrain.warmup import one_sided_findings
 from medmm.finetune.inputs import Example, input_transform, prepare_image, supervised_example
 from medmm.reports.checker_data import CHECKER_TASKS, CheckerSample
 from medmm.reports.vlm_checker import VLMCheckerConfig
@@ -161,12 +162,8 @@ def side_questions(study: dict[str, Any], n: int, seed: int) -> list[SideQuestio
     sid = str(study["study_id"])
     rng = np.random.default_rng([seed, 7, sum(map(ord, sid))])
     images = tuple(study.get("images") or ())
-    sides: dict[str, set[str]] = {}
-    for f in study.get("findings") or []:
-        sides.setdefault(str(f.get("type")), set()).add(str(f.get("side")))
     out: list[SideQuestion] = []
-    one_sided = [(t, next(iter(v))) for t, v in sorted(sides.items())
-                 if t in VISIBLE and len(v) == 1 and v <= {"left", "right"}]
+    one_sided = sorted(one_sided_findings(study, VISIBLE).items())
     for k, (t, side) in enumerate(one_sided):
         out += [SideQuestion(f"{sid}#si{k}.{r}", "image", IMAGE_QUESTION.format(finding=t), side, images, sid)
                 for r in range(n)]  # repeated: the image's side is the slow part to learn

@@ -19,7 +19,6 @@ tokens of each image (the LLaVA family) are supported.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -30,21 +29,23 @@ import torch
 import torch.nn.functional as F
 
 from medmm.errors import ConfigError, InputError
+from medmm.finetune.inputs import IGNORE
 
 SIDES = ("left", "right")
-IGNORE = -100
+
+
+def one_sided_findings(study: dict[str, Any], types: Sequence[str]) -> dict[str, str]:
+    """The finding types of ``types`` that ``study``'s truth has on one side only (left or right), with that side."""
+    sides: dict[str, set[str]] = {}
+    for f in study.get("findings") or []:
+        sides.setdefault(str(f.get("type")), set()).add(str(f.get("side")))
+    return {t: next(iter(v)) for t, v in sides.items() if t in types and len(v) == 1 and v <= set(SIDES)}
 
 
 def vision_labels(study: dict[str, Any], types: Sequence[str]) -> list[int]:
     """Per finding type: 0 (left) or 1 (right) when the study has it on one side only, else ``IGNORE``."""
-    sides: dict[str, set[str]] = {}
-    for f in study.get("findings") or []:
-        sides.setdefault(str(f.get("type")), set()).add(str(f.get("side")))
-    out = []
-    for t in types:
-        v = sides.get(t, set())
-        out.append(SIDES.index(next(iter(v))) if len(v) == 1 and v <= set(SIDES) else IGNORE)
-    return out
+    one = one_sided_findings(study, types)
+    return [SIDES.index(one[t]) if t in one else IGNORE for t in types]
 
 
 def write_vision_labels(studies: Sequence[dict[str, Any]], types: Sequence[str], path: str) -> str:
@@ -91,19 +92,16 @@ def pooled_image_features(model: Any, pixel_values: torch.Tensor) -> torch.Tenso
     raise ConfigError("data.checker.vision_warmup: this model's get_image_features does not return image tokens")
 
 
-def _pixels(vlm: Any, records: Sequence[dict[str, Any]], max_views: int) -> torch.Tensor:
+def view_pixels(vlm: Any, studies_images: Sequence[Sequence[str]], max_views: int = 1) -> torch.Tensor:
+    """The pixel values of each study's first checker view, prepared as training encodes it (one row per study)."""
     from medmm.finetune.inputs import prepare_image
     from medmm.reports.checker_views import checker_images
 
     out = []
-    for r in records:
-        im = prepare_image(vlm, checker_images(list(r["images"]), None, max_views=max_views)[0])
+    for paths in studies_images:
+        im = prepare_image(vlm, checker_images(list(paths), None, max_views=max_views)[0])
         out.append(vlm.processor.image_processor(im, return_tensors="pt")["pixel_values"][0])
     return torch.stack(out)
-
-
-def _key(identity: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, shift: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,15 +135,14 @@ def fit_vision(model: Any, pv: torch.Tensor, y: torch.Tensor, steps: int, lr: fl
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
 
-    def logits(idx: Any) -> torch.Tensor:
-        return head(pooled_image_features(model, pv[idx])).view(len(idx), n_types, 2)
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        return head(pooled_image_features(model, x)).view(len(x), n_types, 2)
 
     losses = []
     for _ in range(steps):
         idx = train[torch.randint(0, len(train), (batch_size,), generator=gen).numpy()]
         x, t = _augment(pv[idx], y[idx], gen)
-        out = head(pooled_image_features(model, x)).view(len(idx), n_types, 2)
-        loss = F.cross_entropy(out.reshape(-1, 2), t.reshape(-1), ignore_index=IGNORE)
+        loss = F.cross_entropy(logits(x).reshape(-1, 2), t.reshape(-1), ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -153,7 +150,7 @@ def fit_vision(model: Any, pv: torch.Tensor, y: torch.Tensor, steps: int, lr: fl
     for p, w in zip(params, was):
         p.requires_grad_(w)
     with torch.no_grad():
-        pred = logits(test).argmax(-1)
+        pred = logits(pv[test]).argmax(-1)
     scored = y[test] != IGNORE
     acc = float((pred[scored] == y[test][scored]).float().mean()) if bool(scored.any()) else float("nan")
     return {"held_out_studies": int(n_test), "held_out_side_accuracy": round(acc, 4),
@@ -164,10 +161,12 @@ def warm_up_vision(recipe: Any, labels_path: str, steps: int, lr: float, batch_s
     """Train (or load) the warm-up of ``recipe``'s vision tower and projector; returns what it logged."""
     from safetensors.torch import load_file, save_file
 
+    from medmm.runs import stable_hash
+
     model = recipe.model
     mods = vision_modules(model)
     path = os.path.join(recipe.out, "vision-warmup.safetensors")
-    key = _key(recipe._identity())
+    key = stable_hash(recipe._identity(), chars=64)
     if os.path.isfile(path):
         from safetensors import safe_open
 
@@ -187,7 +186,7 @@ def warm_up_vision(recipe: Any, labels_path: str, steps: int, lr: float, batch_s
         raise InputError(f"{labels_path}: {len(records)} training studies with a one-sided visible finding; the "
                          "vision warm-up needs more (raise data.checker.n_per_seed or set vision_warmup: 0)")
     t0 = time.perf_counter()
-    pv = _pixels(recipe.vlm, records, recipe.checker_config.max_views).to(recipe.device)
+    pv = view_pixels(recipe.vlm, [r["images"] for r in records], recipe.checker_config.max_views).to(recipe.device)
     y = torch.tensor([r["labels"] for r in records], dtype=torch.long, device=recipe.device)
     info = {"event": "vision_warmup", "steps": steps, "lr": lr, "studies": len(records),
             **fit_vision(model, pv, y, steps, lr, int(recipe.cfg.train.seed), batch_size),
