@@ -195,6 +195,7 @@ class SideClaim:
     side: str
     start: int  # the span of its first mention in the report
     end: int
+    sentence: tuple[int, int]  # the span of that mention's sentence (where a flag about the claim points)
     disagreement: float = 0.0
 
 
@@ -203,12 +204,14 @@ def side_claims(report: str, types: Sequence[str]) -> list[SideClaim]:
     or only negated / uncertain, is no claim), in order of first mention."""
     from medmm.reports.analysis import analyze
 
+    a = analyze(report)
     sides: dict[str, set[str]] = {}
-    first: dict[str, tuple[int, int]] = {}
-    for m in analyze(report).mentions:
+    first: dict[str, tuple[int, int, tuple[int, int]]] = {}
+    for m in a.mentions:
         if m.type in types and m.side in ("left", "right") and not (m.negated or m.uncertain or m.pseudo):
             sides.setdefault(m.type, set()).add(m.side)
-            first.setdefault(m.type, (m.start, m.end))
+            sent = a.sentences[m.sentence]
+            first.setdefault(m.type, (m.start, m.end, (sent.start, sent.end)))
     return [SideClaim(t, next(iter(v)), *first[t]) for t, v in sides.items() if len(v) == 1]
 
 

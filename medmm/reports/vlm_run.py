@@ -37,13 +37,6 @@ def images_for(images: Sequence[Any] | None, max_views: int, root: str | None = 
     return list(images)
 
 
-def _sentence_of(text: str, pos: int) -> tuple[int, int] | None:
-    """The span of the sentence of ``text`` that holds character ``pos``."""
-    from medmm.reports.sections import split_sentences
-
-    return next(((x.start, x.end) for x in split_sentences(text) if x.start <= pos < x.end), None)
-
-
 def _pil(image: Any) -> Any:
     from PIL import Image
 
@@ -96,7 +89,7 @@ class VLMChecker:
         if p < 0.5 or not j.type:
             return []
         claim = j.contradicted  # claim verification decided the margin: the flag is on the claim's sentence
-        span = _sentence_of(text, claim.start) if claim is not None else None
+        span = claim.sentence if claim is not None else None
         if span is None and self.explain:
             span = explain(self.model, text, images, self.config, j.margin)
         if span is None:
