@@ -68,8 +68,9 @@ def _denies(n: Mention, p: Mention) -> bool:
     return not (n.lobe and p.lobe and n.lobe != p.lobe)
 
 
-def _firm_finding(p: Mention) -> bool:
-    return _firm_positive(p) and not p.past and not p.is_device
+def _firm_finding(a: Analysis, p: Mention) -> bool:
+    """A firm positive mention of a finding, not a sub-heading ("LYMPHADENOPATHY: There are no enlarged ...")."""
+    return _firm_positive(p) and not p.past and not p.is_device and not a.text[p.end: p.end + 3].lstrip().startswith(":")
 
 
 def _span_of(a: Analysis, m: Mention) -> tuple[int, int]:
@@ -115,7 +116,7 @@ def rule_within_sentence(a: Analysis, header: Any = None) -> list[Flag]:
     groups: dict[int, int] | None = None
     for section in BODY:
         ms = a.mentions_in(section)
-        positives = [p for p in ms if _firm_finding(p)]
+        positives = [p for p in ms if _firm_finding(a, p)]
         if not positives:
             continue
         if groups is None:

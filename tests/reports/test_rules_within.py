@@ -43,3 +43,8 @@ def test_a_finding_in_the_sentence_that_denies_it_is_flagged_with_both_sides(fin
 ])
 def test_look_alikes_are_not_flagged(findings):
     assert _flags(findings) == []
+
+
+def test_an_organ_sub_heading_is_no_finding():
+    assert _flags("LYMPHADENOPATHY:  There are no enlarged supraclavicular, axillary, mediastinal, or hilar lymph "
+                  "nodes.") == []
