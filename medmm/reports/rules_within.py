@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from medmm.reports.analysis import Analysis, Mention
+from medmm.reports.analysis import Analysis, Mention, per_sentence
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import language_pack
 from medmm.reports.registry import FlagSpec, declare
@@ -87,21 +87,29 @@ def _flag(a: Analysis, pos: Mention, other: tuple[int, int], says: str) -> Flag:
     return make_flag("within_sentence", a.text, s, e, says, related=[other])
 
 
+@per_sentence
+def _claims(sentence: str) -> tuple[tuple[frozenset[str], int, int, str], ...]:
+    """The normal claims of one sentence: (types denied, start, end, text), offsets relative to the sentence."""
+    out = []
+    for pattern, types in _CLAIMS:
+        m = pattern.search(sentence)
+        if m is not None:
+            out.append((types, m.start(), m.end(), m.group(0)))
+    return tuple(out)
+
+
 def _claim_in(a: Analysis, first: int, last: int, pos: Mention) -> tuple[int, int, str] | None:
     """A normal claim of the group [first, last] that denies ``pos``, with no blocker between the two."""
     for i in range(first, last + 1):
         sent = a.sentences[i]
-        for pattern, types in _CLAIMS:
+        for types, ms, me, said in _claims(sent.text):
             if pos.type not in types:
                 continue
-            m = pattern.search(sent.text)
-            if m is None:
-                continue
-            cs, ce = sent.start + m.start(), sent.start + m.end()
+            cs, ce = sent.start + ms, sent.start + me
             lo, hi = (ce, pos.start) if ce <= pos.start else (pos.end, cs)
             if hi < lo or _BLOCKER.search(a.text, lo, hi):
                 continue
-            return cs, ce, m.group(0)
+            return cs, ce, said
     return None
 
 
@@ -116,29 +124,37 @@ def rule_within_sentence(a: Analysis, header: Any = None) -> list[Flag]:
     groups: dict[int, int] | None = None
     for section in BODY:
         ms = a.mentions_in(section)
-        positives = [p for p in ms if _firm_finding(a, p)]
-        if not positives:
+        # cheap fields first (the clause attributes below are read lazily, once per sentence, and cost regexes)
+        denied_types = {m.type for m in ms if m.negated}
+        cands = [m for m in ms if not m.negated and not m.pseudo and not m.uncertain
+                 and (m.type in denied_types or m.type in _DENIED_BY_CLAIM)]
+        if not cands:
             continue
         if groups is None:
             groups = _groups(a)
-        negatives = [n for n in ms if _firm_negative(n)]
         by_group: dict[int, list[Mention]] = {}
-        for n in negatives:
-            by_group.setdefault(groups[n.sentence], []).append(n)
-        for p in positives:
+        for n in ms:
+            if n.negated and n.type in denied_types:
+                by_group.setdefault(groups[n.sentence], []).append(n)
+        for p in cands:
             g = groups[p.sentence]
-            denial = next((n for n in by_group.get(g, ()) if n.start != p.start and _denies(n, p)), None)
+            same = [n for n in by_group.get(g, ()) if n.type == p.type]
+            last = p.sentence + 1 if p.sentence + 1 < len(a.sentences) and groups.get(p.sentence + 1) == g \
+                else p.sentence
+            claimed = p.type in _DENIED_BY_CLAIM and any(p.type in c[0] for i in range(g, last + 1)
+                                                          for c in _claims(a.sentences[i].text))
+            if not (same or claimed) or not _firm_finding(a, p):
+                continue
+            denial = next((n for n in same if _firm_negative(n) and _denies(n, p)), None)
             if denial is not None:
                 other = _span_of(a, denial) if denial.sentence != p.sentence else (denial.start, denial.end)
                 flags.append(_flag(a, p, other,
                                    f"\"{p.text}\" in the sentence (or list) that denies it: "
                                    f"\"{(denial.trigger or '').strip()} ... {denial.text}\""))
                 continue
-            if p.type not in _DENIED_BY_CLAIM or p.chronic:
+            if not claimed or p.chronic:
                 continue
-            claim = _claim_in(a, g, p.sentence, p)
-            if claim is None and p.sentence + 1 < len(a.sentences) and groups.get(p.sentence + 1) == g:
-                claim = _claim_in(a, p.sentence + 1, p.sentence + 1, p)
+            claim = _claim_in(a, g, last, p)
             if claim is not None:
                 at = next(k for k in range(g, len(a.sentences)) if a.sentences[k].end >= claim[1])
                 other = _span_of_sentence(a, at) if at != p.sentence else (claim[0], claim[1])
