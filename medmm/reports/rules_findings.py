@@ -1,0 +1,459 @@
+"""Rules that read one statement of the findings against the rest of the findings: what a reader of structured CT
+findings (organ sub-headings, priors named inline, no impression) can still see when a side, a change word or a size
+was dictated wrong, with no impression to contradict it.
+
+* ``interval_direction``: a change word that the sentence's own sizes contradict ("decreased from 1.5 cm to 0.8 cm"
+  is right; "increased from 1.5 cm to 0.8 cm", "increase in size, ... 8.5 cm, previously 9.7 cm" are not), also when
+  the next sentences give the examples ("... have increased in size. For example a 10 mm nodule, previously 23 mm");
+* ``interval_denied``: a finding called new (or grown) in findings that deny any new (or enlarging) finding of that
+  kind ("New 3 mm right upper lobe nodule." ... "No new suspicious nodules."); the flag shows both sentences;
+* ``interval_new_unchanged``: a sentence that opens by calling its finding new and closes by calling it unchanged;
+* ``resected_lobe``: a finding placed in a lobe the findings say was removed ("Status post right upper lobectomy."
+  ... "nodule in the right upper lobe");
+* ``no_such_fissure``: a structure of one lung named on the other side ("left minor fissure");
+* ``size_class``: a measurement larger than the size word that introduces it ("subcentimeter nodules, for example
+  16 mm", "sub-5 mm nodules ... 9 mm");
+* ``severity_measured``: a grade that the finding's own measurement later in the sentence contradicts ("large nodule
+  along the fissure measuring 3 mm", "tiny nodules measuring up to 3 cm"); the grade next to its size is
+  ``severity_size`` / ``severity_measure``.
+
+The words are data: the language pack's ``findings_rules`` (``medmm/configs/reports/language-en.yaml``; grades and
+their sizes: ``grade_sizes``). Each rule tests cheap substrings of the whole report before any per-sentence regex, and
+every pattern is bounded (a sentence is at most ``sections.MAX_SENTENCE_CHARS`` characters; the one cross-sentence
+rule reads each sentence once).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from medmm.reports.analysis import UNIT_ALTERNATION, Analysis, per_sentence, unit_mm
+from medmm.reports.flags import Flag, make_flag
+from medmm.reports.language_pack import lacks, language_pack, substring_keys
+from medmm.reports.registry import FlagSpec, declare
+from medmm.reports.rule_loop import BODY, Hit, sentence_flags
+
+_PACK = language_pack()
+_FR: dict[str, Any] = _PACK["findings_rules"]
+_F = "FINDINGS: {}"
+_I = re.I
+
+
+def _alt(items: list[str]) -> str:
+    return "|".join(sorted(items, key=len, reverse=True))
+
+
+# a measurement: up to three dimensions and a unit (the pack's size units); its largest dimension is what is compared
+_SIZE = re.compile(r"\b(\d+(?:\.\d+)?)(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*(?:-\s*)?("
+                   + UNIT_ALTERNATION + r")\b", _I)
+
+
+def _mm(m: re.Match) -> float:
+    """The largest dimension of a :data:`_SIZE` match, in millimetres."""
+    return max(float(g) for g in m.groups()[:3] if g) * unit_mm(m.group(4))
+
+
+def _has_size(low: str) -> bool:
+    return ("mm" in low or "cm" in low or "milli" in low or "centi" in low) and any(c.isdigit() for c in low)
+
+
+# ------------------------------------------------------------------ interval_direction
+_UP = re.compile(r"\b(?:" + _alt(_FR["change_up"]) + r")\b", _I)
+_DOWN = re.compile(r"\b(?:" + _alt(_FR["change_down"]) + r")\b", _I)
+_UP_KEYS = substring_keys(_FR["change_up"])
+_DOWN_KEYS = substring_keys(_FR["change_down"])
+_DENIED = re.compile(_FR["change_denied"], _I)
+_PRIOR = re.compile(_FR["prior_size"], _I)
+_CURRENT = re.compile(_FR["current_size"], _I)
+_FROM = re.compile(_FR["from_to"], _I)  # read on the words before a size: it must end them
+_TO = re.compile(r"\s*(?:\([^)]{0,20}\)\s*)?to\s+", _I)  # matched up to the next size (no lookahead past it)
+_EXAMPLE = re.compile(_FR["example_opener"], _I)
+_TOLERANCE = 0.1  # a change of less than this fraction of the prior size is a remeasurement, not a direction
+
+
+def _change(sentence: str) -> tuple[str, re.Match] | None:
+    """The direction ("up"/"down") a sentence states and its word; None when it states none, both, or denies it."""
+    low = sentence.lower() if sentence.isascii() else sentence
+    found = []
+    if not lacks(low, _UP_KEYS):
+        found += [("up", m) for m in _UP.finditer(sentence) if not _DENIED.search(sentence, max(0, m.start() - 40),
+                                                                                  m.start())]
+    if not lacks(low, _DOWN_KEYS):
+        found += [("down", m) for m in _DOWN.finditer(sentence) if not _DENIED.search(sentence, max(0, m.start() - 40),
+                                                                                      m.start())]
+    if not found or len({d for d, _ in found}) > 1:
+        return None
+    return found[0]
+
+
+@per_sentence
+def _size_pairs(sentence: str) -> tuple[tuple[float, float, int, int], ...]:
+    """(size now, prior size, start, end of the prior's words) of each measurement the sentence gives with its prior:
+    "8.5 cm, previously 9.7 cm", "previously 5.2 cm, presently 3.4 cm", "from 1.5 cm to 0.8 cm"."""
+    if not _has_size(sentence.lower()):
+        return ()
+    sizes = list(_SIZE.finditer(sentence))
+    if len(sizes) < 2:
+        return ()
+    pairs = []
+    used: set[int] = set()
+    for i, s in enumerate(sizes):
+        if i in used:
+            continue
+        between = sentence[sizes[i - 1].end() if i else 0: s.start()]
+        cue = None
+        for c in _PRIOR.finditer(between):
+            cue = c
+        if cue is not None and between[cue.end():].strip() == "":
+            # s is a prior size; this study's size follows ("presently 3.4 cm") or came before it
+            nxt = sizes[i + 1] if i + 1 < len(sizes) else None
+            if nxt is not None and _CURRENT.match(sentence, s.end(), nxt.start()) and \
+                    sentence[_CURRENT.match(sentence, s.end(), nxt.start()).end(): nxt.start()].strip() == "":
+                pairs.append((_mm(nxt), _mm(s), s.start(), s.end()))
+                used.add(i + 1)
+            elif i and i - 1 not in used:
+                pairs.append((_mm(sizes[i - 1]), _mm(s), s.start(), s.end()))
+            used.add(i)
+            continue
+        frm = None
+        for c in _FROM.finditer(between):
+            frm = c
+        nxt = sizes[i + 1] if i + 1 < len(sizes) else None
+        if frm is not None and between[frm.end():].strip() == "" and nxt is not None and \
+                _TO.match(sentence, s.end(), nxt.start()) and \
+                sentence[_TO.match(sentence, s.end(), nxt.start()).end(): nxt.start()].strip() == "":
+            pairs.append((_mm(nxt), _mm(s), s.start(), s.end()))
+            used.update((i, i + 1))
+    return tuple(pairs)
+
+
+def _contradicted(direction: str, pairs: tuple[tuple[float, float, int, int], ...]) -> tuple[float, float, int, int] | None:
+    """The first pair that goes the other way, unless one goes the stated way."""
+    against = None
+    for now, prior, s, e in pairs:
+        if prior <= 0:
+            continue
+        r = now / prior
+        if (direction == "up" and r > 1 + _TOLERANCE) or (direction == "down" and r < 1 - _TOLERANCE):
+            return None  # one size that went the stated way: the word is right about it
+        if against is None and ((direction == "up" and r < 1 - _TOLERANCE) or
+                                (direction == "down" and r > 1 + _TOLERANCE)):
+            against = (now, prior, s, e)
+    return against
+
+
+def _fmt(mm: float) -> str:
+    return f"{mm / 10:g} cm" if mm >= 10 else f"{mm:g} mm"
+
+
+@declare(FlagSpec(id="interval_direction", type="interval", family="interval", reads=BODY,
+                  explains="{change word} but the sentence's own sizes went the other way ({now} now, {prior} before)",
+                  example=_F.format("Subcarinal lymph node has increased from 1.5 cm to 0.8 cm."),
+                  clean=_F.format("Subcarinal lymph node has decreased from 1.5 cm to 0.8 cm.")))
+def rule_interval_direction(a: Analysis, header: Any = None) -> list[Flag]:
+    """A change word (increased / decreased) whose own sizes, in its sentence or in the example sentences that
+    follow it, went the other way."""
+    low = a.lower_text()
+    if not _has_size(low) or (lacks(low, _UP_KEYS) and lacks(low, _DOWN_KEYS)) or (
+            "previous" not in low and "from" not in low and "compared" not in low):
+        return []
+    flags = []
+    sents = a.sentences
+    for i, sent in enumerate(sents):
+        if sent.section not in BODY:
+            continue
+        ch = _change(sent.text)
+        if ch is None:
+            continue
+        direction, word = ch
+        where = [(sent, _size_pairs(sent.text))]
+        if not where[0][1]:  # the examples may follow: "... have decreased. For example a 10 mm nodule, previously 23 mm."
+            where = []
+            for j in range(i + 1, min(i + 3, len(sents))):
+                nxt = sents[j]
+                if nxt.section != sent.section or _change(nxt.text) is not None or (
+                        j == i + 1 and not _EXAMPLE.match(nxt.text)):
+                    break
+                pairs = _size_pairs(nxt.text)
+                if not pairs:
+                    break
+                where.append((nxt, pairs))
+        all_pairs = tuple(p for _, ps in where for p in ps)
+        bad = _contradicted(direction, all_pairs) if all_pairs else None
+        if bad is None:
+            continue
+        now, prior, ps, pe = bad
+        holder = next(s for s, ps_ in where if bad in ps_)
+        flags.append(make_flag("interval_direction", a.text, sent.start + word.start(), sent.start + word.end(),
+                               f"\"{word.group(0)}\" but the sizes went the other way ({_fmt(now)} now, "
+                               f"{_fmt(prior)} before)", related=[(holder.start + ps, holder.start + pe)]))
+    return flags
+
+
+# ------------------------------------------------------------------ interval_denied
+_KINDS = {k: re.compile(r"\b(?:" + v + r")\b", _I) for k, v in _FR["denied_kinds"].items()}
+_NO_NEW = re.compile(_FR["no_new"], _I)
+_NEW_CLAIM = re.compile(_FR["new_claim"], _I)
+_DENIES_GROWTH = re.compile(_FR["denies_growth"], _I)
+_GROWTH = re.compile(_FR["growth_claim"], _I)
+_ANAPHOR = re.compile(_FR["anaphor"], _I)
+_ORGANS = re.compile(r"\b(?:" + _alt(_FR["other_organs"]) + r")\b", _I)
+_NEGATED = re.compile(r"\b(?:no|not|without|nor|resolved|resolution)\b", _I)
+_QUALIFIERS = re.compile(r"\b(?:" + _alt(_FR["denial_qualifiers"]) + r")\b", _I)
+
+
+def _kinds(text: str) -> set[str]:
+    return {k for k, pat in _KINDS.items() if pat.search(text)}
+
+
+def _organs(text: str) -> set[str]:
+    return {m.group(0).lower() for m in _ORGANS.finditer(text)}
+
+
+@per_sentence
+def _denial(sentence: str) -> tuple[frozenset[str], bool, frozenset[str], frozenset[str]] | None:
+    """(kinds denied new, also denies growth, organs named, qualifiers) of a "No new ... nodules" sentence, else
+    None."""
+    m = _NO_NEW.search(sentence)
+    if m is None:
+        return None
+    kinds = _kinds(m.group(1))
+    if not kinds:
+        return None
+    quals = frozenset(q.group(0).lower() for q in _QUALIFIERS.finditer(m.group(1)))
+    return frozenset(kinds), bool(_DENIES_GROWTH.search(m.group(1))), frozenset(_organs(sentence)), quals
+
+
+@per_sentence
+def _claim(sentence: str) -> str | None:
+    """"new" or "grown" when the sentence calls its finding new or grown (not a denial), else None."""
+    if _NEGATED.search(sentence) or _NO_NEW.search(sentence):
+        return None
+    if _NEW_CLAIM.match(sentence):
+        return "new"
+    return "grown" if _GROWTH.search(sentence) else None
+
+
+@declare(FlagSpec(id="interval_denied", type="interval", family="interval", reads=("findings",),
+                  explains="a {kind} called {new/grown} but the findings say: {no new statement}",
+                  example=_F.format("New 3 mm right upper lobe nodule. No new or enlarging nodules."),
+                  clean=_F.format("New 3 mm right upper lobe nodule. No new suspicious nodules or consolidation.")))
+def rule_interval_denied(a: Analysis, header: Any = None) -> list[Flag]:
+    """A finding called new (or grown) in findings that deny any new (or enlarging) finding of its kind."""
+    low = a.lower_text()
+    if "new" not in low or ("no new" not in low and "without new" not in low and "no other new" not in low
+                            and "no additional new" not in low and "no definite new" not in low):
+        return []
+    denials = [(s, d) for s in a.sentences if s.section == "findings" and (d := _denial(s.text)) is not None]
+    if not denials:
+        return []
+    flags = []
+    prev = None
+    for sent in a.sentences:
+        if sent.section != "findings":
+            prev = None
+            continue
+        claim = _claim(sent.text)
+        subject = sent.text
+        if claim is not None and _ANAPHOR.match(sent.text) and prev is not None:
+            subject = prev.text + " " + sent.text  # "These are all enlarged since ...": the previous sentence's finding
+        kinds = _kinds(subject) if claim is not None else set()
+        prev = sent
+        if not kinds:
+            continue
+        organs = _organs(subject)
+        for dsent, (dkinds, growth, dorgans, quals) in denials:
+            if dsent is sent or (claim == "grown" and not growth):
+                continue
+            if quals and not all(re.search(r"\b" + re.escape(q) + r"\b", subject, _I) for q in quals):
+                continue  # "no new suspicious nodule" denies only a new nodule called suspicious
+            if dsent.label and sent.label and dsent.label != sent.label:
+                continue  # another organ's sub-heading
+            common = kinds & dkinds
+            if not common or not organs <= dorgans:
+                continue
+            kind = sorted(common)[0]
+            flags.append(make_flag("interval_denied", a.text, sent.start, sent.end,
+                                   f"a {kind} called {claim} but the findings say \"{dsent.text.strip()}\"",
+                                   related=[(dsent.start, dsent.end)]))
+            break
+    return flags
+
+
+_OPENS_NEW = re.compile(_FR["opens_new"], _I)
+_CLOSES_OLD = re.compile(_FR["closes_old"], _I)
+
+
+@per_sentence
+def _new_and_unchanged(sentence: str) -> tuple[Hit, ...]:
+    m = _OPENS_NEW.match(sentence)
+    if m is None:
+        return ()
+    old = _CLOSES_OLD.search(sentence, m.end())
+    if old is None:
+        return ()
+    return (Hit(m.start(), m.end(), f"opens \"new\" and closes \"{old.group(0).strip(' ,.;')}\"",
+                ((old.start(), old.end()),)),)
+
+
+@declare(FlagSpec(id="interval_new_unchanged", type="interval", family="interval", reads=BODY,
+                  explains="the sentence opens {new} and closes {unchanged}",
+                  example=_F.format("New low-density 2.0 cm subcutaneous nodule, unchanged."),
+                  clean=_F.format("Unchanged low-density 2.0 cm subcutaneous nodule, unchanged.")))
+def rule_interval_new_unchanged(a: Analysis, header: Any = None) -> list[Flag]:
+    """A sentence that calls its finding new at the start and unchanged (stable, similar) at the end."""
+    low = a.lower_text()
+    if "new" not in low or ("unchanged" not in low and "stable" not in low and "similar" not in low):
+        return []
+    return sentence_flags(a, "interval_new_unchanged", _new_and_unchanged)
+
+
+# ------------------------------------------------------------------ resected_lobe
+_LOBECTOMY = re.compile(_FR["lobectomy"], _I)
+_PNEUMONECTOMY = re.compile(_FR["pneumonectomy"], _I)
+_NOT_DONE = re.compile(_FR["not_done"], _I)
+_SURGICAL = re.compile(r"\b(?:" + _alt(_FR["surgical_site"]) + r")\b", _I)
+_LOBE = re.compile(r"\b(left|right)\s+(upper|middle|lower)\s+lob(?:e|ar)\b", _I)
+
+
+def _removed(a: Analysis) -> dict[tuple[str, str], tuple[int, int]]:
+    """(side, level) of each lobe the report says was removed -> the span that says so ("*" level: the whole lung)."""
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    for pat, whole in ((_LOBECTOMY, False), (_PNEUMONECTOMY, True)):
+        for m in pat.finditer(a.text):
+            if _NOT_DONE.search(a.text, max(0, m.start() - 40), m.start()):
+                continue
+            key = (m.group(1).lower(), "*" if whole else m.group(2).lower())
+            out.setdefault(key, m.span())
+    return out
+
+
+@declare(FlagSpec(id="resected_lobe", type="laterality", family="single", reads=BODY,
+                  explains="a finding in the {lobe}, which the report says was removed ({resection})",
+                  example=_F.format("Status post right upper lobectomy. 3 mm nodule in the right upper lobe."),
+                  clean=_F.format("Status post right upper lobectomy. 3 mm nodule in the left upper lobe.")))
+def rule_resected_lobe(a: Analysis, header: Any = None) -> list[Flag]:
+    """A finding placed in a lobe (or lung) that the report says was resected."""
+    low = a.lower_text()
+    if "lobectomy" not in low and "pneumonectomy" not in low:
+        return []
+    removed = _removed(a)
+    if not removed:
+        return []
+    flags = []
+    for sent in a.sentences:
+        if sent.section not in BODY or _SURGICAL.search(sent.text):
+            continue
+        for m in _LOBE.finditer(sent.text):
+            side, level = m.group(1).lower(), m.group(2).lower()
+            span = removed.get((side, level)) or removed.get((side, "*"))
+            if span is None:
+                continue
+            s = sent.start + m.start()
+            flags.append(make_flag("resected_lobe", a.text, s, sent.start + m.end(),
+                                   f"a finding in the {m.group(0).lower()}, which the report says was removed "
+                                   f"(\"{a.text[span[0]:span[1]]}\")", related=[span]))
+            break
+    return flags
+
+
+# ------------------------------------------------------------------ no_such_fissure
+_ONE_SIDED = [(side, re.compile(r"\b(left|right)\s+(?:(?:lung|hemithorax)\s+)?(?:" + pat + r")\b", _I))
+              for side, pat in _FR["one_sided"].items()]
+_ONE_SIDED_KEYS = substring_keys(list(_FR["one_sided"].values()))
+
+
+@declare(FlagSpec(id="no_such_fissure", type="laterality", family="single", reads=("any",),
+                  explains="the {structure} is in the {side} lung only",
+                  example=_F.format("Unchanged fissural nodularity in the left minor fissure."),
+                  clean=_F.format("Unchanged fissural nodularity in the right minor fissure.")))
+def rule_no_such_fissure(a: Analysis, header: Any = None) -> list[Flag]:
+    """A structure only one lung has, named on the other side ("left minor fissure")."""
+    low = a.lower_text()
+    if lacks(low, _ONE_SIDED_KEYS):
+        return []
+    flags = []
+    for side, pat in _ONE_SIDED:
+        for m in pat.finditer(a.text):
+            if m.group(1).lower() != side:
+                flags.append(make_flag("no_such_fissure", a.text, m.start(), m.end(),
+                                       f"the {m.group(0)[len(m.group(1)):].strip().lower()} is in the {side} lung "
+                                       "only: side wrong?"))
+    return flags
+
+
+# ------------------------------------------------------------------ size_class
+_CLASSES = [(re.compile(r"\b(?:" + pat + r")\b", _I), float(bound)) for pat, bound in _FR["size_classes"].items()]
+_CLASS_KEYS = substring_keys(list(_FR["size_classes"]))
+_CLASS_BREAK = re.compile(_FR["size_class_breaks"], _I)
+
+
+@per_sentence
+def _over_class(sentence: str) -> tuple[Hit, ...]:
+    for pat, bound in _CLASSES:
+        m = pat.search(sentence)
+        if m is None:
+            continue
+        for s in _SIZE.finditer(sentence, m.end()):
+            if _CLASS_BREAK.search(sentence, m.end(), s.start()):
+                break
+            if _mm(s) > bound:
+                return (Hit(s.start(), s.end(), f"{s.group(0)} under \"{m.group(0)}\" (at most {bound:g} mm)",
+                            ((m.start(), m.end()),)),)
+    return ()
+
+
+@declare(FlagSpec(id="size_class", type="measurement", family="single", reads=BODY,
+                  explains="{size} under {size word} (at most {bound} mm)",
+                  example=_F.format("Unchanged subcentimeter nodules, for example 16 mm right lower lobe nodule."),
+                  clean=_F.format("Unchanged subcentimeter nodules, for example 6 mm right lower lobe nodule.")))
+def rule_size_class(a: Analysis, header: Any = None) -> list[Flag]:
+    """A measurement larger than the size word ("subcentimeter", "sub-5 mm") its findings were introduced with."""
+    low = a.lower_text()
+    if lacks(low, _CLASS_KEYS) or not _has_size(low):
+        return []
+    return sentence_flags(a, "size_class", _over_class)
+
+
+# ------------------------------------------------------------------ severity_measured
+_AT_LEAST = {k.lower(): float(v) for k, v in _FR["measured_grade_sizes"]["at_least"].items()}
+_AT_MOST = {k.lower(): float(v) for k, v in _FR["measured_grade_sizes"]["at_most"].items()}
+_GRADE = re.compile(r"\b(" + _alt(list(_AT_LEAST) + list(_AT_MOST)) + r")\b", _I)
+_MEASURED_BY = re.compile(_FR["measured_by"], _I)
+
+
+@per_sentence
+def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
+    grades = list(_GRADE.finditer(sentence))
+    if not grades:
+        return ()
+    for by in _MEASURED_BY.finditer(sentence):
+        size = _SIZE.match(sentence, by.end())
+        if size is None:
+            continue
+        before = [g for g in grades if g.end() <= by.start()]
+        if not before:
+            continue
+        g = before[-1]
+        gap = sentence[g.end(): by.start()]
+        if len(gap.split()) > 20 or ";" in gap or _SIZE.search(gap) or " and " in gap.lower():
+            continue
+        grade, mm = g.group(1).lower(), _mm(size)
+        if (grade in _AT_LEAST and mm >= _AT_LEAST[grade]) or (grade in _AT_MOST and mm <= _AT_MOST[grade]):
+            return (Hit(g.start(), g.end(), f"\"{g.group(1)}\" but it measures {size.group(0)}",
+                        ((size.start(), size.end()),)),)
+    return ()
+
+
+@declare(FlagSpec(id="severity_measured", type="severity", family="single", reads=BODY,
+                  explains="{grade} but it measures {size}",
+                  example=_F.format("There is a large nodule along the left major fissure measuring 3 mm."),
+                  clean=_F.format("There is a small nodule along the left major fissure measuring 3 mm.")))
+def rule_severity_measured(a: Analysis, header: Any = None) -> list[Flag]:
+    """A grade whose finding's own measurement, given later in the sentence ("measuring 3 mm"), contradicts it."""
+    low = a.lower_text()
+    if "measur" not in low or not _has_size(low) or not _GRADE.search(a.text):
+        return []
+    return sentence_flags(a, "severity_measured", _grade_against_measure)
+
