@@ -1,0 +1,94 @@
+"""The rules of medmm/reports/rules_findings.py on made-up findings (no report text of any corpus): each rule's
+flag, its span and related span, and the look-alikes it must leave alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from medmm.reports.checker import RulesChecker, RulesConfig
+
+CK = RulesChecker(RulesConfig(threshold=0.0))
+
+
+def _flags(text: str, rule: str) -> list:
+    return [f for f in CK.check(text).flags if f.rule == rule]
+
+
+@pytest.mark.parametrize("text", [
+    "FINDINGS: Subcarinal lymph node has increased from 1.5 cm to 0.8 cm.",
+    "FINDINGS: Continued increase in size of the seroma, measuring 8.5 x 2.6 cm, previously 9.7 x 3.7 cm.",
+    "FINDINGS: The esophageal mass has increased in size, previously 5.2 x 4.4 cm, presently 3.4 x 3.1 cm.",
+    "FINDINGS: Nodules have decreased in size since 12/18/2023. For example a 20 mm nodule, previously 11 mm.",
+])
+def test_interval_direction_sees_sizes_that_went_the_other_way(text):
+    flags = _flags(text, "interval_direction")
+    assert len(flags) == 1
+    assert flags[0].text.lower().startswith(("increase", "decrease"))
+    assert flags[0].related  # the prior size
+
+
+@pytest.mark.parametrize("text", [
+    "FINDINGS: Subcarinal lymph node has decreased from 1.5 cm to 0.8 cm.",
+    "FINDINGS: Slight decrease in size of the nodes, for example 1.4 cm, previously 2.1 cm, and 2.3 cm, previously "
+    "2.2 cm.",  # one went the stated way; the other changed by less than a remeasurement
+    "FINDINGS: No increase in the 8 mm nodule, previously 9 mm.",  # a denied change
+    "FINDINGS: Dominant mass measuring 4.2 x 2.7 cm, previously 4.3 x 2.6 cm.",  # no change word
+    "FINDINGS: Nodules have decreased in size. A 9 mm nodule is new. Another 5 mm nodule, previously 4 mm.",
+])
+def test_interval_direction_leaves_consistent_sizes_alone(text):
+    assert not _flags(text, "interval_direction")
+
+
+def test_interval_denied_shows_both_sentences():
+    text = "FINDINGS: Scattered nodules up to 3 mm. These are all enlarged since 2/4/2022. No new or enlarging nodules."
+    flags = _flags(text, "interval_denied")
+    assert len(flags) == 1 and flags[0].text.startswith("These are all enlarged")
+    assert flags[0].related[0].text == "No new or enlarging nodules."
+
+
+@pytest.mark.parametrize("text", [
+    "FINDINGS: New 4 mm left upper lobe nodules. No new suspicious nodule or consolidation.",  # qualified denial
+    "FINDINGS: New 11 mm thyroid nodule. No new pulmonary nodules.",  # another organ
+    "FINDINGS: Enlarged 2 cm nodule. No new nodules.",  # growth, and the denial is of new ones only
+    "FINDINGS: New small right pleural effusion. No new nodules.",  # another kind
+])
+def test_interval_denied_leaves_other_findings_alone(text):
+    assert not _flags(text, "interval_denied")
+
+
+def test_interval_new_unchanged():
+    assert _flags("FINDINGS: New low-density 2.0 cm subcutaneous nodule, unchanged.", "interval_new_unchanged")
+    assert not _flags("FINDINGS: New 5 mm nodule and unchanged 3 mm nodule in the right upper lobe.",
+                      "interval_new_unchanged")
+
+
+def test_resected_lobe():
+    flags = _flags("FINDINGS: Status post right upper lobectomy. Stable 2 mm nodule in the right upper lobe.",
+                   "resected_lobe")
+    assert len(flags) == 1 and flags[0].text == "right upper lobe" and flags[0].related[0].text.endswith("lobectomy")
+    for clean in ("FINDINGS: Status post right upper lobectomy. Stable 2 mm nodule in the right lower lobe.",
+                  "FINDINGS: Status post right upper lobectomy. Postsurgical changes of the right upper lobe.",
+                  "FINDINGS: 2 cm mass in the right upper lobe. Candidate for right upper lobectomy.",
+                  "FINDINGS: Status post right upper lobe wedge resection. Nodule in the right upper lobe."):
+        assert not _flags(clean, "resected_lobe"), clean
+
+
+def test_no_such_fissure():
+    assert _flags("FINDINGS: Nodularity in the left minor fissure.", "no_such_fissure")
+    assert not _flags("FINDINGS: Nodularity in the right minor fissure. Left major fissure clear.", "no_such_fissure")
+
+
+def test_size_class():
+    assert _flags("FINDINGS: Unchanged sub-5 mm nodules, for example 9 mm nodule in the left upper lobe.", "size_class")
+    assert not _flags("FINDINGS: Subcentimeter nodules and a 2.4 cm mass in the right upper lobe.", "size_class")
+
+
+@pytest.mark.parametrize("text, hit", [
+    ("FINDINGS: There is a large nodule along the left major fissure measuring 3 mm.", True),
+    ("FINDINGS: Stable tiny bilateral pulmonary nodules measuring up to 3 cm in diameter.", True),
+    ("FINDINGS: There is a small nodule along the left major fissure measuring 3 mm.", False),
+    ("FINDINGS: Minimal residual fluid collection measuring 2.1 x 1.4 cm.", False),
+    ("FINDINGS: A large effusion and a nodule measuring 3 mm.", False),  # the size is another finding's
+])
+def test_severity_measured(text, hit):
+    assert bool(_flags(text, "severity_measured")) is hit
