@@ -54,8 +54,20 @@ def _mm(m: re.Match) -> float:
     return max(float(g) for g in m.groups()[:3] if g) * unit_mm(m.group(4))
 
 
+_DIGIT_UNIT = re.compile(r"\d\s*(?:mm|cm|milli|centi)")
+
+
 def _has_size(low: str) -> bool:
-    return ("mm" in low or "cm" in low or "milli" in low or "centi" in low) and any(c.isdigit() for c in low)
+    """Can the lower-cased text hold a measurement (a digit before a unit)? Substring tests, then one regex."""
+    return ("mm" in low or "cm" in low or "milli" in low or "centi" in low) and _DIGIT_UNIT.search(low) is not None
+
+
+def _report_has_size(a: Analysis) -> bool:
+    """:func:`_has_size` of the report, decided once per analysis (four rules of this module ask)."""
+    hit = a.cache.get("findings_rules_size")
+    if hit is None:
+        hit = a.cache["findings_rules_size"] = _has_size(a.lower_text())
+    return hit
 
 
 # ------------------------------------------------------------------ interval_direction
@@ -64,6 +76,11 @@ _DOWN = re.compile(r"\b(?:" + _alt(_FR["change_down"]) + r")\b", _I)
 _UP_KEYS = substring_keys(_FR["change_up"])
 _DOWN_KEYS = substring_keys(_FR["change_down"])
 _DENIED = re.compile(_FR["change_denied"], _I)
+# every change word is one of these words, or holds one (looked up in the report's set of words: cheaper than
+# substring scans; None: a site's phrase that is not a plain word, so no such pre-test)
+_CHANGE_WORDS = frozenset(k for k in (_UP_KEYS or ()) + (_DOWN_KEYS or ()) if k.isalpha() and len(k) >= 4) \
+    if _UP_KEYS and _DOWN_KEYS and all(k.isalpha() and len(k) >= 4 for k in _UP_KEYS + _DOWN_KEYS) else None
+_PRIOR_WORDS = frozenset(("previously", "previous", "from", "compared"))
 _PRIOR = re.compile(_FR["prior_size"], _I)
 _CURRENT = re.compile(_FR["current_size"], _I)
 _FROM = re.compile(_FR["from_to"], _I)  # read on the words before a size: it must end them
@@ -72,6 +89,7 @@ _EXAMPLE = re.compile(_FR["example_opener"], _I)
 _TOLERANCE = 0.1  # a change of less than this fraction of the prior size is a remeasurement, not a direction
 
 
+@per_sentence
 def _change(sentence: str) -> tuple[str, re.Match] | None:
     """The direction ("up"/"down") a sentence states and its word; None when it states none, both, or denies it."""
     low = sentence.lower() if sentence.isascii() else sentence
@@ -154,9 +172,11 @@ def _fmt(mm: float) -> str:
 def rule_interval_direction(a: Analysis, header: Any = None) -> list[Flag]:
     """A change word (increased / decreased) whose own sizes, in its sentence or in the example sentences that
     follow it, went the other way."""
-    low = a.lower_text()
-    if not _has_size(low) or (lacks(low, _UP_KEYS) and lacks(low, _DOWN_KEYS)) or (
-            "previous" not in low and "from" not in low and "compared" not in low):
+    low, words = a.lower_words()
+    if _CHANGE_WORDS is not None and words.isdisjoint(_CHANGE_WORDS):
+        return []  # the common case, decided on the report's set of words
+    if words.isdisjoint(_PRIOR_WORDS) or (lacks(low, _UP_KEYS) and lacks(low, _DOWN_KEYS)) or \
+            not _report_has_size(a):
         return []
     flags = []
     sents = a.sentences
@@ -297,16 +317,142 @@ def _new_and_unchanged(sentence: str) -> tuple[Hit, ...]:
                 ((old.start(), old.end()),)),)
 
 
+_ANAPHOR_OLD = re.compile(_FR["anaphor_old"], _I)
+_ANAPHOR_NEW = re.compile(_FR["anaphor_new"], _I)
+_OPENS_OLD = re.compile(_FR["opens_old"], _I)
+
+
+def _across(a: Analysis) -> list[Flag]:
+    """A sentence that calls its finding new followed by one that takes it up ("These", "It") and calls it unchanged,
+    or the other way round: the flag lies on the sentence with "new", the other is related."""
+    flags = []
+    sents = a.sentences
+    for s, t in zip(sents, sents[1:]):
+        if s.section not in BODY or t.section != s.section:
+            continue
+        if _claim(s.text) == "new" and _ANAPHOR_OLD.match(t.text):
+            flags.append(make_flag("interval_new_unchanged", a.text, s.start, s.end,
+                                   f"called new, but the next sentence says \"{t.text.strip()}\"",
+                                   related=[(t.start, t.end)]))
+        elif _OPENS_OLD.match(s.text) and _ANAPHOR_NEW.match(t.text):
+            flags.append(make_flag("interval_new_unchanged", a.text, t.start, t.end,
+                                   f"called new, but the sentence before says \"{s.text.strip()}\"",
+                                   related=[(s.start, s.end)]))
+    return flags
+
+
 @declare(FlagSpec(id="interval_new_unchanged", type="interval", family="interval", reads=BODY,
-                  explains="the sentence opens {new} and closes {unchanged}",
+                  explains="the sentence (or the next one, taking it up) calls the finding {new} and {unchanged}",
                   example=_F.format("New low-density 2.0 cm subcutaneous nodule, unchanged."),
                   clean=_F.format("Unchanged low-density 2.0 cm subcutaneous nodule, unchanged.")))
 def rule_interval_new_unchanged(a: Analysis, header: Any = None) -> list[Flag]:
-    """A sentence that calls its finding new at the start and unchanged (stable, similar) at the end."""
+    """A finding called new and unchanged (stable, similar): at the start and the end of one sentence, or in two
+    sentences the second of which takes it up with an anaphor."""
     low = a.lower_text()
-    if "new" not in low or ("unchanged" not in low and "stable" not in low and "similar" not in low):
+    if "new" not in low or ("unchanged" not in low and "stable" not in low and "similar" not in low
+                            and "redemonstrated" not in low and "changed" not in low and "again" not in low):
         return []
-    return sentence_flags(a, "interval_new_unchanged", _new_and_unchanged)
+    return sentence_flags(a, "interval_new_unchanged", _new_and_unchanged) + _across(a)
+
+
+# ------------------------------------------------------------------ interval_no_prior_stated
+_RP = _PACK["rule_patterns"]
+_NO_PRIOR_STATED = re.compile(_FR["no_prior_stated"], _I)
+_INTERVAL_CLAIM = re.compile(_RP["interval_claim"], _I)
+_PRIOR_IN_SENTENCE = re.compile(_RP["prior_in_sentence"], _I)
+_NOT_A_CLAIM = re.compile(_RP["not_a_claim"], _I)
+_WEAK = frozenset(w.lower() for w in _PACK["weak_interval_claims"])
+_NO_PRIOR_CUE = re.compile(r"\bno\s+(?:prior|previous|old|comparison)\b")  # every no_prior_stated match holds one
+_HYPOTHETICAL = ("recommend", "follow", "consider", " if ", "would", "needed", "could")
+
+
+@declare(FlagSpec(id="interval_no_prior_stated", type="interval", family="interval", reads=("any",),
+                  explains="interval language {word} but the report says there is no prior study ({statement})",
+                  example="FINDINGS: There are no comparison studies. There is a new laceration of the scalp.",
+                  clean="FINDINGS: There are no comparison studies. There is a laceration of the scalp."))
+def rule_interval_no_prior_stated(a: Analysis, header: Any = None) -> list[Flag]:
+    """Interval language in a report whose own sentence says there is no prior study (a report without a
+    COMPARISON section; with one, ``interval_no_prior`` reads it)."""
+    low = a.lower_text()
+    if a.section("comparison") is not None:
+        return []  # interval_no_prior reads the COMPARISON section
+    if "no prior" not in low and "no previous" not in low and "no comparison" not in low and "no old" not in low \
+            and ("no\n" not in low and "no  " not in low and "no\t" not in low or _NO_PRIOR_CUE.search(low) is None):
+        return []  # substring tests decide almost every report; other white space after "no": the regex
+    statement = next((s for s in a.sentences if _NO_PRIOR_STATED.match(s.text)), None)
+    if statement is None:
+        return []
+    flags = []
+    for sent in a.sentences:
+        if sent is statement or sent.section not in BODY:
+            continue
+        m = _INTERVAL_CLAIM.search(sent.text)
+        if m is None or m.group(0).strip().lower() in _WEAK or _PRIOR_IN_SENTENCE.search(sent.text) \
+                or _NOT_A_CLAIM.search(sent.text) or any(c in sent.text.lower() for c in _HYPOTHETICAL):
+            continue
+        flags.append(make_flag("interval_no_prior_stated", a.text, sent.start + m.start(), sent.start + m.end(),
+                               f"interval language \"{m.group(0).strip()}\" but the report says there is no prior "
+                               f"study (\"{statement.text.strip()}\")", related=[(statement.start, statement.end)]))
+    return flags
+
+
+# ------------------------------------------------------------------ node_size_denied
+_NODE_DENIAL = re.compile(_FR["node_denial"], _I)
+_NODE_LIMITED = re.compile(_FR["node_denial_limited"], _I)
+_NODE_SHORT_AXIS = float(_FR["node_short_axis_mm"])
+_STATIONS = {g: re.compile(r"\b(?:" + _alt(p) + r")\b", _I) for g, p in _FR["node_stations"].items()}
+_LONG_AXIS = re.compile(_FR["long_axis"], _I)
+_NODE_WORD = re.compile(r"\b(?:lymph\s+)?nodes?\b", _I)
+
+
+def _stations(text: str) -> set[str]:
+    return {g for g, pat in _STATIONS.items() if pat.search(text)}
+
+
+@declare(FlagSpec(id="node_size_denied", type="measurement", family="single", reads=BODY,
+                  explains="a lymph node of {size} (short axis) but the findings say {denial}",
+                  example=_F.format("No enlarged mediastinal or hilar lymph nodes. A 19 mm subcarinal node."),
+                  clean=_F.format("No enlarged mediastinal or hilar lymph nodes. A 9 mm subcarinal node.")))
+def rule_node_size_denied(a: Analysis, header: Any = None) -> list[Flag]:
+    """A lymph node whose short axis no station's normal size reaches, in findings that deny enlarged nodes at its
+    station."""
+    low = a.lower_text()
+    if "node" not in low or ("enlarged" not in low and "significant" not in low) or not _report_has_size(a):
+        return []
+    denials = []
+    for sent in a.sentences:
+        if sent.section not in BODY:
+            continue
+        m = _NODE_DENIAL.search(sent.text)
+        if m is not None and not _NODE_LIMITED.search(m.group(1)):
+            denials.append((sent, m, _stations(m.group(0))))
+    if not denials:
+        return []
+    flags = []
+    for sent in a.sentences:
+        if sent.section not in BODY or not _NODE_WORD.search(sent.text) or _LONG_AXIS.search(sent.text):
+            continue
+        own = next((m for d, m, _ in denials if d is sent), None)
+        for size in _SIZE.finditer(sent.text):
+            if own is not None and own.start() <= size.start() < own.end():
+                continue
+            after = " ".join(sent.text[size.end(): size.end() + 60].split()[:4])
+            if not _NODE_WORD.search(after):
+                continue  # the size of a node: "19 mm subcarinal node"
+            dims = [float(g) for g in size.groups()[:3] if g]
+            short = min(dims) * unit_mm(size.group(4))
+            if short < _NODE_SHORT_AXIS:
+                continue
+            where = _stations(sent.text[max(0, size.start() - 60): size.end() + 60])
+            for dsent, dm, dstations in denials:
+                if dstations and where and not (where & dstations):
+                    continue  # the denial names other stations
+                s = sent.start + size.start()
+                flags.append(make_flag("node_size_denied", a.text, s, sent.start + size.end(),
+                                       f"a lymph node of {size.group(0)} but the findings say "
+                                       f"\"{dsent.text.strip()}\"", related=[(dsent.start, dsent.end)]))
+                break
+    return flags
 
 
 # ------------------------------------------------------------------ resected_lobe
@@ -411,7 +557,7 @@ def _over_class(sentence: str) -> tuple[Hit, ...]:
 def rule_size_class(a: Analysis, header: Any = None) -> list[Flag]:
     """A measurement larger than the size word ("subcentimeter", "sub-5 mm") its findings were introduced with."""
     low = a.lower_text()
-    if lacks(low, _CLASS_KEYS) or not _has_size(low):
+    if lacks(low, _CLASS_KEYS) or not _report_has_size(a):  # "sub" is common: the size test decides most reports
         return []
     return sentence_flags(a, "size_class", _over_class)
 
@@ -453,7 +599,7 @@ def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
 def rule_severity_measured(a: Analysis, header: Any = None) -> list[Flag]:
     """A grade whose finding's own measurement, given later in the sentence ("measuring 3 mm"), contradicts it."""
     low = a.lower_text()
-    if "measur" not in low or not _has_size(low) or not _GRADE.search(a.text):
+    if "measur" not in low or not _report_has_size(a) or not _GRADE.search(a.text):
         return []
     return sentence_flags(a, "severity_measured", _grade_against_measure)
 

@@ -92,3 +92,37 @@ def test_size_class():
 ])
 def test_severity_measured(text, hit):
     assert bool(_flags(text, "severity_measured")) is hit
+
+
+def test_interval_new_unchanged_across_an_anaphor():
+    flags = _flags("FINDINGS: There are two new nodules in the left upper lobe. These are unchanged from 11/8/2023.",
+                   "interval_new_unchanged")
+    assert len(flags) == 1 and flags[0].text.startswith("There are two new") and flags[0].related
+    assert not _flags("FINDINGS: There are two nodules in the left upper lobe. These are unchanged from 11/8/2023.",
+                      "interval_new_unchanged")
+    assert not _flags("FINDINGS: New 3 mm nodule in the left upper lobe. The heart is unchanged in size.",
+                      "interval_new_unchanged")
+
+
+def test_interval_no_prior_stated_in_the_body():
+    text = "FINDINGS: There are no comparison studies. There is a new laceration of the scalp."
+    flags = _flags(text, "interval_no_prior_stated")
+    assert len(flags) == 1 and flags[0].text == "new" and flags[0].related[0].text.startswith("There are no comp")
+    for clean in ("FINDINGS: There are no comparison studies. There is a laceration of the scalp.",
+                  "COMPARISON: None.\n\nFINDINGS: There are no comparison studies. Stable laceration.",
+                  "FINDINGS: No prior studies. Follow-up CT in 3 months would show any new nodule."):
+        assert not _flags(clean, "interval_no_prior_stated"), clean
+
+
+@pytest.mark.parametrize("text, hit", [
+    ("FINDINGS: No enlarged supraclavicular, axillary, mediastinal, or hilar lymph nodes. Few prominent nodes "
+     "including a 19 mm subcarinal node.", True),
+    ("FINDINGS: No enlarged mediastinal lymph nodes. A 19 mm subcarinal node.", True),
+    ("FINDINGS: No enlarged mediastinal lymph nodes. A 9 mm subcarinal node.", False),  # not enlarged
+    ("FINDINGS: No enlarged mediastinal lymph nodes. A 2.0 cm right axillary node.", False),  # another station
+    ("FINDINGS: 1.9 x 0.6 cm paraesophageal node. No enlarged mediastinal lymph nodes elsewhere.", False),
+    ("FINDINGS: No enlarged hilar lymph nodes. A 1.9 x 0.7 cm hilar node.", False),  # short axis 7 mm
+    ("FINDINGS: No enlarged lymph nodes. A 19 mm subcarinal node in long axis.", False),
+])
+def test_node_size_denied(text, hit):
+    assert bool(_flags(text, "node_size_denied")) is hit
