@@ -603,3 +603,48 @@ def rule_severity_measured(a: Analysis, header: Any = None) -> list[Flag]:
         return []
     return sentence_flags(a, "severity_measured", _grade_against_measure)
 
+
+
+# ------------------------------------------------------------------ caliber_measured
+# most specific vessel first ("descending aorta" before "aorta")
+_VESSELS = sorted(((re.compile(r"\b(?:" + pat + r")\b", _I), float(hi), float(lo), pat)
+                   for pat, (hi, lo) in _FR["calibers"].items()), key=lambda v: -len(v[3]))
+_NORMAL_CALIBER = re.compile(_FR["normal_caliber"], _I)
+_DILATED = re.compile(_FR["dilated_caliber"], _I)
+
+
+@per_sentence
+def _caliber_against_size(sentence: str) -> tuple[Hit, ...]:
+    """The calibre word, when the one vessel and the one measurement of the sentence contradict it."""
+    vessels = []
+    for pat, hi, lo, _ in _VESSELS:
+        m = pat.search(sentence)
+        if m and not any(v[0].start() <= m.start() < v[0].end() for v in vessels):
+            vessels.append((m, hi, lo))
+    sizes = list(_SIZE.finditer(sentence))
+    if len(vessels) != 1 or len(sizes) != 1:
+        return ()  # which size is which vessel's is not clear
+    (v, hi, lo), size = vessels[0], sizes[0]
+    mm = _mm(size)
+    normal, dilated = _NORMAL_CALIBER.search(sentence), _DILATED.search(sentence)
+    if normal and not dilated and mm > hi:
+        return (Hit(normal.start(), normal.end(), f"\"{normal.group(0)}\" but the {v.group(0).lower()} measures "
+                    f"{size.group(0)} (dilated above {hi:g} mm)", ((size.start(), size.end()),)),)
+    if dilated and not normal and mm < lo:
+        return (Hit(dilated.start(), dilated.end(), f"\"{dilated.group(0)}\" but the {v.group(0).lower()} measures "
+                    f"{size.group(0)} (under {lo:g} mm)", ((size.start(), size.end()),)),)
+    return ()
+
+
+@declare(FlagSpec(id="caliber_measured", type="severity", family="single", reads=BODY,
+                  explains="{normal/dilated} but the {vessel} measures {size}",
+                  example=_F.format("Normal caliber ascending aorta measuring 4.6 cm."),
+                  clean=_F.format("Normal caliber ascending aorta measuring 3.2 cm.")))
+def rule_caliber_measured(a: Analysis, header: Any = None) -> list[Flag]:
+    """An aorta or pulmonary artery called normal in calibre with a dilated measurement, or dilated with a normal
+    one, in one sentence."""
+    low = a.lower_text()
+    if ("aort" not in low and "pulmonary" not in low) or not _report_has_size(a) or (
+            not _NORMAL_CALIBER.search(low) and not _DILATED.search(low)):
+        return []
+    return sentence_flags(a, "caliber_measured", _caliber_against_size)

@@ -126,3 +126,15 @@ def test_interval_no_prior_stated_in_the_body():
 ])
 def test_node_size_denied(text, hit):
     assert bool(_flags(text, "node_size_denied")) is hit
+
+
+@pytest.mark.parametrize("text, hit", [
+    ("FINDINGS: Normal caliber ascending aorta measuring 4.6 cm.", True),
+    ("FINDINGS: Aneurysmal main pulmonary artery measuring 22 mm.", True),
+    ("FINDINGS: Normal caliber ascending aorta measuring 3.2 cm.", False),
+    ("FINDINGS: Unchanged mild dilatation of the ascending aorta measuring 4.2 cm.", False),
+    ("FINDINGS: Normal caliber aorta. Main pulmonary artery 3.4 cm.", False),  # two sentences: another reading
+    ("FINDINGS: Normal caliber aorta and a 3.4 cm main pulmonary artery.", False),  # two vessels
+])
+def test_caliber_measured(text, hit):
+    assert bool(_flags(text, "caliber_measured")) is hit
