@@ -138,3 +138,9 @@ def test_node_size_denied(text, hit):
 ])
 def test_caliber_measured(text, hit):
     assert bool(_flags(text, "caliber_measured")) is hit
+
+
+def test_patient_for_patent_is_a_homophone():
+    """Language-pack data added with these rules (a chest CT dictation slip): "airways are patient"."""
+    assert _flags("FINDINGS: The central airways are patient. The patient is status post CABG.", "homophone")
+    assert not _flags("FINDINGS: The central airways are patent. The patient is status post CABG.", "homophone")
