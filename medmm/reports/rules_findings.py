@@ -81,6 +81,12 @@ _DENIED = re.compile(_FR["change_denied"], _I)
 _CHANGE_WORDS = frozenset(k for k in (_UP_KEYS or ()) + (_DOWN_KEYS or ()) if k.isalpha() and len(k) >= 4) \
     if _UP_KEYS and _DOWN_KEYS and all(k.isalpha() and len(k) >= 4 for k in _UP_KEYS + _DOWN_KEYS) else None
 _PRIOR_WORDS = frozenset(("previously", "previous", "from", "compared"))
+_NONE = re.compile(r"\b(?:" + _alt(_FR["change_none"]) + r")\b", _I)
+_NONE_KEYS = substring_keys(_FR["change_none"])
+_NONE_WORDS = frozenset(k for k in (_NONE_KEYS or ()) if k.isalpha() and len(k) >= 4) \
+    if _NONE_KEYS and all(k.isalpha() and len(k) >= 4 for k in _NONE_KEYS) else None
+_SAME_FRACTION = float(_FR["unchanged_within"]["fraction"])
+_SAME_MM = float(_FR["unchanged_within"]["mm"])
 _PRIOR = re.compile(_FR["prior_size"], _I)
 _CURRENT = re.compile(_FR["current_size"], _I)
 _FROM = re.compile(_FR["from_to"], _I)  # read on the words before a size: it must end them
@@ -91,7 +97,8 @@ _TOLERANCE = 0.1  # a change of less than this fraction of the prior size is a r
 
 @per_sentence
 def _change(sentence: str) -> tuple[str, re.Match] | None:
-    """The direction ("up"/"down") a sentence states and its word; None when it states none, both, or denies it."""
+    """The direction ("up"/"down", or "same": unchanged) a sentence states and its word; None when it states none,
+    two, or denies a change it names."""
     low = sentence.lower() if sentence.isascii() else sentence
     found = []
     if not lacks(low, _UP_KEYS):
@@ -100,6 +107,9 @@ def _change(sentence: str) -> tuple[str, re.Match] | None:
     if not lacks(low, _DOWN_KEYS):
         found += [("down", m) for m in _DOWN.finditer(sentence) if not _DENIED.search(sentence, max(0, m.start() - 40),
                                                                                       m.start())]
+    if not found and not lacks(low, _NONE_KEYS):
+        none = _NONE.search(sentence)
+        return ("same", none) if none else None
     if not found or len({d for d, _ in found}) > 1:
         return None
     return found[0]
@@ -147,12 +157,19 @@ def _size_pairs(sentence: str) -> tuple[tuple[float, float, int, int], ...]:
 
 
 def _contradicted(direction: str, pairs: tuple[tuple[float, float, int, int], ...]) -> tuple[float, float, int, int] | None:
-    """The first pair that goes the other way, unless one goes the stated way."""
+    """The first pair that goes the other way (for "same": that changed by more than a remeasurement), unless one
+    goes the stated way."""
     against = None
     for now, prior, s, e in pairs:
         if prior <= 0:
             continue
         r = now / prior
+        if direction == "same":
+            if abs(r - 1) <= _TOLERANCE:
+                return None
+            if against is None and abs(r - 1) > _SAME_FRACTION and abs(now - prior) > _SAME_MM:
+                against = (now, prior, s, e)
+            continue
         if (direction == "up" and r > 1 + _TOLERANCE) or (direction == "down" and r < 1 - _TOLERANCE):
             return None  # one size that went the stated way: the word is right about it
         if against is None and ((direction == "up" and r < 1 - _TOLERANCE) or
@@ -173,10 +190,11 @@ def rule_interval_direction(a: Analysis, header: Any = None) -> list[Flag]:
     """A change word (increased / decreased) whose own sizes, in its sentence or in the example sentences that
     follow it, went the other way."""
     low, words = a.lower_words()
-    if _CHANGE_WORDS is not None and words.isdisjoint(_CHANGE_WORDS):
+    if _CHANGE_WORDS is not None and _NONE_WORDS is not None and words.isdisjoint(_CHANGE_WORDS) and \
+            words.isdisjoint(_NONE_WORDS):
         return []  # the common case, decided on the report's set of words
-    if words.isdisjoint(_PRIOR_WORDS) or (lacks(low, _UP_KEYS) and lacks(low, _DOWN_KEYS)) or \
-            not _report_has_size(a):
+    if words.isdisjoint(_PRIOR_WORDS) or (lacks(low, _UP_KEYS) and lacks(low, _DOWN_KEYS) and lacks(low, _NONE_KEYS)) \
+            or not _report_has_size(a):
         return []
     flags = []
     sents = a.sentences
@@ -205,9 +223,10 @@ def rule_interval_direction(a: Analysis, header: Any = None) -> list[Flag]:
             continue
         now, prior, ps, pe = bad
         holder = next(s for s, ps_ in where if bad in ps_)
+        how = "changed" if direction == "same" else "went the other way"
         flags.append(make_flag("interval_direction", a.text, sent.start + word.start(), sent.start + word.end(),
-                               f"\"{word.group(0)}\" but the sizes went the other way ({_fmt(now)} now, "
-                               f"{_fmt(prior)} before)", related=[(holder.start + ps, holder.start + pe)]))
+                               f"\"{word.group(0)}\" but the sizes {how} ({_fmt(now)} now, {_fmt(prior)} before)",
+                               related=[(holder.start + ps, holder.start + pe)]))
     return flags
 
 

@@ -144,3 +144,12 @@ def test_patient_for_patent_is_a_homophone():
     """Language-pack data added with these rules (a chest CT dictation slip): "airways are patient"."""
     assert _flags("FINDINGS: The central airways are patient. The patient is status post CABG.", "homophone")
     assert not _flags("FINDINGS: The central airways are patent. The patient is status post CABG.", "homophone")
+
+
+@pytest.mark.parametrize("text, hit", [
+    ("FINDINGS: Stable 9 mm nodule in the right upper lobe, previously 4 mm.", True),
+    ("FINDINGS: Stable 5 mm nodule in the right upper lobe, previously 4 mm.", False),  # a remeasurement
+    ("FINDINGS: Unchanged 4.2 x 2.7 cm mass, previously 4.3 x 2.6 cm.", False),
+])
+def test_interval_direction_unchanged_against_a_size_that_changed(text, hit):
+    assert bool(_flags(text, "interval_direction")) is hit
