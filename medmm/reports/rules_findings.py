@@ -435,9 +435,10 @@ def _stations(text: str) -> set[str]:
 def rule_node_size_denied(a: Analysis, header: Any = None) -> list[Flag]:
     """A lymph node whose short axis no station's normal size reaches, in findings that deny enlarged nodes at its
     station."""
-    low = a.lower_text()
-    if "node" not in low or ("enlarged" not in low and "significant" not in low) or not _report_has_size(a):
-        return []
+    words = a.lower_words()[1]
+    if words.isdisjoint(("node", "nodes")) or words.isdisjoint(("enlarged", "significant")) \
+            or not _report_has_size(a):
+        return []  # a node's size and a denial by size need these words (the report's set of words)
     denials = []
     for sent in a.sentences:
         if sent.section not in BODY:
@@ -500,9 +501,8 @@ def _removed(a: Analysis) -> dict[tuple[str, str], tuple[int, int]]:
                   clean=_F.format("Status post right upper lobectomy. 3 mm nodule in the left upper lobe.")))
 def rule_resected_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding placed in a lobe (or lung) that the report says was resected."""
-    low = a.lower_text()
-    if "lobectomy" not in low and "pneumonectomy" not in low:
-        return []
+    if a.lower_words()[1].isdisjoint(("lobectomy", "pneumonectomy")):
+        return []  # both patterns name one of these words (looked up in the report's set of words)
     removed = _removed(a)
     if not removed:
         return []
@@ -535,9 +535,9 @@ _ONE_SIDED_KEYS = substring_keys(list(_FR["one_sided"].values()))
                   clean=_F.format("Unchanged fissural nodularity in the right minor fissure.")))
 def rule_no_such_fissure(a: Analysis, header: Any = None) -> list[Flag]:
     """A structure only one lung has, named on the other side ("left minor fissure")."""
-    low = a.lower_text()
-    if lacks(low, _ONE_SIDED_KEYS):
-        return []
+    low, words = a.lower_words()
+    if ("fissure" not in words if _ONE_SIDED_KEYS == ("fissure", "horizontal") else lacks(low, _ONE_SIDED_KEYS)):
+        return []  # the packaged structures are fissures: a word-set lookup; a site's own: substring tests
     flags = []
     for side, pat in _ONE_SIDED:
         for m in pat.finditer(a.text):
@@ -575,8 +575,7 @@ def _over_class(sentence: str) -> tuple[Hit, ...]:
                   clean=_F.format("Unchanged subcentimeter nodules, for example 6 mm right lower lobe nodule.")))
 def rule_size_class(a: Analysis, header: Any = None) -> list[Flag]:
     """A measurement larger than the size word ("subcentimeter", "sub-5 mm") its findings were introduced with."""
-    low = a.lower_text()
-    if lacks(low, _CLASS_KEYS) or not _report_has_size(a):  # "sub" is common: the size test decides most reports
+    if not _report_has_size(a) or lacks(a.lower_text(), _CLASS_KEYS):  # the size test (cached) decides most reports
         return []
     return sentence_flags(a, "size_class", _over_class)
 
@@ -617,8 +616,7 @@ def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
                   clean=_F.format("There is a small nodule along the left major fissure measuring 3 mm.")))
 def rule_severity_measured(a: Analysis, header: Any = None) -> list[Flag]:
     """A grade whose finding's own measurement, given later in the sentence ("measuring 3 mm"), contradicts it."""
-    low = a.lower_text()
-    if "measur" not in low or not _report_has_size(a) or not _GRADE.search(a.text):
+    if not _report_has_size(a) or "measur" not in a.lower_text() or not _GRADE.search(a.text):
         return []
     return sentence_flags(a, "severity_measured", _grade_against_measure)
 
@@ -662,8 +660,9 @@ def _caliber_against_size(sentence: str) -> tuple[Hit, ...]:
 def rule_caliber_measured(a: Analysis, header: Any = None) -> list[Flag]:
     """An aorta or pulmonary artery called normal in calibre with a dilated measurement, or dilated with a normal
     one, in one sentence."""
+    if not _report_has_size(a):
+        return []
     low = a.lower_text()
-    if ("aort" not in low and "pulmonary" not in low) or not _report_has_size(a) or (
-            not _NORMAL_CALIBER.search(low) and not _DILATED.search(low)):
+    if ("aort" not in low and "pulmonary" not in low) or (not _NORMAL_CALIBER.search(low) and not _DILATED.search(low)):
         return []
     return sentence_flags(a, "caliber_measured", _caliber_against_size)
