@@ -666,3 +666,38 @@ def rule_caliber_measured(a: Analysis, header: Any = None) -> list[Flag]:
     if ("aort" not in low and "pulmonary" not in low) or (not _NORMAL_CALIBER.search(low) and not _DILATED.search(low)):
         return []
     return sentence_flags(a, "caliber_measured", _caliber_against_size)
+
+
+# ------------------------------------------------------------------ normal_heading
+_HEADING_NORMAL = re.compile(_FR["heading_normal"], _I)
+
+
+@declare(FlagSpec(id="normal_heading", type="negation", family="within", reads=("findings",),
+                  explains="{sentence} states a finding under a sub-heading whose statement is {Normal.}",
+                  example="FINDINGS:\nLUNGS: No consolidation.\nPLEURA: Normal. Small right pleural effusion.",
+                  clean="FINDINGS:\nLUNGS: No consolidation.\nPLEURA: Normal. No pleural effusion."))
+def rule_normal_heading(a: Analysis, header: Any = None) -> list[Flag]:
+    """A finding stated under an organ sub-heading that the report calls normal in a sentence of its own
+    ("PLEURA: Normal. Small right pleural effusion."): one of the two statements is wrong."""
+    sents = a.sentences
+    normal = [i for i, s in enumerate(sents) if s.label and s.section == "findings" and len(s.text) < 40
+              and _HEADING_NORMAL.match(s.text)]
+    if not normal:
+        return []
+    flags = []
+    for i in normal:
+        block = {i}
+        for step in (-1, 1):  # the sentences under the same sub-heading, next to it
+            j = i + step
+            while 0 <= j < len(sents) and sents[j].label == sents[i].label and sents[j].section == sents[i].section:
+                block.add(j)
+                j += step
+        for m in a.mentions:
+            if m.sentence in block and m.sentence != i and m.positive and not m.uncertain and not m.hypothetical \
+                    and not m.past:
+                s, n = sents[m.sentence], sents[i]
+                flags.append(make_flag("normal_heading", a.text, s.start, s.end,
+                                       f"\"{s.text.strip()}\" states a finding under the sub-heading whose statement "
+                                       f"is \"{n.text.strip()}\"", related=[(n.start, n.end)]))
+                break
+    return flags

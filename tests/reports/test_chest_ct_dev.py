@@ -56,11 +56,11 @@ def test_hand_made_chest_ct_errors_in_held_out_reports_are_found():
 
 
 def test_hand_made_chest_ct_errors_in_tune_reports_stay_found():
-    """The development set of rules_findings.py: 23 of its 30 CDEStaging edits were found when the rules were
+    """The development set of rules_findings.py: 27 of its 33 CDEStaging edits were found when the rules were
     written (8 before them)."""
     n, total, _ = _found("tune", TUNE_EDITS)
-    assert total == 30
-    assert n >= 23, f"{n} of {total} tune chest CT hand edits found"
+    assert total == 33
+    assert n >= 27, f"{n} of {total} tune chest CT hand edits found"
 
 
 def test_findings_rules_raise_no_flag_on_clean_tune_chest_ct_reports():

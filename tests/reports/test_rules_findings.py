@@ -153,3 +153,14 @@ def test_patient_for_patent_is_a_homophone():
 ])
 def test_interval_direction_unchanged_against_a_size_that_changed(text, hit):
     assert bool(_flags(text, "interval_direction")) is hit
+
+
+@pytest.mark.parametrize("text, hit", [
+    ("FINDINGS:\nLUNGS: No consolidation.\nPLEURA: Normal. Small right pleural effusion.", True),
+    ("FINDINGS:\nLYMPH NODES: Normal. Enlarged 16 mm right hilar lymph node.", True),
+    ("FINDINGS:\nLUNGS: No consolidation.\nPLEURA: Normal. No pleural effusion or pneumothorax.", False),
+    ("FINDINGS:\nPLEURA: Normal.\nLUNGS: Small right lower lobe nodule.", False),  # another sub-heading
+    ("FINDINGS: Normal. Small right pleural effusion.", False),  # no sub-heading
+])
+def test_normal_heading(text, hit):
+    assert bool(_flags(text, "normal_heading")) is hit
