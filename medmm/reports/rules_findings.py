@@ -36,6 +36,7 @@ from medmm.reports.rule_loop import BODY, Hit, sentence_flags
 
 
 # ------------------------------------------------------------------ node_size_denied
+MAX_DENIALS = 20  # node denials compared per report
 _NODE_DENIAL = re.compile(_FR["node_denial"], re.I)
 _NODE_LIMITED = re.compile(_FR["node_denial_limited"], re.I)
 _NODE_SHORT_AXIS = float(_FR["node_short_axis_mm"])
@@ -68,6 +69,7 @@ def rule_node_size_denied(a: Analysis, header: Any = None) -> list[Flag]:
             denials.append((sent, m, _stations(m.group(0))))
     if not denials:
         return []
+    denials = denials[:MAX_DENIALS]  # a report states one or two; more is garbage input (bounded pairing)
     flags = []
     for sent in a.sentences:
         if sent.section not in BODY or not _NODE_WORD.search(sent.text) or _LONG_AXIS.search(sent.text):
@@ -300,24 +302,29 @@ def rule_normal_heading(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding stated under an organ sub-heading that the report calls normal in a sentence of its own
     ("PLEURA: Normal. Small right pleural effusion."): one of the two statements is wrong."""
     sents = a.sentences
-    normal = [i for i, s in enumerate(sents) if s.label and s.section == "findings" and len(s.text) < 40
-              and _HEADING_NORMAL.match(s.text)]
-    if not normal:
+    if not any(s.label and len(s.text) < 40 and _HEADING_NORMAL.match(s.text) for s in sents):
         return []
+    # the runs of sentences under one sub-heading (one pass), each with its "Normal." sentence, if any
+    block_of: dict[int, int] = {}
+    normal_of: dict[int, int] = {}
+    b = -1
+    for i, s in enumerate(sents):
+        if not i or s.label != sents[i - 1].label or s.section != sents[i - 1].section:
+            b += 1
+        block_of[i] = b
+        if s.label and s.section == "findings" and b not in normal_of and len(s.text) < 40 \
+                and _HEADING_NORMAL.match(s.text):
+            normal_of[b] = i
     flags = []
-    for i in normal:
-        block = {i}
-        for step in (-1, 1):  # the sentences under the same sub-heading, next to it
-            j = i + step
-            while 0 <= j < len(sents) and sents[j].label == sents[i].label and sents[j].section == sents[i].section:
-                block.add(j)
-                j += step
-        for m in a.mentions:
-            if m.sentence in block and m.sentence != i and m.positive and not m.uncertain and not m.hypothetical \
-                    and not m.past:
-                s, n = sents[m.sentence], sents[i]
-                flags.append(make_flag("normal_heading", a.text, s.start, s.end,
-                                       f"\"{s.text.strip()}\" states a finding under the sub-heading whose statement "
-                                       f"is \"{n.text.strip()}\"", related=[(n.start, n.end)]))
-                break
+    done: set[int] = set()
+    for m in a.mentions:
+        blk = block_of.get(m.sentence)
+        n = normal_of.get(blk) if blk is not None else None
+        if n is None or blk in done or m.sentence == n or not m.positive or m.uncertain or m.hypothetical or m.past:
+            continue
+        done.add(blk)
+        s, ns = sents[m.sentence], sents[n]
+        flags.append(make_flag("normal_heading", a.text, s.start, s.end,
+                               f"\"{s.text.strip()}\" states a finding under the sub-heading whose statement is "
+                               f"\"{ns.text.strip()}\"", related=[(ns.start, ns.end)]))
     return flags

@@ -31,6 +31,7 @@ from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rule_loop import BODY, Hit, sentence_flags
 
 _PACK = language_pack()
+MAX_DENIALS = 20  # "no new ..." statements compared per report (each claim is read against each)
 
 
 # ------------------------------------------------------------------ interval_direction
@@ -250,6 +251,7 @@ def rule_interval_denied(a: Analysis, header: Any = None) -> list[Flag]:
     denials = [(s, d) for s in a.sentences if s.section == "findings" and (d := _denial(s.text)) is not None]
     if not denials:
         return []
+    denials = denials[:MAX_DENIALS]  # a report states a handful; more is garbage input (bounded pairing)
     flags = []
     prev = None
     for sent in a.sentences:
