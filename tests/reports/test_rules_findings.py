@@ -164,3 +164,26 @@ def test_interval_direction_unchanged_against_a_size_that_changed(text, hit):
 ])
 def test_normal_heading(text, hit):
     assert bool(_flags(text, "normal_heading")) is hit
+
+
+@pytest.mark.parametrize("text", [
+    "FINDINGS:\nPLEURA: " + "Normal. " * 6000 + "Small right pleural effusion.",
+    "FINDINGS: " + "No new nodules. New thyroid nodule. " * 1500,
+    "FINDINGS: " + "No enlarged hilar lymph nodes. A 19 mm axillary node. " * 1000,
+    "FINDINGS: Increased " + "5 mm, previously 4 mm, " * 2500,
+    "FINDINGS: " + "New nodule. These are unchanged. " * 2000,
+])
+def test_findings_rules_stay_linear_on_repeated_statements(text):
+    """About 50,000 characters of one repeated statement: each findings rule reads it in well under a second (a
+    walk or pairing per statement would be quadratic)."""
+    import time
+
+    from medmm.reports.analysis import analyze
+    from medmm.reports.registry import rule_functions
+
+    a = analyze(text)
+    for fn, _ in rule_functions():
+        if ".rules_findings" in fn.__module__:
+            t0 = time.perf_counter()
+            fn(a, None)
+            assert time.perf_counter() - t0 < 1.0, fn.__name__
