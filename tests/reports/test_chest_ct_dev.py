@@ -49,7 +49,9 @@ def _found(split: str, edits: Path) -> tuple[int, int, list[str]]:
 
 
 def test_hand_made_chest_ct_errors_in_held_out_reports_are_found():
-    """The issue's goal for an error stated once (>= 0.60), on errors written blind into held-out reports."""
+    """The issue's goal for an error stated once (>= 0.60), on errors written blind into held-out reports.
+    Measured once after the rules_findings modules were written (blind for them): 11 of 25 (0.44; 5 of 25 before),
+    so this test fails until more of these errors are caught."""
     n, total, _ = _found("heldout", HELD_OUT_EDITS)
     assert total >= 20
     assert n / total >= 0.60, f"{n} of {total} held-out chest CT hand edits found"
