@@ -73,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-flags", type=int, default=1)
     ap.add_argument("--per-type-seeds", type=int, default=1, help="copies injected with one taxonomy type at a time")
     ap.add_argument("--out", default=OUT)
+    ap.add_argument("--extra", nargs=2, action="append", default=[], metavar=("CORPUS", "EDITS"),
+                    help="another dev corpus (its tune split, read with its own header) and hand edits of it: the "
+                         "flags on its clean reports are false alarms and the edits' attributable flags true "
+                         "positives (edits weighted to as many as the clean reports), for the rule rows only, not "
+                         "the threshold: rules the radiograph corpus never triggers (chest CT findings: "
+                         "/work/ctmr_dev/cdestaging_ct.jsonl tests/data/reports_cdestaging_tune_edits.jsonl)")
     args = ap.parse_args(argv)
 
     from medmm import metrics
@@ -167,6 +173,33 @@ def main(argv: list[str] | None = None) -> int:
                 raw_fp[f.rule] += 1
         if seed == 0:  # the threshold is chosen on one error copy per clean report (prevalence 1:1)
             scores.append((True, [f.rule for f in res.flags]))
+    for corpus, edits in args.extra:  # other modalities' dev text: rule rows only (the threshold stays the corpus's)
+        xrows = read_real_corpus(corpus, "tune")
+        xclean: dict[str, Counter] = {}
+        for r in xrows:
+            res = checker.check(r["report"], r["header"])
+            xclean[r["id"]] = Counter(f.rule for f in res.flags)
+            genuine = {f.rule for f in res.flags if (r["id"], f.rule) in reviewed}
+            for f in res.flags:
+                (tp if f.rule in genuine else fp)[f.rule] += 1
+        xmade, xproblems = apply_hand_edits(xrows, edits)
+        if xproblems:
+            print("\n".join(f"calibration edit skipped ({edits}): {p}" for p in xproblems), file=sys.stderr)
+        xweight = len(xrows) / max(len(xmade), 1)
+        for x in xmade:
+            err = x["errors"][0]
+            inherited = Counter(xclean.get(x["id"], Counter()))
+            for f in checker.check(x["report"], x["header"]).flags:
+                raw[f.rule] += 1
+                if attributable(f, err):
+                    wtp[f.rule] += xweight
+                    raw_tp[f.rule] += 1
+                    hand_tp[f.rule] += 1
+                elif inherited[f.rule] > 0:
+                    inherited[f.rule] -= 1
+                else:
+                    wfp[f.rule] += xweight
+                    raw_fp[f.rule] += 1
     families: dict[str, dict] = {fam: {"prior": prior, "rules": {}} for fam, prior in PRIORS.items()}
     for rule, (family, _) in RULES.items():
         t, f = tp[rule] + wtp[rule], fp[rule] + wfp[rule]

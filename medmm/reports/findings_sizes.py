@@ -1,0 +1,44 @@
+"""What the findings rules (``rules_findings.py``, ``rules_findings_interval.py``) share: their part of the language
+pack, a measurement with up to three dimensions, and a cheap once-per-report test for whether a report can hold a
+measurement at all (most radiograph reports cannot, and every size-reading rule asks it first)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from medmm.reports.analysis import UNIT_ALTERNATION, Analysis, unit_mm
+from medmm.reports.language_pack import language_pack
+
+__all__ = ["EXAMPLE", "PACK", "SIZE", "alternation", "has_size", "report_has_size", "size_mm"]
+
+PACK: dict[str, Any] = language_pack()["findings_rules"]  # the words of the findings rules (language-en.yaml)
+EXAMPLE = "FINDINGS: {}"  # the registry examples' report
+
+# a measurement: up to three dimensions and a unit (the pack's size units); its largest dimension is what is compared
+SIZE = re.compile(r"\b(\d+(?:\.\d+)?)(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*(?:-\s*)?("
+                  + UNIT_ALTERNATION + r")\b", re.I)
+_DIGIT_UNIT = re.compile(r"\d\s*(?:mm|cm|milli|centi)")
+
+
+def alternation(items: list[str]) -> str:
+    """A regex alternation of ``items``, longest first (so a longer word wins over its prefix)."""
+    return "|".join(sorted(items, key=len, reverse=True))
+
+
+def size_mm(m: re.Match) -> float:
+    """The largest dimension of a :data:`SIZE` match, in millimetres."""
+    return max(float(g) for g in m.groups()[:3] if g) * unit_mm(m.group(4))
+
+
+def has_size(low: str) -> bool:
+    """Can the lower-cased text hold a measurement (a digit before a unit)? Substring tests, then one regex."""
+    return ("mm" in low or "cm" in low or "milli" in low or "centi" in low) and _DIGIT_UNIT.search(low) is not None
+
+
+def report_has_size(a: Analysis) -> bool:
+    """:func:`has_size` of the report, decided once per analysis (several rules ask)."""
+    hit = a.cache.get("findings_rules_size")
+    if hit is None:
+        hit = a.cache["findings_rules_size"] = has_size(a.lower_text())
+    return hit

@@ -1,0 +1,380 @@
+"""Interval rules that read one statement of the findings against the rest: a change word, "new" or "unchanged"
+that the report's own sizes, denials or priors contradict. Structured CT findings (organ sub-headings, priors named
+inline, no impression) leave no impression to compare with; what a reader still sees is inside the findings.
+
+* ``interval_direction``: a change word that the sentence's own sizes contradict ("increased from 1.5 cm to 0.8 cm",
+  "increase in size, ... 8.5 cm, previously 9.7 cm", "stable 9 mm nodule, previously 4 mm"), also when the next
+  sentences give the examples ("... have increased in size. For example a 10 mm nodule, previously 23 mm");
+* ``interval_denied``: a finding called new (or grown) in findings that deny any new (or enlarging) finding of its
+  kind ("New 3 mm right upper lobe nodule." ... "No new or enlarging nodules."); a qualified denial ("no new
+  suspicious nodule") denies only findings said to be so; the flag shows both sentences;
+* ``interval_new_unchanged``: a finding called new and unchanged, in one sentence ("New ... nodule, unchanged.") or in
+  two, the second taking it up ("There are two new nodules. These are unchanged from 11/8/2023.");
+* ``interval_no_prior_stated``: interval language in a report whose own sentence says there is no prior study
+  ("There are no comparison studies.") and that has no COMPARISON section (``interval_no_prior`` reads that).
+
+The words are data: the language pack's ``findings_rules`` (``medmm/configs/reports/language-en.yaml``) and the
+shared ``rule_patterns`` for interval claims. Each rule decides most reports on the report's set of words or a few
+substrings before any per-sentence regex; every pattern is bounded.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from medmm.reports.analysis import Analysis, per_sentence
+from medmm.reports.findings_sizes import EXAMPLE, PACK as _FR, SIZE, alternation, has_size, report_has_size, size_mm
+from medmm.reports.flags import Flag, make_flag
+from medmm.reports.language_pack import lacks, language_pack, substring_keys
+from medmm.reports.registry import FlagSpec, declare
+from medmm.reports.rule_loop import BODY, Hit, sentence_flags
+
+_PACK = language_pack()
+MAX_DENIALS = 20  # "no new ..." statements compared per report (each claim is read against each)
+
+
+# ------------------------------------------------------------------ interval_direction
+_UP = re.compile(r"\b(?:" + alternation(_FR["change_up"]) + r")\b", re.I)
+_DOWN = re.compile(r"\b(?:" + alternation(_FR["change_down"]) + r")\b", re.I)
+_UP_KEYS = substring_keys(_FR["change_up"])
+_DOWN_KEYS = substring_keys(_FR["change_down"])
+_DENIED = re.compile(_FR["change_denied"], re.I)
+# every change word is one of these words, or holds one (looked up in the report's set of words: cheaper than
+# substring scans; None: a site's phrase that is not a plain word, so no such pre-test)
+_CHANGE_WORDS = frozenset(k for k in (_UP_KEYS or ()) + (_DOWN_KEYS or ()) if k.isalpha() and len(k) >= 4) \
+    if _UP_KEYS and _DOWN_KEYS and all(k.isalpha() and len(k) >= 4 for k in _UP_KEYS + _DOWN_KEYS) else None
+_PRIOR_WORDS = frozenset(("previously", "previous", "from", "compared"))
+_NONE = re.compile(r"\b(?:" + alternation(_FR["change_none"]) + r")\b", re.I)
+_NONE_KEYS = substring_keys(_FR["change_none"])
+_NONE_WORDS = frozenset(k for k in (_NONE_KEYS or ()) if k.isalpha() and len(k) >= 4) \
+    if _NONE_KEYS and all(k.isalpha() and len(k) >= 4 for k in _NONE_KEYS) else None
+_SAME_FRACTION = float(_FR["unchanged_within"]["fraction"])
+_SAME_MM = float(_FR["unchanged_within"]["mm"])
+_PRIOR = re.compile(_FR["prior_size"], re.I)
+_CURRENT = re.compile(_FR["current_size"], re.I)
+_FROM = re.compile(_FR["from_to"], re.I)  # read on the words before a size: it must end them
+_TO = re.compile(r"\s*(?:\([^)]{0,20}\)\s*)?to\s+", re.I)  # matched up to the next size (no lookahead past it)
+_EXAMPLE = re.compile(_FR["example_opener"], re.I)
+_TOLERANCE = 0.1  # a change of less than this fraction of the prior size is a remeasurement, not a direction
+
+
+@per_sentence
+def _change(sentence: str) -> tuple[str, re.Match] | None:
+    """The direction ("up"/"down", or "same": unchanged) a sentence states and its word; None when it states none,
+    two, or denies a change it names."""
+    low = sentence.lower() if sentence.isascii() else sentence
+    found = []
+    if not lacks(low, _UP_KEYS):
+        found += [("up", m) for m in _UP.finditer(sentence) if not _DENIED.search(sentence, max(0, m.start() - 40),
+                                                                                  m.start())]
+    if not lacks(low, _DOWN_KEYS):
+        found += [("down", m) for m in _DOWN.finditer(sentence) if not _DENIED.search(sentence, max(0, m.start() - 40),
+                                                                                      m.start())]
+    if not found and not lacks(low, _NONE_KEYS):
+        none = _NONE.search(sentence)
+        return ("same", none) if none else None
+    if not found or len({d for d, _ in found}) > 1:
+        return None
+    return found[0]
+
+
+@per_sentence
+def _size_pairs(sentence: str) -> tuple[tuple[float, float, int, int], ...]:
+    """(size now, prior size, start, end of the prior's words) of each measurement the sentence gives with its prior:
+    "8.5 cm, previously 9.7 cm", "previously 5.2 cm, presently 3.4 cm", "from 1.5 cm to 0.8 cm"."""
+    if not has_size(sentence.lower()):
+        return ()
+    sizes = list(SIZE.finditer(sentence))
+    if len(sizes) < 2:
+        return ()
+    pairs = []
+    used: set[int] = set()
+    for i, s in enumerate(sizes):
+        if i in used:
+            continue
+        between = sentence[sizes[i - 1].end() if i else 0: s.start()]
+        cue = None
+        for c in _PRIOR.finditer(between):
+            cue = c
+        if cue is not None and between[cue.end():].strip() == "":
+            # s is a prior size; this study's size follows ("presently 3.4 cm") or came before it
+            nxt = sizes[i + 1] if i + 1 < len(sizes) else None
+            if nxt is not None and _CURRENT.match(sentence, s.end(), nxt.start()) and \
+                    sentence[_CURRENT.match(sentence, s.end(), nxt.start()).end(): nxt.start()].strip() == "":
+                pairs.append((size_mm(nxt), size_mm(s), s.start(), s.end()))
+                used.add(i + 1)
+            elif i and i - 1 not in used:
+                pairs.append((size_mm(sizes[i - 1]), size_mm(s), s.start(), s.end()))
+            used.add(i)
+            continue
+        frm = None
+        for c in _FROM.finditer(between):
+            frm = c
+        nxt = sizes[i + 1] if i + 1 < len(sizes) else None
+        if frm is not None and between[frm.end():].strip() == "" and nxt is not None and \
+                _TO.match(sentence, s.end(), nxt.start()) and \
+                sentence[_TO.match(sentence, s.end(), nxt.start()).end(): nxt.start()].strip() == "":
+            pairs.append((size_mm(nxt), size_mm(s), s.start(), s.end()))
+            used.update((i, i + 1))
+    return tuple(pairs)
+
+
+def _contradicted(direction: str, pairs: tuple[tuple[float, float, int, int], ...]) -> tuple[float, float, int, int] | None:
+    """The first pair that goes the other way (for "same": that changed by more than a remeasurement), unless one
+    goes the stated way."""
+    against = None
+    for now, prior, s, e in pairs:
+        if prior <= 0:
+            continue
+        r = now / prior
+        if direction == "same":
+            if abs(r - 1) <= _TOLERANCE:
+                return None
+            if against is None and abs(r - 1) > _SAME_FRACTION and abs(now - prior) > _SAME_MM:
+                against = (now, prior, s, e)
+            continue
+        if (direction == "up" and r > 1 + _TOLERANCE) or (direction == "down" and r < 1 - _TOLERANCE):
+            return None  # one size that went the stated way: the word is right about it
+        if against is None and ((direction == "up" and r < 1 - _TOLERANCE) or
+                                (direction == "down" and r > 1 + _TOLERANCE)):
+            against = (now, prior, s, e)
+    return against
+
+
+def _fmt(mm: float) -> str:
+    return f"{mm / 10:g} cm" if mm >= 10 else f"{mm:g} mm"
+
+
+@declare(FlagSpec(id="interval_direction", type="interval", family="interval", reads=BODY,
+                  explains="{change word} but the sentence's own sizes went the other way ({now} now, {prior} before)",
+                  example=EXAMPLE.format("Subcarinal lymph node has increased from 1.5 cm to 0.8 cm."),
+                  clean=EXAMPLE.format("Subcarinal lymph node has decreased from 1.5 cm to 0.8 cm.")))
+def rule_interval_direction(a: Analysis, header: Any = None) -> list[Flag]:
+    """A change word (increased / decreased) whose own sizes, in its sentence or in the example sentences that
+    follow it, went the other way."""
+    low, words = a.lower_words()
+    if _CHANGE_WORDS is not None and _NONE_WORDS is not None and words.isdisjoint(_CHANGE_WORDS) and \
+            words.isdisjoint(_NONE_WORDS):
+        return []  # the common case, decided on the report's set of words
+    if words.isdisjoint(_PRIOR_WORDS) or (lacks(low, _UP_KEYS) and lacks(low, _DOWN_KEYS) and lacks(low, _NONE_KEYS)) \
+            or not report_has_size(a):
+        return []
+    flags = []
+    sents = a.sentences
+    for i, sent in enumerate(sents):
+        if sent.section not in BODY:
+            continue
+        ch = _change(sent.text)
+        if ch is None:
+            continue
+        direction, word = ch
+        where = [(sent, _size_pairs(sent.text))]
+        if not where[0][1]:  # the examples may follow: "... have decreased. For example a 10 mm nodule, previously 23 mm."
+            where = []
+            for j in range(i + 1, min(i + 3, len(sents))):
+                nxt = sents[j]
+                if nxt.section != sent.section or _change(nxt.text) is not None or (
+                        j == i + 1 and not _EXAMPLE.match(nxt.text)):
+                    break
+                pairs = _size_pairs(nxt.text)
+                if not pairs:
+                    break
+                where.append((nxt, pairs))
+        all_pairs = tuple(p for _, ps in where for p in ps)
+        bad = _contradicted(direction, all_pairs) if all_pairs else None
+        if bad is None:
+            continue
+        now, prior, ps, pe = bad
+        holder = next(s for s, ps_ in where if bad in ps_)
+        how = "changed" if direction == "same" else "went the other way"
+        flags.append(make_flag("interval_direction", a.text, sent.start + word.start(), sent.start + word.end(),
+                               f"\"{word.group(0)}\" but the sizes {how} ({_fmt(now)} now, {_fmt(prior)} before)",
+                               related=[(holder.start + ps, holder.start + pe)]))
+    return flags
+
+
+# ------------------------------------------------------------------ interval_denied
+_KINDS = {k: re.compile(r"\b(?:" + v + r")\b", re.I) for k, v in _FR["denied_kinds"].items()}
+_NO_NEW = re.compile(_FR["no_new"], re.I)
+_NEW_CLAIM = re.compile(_FR["new_claim"], re.I)
+_DENIES_GROWTH = re.compile(_FR["denies_growth"], re.I)
+_GROWTH = re.compile(_FR["growth_claim"], re.I)
+_ANAPHOR = re.compile(_FR["anaphor"], re.I)
+_ORGANS = re.compile(r"\b(?:" + alternation(_FR["other_organs"]) + r")\b", re.I)
+_NEGATED = re.compile(r"\b(?:no|not|without|nor|resolved|resolution)\b", re.I)
+_QUALIFIERS = re.compile(r"\b(?:" + alternation(_FR["denial_qualifiers"]) + r")\b", re.I)
+
+
+def _kinds(text: str) -> set[str]:
+    return {k for k, pat in _KINDS.items() if pat.search(text)}
+
+
+def _organs(text: str) -> set[str]:
+    return {m.group(0).lower() for m in _ORGANS.finditer(text)}
+
+
+@per_sentence
+def _denial(sentence: str) -> tuple[frozenset[str], bool, frozenset[str], frozenset[str]] | None:
+    """(kinds denied new, also denies growth, organs named, qualifiers) of a "No new ... nodules" sentence, else
+    None."""
+    m = _NO_NEW.search(sentence)
+    if m is None:
+        return None
+    kinds = _kinds(m.group(1))
+    if not kinds:
+        return None
+    quals = frozenset(q.group(0).lower() for q in _QUALIFIERS.finditer(m.group(1)))
+    return frozenset(kinds), bool(_DENIES_GROWTH.search(m.group(1))), frozenset(_organs(sentence)), quals
+
+
+@per_sentence
+def _claim(sentence: str) -> str | None:
+    """"new" or "grown" when the sentence calls its finding new or grown (not a denial), else None."""
+    if _NEGATED.search(sentence) or _NO_NEW.search(sentence):
+        return None
+    if _NEW_CLAIM.match(sentence):
+        return "new"
+    return "grown" if _GROWTH.search(sentence) else None
+
+
+@declare(FlagSpec(id="interval_denied", type="interval", family="interval", reads=("findings",),
+                  explains="a {kind} called {new/grown} but the findings say: {no new statement}",
+                  example=EXAMPLE.format("New 3 mm right upper lobe nodule. No new or enlarging nodules."),
+                  clean=EXAMPLE.format("New 3 mm right upper lobe nodule. No new suspicious nodules or consolidation.")))
+def rule_interval_denied(a: Analysis, header: Any = None) -> list[Flag]:
+    """A finding called new (or grown) in findings that deny any new (or enlarging) finding of its kind."""
+    low = a.lower_text()
+    if "new" not in low or ("no new" not in low and "without new" not in low and "no other new" not in low
+                            and "no additional new" not in low and "no definite new" not in low):
+        return []
+    denials = [(s, d) for s in a.sentences if s.section == "findings" and (d := _denial(s.text)) is not None]
+    if not denials:
+        return []
+    denials = denials[:MAX_DENIALS]  # a report states a handful; more is garbage input (bounded pairing)
+    flags = []
+    prev = None
+    for sent in a.sentences:
+        if sent.section != "findings":
+            prev = None
+            continue
+        claim = _claim(sent.text)
+        subject = sent.text
+        if claim is not None and _ANAPHOR.match(sent.text) and prev is not None:
+            subject = prev.text + " " + sent.text  # "These are all enlarged since ...": the previous sentence's finding
+        kinds = _kinds(subject) if claim is not None else set()
+        prev = sent
+        if not kinds:
+            continue
+        organs = _organs(subject)
+        for dsent, (dkinds, growth, dorgans, quals) in denials:
+            if dsent is sent or (claim == "grown" and not growth):
+                continue
+            if quals and not all(re.search(r"\b" + re.escape(q) + r"\b", subject, re.I) for q in quals):
+                continue  # "no new suspicious nodule" denies only a new nodule called suspicious
+            if dsent.label and sent.label and dsent.label != sent.label:
+                continue  # another organ's sub-heading
+            common = kinds & dkinds
+            if not common or not organs <= dorgans:
+                continue
+            kind = sorted(common)[0]
+            flags.append(make_flag("interval_denied", a.text, sent.start, sent.end,
+                                   f"a {kind} called {claim} but the findings say \"{dsent.text.strip()}\"",
+                                   related=[(dsent.start, dsent.end)]))
+            break
+    return flags
+
+
+_OPENS_NEW = re.compile(_FR["opens_new"], re.I)
+_CLOSES_OLD = re.compile(_FR["closes_old"], re.I)
+
+
+@per_sentence
+def _new_and_unchanged(sentence: str) -> tuple[Hit, ...]:
+    m = _OPENS_NEW.match(sentence)
+    if m is None:
+        return ()
+    old = _CLOSES_OLD.search(sentence, m.end())
+    if old is None:
+        return ()
+    return (Hit(m.start(), m.end(), f"opens \"new\" and closes \"{old.group(0).strip(' ,.;')}\"",
+                ((old.start(), old.end()),)),)
+
+
+_ANAPHOR_OLD = re.compile(_FR["anaphor_old"], re.I)
+_ANAPHOR_NEW = re.compile(_FR["anaphor_new"], re.I)
+_OPENS_OLD = re.compile(_FR["opens_old"], re.I)
+
+
+def _across(a: Analysis) -> list[Flag]:
+    """A sentence that calls its finding new followed by one that takes it up ("These", "It") and calls it unchanged,
+    or the other way round: the flag lies on the sentence with "new", the other is related."""
+    flags = []
+    sents = a.sentences
+    for s, t in zip(sents, sents[1:]):
+        if s.section not in BODY or t.section != s.section:
+            continue
+        if _claim(s.text) == "new" and _ANAPHOR_OLD.match(t.text):
+            flags.append(make_flag("interval_new_unchanged", a.text, s.start, s.end,
+                                   f"called new, but the next sentence says \"{t.text.strip()}\"",
+                                   related=[(t.start, t.end)]))
+        elif _OPENS_OLD.match(s.text) and _ANAPHOR_NEW.match(t.text):
+            flags.append(make_flag("interval_new_unchanged", a.text, t.start, t.end,
+                                   f"called new, but the sentence before says \"{s.text.strip()}\"",
+                                   related=[(s.start, s.end)]))
+    return flags
+
+
+@declare(FlagSpec(id="interval_new_unchanged", type="interval", family="interval", reads=BODY,
+                  explains="the sentence (or the next one, taking it up) calls the finding {new} and {unchanged}",
+                  example=EXAMPLE.format("New low-density 2.0 cm subcutaneous nodule, unchanged."),
+                  clean=EXAMPLE.format("Unchanged low-density 2.0 cm subcutaneous nodule, unchanged.")))
+def rule_interval_new_unchanged(a: Analysis, header: Any = None) -> list[Flag]:
+    """A finding called new and unchanged (stable, similar): at the start and the end of one sentence, or in two
+    sentences the second of which takes it up with an anaphor."""
+    low = a.lower_text()
+    if "new" not in low or ("unchanged" not in low and "stable" not in low and "similar" not in low
+                            and "redemonstrated" not in low and "changed" not in low and "again" not in low):
+        return []
+    return sentence_flags(a, "interval_new_unchanged", _new_and_unchanged) + _across(a)
+
+
+# ------------------------------------------------------------------ interval_no_prior_stated
+_RP = _PACK["rule_patterns"]
+_NO_PRIOR_STATED = re.compile(_FR["no_prior_stated"], re.I)
+_INTERVAL_CLAIM = re.compile(_RP["interval_claim"], re.I)
+_PRIOR_IN_SENTENCE = re.compile(_RP["prior_in_sentence"], re.I)
+_NOT_A_CLAIM = re.compile(_RP["not_a_claim"], re.I)
+_WEAK = frozenset(w.lower() for w in _PACK["weak_interval_claims"])
+_NO_PRIOR_CUE = re.compile(r"\bno\s+(?:prior|previous|old|comparison)\b")  # every no_prior_stated match holds one
+_HYPOTHETICAL = ("recommend", "follow", "consider", " if ", "would", "needed", "could")
+
+
+@declare(FlagSpec(id="interval_no_prior_stated", type="interval", family="interval", reads=("any",),
+                  explains="interval language {word} but the report says there is no prior study ({statement})",
+                  example="FINDINGS: There are no comparison studies. There is a new laceration of the scalp.",
+                  clean="FINDINGS: There are no comparison studies. There is a laceration of the scalp."))
+def rule_interval_no_prior_stated(a: Analysis, header: Any = None) -> list[Flag]:
+    """Interval language in a report whose own sentence says there is no prior study (a report without a
+    COMPARISON section; with one, ``interval_no_prior`` reads it)."""
+    low = a.lower_text()
+    if a.section("comparison") is not None:
+        return []  # interval_no_prior reads the COMPARISON section
+    if "no prior" not in low and "no previous" not in low and "no comparison" not in low and "no old" not in low \
+            and ("no\n" not in low and "no  " not in low and "no\t" not in low or _NO_PRIOR_CUE.search(low) is None):
+        return []  # substring tests decide almost every report; other white space after "no": the regex
+    statement = next((s for s in a.sentences if _NO_PRIOR_STATED.match(s.text)), None)
+    if statement is None:
+        return []
+    flags = []
+    for sent in a.sentences:
+        if sent is statement or sent.section not in BODY:
+            continue
+        m = _INTERVAL_CLAIM.search(sent.text)
+        if m is None or m.group(0).strip().lower() in _WEAK or _PRIOR_IN_SENTENCE.search(sent.text) \
+                or _NOT_A_CLAIM.search(sent.text) or any(c in sent.text.lower() for c in _HYPOTHETICAL):
+            continue
+        flags.append(make_flag("interval_no_prior_stated", a.text, sent.start + m.start(), sent.start + m.end(),
+                               f"interval language \"{m.group(0).strip()}\" but the report says there is no prior "
+                               f"study (\"{statement.text.strip()}\")", related=[(statement.start, statement.end)]))
+    return flags

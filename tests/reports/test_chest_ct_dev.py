@@ -1,0 +1,73 @@
+"""The rule checker on real chest CT findings: the CDEStaging corpus (``cdestaging_ct.jsonl``, 137 structured chest
+CT FINDINGS with organ sub-headings and no impression; ``datasets/cdestaging-chest-ct.md``) in the folder named by
+``MEDMM_CTMR_DEV``, else ``../shared/data/ctmr_dev/``. No licence is stated for the text, so it is never copied into
+the repository; the tests skip, with the reason, when it is absent.
+
+* Hand-made errors in the HELD-OUT reports (``tests/data/reports_cdestaging_hand_edits.jsonl``, written blind by
+  another engineer before any rule saw them): the issue's goal for an error stated once, at least 0.60 found with an
+  attributable flag. Measured, never tuned on.
+* Hand-made errors in the TUNE reports (``tests/data/reports_cdestaging_tune_edits.jsonl``, the development set of
+  ``medmm/reports/rules_findings*.py``): the level reached on them must not fall.
+* The clean tune reports: the new rules raise no flag on them (the rules were developed against them).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from medmm.reports import build_checker
+from medmm.reports.evaluate import apply_hand_edits, attributable, read_real_corpus
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("MEDMM_SHARED", ROOT / ".." / "shared"))
+CTMR = Path(os.environ.get("MEDMM_CTMR_DEV") or SHARED / "data" / "ctmr_dev")
+CORPUS = CTMR / "cdestaging_ct.jsonl"
+HELD_OUT_EDITS = ROOT / "tests" / "data" / "reports_cdestaging_hand_edits.jsonl"
+TUNE_EDITS = ROOT / "tests" / "data" / "reports_cdestaging_tune_edits.jsonl"
+# the flag ids of rules_findings.py and rules_findings_interval.py (the rules written for this corpus)
+def _findings_rule_ids() -> set[str]:
+    from medmm.reports.registry import rule_functions
+
+    return {s.id for fn, specs in rule_functions() if ".rules_findings" in fn.__module__ for s in specs}
+
+pytestmark = pytest.mark.skipif(not CORPUS.is_file(), reason=(
+    f"no CDEStaging chest CT corpus ({CORPUS} is absent; build it with scripts/cdestaging_ct.py and point "
+    "MEDMM_CTMR_DEV at its folder, see datasets/cdestaging-chest-ct.md)"))
+
+
+def _found(split: str, edits: Path) -> tuple[int, int, list[str]]:
+    rows = read_real_corpus(str(CORPUS), split)
+    hand, problems = apply_hand_edits(rows, str(edits))
+    assert not problems, problems
+    checker = build_checker("rules")
+    found = [r["id"] for r in hand if any(attributable(f, r["errors"][0])
+                                          for f in checker.check(r["report"], r["header"]).flags)]
+    return len(found), len(hand), found
+
+
+def test_hand_made_chest_ct_errors_in_held_out_reports_are_found():
+    """The issue's goal for an error stated once (>= 0.60), on errors written blind into held-out reports.
+    Measured once after the rules_findings modules were written (blind for them): 11 of 25 (0.44; 5 of 25 before),
+    so this test fails until more of these errors are caught."""
+    n, total, _ = _found("heldout", HELD_OUT_EDITS)
+    assert total >= 20
+    assert n / total >= 0.60, f"{n} of {total} held-out chest CT hand edits found"
+
+
+def test_hand_made_chest_ct_errors_in_tune_reports_stay_found():
+    """The development set of the rules_findings modules: 27 of its 33 CDEStaging edits were found when the rules were
+    written (8 before them)."""
+    n, total, _ = _found("tune", TUNE_EDITS)
+    assert total == 33
+    assert n >= 27, f"{n} of {total} tune chest CT hand edits found"
+
+
+def test_findings_rules_raise_no_flag_on_clean_tune_chest_ct_reports():
+    checker, mine = build_checker("rules"), _findings_rule_ids()
+    assert len(mine) >= 11
+    hits = [(r["id"], f.rule) for r in read_real_corpus(str(CORPUS), "tune")
+            for f in checker.check(r["report"], r["header"]).flags if f.rule in mine]
+    assert not hits, hits

@@ -1,0 +1,189 @@
+"""The rules of medmm/reports/rules_findings.py on made-up findings (no report text of any corpus): each rule's
+flag, its span and related span, and the look-alikes it must leave alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from medmm.reports.checker import RulesChecker, RulesConfig
+
+CK = RulesChecker(RulesConfig(threshold=0.0))
+
+
+def _flags(text: str, rule: str) -> list:
+    return [f for f in CK.check(text).flags if f.rule == rule]
+
+
+@pytest.mark.parametrize("text", [
+    "FINDINGS: Subcarinal lymph node has increased from 1.5 cm to 0.8 cm.",
+    "FINDINGS: Continued increase in size of the seroma, measuring 8.5 x 2.6 cm, previously 9.7 x 3.7 cm.",
+    "FINDINGS: The esophageal mass has increased in size, previously 5.2 x 4.4 cm, presently 3.4 x 3.1 cm.",
+    "FINDINGS: Nodules have decreased in size since 12/18/2023. For example a 20 mm nodule, previously 11 mm.",
+])
+def test_interval_direction_sees_sizes_that_went_the_other_way(text):
+    flags = _flags(text, "interval_direction")
+    assert len(flags) == 1
+    assert flags[0].text.lower().startswith(("increase", "decrease"))
+    assert flags[0].related  # the prior size
+
+
+@pytest.mark.parametrize("text", [
+    "FINDINGS: Subcarinal lymph node has decreased from 1.5 cm to 0.8 cm.",
+    "FINDINGS: Slight decrease in size of the nodes, for example 1.4 cm, previously 2.1 cm, and 2.3 cm, previously "
+    "2.2 cm.",  # one went the stated way; the other changed by less than a remeasurement
+    "FINDINGS: No increase in the 8 mm nodule, previously 9 mm.",  # a denied change
+    "FINDINGS: Dominant mass measuring 4.2 x 2.7 cm, previously 4.3 x 2.6 cm.",  # no change word
+    "FINDINGS: Nodules have decreased in size. A 9 mm nodule is new. Another 5 mm nodule, previously 4 mm.",
+])
+def test_interval_direction_leaves_consistent_sizes_alone(text):
+    assert not _flags(text, "interval_direction")
+
+
+def test_interval_denied_shows_both_sentences():
+    text = "FINDINGS: Scattered nodules up to 3 mm. These are all enlarged since 2/4/2022. No new or enlarging nodules."
+    flags = _flags(text, "interval_denied")
+    assert len(flags) == 1 and flags[0].text.startswith("These are all enlarged")
+    assert flags[0].related[0].text == "No new or enlarging nodules."
+
+
+@pytest.mark.parametrize("text", [
+    "FINDINGS: New 4 mm left upper lobe nodules. No new suspicious nodule or consolidation.",  # qualified denial
+    "FINDINGS: New 11 mm thyroid nodule. No new pulmonary nodules.",  # another organ
+    "FINDINGS: Enlarged 2 cm nodule. No new nodules.",  # growth, and the denial is of new ones only
+    "FINDINGS: New small right pleural effusion. No new nodules.",  # another kind
+])
+def test_interval_denied_leaves_other_findings_alone(text):
+    assert not _flags(text, "interval_denied")
+
+
+def test_interval_new_unchanged():
+    assert _flags("FINDINGS: New low-density 2.0 cm subcutaneous nodule, unchanged.", "interval_new_unchanged")
+    assert not _flags("FINDINGS: New 5 mm nodule and unchanged 3 mm nodule in the right upper lobe.",
+                      "interval_new_unchanged")
+
+
+def test_resected_lobe():
+    flags = _flags("FINDINGS: Status post right upper lobectomy. Stable 2 mm nodule in the right upper lobe.",
+                   "resected_lobe")
+    assert len(flags) == 1 and flags[0].text == "right upper lobe" and flags[0].related[0].text.endswith("lobectomy")
+    for clean in ("FINDINGS: Status post right upper lobectomy. Stable 2 mm nodule in the right lower lobe.",
+                  "FINDINGS: Status post right upper lobectomy. Postsurgical changes of the right upper lobe.",
+                  "FINDINGS: 2 cm mass in the right upper lobe. Candidate for right upper lobectomy.",
+                  "FINDINGS: Status post right upper lobe wedge resection. Nodule in the right upper lobe."):
+        assert not _flags(clean, "resected_lobe"), clean
+
+
+def test_no_such_fissure():
+    assert _flags("FINDINGS: Nodularity in the left minor fissure.", "no_such_fissure")
+    assert not _flags("FINDINGS: Nodularity in the right minor fissure. Left major fissure clear.", "no_such_fissure")
+
+
+def test_size_class():
+    assert _flags("FINDINGS: Unchanged sub-5 mm nodules, for example 9 mm nodule in the left upper lobe.", "size_class")
+    assert not _flags("FINDINGS: Subcentimeter nodules and a 2.4 cm mass in the right upper lobe.", "size_class")
+
+
+@pytest.mark.parametrize("text, hit", [
+    ("FINDINGS: There is a large nodule along the left major fissure measuring 3 mm.", True),
+    ("FINDINGS: Stable tiny bilateral pulmonary nodules measuring up to 3 cm in diameter.", True),
+    ("FINDINGS: There is a small nodule along the left major fissure measuring 3 mm.", False),
+    ("FINDINGS: Minimal residual fluid collection measuring 2.1 x 1.4 cm.", False),
+    ("FINDINGS: A large effusion and a nodule measuring 3 mm.", False),  # the size is another finding's
+])
+def test_severity_measured(text, hit):
+    assert bool(_flags(text, "severity_measured")) is hit
+
+
+def test_interval_new_unchanged_across_an_anaphor():
+    flags = _flags("FINDINGS: There are two new nodules in the left upper lobe. These are unchanged from 11/8/2023.",
+                   "interval_new_unchanged")
+    assert len(flags) == 1 and flags[0].text.startswith("There are two new") and flags[0].related
+    assert not _flags("FINDINGS: There are two nodules in the left upper lobe. These are unchanged from 11/8/2023.",
+                      "interval_new_unchanged")
+    assert not _flags("FINDINGS: New 3 mm nodule in the left upper lobe. The heart is unchanged in size.",
+                      "interval_new_unchanged")
+
+
+def test_interval_no_prior_stated_in_the_body():
+    text = "FINDINGS: There are no comparison studies. There is a new laceration of the scalp."
+    flags = _flags(text, "interval_no_prior_stated")
+    assert len(flags) == 1 and flags[0].text == "new" and flags[0].related[0].text.startswith("There are no comp")
+    for clean in ("FINDINGS: There are no comparison studies. There is a laceration of the scalp.",
+                  "COMPARISON: None.\n\nFINDINGS: There are no comparison studies. Stable laceration.",
+                  "FINDINGS: No prior studies. Follow-up CT in 3 months would show any new nodule."):
+        assert not _flags(clean, "interval_no_prior_stated"), clean
+
+
+@pytest.mark.parametrize("text, hit", [
+    ("FINDINGS: No enlarged supraclavicular, axillary, mediastinal, or hilar lymph nodes. Few prominent nodes "
+     "including a 19 mm subcarinal node.", True),
+    ("FINDINGS: No enlarged mediastinal lymph nodes. A 19 mm subcarinal node.", True),
+    ("FINDINGS: No enlarged mediastinal lymph nodes. A 9 mm subcarinal node.", False),  # not enlarged
+    ("FINDINGS: No enlarged mediastinal lymph nodes. A 2.0 cm right axillary node.", False),  # another station
+    ("FINDINGS: 1.9 x 0.6 cm paraesophageal node. No enlarged mediastinal lymph nodes elsewhere.", False),
+    ("FINDINGS: No enlarged hilar lymph nodes. A 1.9 x 0.7 cm hilar node.", False),  # short axis 7 mm
+    ("FINDINGS: No enlarged lymph nodes. A 19 mm subcarinal node in long axis.", False),
+])
+def test_node_size_denied(text, hit):
+    assert bool(_flags(text, "node_size_denied")) is hit
+
+
+@pytest.mark.parametrize("text, hit", [
+    ("FINDINGS: Normal caliber ascending aorta measuring 4.6 cm.", True),
+    ("FINDINGS: Aneurysmal main pulmonary artery measuring 22 mm.", True),
+    ("FINDINGS: Normal caliber ascending aorta measuring 3.2 cm.", False),
+    ("FINDINGS: Unchanged mild dilatation of the ascending aorta measuring 4.2 cm.", False),
+    ("FINDINGS: Normal caliber aorta. Main pulmonary artery 3.4 cm.", False),  # two sentences: another reading
+    ("FINDINGS: Normal caliber aorta and a 3.4 cm main pulmonary artery.", False),  # two vessels
+])
+def test_caliber_measured(text, hit):
+    assert bool(_flags(text, "caliber_measured")) is hit
+
+
+def test_patient_for_patent_is_a_homophone():
+    """Language-pack data added with these rules (a chest CT dictation slip): "airways are patient"."""
+    assert _flags("FINDINGS: The central airways are patient. The patient is status post CABG.", "homophone")
+    assert not _flags("FINDINGS: The central airways are patent. The patient is status post CABG.", "homophone")
+
+
+@pytest.mark.parametrize("text, hit", [
+    ("FINDINGS: Stable 9 mm nodule in the right upper lobe, previously 4 mm.", True),
+    ("FINDINGS: Stable 5 mm nodule in the right upper lobe, previously 4 mm.", False),  # a remeasurement
+    ("FINDINGS: Unchanged 4.2 x 2.7 cm mass, previously 4.3 x 2.6 cm.", False),
+])
+def test_interval_direction_unchanged_against_a_size_that_changed(text, hit):
+    assert bool(_flags(text, "interval_direction")) is hit
+
+
+@pytest.mark.parametrize("text, hit", [
+    ("FINDINGS:\nLUNGS: No consolidation.\nPLEURA: Normal. Small right pleural effusion.", True),
+    ("FINDINGS:\nLYMPH NODES: Normal. Enlarged 16 mm right hilar lymph node.", True),
+    ("FINDINGS:\nLUNGS: No consolidation.\nPLEURA: Normal. No pleural effusion or pneumothorax.", False),
+    ("FINDINGS:\nPLEURA: Normal.\nLUNGS: Small right lower lobe nodule.", False),  # another sub-heading
+    ("FINDINGS: Normal. Small right pleural effusion.", False),  # no sub-heading
+])
+def test_normal_heading(text, hit):
+    assert bool(_flags(text, "normal_heading")) is hit
+
+
+@pytest.mark.parametrize("text", [
+    "FINDINGS:\nPLEURA: " + "Normal. " * 6000 + "Small right pleural effusion.",
+    "FINDINGS: " + "No new nodules. New thyroid nodule. " * 1500,
+    "FINDINGS: " + "No enlarged hilar lymph nodes. A 19 mm axillary node. " * 1000,
+    "FINDINGS: Increased " + "5 mm, previously 4 mm, " * 2500,
+    "FINDINGS: " + "New nodule. These are unchanged. " * 2000,
+])
+def test_findings_rules_stay_linear_on_repeated_statements(text):
+    """About 50,000 characters of one repeated statement: each findings rule reads it in well under a second (a
+    walk or pairing per statement would be quadratic)."""
+    import time
+
+    from medmm.reports.analysis import analyze
+    from medmm.reports.registry import rule_functions
+
+    a = analyze(text)
+    for fn, _ in rule_functions():
+        if ".rules_findings" in fn.__module__:
+            t0 = time.perf_counter()
+            fn(a, None)
+            assert time.perf_counter() - t0 < 1.0, fn.__name__
