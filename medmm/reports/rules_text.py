@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from medmm.reports import lexicon as lx
 from medmm.reports.analysis import Analysis
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import language_pack
@@ -176,6 +177,23 @@ def _combining_form(word: str, known: frozenset[str]) -> bool:
     return i < len(vocab) and vocab[i].startswith(word) and len(vocab[i]) >= len(word) + 3
 
 
+def _eponym(text: str, start: int, end: int) -> bool:
+    """Is ``text[start:end]`` a capitalised name joined by a hyphen to another capitalised name ("Killian-Jamieson",
+    "Legg-Calve-Perthes")? Eponyms are names, in no word list; a misspelling is seldom capitalised on both sides."""
+    if not text[start].isupper() or text[start:end].isupper():
+        return False
+    after = text[end + 1: end + 2] if text.startswith("-", end) else ""
+    before = text[start - 2: start - 1] if start >= 2 and text[start - 1] == "-" else ""
+    if after.isupper():
+        return True
+    if before.isalpha():
+        i = start - 2
+        while i > 0 and text[i - 1].isalpha():
+            i -= 1
+        return text[i].isupper()
+    return False
+
+
 @declare(FlagSpec(id='non_word', type='transcription', family='transcription', reads=('findings', 'impression', 'model'), explains='{word} is not a word; did you mean {correction}?', example='FINDINGS: Small left pleural effusoin.\n\nIMPRESSION: Effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Effusion.'))
 def rule_non_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """A word in no vocabulary, not derived from a known word, with a correction at edit distance 1."""
@@ -195,6 +213,8 @@ def rule_non_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -
             fix = _non_word_fix(lw, known)
             if fix and sec.text.startswith("-", m.end()) and _combining_form(lw, known):
                 continue  # "teno-osseous", "nephro-/ureterolithiasis": a prefix split off at a hyphen
+            if fix and _eponym(sec.text, m.start(), m.end()):
+                continue  # "Killian-Jamieson diverticulum": names joined by a hyphen
             if fix:
                 s = sec.start + m.start()
                 flags.append(make_flag("non_word", a.text, s, s + len(w), f"\"{w}\" is not a word; did you mean \"{fix}\"?"))
@@ -472,6 +492,30 @@ def _weak_left_evidence(lm: ReportLM, word: str, prev: str | None, nxt: str | No
         and _other_side_disagrees(lm, word, nxt, True)
 
 
+# The modality groups (lexicon ``modality_group``) of the text the packaged model was built from (chest radiographs):
+# in a report of another modality (CT, MR) the model has not seen the language, so a word it never saw ("right
+# cheek" in a maxillofacial CT, "no erosions" in a foot MR) is no evidence of a confusion by itself. There the left
+# neighbour must predict the term (``_PREDICTS``) or the right neighbour must be seen after it ("pleural infusion
+# and" is not enough; "no infusion or pneumothorax" is). A site's own model (``--lm``) is built from its own reports
+# and keeps the plain rule. Data: the pack's ``real_word.model_modalities``.
+_MODEL_MODALITIES = frozenset(_REAL_WORD.get("model_modalities") or ())
+
+
+def _outside_model(lm: ReportLM, header: Any) -> bool:
+    """Is this report of a modality the packaged model's text does not cover (no header: assume it is covered)?"""
+    modality = (getattr(header, "modality", None) or "").upper()
+    group = lx.MODALITY_GROUP.get(modality)
+    return bool(group) and bool(_MODEL_MODALITIES) and group not in _MODEL_MODALITIES and lm is packaged_lm()
+
+
+def _unsupported_left(lm: ReportLM, prev: str | None, nxt: str | None, target: str) -> bool:
+    """Outside the model's modality: a left neighbour that does not predict the term, with no right neighbour seen
+    after it, is too little to call a word unseen by the model a confusion."""
+    if _predicts(lm, prev, target) >= _PREDICTS:
+        return False
+    return nxt is None or nxt in _FUNCTION_WORDS or not lm.pair(target, nxt)
+
+
 @declare(FlagSpec(id='real_word', type='transcription', family='transcription', reads=('findings', 'impression', 'model'), explains='{word} is a real word but unexpected here; radiology text has {phrase} (dictation error?)', example='FINDINGS: A calcified granola in the right lung.\n\nIMPRESSION: Granuloma.', clean='FINDINGS: A calcified granuloma in the right lung.\n\nIMPRESSION: Granuloma.'))
 def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """An English word the radiology model has never seen, where a similar radiology word fits the neighbours."""
@@ -481,6 +525,7 @@ def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) 
     if not cands:
         return []  # the common case: no word that could be a confusion next to a word that would say so
     flags = []
+    outside = _outside_model(model, header)
     for sec in _body_sections(a):
         for w, conf in cands.items():
             for s in _whole_word_starts(low, w, sec.start, sec.end):
@@ -493,8 +538,13 @@ def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) 
                 if hit is None:
                     continue
                 target = hit[0]
+                if side == "right" and outside and prev and prev not in _FUNCTION_WORDS \
+                        and not model.pair(prev, target):
+                    continue  # "anterior right eighth rib": "right rib" fits on the right, "right right" not
                 if side == "left" and _weak_left_evidence(model, w, prev, nxt, target):
                     continue  # "right inguinal hernia": "right internal" fits on the left, "internal hernia" not
+                if side == "left" and outside and _unsupported_left(model, prev, nxt, target):
+                    continue  # "soft tissue swelling of the right cheek." in a CT of the face
                 said = f"{prev} {target}" if side == "left" else f"{target} {nxt}"
                 flags.append(make_flag("real_word", a.text, s, e,
                                        f"\"{a.text[s:e]}\" is a real word but unexpected here; radiology text has "
