@@ -83,3 +83,5 @@ UNITS_MM: dict[str, float] = {k: float(v) for k, v in _L["units_mm"].items()}
 
 # ------------------------------------------------------------------ organs that qualify a finding's site
 SITE_WORDS: dict[str, str] = dict(_L["site_words"])
+# a clause that calls its finding normal ("lymph nodes ... subcentimeter in size"): finding type -> pattern
+NORMAL_MENTION: dict[str, str] = dict(_L.get("normal_mention") or {})

@@ -73,7 +73,13 @@ def _contradicts(neg: Mention, pos: Mention) -> bool:
         return False  # "no acute/focal/large X" denies only an X said to be acute/focal/large
     if neg.lobe and pos.lobe and neg.lobe != pos.lobe:
         return False
+    normal = _NORMAL_MENTION.get(pos.type)
+    if normal is not None and normal.search(pos.clause_text):
+        return False  # "lymph nodes stable and subcentimeter in size" reports no adenopathy
     return True
+
+
+_NORMAL_MENTION = {k: re.compile(v, re.I) for k, v in lx.NORMAL_MENTION.items()}
 
 
 def _same_finding(p: Mention, others: list[Mention]) -> list[Mention]:
