@@ -35,6 +35,8 @@ def test_a_right_side_hit_needs_a_left_neighbour_that_fits_the_term_outside_the_
             "IMPRESSION: Old rib fractures.")
     assert ("real_word", "eighth") not in rules(checker, text, CT_CHEST)
     assert ("real_word", "eighth") in rules(checker, text, DX_CHEST)  # the radiograph model's own domain
+    ivc = "FINDINGS: No acute fracture. Inferior vena cava filter in place.\n\nIMPRESSION: IVC filter."
+    assert ("real_word", "Inferior") not in rules(checker, ivc, CT_CHEST)
 
 
 def test_a_strong_left_context_is_still_a_confusion_in_a_ct(checker):
