@@ -504,11 +504,29 @@ def _weak_left_evidence(lm: ReportLM, word: str, prev: str | None, nxt: str | No
 _MODEL_MODALITIES = frozenset(_REAL_WORD.get("model_modalities") or ())
 
 
-def _outside_model(lm: ReportLM, header: Any) -> bool:
-    """Is this report of a modality the packaged model's text does not cover (no header: assume it is covered)?"""
+_MODALITY_NAMES = {k: re.compile(v) for k, v in lx.MODALITY_WORDS.items()}
+
+
+def _study_group(a: Analysis, header: Any) -> str | None:
+    """The modality group of the study: the header's, else the one the technique/examination line names
+    ("EXAM: CT abdomen and pelvis"), else None."""
     modality = (getattr(header, "modality", None) or "").upper()
-    group = lx.MODALITY_GROUP.get(modality)
-    return bool(group) and bool(_MODEL_MODALITIES) and group not in _MODEL_MODALITIES and lm is packaged_lm()
+    if modality:
+        return lx.MODALITY_GROUP.get(modality)
+    for sent in a.sentences:
+        if sent.section == "technique":
+            for name, pat in _MODALITY_NAMES.items():
+                if pat.search(sent.text):
+                    return name
+    return None
+
+
+def _outside_model(lm: ReportLM, a: Analysis, header: Any) -> bool:
+    """Is this report of a modality the packaged model's text does not cover (unknown: assume it is covered)?"""
+    if not _MODEL_MODALITIES or lm is not packaged_lm():
+        return False
+    group = _study_group(a, header)
+    return bool(group) and group not in _MODEL_MODALITIES
 
 
 def _unsupported_left(lm: ReportLM, prev: str | None, nxt: str | None, target: str) -> bool:
@@ -528,7 +546,7 @@ def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) 
     if not cands:
         return []  # the common case: no word that could be a confusion next to a word that would say so
     flags = []
-    outside = _outside_model(model, header)
+    outside = _outside_model(model, a, header)
     for sec in _body_sections(a):
         for w, conf in cands.items():
             for s in _whole_word_starts(low, w, sec.start, sec.end):

@@ -30,6 +30,13 @@ def test_a_word_the_radiograph_model_never_saw_is_no_confusion_in_a_ct_without_s
     assert ("real_word", "cheek") in rules(checker, text, DX_CHEST)
 
 
+def test_without_a_header_the_examination_line_names_the_modality(checker):
+    text = ("EXAM: CT maxillofacial without contrast.\n\nFINDINGS: There is soft tissue swelling of the right "
+            "cheek.\n\nIMPRESSION: Soft tissue swelling.")
+    assert ("real_word", "cheek") not in rules(checker, text)
+    assert ("real_word", "cheek") in rules(checker, text.replace("CT maxillofacial", "Chest radiograph"))
+
+
 def test_a_right_side_hit_needs_a_left_neighbour_that_fits_the_term_outside_the_model(checker):
     text = ("FINDINGS: No acute fracture. There are old fractures of the anterior RIGHT eighth rib.\n\n"
             "IMPRESSION: Old rib fractures.")
