@@ -1,7 +1,8 @@
 """The rule checker on a real CT/MR dev corpus: the ``*.jsonl`` files of the folder named by ``MEDMM_CTMR_DEV``, else
 of ``../shared/data/ctmr_dev/`` (the 49 CT and 30 MR MTSamples radiology reports written by
-``scripts/mtsamples_ct_mr.py``; see ``datasets/mtsamples-ct-mr.md``). Never copied into the repository; skipped, with
-the reason, when absent.
+``scripts/mtsamples_ct_mr.py``, and the 137 CDEStaging chest CT findings of ``scripts/cdestaging_ct.py``; see
+``datasets/mtsamples-ct-mr.md``). Never copied into the repository; skipped, with the reason, when absent. The causes
+of false alarms found on their tune parts are tested on made-up text in test_ct_mr_false_alarms.py.
 
 * Clean CT and MR reports: at most 3 % flagged per modality (the radiograph bound of test_real_reports.py).
 * Errors from medmm's injector: attributable recall over text-detectable errors at least 0.60.
