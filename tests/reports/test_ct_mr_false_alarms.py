@@ -106,3 +106,11 @@ def test_the_other_cross_sectional_modality_s_signal_words_are_flagged(checker, 
 ])
 def test_signal_words_of_the_study_itself_or_of_a_named_prior_are_not(checker, text, header):
     assert not [r for r in rules(checker, text, header) if r[0] == "header_modality"]
+
+
+def test_this_study_named_after_a_preposition_is_this_study(checker):
+    """'limited on this chest MRI' in a CT report names the study itself; 'on the prior MRI' names another."""
+    this = "FINDINGS:\nBONES: Assessment of the thoracic spine is limited on this chest MRI.\n"
+    assert ("header_modality", "MRI") in rules(checker, this, CT_CHEST)
+    other = "FINDINGS:\nBONES: The thoracic spine was better seen on the prior chest MRI.\n"
+    assert not [r for r in rules(checker, other, CT_CHEST) if r[0] == "header_modality"]
