@@ -114,3 +114,12 @@ def test_this_study_named_after_a_preposition_is_this_study(checker):
     assert ("header_modality", "MRI") in rules(checker, this, CT_CHEST)
     other = "FINDINGS:\nBONES: The thoracic spine was better seen on the prior chest MRI.\n"
     assert not [r for r in rules(checker, other, CT_CHEST) if r[0] == "header_modality"]
+
+
+def test_a_chest_finding_in_a_limb_or_head_study_describes_another_body_part(checker):
+    text = "FINDINGS: Joint effusion. Focal consolidation in the right lower lobe.\n\nIMPRESSION: Effusion."
+    assert ("header_body_part", "lower lobe") in rules(checker, text, {"modality": "MR", "body_part": "ELBOW"})
+    assert ("header_body_part", "lower lobe") in rules(checker, text, CT_HEAD)
+    assert not [r for r in rules(checker, text, {"modality": "MR", "body_part": "SHOULDER"})
+                if r[0] == "header_body_part"]  # a shoulder study shows the lung apex
+    assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "header_body_part"]
