@@ -123,3 +123,9 @@ def test_a_chest_finding_in_a_limb_or_head_study_describes_another_body_part(che
     assert not [r for r in rules(checker, text, {"modality": "MR", "body_part": "SHOULDER"})
                 if r[0] == "header_body_part"]  # a shoulder study shows the lung apex
     assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "header_body_part"]
+
+
+def test_no_evidence_of_additional_lesions_denies_only_other_ones(checker):
+    text = ("FINDINGS: There is an ill-defined mass in the subglottic region. There is no evidence of additional mass "
+            "lesions within the nasal or oral pharynx.\n\nIMPRESSION: Subglottic mass.")
+    assert not [r for r in rules(checker, text, CT_CHEST) if r[0].startswith("polarity")]
