@@ -87,3 +87,5 @@ SITE_WORDS: dict[str, str] = dict(_L["site_words"])
 NORMAL_MENTION: dict[str, str] = dict(_L.get("normal_mention") or {})
 # words of one cross-sectional modality's images (MR signal, CT density): modality group -> pattern
 MODALITY_SIGNAL_WORDS: dict[str, str] = dict(_L.get("modality_signal_words") or {})
+# words just before a finding that refer back to one already described ("this mass")
+DEMONSTRATIVE_BEFORE: str = str(_L.get("demonstrative_before") or r"(?!)")
