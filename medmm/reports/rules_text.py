@@ -73,7 +73,14 @@ def _correction(word: str) -> str | None:
     candidates = sp.candidates(word)
     if not candidates:
         return None
-    return min(candidates, key=lambda c: (-sp[c], c))
+    domain = _domain_words()  # a radiology word first: "fissue" is "fissure" here, not "issue"
+    return min(candidates, key=lambda c: (c not in domain, -sp[c], c))
+
+
+@functools.lru_cache(maxsize=1)
+def _domain_words() -> frozenset[str]:
+    """Radiology vocabulary (the packaged list and the packaged model's words): the corrections a report means."""
+    return radiology_words() | frozenset(packaged_lm().unigrams)
 
 
 @declare(FlagSpec(id='repetition', type='transcription', family='transcription', reads=('findings', 'impression'), explains='this sentence repeats the one before it word for word', example='FINDINGS: The lungs are clear. The lungs are clear.\n\nIMPRESSION: Normal.', clean='FINDINGS: The lungs are clear. The heart is normal.\n\nIMPRESSION: Normal.'),
