@@ -448,8 +448,8 @@ def _refers_back(a: Analysis, m: Mention) -> bool:
 
 def _antecedent_agrees(a: Analysis, fnd: list[Mention], neg: Mention, pos: Mention) -> bool:
     """May ``pos`` be the finding ``neg`` denies? A reference back ("this mass") stands on the side of the finding it
-    refers to (the last one of its type described on a side before it): "a mass in the right kidney ... this mass ... the left
-    kidney is normal with no evidence of masses" is no contradiction."""
+    refers to (the last one of its type described on a side before it): "a mass in the right kidney ... this mass
+    ... the left kidney is normal with no evidence of masses" is no contradiction."""
     if not _refers_back(a, pos):
         return True
     sides = [o.side or o.sentence_side for o in fnd if o.type == pos.type and o.positive and o.start < pos.start
