@@ -18,12 +18,21 @@ The forkserver is one per process, and multiprocessing reads the preload list wh
 pool that starts workers in a process decides what is preloaded; a later pool asking for other
 modules gets workers that import them on their first task — the same results, warmed per
 worker instead of once. :func:`forkserver_preload` says which list a pool will actually get.
+
+A pool's workers do not notice on their own when the process that started the pool dies: a
+``ProcessPoolExecutor`` worker waits for its next task on a queue whose write end every worker
+also holds, and each worker holds the forkserver's "alive" pipe, so a killed audit left its
+workers (with the review store open) and the server asleep for good. Pools start their workers
+with :func:`exit_with_parent` as (or inside) the initializer.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import select
 import threading
+import time
 from multiprocessing.context import BaseContext
 from typing import Sequence
 
@@ -56,3 +65,45 @@ def _server_running() -> bool:
 
     server = getattr(forkserver, "_forkserver", None)
     return getattr(server, "_forkserver_pid", None) is not None
+
+
+def exit_with_parent(poll_seconds: float = 1.0) -> None:
+    """In a pool worker: end this process when the process that started the pool ends (killed or not).
+
+    A daemon thread waits on a pidfd of the pool's parent (Linux 5.3+: no pid-reuse race), or polls its pid
+    every ``poll_seconds`` where pidfds are missing. ``os.getppid()`` is no help here: a forkserver worker's
+    parent is the server, not the pool's owner; and ``multiprocessing.parent_process().sentinel`` is the
+    pipe the owner closes right after handing over the task, so it cannot tell either. Ending with
+    ``os._exit`` is what a kill of the whole group would do: a unit left half-written is rolled back by the
+    store and checked again on resume. Does nothing outside a child process."""
+    parent = multiprocessing.parent_process()
+    pid = parent.pid if parent is not None else None
+    if pid is None:
+        return
+    fd: int | None = None
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)  # the owner died before this worker started
+    except (AttributeError, OSError):
+        fd = None  # no pidfd on this system: poll the pid
+
+    def watch() -> None:
+        if fd is not None:
+            select.select([fd], [], [])
+        else:
+            while _pid_alive(pid):
+                time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="medmm-exit-with-parent", daemon=True).start()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

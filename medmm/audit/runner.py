@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from medmm.audit.store import Store, StudyRecord
-from medmm._pool import pool_context
+from medmm._pool import exit_with_parent, pool_context
 from medmm.errors import InputError, MedmmError
 from medmm.runs import RunConfig, write_atomic
 from medmm.studies import Study, iter_studies
@@ -542,6 +542,7 @@ _WRITE_LOCK: Any = None
 def _init_worker(lock: Any) -> None:
     global _WRITE_LOCK
     _WRITE_LOCK = lock
+    exit_with_parent()  # a killed audit must not leave its workers (holding the store open) behind
 
 
 # What the audit pool's forkserver imports once before forking workers: the runner, the DICOM header reader

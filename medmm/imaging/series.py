@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from pydicom.dataset import Dataset
 
-from medmm._pool import pool_context
+from medmm._pool import exit_with_parent, pool_context
 from medmm.errors import InputError, MedmmError, SeriesGeometryError
 from medmm.imaging.dicom import (
     FileHeader,
@@ -113,7 +113,7 @@ def read_headers(paths: Iterable[str], workers: int = 1, chunksize: int = 256,
     if workers <= 1 or len(paths) < max(2 * chunksize, POOL_MIN_FILES):
         return [_header_or_skip(p, max_voxels) for p in paths]
     ctx = pool_context(preload=["medmm.imaging.series"])  # forkserver, never fork (see medmm/_pool.py)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=exit_with_parent) as pool:
         return list(pool.map(partial(_header_or_skip, max_voxels=max_voxels), paths, chunksize=chunksize))
 
 

@@ -80,8 +80,11 @@ def _cmd_checker_data(args: argparse.Namespace) -> int:
             if isinstance(w, bool) or not isinstance(w, (int, float)):
                 raise InputError(f"--error-models {name}={w!r}: the weight must be a number, e.g. {name}=2")
             weights[name] = float(w)
-    cfg = CheckerDataConfig(**({"error_models": weights} if weights else {}), clean_per_error=args.clean_per_error,
-                            complex=not args.no_complex, seed=args.seed)
+    options: dict[str, Any] = {"clean_per_error": args.clean_per_error, "complex": not args.no_complex,
+                               "seed": args.seed}
+    if weights:
+        options["error_models"] = weights
+    cfg = CheckerDataConfig(**options)
     samples = build_samples(studies, cfg, source=os.path.basename(args.input))
     os.makedirs(out, exist_ok=True)
     counts: dict[str, Any] = {}

@@ -51,8 +51,8 @@ def simple_report(y: Sequence[bool], pred: Sequence[bool], scores: Sequence[floa
     """SIMPLE figures (rates with bootstrap intervals over ``groups``, e.g. the study), per type/model/detectability."""
     yt = np.asarray(y, dtype=bool)
     yp = np.asarray(pred, dtype=bool)
-    b = metrics.binary(yt, yp)
-    auc = metrics.auroc(yt, scores)
+    b = metrics.binary(yt.tolist(), yp.tolist())
+    auc = metrics.auroc(yt.tolist(), scores)
 
     def recall(idx: np.ndarray) -> float:
         t = yt[idx]

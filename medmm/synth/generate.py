@@ -18,7 +18,7 @@ import numpy as np
 from pydicom.uid import generate_uid
 from scipy import ndimage
 
-from medmm._pool import pool_context
+from medmm._pool import exit_with_parent, pool_context
 from medmm.errors import InputError
 from medmm.imaging.dicom_write import ProjectionSpec, SeriesSpec, StudyIdentity, write_projection, write_series
 from medmm.imaging.io import load_volume
@@ -329,7 +329,8 @@ def synthesize(out: str, n: int, seed: int = 0, kinds: tuple[str, ...] = KINDS, 
     jobs = [(out, seed, i, kinds[i % len(kinds)], config) for i in range(n)]
     workers = workers if workers is not None else min(os.cpu_count() or 1, n)
     if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(preload=["medmm.synth.generate"])) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(preload=["medmm.synth.generate"]),
+                                 initializer=exit_with_parent) as pool:
             records = list(pool.map(_make, jobs))
     else:
         records = [_make(j) for j in jobs]
