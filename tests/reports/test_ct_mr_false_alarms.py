@@ -44,6 +44,10 @@ def test_a_right_side_hit_needs_a_left_neighbour_that_fits_the_term_outside_the_
     assert ("real_word", "eighth") in rules(checker, text, DX_CHEST)  # the radiograph model's own domain
     ivc = "FINDINGS: No acute fracture. Inferior vena cava filter in place.\n\nIMPRESSION: IVC filter."
     assert ("real_word", "Inferior") not in rules(checker, ivc, CT_CHEST)
+    mid = "FINDINGS: No acute fracture. Filter in the inferior vena cava.\n\nIMPRESSION: IVC filter."
+    assert ("real_word", "inferior") not in rules(checker, mid, CT_CHEST)  # opposites are no sound-alike slips
+    slip = "FINDINGS: No enlarged axillary, mediastinal, or hilarious lymph nodes.\n\nIMPRESSION: Normal."
+    assert ("real_word", "hilarious") in rules(checker, slip, CT_CHEST)
 
 
 def test_a_strong_left_context_is_still_a_confusion_in_a_ct(checker):
