@@ -83,3 +83,9 @@ UNITS_MM: dict[str, float] = {k: float(v) for k, v in _L["units_mm"].items()}
 
 # ------------------------------------------------------------------ organs that qualify a finding's site
 SITE_WORDS: dict[str, str] = dict(_L["site_words"])
+# a clause that calls its finding normal ("lymph nodes ... subcentimeter in size"): finding type -> pattern
+NORMAL_MENTION: dict[str, str] = dict(_L.get("normal_mention") or {})
+# words of one cross-sectional modality's images (MR signal, CT density): modality group -> pattern
+MODALITY_SIGNAL_WORDS: dict[str, str] = dict(_L.get("modality_signal_words") or {})
+# words just before a finding that refer back to one already described ("this mass")
+DEMONSTRATIVE_BEFORE: str = str(_L.get("demonstrative_before") or r"(?!)")

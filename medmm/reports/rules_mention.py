@@ -120,6 +120,8 @@ def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
     for sent in a.sentences:
         if sent.section not in _BODY or sent is statement:
             continue
+        if statement.label and sent.label != statement.label:
+            continue  # "LYMPH NODES: No acute change since prior CT." speaks of its organ sub-heading only
         word = _change_word(sent.text)
         if word:
             flags.append(make_flag("interval_global", a.text, sent.start, sent.end,

@@ -73,7 +73,13 @@ def _contradicts(neg: Mention, pos: Mention) -> bool:
         return False  # "no acute/focal/large X" denies only an X said to be acute/focal/large
     if neg.lobe and pos.lobe and neg.lobe != pos.lobe:
         return False
+    normal = _NORMAL_MENTION.get(pos.type)
+    if normal is not None and normal.search(pos.clause_text):
+        return False  # "lymph nodes stable and subcentimeter in size" reports no adenopathy
     return True
+
+
+_NORMAL_MENTION = {k: re.compile(v, re.I) for k, v in lx.NORMAL_MENTION.items()}
 
 
 def _same_finding(p: Mention, others: list[Mention]) -> list[Mention]:
@@ -432,6 +438,25 @@ def rule_normal_impression(a: Analysis, header: Any = None) -> list[Flag]:
     return []
 
 
+_DEMONSTRATIVE = re.compile(lx.DEMONSTRATIVE_BEFORE, re.I)
+
+
+def _refers_back(a: Analysis, m: Mention) -> bool:
+    """Is ``m`` a reference to a finding already described ("Initial measurements of this mass were 15 cm")?"""
+    return _DEMONSTRATIVE.search(a.text, max(0, m.start - 40), m.start) is not None
+
+
+def _antecedent_agrees(a: Analysis, fnd: list[Mention], neg: Mention, pos: Mention) -> bool:
+    """May ``pos`` be the finding ``neg`` denies? A reference back ("this mass") stands on the side of the finding it
+    refers to (the last one of its type described on a side before it): "a mass in the right kidney ... this mass
+    ... the left kidney is normal with no evidence of masses" is no contradiction."""
+    if not _refers_back(a, pos):
+        return True
+    sides = [o.side or o.sentence_side for o in fnd if o.type == pos.type and o.positive and o.start < pos.start
+             and o is not pos and (o.side or o.sentence_side)]
+    return not sides or _side_ok(neg.side or neg.sentence_side, sides[-1])
+
+
 @declare(FlagSpec(id='polarity_within', type='negation', family='within', reads=('findings',), explains='{sentence} contradicts {other sentence} in the same section', example='FINDINGS: There is a small left pleural effusion. The lungs are clear. No left pleural effusion.\n\nIMPRESSION: Effusion.', clean='FINDINGS: There is a small left pleural effusion. The lungs are clear. No pneumothorax.\n\nIMPRESSION: Effusion.'))
 def rule_within_findings(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding (same organ, same side) stated present and absent within the findings."""
@@ -441,7 +466,8 @@ def rule_within_findings(a: Analysis, header: Any = None) -> list[Flag]:
         if not n.negated:
             continue
         pos = [p for p in fnd if p.type == n.type and p.sentence != n.sentence and p.side == n.side and p.positive
-               and _firm_negative(n) and _firm_positive(p) and _contradicts(n, p) and p.site == n.site]
+               and _firm_negative(n) and _firm_positive(p) and _contradicts(n, p) and p.site == n.site
+               and _antecedent_agrees(a, fnd, n, p)]
         if pos:
             s, e = _span(a, n)
             flags.append(make_flag("polarity_within", a.text, s, e,

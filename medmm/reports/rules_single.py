@@ -16,7 +16,7 @@ from typing import Any
 
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import UNIT_ALTERNATION, UNIT_KEYS, Analysis, per_sentence, prior_status, unit_mm
-from medmm.reports.language_pack import language_pack
+from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.registry import FlagSpec, declare
 
@@ -245,6 +245,30 @@ def rule_header_modality(a: Analysis, header: Any = None) -> list[Flag]:
                 flags.append(make_flag("header_modality", a.text, s, s + len(m.group(0)),
                                        f"the report describes a {name} study but the DICOM Modality is "
                                        f"{header.modality}", "header"))
+    if group in _SIGNAL:
+        flags += _signal_words(a, group, header.modality)
+    return flags
+
+
+_SIGNAL = {k: re.compile(v) for k, v in lx.MODALITY_SIGNAL_WORDS.items()}
+_SIGNAL_KEYS = {k: substring_keys([v]) for k, v in lx.MODALITY_SIGNAL_WORDS.items()}
+
+
+def _signal_words(a: Analysis, group: str, modality: str) -> list[Flag]:
+    """Signal words of the other cross-sectional modality ("hyperintense", "FLAIR" in a CT; "hyperdense",
+    "Hounsfield" in an MR) in a sentence about this study that names no other modality."""
+    flags = []
+    for name, pat in _SIGNAL.items():
+        if name == group or lacks(a.lower_text(), _SIGNAL_KEYS[name]):
+            continue
+        for sent in _this_study(a):
+            m = pat.search(sent.text)
+            if m is None or any(p.search(sent.text) for n, p in _MODALITY.items() if n != group):
+                continue  # "the T2 hyperintensity seen on MRI": the sentence names the study it speaks of
+            s = sent.start + m.start()
+            flags.append(make_flag("header_modality", a.text, s, s + len(m.group(0)),
+                                   f"the report describes a {name} study (\"{m.group(0)}\" is {name} language) but "
+                                   f"the DICOM Modality is {modality}", "header"))
     return flags
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import jellyfish
 
+from medmm.reports import lexicon as lx
 from medmm.reports.analysis import Analysis
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import language_pack
@@ -74,7 +75,14 @@ def _correction(word: str) -> str | None:
     candidates = sp.candidates(word)
     if not candidates:
         return None
-    return min(candidates, key=lambda c: (-sp[c], c))
+    domain = _domain_words()  # a radiology word first: "fissue" is "fissure" here, not "issue"
+    return min(candidates, key=lambda c: (c not in domain, -sp[c], c))
+
+
+@functools.lru_cache(maxsize=1)
+def _domain_words() -> frozenset[str]:
+    """Radiology vocabulary (the packaged list and the packaged model's words): the corrections a report means."""
+    return radiology_words() | frozenset(packaged_lm().unigrams)
 
 
 @declare(FlagSpec(id='repetition', type='transcription', family='transcription', reads=('findings', 'impression'), explains='this sentence repeats the one before it word for word', example='FINDINGS: The lungs are clear. The lungs are clear.\n\nIMPRESSION: Normal.', clean='FINDINGS: The lungs are clear. The heart is normal.\n\nIMPRESSION: Normal.'),
@@ -178,6 +186,23 @@ def _combining_form(word: str, known: frozenset[str]) -> bool:
     return i < len(vocab) and vocab[i].startswith(word) and len(vocab[i]) >= len(word) + 3
 
 
+def _eponym(text: str, start: int, end: int) -> bool:
+    """Is ``text[start:end]`` a capitalised name joined by a hyphen to another capitalised name ("Killian-Jamieson",
+    "Legg-Calve-Perthes")? Eponyms are names, in no word list; a misspelling is seldom capitalised on both sides."""
+    if not text[start].isupper() or text[start:end].isupper():
+        return False
+    after = text[end + 1: end + 2] if text.startswith("-", end) else ""
+    before = text[start - 2: start - 1] if start >= 2 and text[start - 1] == "-" else ""
+    if after.isupper():
+        return True
+    if before.isalpha():
+        i = start - 2
+        while i > 0 and text[i - 1].isalpha():
+            i -= 1
+        return text[i].isupper()
+    return False
+
+
 @declare(FlagSpec(id='non_word', type='transcription', family='transcription', reads=('findings', 'impression', 'model'), explains='{word} is not a word; did you mean {correction}?', example='FINDINGS: Small left pleural effusoin.\n\nIMPRESSION: Effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Effusion.'))
 def rule_non_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """A word in no vocabulary, not derived from a known word, with a correction at edit distance 1."""
@@ -197,6 +222,8 @@ def rule_non_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -
             fix = _non_word_fix(lw, known)
             if fix and sec.text.startswith("-", m.end()) and _combining_form(lw, known):
                 continue  # "teno-osseous", "nephro-/ureterolithiasis": a prefix split off at a hyphen
+            if fix and _eponym(sec.text, m.start(), m.end()):
+                continue  # "Killian-Jamieson diverticulum": names joined by a hyphen
             if fix:
                 s = sec.start + m.start()
                 flags.append(make_flag("non_word", a.text, s, s + len(w), f"\"{w}\" is not a word; did you mean \"{fix}\"?"))
@@ -240,6 +267,7 @@ _WORD_PREFIXES = frozenset(_REAL_WORD["word_prefixes"])
 _STRONG_SUPPORT = 10  # a common English word ("cute", "table") is flagged only in a context this typical of the term
 _RARE_IN_MODEL = 3  # a radiology word seen this rarely may still be a confusion where its neighbours never occur
 _FUNCTION_WORDS = frozenset(_REAL_WORD["function_words"])
+_OPPOSITES = frozenset(frozenset(pair) for pair in _REAL_WORD.get("opposites") or ())  # "inferior"/"superior"
 
 
 def _stems(word: str) -> set[str]:
@@ -422,7 +450,8 @@ def _build_confusion(word: str, lm: ReportLM) -> _Confusion:
     if len(word) < 4 or seen >= _RARE_IN_MODEL or not is_english or word in radiology_words() \
             or _derived(word, _domain_vocab(lm)):
         return _NO_CONFUSION
-    targets = [t for t in _close_targets(word, lm) if not _relatives(word, t)]
+    targets = [t for t in _close_targets(word, lm)
+               if not _relatives(word, t) and frozenset((word, t)) not in _OPPOSITES]
     if not targets:
         return _NO_CONFUSION
     # an everyday word ("cute", "table"), or a rare radiology word, needs a strong left context ("no cute")
@@ -526,6 +555,65 @@ def _weak_left_evidence(lm: ReportLM, word: str, prev: str | None, nxt: str | No
         and _other_side_disagrees(lm, word, nxt, True)
 
 
+# The modality groups (lexicon ``modality_group``) of the text the packaged model was built from (chest radiographs):
+# in a report of another modality (CT, MR) the model has not seen the language, so a word it never saw ("right
+# cheek" in a maxillofacial CT, "no erosions" in a foot MR) is no evidence of a confusion by itself. There the left
+# neighbour must predict the term (``_PREDICTS``) or the right neighbour must be seen after it ("pleural infusion
+# and" is not enough; "no infusion or pneumothorax" is). A site's own model (``--lm``) is built from its own reports
+# and keeps the plain rule. Outside the modality a right-side hit also needs a word before it (not the sentence's
+# start: "Inferior vena cava" -> "superior vena") that the model does not clearly avoid before the term ("RIGHT
+# eighth rib" -> "right right rib"). Chosen on the tune split of the CT/MR corpora (MTSamples, CDEStaging chest CT,
+# MedPix teaching text); radiograph reports keep the plain rule. Data: the pack's ``real_word.model_modalities``.
+_MODEL_MODALITIES = frozenset(_REAL_WORD.get("model_modalities") or ())
+
+
+_MODALITY_NAMES = {k: re.compile(v) for k, v in lx.MODALITY_WORDS.items()}
+
+
+def _study_group(a: Analysis, header: Any) -> str | None:
+    """The modality group of the study: the header's, else the one the technique/examination line names
+    ("EXAM: CT abdomen and pelvis"), else None."""
+    modality = (getattr(header, "modality", None) or "").upper()
+    if modality:
+        return lx.MODALITY_GROUP.get(modality)
+    for sent in a.sentences:
+        if sent.section == "technique":
+            for name, pat in _MODALITY_NAMES.items():
+                if pat.search(sent.text):
+                    return name
+    return None
+
+
+def _outside_model(lm: ReportLM, a: Analysis, header: Any) -> bool:
+    """Is this report of a modality the packaged model's text does not cover (unknown: assume it is covered)?"""
+    if not _MODEL_MODALITIES or lm is not packaged_lm():
+        return False
+    group = _study_group(a, header)
+    return bool(group) and group not in _MODEL_MODALITIES
+
+
+def _never_before(lm: ReportLM, prev: str, target: str) -> bool:
+    """Has the model never seen ``prev`` before ``target`` though it would expect to (their counts make the pair
+    likely: "right right" never, where "significant degenerative" is merely unseen by a small model)?"""
+    if lm.pair(prev, target):
+        return False
+    total = _token_total(lm)
+    return bool(total) and lm.count(prev) * lm.count(target) / total >= 1.0
+
+
+@functools.lru_cache(maxsize=8)
+def _token_total(lm: ReportLM) -> int:
+    return sum(lm.unigrams.values())
+
+
+def _unsupported_left(lm: ReportLM, prev: str | None, nxt: str | None, target: str) -> bool:
+    """Outside the model's modality: a left neighbour that does not predict the term, with no right neighbour seen
+    after it, is too little to call a word unseen by the model a confusion."""
+    if _predicts(lm, prev, target) >= _PREDICTS:
+        return False
+    return nxt is None or nxt in _FUNCTION_WORDS or not lm.pair(target, nxt)
+
+
 @declare(FlagSpec(id='real_word', type='transcription', family='transcription', reads=('findings', 'impression', 'model'), explains='{word} is a real word but unexpected here; radiology text has {phrase} (dictation error?)', example='FINDINGS: A calcified granola in the right lung.\n\nIMPRESSION: Granuloma.', clean='FINDINGS: A calcified granuloma in the right lung.\n\nIMPRESSION: Granuloma.'))
 def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """An English word the radiology model has never seen, where a similar radiology word fits the neighbours."""
@@ -535,6 +623,7 @@ def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) 
     if not cands:
         return []  # the common case: no word that could be a confusion next to a word that would say so
     flags = []
+    outside = _outside_model(model, a, header)
     for sec in _body_sections(a):
         for w, conf in cands.items():
             for s in _whole_word_starts(low, w, sec.start, sec.end):
@@ -547,8 +636,12 @@ def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) 
                 if hit is None:
                     continue
                 target = hit[0]
+                if side == "right" and outside and (not prev or _never_before(model, prev, target)):
+                    continue  # "Inferior vena cava ..." opening a sentence; "anterior right eighth rib"
                 if side == "left" and _weak_left_evidence(model, w, prev, nxt, target):
                     continue  # "right inguinal hernia": "right internal" fits on the left, "internal hernia" not
+                if side == "left" and outside and _unsupported_left(model, prev, nxt, target):
+                    continue  # "soft tissue swelling of the right cheek." in a CT of the face
                 said = f"{prev} {target}" if side == "left" else f"{target} {nxt}"
                 flags.append(make_flag("real_word", a.text, s, e,
                                        f"\"{a.text[s:e]}\" is a real word but unexpected here; radiology text has "

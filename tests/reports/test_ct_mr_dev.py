@@ -1,9 +1,11 @@
 """The rule checker on a real CT/MR dev corpus: the ``*.jsonl`` files of the folder named by ``MEDMM_CTMR_DEV``, else
 of ``../shared/data/ctmr_dev/`` (the 49 CT and 30 MR MTSamples radiology reports written by
-``scripts/mtsamples_ct_mr.py``; see ``datasets/mtsamples-ct-mr.md``). Never copied into the repository; skipped, with
-the reason, when absent.
+``scripts/mtsamples_ct_mr.py``, and the 137 CDEStaging chest CT findings of ``scripts/cdestaging_ct.py``; see
+``datasets/mtsamples-ct-mr.md``). Never copied into the repository; skipped, with the reason, when absent. The causes
+of false alarms found on their tune parts are tested on made-up text in test_ct_mr_false_alarms.py.
 
-* Clean CT and MR reports: at most 3 % flagged per modality (the radiograph bound of test_real_reports.py).
+* Clean held-out CT and MR reports: at most 3 % flagged per modality (the radiograph bound of test_real_reports.py),
+  a flag on an error the report already holds (listed in tests/data) not counted.
 * Errors from medmm's injector: attributable recall over text-detectable errors at least 0.60.
 """
 
@@ -38,12 +40,29 @@ def rows() -> list[dict]:
 
 @pytest.mark.parametrize("modality", ["CT", "MR"])
 def test_clean_ct_mr_reports_are_rarely_flagged(rows, modality):
+    """The held-out reports (the rules are developed on the tune part, so its rate says little). A report counts as
+    flagged when a flag on it lies on none of the errors its source already holds (the lists
+    ``tests/data/reports_*source_errors*.jsonl``: a flag on "pronoucned" in a real report is right, not a false
+    alarm; the count with them is given too)."""
+    from medmm.reports.evaluate import split_of
+
     checker = build_checker("rules")
-    mine = [r for r in rows if (r.get("header") or {}).get("modality") == modality]
+    mine = [r for r in rows if (r.get("header") or {}).get("modality") == modality and split_of(r["id"]) == "heldout"]
     if len(mine) < 10:
-        pytest.skip(f"fewer than 10 {modality} reports in {CTMR}")
-    flagged = [r["id"] for r in mine if checker.check(r["report"], r.get("header")).has_error]
-    assert len(flagged) / len(mine) <= 0.03, f"{len(flagged)} of {len(mine)} clean {modality} reports flagged"
+        pytest.skip(f"fewer than 10 held-out {modality} reports in {CTMR}")
+    listed: dict[str, list[dict]] = {}
+    for path in LISTED_ERRORS:
+        for r, e in source_errors(rows, path, missing_ok=True):
+            listed.setdefault(r["id"], []).append(e)
+    flagged, any_flag = [], 0
+    for r in mine:
+        result = checker.check(r["report"], r.get("header"))
+        if result.has_error:
+            any_flag += 1
+            if any(not any(attributable(f, e) for e in listed.get(r["id"], ())) for f in result.flags):
+                flagged.append(r["id"])
+    assert len(flagged) / len(mine) <= 0.03, (f"{len(flagged)} of {len(mine)} clean held-out {modality} reports "
+                                              f"flagged ({any_flag} with the flags on the errors their sources hold)")
 
 
 def test_injected_errors_in_ct_mr_reports_are_found(rows):
@@ -57,11 +76,14 @@ def test_injected_errors_in_ct_mr_reports_are_found(rows):
 
 SOURCE_ERRORS = ROOT / "tests" / "data" / "reports_ctmr_source_errors.jsonl"  # held-out reports: measured
 SOURCE_ERRORS_TUNE = ROOT / "tests" / "data" / "reports_ctmr_source_errors_tune.jsonl"  # tune reports: develop on
+# every list of errors the corpus' own reports hold (MTSamples, CDEStaging; tune and held-out)
+LISTED_ERRORS = sorted((ROOT / "tests" / "data").glob("reports_*source_errors*.jsonl"))
 
 
-def source_errors(rows: list[dict], path: Path = SOURCE_ERRORS) -> list[tuple[dict, dict]]:
+def source_errors(rows: list[dict], path: Path = SOURCE_ERRORS, missing_ok: bool = False) -> list[tuple[dict, dict]]:
     """(report, error) for each error listed in ``path``: errors already in the real reports (not injected),
-    located by the sentence hash and the wrong words, in the form ``attributable`` reads."""
+    located by the sentence hash and the wrong words, in the form ``attributable`` reads (``missing_ok``: skip the
+    errors of reports the corpus folder does not hold)."""
     import json
 
     from medmm.reports.evaluate import sentence_hash
@@ -73,6 +95,8 @@ def source_errors(rows: list[dict], path: Path = SOURCE_ERRORS) -> list[tuple[di
         if not line.strip() or line.startswith("#"):
             continue
         e = json.loads(line)
+        if missing_ok and e["id"] not in by_id:
+            continue
         row = by_id[e["id"]]
         sent = next(s for s in split_sentences(row["report"]) if sentence_hash(s.text) == e["sentence"])
         start = sent.start + sent.text.index(e["wrong"])
@@ -83,9 +107,11 @@ def source_errors(rows: list[dict], path: Path = SOURCE_ERRORS) -> list[tuple[di
 
 def test_errors_already_in_the_real_reports_are_found(rows):
     """Errors made outside this project (dictation slips, a side that disagrees with the impression, a wrong date),
-    read off the held-out reports: the issue's goal is 0.85 of the text-detectable ones."""
+    read off the held-out reports (every held-out list: MTSamples, and CDEStaging's where present): the issue's goal
+    is 0.85 of the text-detectable ones."""
     checker = build_checker("rules")
-    errors = source_errors(rows)
+    errors = [x for path in LISTED_ERRORS if not path.stem.endswith("_tune")
+              for x in source_errors(rows, path, missing_ok=True)]
     assert len(errors) >= 10
     missed = [(r["id"], r["report"][e["start"]:e["end"]]) for r, e in errors
               if not any(attributable(f, e) for f in checker.check(r["report"], r.get("header")).flags)]

@@ -1,0 +1,144 @@
+"""Causes of false alarms on real CT/MR text, and the CT/MR error family a reader sees (issue 21 item 5), on made-up
+sentences in the style of the dev corpus (datasets/mtsamples-ct-mr.md; no corpus text here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from medmm.reports import build_checker
+
+CT_HEAD = {"modality": "CT", "body_part": "HEAD"}
+CT_CHEST = {"modality": "CT", "body_part": "CHEST"}
+MR_BRAIN = {"modality": "MR", "body_part": "BRAIN"}
+DX_CHEST = {"modality": "DX", "body_part": "CHEST"}
+
+
+@pytest.fixture(scope="module")
+def checker():
+    return build_checker("rules")
+
+
+def rules(checker, text: str, header: dict | None = None) -> list[tuple[str, str]]:
+    return [(f.rule, f.text) for f in checker.check(text, header).flags]
+
+
+def test_a_word_the_radiograph_model_never_saw_is_no_confusion_in_a_ct_without_support(checker):
+    """'right cheek' in a CT of the face: the packaged model (radiograph text) predicts 'right chest' only weakly
+    and nothing after the word supports it; in a chest radiograph the same words are still flagged."""
+    text = "FINDINGS: There is soft tissue swelling of the right cheek.\n\nIMPRESSION: Soft tissue swelling."
+    assert ("real_word", "cheek") not in rules(checker, text, CT_HEAD)
+    assert ("real_word", "cheek") in rules(checker, text, DX_CHEST)
+
+
+def test_without_a_header_the_examination_line_names_the_modality(checker):
+    text = ("EXAM: CT maxillofacial without contrast.\n\nFINDINGS: There is soft tissue swelling of the right "
+            "cheek.\n\nIMPRESSION: Soft tissue swelling.")
+    assert ("real_word", "cheek") not in rules(checker, text)
+    assert ("real_word", "cheek") in rules(checker, text.replace("CT maxillofacial", "Chest radiograph"))
+
+
+def test_a_right_side_hit_needs_a_left_neighbour_that_fits_the_term_outside_the_model(checker):
+    text = ("FINDINGS: No acute fracture. There are old fractures of the anterior RIGHT eighth rib.\n\n"
+            "IMPRESSION: Old rib fractures.")
+    assert ("real_word", "eighth") not in rules(checker, text, CT_CHEST)
+    assert ("real_word", "eighth") in rules(checker, text, DX_CHEST)  # the radiograph model's own domain
+    ivc = "FINDINGS: No acute fracture. Inferior vena cava filter in place.\n\nIMPRESSION: IVC filter."
+    assert ("real_word", "Inferior") not in rules(checker, ivc, CT_CHEST)
+    mid = "FINDINGS: No acute fracture. Filter in the inferior vena cava.\n\nIMPRESSION: IVC filter."
+    assert ("real_word", "inferior") not in rules(checker, mid, CT_CHEST)  # opposites are no sound-alike slips
+    slip = "FINDINGS: No enlarged axillary, mediastinal, or hilarious lymph nodes.\n\nIMPRESSION: Normal."
+    assert ("real_word", "hilarious") in rules(checker, slip, CT_CHEST)
+
+
+def test_a_strong_left_context_is_still_a_confusion_in_a_ct(checker):
+    text = "FINDINGS: Small left pleural infusion.\n\nIMPRESSION: Effusion."
+    assert ("real_word", "infusion") in rules(checker, text, CT_CHEST)
+
+
+def test_eponyms_leadless_devices_and_spelling_variants_are_words(checker):
+    text = ("FINDINGS: A leadless pacemaker in the right ventricle. A Killian-Jamieson diverticulum. Similar "
+            "heterogenous mass in the anterior mediastinum.\n\nIMPRESSION: Diverticulum.")
+    assert not [r for r in rules(checker, text, CT_CHEST) if r[0] in ("non_word", "real_word")]
+    typo = "FINDINGS: A Killian-Jamieson divertikulum.\n\nIMPRESSION: Diverticulum."
+    assert ("non_word", "divertikulum") in rules(checker, typo, CT_CHEST)
+
+
+def test_subcentimeter_lymph_nodes_do_not_contradict_no_adenopathy(checker):
+    text = ("FINDINGS:\nMEDIASTINUM: No mediastinal or hilar lymphadenopathy. Mediastinal lymph nodes stable and "
+            "subcentimeter in size.\n\nIMPRESSION: No acute abnormality.")
+    assert not [r for r in rules(checker, text, CT_CHEST) if r[0].startswith("polarity")]
+    enlarged = ("FINDINGS:\nMEDIASTINUM: No mediastinal lymphadenopathy. Enlarged mediastinal lymph nodes measuring "
+                "2 cm.\n\nIMPRESSION: Adenopathy.")
+    assert [r for r in rules(checker, enlarged, CT_CHEST) if r[0] == "polarity_within"]
+
+
+def test_a_no_change_statement_under_an_organ_heading_speaks_of_that_organ(checker):
+    text = ("FINDINGS:\nLUNGS: There is decreased groundglass opacity in the right lower lobe.\n"
+            "LYMPH NODES: No acute change since prior CT abdomen pelvis 3/19/2024.\n")
+    assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "interval_global"]
+    whole = "FINDINGS: There is decreased groundglass opacity in the right lower lobe.\n\nIMPRESSION: No interval change."
+    assert [r for r in rules(checker, "COMPARISON: 3/19/2024.\n\n" + whole, CT_CHEST) if r[0] == "interval_global"]
+
+
+def test_another_study_reported_separately_is_not_this_study(checker):
+    text = ("FINDINGS:\nLUNGS: Clear.\nUPPER ABDOMEN: Same-day abdominal MRI is reported separately.\n")
+    assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "header_modality"]
+
+
+def test_a_small_visceral_aneurysm_is_no_unit_error_but_a_small_aortic_one_is(checker):
+    renal = "FINDINGS: Partially calcified left renal artery aneurysm measuring 1.4 cm.\n\nIMPRESSION: Aneurysm."
+    assert not [r for r in rules(checker, renal, CT_CHEST) if r[0] == "size_plausibility"]
+    aortic = "FINDINGS: Abdominal aortic aneurysm measuring 4.5 mm.\n\nIMPRESSION: Aneurysm."
+    assert [r for r in rules(checker, aortic, CT_CHEST) if r[0] == "size_plausibility"]
+
+
+@pytest.mark.parametrize("text, header, word", [
+    ("FINDINGS: There is a hyperintense mass in the right frontal lobe.\n\nIMPRESSION: Mass.", CT_HEAD, "hyperintense"),
+    ("FINDINGS: Increased FLAIR signal in the periventricular white matter.\n\nIMPRESSION: Small vessel disease.",
+     CT_HEAD, "FLAIR"),
+    ("FINDINGS: A hypodense lesion in the right frontal lobe.\n\nIMPRESSION: Lesion.", MR_BRAIN, "hypodense"),
+])
+def test_the_other_cross_sectional_modality_s_signal_words_are_flagged(checker, text, header, word):
+    assert ("header_modality", word) in rules(checker, text, header)
+
+
+@pytest.mark.parametrize("text, header", [
+    ("FINDINGS: A hypodense lesion in the right frontal lobe.\n\nIMPRESSION: Lesion.", CT_HEAD),
+    ("FINDINGS: The mass is hyperintense on the prior MRI.\n\nIMPRESSION: Mass.", CT_HEAD),
+    ("FINDINGS: Mild disc space narrowing at T1-T2.\n\nIMPRESSION: Degeneration.", CT_CHEST),
+    ("FINDINGS: A hyperdense opacity in the right lower lobe.\n\nIMPRESSION: Opacity.", DX_CHEST),
+])
+def test_signal_words_of_the_study_itself_or_of_a_named_prior_are_not(checker, text, header):
+    assert not [r for r in rules(checker, text, header) if r[0] == "header_modality"]
+
+
+def test_this_study_named_after_a_preposition_is_this_study(checker):
+    """'limited on this chest MRI' in a CT report names the study itself; 'on the prior MRI' names another."""
+    this = "FINDINGS:\nBONES: Assessment of the thoracic spine is limited on this chest MRI.\n"
+    assert ("header_modality", "MRI") in rules(checker, this, CT_CHEST)
+    other = "FINDINGS:\nBONES: The thoracic spine was better seen on the prior chest MRI.\n"
+    assert not [r for r in rules(checker, other, CT_CHEST) if r[0] == "header_modality"]
+
+
+def test_a_chest_finding_in_a_limb_or_head_study_describes_another_body_part(checker):
+    text = "FINDINGS: Joint effusion. Focal consolidation in the right lower lobe.\n\nIMPRESSION: Effusion."
+    assert ("header_body_part", "lower lobe") in rules(checker, text, {"modality": "MR", "body_part": "ELBOW"})
+    assert ("header_body_part", "lower lobe") in rules(checker, text, CT_HEAD)
+    assert not [r for r in rules(checker, text, {"modality": "MR", "body_part": "SHOULDER"})
+                if r[0] == "header_body_part"]  # a shoulder study shows the lung apex
+    assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "header_body_part"]
+
+
+def test_no_evidence_of_additional_lesions_denies_only_other_ones(checker):
+    text = ("FINDINGS: There is an ill-defined mass in the subglottic region. There is no evidence of additional mass "
+            "lesions within the nasal or oral pharynx.\n\nIMPRESSION: Subglottic mass.")
+    assert not [r for r in rules(checker, text, CT_CHEST) if r[0].startswith("polarity")]
+
+
+def test_a_finding_referred_back_to_is_compared_where_it_is_described(checker):
+    text = ("FINDINGS: There is a heterogeneous mass in the right kidney. Initial measurements of this mass were 15.4 cm "
+            "craniocaudal. The left kidney is normal with no evidence of masses or hydronephrosis.\n\nIMPRESSION: "
+            "Right renal mass.")
+    assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "polarity_within"]
+    same_side = text.replace("in the right kidney", "in the left kidney").replace("Right renal", "Left renal")
+    assert [r for r in rules(checker, same_side, CT_CHEST) if r[0] == "polarity_within"]
