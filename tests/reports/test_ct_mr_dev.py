@@ -61,17 +61,19 @@ def test_clean_ct_mr_reports_are_rarely_flagged(rows, modality):
             any_flag += 1
             if any(not any(attributable(f, e) for e in listed.get(r["id"], ())) for f in result.flags):
                 flagged.append(r["id"])
-    assert len(flagged) / len(mine) <= 0.03, (f"{len(flagged)} of {len(mine)} clean held-out {modality} reports "
-                                              f"flagged ({any_flag} with the flags on the errors their sources hold)")
+    n_flagged, n = len(flagged), len(mine)  # counts, so that a failure prints no report text
+    assert n_flagged / n <= 0.03, (f"{n_flagged} of {n} clean held-out {modality} reports flagged ({any_flag} with "
+                                   f"the flags on the errors their sources hold)")
 
 
 def test_injected_errors_in_ct_mr_reports_are_found(rows):
     checker = build_checker("rules")
     data = [r for r in inject_dataset(rows, rate=1.0, seed=0) if r["has_error"] and r["errors"][0]["text_detectable"]]
-    assert len(data) >= 20
+    n = len(data)  # counts only in the asserts: a failure must print no report text
+    assert n >= 20
     found = sum(any(attributable(f, r["errors"][0]) for f in checker.check(r["report"], r["header"]).flags)
                 for r in data)
-    assert found / len(data) >= 0.60, f"{found} of {len(data)}"
+    assert found / n >= 0.60, f"{found} of {n}"
 
 
 SOURCE_ERRORS = ROOT / "tests" / "data" / "reports_ctmr_source_errors.jsonl"  # held-out reports: measured
@@ -112,10 +114,12 @@ def test_errors_already_in_the_real_reports_are_found(rows):
     checker = build_checker("rules")
     errors = [x for path in LISTED_ERRORS if not path.stem.endswith("_tune")
               for x in source_errors(rows, path, missing_ok=True)]
-    assert len(errors) >= 10
+    n = len(errors)  # counts only in the asserts: a failure must print no report text
+    assert n >= 10
     missed = [(r["id"], r["report"][e["start"]:e["end"]]) for r, e in errors
               if not any(attributable(f, e) for f in checker.check(r["report"], r.get("header")).flags)]
-    assert 1 - len(missed) / len(errors) >= 0.85, f"{len(missed)} of {len(errors)} missed: {missed}"
+    n_missed = len(missed)  # the message names each miss by id and its few wrong words (as the error lists do)
+    assert 1 - n_missed / n >= 0.85, f"{n_missed} of {n} missed: {missed}"
 
 
 def test_hand_made_edits_in_ct_mr_reports_are_found(rows):
@@ -126,7 +130,9 @@ def test_hand_made_edits_in_ct_mr_reports_are_found(rows):
 
     checker = build_checker("rules")
     data, problems = apply_hand_edits(rows, str(ROOT / "tests" / "data" / "reports_ctmr_hand_edits.jsonl"))
-    assert not problems and len(data) >= 20, problems
+    n = len(data)  # counts only in the asserts: a failure must print no report text
+    assert not problems and n >= 20, problems
     missed = [r["id"] for r in data if not any(attributable(f, r["errors"][0])
                                                for f in checker.check(r["report"], r["header"]).flags)]
-    assert 1 - len(missed) / len(data) >= 0.60, f"{len(missed)} of {len(data)} missed: {missed}"
+    n_missed = len(missed)
+    assert 1 - n_missed / n >= 0.60, f"{n_missed} of {n} missed: {missed}"
