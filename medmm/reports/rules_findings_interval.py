@@ -8,8 +8,8 @@ inline, no impression) leave no impression to compare with; what a reader still 
 * ``interval_denied``: a finding called new (or grown) in findings that deny any new (or enlarging) finding of its
   kind ("New 3 mm right upper lobe nodule." ... "No new or enlarging nodules."); a qualified denial ("no new
   suspicious nodule") denies only findings said to be so; the flag shows both sentences;
-* ``interval_new_unchanged``: a finding called new and unchanged, in one sentence ("New ... nodule, unchanged.") or in
-  two, the second taking it up ("There are two new nodules. These are unchanged from 11/8/2023.");
+* ``interval_new_unchanged``: a finding called new and unchanged, in one sentence ("New ... nodule, unchanged.", "are
+  new and similar") or in two, the second taking it up ("There are two new nodules. These are unchanged from 11/8/2023.");
 * ``interval_no_prior_stated``: interval language in a report whose own sentence says there is no prior study
   ("There are no comparison studies.") and that has no COMPARISON section (``interval_no_prior`` reads that).
 
@@ -198,6 +198,7 @@ def rule_interval_direction(a: Analysis, header: Any = None) -> list[Flag]:
 _KINDS = {k: re.compile(r"\b(?:" + v + r")\b", re.I) for k, v in _FR["denied_kinds"].items()}
 _NO_NEW = re.compile(_FR["no_new"], re.I)
 _NEW_CLAIM = re.compile(_FR["new_claim"], re.I)
+_NEW_CLOSING = re.compile(_FR["new_closing"], re.I)
 _DENIES_GROWTH = re.compile(_FR["denies_growth"], re.I)
 _GROWTH = re.compile(_FR["growth_claim"], re.I)
 _ANAPHOR = re.compile(_FR["anaphor"], re.I)
@@ -233,7 +234,7 @@ def _claim(sentence: str) -> str | None:
     """"new" or "grown" when the sentence calls its finding new or grown (not a denial), else None."""
     if _NEGATED.search(sentence) or _NO_NEW.search(sentence):
         return None
-    if _NEW_CLAIM.match(sentence):
+    if _NEW_CLAIM.match(sentence) or _NEW_CLOSING.search(sentence):
         return "new"
     return "grown" if _GROWTH.search(sentence) else None
 
@@ -287,13 +288,17 @@ def rule_interval_denied(a: Analysis, header: Any = None) -> list[Flag]:
 
 _OPENS_NEW = re.compile(_FR["opens_new"], re.I)
 _CLOSES_OLD = re.compile(_FR["closes_old"], re.I)
+_NEW_AND_OLD = re.compile(_FR["new_and_old"], re.I)
 
 
 @per_sentence
 def _new_and_unchanged(sentence: str) -> tuple[Hit, ...]:
     m = _OPENS_NEW.match(sentence)
     if m is None:
-        return ()
+        both = _NEW_AND_OLD.search(sentence) if "new" in sentence.lower() else None
+        if both is None:
+            return ()
+        return (Hit(both.start(), both.end(), f"\"{both.group(0).strip(' ,.;')}\": new and unchanged at once"),)
     old = _CLOSES_OLD.search(sentence, m.end())
     if old is None:
         return ()
