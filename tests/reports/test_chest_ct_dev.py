@@ -9,6 +9,12 @@ the repository; the tests skip, with the reason, when it is absent.
 * Hand-made errors in the TUNE reports (``tests/data/reports_cdestaging_tune_edits.jsonl``, the development set of
   ``medmm/reports/rules_findings*.py``): the level reached on them must not fall.
 * The clean tune reports: the new rules raise no flag on them (the rules were developed against them).
+* A second blind set (``tests/data/reports_ct_blind2_edits.jsonl``: 24 edits in held-out CDEStaging and MTSamples CT
+  reports no earlier edit file uses, written before the second round of findings rules): a floor at its measured
+  level, and the second tune set (``tests/data/reports_ct_tune2_edits.jsonl``, that round's development set) at its
+  level. Of that round only the interval phrasings were kept: two more rules (a low and a high grade of one CT
+  finding in findings and impression; a diagnosis by its suffix stated in one section and denied in the other)
+  caught none of the blind set and flagged 2 more clean held-out MTSamples CT reports, so they were left out.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ CTMR = Path(os.environ.get("MEDMM_CTMR_DEV") or SHARED / "data" / "ctmr_dev")
 CORPUS = CTMR / "cdestaging_ct.jsonl"
 HELD_OUT_EDITS = ROOT / "tests" / "data" / "reports_cdestaging_hand_edits.jsonl"
 TUNE_EDITS = ROOT / "tests" / "data" / "reports_cdestaging_tune_edits.jsonl"
+MTSAMPLES_CT = CTMR / "mtsamples_ct.jsonl"
+BLIND2_EDITS = ROOT / "tests" / "data" / "reports_ct_blind2_edits.jsonl"
+TUNE2_EDITS = ROOT / "tests" / "data" / "reports_ct_tune2_edits.jsonl"
 # the flag ids of rules_findings.py and rules_findings_interval.py (the rules written for this corpus)
 def _findings_rule_ids() -> set[str]:
     from medmm.reports.registry import rule_functions
@@ -51,7 +60,8 @@ def _found(split: str, edits: Path) -> tuple[int, int, list[str]]:
 def test_hand_made_chest_ct_errors_in_held_out_reports_are_found():
     """The issue's goal for an error stated once (>= 0.60), on errors written blind into held-out reports.
     Measured once after the rules_findings modules were written (blind for them): 11 of 25 (0.44; 5 of 25 before),
-    so this test fails until more of these errors are caught."""
+    so this test fails until more of these errors are caught. Measured again after the second round of findings
+    rules (no longer blind): 12 of 25 (0.48)."""
     n, total, _ = _found("heldout", HELD_OUT_EDITS)
     assert total >= 20
     assert n / total >= 0.60, f"{n} of {total} held-out chest CT hand edits found"
@@ -71,3 +81,34 @@ def test_findings_rules_raise_no_flag_on_clean_tune_chest_ct_reports():
     hits = [(r["id"], f.rule) for r in read_real_corpus(str(CORPUS), "tune")
             for f in checker.check(r["report"], r["header"]).flags if f.rule in mine]
     assert not hits, hits
+
+
+def _found_in(corpora: list[Path], split: str, edits: Path) -> tuple[int, int]:
+    checker, n, total = build_checker("rules"), 0, 0
+    for corpus in corpora:
+        hand, problems = apply_hand_edits(read_real_corpus(str(corpus), split), str(edits))
+        assert not problems, problems
+        total += len(hand)
+        n += sum(any(attributable(f, r["errors"][0]) for f in checker.check(r["report"], r["header"]).flags)
+                 for r in hand)
+    return n, total
+
+
+@pytest.mark.skipif(not MTSAMPLES_CT.is_file(), reason=f"no MTSamples CT corpus ({MTSAMPLES_CT} is absent; build it "
+                    "with scripts/mtsamples_ct_mr.py, see datasets/mtsamples-ct-mr.md)")
+def test_second_blind_set_of_ct_errors_does_not_fall():
+    """A floor, not the goal (the goal is 0.60, as above): measured once, blind, after the second round of findings
+    rules: 8 of 24 (0.33; also 8 of 24 before that round: it caught none of these). By type: laterality 2/5, measurement 2/5, location 1/4, severity 0/3, interval 0/2, negation 1/2,
+    transcription 1/2, finding 1/1; CDEStaging 6/12, MTSamples CT 2/12. Held-out: measure only, never tune on it."""
+    n, total = _found_in([CORPUS, MTSAMPLES_CT], "heldout", BLIND2_EDITS)
+    assert total == 24
+    assert n >= 8, f"{n} of {total} blind CT hand edits found"
+
+
+@pytest.mark.skipif(not MTSAMPLES_CT.is_file(), reason=f"no MTSamples CT corpus ({MTSAMPLES_CT} is absent)")
+def test_second_tune_set_of_ct_errors_stays_found():
+    """The development set of the second round of findings rules: 13 of 23 found before it, 15 with the interval
+    phrasings kept from it (19 with the two rules left out, see the module doc)."""
+    n, total = _found_in([CORPUS, MTSAMPLES_CT], "tune", TUNE2_EDITS)
+    assert total == 23
+    assert n >= 15, f"{n} of {total} tune CT hand edits (set 2) found"

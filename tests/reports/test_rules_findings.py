@@ -172,6 +172,7 @@ def test_normal_heading(text, hit):
     "FINDINGS: " + "No enlarged hilar lymph nodes. A 19 mm axillary node. " * 1000,
     "FINDINGS: Increased " + "5 mm, previously 4 mm, " * 2500,
     "FINDINGS: " + "New nodule. These are unchanged. " * 2000,
+    "FINDINGS: " + "3 mm nodules, new. No new nodules. Nodules are new and stable. " * 800,
 ])
 def test_findings_rules_stay_linear_on_repeated_statements(text):
     """About 50,000 characters of one repeated statement: each findings rule reads it in well under a second (a
@@ -187,3 +188,15 @@ def test_findings_rules_stay_linear_on_repeated_statements(text):
             t0 = time.perf_counter()
             fn(a, None)
             assert time.perf_counter() - t0 < 1.0, fn.__name__
+
+
+@pytest.mark.parametrize("text,hit", [
+    # a statement closing "new" in findings that deny new nodules (interval_denied)
+    ("FINDINGS: 3 to 4 mm left upper lobe nodules (5:226), new. No new or enlarging pulmonary nodules.",
+     "interval_denied"),
+    # new and unchanged said together (interval_new_unchanged)
+    ("FINDINGS: The tree-in-bud nodules in the right upper lobe are new and similar.", "interval_new_unchanged"),
+])
+def test_interval_rules_read_new_said_at_the_end(text, hit):
+    assert _flags(text, hit)
+    assert not _flags(text.replace("new and similar", "unchanged and similar").replace(", new.", ", stable."), hit)
