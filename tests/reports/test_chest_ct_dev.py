@@ -108,7 +108,7 @@ def test_second_blind_set_of_ct_errors_does_not_fall():
 @pytest.mark.skipif(not MTSAMPLES_CT.is_file(), reason=f"no MTSamples CT corpus ({MTSAMPLES_CT} is absent)")
 def test_second_tune_set_of_ct_errors_stays_found():
     """The development set of the second round of findings rules: 13 of 23 found before it, 15 with the interval
-    phrasings kept from it (19 with the two rules left out, see the module doc)."""
+    phrasings kept from it (19 also with the two rules that were left out, see the module doc)."""
     n, total = _found_in([CORPUS, MTSAMPLES_CT], "tune", TUNE2_EDITS)
     assert total == 23
     assert n >= 15, f"{n} of {total} tune CT hand edits (set 2) found"
