@@ -7,8 +7,9 @@
   costophrenic sulcus ... secondary to a left effusion"), with no word between them that makes two findings
   ("and right basilar atelectasis", "greater than", "bilateral");
 * ``side_next_sentence``: a sentence about one side followed by one that goes on about the same finding ("This
-  ...", "These ...") and places it in a lobe of the other side ("opacities in the right base. These appear to be
-  located in the lingula.").
+  ...", "These ...") and places it on the other side, a lobe named in one of the two ("opacities in the right base.
+  These appear to be located in the lingula."; "Opacity in the lingula. This obscures the right heart border.");
+  not when the next sentence says it is about another place ("also", "other", the pack's ``next_breaks``).
 
 The words are data: the language pack's ``sided_anatomy`` (``medmm/configs/reports/language-en.yaml``; a site extends
 it with ``MEDMM_REPORT_LANGUAGE``). Every pattern is bounded (a side word and a fixed phrase; the words between two
@@ -128,27 +129,31 @@ _ANAPHOR = re.compile(_SA["anaphor"], re.I)
 _SIDED_LOBE = re.compile(r"\b(left|right)\s+(?:upper|middle|lower)\s+lob(?:e|ar)\b", re.I)
 _UNSIDED = [(re.compile(r"\b(?:" + u["pattern"] + r")\b", re.I), u["side"]) for u in _SA["unsided_lobes"]]
 _BOTH = re.compile(r"\b(?:bilateral\w*|both|bibasilar|bibasal|biapical|bihilar)\b", re.I)
+_NEXT_BREAK = re.compile(r"\b(?:" + _alternation(_SA["next_breaks"]) + r")\b", re.I)  # another finding, not this one
 
 
-def _lobe_side(sentence: str) -> tuple[str, int, int] | None:
-    """The one side the lobes named in ``sentence`` are on (side, span of the first lobe), or None (no lobe, or both)."""
-    found = [(m.group(1).lower(), m.start(), m.end()) for m in _SIDED_LOBE.finditer(sentence)]
+def _sides(sentence: str) -> tuple[dict[str, tuple[int, int]], bool]:
+    """The sides ``sentence`` names (side words, and lobes of one side named without one: the lingula, the middle lobe),
+    each with the span of its last naming, and whether it names a lobe."""
+    found: dict[str, tuple[int, int]] = {}
+    spots = [(m.group(1).lower(), m.start(), m.end()) for m in _SIDE.finditer(sentence)]
     for pat, side in _UNSIDED:
-        found += [(side, m.start(), m.end()) for m in pat.finditer(sentence)]
-    if not found or len({f[0] for f in found}) > 1:
-        return None
-    return min(found, key=lambda f: f[1])
+        spots += [(side, m.start(), m.end()) for m in pat.finditer(sentence)]
+    for side, st, en in sorted(spots, key=lambda x: x[1]):
+        found[side] = (st, en)
+    return found, bool(_SIDED_LOBE.search(sentence)) or any(pat.search(sentence) for pat, _ in _UNSIDED)
 
 
 @declare(FlagSpec(id="side_next_sentence", type="laterality", family="single", reads=BODY,
-                  explains="{side} in this sentence, but the next one, about the same finding, places it in the "
-                           "{lobe of the other side}",
+                  explains="{side} in this sentence, but the next one, about the same finding, places it on the "
+                           "{other side}: {its words}",
                   example=_F.format("There are bandlike opacities in the right base. These appear to be located in "
                                     "the lingula.", "Atelectasis."),
                   clean=_F.format("There are bandlike opacities in the left base. These appear to be located in the "
                                   "lingula.", "Atelectasis.")))
 def rule_side_next_sentence(a: Analysis, header: Any = None) -> list[Flag]:
-    """A sentence about one side, and the next sentence (which goes on about its finding) in a lobe of the other."""
+    """A sentence about one side, and the next sentence (which goes on about its finding) on the other, a lobe named
+    in one of them (the lingula and an unsided middle lobe name their side)."""
     low = a.lower_text()
     if "lob" not in low and "lingul" not in low:
         return []
@@ -159,19 +164,15 @@ def rule_side_next_sentence(a: Analysis, header: Any = None) -> list[Flag]:
     for first, nxt in zip(sents, sents[1:]):
         if nxt.section != first.section or first.section not in BODY or not _ANAPHOR.match(nxt.text):
             continue
-        sides = {m.group(1).lower() for m in _SIDE.finditer(first.text)}
-        if len(sides) != 1 or _BOTH.search(first.text):
+        if _BOTH.search(first.text) or _BOTH.search(nxt.text) or _NEXT_BREAK.search(nxt.text):
             continue
-        lobe = _lobe_side(nxt.text)
-        side = next(iter(sides))
-        if lobe is None or lobe[0] == side or _BOTH.search(nxt.text):
+        one, lobe1 = _sides(first.text)
+        two, lobe2 = _sides(nxt.text)
+        if len(one) != 1 or len(two) != 1 or one.keys() == two.keys() or not (lobe1 or lobe2):
             continue
-        if any(m.group(1).lower() == side for m in _SIDE.finditer(nxt.text)):
-            continue  # the next sentence names this side too: two places, not a slip
-        words = [m for m in _SIDE.finditer(first.text)]
-        w = words[-1]
-        flags.append(make_flag("side_next_sentence", a.text, first.start + w.start(), first.start + w.end(),
-                               f"\"{w.group(1)}\" here, but the next sentence places the finding in the "
-                               f"{nxt.text[lobe[1]:lobe[2]].lower()} (the {lobe[0]} side)",
-                               related=[(nxt.start + lobe[1], nxt.start + lobe[2])]))
+        (side, (s1, e1)), (other, (s2, e2)) = next(iter(one.items())), next(iter(two.items()))
+        flags.append(make_flag("side_next_sentence", a.text, first.start + s1, first.start + e1,
+                               f"\"{first.text[s1:e1]}\" here (the {side} side), but the next sentence places the "
+                               f"finding on the {other}: \"{nxt.text[s2:e2]}\"",
+                               related=[(nxt.start + s2, nxt.start + e2)]))
     return flags

@@ -57,7 +57,8 @@ def test_two_findings_on_two_sides_stay_quiet(checker, text):
 @pytest.mark.parametrize("text", [
     "There are bandlike opacities in the right base. These appear to be located in the lingula.",
     "Subtle airspace density within the medial right lung base. This may represent left lower lobe pneumonia.",
-    "Bandlike opacity in the left lung base. This may represent right lower lobe atelectasis."])
+    "Bandlike opacity in the left lung base. This may represent right lower lobe atelectasis.",
+    "Patchy opacity in the lingula. This obscures the right heart border."])
 def test_the_next_sentence_places_the_finding_on_the_other_side(checker, text):
     assert "side_next_sentence" in _rules(checker, text)
 
@@ -67,7 +68,9 @@ def test_the_next_sentence_places_the_finding_on_the_other_side(checker, text):
     "Opacity in the right base. Left lower lobe atelectasis.",  # no anaphor: another finding
     "Opacity in the right base. This may be atelectasis; left lower lobe opacity is also seen in the left base.",
     "Opacities in both bases. These are in the left lower lobe and right middle lobe.",
-    "Right base opacity. This may represent right middle lobe or right lower lobe pneumonia."])
+    "Right base opacity. This may represent right middle lobe or right lower lobe pneumonia.",
+    "Right lower lobe pneumonia. It is also seen in the left lung.",  # another place of it
+    "Patchy opacity in the lingula. This obscures the left heart border."])
 def test_the_same_side_or_another_finding_stays_quiet(checker, text):
     assert "side_next_sentence" not in _rules(checker, text)
 
