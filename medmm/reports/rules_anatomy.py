@@ -176,3 +176,27 @@ def rule_side_next_sentence(a: Analysis, header: Any = None) -> list[Flag]:
                                f"finding on the {other}: \"{nxt.text[s2:e2]}\"",
                                related=[(nxt.start + s2, nxt.start + e2)]))
     return flags
+
+
+# ------------------------------------------------------------------ nonexistent_level
+_COUNTED = [(re.compile(c["pattern"]), int(c["most"]), str(c["says"])) for c in language_pack()["counted_anatomy"]]
+
+
+@declare(FlagSpec(id="nonexistent_level", type="location", family="single", reads=BODY,
+                  explains="there is no {number} {structure} (at most {most}): a digit wrong?",
+                  example=_F.format("Healed fracture of the left posterior 19th rib.", "Old rib fracture."),
+                  clean=_F.format("Healed fracture of the left posterior 9th rib.", "Old rib fracture.")))
+def rule_nonexistent_level(a: Analysis, header: Any = None) -> list[Flag]:
+    """A numbered structure past the last one a body has (the language pack's ``counted_anatomy``)."""
+    if not any(map(str.isdigit, a.text)):
+        return []
+    flags: list[Flag] = []
+    for sent in a.sentences:
+        if sent.section not in BODY:
+            continue
+        for pat, most, says in _COUNTED:
+            for m in pat.finditer(a.text, sent.start, sent.end):
+                if int(m.group(1)) > most:
+                    flags.append(make_flag("nonexistent_level", a.text, m.start(1), m.end(1),
+                                           f"there is no {says} number {m.group(1)} (at most {most}): a digit wrong?"))
+    return flags

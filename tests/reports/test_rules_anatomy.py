@@ -107,3 +107,43 @@ def test_a_generic_density_too_large_and_sizes_with_a_unit_after_each_number(che
     assert "size_plausibility" not in _rules(checker, "Ill-defined 2.5 cm x 1.9 cm irregular density in the left lung.")
     # the size is the lesion's, not the kidney's named before it
     assert "size_plausibility" not in _rules(checker, "In the left kidney a 3.9 cm cystic lesion.")
+
+
+@pytest.mark.parametrize("text,flag", [
+    ("An accessory left azygos fissure is noted.", "nonexistent_fissure"),
+    ("Deformities of the left lateral 7th and 18th ribs.", "nonexistent_level"),
+    ("Expansile lesion of the right posterior 19th rib.", "nonexistent_level"),
+    ("Compression deformity of T16.", "nonexistent_level"),
+    ("Fracture of rib 14 on the right.", "nonexistent_level")])
+def test_anatomy_that_does_not_exist(checker, text, flag):
+    assert flag in _rules(checker, text)
+
+
+@pytest.mark.parametrize("text", ["An azygos fissure is noted.", "Right azygos lobe.",
+                                  "Deformities of the left lateral 7th and 8th ribs.", "Compression deformity of T12.",
+                                  "Degenerative change at L5-S1 and T11-T12.", "Fracture of rib 4 on the right."])
+def test_anatomy_that_exists_stays_quiet(checker, text):
+    rules = _rules(checker, text)
+    assert "nonexistent_fissure" not in rules and "nonexistent_level" not in rules
+
+
+@pytest.mark.parametrize("text", ["The lungs are not clear.", "Mediastinal contours appear abnormal.",
+                                  "The cardiomediastinal silhouette is not within normal limits for size."])
+def test_a_negated_normal_statement_under_a_normal_impression(checker, text):
+    assert "negated_normal" in _rules(checker, text, "No acute cardiopulmonary disease.")
+
+
+@pytest.mark.parametrize("text,impression", [
+    ("The lungs are clear.", "No acute cardiopulmonary disease."),
+    ("The lungs are not clear.", "Bibasilar opacities in the lungs, atelectasis versus pneumonia."),
+    ("The lungs are not clear, with chronic interstitial changes.", "No acute cardiopulmonary disease."),
+    ("The mediastinum appears abnormal due to rotation.", "No acute cardiopulmonary disease."),
+    ("The heart is not enlarged.", "No acute cardiopulmonary disease.")])
+def test_an_expected_or_explained_statement_stays_quiet(checker, text, impression):
+    assert "negated_normal" not in _rules(checker, text, impression)
+
+
+@pytest.mark.parametrize("text", ["Degenerative changes of the spine, as before.",
+                                  "Progression of degenerative changes of the spine."])
+def test_as_before_and_progression_claim_a_prior(checker, text):
+    assert "interval_no_prior" in _rules(checker, text, comparison="None.")
