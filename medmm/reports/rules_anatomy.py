@@ -180,6 +180,11 @@ def rule_side_next_sentence(a: Analysis, header: Any = None) -> list[Flag]:
 
 # ------------------------------------------------------------------ nonexistent_level
 _COUNTED = [(re.compile(c["pattern"]), int(c["most"]), str(c["says"])) for c in language_pack()["counted_anatomy"]]
+# a number past the smallest limit has two digits, or is one digit above that limit: a report with neither has none
+_LEAST = min((most for _, most, _ in _COUNTED), default=99)
+# (led by a digit class, which the regex engine scans for fast; an alternation at the start would try each branch)
+_TWO_DIGITS = re.compile(r"\d(?:\d" + (f"|(?<=[{_LEAST + 1}-9])" if _LEAST < 9 else "") + ")")
+_BEFORE, _AFTER = 12, 80  # characters around a number where a pattern naming it starts and ends ("rib 14", "14th ... ribs")
 
 
 @declare(FlagSpec(id="nonexistent_level", type="location", family="single", reads=BODY,
@@ -188,15 +193,17 @@ _COUNTED = [(re.compile(c["pattern"]), int(c["most"]), str(c["says"])) for c in 
                   clean=_F.format("Healed fracture of the left posterior 9th rib.", "Old rib fracture.")))
 def rule_nonexistent_level(a: Analysis, header: Any = None) -> list[Flag]:
     """A numbered structure past the last one a body has (the language pack's ``counted_anatomy``)."""
-    if not any(map(str.isdigit, a.text)):
-        return []
+    body = [sec for sec in a.sections if sec.name in BODY]
     flags: list[Flag] = []
-    for sent in a.sentences:
-        if sent.section not in BODY:
+    seen: set[int] = set()
+    for d in (d for sec in body for d in _TWO_DIGITS.finditer(a.text, sec.start, sec.end)):
+        if d.start() in seen:  # few per report: each pattern is tried in a window around the number only
             continue
+        lo, hi = max(0, d.start() - _BEFORE), min(len(a.text), d.end() + _AFTER)
         for pat, most, says in _COUNTED:
-            for m in pat.finditer(a.text, sent.start, sent.end):
-                if int(m.group(1)) > most:
+            for m in pat.finditer(a.text, lo, hi):
+                if m.start(1) <= d.start() < m.end(1) and int(m.group(1)) > most and m.start(1) not in seen:
+                    seen.add(m.start(1))
                     flags.append(make_flag("nonexistent_level", a.text, m.start(1), m.end(1),
                                            f"there is no {says} number {m.group(1)} (at most {most}): a digit wrong?"))
     return flags

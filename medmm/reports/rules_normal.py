@@ -6,7 +6,8 @@ disease." as the impression: a reader sees that one of the two is wrong (a "not"
 statement is expected, not an error, when it says why (chronic, known, due to technique: the pack's blockers) or the
 impression names the same structure. The words are the language pack's ``negated_normal``.
 
-Cost: a substring pre-test ("not " or "abnormal" in the findings' text) before any pattern; one pattern per sentence.
+Cost: a pre-test on the report's word set and one scan for the pack's ``cue`` (every negated statement holds a cue);
+then one scan of the findings' text; the impression and the sentences are read only when that finds a statement.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def _alternation(items: list[str]) -> str:
 _SUBJECT = "(?:" + _alternation(_NN["subjects"]) + ")"
 _STATEMENT = re.compile(r"\b(" + _SUBJECT + r")\s+(?:(?:and|or)\s+[\w\s]{0,30}?\s+)?(?:" + _alternation(_NN["predicates"])
                         + r")\b", re.I)
+_CUE_WORDS = frozenset(w.lower() for w in _NN["cue_words"])
+_CUE = re.compile(_NN["cue"])
 _BLOCKER = re.compile(r"\b(?:" + _alternation(_NN["blockers"]) + r")\b", re.I)
 _F = "FINDINGS: {}\n\nIMPRESSION: {}"
 
@@ -40,11 +43,9 @@ _F = "FINDINGS: {}\n\nIMPRESSION: {}"
                   clean=_F.format("The lungs are clear. No pleural effusion.", "No acute cardiopulmonary disease.")))
 def rule_negated_normal(a: Analysis, header: Any = None) -> list[Flag]:
     """A normal statement negated in the findings ("not clear", "abnormal") under an impression of nothing acute."""
-    fnd = a.section("findings")
-    if fnd is None:
-        return []
-    low = a.lower_text()[fnd.start:fnd.end]
-    if "not " not in low and "abnormal" not in low:
+    if _CUE_WORDS.isdisjoint(a.lower_words()[1]) and not _CUE.search(a.lower_text()):
+        return []  # the common case, decided on the report's word set and one literal-led scan
+    if not any(_STATEMENT.search(a.text, sec.start, sec.end) for sec in a.sections if sec.name == "findings"):
         return []
     statement = next((s for s in a.sentences_in("impression") if _says_nothing_acute(s.text)), None)
     if statement is None:
