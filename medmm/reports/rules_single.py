@@ -22,7 +22,10 @@ from medmm.reports.registry import FlagSpec, declare
 
 _RP: dict[str, str] = language_pack()["rule_patterns"]  # the rules' phrases: data (language-en.yaml)
 
-_DIMS = re.compile(r"\b(\d+(?:\.\d+)?)(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*"
+# "2.5 x 1.9 cm" and "2.5 cm x 1.9 cm" (a unit after each number; the last one is read for all)
+_UNIT_EACH = r"(?:\s*(?:" + UNIT_ALTERNATION + r")\b)?"
+_DIMS = re.compile(r"\b(\d+(?:\.\d+)?)" + _UNIT_EACH + r"(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?)" + _UNIT_EACH
+                   + r")?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*"
                    r"(" + UNIT_ALTERNATION + r")\b", re.I)  # the units: the pack's reading.size_units
 _STRUCTURES = [(re.compile(r"\b(?:" + pat + r")\b", re.I), lo, hi) for pat, (lo, hi) in lx.STRUCTURE_SIZE_MM.items()]
 _ANY_STRUCTURE = re.compile(r"\b(?:" + "|".join(lx.STRUCTURE_SIZE_MM) + r")\b", re.I)  # one test before the 13
@@ -131,7 +134,8 @@ _INTERVAL_CUES = frozenset(w.lower() for w in language_pack()["interval_claim_wo
 _WEAK_CLAIM = tuple(w.lower() for w in language_pack()["weak_interval_claims"])  # also said of a normal structure
 _INTERVAL_CLAIM = re.compile(_RP["interval_claim"], re.I)
 # a prior named specifically in the sentence (a date, an outside or other-modality study): the sentence then
-# brings its own comparison, whatever COMPARISON says
+# brings its own comparison, whatever COMPARISON says. Not "since <date>": "stable since XXXX" under COMPARISON
+# "None" claims the very prior the COMPARISON line denies (blind set 3's miss; tune5 edits 0/3 -> 3/3)
 _PRIOR_IN_SENTENCE = re.compile(_RP["prior_in_sentence"], re.I)
 _NOT_A_CLAIM = re.compile(_RP["not_a_claim"], re.I)
 

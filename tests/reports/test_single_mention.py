@@ -93,6 +93,11 @@ def test_single_mention_recall_and_clean_fpr_on_the_held_out_real_reports():
     ("heldout", "reports_single_mention_blind3_edits.jsonl", 0.60),  # blind 5/16; 11/16 after the tune3 changes
     ("heldout", "reports_single_mention_blind4_edits.jsonl", 0.45),  # blind 7/15 (session 5; 6/15 at 007f9ba)
     ("tune", "reports_single_mention_tune4_edits.jsonl", 0.80),  # the interval kinds blind set 4 missed: 0/6 -> 6/6
+    ("tune", "reports_single_mention_tune5_edits.jsonl", 0.80),  # the families blind sets 2-4 missed: 2/16 -> 15/16
+    # blind set 5 (session 5, H5S): measured once at 7/21 (0.33), the same at 7ff8a5d: a floor against regressions, not
+    # the goal (issue 21 asks >= 0.60 on errors made by others)
+    ("heldout", "reports_single_mention_blind5_edits.jsonl", 0.33),
+    ("tune", "reports_single_mention_tune5b_edits.jsonl", 0.80),  # the kinds blind set 5 missed, on tune: 0/11 -> 11/11
 ])
 def test_hand_made_single_mention_edits_are_found(split, edits, at_least):
     from medmm.reports.evaluate import apply_hand_edits, read_real_corpus

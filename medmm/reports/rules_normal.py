@@ -1,0 +1,64 @@
+"""A structure said to be not normal under an impression that says nothing is wrong: ``negated_normal``.
+
+"The lungs are not clear." or "Mediastinal contours appear abnormal." in the findings, and "No acute cardiopulmonary
+disease." as the impression: a reader sees that one of the two is wrong (a "not" dictated or dropped, "abnormal" for
+"normal"), although the sentence names no finding for ``normal_impression`` (``rules_sections.py``) to compare. The
+statement is expected, not an error, when it says why (chronic, known, due to technique: the pack's blockers) or the
+impression names the same structure. The words are the language pack's ``negated_normal``.
+
+Cost: a pre-test on the report's word set and one scan for the pack's ``cue`` (every negated statement holds a cue);
+then one scan of the findings' text; the impression and the sentences are read only when that finds a statement.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from medmm.reports.analysis import Analysis
+from medmm.reports.flags import Flag, make_flag
+from medmm.reports.language_pack import language_pack
+from medmm.reports.registry import FlagSpec, declare
+from medmm.reports.rules_sections import _says_nothing_acute
+
+_NN = language_pack()["negated_normal"]
+
+
+def _alternation(items: list[str]) -> str:
+    return "|".join(sorted(items, key=len, reverse=True))
+
+
+_SUBJECT = "(?:" + _alternation(_NN["subjects"]) + ")"
+_STATEMENT = re.compile(r"\b(" + _SUBJECT + r")\s+(?:(?:and|or)\s+[\w\s]{0,30}?\s+)?(?:" + _alternation(_NN["predicates"])
+                        + r")\b", re.I)
+_CUE_WORDS = frozenset(w.lower() for w in _NN["cue_words"])
+_CUE = re.compile(_NN["cue"])
+_BLOCKER = re.compile(r"\b(?:" + _alternation(_NN["blockers"]) + r")\b", re.I)
+_F = "FINDINGS: {}\n\nIMPRESSION: {}"
+
+
+@declare(FlagSpec(id="negated_normal", type="negation", family="sections", reads=("findings", "impression"),
+                  explains="the findings say {structure} is not normal but the impression reads {statement}",
+                  example=_F.format("The lungs are not clear. No pleural effusion.", "No acute cardiopulmonary disease."),
+                  clean=_F.format("The lungs are clear. No pleural effusion.", "No acute cardiopulmonary disease.")))
+def rule_negated_normal(a: Analysis, header: Any = None) -> list[Flag]:
+    """A normal statement negated in the findings ("not clear", "abnormal") under an impression of nothing acute."""
+    if _CUE_WORDS.isdisjoint(a.lower_words()[1]) and not _CUE.search(a.lower_text()):
+        return []  # the common case, decided on the report's word set and one literal-led scan
+    if not any(_STATEMENT.search(a.text, sec.start, sec.end) for sec in a.sections if sec.name == "findings"):
+        return []
+    statement = next((s for s in a.sentences_in("impression") if _says_nothing_acute(s.text)), None)
+    if statement is None:
+        return []
+    imp_low = " ".join(s.text.lower() for s in a.sentences_in("impression"))
+    for sent in a.sentences_in("findings"):
+        m = _STATEMENT.search(sent.text)
+        if m is None or _BLOCKER.search(sent.text):
+            continue
+        subject = m.group(1).lower().split()[0]
+        if subject.rstrip("s") in imp_low:
+            continue  # the impression speaks of the same structure
+        return [make_flag("negated_normal", a.text, sent.start + m.start(), sent.start + m.end(),
+                          f"the findings say \"{m.group(0)}\" but the impression reads \"{statement.text[:80]}\"",
+                          related=[(statement.start, statement.end)])]
+    return []
