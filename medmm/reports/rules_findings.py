@@ -4,7 +4,6 @@ dictated wrong.
 
 * ``resected_lobe``: a finding placed in a lobe the findings say was removed ("Status post right upper lobectomy."
   ... "nodule in the right upper lobe");
-* ``no_such_fissure``: a structure of one lung named on the other side ("left minor fissure");
 * ``size_class``: a measurement larger than the size word that introduces it ("subcentimeter nodules, for example
   16 mm", "sub-5 mm nodules ... 9 mm");
 * ``severity_measured``: a grade that the finding's own measurement later in the sentence contradicts ("large nodule
@@ -142,31 +141,6 @@ def rule_resected_lobe(a: Analysis, header: Any = None) -> list[Flag]:
                                    f"a finding in the {m.group(0).lower()}, which the report says was removed "
                                    f"(\"{a.text[span[0]:span[1]]}\")", related=[span]))
             break
-    return flags
-
-
-# ------------------------------------------------------------------ no_such_fissure
-_ONE_SIDED = [(side, re.compile(r"\b(left|right)\s+(?:(?:lung|hemithorax)\s+)?(?:" + pat + r")\b", re.I))
-              for side, pat in _FR["one_sided"].items()]
-_ONE_SIDED_KEYS = substring_keys(list(_FR["one_sided"].values()))
-
-
-@declare(FlagSpec(id="no_such_fissure", type="laterality", family="single", reads=("any",),
-                  explains="the {structure} is in the {side} lung only",
-                  example=EXAMPLE.format("Unchanged fissural nodularity in the left minor fissure."),
-                  clean=EXAMPLE.format("Unchanged fissural nodularity in the right minor fissure.")))
-def rule_no_such_fissure(a: Analysis, header: Any = None) -> list[Flag]:
-    """A structure only one lung has, named on the other side ("left minor fissure")."""
-    low, words = a.lower_words()
-    if ("fissure" not in words if _ONE_SIDED_KEYS == ("fissure", "horizontal") else lacks(low, _ONE_SIDED_KEYS)):
-        return []  # the packaged structures are fissures: a word-set lookup; a site's own: substring tests
-    flags = []
-    for side, pat in _ONE_SIDED:
-        for m in pat.finditer(a.text):
-            if m.group(1).lower() != side:
-                flags.append(make_flag("no_such_fissure", a.text, m.start(), m.end(),
-                                       f"the {m.group(0)[len(m.group(1)):].strip().lower()} is in the {side} lung "
-                                       "only: side wrong?"))
     return flags
 
 

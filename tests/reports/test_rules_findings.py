@@ -73,9 +73,11 @@ def test_resected_lobe():
         assert not _flags(clean, "resected_lobe"), clean
 
 
-def test_no_such_fissure():
-    assert _flags("FINDINGS: Nodularity in the left minor fissure.", "no_such_fissure")
-    assert not _flags("FINDINGS: Nodularity in the right minor fissure. Left major fissure clear.", "no_such_fissure")
+def test_a_right_only_fissure_named_left_in_ct_findings():
+    # rules_anatomy.nonexistent_fissure (one rule for radiographs and CT; rules_findings had a twin of it)
+    assert _flags("FINDINGS: Nodularity in the left minor fissure.", "nonexistent_fissure")
+    assert not _flags("FINDINGS: Nodularity in the right minor fissure. Left major fissure clear.",
+                      "nonexistent_fissure")
 
 
 def test_size_class():
