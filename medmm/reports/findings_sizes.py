@@ -10,7 +10,7 @@ from typing import Any
 from medmm.reports.analysis import UNIT_ALTERNATION, Analysis, unit_mm
 from medmm.reports.language_pack import language_pack
 
-__all__ = ["EXAMPLE", "PACK", "SIZE", "alternation", "has_size", "report_has_size", "size_mm"]
+__all__ = ["EXAMPLE", "PACK", "SIZE", "has_size", "longest_first", "report_has_size", "size_mm"]
 
 PACK: dict[str, Any] = language_pack()["findings_rules"]  # the words of the findings rules (language-en.yaml)
 EXAMPLE = "FINDINGS: {}"  # the registry examples' report
@@ -21,8 +21,9 @@ SIZE = re.compile(r"\b(\d+(?:\.\d+)?)(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?(?:\s*(?:
 _DIGIT_UNIT = re.compile(r"\d\s*(?:mm|cm|milli|centi)")
 
 
-def alternation(items: list[str]) -> str:
-    """A regex alternation of ``items``, longest first (so a longer word wins over its prefix)."""
+def longest_first(items: list[str]) -> str:
+    """A regex alternation of ``items``, longest first (so a longer word wins over its prefix; the language pack's
+    ``alternation`` keeps the pack's order instead)."""
     return "|".join(sorted(items, key=len, reverse=True))
 
 

@@ -27,19 +27,19 @@ import re
 from typing import Any
 
 from medmm.reports.analysis import Analysis, per_sentence, unit_mm
-from medmm.reports.findings_sizes import EXAMPLE, PACK as _FR, SIZE, alternation, report_has_size, size_mm
+from medmm.reports.findings_sizes import EXAMPLE, SIZE, longest_first, report_has_size, size_mm
+from medmm.reports.findings_sizes import PACK as _FR
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import lacks, substring_keys
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rule_loop import BODY, Hit, sentence_flags
-
 
 # ------------------------------------------------------------------ node_size_denied
 MAX_DENIALS = 20  # node denials compared per report
 _NODE_DENIAL = re.compile(_FR["node_denial"], re.I)
 _NODE_LIMITED = re.compile(_FR["node_denial_limited"], re.I)
 _NODE_SHORT_AXIS = float(_FR["node_short_axis_mm"])
-_STATIONS = {g: re.compile(r"\b(?:" + alternation(p) + r")\b", re.I) for g, p in _FR["node_stations"].items()}
+_STATIONS = {g: re.compile(r"\b(?:" + longest_first(p) + r")\b", re.I) for g, p in _FR["node_stations"].items()}
 _LONG_AXIS = re.compile(_FR["long_axis"], re.I)
 _NODE_WORD = re.compile(r"\b(?:lymph\s+)?nodes?\b", re.I)
 
@@ -100,7 +100,7 @@ def rule_node_size_denied(a: Analysis, header: Any = None) -> list[Flag]:
 _LOBECTOMY = re.compile(_FR["lobectomy"], re.I)
 _PNEUMONECTOMY = re.compile(_FR["pneumonectomy"], re.I)
 _NOT_DONE = re.compile(_FR["not_done"], re.I)
-_SURGICAL = re.compile(r"\b(?:" + alternation(_FR["surgical_site"]) + r")\b", re.I)
+_SURGICAL = re.compile(r"\b(?:" + longest_first(_FR["surgical_site"]) + r")\b", re.I)
 _LOBE = re.compile(r"\b(left|right)\s+(upper|middle|lower)\s+lob(?:e|ar)\b", re.I)
 
 
@@ -179,8 +179,11 @@ def rule_size_class(a: Analysis, header: Any = None) -> list[Flag]:
 # ------------------------------------------------------------------ severity_measured
 _AT_LEAST = {k.lower(): float(v) for k, v in _FR["measured_grade_sizes"]["at_least"].items()}
 _AT_MOST = {k.lower(): float(v) for k, v in _FR["measured_grade_sizes"]["at_most"].items()}
-_GRADE = re.compile(r"\b(" + alternation(list(_AT_LEAST) + list(_AT_MOST)) + r")\b", re.I)
+_GRADE = re.compile(r"\b(" + longest_first(list(_AT_LEAST) + list(_AT_MOST)) + r")\b", re.I)
 _MEASURED_BY = re.compile(_FR["measured_by"], re.I)
+# a word between the grade and "measuring" that hands the size to another finding ("large effusion with a nodule
+# measuring 4 mm"): the pack's measured_gap_breaks
+_GAP_BREAK = re.compile(r"\b(?:" + longest_first(_FR["measured_gap_breaks"]) + r")\b", re.I)
 
 
 @per_sentence
@@ -197,7 +200,7 @@ def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
             continue
         g = before[-1]
         gap = sentence[g.end(): by.start()]
-        if len(gap.split()) > 20 or ";" in gap or SIZE.search(gap) or " and " in gap.lower():
+        if len(gap.split()) > 20 or ";" in gap or SIZE.search(gap) or _GAP_BREAK.search(gap):
             continue
         grade, mm = g.group(1).lower(), size_mm(size)
         if (grade in _AT_LEAST and mm >= _AT_LEAST[grade]) or (grade in _AT_MOST and mm <= _AT_MOST[grade]):

@@ -24,7 +24,8 @@ import re
 from typing import Any
 
 from medmm.reports.analysis import Analysis, per_sentence
-from medmm.reports.findings_sizes import EXAMPLE, PACK as _FR, SIZE, alternation, has_size, report_has_size, size_mm
+from medmm.reports.findings_sizes import EXAMPLE, SIZE, has_size, longest_first, report_has_size, size_mm
+from medmm.reports.findings_sizes import PACK as _FR
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
@@ -35,8 +36,8 @@ MAX_DENIALS = 20  # "no new ..." statements compared per report (each claim is r
 
 
 # ------------------------------------------------------------------ interval_direction
-_UP = re.compile(r"\b(?:" + alternation(_FR["change_up"]) + r")\b", re.I)
-_DOWN = re.compile(r"\b(?:" + alternation(_FR["change_down"]) + r")\b", re.I)
+_UP = re.compile(r"\b(?:" + longest_first(_FR["change_up"]) + r")\b", re.I)
+_DOWN = re.compile(r"\b(?:" + longest_first(_FR["change_down"]) + r")\b", re.I)
 _UP_KEYS = substring_keys(_FR["change_up"])
 _DOWN_KEYS = substring_keys(_FR["change_down"])
 _DENIED = re.compile(_FR["change_denied"], re.I)
@@ -45,7 +46,7 @@ _DENIED = re.compile(_FR["change_denied"], re.I)
 _CHANGE_WORDS = frozenset(k for k in (_UP_KEYS or ()) + (_DOWN_KEYS or ()) if k.isalpha() and len(k) >= 4) \
     if _UP_KEYS and _DOWN_KEYS and all(k.isalpha() and len(k) >= 4 for k in _UP_KEYS + _DOWN_KEYS) else None
 _PRIOR_WORDS = frozenset(("previously", "previous", "from", "compared"))
-_NONE = re.compile(r"\b(?:" + alternation(_FR["change_none"]) + r")\b", re.I)
+_NONE = re.compile(r"\b(?:" + longest_first(_FR["change_none"]) + r")\b", re.I)
 _NONE_KEYS = substring_keys(_FR["change_none"])
 _NONE_WORDS = frozenset(k for k in (_NONE_KEYS or ()) if k.isalpha() and len(k) >= 4) \
     if _NONE_KEYS and all(k.isalpha() and len(k) >= 4 for k in _NONE_KEYS) else None
@@ -202,9 +203,9 @@ _NEW_CLOSING = re.compile(_FR["new_closing"], re.I)
 _DENIES_GROWTH = re.compile(_FR["denies_growth"], re.I)
 _GROWTH = re.compile(_FR["growth_claim"], re.I)
 _ANAPHOR = re.compile(_FR["anaphor"], re.I)
-_ORGANS = re.compile(r"\b(?:" + alternation(_FR["other_organs"]) + r")\b", re.I)
+_ORGANS = re.compile(r"\b(?:" + longest_first(_FR["other_organs"]) + r")\b", re.I)
 _NEGATED = re.compile(r"\b(?:no|not|without|nor|resolved|resolution)\b", re.I)
-_QUALIFIERS = re.compile(r"\b(?:" + alternation(_FR["denial_qualifiers"]) + r")\b", re.I)
+_QUALIFIERS = re.compile(r"\b(?:" + longest_first(_FR["denial_qualifiers"]) + r")\b", re.I)
 
 
 def _kinds(text: str) -> set[str]:

@@ -134,13 +134,11 @@ _A_SIZE = re.compile(r"\d\s*[cm]m\b")
 # high grades and the size (mm) at or under which their own measurement contradicts them: language pack data
 _AT_MOST: dict[str, float] = {k.lower(): float(v) for k, v in language_pack()["grade_sizes"]["at_most"].items()}
 _BIG_WORDS = "|".join(sorted(_AT_MOST, key=len, reverse=True))
-# a grade, up to three words, its size ("large 3 mm nodule"); its size after it ("3 mm large"); or the size its
-# finding "measures" further on, through a place but no conjunction or punctuation ("massive nodular opacity in the
-# right midlung measuring 1.2 cm")
+# a grade, up to three words, its size ("large 3 mm nodule"), or its size after it ("3 mm large"); the size its
+# finding "measures" further on ("massive nodular opacity in the right midlung measuring 1.2 cm") is
+# rules_findings.severity_measured's
 _BIG = re.compile(r"\b(" + _BIG_WORDS + r")\s+(?:(?!and\b|or\b|with\b|but\b)[a-z]+\s+){0,3}?(\d+(?:\.\d+)?)\s*(mm|cm)\b|"
-                  r"\b(\d+(?:\.\d+)?)\s*(mm|cm)\s+(" + _BIG_WORDS + r")\b|"
-                  r"\b(" + _BIG_WORDS + r")\s+(?:(?!and\b|or\b|with\b|but\b|measur)[a-z]+\s+){1,10}?"
-                  r"measur(?:ing|es)\s+(?:(?:approximately|about|up\s+to)\s+)?(\d+(?:\.\d+)?)\s*(mm|cm)\b", re.I)
+                  r"\b(\d+(?:\.\d+)?)\s*(mm|cm)\s+(" + _BIG_WORDS + r")\b", re.I)
 
 
 @per_sentence
@@ -148,8 +146,7 @@ def _high_grade_small_size(sentence: str) -> tuple[Hit, ...]:
     """Each high grade next to a measurement at or under the grade's limit."""
     hits = []
     for m in _BIG.finditer(sentence):
-        grade, value, unit = next(g for g in ((m.group(1), m.group(2), m.group(3)), (m.group(6), m.group(4), m.group(5)),
-                                              (m.group(7), m.group(8), m.group(9))) if g[0])
+        grade, value, unit = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(6), m.group(4), m.group(5))
         mm = float(value) * (10.0 if unit.lower() == "cm" else 1.0)
         if mm <= _AT_MOST[grade.lower()]:
             hits.append(Hit(m.start(), m.end(), f"\"{grade}\" but it measures {value} {unit}"))

@@ -1,21 +1,24 @@
-"""severity_size (rules_mention.py): a high grade against the size its finding measures, also where the size is
-given further on with "measuring", through a place but no conjunction."""
+"""A high grade against its own size: next to it (rules_mention.severity_size: "large 3 mm nodule"), or given further
+on with "measuring", through a place but no conjunction (rules_findings.severity_measured: "massive ... opacity in the
+right midlung measuring 1.2 cm"; one rule for it, where two were written in the same session)."""
 
 import pytest
 
 from medmm.reports.analysis import analyze
+from medmm.reports.rules_findings import rule_severity_measured
 from medmm.reports.rules_mention import rule_severity_size
 
 F = "FINDINGS: {}\n\nIMPRESSION: Finding."
 
 
-@pytest.mark.parametrize("findings", [
-    "There is a massive nodular like opacity in the right midlung measuring 1.2 cm projecting over the ribs.",
-    "A large 3 mm nodule in the right upper lobe.",
-    "Huge rounded opacity projecting over the left hilum measuring approximately 9 mm.",
+@pytest.mark.parametrize("findings,rule", [
+    ("There is a massive nodular like opacity in the right midlung measuring 1.2 cm projecting over the ribs.",
+     rule_severity_measured),
+    ("A large 3 mm nodule in the right upper lobe.", rule_severity_size),
+    ("Huge rounded opacity projecting over the left hilum measuring approximately 9 mm.", rule_severity_measured),
 ])
-def test_a_high_grade_on_a_small_measured_finding_is_flagged(findings):
-    assert [f.rule for f in rule_severity_size(analyze(F.format(findings)))] == ["severity_size"]
+def test_a_high_grade_on_a_small_measured_finding_is_flagged(findings, rule):
+    assert len(rule(analyze(F.format(findings)))) == 1
 
 
 @pytest.mark.parametrize("findings", [
@@ -25,4 +28,5 @@ def test_a_high_grade_on_a_small_measured_finding_is_flagged(findings):
     "Large right pleural effusion with a nodule measuring 4 mm.",
 ])
 def test_a_size_of_another_finding_or_a_fitting_size_is_not_flagged(findings):
-    assert rule_severity_size(analyze(F.format(findings))) == []
+    a = analyze(F.format(findings))
+    assert rule_severity_size(a) == [] and rule_severity_measured(a) == []
