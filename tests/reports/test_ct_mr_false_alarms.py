@@ -142,3 +142,54 @@ def test_a_finding_referred_back_to_is_compared_where_it_is_described(checker):
     assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "polarity_within"]
     same_side = text.replace("in the right kidney", "in the left kidney").replace("Right renal", "Left renal")
     assert [r for r in rules(checker, same_side, CT_CHEST) if r[0] == "polarity_within"]
+
+
+def test_a_last_paragraph_that_opens_another_study_is_no_impression(checker):
+    """Teaching-file and multi-study text without headers: a last paragraph that names another study ("On MRI, ...",
+    "The contrast CT of the abdomen shows ...") or opens with a heading of its own ("After 3 months of therapy:")
+    goes on with the findings; MIMIC's fallback (the last paragraph is the impression) still holds otherwise."""
+    from medmm.reports.sections import split_sections
+
+    text = ("Ultrasound shows a 6 cm solid mass in the right renal fossa.\n\n"
+            "On CT, the left kidney shows a 2 cm mass in its lower pole.")
+    assert [s.name for s in split_sections(text)] == ["findings"]
+    assert not [r for r in rules(checker, text, {"modality": "CT", "body_part": "ABDOMEN"})
+                if r[0] in ("laterality_sections", "unsummarised_finding")]
+    serial = ("- Large left adrenal mass (9.0 cm x 7.5 cm).\n\nAfter 3 months of therapy:\n"
+              "- Smaller left adrenal mass (5.1 cm x 4.0 cm).")
+    assert [s.name for s in split_sections(serial)] == ["findings"]
+    assert not [r for r in rules(checker, serial, {"modality": "CT", "body_part": "ABDOMEN"})
+                if r[0] == "measurement_sections"]
+    region = ("The chest shows a large mass under the left axilla.\n\n"
+              "The contrast CT of the abdomen shows an enlarged spleen.")
+    assert [s.name for s in split_sections(region)] == ["findings"]
+    for summary in ("Clear lungs.\n\nNormal chest.", "Small right effusion.\n\nNo acute findings on CT.",
+                    "Small right effusion.\n\nRecommend CT."):
+        assert [s.name for s in split_sections(summary)] == ["findings", "impression"]
+
+
+def test_ct_anatomy_the_radiograph_model_never_saw_is_no_confusion(checker):
+    """A medical word the packaged (radiograph) model never saw, whose right neighbour the model never saw after the
+    term the left neighbour suggests, is CT/MR anatomy, not a slip ("temporal bone fracture" is no "temporal lobe
+    fracture"); a side word alone does not say which paired structure follows ("left pectoral")."""
+    head = ("FINDINGS: A fracture of the left temporal bone extends to the mastoid. Uptake in the left femoral "
+            "head.\n\nIMPRESSION: Temporal bone fracture.")
+    assert not [r for r in rules(checker, head, CT_HEAD) if r[0] == "real_word"]
+    veins = "FINDINGS: Narrow left common iliac vein with large collateral vessels.\n\nIMPRESSION: Compression."
+    assert not [r for r in rules(checker, veins, {"modality": "CT", "body_part": "ABDOMEN"}) if r[0] == "real_word"]
+    chest = ("FINDINGS: Soft tissue thickening of the right pectoral and deltoid muscles.\n\n"
+             "IMPRESSION: Muscle thickening.")
+    assert not [r for r in rules(checker, chest, CT_CHEST) if r[0] == "real_word"]
+    slip = "FINDINGS: Small left pleural infusion.\n\nIMPRESSION: Effusion."  # the left context still decides
+    assert ("real_word", "infusion") in rules(checker, slip, CT_CHEST)
+
+
+def test_the_mass_refers_back_to_the_mass_described(checker):
+    """'the mass' (a bare definite article) refers back like 'this mass': compared through the sided mass it refers
+    to, not with a denial of masses on the other side."""
+    text = ("FINDINGS: A lobulated mass arises from the left kidney. The right kidney is unremarkable with no masses. "
+            "Calcifications are seen within the mass.\n\nIMPRESSION: Left renal mass.")
+    assert not [r for r in rules(checker, text, {"modality": "CT", "body_part": "ABDOMEN"})
+                if r[0] == "polarity_within"]
+    same = text.replace("from the left kidney", "from the right kidney").replace("Left renal", "Right renal")
+    assert [r for r in rules(checker, same, {"modality": "CT", "body_part": "ABDOMEN"}) if r[0] == "polarity_within"]
