@@ -193,3 +193,32 @@ def test_the_mass_refers_back_to_the_mass_described(checker):
                 if r[0] == "polarity_within"]
     same = text.replace("from the left kidney", "from the right kidney").replace("Left renal", "Right renal")
     assert [r for r in rules(checker, same, {"modality": "CT", "body_part": "ABDOMEN"}) if r[0] == "polarity_within"]
+
+
+def test_the_lateral_mass_of_a_vertebra_is_anatomy_not_a_mass(checker):
+    """'no displacement of the left lateral mass' denies no mass, and an impression without 'mass' omits none."""
+    text = ("FINDINGS: Fractures of the atlas with no displacement of the left lateral mass and moderate displacement "
+            "of the right lateral mass.\n\nIMPRESSION: Atlas fracture.")
+    assert not [r for r in rules(checker, text, CT_HEAD) if r[0] in ("within_sentence", "unsummarised_finding")]
+    real = "FINDINGS: No mass or adenopathy; a 3 cm mass in the right neck.\n\nIMPRESSION: Mass."  # still a mass
+    assert [r for r in rules(checker, real, CT_HEAD) if r[0] == "within_sentence"]
+
+
+def test_directions_toward_eponyms_and_short_forms_of_teaching_text_are_words(checker):
+    """'craniocaudad' (toward: the '-ad' form of 'craniocaudal'), 'Probst bundles', 'mult' (multiple); a misspelling
+    next to them is still one."""
+    text = ("FINDINGS: A mass 2 cm craniocaudad. Probst bundles are present. Mult small foci of edema. Small "
+            "sagital cleft.\n\nIMPRESSION: Mass.")
+    flagged = rules(checker, text, MR_BRAIN)
+    assert not [r for r in flagged if r[0] == "non_word" and r[1] in ("craniocaudad", "Probst", "Mult")]
+    assert ("non_word", "sagital") in flagged
+
+
+def test_a_reference_back_by_another_type_is_compared_through_its_antecedent(checker):
+    """'this mass lesion' restates the mass described before; a denial of lesions somewhere else (its own type) does
+    not contradict it, as it would not contradict the mass stated directly."""
+    text = ("FINDINGS: An enhancing mass fills the supraglottic larynx. There is no evidence of lesions within the "
+            "mainstem bronchi. The tube ends just below this mass lesion.\n\nIMPRESSION: Laryngeal mass.")
+    assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "polarity_within"]
+    direct = text.replace("this mass lesion", "a lesion")
+    assert [r for r in rules(checker, direct, CT_CHEST) if r[0] == "polarity_within"]
