@@ -578,7 +578,10 @@ _MODALITY_NAMES = {k: re.compile(v) for k, v in lx.MODALITY_WORDS.items()}
 
 def _study_group(a: Analysis, header: Any) -> str | None:
     """The modality group of the study: the header's, else the one the technique/examination line names
-    ("EXAM: CT abdomen and pelvis"), else None."""
+    ("EXAM: CT abdomen and pelvis"), else the one the first body sentence naming a study names when it names no other
+    study ("Axial CT images of the brain demonstrate ..."; not "compared with the prior CT"), else None. Without a
+    header, teaching-file CT text named its study only in its sentences (MedPix CT tune: 4 real_word false alarms on
+    CT anatomy, "left femoral head", "temporal bone", read as radiograph text)."""
     modality = (getattr(header, "modality", None) or "").upper()
     if modality:
         return lx.MODALITY_GROUP.get(modality)
@@ -587,6 +590,12 @@ def _study_group(a: Analysis, header: Any) -> str | None:
             for name, pat in _MODALITY_NAMES.items():
                 if pat.search(sent.text):
                     return name
+    for sent in a.sentences:
+        if sent.section in ("findings", "impression"):
+            named = [name for name, pat in _MODALITY_NAMES.items() if pat.search(sent.text)]
+            if named:
+                low = sent.text.lower()
+                return named[0] if len(named) == 1 and not any(c in low for c in lx.OTHER_STUDY_CUES) else None
     return None
 
 

@@ -222,3 +222,14 @@ def test_a_reference_back_by_another_type_is_compared_through_its_antecedent(che
     assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "polarity_within"]
     direct = text.replace("this mass lesion", "a lesion")
     assert [r for r in rules(checker, direct, CT_CHEST) if r[0] == "polarity_within"]
+
+
+def test_without_a_header_a_body_sentence_naming_the_study_names_the_modality(checker):
+    """No header and no examination line: the first body sentence that names a study (and no other study) says
+    which; a sentence naming a prior does not."""
+    text = ("Axial CT images of the head demonstrate a fracture through the left temporal bone extending to the "
+            "mastoid. Uptake in the left femoral head.")
+    assert not [r for r in rules(checker, text) if r[0] == "real_word"]
+    prior = ("Compared with the prior CT, a fracture through the left temporal bone extending to the mastoid. "
+             "Uptake in the left femoral head.")
+    assert [r for r in rules(checker, prior) if r[0] == "real_word"]  # read as radiograph text, as before
