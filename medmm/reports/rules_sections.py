@@ -450,8 +450,18 @@ def _antecedent_agrees(a: Analysis, fnd: list[Mention], neg: Mention, pos: Menti
     """May ``pos`` be the finding ``neg`` denies? A reference back ("this mass") stands on the side of the finding it
     refers to (the last one of its type described on a side before it): "a mass in the right kidney ... this mass
     ... the left kidney is normal with no evidence of masses" is no contradiction."""
-    if not _refers_back(a, pos):
+    phrase = _DEMONSTRATIVE.search(a.text, max(0, pos.start - 40), pos.start)
+    if phrase is None:
         return True
+    # the referring phrase may name the finding by another type too ("this mass lesion"): the antecedent is the last
+    # finding of one of its types described before it; one of another type than the denial's is no finding the
+    # denial denies, as a direct statement of it would not be ("a subglottic mass ... no lesions within the distal
+    # trachea ... just distal to this mass lesion"; MedPix CT tune)
+    lo = phrase.start()
+    types = {pos.type} | {o.type for o in fnd if lo <= o.start < pos.start}
+    earlier = [o for o in fnd if o.type in types and o.positive and o.start < lo and o is not pos]
+    if earlier and earlier[-1].type != neg.type:
+        return False
     sides = [o.side or o.sentence_side for o in fnd if o.type == pos.type and o.positive and o.start < pos.start
              and o is not pos and (o.side or o.sentence_side)]
     return not sides or _side_ok(neg.side or neg.sentence_side, sides[-1])

@@ -3,7 +3,8 @@
 Headers are found the way MIMIC-CXR's section parser does it (a capitalised word or two
 followed by a colon) but typo-tolerant: a header candidate is matched to the known names with
 difflib similarity >= 0.8 ("IMPRESION:", "FINDNGS:"). A report with no headers is one
-FINDINGS section, and when it has several paragraphs the last one is taken as the impression.
+FINDINGS section, and when it has several paragraphs the last one is taken as the impression (unless it opens
+another study or part: "On CT, ...", "After 6 weeks of therapy:"; language pack ``sentences.other_study_opener``).
 
 Structured CT and MR reports put organ sub-headings under (or instead of) FINDINGS: "LUNGS:",
 "MEDIASTINUM:", "UPPER ABDOMEN:", "BRAIN:". Each becomes a ``findings`` section whose ``label``
@@ -28,6 +29,8 @@ ORGAN_HEADINGS = frozenset(" ".join(h.upper().split()) for h in _PACK["organ_hea
 _SENTENCES = _PACK["sentences"]  # sentence ends, list markers, what a header looks like: data too
 _HEADER_WORDS = re.compile(_SENTENCES["header_words"])
 _LEVEL_HEADING = re.compile(_SENTENCES["level_heading"], re.I)
+# a last paragraph that opens another study or part ("On CT, ...", "After 6 weeks of therapy:"): findings, no impression
+_OTHER_STUDY = re.compile(_SENTENCES["other_study_opener"])
 _HEADER_WINDOW = 64  # characters looked back from a colon for its header (a header has at most 30)
 MAX_SENTENCE_CHARS = 600  # a longer run without a sentence end is read in pieces of at most this length
 
@@ -102,7 +105,7 @@ def split_sections(text: str) -> list[Section]:
     sections: list[Section] = []
     if not heads:
         paragraphs = [m for m in re.finditer(r"\S(?:.|\n(?!\s*\n))*", text)]
-        if len(paragraphs) >= 2:
+        if len(paragraphs) >= 2 and not _OTHER_STUDY.match(paragraphs[-1].group(0)):
             last = paragraphs[-1]
             sections.append(Section("findings", paragraphs[0].start(), paragraphs[-2].end(), None,
                                     text[paragraphs[0].start(): paragraphs[-2].end()]))

@@ -142,3 +142,94 @@ def test_a_finding_referred_back_to_is_compared_where_it_is_described(checker):
     assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "polarity_within"]
     same_side = text.replace("in the right kidney", "in the left kidney").replace("Right renal", "Left renal")
     assert [r for r in rules(checker, same_side, CT_CHEST) if r[0] == "polarity_within"]
+
+
+def test_a_last_paragraph_that_opens_another_study_is_no_impression(checker):
+    """Teaching-file and multi-study text without headers: a last paragraph that names another study ("On MRI, ...",
+    "The contrast CT of the abdomen shows ...") or opens with a heading of its own ("After 3 months of therapy:")
+    goes on with the findings; MIMIC's fallback (the last paragraph is the impression) still holds otherwise."""
+    from medmm.reports.sections import split_sections
+
+    text = ("Ultrasound shows a 6 cm solid mass in the right renal fossa.\n\n"
+            "On CT, the left kidney shows a 2 cm mass in its lower pole.")
+    assert [s.name for s in split_sections(text)] == ["findings"]
+    assert not [r for r in rules(checker, text, {"modality": "CT", "body_part": "ABDOMEN"})
+                if r[0] in ("laterality_sections", "unsummarised_finding")]
+    serial = ("- Large left adrenal mass (9.0 cm x 7.5 cm).\n\nAfter 3 months of therapy:\n"
+              "- Smaller left adrenal mass (5.1 cm x 4.0 cm).")
+    assert [s.name for s in split_sections(serial)] == ["findings"]
+    assert not [r for r in rules(checker, serial, {"modality": "CT", "body_part": "ABDOMEN"})
+                if r[0] == "measurement_sections"]
+    region = ("The chest shows a large mass under the left axilla.\n\n"
+              "The contrast CT of the abdomen shows an enlarged spleen.")
+    assert [s.name for s in split_sections(region)] == ["findings"]
+    for summary in ("Clear lungs.\n\nNormal chest.", "Small right effusion.\n\nNo acute findings on CT.",
+                    "Small right effusion.\n\nRecommend CT."):
+        assert [s.name for s in split_sections(summary)] == ["findings", "impression"]
+
+
+def test_ct_anatomy_the_radiograph_model_never_saw_is_no_confusion(checker):
+    """A medical word the packaged (radiograph) model never saw, whose right neighbour the model never saw after the
+    term the left neighbour suggests, is CT/MR anatomy, not a slip ("temporal bone fracture" is no "temporal lobe
+    fracture"); a side word alone does not say which paired structure follows ("left pectoral")."""
+    head = ("FINDINGS: A fracture of the left temporal bone extends to the mastoid. Uptake in the left femoral "
+            "head.\n\nIMPRESSION: Temporal bone fracture.")
+    assert not [r for r in rules(checker, head, CT_HEAD) if r[0] == "real_word"]
+    veins = "FINDINGS: Narrow left common iliac vein with large collateral vessels.\n\nIMPRESSION: Compression."
+    assert not [r for r in rules(checker, veins, {"modality": "CT", "body_part": "ABDOMEN"}) if r[0] == "real_word"]
+    chest = ("FINDINGS: Soft tissue thickening of the right pectoral and deltoid muscles.\n\n"
+             "IMPRESSION: Muscle thickening.")
+    assert not [r for r in rules(checker, chest, CT_CHEST) if r[0] == "real_word"]
+    slip = "FINDINGS: Small left pleural infusion.\n\nIMPRESSION: Effusion."  # the left context still decides
+    assert ("real_word", "infusion") in rules(checker, slip, CT_CHEST)
+
+
+def test_the_mass_refers_back_to_the_mass_described(checker):
+    """'the mass' (a bare definite article) refers back like 'this mass': compared through the sided mass it refers
+    to, not with a denial of masses on the other side."""
+    text = ("FINDINGS: A lobulated mass arises from the left kidney. The right kidney is unremarkable with no masses. "
+            "Calcifications are seen within the mass.\n\nIMPRESSION: Left renal mass.")
+    assert not [r for r in rules(checker, text, {"modality": "CT", "body_part": "ABDOMEN"})
+                if r[0] == "polarity_within"]
+    same = text.replace("from the left kidney", "from the right kidney").replace("Left renal", "Right renal")
+    assert [r for r in rules(checker, same, {"modality": "CT", "body_part": "ABDOMEN"}) if r[0] == "polarity_within"]
+
+
+def test_the_lateral_mass_of_a_vertebra_is_anatomy_not_a_mass(checker):
+    """'no displacement of the left lateral mass' denies no mass, and an impression without 'mass' omits none."""
+    text = ("FINDINGS: Fractures of the atlas with no displacement of the left lateral mass and moderate displacement "
+            "of the right lateral mass.\n\nIMPRESSION: Atlas fracture.")
+    assert not [r for r in rules(checker, text, CT_HEAD) if r[0] in ("within_sentence", "unsummarised_finding")]
+    real = "FINDINGS: No mass or adenopathy; a 3 cm mass in the right neck.\n\nIMPRESSION: Mass."  # still a mass
+    assert [r for r in rules(checker, real, CT_HEAD) if r[0] == "within_sentence"]
+
+
+def test_directions_toward_eponyms_and_short_forms_of_teaching_text_are_words(checker):
+    """'craniocaudad' (toward: the '-ad' form of 'craniocaudal'), 'Probst bundles', 'mult' (multiple); a misspelling
+    next to them is still one."""
+    text = ("FINDINGS: A mass 2 cm craniocaudad. Probst bundles are present. Mult small foci of edema. Small "
+            "sagital cleft.\n\nIMPRESSION: Mass.")
+    flagged = rules(checker, text, MR_BRAIN)
+    assert not [r for r in flagged if r[0] == "non_word" and r[1] in ("craniocaudad", "Probst", "Mult")]
+    assert ("non_word", "sagital") in flagged
+
+
+def test_a_reference_back_by_another_type_is_compared_through_its_antecedent(checker):
+    """'this mass lesion' restates the mass described before; a denial of lesions somewhere else (its own type) does
+    not contradict it, as it would not contradict the mass stated directly."""
+    text = ("FINDINGS: An enhancing mass fills the supraglottic larynx. There is no evidence of lesions within the "
+            "mainstem bronchi. The tube ends just below this mass lesion.\n\nIMPRESSION: Laryngeal mass.")
+    assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "polarity_within"]
+    direct = text.replace("this mass lesion", "a lesion")
+    assert [r for r in rules(checker, direct, CT_CHEST) if r[0] == "polarity_within"]
+
+
+def test_without_a_header_a_body_sentence_naming_the_study_names_the_modality(checker):
+    """No header and no examination line: the first body sentence that names a study (and no other study) says
+    which; a sentence naming a prior does not."""
+    text = ("Axial CT images of the head demonstrate a fracture through the left temporal bone extending to the "
+            "mastoid. Uptake in the left femoral head.")
+    assert not [r for r in rules(checker, text) if r[0] == "real_word"]
+    prior = ("Compared with the prior CT, a fracture through the left temporal bone extending to the mastoid. "
+             "Uptake in the left femoral head.")
+    assert [r for r in rules(checker, prior) if r[0] == "real_word"]  # read as radiograph text, as before
