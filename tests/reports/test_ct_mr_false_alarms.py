@@ -136,9 +136,8 @@ def test_no_evidence_of_additional_lesions_denies_only_other_ones(checker):
 
 
 def test_a_finding_referred_back_to_is_compared_where_it_is_described(checker):
-    text = ("FINDINGS: There is a heterogeneous mass in the right kidney. Initial measurements of this mass were 15.4 cm "
-            "craniocaudal. The left kidney is normal with no evidence of masses or hydronephrosis.\n\nIMPRESSION: "
-            "Right renal mass.")
+    text = ("FINDINGS: There is a lobulated mass in the right kidney. This mass spans 9 cm from top to bottom. The "
+            "left kidney is normal with no evidence of masses or hydronephrosis.\n\nIMPRESSION: Right renal mass.")
     assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "polarity_within"]
     same_side = text.replace("in the right kidney", "in the left kidney").replace("Right renal", "Left renal")
     assert [r for r in rules(checker, same_side, CT_CHEST) if r[0] == "polarity_within"]
