@@ -87,7 +87,8 @@ def choose_paths(paths: Sequence[str], root: str | None = None) -> list[str]:
     if missing:
         raise InputError(f"{missing[0]}: image not found (paths are relative to the dataset file's folder "
                          "or absolute)")
-    main, lateral = [], []
+    main: list[str] = []
+    lateral: list[str] = []
     for p in resolved:
         if os.path.isfile(p) and not p.lower().endswith(_PICTURE + (".nii", ".nii.gz")):
             (main if _view_position(p) in FRONTAL else lateral).append(p)

@@ -201,7 +201,8 @@ def op_location(r: _Report, header: dict | None, rng: np.random.Generator) -> Ed
     old = m.group(1)
     new = _case_like(_LOBE_SWAP[old.lower()], old)
     term = r.term_of(r.sentences[i].text)
-    restated = bool(term) and any(re.search(re.escape(old), o.text, re.I) for o in _kind_in(term[0], r.others(i), True))
+    restated = term is not None and any(re.search(re.escape(old), o.text, re.I)
+                                        for o in _kind_in(term[0], r.others(i), True))
     impossible = new.lower() == "middle lobe" and re.search(r"\bleft\s+$", r.sentences[i].text[: m.start()], re.I)
     return _word_edit(r, i, m, new, "location", "lobe/zone swap", f"{old} -> {new}", bool(restated or impossible))
 
@@ -251,7 +252,7 @@ def op_interval(r: _Report, header: dict | None, rng: np.random.Generator) -> Ed
     old = m.group(1)
     new = _case_like(_INTERVAL_FLIP[old.lower()], old)
     term = r.term_of(r.sentences[i].text)
-    restated = bool(term) and any(_INTERVAL_WORDS.search(o.text) for o in _kind_in(term[0], r.others(i), True))
+    restated = term is not None and any(_INTERVAL_WORDS.search(o.text) for o in _kind_in(term[0], r.others(i), True))
     no_prior = comp is not None and bool(_NO_PRIOR.match(comp.text))
     return _word_edit(r, i, m, new, "interval", "interval word", f"{old} -> {new}", restated or no_prior)
 
@@ -272,7 +273,8 @@ def op_measurement(r: _Report, header: dict | None, rng: np.random.Generator) ->
         new = f"{v:.0f}{space}{unit}" if unit == "mm" else f"{v:.1f}{space}{unit}"
         detail, model = f"value {value} -> {new}", "value change"
     restated = any(re.search(r"\b" + re.escape(value) + r"\s*" + unit, o.text) for o in r.others(i))
-    mm = float(new.split()[0] if " " in new else re.match(r"[\d.]+", new).group(0)) * (10 if new.endswith("cm") else 1)
+    number = new.split()[0] if " " in new else re.sub(r"[^\d.].*$", "", new)  # "12mm" -> "12"
+    mm = float(number) * (10 if new.endswith("cm") else 1)
     window = r.sentences[i].text[max(0, m.start() - 40): m.end() + 40]
     implausible = any(re.search(r"\b(?:" + pat + r")\b", window, re.I) and not lo <= mm <= hi
                       for pat, (lo, hi) in lx.STRUCTURE_SIZE_MM.items())

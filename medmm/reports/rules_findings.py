@@ -232,7 +232,7 @@ _DILATED = re.compile(_FR["dilated_caliber"], re.I)
 @per_sentence
 def _caliber_against_size(sentence: str) -> tuple[Hit, ...]:
     """The calibre word, when the one vessel and the one measurement of the sentence contradict it."""
-    vessels = []
+    vessels: list[tuple[re.Match[str], float, float]] = []
     for pat, hi, lo, _ in _VESSELS:
         m = pat.search(sentence)
         if m and not any(v[0].start() <= m.start() < v[0].end() for v in vessels):
@@ -296,7 +296,9 @@ def rule_normal_heading(a: Analysis, header: Any = None) -> list[Flag]:
     done: set[int] = set()
     for m in a.mentions:
         blk = block_of.get(m.sentence)
-        n = normal_of.get(blk) if blk is not None else None
+        if blk is None:
+            continue
+        n = normal_of.get(blk)
         if n is None or blk in done or m.sentence == n or not m.positive or m.uncertain or m.hypothetical or m.past:
             continue
         done.add(blk)

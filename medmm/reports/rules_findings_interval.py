@@ -101,8 +101,8 @@ def _size_pairs(sentence: str) -> tuple[tuple[float, float, int, int], ...]:
         if cue is not None and between[cue.end():].strip() == "":
             # s is a prior size; this study's size follows ("presently 3.4 cm") or came before it
             nxt = sizes[i + 1] if i + 1 < len(sizes) else None
-            if nxt is not None and _CURRENT.match(sentence, s.end(), nxt.start()) and \
-                    sentence[_CURRENT.match(sentence, s.end(), nxt.start()).end(): nxt.start()].strip() == "":
+            if nxt is not None and (cur := _CURRENT.match(sentence, s.end(), nxt.start())) and \
+                    sentence[cur.end(): nxt.start()].strip() == "":
                 pairs.append((size_mm(nxt), size_mm(s), s.start(), s.end()))
                 used.add(i + 1)
             elif i and i - 1 not in used:
@@ -114,8 +114,8 @@ def _size_pairs(sentence: str) -> tuple[tuple[float, float, int, int], ...]:
             frm = c
         nxt = sizes[i + 1] if i + 1 < len(sizes) else None
         if frm is not None and between[frm.end():].strip() == "" and nxt is not None and \
-                _TO.match(sentence, s.end(), nxt.start()) and \
-                sentence[_TO.match(sentence, s.end(), nxt.start()).end(): nxt.start()].strip() == "":
+                (to := _TO.match(sentence, s.end(), nxt.start())) and \
+                sentence[to.end(): nxt.start()].strip() == "":
             pairs.append((size_mm(nxt), size_mm(s), s.start(), s.end()))
             used.update((i, i + 1))
     return tuple(pairs)

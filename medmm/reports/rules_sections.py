@@ -258,8 +258,9 @@ def rule_lobe(a: Analysis, header: Any = None) -> list[Flag]:
         if len(lobes) != 1 or p.lobe in lobes or any(x.lobe not in (p.lobe, None) for x in imp if x is not p):
             continue
         o = same[0]
-        if o.lobe.split()[-2:] == p.lobe.split()[-2:] or o.lobe == "lingula" and "upper" in p.lobe \
-                or p.lobe == "lingula" and "upper" in o.lobe:
+        o_lobe, p_lobe = o.lobe or "", p.lobe or ""  # both named: `same` and the test above keep only mentions with a lobe
+        if o_lobe.split()[-2:] == p_lobe.split()[-2:] or o_lobe == "lingula" and "upper" in p_lobe \
+                or p_lobe == "lingula" and "upper" in o_lobe:
             continue  # the same lobe (one section names the side, the other not) or a side swap (laterality's case)
         s, e = _span(a, p)
         flags.append(make_flag("lobe_sections", a.text, s, e,
@@ -324,16 +325,17 @@ def _impression_conflicts(a: Analysis, flag_id: str,
 
 
 def _measurement_conflict(a: Analysis, p: Mention, fnd: list[Mention]) -> _Conflict | None:
-    if not p.size_mm or not p.size_text:
+    p_mm = p.size_mm
+    if not p_mm or not p.size_text:
         return None
-    same = [o for o in fnd if o.positive and o.size_mm and _family(o) == _family(p) and _side_ok(o.side, p.side)
-            and not (o.lobe and p.lobe and o.lobe != p.lobe)]
-    if not same or any(abs(o.size_mm - p.size_mm) <= max(1.0, 0.15 * p.size_mm) for o in same):  # type: ignore[operator]
+    same = [(o, o_mm) for o in fnd if o.positive and (o_mm := o.size_mm) and _family(o) == _family(p)
+            and _side_ok(o.side, p.side) and not (o.lobe and p.lobe and o.lobe != p.lobe)]
+    if not same or any(abs(o_mm - p_mm) <= max(1.0, 0.15 * p_mm) for _, o_mm in same):
         return None
-    o = min(same, key=lambda x: abs(x.size_mm - p.size_mm))  # type: ignore[operator]
-    ratio = max(o.size_mm, p.size_mm) / max(min(o.size_mm, p.size_mm), 1e-6)  # type: ignore[type-var]
+    o, o_mm = min(same, key=lambda x: abs(x[1] - p_mm))
+    ratio = max(o_mm, p_mm) / max(min(o_mm, p_mm), 1e-6)
     unit = abs(ratio - 10) < 0.5
-    return (p.size_text, f"{p.text} measures {p.size_mm:g} mm in the impression but {o.size_mm:g} mm in the "
+    return (p.size_text, f"{p.text} measures {p_mm:g} mm in the impression but {o_mm:g} mm in the "
             f"findings{' (a mm/cm unit slip?)' if unit else ''}: {_quote(a, o)}", o.size_text or _span(a, o))
 
 

@@ -75,7 +75,7 @@ def _structure_in(text: str) -> tuple[str, float, float] | None:
 @declare(FlagSpec(id='size_plausibility', type='measurement', family='single', reads=('findings', 'impression'), explains='{size} is too small/large for a {structure} (at least/most {limit} mm); unit or value wrong?', example='FINDINGS: A 45 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.', clean='FINDINGS: A 4.5 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.'))
 def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
     """A measurement the named structure cannot have (or a "tiny" finding of 3 cm and more)."""
-    flags = []
+    flags: list[Flag] = []
     if _UNITS is not None and a.text.isascii() and not any(map(a.lower_text().__contains__, _UNITS)):
         return flags  # the common case: no unit, so no measurement (decided by substring tests)
     if not _DIGIT.search(a.text):
@@ -100,8 +100,8 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
                 why = f"{m.group(0)} is too small for a {name.lower()} (at least {lo:g} mm); unit or value wrong?"
             elif max(dims) > hi:
                 why = f"{m.group(0)} is too large for a {name.lower()} (at most {hi:g} mm); unit or value wrong?"
-            elif max(dims) >= 30 and _TINY.search(a.text, max(sent.start, m.start() - 40), m.start()):
-                why = f"\"{_TINY.search(a.text, max(sent.start, m.start() - 40), m.start()).group(0)}\" but {m.group(0)}"
+            elif max(dims) >= 30 and (tiny := _TINY.search(a.text, max(sent.start, m.start() - 40), m.start())):
+                why = f"\"{tiny.group(0)}\" but {m.group(0)}"
             if why:
                 flags.append(make_flag("size_plausibility", a.text, m.start(), m.end(), why))
     return flags
