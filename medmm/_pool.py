@@ -67,43 +67,79 @@ def _server_running() -> bool:
     return getattr(server, "_forkserver_pid", None) is not None
 
 
-def exit_with_parent(poll_seconds: float = 1.0) -> None:
+def exit_with_parent(poll_seconds: float = 1.0, pidfd: bool = True) -> None:
     """In a pool worker: end this process when the process that started the pool ends (killed or not).
 
     A daemon thread waits on a pidfd of the pool's parent (Linux 5.3+: no pid-reuse race), or polls its pid
-    every ``poll_seconds`` where pidfds are missing. ``os.getppid()`` is no help here: a forkserver worker's
-    parent is the server, not the pool's owner; and ``multiprocessing.parent_process().sentinel`` is the
-    pipe the owner closes right after handing over the task, so it cannot tell either. Ending with
-    ``os._exit`` is what a kill of the whole group would do: a unit left half-written is rolled back by the
-    store and checked again on resume. Does nothing outside a child process."""
+    every ``poll_seconds`` where pidfds are missing (then the owner's start time, read now, tells a pid reused
+    by another process from the owner, and a zombie owner counts as gone). ``os.getppid()`` is no help here: a
+    forkserver worker's parent is the server, not the pool's owner; and
+    ``multiprocessing.parent_process().sentinel`` is the pipe the owner closes right after handing over the
+    task, so it cannot tell either. Ending with ``os._exit`` is what a kill of the whole group would do: a
+    unit left half-written is rolled back by the store and checked again on resume. Does nothing outside a
+    child process, and starts one watch per process however often it is called. ``pidfd=False`` polls even
+    where pidfds exist (the path of systems without them, for tests)."""
+    global _watching
     parent = multiprocessing.parent_process()
     pid = parent.pid if parent is not None else None
     if pid is None:
         return
+    with _LOCK:
+        if _watching:
+            return
+        _watching = True
+    started = _start_time(pid)
     fd: int | None = None
     try:
-        fd = os.pidfd_open(pid)
+        fd = os.pidfd_open(pid) if pidfd else None
     except ProcessLookupError:
         os._exit(1)  # the owner died before this worker started
     except (AttributeError, OSError):
         fd = None  # no pidfd on this system: poll the pid
 
     def watch() -> None:
-        if fd is not None:
-            select.select([fd], [], [])
-        else:
-            while _pid_alive(pid):
-                time.sleep(poll_seconds)
+        try:
+            if fd is not None:
+                poller = select.poll()  # not select.select: it refuses descriptors >= 1024
+                poller.register(fd, select.POLLIN)
+                poller.poll()
+                os._exit(1)
+        except Exception:  # noqa: BLE001 - the watch must not die silently: poll the pid instead
+            pass
+        while _owner_alive(pid, started):
+            time.sleep(poll_seconds)
         os._exit(1)
 
-    threading.Thread(target=watch, name="medmm-exit-with-parent", daemon=True).start()
+    threading.Thread(target=watch, name=WATCH_THREAD, daemon=True).start()
 
 
-def _pid_alive(pid: int) -> bool:
+WATCH_THREAD = "medmm-exit-with-parent"
+_watching = False
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time (field 22 of /proc/<pid>/stat), or None where /proc is missing."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _owner_alive(pid: int, started: str | None) -> bool:
+    """Is the process that was ``pid`` (started at ``started``) still running? A zombie is not; nor is another
+    process that got the same pid since."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass  # another user's process has that pid now (ours would accept the signal): the start time tells
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return started is None  # no /proc: the signal test above is all there is
+    if fields[0] == "Z":
+        return False
+    return started is None or fields[19] == started

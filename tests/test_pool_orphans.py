@@ -23,7 +23,8 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import forkserver
 from medmm._pool import exit_with_parent, pool_context
 
-init = exit_with_parent if sys.argv[1] == "watch" else None
+import functools
+init = {"watch": exit_with_parent, "poll": functools.partial(exit_with_parent, 0.2, False), "none": None}[sys.argv[1]]
 pool = ProcessPoolExecutor(2, mp_context=pool_context(preload=["medmm._pool"]), initializer=init)
 for f in [pool.submit(time.sleep, 0.5) for _ in range(2)]:  # both workers busy at once, so both start
     f.result()
@@ -70,11 +71,23 @@ def _gone_within(pids: list[int], seconds: float) -> list[int]:
     return [p for p in pids if _alive(p)]
 
 
+def _kill(pids: list[int]) -> None:
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forkserver pools and /proc: Linux")
-def test_workers_and_forkserver_end_when_the_pool_owner_is_killed() -> None:
-    pids = _kill_owner("watch")
-    left = _gone_within(pids, 20)
-    assert not left, f"still running 20 s after their pool's owner was killed: {left}"
+@pytest.mark.parametrize("mode", ["watch", "poll"])  # a pidfd of the owner; polling its pid (no pidfds)
+def test_workers_and_forkserver_end_when_the_pool_owner_is_killed(mode: str) -> None:
+    pids = _kill_owner(mode)
+    try:
+        left = _gone_within(pids, 20)
+        assert not left, f"still running 20 s after their pool's owner was killed: {left}"
+    finally:
+        _kill(pids)  # never leave them behind, even when the test fails
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forkserver pools and /proc: Linux")
@@ -84,15 +97,30 @@ def test_without_the_watch_the_workers_outlive_their_owner() -> None:
     try:
         assert _gone_within(pids, 3), "the workers ended without the watch: the test above proves nothing"
     finally:
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill(pids)
 
 
-def test_exit_with_parent_does_nothing_in_the_main_process() -> None:
-    from medmm._pool import _pid_alive, exit_with_parent
+def test_exit_with_parent_starts_no_watch_in_the_main_process() -> None:
+    import threading
 
-    exit_with_parent()  # no parent_process(): returns, this process goes on
-    assert _pid_alive(os.getpid())
+    from medmm._pool import WATCH_THREAD, exit_with_parent
+
+    exit_with_parent()  # no parent_process(): returns, no watch on anything
+    assert WATCH_THREAD not in {t.name for t in threading.enumerate()}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc: Linux")
+def test_the_poll_tells_a_zombie_and_a_reused_pid_from_the_owner() -> None:
+    from medmm._pool import _owner_alive, _start_time
+
+    me = os.getpid()
+    assert _owner_alive(me, _start_time(me))
+    assert not _owner_alive(me, "0")  # the pid now belongs to a process started at another time
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and Path(f"/proc/{child.pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+        time.sleep(0.05)  # exited, not reaped yet: a zombie
+    try:
+        assert not _owner_alive(child.pid, _start_time(child.pid))
+    finally:
+        child.wait()
