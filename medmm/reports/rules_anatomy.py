@@ -162,7 +162,8 @@ def rule_side_next_sentence(a: Analysis, header: Any = None) -> list[Flag]:
     flags: list[Flag] = []
     sents = a.sentences
     for first, nxt in zip(sents, sents[1:]):
-        if nxt.section != first.section or first.section not in BODY or not _ANAPHOR.match(nxt.text):
+        if nxt.section != first.section or nxt.label != first.label or first.section not in BODY \
+                or not _ANAPHOR.match(nxt.text):
             continue
         if _BOTH.search(first.text) or _BOTH.search(nxt.text) or _NEXT_BREAK.search(nxt.text):
             continue

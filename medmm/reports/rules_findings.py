@@ -232,11 +232,12 @@ _DILATED = re.compile(_FR["dilated_caliber"], re.I)
 @per_sentence
 def _caliber_against_size(sentence: str) -> tuple[Hit, ...]:
     """The calibre word, when the one vessel and the one measurement of the sentence contradict it."""
+    found = [(m, hi, lo) for pat, hi, lo, _ in _VESSELS if (m := pat.search(sentence))]
+    found.sort(key=lambda v: v[0].start() - v[0].end())  # the longest name first: "descending aorta" over "aorta"
     vessels: list[tuple[re.Match[str], float, float]] = []
-    for pat, hi, lo, _ in _VESSELS:
-        m = pat.search(sentence)
-        if m and not any(v[0].start() <= m.start() < v[0].end() for v in vessels):
-            vessels.append((m, hi, lo))
+    for v in found:
+        if not any(v[0].start() < k[0].end() and k[0].start() < v[0].end() for k in vessels):
+            vessels.append(v)
     sizes = list(SIZE.finditer(sentence))
     if len(vessels) != 1 or len(sizes) != 1:
         return ()  # which size is which vessel's is not clear

@@ -247,8 +247,7 @@ def _claim(sentence: str) -> str | None:
 def rule_interval_denied(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called new (or grown) in findings that deny any new (or enlarging) finding of its kind."""
     low = a.lower_text()
-    if "new" not in low or ("no new" not in low and "without new" not in low and "no other new" not in low
-                            and "no additional new" not in low and "no definite new" not in low):
+    if "new" not in low or not _NO_NEW.search(low):  # the pack's own "no new" pattern (a site may extend it)
         return []
     denials = [(s, d) for s in a.sentences if s.section == "findings" and (d := _denial(s.text)) is not None]
     if not denials:
@@ -318,8 +317,8 @@ def _across(a: Analysis) -> list[Flag]:
     flags = []
     sents = a.sentences
     for s, t in zip(sents, sents[1:]):
-        if s.section not in BODY or t.section != s.section:
-            continue
+        if s.section not in BODY or t.section != s.section or t.label != s.label:
+            continue  # not across an organ sub-heading ("LUNGS: New nodule." / "THYROID: This is unchanged.")
         if _claim(s.text) == "new" and _ANAPHOR_OLD.match(t.text):
             flags.append(make_flag("interval_new_unchanged", a.text, s.start, s.end,
                                    f"called new, but the next sentence says \"{t.text.strip()}\"",

@@ -56,7 +56,8 @@ def rule_negated_normal(a: Analysis, header: Any = None) -> list[Flag]:
         if m is None or _BLOCKER.search(sent.text):
             continue
         subject = m.group(1).lower().split()[0]
-        if subject.rstrip("s") in imp_low:
+        if re.search(r"\b" + re.escape(subject.rstrip("s")) + r"s?\b", imp_low):  # a word ("pulmonary" is not
+            # in "cardiopulmonary")
             continue  # the impression speaks of the same structure
         return [make_flag("negated_normal", a.text, sent.start + m.start(), sent.start + m.end(),
                           f"the findings say \"{m.group(0)}\" but the impression reads \"{statement.text[:80]}\"",
