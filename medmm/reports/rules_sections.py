@@ -75,7 +75,7 @@ def _contradicts(neg: Mention, pos: Mention) -> bool:
         return False
     normal = _NORMAL_MENTION.get(pos.type)
     if normal is not None and normal.search(pos.clause_text):
-        return False  # "lymph nodes stable and subcentimeter in size" reports no adenopathy
+        return False  # "lymph nodes unchanged, all subcentimeter" reports no adenopathy
     return True
 
 
@@ -451,7 +451,7 @@ def _refers_back(a: Analysis, m: Mention) -> bool:
 def _antecedent_agrees(a: Analysis, fnd: list[Mention], neg: Mention, pos: Mention) -> bool:
     """May ``pos`` be the finding ``neg`` denies? A reference back ("this mass") stands on the side of the finding it
     refers to (the last one of its type described on a side before it): "a mass in the right kidney ... this mass
-    ... the left kidney is normal with no evidence of masses" is no contradiction."""
+    ... no masses in the left kidney" is no contradiction."""
     phrase = _DEMONSTRATIVE.search(a.text, max(0, pos.start - 40), pos.start)
     if phrase is None:
         return True
