@@ -3,8 +3,8 @@
 * ``nonexistent_fissure``: a structure of one side named with the other side ("left horizontal fissure": the
   horizontal (minor) fissure is right-sided only);
 * ``side_angle``: a sided costophrenic angle and a lung place of the other side in one sentence, read as the place of
-  one finding ("blunting of the left costophrenic angle ... pleural thickening of the right lung base"; "right
-  costophrenic sulcus ... secondary to a left effusion"), with no word between them that makes two findings
+  one finding ("blunting of the left costophrenic angle ... pleural thickening at the right lung base"; "right
+  costophrenic sulcus ... a small left effusion"), with no word between them that makes two findings
   ("and right basilar atelectasis", "greater than", "bilateral");
 * ``side_next_sentence``: a sentence about one side followed by one that goes on about the same finding ("This
   ...", "These ...") and places it on the other side, a lobe named in one of the two ("streaky opacities at the right base.
@@ -112,8 +112,8 @@ def _angle_clash(sentence: str) -> tuple[Hit, ...]:
 
 @declare(FlagSpec(id="side_angle", type="laterality", family="single", reads=BODY,
                   explains="the {side} costophrenic angle and the {other side place} in one finding: {sentence}",
-                  example=_F.format("Blunting of the left costophrenic angle may be secondary to pleural thickening of "
-                                    "the right lung base.", "Pleural thickening."),
+                  example=_F.format("Blunting of the left costophrenic angle may reflect pleural thickening at the "
+                                    "right lung base.", "Pleural thickening."),
                   clean=_F.format("Blunting of the left costophrenic angle and right lower lobe atelectasis.",
                                   "Atelectasis.")))
 def rule_side_angle(a: Analysis, header: Any = None) -> list[Flag]:

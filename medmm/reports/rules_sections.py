@@ -444,7 +444,7 @@ _DEMONSTRATIVE = re.compile(lx.DEMONSTRATIVE_BEFORE, re.I)
 
 
 def _refers_back(a: Analysis, m: Mention) -> bool:
-    """Is ``m`` a reference to a finding already described ("Initial measurements of this mass were 15 cm")?"""
+    """Is ``m`` a reference to a finding already described ("the first measurements of this mass were 12 cm")?"""
     return _DEMONSTRATIVE.search(a.text, max(0, m.start - 40), m.start) is not None
 
 
@@ -457,8 +457,8 @@ def _antecedent_agrees(a: Analysis, fnd: list[Mention], neg: Mention, pos: Menti
         return True
     # the referring phrase may name the finding by another type too ("this mass lesion"): the antecedent is the last
     # finding of one of its types described before it; one of another type than the denial's is no finding the
-    # denial denies, as a direct statement of it would not be ("a subglottic mass ... no lesions within the distal
-    # trachea ... just distal to this mass lesion"; MedPix CT tune)
+    # denial denies, as a direct statement of it would not be ("a laryngeal mass ... no lesions in the mainstem
+    # bronchi ... the tube ends just below this mass lesion"; a MedPix CT tune case, paraphrased)
     lo = phrase.start()
     types = {pos.type} | {o.type for o in fnd if lo <= o.start < pos.start}
     earlier = [o for o in fnd if o.type in types and o.positive and o.start < lo and o is not pos]

@@ -56,8 +56,8 @@ def test_a_strong_left_context_is_still_a_confusion_in_a_ct(checker):
 
 
 def test_eponyms_leadless_devices_and_spelling_variants_are_words(checker):
-    text = ("FINDINGS: A leadless pacemaker in the right ventricle. A Killian-Jamieson diverticulum. Similar "
-            "heterogenous mass in the anterior mediastinum.\n\nIMPRESSION: Diverticulum.")
+    text = ("FINDINGS: A leadless pacemaker in the right ventricle. A Killian-Jamieson diverticulum. "
+            "Heterogenous anterior mediastinal mass, unchanged.\n\nIMPRESSION: Diverticulum.")
     assert not [r for r in rules(checker, text, CT_CHEST) if r[0] in ("non_word", "real_word")]
     typo = "FINDINGS: A Killian-Jamieson divertikulum.\n\nIMPRESSION: Diverticulum."
     assert ("non_word", "divertikulum") in rules(checker, typo, CT_CHEST)
@@ -160,7 +160,7 @@ def test_a_last_paragraph_that_opens_another_study_is_no_impression(checker):
     assert not [r for r in rules(checker, serial, {"modality": "CT", "body_part": "ABDOMEN"})
                 if r[0] == "measurement_sections"]
     region = ("The chest shows a large mass under the left axilla.\n\n"
-              "The contrast CT of the abdomen shows an enlarged spleen.")
+              "The contrast CT of the pelvis shows an enlarged uterus.")
     assert [s.name for s in split_sections(region)] == ["findings"]
     for summary in ("Clear lungs.\n\nNormal chest.", "Small right effusion.\n\nNo acute findings on CT.",
                     "Small right effusion.\n\nRecommend CT."):
@@ -174,7 +174,7 @@ def test_ct_anatomy_the_radiograph_model_never_saw_is_no_confusion(checker):
     head = ("FINDINGS: A fracture of the left temporal bone extends to the mastoid. Uptake in the left femoral "
             "head.\n\nIMPRESSION: Temporal bone fracture.")
     assert not [r for r in rules(checker, head, CT_HEAD) if r[0] == "real_word"]
-    veins = "FINDINGS: Narrow left common iliac vein with large collateral vessels.\n\nIMPRESSION: Compression."
+    veins = "FINDINGS: Small left common iliac vein with prominent collateral vessels.\n\nIMPRESSION: Compression."
     assert not [r for r in rules(checker, veins, {"modality": "CT", "body_part": "ABDOMEN"}) if r[0] == "real_word"]
     chest = ("FINDINGS: Soft tissue thickening of the right pectoral and deltoid muscles.\n\n"
              "IMPRESSION: Muscle thickening.")

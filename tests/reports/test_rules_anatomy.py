@@ -34,10 +34,10 @@ def test_fissures_that_exist_stay_quiet(checker, text):
 
 
 @pytest.mark.parametrize("text", [
-    "There is blunting of the left costophrenic angle which may be secondary to pleural thickening of the right lung "
+    "There is blunting of the left costophrenic angle, which may reflect pleural thickening at the right lung "
     "base.",
     "Right costophrenic sulcus blunting may reflect a small left effusion versus scarring.",
-    "Mild blunting left costophrenic recess, possibly mild right lower lobe atelectasis or scarring.",
+    "Slight blunting of the left costophrenic recess, perhaps right lower lobe atelectasis or scarring.",
     "Possible small right-sided effusion versus pleural thickening at the left costophrenic angle."])
 def test_a_costophrenic_angle_and_the_other_side_in_one_finding(checker, text):
     assert "side_angle" in _rules(checker, text)
@@ -98,7 +98,7 @@ def test_stable_since_a_date_claims_the_prior_that_comparison_denies(checker):
     assert "interval_no_prior" in _rules(checker, "Granuloma, unchanged since 3/4/2019.", comparison="None.")
     # a prior the sentence names with its modality still brings its own comparison
     assert not {"interval_no_prior", "interval_no_prior_weak"} & set(_rules(
-        checker, "Nodule, stable since a CT examination from XXXX.", comparison="None."))
+        checker, "Nodule, unchanged since a chest CT of XXXX.", comparison="None."))
 
 
 def test_a_generic_density_too_large_and_sizes_with_a_unit_after_each_number(checker):

@@ -32,7 +32,7 @@ def test_interval_direction_sees_sizes_that_went_the_other_way(text):
     "FINDINGS: Slight decrease in size of the nodes, for example 1.4 cm, previously 2.1 cm, and 2.3 cm, previously "
     "2.2 cm.",  # one went the stated way; the other changed by less than a remeasurement
     "FINDINGS: No increase in the 8 mm nodule, previously 9 mm.",  # a denied change
-    "FINDINGS: Dominant mass measuring 4.2 x 2.7 cm, previously 4.3 x 2.6 cm.",  # no change word
+    "FINDINGS: Dominant mass measuring 3.6 x 2.2 cm, previously 3.7 x 2.1 cm.",  # no change word
     "FINDINGS: Nodules have decreased in size. A 9 mm nodule is new. Another 5 mm nodule, previously 4 mm.",
 ])
 def test_interval_direction_leaves_consistent_sizes_alone(text):
@@ -47,7 +47,7 @@ def test_interval_denied_shows_both_sentences():
 
 
 @pytest.mark.parametrize("text", [
-    "FINDINGS: New 4 mm left upper lobe nodules. No new suspicious nodule or consolidation.",  # qualified denial
+    "FINDINGS: New 3 mm right lower lobe nodules. No new suspicious nodule or consolidation.",  # qualified denial
     "FINDINGS: New 11 mm thyroid nodule. No new pulmonary nodules.",  # another organ
     "FINDINGS: Enlarged 2 cm nodule. No new nodules.",  # growth, and the denial is of new ones only
     "FINDINGS: New small right pleural effusion. No new nodules.",  # another kind
@@ -151,7 +151,7 @@ def test_patient_for_patent_is_a_homophone():
 @pytest.mark.parametrize("text, hit", [
     ("FINDINGS: Stable 9 mm nodule in the right upper lobe, previously 4 mm.", True),
     ("FINDINGS: Stable 5 mm nodule in the right upper lobe, previously 4 mm.", False),  # a remeasurement
-    ("FINDINGS: Unchanged 4.2 x 2.7 cm mass, previously 4.3 x 2.6 cm.", False),
+    ("FINDINGS: Unchanged 3.6 x 2.2 cm mass, previously 3.7 x 2.1 cm.", False),
 ])
 def test_interval_direction_unchanged_against_a_size_that_changed(text, hit):
     assert bool(_flags(text, "interval_direction")) is hit
