@@ -3,12 +3,12 @@
 * ``nonexistent_fissure``: a structure of one side named with the other side ("left horizontal fissure": the
   horizontal (minor) fissure is right-sided only);
 * ``side_angle``: a sided costophrenic angle and a lung place of the other side in one sentence, read as the place of
-  one finding ("blunting of the left costophrenic angle ... pleural thickening of the right lung base"; "right
-  costophrenic sulcus ... secondary to a left effusion"), with no word between them that makes two findings
+  one finding ("blunting of the left costophrenic angle ... pleural thickening at the right lung base"; "right
+  costophrenic sulcus ... a small left effusion"), with no word between them that makes two findings
   ("and right basilar atelectasis", "greater than", "bilateral");
 * ``side_next_sentence``: a sentence about one side followed by one that goes on about the same finding ("This
-  ...", "These ...") and places it on the other side, a lobe named in one of the two ("opacities in the right base.
-  These appear to be located in the lingula."; "Opacity in the lingula. This obscures the right heart border.");
+  ...", "These ...") and places it on the other side, a lobe named in one of the two ("streaky opacities at the right base.
+  These are probably within the lingula."; "Opacity in the lingula. This obscures the right heart border.");
   not when the next sentence says it is about another place ("also", "other", the pack's ``next_breaks``).
 
 The words are data: the language pack's ``sided_anatomy`` (``medmm/configs/reports/language-en.yaml``; a site extends
@@ -112,8 +112,8 @@ def _angle_clash(sentence: str) -> tuple[Hit, ...]:
 
 @declare(FlagSpec(id="side_angle", type="laterality", family="single", reads=BODY,
                   explains="the {side} costophrenic angle and the {other side place} in one finding: {sentence}",
-                  example=_F.format("Blunting of the left costophrenic angle may be secondary to pleural thickening of "
-                                    "the right lung base.", "Pleural thickening."),
+                  example=_F.format("Blunting of the left costophrenic angle may reflect pleural thickening at the "
+                                    "right lung base.", "Pleural thickening."),
                   clean=_F.format("Blunting of the left costophrenic angle and right lower lobe atelectasis.",
                                   "Atelectasis.")))
 def rule_side_angle(a: Analysis, header: Any = None) -> list[Flag]:
@@ -147,9 +147,9 @@ def _sides(sentence: str) -> tuple[dict[str, tuple[int, int]], bool]:
 @declare(FlagSpec(id="side_next_sentence", type="laterality", family="single", reads=BODY,
                   explains="{side} in this sentence, but the next one, about the same finding, places it on the "
                            "{other side}: {its words}",
-                  example=_F.format("There are bandlike opacities in the right base. These appear to be located in "
+                  example=_F.format("Streaky opacities are seen at the right base. These are probably within "
                                     "the lingula.", "Atelectasis."),
-                  clean=_F.format("There are bandlike opacities in the left base. These appear to be located in the "
+                  clean=_F.format("Streaky opacities are seen at the left base. These are probably within the "
                                   "lingula.", "Atelectasis.")))
 def rule_side_next_sentence(a: Analysis, header: Any = None) -> list[Flag]:
     """A sentence about one side, and the next sentence (which goes on about its finding) on the other, a lobe named

@@ -167,8 +167,8 @@ def _over_class(sentence: str) -> tuple[Hit, ...]:
 
 @declare(FlagSpec(id="size_class", type="measurement", family="single", reads=BODY,
                   explains="{size} under {size word} (at most {bound} mm)",
-                  example=EXAMPLE.format("Unchanged subcentimeter nodules, for example 16 mm right lower lobe nodule."),
-                  clean=EXAMPLE.format("Unchanged subcentimeter nodules, for example 6 mm right lower lobe nodule.")))
+                  example=EXAMPLE.format("Several subcentimeter lung nodules, including a 14 mm nodule in the left upper lobe."),
+                  clean=EXAMPLE.format("Several subcentimeter lung nodules, including a 4 mm nodule in the left upper lobe.")))
 def rule_size_class(a: Analysis, header: Any = None) -> list[Flag]:
     """A measurement larger than the size word ("subcentimeter", "sub-5 mm") its findings were introduced with."""
     if not report_has_size(a) or lacks(a.lower_text(), _CLASS_KEYS):  # the size test (cached) decides most reports
@@ -211,8 +211,8 @@ def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
 
 @declare(FlagSpec(id="severity_measured", type="severity", family="single", reads=BODY,
                   explains="{grade} but it measures {size}",
-                  example=EXAMPLE.format("There is a large nodule along the left major fissure measuring 3 mm."),
-                  clean=EXAMPLE.format("There is a small nodule along the left major fissure measuring 3 mm.")))
+                  example=EXAMPLE.format("A large nodule is seen in the right middle lobe, measuring 3 mm."),
+                  clean=EXAMPLE.format("A small nodule is seen in the right middle lobe, measuring 3 mm.")))
 def rule_severity_measured(a: Analysis, header: Any = None) -> list[Flag]:
     """A grade whose finding's own measurement, given later in the sentence ("measuring 3 mm"), contradicts it."""
     if not report_has_size(a) or "measur" not in a.lower_text() or not _GRADE.search(a.text):

@@ -2,7 +2,7 @@
 that the report's own sizes, denials or priors contradict. Structured CT findings (organ sub-headings, priors named
 inline, no impression) leave no impression to compare with; what a reader still sees is inside the findings.
 
-* ``interval_direction``: a change word that the sentence's own sizes contradict ("increased from 1.5 cm to 0.8 cm",
+* ``interval_direction``: a change word that the sentence's own sizes contradict ("increased from 1.6 cm to 0.9 cm",
   "increase in size, ... 8.5 cm, previously 9.7 cm", "stable 9 mm nodule, previously 4 mm"), also when the next
   sentences give the examples ("... have increased in size. For example a 10 mm nodule, previously 23 mm");
 * ``interval_denied``: a finding called new (or grown) in findings that deny any new (or enlarging) finding of its
@@ -83,7 +83,7 @@ def _change(sentence: str) -> tuple[str, re.Match] | None:
 @per_sentence
 def _size_pairs(sentence: str) -> tuple[tuple[float, float, int, int], ...]:
     """(size now, prior size, start, end of the prior's words) of each measurement the sentence gives with its prior:
-    "8.5 cm, previously 9.7 cm", "previously 5.2 cm, presently 3.4 cm", "from 1.5 cm to 0.8 cm"."""
+    "8.5 cm, previously 9.7 cm", "previously 5.2 cm, presently 3.4 cm", "from 1.6 cm to 0.9 cm"."""
     if not has_size(sentence.lower()):
         return ()
     sizes = list(SIZE.finditer(sentence))
@@ -149,8 +149,8 @@ def _fmt(mm: float) -> str:
 
 @declare(FlagSpec(id="interval_direction", type="interval", family="interval", reads=BODY,
                   explains="{change word} but the sentence's own sizes went the other way ({now} now, {prior} before)",
-                  example=EXAMPLE.format("Subcarinal lymph node has increased from 1.5 cm to 0.8 cm."),
-                  clean=EXAMPLE.format("Subcarinal lymph node has decreased from 1.5 cm to 0.8 cm.")))
+                  example=EXAMPLE.format("The right hilar node has increased from 1.6 cm to 0.9 cm."),
+                  clean=EXAMPLE.format("The right hilar node has decreased from 1.6 cm to 0.9 cm.")))
 def rule_interval_direction(a: Analysis, header: Any = None) -> list[Flag]:
     """A change word (increased / decreased) whose own sizes, in its sentence or in the example sentences that
     follow it, went the other way."""

@@ -121,7 +121,7 @@ def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
         if sent.section not in _BODY or sent is statement:
             continue
         if statement.label and sent.label != statement.label:
-            continue  # "LYMPH NODES: No acute change since prior CT." speaks of its organ sub-heading only
+            continue  # "LYMPH NODES: No interval change since the last CT." speaks of its organ sub-heading only
         word = _change_word(sent.text)
         if word:
             flags.append(make_flag("interval_global", a.text, sent.start, sent.end,
@@ -135,7 +135,7 @@ _A_SIZE = re.compile(r"\d\s*[cm]m\b")
 _AT_MOST: dict[str, float] = {k.lower(): float(v) for k, v in language_pack()["grade_sizes"]["at_most"].items()}
 _BIG_WORDS = "|".join(sorted(_AT_MOST, key=len, reverse=True))
 # a grade, up to three words, its size ("large 3 mm nodule"), or its size after it ("3 mm large"); the size its
-# finding "measures" further on ("massive nodular opacity in the right midlung measuring 1.2 cm") is
+# finding "measures" further on ("massive rounded opacity in the left apex measuring 1.4 cm") is
 # rules_findings.severity_measured's
 _BIG = re.compile(r"\b(" + _BIG_WORDS + r")\s+(?:(?!and\b|or\b|with\b|but\b)[a-z]+\s+){0,3}?(\d+(?:\.\d+)?)\s*(mm|cm)\b|"
                   r"\b(\d+(?:\.\d+)?)\s*(mm|cm)\s+(" + _BIG_WORDS + r")\b", re.I)

@@ -76,9 +76,9 @@ def _side_clash(sentence: str) -> tuple[Hit, ...]:
 
 @declare(FlagSpec(id="side_phrase", type="laterality", family="single", reads=BODY,
                   explains="the {side} {lobe} in a phrase about the {other side}: {phrase}",
-                  example=_F.format("Vague opacity at the left lung base which appears to be within the right lower "
+                  example=_F.format("Faint patchy density at the left base which seems to lie in the right lower "
                                     "lobe.", "Possible pneumonia."),
-                  clean=_F.format("Vague opacity at the left lung base which appears to be within the left lower "
+                  clean=_F.format("Faint patchy density at the left base which seems to lie in the left lower "
                                   "lobe.", "Possible pneumonia.")))
 def rule_side_phrase(a: Analysis, header: Any = None) -> list[Flag]:
     """A lobe of one side in a phrase that names the other side (one finding, two sides)."""

@@ -75,7 +75,7 @@ def _contradicts(neg: Mention, pos: Mention) -> bool:
         return False
     normal = _NORMAL_MENTION.get(pos.type)
     if normal is not None and normal.search(pos.clause_text):
-        return False  # "lymph nodes stable and subcentimeter in size" reports no adenopathy
+        return False  # "lymph nodes unchanged, all subcentimeter" reports no adenopathy
     return True
 
 
@@ -444,21 +444,21 @@ _DEMONSTRATIVE = re.compile(lx.DEMONSTRATIVE_BEFORE, re.I)
 
 
 def _refers_back(a: Analysis, m: Mention) -> bool:
-    """Is ``m`` a reference to a finding already described ("Initial measurements of this mass were 15 cm")?"""
+    """Is ``m`` a reference to a finding already described ("the first measurements of this mass were 12 cm")?"""
     return _DEMONSTRATIVE.search(a.text, max(0, m.start - 40), m.start) is not None
 
 
 def _antecedent_agrees(a: Analysis, fnd: list[Mention], neg: Mention, pos: Mention) -> bool:
     """May ``pos`` be the finding ``neg`` denies? A reference back ("this mass") stands on the side of the finding it
     refers to (the last one of its type described on a side before it): "a mass in the right kidney ... this mass
-    ... the left kidney is normal with no evidence of masses" is no contradiction."""
+    ... no masses in the left kidney" is no contradiction."""
     phrase = _DEMONSTRATIVE.search(a.text, max(0, pos.start - 40), pos.start)
     if phrase is None:
         return True
     # the referring phrase may name the finding by another type too ("this mass lesion"): the antecedent is the last
     # finding of one of its types described before it; one of another type than the denial's is no finding the
-    # denial denies, as a direct statement of it would not be ("a subglottic mass ... no lesions within the distal
-    # trachea ... just distal to this mass lesion"; MedPix CT tune)
+    # denial denies, as a direct statement of it would not be ("a laryngeal mass ... no lesions in the mainstem
+    # bronchi ... the tube ends just below this mass lesion"; a MedPix CT tune case, paraphrased)
     lo = phrase.start()
     types = {pos.type} | {o.type for o in fnd if lo <= o.start < pos.start}
     earlier = [o for o in fnd if o.type in types and o.positive and o.start < lo and o is not pos]

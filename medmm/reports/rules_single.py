@@ -287,7 +287,7 @@ def rule_header_body_part(a: Analysis, header: Any = None) -> list[Flag]:
         for sent in _this_study(a):
             m = pat.search(sent.text)
             if m and any(c.start() <= m.start() < c.end() for c in _COVERAGE.finditer(sent.text)):
-                m = None  # the scan's extent ("from the base of the brain to the upper abdomen")
+                m = None  # the scan's extent ("from the vertex to the upper abdomen")
             if m:
                 s = sent.start + m.start()
                 return [make_flag("header_body_part", a.text, s, s + len(m.group(0)),

@@ -1,7 +1,7 @@
 """A statement contradicted inside its own sentence or list: ``within_sentence``.
 
 A reader sees at once that "There is no pneumothorax or pneumomediastinum; small left apical pneumothorax." or
-"Normal heart size and hilar vascular markings; the heart is enlarged." cannot both be right, whichever half an edit
+"Normal heart size and pulmonary vascularity; the heart is enlarged." cannot both be right, whichever half an edit
 or a dictation slip changed. Two readings of one *sentence group* (a sentence, with the next one when it ends in
 ";": the parts of one list) are compared:
 

@@ -80,10 +80,10 @@ def test_us_ct_mr_headings_hold_the_findings():
 
 def test_a_denial_at_one_head_and_neck_site_does_not_contradict_a_finding_at_another():
     checker = build_checker("rules")
-    text = ("FINDINGS: There is thickening of the adenoidal pad without a mass lesion of the nasopharynx. There is a "
-            "lobulated mass lesion of the epiglottis.\n\nIMPRESSION: Epiglottic mass.")
+    text = ("FINDINGS: Prominent adenoidal tissue, without a mass of the nasopharynx. There is an irregular mass of "
+            "the epiglottis.\n\nIMPRESSION: Epiglottic mass.")
     assert not [f for f in checker.check(text).flags if f.rule == "polarity_within"]
-    same = ("FINDINGS: There is no mass lesion of the epiglottis. There is a lobulated mass lesion of the epiglottis."
+    same = ("FINDINGS: There is no mass of the epiglottis. There is an irregular mass of the epiglottis."
             "\n\nIMPRESSION: Epiglottic mass.")
     assert [f for f in checker.check(same).flags if f.rule == "polarity_within"]
 
@@ -98,16 +98,16 @@ def test_a_severity_word_grades_the_term_it_stands_by_not_one_before_another_nou
     assert sev("Small bilateral pleural effusions and extensive consolidation.")["pleural effusions"] == "small"
     assert sev("The pleural effusion is small.")["pleural effusion"] == "small"
     checker = build_checker("rules")
-    text = ("FINDINGS: There are now bilateral pleural effusions, small on the right and moderate on the left.\n\n"
-            "IMPRESSION: New bilateral pleural effusions and extensive increasing consolidation in the right lung.")
+    text = ("FINDINGS: Bilateral pleural effusions have developed, small on the right and moderate on the left.\n\n"
+            "IMPRESSION: New bilateral pleural effusions and extensive worsening consolidation in the right lung.")
     assert not [f for f in checker.check(text).flags if f.rule == "severity_sections"]
 
 
 def test_a_coverage_line_and_a_recommended_study_say_nothing_of_this_study():
     checker = build_checker("rules")
     chest_ct = {"modality": "CT", "body_part": "CHEST"}
-    text = ("TECHNIQUE: Axial images were obtained from the base of the brain to the upper abdomen.\n\nFINDINGS: "
-            "A 2 cm adrenal nodule. A postcontrast MRI is required for further characterization.\n\nIMPRESSION: "
+    text = ("TECHNIQUE: Axial images were acquired from the brain stem through the upper abdomen.\n\nFINDINGS: "
+            "A 2 cm adrenal nodule. An adrenal MRI is required to characterize it.\n\nIMPRESSION: "
             "Adrenal nodule.")
     rules = {f.rule for f in checker.check(text, chest_ct).flags}
     assert not rules & {"header_body_part", "header_modality"}, rules

@@ -34,11 +34,11 @@ def test_fissures_that_exist_stay_quiet(checker, text):
 
 
 @pytest.mark.parametrize("text", [
-    "There is blunting of the left costophrenic angle which may be secondary to pleural thickening of the right lung "
+    "There is blunting of the left costophrenic angle, which may reflect pleural thickening at the right lung "
     "base.",
-    "Blunting of the right costophrenic sulcus could be secondary to a left effusion versus scarring.",
-    "Mild blunting left costophrenic recess, possibly mild right lower lobe atelectasis or scarring.",
-    "A small right-sided pleural effusion versus thickening in the left costophrenic angle."])
+    "Right costophrenic sulcus blunting may reflect a small left effusion versus scarring.",
+    "Slight blunting of the left costophrenic recess, perhaps right lower lobe atelectasis or scarring.",
+    "Possible small right-sided effusion versus pleural thickening at the left costophrenic angle."])
 def test_a_costophrenic_angle_and_the_other_side_in_one_finding(checker, text):
     assert "side_angle" in _rules(checker, text)
 
@@ -55,16 +55,16 @@ def test_two_findings_on_two_sides_stay_quiet(checker, text):
 
 
 @pytest.mark.parametrize("text", [
-    "There are bandlike opacities in the right base. These appear to be located in the lingula.",
-    "Subtle airspace density within the medial right lung base. This may represent left lower lobe pneumonia.",
-    "Bandlike opacity in the left lung base. This may represent right lower lobe atelectasis.",
+    "Streaky opacities are seen at the right base. These are probably within the lingula.",
+    "Faint airspace density at the medial right base. This may represent left lower lobe pneumonia.",
+    "Linear opacity at the left lung base. This may represent right lower lobe atelectasis.",
     "Patchy opacity in the lingula. This obscures the right heart border."])
 def test_the_next_sentence_places_the_finding_on_the_other_side(checker, text):
     assert "side_next_sentence" in _rules(checker, text)
 
 
 @pytest.mark.parametrize("text", [
-    "There are bandlike opacities in the left base. These appear to be located in the lingula.",
+    "Streaky opacities are seen at the left base. These are probably within the lingula.",
     "Opacity in the right base. Left lower lobe atelectasis.",  # no anaphor: another finding
     "Opacity in the right base. This may be atelectasis; left lower lobe opacity is also seen in the left base.",
     "Opacities in both bases. These are in the left lower lobe and right middle lobe.",
@@ -98,20 +98,20 @@ def test_stable_since_a_date_claims_the_prior_that_comparison_denies(checker):
     assert "interval_no_prior" in _rules(checker, "Granuloma, unchanged since 3/4/2019.", comparison="None.")
     # a prior the sentence names with its modality still brings its own comparison
     assert not {"interval_no_prior", "interval_no_prior_weak"} & set(_rules(
-        checker, "Nodule, stable since a CT examination from XXXX.", comparison="None."))
+        checker, "Nodule, unchanged since a chest CT of XXXX.", comparison="None."))
 
 
 def test_a_generic_density_too_large_and_sizes_with_a_unit_after_each_number(checker):
-    assert "size_plausibility" in _rules(checker, "Ill-defined 25 cm x 1.9 cm irregular density in the left lower lung.")
+    assert "size_plausibility" in _rules(checker, "Poorly defined 25 cm x 1.7 cm irregular density in the right lower lung.")
     assert "size_plausibility" in _rules(checker, "Calcific density measuring approximately 25 cm over the right lung.")
-    assert "size_plausibility" not in _rules(checker, "Ill-defined 2.5 cm x 1.9 cm irregular density in the left lung.")
+    assert "size_plausibility" not in _rules(checker, "Poorly defined 2.5 cm x 1.7 cm irregular density in the right lung.")
     # the size is the lesion's, not the kidney's named before it
     assert "size_plausibility" not in _rules(checker, "In the left kidney a 3.9 cm cystic lesion.")
 
 
 @pytest.mark.parametrize("text,flag", [
     ("An accessory left azygos fissure is noted.", "nonexistent_fissure"),
-    ("Deformities of the left lateral 7th and 18th ribs.", "nonexistent_level"),
+    ("Old deformities of the right posterior 6th and 17th ribs.", "nonexistent_level"),
     ("Expansile lesion of the right posterior 19th rib.", "nonexistent_level"),
     ("Compression deformity of T16.", "nonexistent_level"),
     ("Fracture of rib 14 on the right.", "nonexistent_level")])
@@ -120,7 +120,7 @@ def test_anatomy_that_does_not_exist(checker, text, flag):
 
 
 @pytest.mark.parametrize("text", ["An azygos fissure is noted.", "Right azygos lobe.",
-                                  "Deformities of the left lateral 7th and 8th ribs.", "Compression deformity of T12.",
+                                  "Old deformities of the right posterior 6th and 7th ribs.", "Compression deformity of T12.",
                                   "Degenerative change at L5-S1 and T11-T12.", "Fracture of rib 4 on the right."])
 def test_anatomy_that_exists_stays_quiet(checker, text):
     rules = _rules(checker, text)

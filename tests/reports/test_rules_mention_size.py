@@ -1,6 +1,6 @@
 """A high grade against its own size: next to it (rules_mention.severity_size: "large 3 mm nodule"), or given further
 on with "measuring", through a place but no conjunction (rules_findings.severity_measured: "massive ... opacity in the
-right midlung measuring 1.2 cm"; one rule for it, where two were written in the same session)."""
+left apex measuring 1.4 cm"; one rule for it, where two were written in the same session)."""
 
 import pytest
 
@@ -12,7 +12,7 @@ F = "FINDINGS: {}\n\nIMPRESSION: Finding."
 
 
 @pytest.mark.parametrize("findings,rule", [
-    ("There is a massive nodular like opacity in the right midlung measuring 1.2 cm projecting over the ribs.",
+    ("There is a massive rounded opacity in the left apex measuring 1.4 cm projecting over the clavicle.",
      rule_severity_measured),
     ("A large 3 mm nodule in the right upper lobe.", rule_severity_size),
     ("Huge rounded opacity projecting over the left hilum measuring approximately 9 mm.", rule_severity_measured),
