@@ -15,9 +15,12 @@ __all__ = ["EXAMPLE", "PACK", "SIZE", "has_size", "longest_first", "report_has_s
 PACK: dict[str, Any] = language_pack()["findings_rules"]  # the words of the findings rules (language-en.yaml)
 EXAMPLE = "FINDINGS: {}"  # the registry examples' report
 
-# a measurement: up to three dimensions and a unit (the pack's size units); its largest dimension is what is compared
-SIZE = re.compile(r"\b(\d+(?:\.\d+)?)(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*(?:-\s*)?("
-                  + UNIT_ALTERNATION + r")\b", re.I)
+# a measurement: up to three dimensions and a unit (the pack's size units); its largest dimension is what is compared.
+# A unit may follow each number ("2.5 cm x 1.9 cm" is one measurement, not two); the last unit is read for all.
+# The one size reader of the rules (rules_single.size_plausibility reads it too)
+_UNIT_EACH = r"(?:\s*(?:" + UNIT_ALTERNATION + r")\b)?"
+SIZE = re.compile(r"\b(\d+(?:\.\d+)?)" + _UNIT_EACH + r"(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?)" + _UNIT_EACH
+                  + r")?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*(?:-\s*)?(" + UNIT_ALTERNATION + r")\b", re.I)
 _DIGIT_UNIT = re.compile(r"\d\s*(?:mm|cm|milli|centi)")
 
 

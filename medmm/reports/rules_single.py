@@ -15,23 +15,19 @@ import re
 from typing import Any
 
 from medmm.reports import lexicon as lx
-from medmm.reports.analysis import UNIT_ALTERNATION, UNIT_KEYS, Analysis, per_sentence, prior_status, unit_mm
+from medmm.reports.analysis import UNIT_KEYS, Analysis, per_sentence, prior_status, unit_mm
+from medmm.reports.findings_sizes import SIZE
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.registry import FlagSpec, declare
 
 _RP: dict[str, str] = language_pack()["rule_patterns"]  # the rules' phrases: data (language-en.yaml)
 
-# "2.5 x 1.9 cm" and "2.5 cm x 1.9 cm" (a unit after each number; the last one is read for all)
-_UNIT_EACH = r"(?:\s*(?:" + UNIT_ALTERNATION + r")\b)?"
-_DIMS = re.compile(r"\b(\d+(?:\.\d+)?)" + _UNIT_EACH + r"(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?)" + _UNIT_EACH
-                   + r")?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*"
-                   r"(" + UNIT_ALTERNATION + r")\b", re.I)  # the units: the pack's reading.size_units
 _STRUCTURES = [(re.compile(r"\b(?:" + pat + r")\b", re.I), lo, hi) for pat, (lo, hi) in lx.STRUCTURE_SIZE_MM.items()]
 _ANY_STRUCTURE = re.compile(r"\b(?:" + "|".join(lx.STRUCTURE_SIZE_MM) + r")\b", re.I)  # one test before the 13
 _DISTANCE = re.compile(_RP["distance"], re.I)
 _DIGIT = re.compile(r"\d")
-_UNITS = UNIT_KEYS  # a _DIMS match holds one of these (in ASCII text, lower-cased; None: no pre-test)
+_UNITS = UNIT_KEYS  # a SIZE match holds one of these (in ASCII text, lower-cased; None: no pre-test)
 _TINY = re.compile(_RP["tiny"], re.I)
 
 
@@ -84,7 +80,7 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
         if sent.section in ("indication", "comparison", "technique") or not _DIGIT.search(a.text, sent.start, sent.end):
             continue
         prev = a.sentences[i - 1] if i and a.sentences[i - 1].section == sent.section else None
-        for m in _DIMS.finditer(a.text, sent.start, sent.end):
+        for m in SIZE.finditer(a.text, sent.start, sent.end):
             if _DISTANCE.match(a.text, m.end()):
                 continue
             scale = unit_mm(m.group(4))

@@ -34,6 +34,8 @@ def test_interval_direction_sees_sizes_that_went_the_other_way(text):
     "FINDINGS: No increase in the 8 mm nodule, previously 9 mm.",  # a denied change
     "FINDINGS: Dominant mass measuring 4.2 x 2.7 cm, previously 4.3 x 2.6 cm.",  # no change word
     "FINDINGS: Nodules have decreased in size. A 9 mm nodule is new. Another 5 mm nodule, previously 4 mm.",
+    # a unit after each number: one size each, not 3.0 cm read against 5.0 cm (findings_sizes.SIZE)
+    "FINDINGS: The collection has increased, now 9.0 cm x 3.0 cm, previously 5.0 cm x 4.0 cm.",
 ])
 def test_interval_direction_leaves_consistent_sizes_alone(text):
     assert not _flags(text, "interval_direction")
@@ -132,6 +134,8 @@ def test_node_size_denied(text, hit):
 
 @pytest.mark.parametrize("text, hit", [
     ("FINDINGS: Normal caliber ascending aorta measuring 4.6 cm.", True),
+    ("FINDINGS: Normal calibre ascending aorta measuring 4.6 cm x 4.5 cm.", True),  # one size, a unit after each number
+    ("FINDINGS: Normal calibre ascending aorta measuring 3.2 cm x 3.1 cm.", False),
     ("FINDINGS: Aneurysmal main pulmonary artery measuring 22 mm.", True),
     ("FINDINGS: Normal caliber ascending aorta measuring 3.2 cm.", False),
     ("FINDINGS: Unchanged mild dilatation of the ascending aorta measuring 4.2 cm.", False),
