@@ -29,7 +29,7 @@ from medmm.reports.findings_sizes import PACK as _FR
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
-from medmm.reports.rule_loop import BODY, Hit, sentence_flags
+from medmm.reports.rule_loop import BODY
 
 _PACK = language_pack()
 MAX_DENIALS = 20  # "no new ..." statements compared per report (each claim is read against each)
@@ -287,26 +287,6 @@ def rule_interval_denied(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-_OPENS_NEW = re.compile(_FR["opens_new"], re.I)
-_CLOSES_OLD = re.compile(_FR["closes_old"], re.I)
-_NEW_AND_OLD = re.compile(_FR["new_and_old"], re.I)
-
-
-@per_sentence
-def _new_and_unchanged(sentence: str) -> tuple[Hit, ...]:
-    m = _OPENS_NEW.match(sentence)
-    if m is None:
-        both = _NEW_AND_OLD.search(sentence) if "new" in sentence.lower() else None
-        if both is None:
-            return ()
-        return (Hit(both.start(), both.end(), f"\"{both.group(0).strip(' ,.;')}\": new and unchanged at once"),)
-    old = _CLOSES_OLD.search(sentence, m.end())
-    if old is None:
-        return ()
-    return (Hit(m.start(), m.end(), f"opens \"new\" and closes \"{old.group(0).strip(' ,.;')}\"",
-                ((old.start(), old.end()),)),)
-
-
 _ANAPHOR_OLD = re.compile(_FR["anaphor_old"], re.I)
 _ANAPHOR_NEW = re.compile(_FR["anaphor_new"], re.I)
 _OPENS_OLD = re.compile(_FR["opens_old"], re.I)
@@ -333,8 +313,8 @@ def _across(a: Analysis) -> list[Flag]:
 
 @declare(FlagSpec(id="interval_new_unchanged", type="interval", family="interval", reads=BODY,
                   explains="the sentence (or the next one, taking it up) calls the finding {new} and {unchanged}",
-                  example=EXAMPLE.format("New low-density 2.0 cm subcutaneous nodule, unchanged."),
-                  clean=EXAMPLE.format("Unchanged low-density 2.0 cm subcutaneous nodule, unchanged.")))
+                  example=EXAMPLE.format("There are two new nodules in the left upper lobe. These are unchanged."),
+                  clean=EXAMPLE.format("There are two nodules in the left upper lobe. These are unchanged.")))
 def rule_interval_new_unchanged(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called new and unchanged (stable, similar): at the start and the end of one sentence, or in two
     sentences the second of which takes it up with an anaphor."""
@@ -342,7 +322,7 @@ def rule_interval_new_unchanged(a: Analysis, header: Any = None) -> list[Flag]:
     if "new" not in low or ("unchanged" not in low and "stable" not in low and "similar" not in low
                             and "redemonstrated" not in low and "changed" not in low and "again" not in low):
         return []
-    return sentence_flags(a, "interval_new_unchanged", _new_and_unchanged) + _across(a)
+    return _across(a)  # one sentence that says both is interval_clash's (rules_mention.py)
 
 
 # ------------------------------------------------------------------ interval_no_prior_stated

@@ -41,19 +41,28 @@ _NO_NEW = re.compile(_RP["no_new"], re.I)
 # substrings one of which every match holds (derived from the pack's patterns: a site's pattern brings its own)
 _NEW_KEYS = substring_keys([_RP["new_predicate"]])
 _NEW_ANYWHERE_KEYS = substring_keys([_RP["new_predicate_anywhere"]])
+# the other one-sentence form: a statement that opens "New ..." and closes "..., unchanged." (the findings rules' data)
+_FR = language_pack()["findings_rules"]
+_OPENS_NEW = re.compile(_FR["opens_new"], re.I)
+_CLOSES_OLD = re.compile(_FR["closes_old"], re.I)
+_CLOSES_OLD_WORDS = ("unchanged", "stable", "similar")  # every _CLOSES_OLD match holds one (lower-cased)
 
 
 @per_sentence
 def _clash(sentence: str) -> tuple[Hit, ...]:
     """The whole sentence, when it calls its finding new and also old (chronic, persistent, normal)."""
     low = sentence.lower() if sentence.isascii() else sentence
-    if lacks(low, _NEW_KEYS):
+    if not lacks(low, _NEW_KEYS) and _NEW_PREDICATE.search(sentence) and not _NO_NEW.search(sentence):
+        old = _OLD.search(sentence)
+        if old:
+            return (Hit(0, len(sentence), f"called \"new\" in the sentence that calls it \"{old.group(0)}\""),)
+    if "new" not in low or not any(w in low for w in _CLOSES_OLD_WORDS) or (m := _OPENS_NEW.match(sentence)) is None:
         return ()
-    m = _NEW_PREDICATE.search(sentence)
-    if m is None or _NO_NEW.search(sentence):
+    closing = _CLOSES_OLD.search(sentence, m.end())
+    if closing is None:
         return ()
-    old = _OLD.search(sentence)
-    return (Hit(0, len(sentence), f"called \"new\" in the sentence that calls it \"{old.group(0)}\""),) if old else ()
+    return (Hit(m.start(), m.end(), f"opens \"new\" and closes \"{closing.group(0).strip(' ,.;')}\"",
+                ((closing.start(), closing.end()),)),)
 
 
 @declare(FlagSpec(id="interval_clash", type="interval", family="interval", reads=BODY,
@@ -62,7 +71,9 @@ def _clash(sentence: str) -> tuple[Hit, ...]:
                   clean=_F.format("Degenerative changes of the thoracic spine are unchanged.", "No acute disease.")))
 def rule_interval_clash(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called new in the sentence that also calls it old, chronic, persistent or normal."""
-    if lacks(a.lower_text(), _NEW_ANYWHERE_KEYS) or not _NEW_PREDICATE_ANYWHERE.search(a.lower_text()):
+    low = a.lower_text()
+    if (lacks(low, _NEW_ANYWHERE_KEYS) or not _NEW_PREDICATE_ANYWHERE.search(low)) and (
+            "new" not in low or not any(w in low for w in _CLOSES_OLD_WORDS)):
         return []  # the common case, decided on the whole text
     return sentence_flags(a, "interval_clash", _clash)
 

@@ -58,10 +58,20 @@ def test_interval_denied_leaves_other_findings_alone(text):
     assert not _flags(text, "interval_denied")
 
 
-def test_interval_new_unchanged():
-    assert _flags("FINDINGS: New low-density 2.0 cm subcutaneous nodule, unchanged.", "interval_new_unchanged")
-    assert not _flags("FINDINGS: New 5 mm nodule and unchanged 3 mm nodule in the right upper lobe.",
-                      "interval_new_unchanged")
+@pytest.mark.parametrize("text", [
+    "FINDINGS: New low-density 2.0 cm subcutaneous nodule, unchanged.",
+    "FINDINGS: Several small nodules in the left lower lobe are new and similar.",
+    "FINDINGS: The 4 mm nodule in the right upper lobe is unchanged and new.",
+])
+def test_new_and_unchanged_in_one_sentence_is_interval_clash(text):
+    # one rule for one sentence (rules_mention.interval_clash); interval_new_unchanged reads two sentences only
+    assert len(_flags(text, "interval_clash")) == 1
+    assert not _flags(text, "interval_new_unchanged")
+
+
+def test_new_and_unchanged_findings_side_by_side():
+    text = "FINDINGS: New 5 mm nodule and unchanged 3 mm nodule in the right upper lobe."
+    assert not _flags(text, "interval_new_unchanged") and not _flags(text, "interval_clash")
 
 
 def test_resected_lobe():
@@ -200,8 +210,8 @@ def test_findings_rules_stay_linear_on_repeated_statements(text):
     # a statement closing "new" in findings that deny new nodules (interval_denied)
     ("FINDINGS: 3 to 4 mm left upper lobe nodules (5:226), new. No new or enlarging pulmonary nodules.",
      "interval_denied"),
-    # new and unchanged said together (interval_new_unchanged)
-    ("FINDINGS: The tree-in-bud nodules in the right upper lobe are new and similar.", "interval_new_unchanged"),
+    # new and unchanged said together in one sentence (interval_clash)
+    ("FINDINGS: The tree-in-bud nodules in the right upper lobe are new and similar.", "interval_clash"),
 ])
 def test_interval_rules_read_new_said_at_the_end(text, hit):
     assert _flags(text, hit)
