@@ -172,17 +172,29 @@ def _stripped(text: str, start: int, end: int) -> tuple[int, int]:
 @declare(FlagSpec(id='interval_no_prior', type='interval', family='interval', reads=('comparison', 'findings', 'impression'), explains='interval language {word} but COMPARISON says there is no prior ({comparison})', example='COMPARISON: None.\n\nFINDINGS: New right pleural effusion.\n\nIMPRESSION: Effusion.', clean='COMPARISON: None.\n\nFINDINGS: Right pleural effusion.\n\nIMPRESSION: Effusion.'),
          FlagSpec(id='interval_no_prior_weak', type='interval', family='interval', reads=('comparison', 'findings', 'impression'), explains='interval language {stable/persistent} but COMPARISON says there is no prior ({comparison})', example='COMPARISON: None.\n\nFINDINGS: Stable right pleural effusion.\n\nIMPRESSION: Effusion.', clean='COMPARISON: None.\n\nFINDINGS: Right pleural effusion.\n\nIMPRESSION: Effusion.'))
 def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
-    """Interval language in a report whose COMPARISON says there is no prior study."""
+    """Interval language in a report whose COMPARISON (or, without one, a sentence of its own) says there is no
+    prior study."""
     comp = a.section("comparison")
-    if comp is None or prior_status(a) != "none":
-        return []  # no COMPARISON section: the report says nothing about priors, so nothing contradicts
+    statement = None
+    if comp is None:
+        statement = _no_prior_stated(a)
+        if statement is None:
+            return []  # no COMPARISON section and no sentence about priors: nothing contradicts
+        said = (statement.start, statement.end)
+        who = "the report"
+    elif prior_status(a) != "none":
+        return []
+    else:
+        said = _stripped(a.text, comp.start, comp.end)
+        who = "COMPARISON"
     flags: list[Flag] = []
     low, words = a.lower_words()
     if (words.isdisjoint(_INTERVAL_CUES) and "new" not in low) or not (
-            _INTERVAL_CLAIM.search(a.text, comp.end) or _OPENER_WORDS is None or not _OPENER_WORDS.isdisjoint(words) or not a.text.isascii()):
+            _INTERVAL_CLAIM.search(a.text, comp.end if comp is not None else 0) or _OPENER_WORDS is None
+            or not _OPENER_WORDS.isdisjoint(words) or not a.text.isascii()):
         return flags
     for sent in a.sentences:
-        if sent.section not in ("findings", "impression"):
+        if sent.section not in ("findings", "impression") or sent is statement:
             continue
         m = _INTERVAL_CLAIM.search(sent.text) or _opener(sent.text)
         if not m or _PRIOR_IN_SENTENCE.search(sent.text) or _NOT_A_CLAIM.search(sent.text):
@@ -191,9 +203,23 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
             continue
         weak = m.group(0).strip().lower() in _WEAK_CLAIM
         flags.append(make_flag("interval_no_prior_weak" if weak else "interval_no_prior", a.text, sent.start, sent.end,
-                               f"interval language \"{m.group(0).strip()}\" but COMPARISON says there is no prior "
-                               f"(\"{comp.text.strip()[:40]}\")", related=[_stripped(a.text, comp.start, comp.end)]))
+                               f"interval language \"{m.group(0).strip()}\" but {who} says there is no prior "
+                               f"(\"{a.text[said[0]:said[1]].strip()[:40]}\")", related=[said]))
     return flags
+
+
+_NO_PRIOR_STATED = re.compile(language_pack()["findings_rules"]["no_prior_stated"], re.I)
+_NO_PRIOR_CUE = re.compile(r"\bno\s+(?:prior|previous|old|comparison)\b")  # every no_prior_stated match holds one
+
+
+def _no_prior_stated(a: Analysis) -> Any:
+    """The first sentence saying there is no prior study ("There are no comparison studies."), else None. Read
+    here, not in analysis.prior_status: only this rule asks, and only for a report without a COMPARISON section."""
+    low = a.lower_text()
+    if "no prior" not in low and "no previous" not in low and "no comparison" not in low and "no old" not in low \
+            and ("no\n" not in low and "no  " not in low and "no\t" not in low or _NO_PRIOR_CUE.search(low) is None):
+        return None  # substring tests decide almost every report; other white space after "no": the regex
+    return next((s for s in a.sentences if _NO_PRIOR_STATED.match(s.text)), None)
 
 
 # ------------------------------------------------------------------ header

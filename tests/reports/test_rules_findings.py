@@ -118,14 +118,18 @@ def test_interval_new_unchanged_across_an_anaphor():
                       "interval_new_unchanged")
 
 
-def test_interval_no_prior_stated_in_the_body():
+def test_interval_no_prior_reads_a_no_prior_sentence_of_the_body():
+    # no COMPARISON section: the body's own "no prior" sentence is read (rules_single.interval_no_prior)
     text = "FINDINGS: There are no comparison studies. There is a new laceration of the scalp."
-    flags = _flags(text, "interval_no_prior_stated")
-    assert len(flags) == 1 and flags[0].text == "new" and flags[0].related[0].text.startswith("There are no comp")
+    flags = _flags(text, "interval_no_prior")
+    assert len(flags) == 1 and flags[0].text == "There is a new laceration of the scalp."
+    assert flags[0].related[0].text.startswith("There are no comp")
+    weak = _flags("FINDINGS: There are no comparison studies. Stable right pleural effusion.", "interval_no_prior_weak")
+    assert len(weak) == 1 and weak[0].text == "Stable right pleural effusion."
     for clean in ("FINDINGS: There are no comparison studies. There is a laceration of the scalp.",
-                  "COMPARISON: None.\n\nFINDINGS: There are no comparison studies. Stable laceration.",
-                  "FINDINGS: No prior studies. Follow-up CT in 3 months would show any new nodule."):
-        assert not _flags(clean, "interval_no_prior_stated"), clean
+                  "FINDINGS: No prior studies. Follow-up CT in 3 months would show any new nodule.",
+                  "FINDINGS: Stable right pleural effusion."):
+        assert not _flags(clean, "interval_no_prior") and not _flags(clean, "interval_no_prior_weak"), clean
 
 
 @pytest.mark.parametrize("text, hit", [
