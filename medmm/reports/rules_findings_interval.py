@@ -22,14 +22,13 @@ import re
 from typing import Any
 
 from medmm.reports.analysis import Analysis, per_sentence
-from medmm.reports.findings_sizes import EXAMPLE, SIZE, has_size, longest_first, report_has_size, size_mm
+from medmm.reports.findings_sizes import EXAMPLE, MAX_DENIALS, SIZE, has_size, longest_first, report_has_size, size_mm
 from medmm.reports.findings_sizes import PACK as _FR
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import lacks, substring_keys
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rule_loop import BODY
 
-MAX_DENIALS = 20  # "no new ..." statements compared per report (each claim is read against each)
 
 
 # ------------------------------------------------------------------ interval_direction

@@ -22,6 +22,8 @@ import re
 from typing import Any
 
 from medmm.reports.analysis import Analysis, per_sentence
+from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
+from medmm.reports.findings_sizes import longest_first
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
@@ -29,7 +31,6 @@ from medmm.reports.rule_loop import BODY, Hit, sentence_flags
 
 _RP: dict[str, str] = language_pack()["rule_patterns"]  # the rules' phrases: data (language-en.yaml)
 
-_F = "FINDINGS: {}\n\nIMPRESSION: {}"
 _BODY = BODY
 
 # "new" said of the sentence's subject (a predicate), not "no new", "new onset", "new since the prior"
@@ -144,7 +145,7 @@ def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
 _A_SIZE = re.compile(r"\d\s*[cm]m\b")
 # high grades and the size (mm) at or under which their own measurement contradicts them: language pack data
 _AT_MOST: dict[str, float] = {k.lower(): float(v) for k, v in language_pack()["grade_sizes"]["at_most"].items()}
-_BIG_WORDS = "|".join(sorted(_AT_MOST, key=len, reverse=True))
+_BIG_WORDS = longest_first(list(_AT_MOST))
 # a grade, up to three words, its size ("large 3 mm nodule"), or its size after it ("3 mm large"); the size its
 # finding "measures" further on ("massive nodular opacity in the right midlung measuring 1.2 cm") is
 # rules_findings.severity_measured's
@@ -184,15 +185,11 @@ _ACUTE_UNNAMED_KEYS = substring_keys([_RP["acute_unnamed"]])
 _DN = language_pack()["dropped_negation"]
 
 
-def _alt(items: list[str]) -> str:
-    return "|".join(sorted(items, key=len, reverse=True))
-
-
-_ITEM = r"(?:(?:" + _alt(_DN["list_modifiers"]) + r")\s+){0,3}(?:" + _alt(_DN["list_nouns"]) + r")"
-_DENIAL_LIST = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:(?:" + _alt(_DN["list_openers"]) + r")\s+)?" + _ITEM +
+_ITEM = r"(?:(?:" + longest_first(_DN["list_modifiers"]) + r")\s+){0,3}(?:" + longest_first(_DN["list_nouns"]) + r")"
+_DENIAL_LIST = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:(?:" + longest_first(_DN["list_openers"]) + r")\s+)?" + _ITEM +
                           r"(?:\s*,\s*" + _ITEM + r")*\s*,?\s+or\s+" + _ITEM +
                           r"(?:\s+(?:(?:is|are)\s+)?(?:seen|identified|present|noted|demonstrated))?\s*[.;]?\s*$", re.I)
-_LIST_BLOCKERS = re.compile(r"\b(?:" + _alt(_DN["list_blockers"] + language_pack()["hedges"]["before"]) + r")\b", re.I)
+_LIST_BLOCKERS = re.compile(r"\b(?:" + longest_first(_DN["list_blockers"] + language_pack()["hedges"]["before"]) + r")\b", re.I)
 
 
 @per_sentence

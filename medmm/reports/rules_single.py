@@ -16,7 +16,7 @@ from typing import Any
 
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import UNIT_KEYS, Analysis, per_sentence, prior_status, unit_mm
-from medmm.reports.findings_sizes import SIZE
+from medmm.reports.findings_sizes import SIZE, longest_first
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.registry import FlagSpec, declare
@@ -139,8 +139,8 @@ _NOT_A_CLAIM = re.compile(_RP["not_a_claim"], re.I)
 # a sentence opening with a change said of a finding ("Increased right pleural effusion."): a claim about a prior;
 # the descriptive uses ("Increased interstitial markings") are not (both lists: the language pack)
 _PACK = language_pack()
-_DESCRIPTIVE = "|".join(sorted(_PACK["change_descriptive"], key=len, reverse=True))
-_OPENER = re.compile(r"^\W*(?:\d+[.)]\s*)?(" + "|".join(sorted(_PACK["change_openers"], key=len, reverse=True))
+_DESCRIPTIVE = longest_first(_PACK["change_descriptive"])
+_OPENER = re.compile(r"^\W*(?:\d+[.)]\s*)?(" + longest_first(_PACK["change_openers"])
                      + r")\s+(?!(?:" + _DESCRIPTIVE + r")\b)", re.I)
 # looked up among the report's words of four letters or more (None: a shorter opener, so no such pre-test)
 _OPENER_WORDS = frozenset(w.lower() for w in _PACK["change_openers"]) \

@@ -25,6 +25,8 @@ import re
 from typing import Any
 
 from medmm.reports.analysis import Analysis, Mention, per_sentence
+from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
+from medmm.reports.findings_sizes import longest_first
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import language_pack
 from medmm.reports.registry import FlagSpec, declare
@@ -35,10 +37,9 @@ _WS = language_pack()["within_sentence"]
 _CLAIMS: tuple[tuple[re.Pattern[str], frozenset[str]], ...] = tuple(
     (re.compile(c["pattern"], re.I), frozenset(c["denies"])) for c in _WS["normal_claims"])
 _DENIED_BY_CLAIM = frozenset(t for _, types in _CLAIMS for t in types)
-_BLOCKER = re.compile(r"\b(?:" + "|".join(sorted(_WS["blockers"], key=len, reverse=True)) + r")\b", re.I)
+_BLOCKER = re.compile(r"\b(?:" + longest_first(_WS["blockers"]) + r")\b", re.I)
 # sites one denial covers together: each site -> the name of its group
 _SITE_GROUP = {site: group[0] for group in _WS.get("same_site", ()) for site in group}
-_F = "FINDINGS: {}\n\nIMPRESSION: {}"
 
 
 def _groups(a: Analysis) -> dict[int, int]:
