@@ -13,8 +13,8 @@ or a dictation slip changed. Two readings of one *sentence group* (a sentence, w
   clear", "negative for acute bone abnormality") and a firm, non-chronic positive mention of a finding type it denies
   ("cardiomegaly", "consolidation", "acute rib fracture"), with no blocker ("except", "other than", a hedge) between.
 
-The flag spans the positive statement (the sentence that holds it) and relates the denial or normal claim: text
-alone cannot say which of the two is wrong, so both are shown. Across sentences of one section the same contradiction
+The flag spans the positive finding's words and relates the denial or normal claim (its words in the same sentence,
+else its sentence): text alone cannot say which of the two is wrong, so both are shown. Across sentences of one section the same contradiction
 is ``polarity_within`` (``rules_sections.py``). Cost: mentions are already read; a normal claim's pattern runs only
 on a sentence group that holds a positive mention of a type the claim denies.
 """
@@ -83,9 +83,8 @@ def _span_of_sentence(a: Analysis, i: int) -> tuple[int, int]:
 
 
 def _flag(a: Analysis, pos: Mention, other: tuple[int, int], says: str) -> Flag:
-    """The flag: the positive statement's sentence, the denial or normal claim related (either may be the wrong one)."""
-    s, e = _span_of(a, pos)
-    return make_flag("within_sentence", a.text, s, e, says, related=[other])
+    """The flag: the positive finding's words, the denial or normal claim related (either may be the wrong one)."""
+    return make_flag("within_sentence", a.text, pos.start, pos.end, says, related=[other])  # the finding's words
 
 
 @per_sentence
