@@ -4,7 +4,8 @@ Nothing else in the report repeats the edited statement, so no section compariso
 is that the statement does not fit the words around it:
 
 * ``interval_clash``: a finding called "new" in the same sentence that calls it old, chronic, persistent or
-  normal ("... again seen but new", "degenerative changes are new", "normal in size and contour, and new");
+  normal ("... again seen but new", "degenerative changes are new", "normal in size and contour, and new", "are new
+  and similar", "New ... nodule, unchanged."); across two sentences it is ``interval_new_unchanged``'s;
 * ``interval_global``: a finding called new, larger or smaller in a report whose impression (or findings) says
   that nothing changed since the prior ("No interval change."); the flag shows both sentences;
 * a side and a lobe of the other side in one phrase: ``side_phrase`` (``rules_phrase.py``);
@@ -51,7 +52,8 @@ _CLOSES_OLD_WORDS = ("unchanged", "stable", "similar")  # every _CLOSES_OLD matc
 
 @per_sentence
 def _clash(sentence: str) -> tuple[Hit, ...]:
-    """The whole sentence, when it calls its finding new and also old (chronic, persistent, normal)."""
+    """The whole sentence, when it calls its finding new and also old (chronic, persistent, normal); or the opening
+    "New", when the sentence closes "..., unchanged." (the closing words related)."""
     low = sentence.lower() if sentence.isascii() else sentence
     if not lacks(low, _NEW_KEYS) and _NEW_PREDICATE.search(sentence) and not _NO_NEW.search(sentence):
         old = _OLD.search(sentence)

@@ -3,9 +3,10 @@
 * ``size_plausibility``: a measurement outside what the structure it names can measure (a 5.7 mm
   pulmonary artery, a 3.6 mm "mass", a 45 mm "nodule") — sizes from :data:`lexicon.STRUCTURE_SIZE_MM`.
 * ``nonexistent_lobe``: a lobe that does not exist on the side named ("left middle lobe").
-* ``interval_no_prior``: interval language ("unchanged", "new", "again seen") when COMPARISON says
-  there is no prior — unless the sentence names its own prior, or the word is descriptive
-  ("increased lung markings", "increased opacity compared to the left").
+* ``interval_no_prior``: interval language ("unchanged", "new", "again seen") when COMPARISON (or, in a
+  report without one, a sentence such as "There are no comparison studies.") says there is no prior — unless the
+  sentence names its own prior, or the word is descriptive ("increased lung markings", "increased opacity compared
+  to the left").
 * header rules: modality, body part, patient sex, image laterality and view position.
 """
 
@@ -169,8 +170,8 @@ def _stripped(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-@declare(FlagSpec(id='interval_no_prior', type='interval', family='interval', reads=('comparison', 'findings', 'impression'), explains='interval language {word} but COMPARISON says there is no prior ({comparison})', example='COMPARISON: None.\n\nFINDINGS: New right pleural effusion.\n\nIMPRESSION: Effusion.', clean='COMPARISON: None.\n\nFINDINGS: Right pleural effusion.\n\nIMPRESSION: Effusion.'),
-         FlagSpec(id='interval_no_prior_weak', type='interval', family='interval', reads=('comparison', 'findings', 'impression'), explains='interval language {stable/persistent} but COMPARISON says there is no prior ({comparison})', example='COMPARISON: None.\n\nFINDINGS: Stable right pleural effusion.\n\nIMPRESSION: Effusion.', clean='COMPARISON: None.\n\nFINDINGS: Right pleural effusion.\n\nIMPRESSION: Effusion.'))
+@declare(FlagSpec(id='interval_no_prior', type='interval', family='interval', reads=('comparison', 'findings', 'impression'), explains='interval language {word} but COMPARISON (or a sentence of the report) says there is no prior ({comparison})', example='COMPARISON: None.\n\nFINDINGS: New right pleural effusion.\n\nIMPRESSION: Effusion.', clean='COMPARISON: None.\n\nFINDINGS: Right pleural effusion.\n\nIMPRESSION: Effusion.'),
+         FlagSpec(id='interval_no_prior_weak', type='interval', family='interval', reads=('comparison', 'findings', 'impression'), explains='interval language {stable/persistent} but COMPARISON (or a sentence of the report) says there is no prior ({comparison})', example='COMPARISON: None.\n\nFINDINGS: Stable right pleural effusion.\n\nIMPRESSION: Effusion.', clean='COMPARISON: None.\n\nFINDINGS: Right pleural effusion.\n\nIMPRESSION: Effusion.'))
 def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
     """Interval language in a report whose COMPARISON (or, without one, a sentence of its own) says there is no
     prior study."""
