@@ -21,6 +21,7 @@ from medmm.reports.findings_sizes import SIZE, longest_first
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.registry import FlagSpec, declare
+from medmm.reports.sections import Sentence
 
 _RP: dict[str, str] = language_pack()["rule_patterns"]  # the rules' phrases: data (language-en.yaml)
 
@@ -213,7 +214,7 @@ _NO_PRIOR_STATED = re.compile(language_pack()["findings_rules"]["no_prior_stated
 _NO_PRIOR_CUE = re.compile(r"\bno\s+(?:prior|previous|old|comparison)\b")  # every no_prior_stated match holds one
 
 
-def _no_prior_stated(a: Analysis) -> Any:
+def _no_prior_stated(a: Analysis) -> Sentence | None:
     """The first sentence saying there is no prior study ("There are no comparison studies."), else None. Read
     here, not in analysis.prior_status: only this rule asks, and only for a report without a COMPARISON section."""
     low = a.lower_text()
