@@ -10,14 +10,20 @@ from typing import Any
 from medmm.reports.analysis import UNIT_ALTERNATION, Analysis, unit_mm
 from medmm.reports.language_pack import language_pack
 
-__all__ = ["EXAMPLE", "PACK", "SIZE", "has_size", "longest_first", "report_has_size", "size_mm"]
+__all__ = ["EXAMPLE", "EXAMPLE_WITH_IMPRESSION", "MAX_DENIALS", "PACK", "SIZE", "has_size", "longest_first",
+           "report_has_size", "size_mm"]
 
 PACK: dict[str, Any] = language_pack()["findings_rules"]  # the words of the findings rules (language-en.yaml)
 EXAMPLE = "FINDINGS: {}"  # the registry examples' report
+EXAMPLE_WITH_IMPRESSION = "FINDINGS: {}\n\nIMPRESSION: {}"  # the same, with an impression (every rule module's _F)
+MAX_DENIALS = 20  # denials a rule compares per report: a report states a handful; more is garbage input (bounded pairing)
 
-# a measurement: up to three dimensions and a unit (the pack's size units); its largest dimension is what is compared
-SIZE = re.compile(r"\b(\d+(?:\.\d+)?)(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*(?:-\s*)?("
-                  + UNIT_ALTERNATION + r")\b", re.I)
+# a measurement: up to three dimensions and a unit (the pack's size units); its largest dimension is what is compared.
+# A unit may follow each number ("2.5 cm x 1.9 cm" is one measurement, not two); the last unit is read for all.
+# The one size reader of the rules (rules_single.size_plausibility reads it too)
+_UNIT_EACH = r"(?:\s*(?:" + UNIT_ALTERNATION + r")\b)?"
+SIZE = re.compile(r"\b(\d+(?:\.\d+)?)" + _UNIT_EACH + r"(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?)" + _UNIT_EACH
+                  + r")?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*(?:-\s*)?(" + UNIT_ALTERNATION + r")\b", re.I)
 _DIGIT_UNIT = re.compile(r"\d\s*(?:mm|cm|milli|centi)")
 
 

@@ -23,18 +23,15 @@ import re
 from typing import Any
 
 from medmm.reports.analysis import Analysis, per_sentence
+from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
+from medmm.reports.findings_sizes import longest_first
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import language_pack, lacks, substring_keys
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rule_loop import BODY, Hit, sentence_flags
 
 _SA = language_pack()["sided_anatomy"]
-_F = "FINDINGS: {}\n\nIMPRESSION: {}"
 _OTHER = {"left": "right", "right": "left"}
-
-
-def _alternation(items: list[str]) -> str:
-    return "|".join(sorted(items, key=len, reverse=True))
 
 
 # ------------------------------------------------------------------ nonexistent_fissure
@@ -70,16 +67,16 @@ def rule_nonexistent_fissure(a: Analysis, header: Any = None) -> list[Flag]:
 _SIDE = re.compile(r"\b(left|right)\b", re.I)
 _ANCHOR = re.compile(r"\b(left|right)" + _SA["between"] + r"(?:" + _SA["anchor"] + r")\b", re.I)
 _ANCHOR_KEYS = substring_keys([_SA["anchor"]])
-_PLACE = re.compile(r"\b(left|right)" + _SA["between"] + r"(?:" + _alternation(_SA["places"]) + r")\b", re.I)
+_PLACE = re.compile(r"\b(left|right)" + _SA["between"] + r"(?:" + longest_first(_SA["places"]) + r")\b", re.I)
 _MAX_WORDS = int(_SA["max_words"])
 _BREAKS = [b for b in _SA["breaks"] if not b.startswith("[")]
-_BREAK = re.compile(r"\b(?:" + _alternation(_BREAKS) + r")\b"
+_BREAK = re.compile(r"\b(?:" + longest_first(_BREAKS) + r")\b"
                     + "".join("|" + b for b in _SA["breaks"] if b.startswith("[")), re.I)
 _JOINS = [j for j in _SA["joins"] if not j.startswith("[")]
-_JOIN_END = re.compile(r"(?:\b(?:" + _alternation(_JOINS) + r")\b" + "".join("|" + j for j in _SA["joins"] if j.startswith("["))
+_JOIN_END = re.compile(r"(?:\b(?:" + longest_first(_JOINS) + r")\b" + "".join("|" + j for j in _SA["joins"] if j.startswith("["))
                        + r")\s*(?:(?:a|an|the|some|small|mild|minimal|trace|moderate|large|focal|patchy|subtle)\s+){0,2}$",
                        re.I)
-_JOIN_START = re.compile(r"^\s*(?:\S+\s+){0,3}?(?:\b(?:" + _alternation(_JOINS) + r")\b"
+_JOIN_START = re.compile(r"^\s*(?:\S+\s+){0,3}?(?:\b(?:" + longest_first(_JOINS) + r")\b"
                          + "".join("|" + j for j in _SA["joins"] if j.startswith("[")) + r")", re.I)
 
 
@@ -129,7 +126,7 @@ _ANAPHOR = re.compile(_SA["anaphor"], re.I)
 _SIDED_LOBE = re.compile(r"\b(left|right)\s+(?:upper|middle|lower)\s+lob(?:e|ar)\b", re.I)
 _UNSIDED = [(re.compile(r"\b(?:" + u["pattern"] + r")\b", re.I), u["side"]) for u in _SA["unsided_lobes"]]
 _BOTH = re.compile(r"\b(?:bilateral\w*|both|bibasilar|bibasal|biapical|bihilar)\b", re.I)
-_NEXT_BREAK = re.compile(r"\b(?:" + _alternation(_SA["next_breaks"]) + r")\b", re.I)  # another finding, not this one
+_NEXT_BREAK = re.compile(r"\b(?:" + longest_first(_SA["next_breaks"]) + r")\b", re.I)  # another finding, not this one
 
 
 def _sides(sentence: str) -> tuple[dict[str, tuple[int, int]], bool]:

@@ -27,7 +27,7 @@ import re
 from typing import Any
 
 from medmm.reports.analysis import Analysis, per_sentence, unit_mm
-from medmm.reports.findings_sizes import EXAMPLE, SIZE, longest_first, report_has_size, size_mm
+from medmm.reports.findings_sizes import EXAMPLE, MAX_DENIALS, SIZE, longest_first, report_has_size, size_mm
 from medmm.reports.findings_sizes import PACK as _FR
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import lacks, substring_keys
@@ -35,7 +35,6 @@ from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rule_loop import BODY, Hit, sentence_flags
 
 # ------------------------------------------------------------------ node_size_denied
-MAX_DENIALS = 20  # node denials compared per report
 _NODE_DENIAL = re.compile(_FR["node_denial"], re.I)
 _NODE_LIMITED = re.compile(_FR["node_denial_limited"], re.I)
 _NODE_SHORT_AXIS = float(_FR["node_short_axis_mm"])

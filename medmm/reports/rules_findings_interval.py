@@ -8,10 +8,8 @@ inline, no impression) leave no impression to compare with; what a reader still 
 * ``interval_denied``: a finding called new (or grown) in findings that deny any new (or enlarging) finding of its
   kind ("New 3 mm right upper lobe nodule." ... "No new or enlarging nodules."); a qualified denial ("no new
   suspicious nodule") denies only findings said to be so; the flag shows both sentences;
-* ``interval_new_unchanged``: a finding called new and unchanged, in one sentence ("New ... nodule, unchanged.", "are
-  new and similar") or in two, the second taking it up ("There are two new nodules. These are unchanged from 11/8/2023.");
-* ``interval_no_prior_stated``: interval language in a report whose own sentence says there is no prior study
-  ("There are no comparison studies.") and that has no COMPARISON section (``interval_no_prior`` reads that).
+* ``interval_new_unchanged``: a finding called new in one sentence and unchanged in the next, which takes it up
+  ("There are two new nodules. These are unchanged from 11/8/2023."); one sentence saying both is ``interval_clash``'s.
 
 The words are data: the language pack's ``findings_rules`` (``medmm/configs/reports/language-en.yaml``) and the
 shared ``rule_patterns`` for interval claims. Each rule decides most reports on the report's set of words or a few
@@ -24,15 +22,13 @@ import re
 from typing import Any
 
 from medmm.reports.analysis import Analysis, per_sentence
-from medmm.reports.findings_sizes import EXAMPLE, SIZE, has_size, longest_first, report_has_size, size_mm
+from medmm.reports.findings_sizes import EXAMPLE, MAX_DENIALS, SIZE, has_size, longest_first, report_has_size, size_mm
 from medmm.reports.findings_sizes import PACK as _FR
 from medmm.reports.flags import Flag, make_flag
-from medmm.reports.language_pack import lacks, language_pack, substring_keys
+from medmm.reports.language_pack import lacks, substring_keys
 from medmm.reports.registry import FlagSpec, declare
-from medmm.reports.rule_loop import BODY, Hit, sentence_flags
+from medmm.reports.rule_loop import BODY
 
-_PACK = language_pack()
-MAX_DENIALS = 20  # "no new ..." statements compared per report (each claim is read against each)
 
 
 # ------------------------------------------------------------------ interval_direction
@@ -286,26 +282,6 @@ def rule_interval_denied(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-_OPENS_NEW = re.compile(_FR["opens_new"], re.I)
-_CLOSES_OLD = re.compile(_FR["closes_old"], re.I)
-_NEW_AND_OLD = re.compile(_FR["new_and_old"], re.I)
-
-
-@per_sentence
-def _new_and_unchanged(sentence: str) -> tuple[Hit, ...]:
-    m = _OPENS_NEW.match(sentence)
-    if m is None:
-        both = _NEW_AND_OLD.search(sentence) if "new" in sentence.lower() else None
-        if both is None:
-            return ()
-        return (Hit(both.start(), both.end(), f"\"{both.group(0).strip(' ,.;')}\": new and unchanged at once"),)
-    old = _CLOSES_OLD.search(sentence, m.end())
-    if old is None:
-        return ()
-    return (Hit(m.start(), m.end(), f"opens \"new\" and closes \"{old.group(0).strip(' ,.;')}\"",
-                ((old.start(), old.end()),)),)
-
-
 _ANAPHOR_OLD = re.compile(_FR["anaphor_old"], re.I)
 _ANAPHOR_NEW = re.compile(_FR["anaphor_new"], re.I)
 _OPENS_OLD = re.compile(_FR["opens_old"], re.I)
@@ -332,8 +308,8 @@ def _across(a: Analysis) -> list[Flag]:
 
 @declare(FlagSpec(id="interval_new_unchanged", type="interval", family="interval", reads=BODY,
                   explains="the sentence (or the next one, taking it up) calls the finding {new} and {unchanged}",
-                  example=EXAMPLE.format("New low-density 2.0 cm subcutaneous nodule, unchanged."),
-                  clean=EXAMPLE.format("Unchanged low-density 2.0 cm subcutaneous nodule, unchanged.")))
+                  example=EXAMPLE.format("There are two new nodules in the left upper lobe. These are unchanged."),
+                  clean=EXAMPLE.format("There are two nodules in the left upper lobe. These are unchanged.")))
 def rule_interval_new_unchanged(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called new and unchanged (stable, similar): at the start and the end of one sentence, or in two
     sentences the second of which takes it up with an anaphor."""
@@ -341,45 +317,4 @@ def rule_interval_new_unchanged(a: Analysis, header: Any = None) -> list[Flag]:
     if "new" not in low or ("unchanged" not in low and "stable" not in low and "similar" not in low
                             and "redemonstrated" not in low and "changed" not in low and "again" not in low):
         return []
-    return sentence_flags(a, "interval_new_unchanged", _new_and_unchanged) + _across(a)
-
-
-# ------------------------------------------------------------------ interval_no_prior_stated
-_RP = _PACK["rule_patterns"]
-_NO_PRIOR_STATED = re.compile(_FR["no_prior_stated"], re.I)
-_INTERVAL_CLAIM = re.compile(_RP["interval_claim"], re.I)
-_PRIOR_IN_SENTENCE = re.compile(_RP["prior_in_sentence"], re.I)
-_NOT_A_CLAIM = re.compile(_RP["not_a_claim"], re.I)
-_WEAK = frozenset(w.lower() for w in _PACK["weak_interval_claims"])
-_NO_PRIOR_CUE = re.compile(r"\bno\s+(?:prior|previous|old|comparison)\b")  # every no_prior_stated match holds one
-_HYPOTHETICAL = ("recommend", "follow", "consider", " if ", "would", "needed", "could")
-
-
-@declare(FlagSpec(id="interval_no_prior_stated", type="interval", family="interval", reads=("any",),
-                  explains="interval language {word} but the report says there is no prior study ({statement})",
-                  example="FINDINGS: There are no comparison studies. There is a new laceration of the scalp.",
-                  clean="FINDINGS: There are no comparison studies. There is a laceration of the scalp."))
-def rule_interval_no_prior_stated(a: Analysis, header: Any = None) -> list[Flag]:
-    """Interval language in a report whose own sentence says there is no prior study (a report without a
-    COMPARISON section; with one, ``interval_no_prior`` reads it)."""
-    low = a.lower_text()
-    if a.section("comparison") is not None:
-        return []  # interval_no_prior reads the COMPARISON section
-    if "no prior" not in low and "no previous" not in low and "no comparison" not in low and "no old" not in low \
-            and ("no\n" not in low and "no  " not in low and "no\t" not in low or _NO_PRIOR_CUE.search(low) is None):
-        return []  # substring tests decide almost every report; other white space after "no": the regex
-    statement = next((s for s in a.sentences if _NO_PRIOR_STATED.match(s.text)), None)
-    if statement is None:
-        return []
-    flags = []
-    for sent in a.sentences:
-        if sent is statement or sent.section not in BODY:
-            continue
-        m = _INTERVAL_CLAIM.search(sent.text)
-        if m is None or m.group(0).strip().lower() in _WEAK or _PRIOR_IN_SENTENCE.search(sent.text) \
-                or _NOT_A_CLAIM.search(sent.text) or any(c in sent.text.lower() for c in _HYPOTHETICAL):
-            continue
-        flags.append(make_flag("interval_no_prior_stated", a.text, sent.start + m.start(), sent.start + m.end(),
-                               f"interval language \"{m.group(0).strip()}\" but the report says there is no prior "
-                               f"study (\"{statement.text.strip()}\")", related=[(statement.start, statement.end)]))
-    return flags
+    return _across(a)  # one sentence that says both is interval_clash's (rules_mention.py)

@@ -4,7 +4,8 @@ Nothing else in the report repeats the edited statement, so no section compariso
 is that the statement does not fit the words around it:
 
 * ``interval_clash``: a finding called "new" in the same sentence that calls it old, chronic, persistent or
-  normal ("... again seen but new", "degenerative changes are new", "normal in size and contour, and new");
+  normal ("... again seen but new", "degenerative changes are new", "normal in size and contour, and new", "are new
+  and similar", "New ... nodule, unchanged."); across two sentences it is ``interval_new_unchanged``'s;
 * ``interval_global``: a finding called new, larger or smaller in a report whose impression (or findings) says
   that nothing changed since the prior ("No interval change."); the flag shows both sentences;
 * a side and a lobe of the other side in one phrase: ``side_phrase`` (``rules_phrase.py``);
@@ -22,6 +23,8 @@ import re
 from typing import Any
 
 from medmm.reports.analysis import Analysis, per_sentence
+from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
+from medmm.reports.findings_sizes import longest_first
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
@@ -29,7 +32,6 @@ from medmm.reports.rule_loop import BODY, Hit, sentence_flags
 
 _RP: dict[str, str] = language_pack()["rule_patterns"]  # the rules' phrases: data (language-en.yaml)
 
-_F = "FINDINGS: {}\n\nIMPRESSION: {}"
 _BODY = BODY
 
 # "new" said of the sentence's subject (a predicate), not "no new", "new onset", "new since the prior"
@@ -41,19 +43,29 @@ _NO_NEW = re.compile(_RP["no_new"], re.I)
 # substrings one of which every match holds (derived from the pack's patterns: a site's pattern brings its own)
 _NEW_KEYS = substring_keys([_RP["new_predicate"]])
 _NEW_ANYWHERE_KEYS = substring_keys([_RP["new_predicate_anywhere"]])
+# the other one-sentence form: a statement that opens "New ..." and closes "..., unchanged." (the findings rules' data)
+_FR = language_pack()["findings_rules"]
+_OPENS_NEW = re.compile(_FR["opens_new"], re.I)
+_CLOSES_OLD = re.compile(_FR["closes_old"], re.I)
+_CLOSES_OLD_WORDS = ("unchanged", "stable", "similar")  # every _CLOSES_OLD match holds one (lower-cased)
 
 
 @per_sentence
 def _clash(sentence: str) -> tuple[Hit, ...]:
-    """The whole sentence, when it calls its finding new and also old (chronic, persistent, normal)."""
+    """The whole sentence, when it calls its finding new and also old (chronic, persistent, normal); or the opening
+    "New", when the sentence closes "..., unchanged." (the closing words related)."""
     low = sentence.lower() if sentence.isascii() else sentence
-    if lacks(low, _NEW_KEYS):
+    if not lacks(low, _NEW_KEYS) and _NEW_PREDICATE.search(sentence) and not _NO_NEW.search(sentence):
+        old = _OLD.search(sentence)
+        if old:
+            return (Hit(0, len(sentence), f"called \"new\" in the sentence that calls it \"{old.group(0)}\""),)
+    if "new" not in low or not any(w in low for w in _CLOSES_OLD_WORDS) or (m := _OPENS_NEW.match(sentence)) is None:
         return ()
-    m = _NEW_PREDICATE.search(sentence)
-    if m is None or _NO_NEW.search(sentence):
+    closing = _CLOSES_OLD.search(sentence, m.end())
+    if closing is None:
         return ()
-    old = _OLD.search(sentence)
-    return (Hit(0, len(sentence), f"called \"new\" in the sentence that calls it \"{old.group(0)}\""),) if old else ()
+    return (Hit(m.start(), m.end(), f"opens \"new\" and closes \"{closing.group(0).strip(' ,.;')}\"",
+                ((closing.start(), closing.end()),)),)
 
 
 @declare(FlagSpec(id="interval_clash", type="interval", family="interval", reads=BODY,
@@ -62,7 +74,9 @@ def _clash(sentence: str) -> tuple[Hit, ...]:
                   clean=_F.format("Degenerative changes of the thoracic spine are unchanged.", "No acute disease.")))
 def rule_interval_clash(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called new in the sentence that also calls it old, chronic, persistent or normal."""
-    if lacks(a.lower_text(), _NEW_ANYWHERE_KEYS) or not _NEW_PREDICATE_ANYWHERE.search(a.lower_text()):
+    low = a.lower_text()
+    if (lacks(low, _NEW_ANYWHERE_KEYS) or not _NEW_PREDICATE_ANYWHERE.search(low)) and (
+            "new" not in low or not any(w in low for w in _CLOSES_OLD_WORDS)):
         return []  # the common case, decided on the whole text
     return sentence_flags(a, "interval_clash", _clash)
 
@@ -133,7 +147,7 @@ def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
 _A_SIZE = re.compile(r"\d\s*[cm]m\b")
 # high grades and the size (mm) at or under which their own measurement contradicts them: language pack data
 _AT_MOST: dict[str, float] = {k.lower(): float(v) for k, v in language_pack()["grade_sizes"]["at_most"].items()}
-_BIG_WORDS = "|".join(sorted(_AT_MOST, key=len, reverse=True))
+_BIG_WORDS = longest_first(list(_AT_MOST))
 # a grade, up to three words, its size ("large 3 mm nodule"), or its size after it ("3 mm large"); the size its
 # finding "measures" further on ("massive rounded opacity in the left apex measuring 1.4 cm") is
 # rules_findings.severity_measured's
@@ -173,15 +187,11 @@ _ACUTE_UNNAMED_KEYS = substring_keys([_RP["acute_unnamed"]])
 _DN = language_pack()["dropped_negation"]
 
 
-def _alt(items: list[str]) -> str:
-    return "|".join(sorted(items, key=len, reverse=True))
-
-
-_ITEM = r"(?:(?:" + _alt(_DN["list_modifiers"]) + r")\s+){0,3}(?:" + _alt(_DN["list_nouns"]) + r")"
-_DENIAL_LIST = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:(?:" + _alt(_DN["list_openers"]) + r")\s+)?" + _ITEM +
+_ITEM = r"(?:(?:" + longest_first(_DN["list_modifiers"]) + r")\s+){0,3}(?:" + longest_first(_DN["list_nouns"]) + r")"
+_DENIAL_LIST = re.compile(r"^\W*(?:\d+[.)]\s*)?(?:(?:" + longest_first(_DN["list_openers"]) + r")\s+)?" + _ITEM +
                           r"(?:\s*,\s*" + _ITEM + r")*\s*,?\s+or\s+" + _ITEM +
                           r"(?:\s+(?:(?:is|are)\s+)?(?:seen|identified|present|noted|demonstrated))?\s*[.;]?\s*$", re.I)
-_LIST_BLOCKERS = re.compile(r"\b(?:" + _alt(_DN["list_blockers"] + language_pack()["hedges"]["before"]) + r")\b", re.I)
+_LIST_BLOCKERS = re.compile(r"\b(?:" + longest_first(_DN["list_blockers"] + language_pack()["hedges"]["before"]) + r")\b", re.I)
 
 
 @per_sentence

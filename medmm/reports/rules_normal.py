@@ -16,6 +16,8 @@ import re
 from typing import Any
 
 from medmm.reports.analysis import Analysis
+from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
+from medmm.reports.findings_sizes import longest_first
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import language_pack
 from medmm.reports.registry import FlagSpec, declare
@@ -24,17 +26,12 @@ from medmm.reports.rules_sections import _says_nothing_acute
 _NN = language_pack()["negated_normal"]
 
 
-def _alternation(items: list[str]) -> str:
-    return "|".join(sorted(items, key=len, reverse=True))
-
-
-_SUBJECT = "(?:" + _alternation(_NN["subjects"]) + ")"
-_STATEMENT = re.compile(r"\b(" + _SUBJECT + r")\s+(?:(?:and|or)\s+[\w\s]{0,30}?\s+)?(?:" + _alternation(_NN["predicates"])
+_SUBJECT = "(?:" + longest_first(_NN["subjects"]) + ")"
+_STATEMENT = re.compile(r"\b(" + _SUBJECT + r")\s+(?:(?:and|or)\s+[\w\s]{0,30}?\s+)?(?:" + longest_first(_NN["predicates"])
                         + r")\b", re.I)
 _CUE_WORDS = frozenset(w.lower() for w in _NN["cue_words"])
 _CUE = re.compile(_NN["cue"])
-_BLOCKER = re.compile(r"\b(?:" + _alternation(_NN["blockers"]) + r")\b", re.I)
-_F = "FINDINGS: {}\n\nIMPRESSION: {}"
+_BLOCKER = re.compile(r"\b(?:" + longest_first(_NN["blockers"]) + r")\b", re.I)
 
 
 @declare(FlagSpec(id="negated_normal", type="negation", family="sections", reads=("findings", "impression"),

@@ -22,30 +22,27 @@ from typing import Any
 
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import Analysis, per_sentence
+from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
+from medmm.reports.findings_sizes import longest_first
 from medmm.reports.flags import Flag
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rule_loop import BODY, Hit, sentence_flags
 
 _PACK = language_pack()
-_F = "FINDINGS: {}\n\nIMPRESSION: {}"
-
-
-def _alternation(items: list[str]) -> str:
-    return "|".join(sorted(items, key=len, reverse=True))
 
 
 _CHARS = [b for b in _PACK["phrase"]["breaks"] if b.startswith("[")]
 _WORDS = [b for b in _PACK["phrase"]["breaks"] if not b.startswith("[")]
-_BREAK = re.compile(r"\b(?:" + _alternation(_WORDS) + r")\b" + ("|" + "|".join(_CHARS) if _CHARS else ""), re.I)
+_BREAK = re.compile(r"\b(?:" + longest_first(_WORDS) + r")\b" + ("|" + "|".join(_CHARS) if _CHARS else ""), re.I)
 _MAX_WORDS = int(_PACK["phrase"]["max_words"])
-_SIDE = re.compile(r"\b(" + _alternation(list(lx.SIDES)) + r")\b", re.I)  # the two sides (lexicon)
+_SIDE = re.compile(r"\b(" + longest_first(list(lx.SIDES)) + r")\b", re.I)  # the two sides (lexicon)
 _SIDED_LOBE = re.compile(_PACK["phrase"]["sided_lobe"], re.I)
 _SIDED_LOBE_KEYS = substring_keys([_PACK["phrase"]["sided_lobe"]])
 
 
 # ", within the" goes on with the phrase it follows ("opacity at the left base, within the right lower lobe")
-_APPOSITIVE = re.compile(r",\s*(?=(?:" + _alternation(_PACK["phrase"]["appositive"]) + r")\b)", re.I)
+_APPOSITIVE = re.compile(r",\s*(?=(?:" + longest_first(_PACK["phrase"]["appositive"]) + r")\b)", re.I)
 
 
 def _one_phrase(text: str) -> bool:
@@ -89,14 +86,14 @@ def rule_side_phrase(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 _ZONES: dict[str, str] = {k.lower(): v for k, v in _PACK["zones"].items()}
-_ZONE = re.compile(r"\b(" + _alternation(list(_ZONES)) + r")\b", re.I)
-_ZONE_EXCEPTION = re.compile(r"\b(?:" + _alternation(_PACK["zone_exceptions"]) + r")\b", re.I)
+_ZONE = re.compile(r"\b(" + longest_first(list(_ZONES)) + r")\b", re.I)
+_ZONE_EXCEPTION = re.compile(r"\b(?:" + longest_first(_PACK["zone_exceptions"]) + r")\b", re.I)
 _ZONE_WORDS = frozenset(_ZONES) if all(len(z) >= 4 and " " not in z for z in _ZONES) else frozenset()
 _LEVEL_LOBE = re.compile(_PACK["phrase"]["level_lobe"], re.I)
 _LEVEL_LOBE_KEYS = substring_keys([_PACK["phrase"]["level_lobe"]])
 # words about sides ("both", "bilateral") do not break a phrase about levels ("bibasilar opacities in both upper lobes")
 _SIDE_ONLY = set(_PACK["phrase"]["side_words"])
-_BREAK_LEVEL = re.compile(r"\b(?:" + _alternation([w for w in _WORDS if w not in _SIDE_ONLY]) + r")\b"
+_BREAK_LEVEL = re.compile(r"\b(?:" + longest_first([w for w in _WORDS if w not in _SIDE_ONLY]) + r")\b"
                           + ("|" + "|".join(_CHARS) if _CHARS else ""), re.I)
 
 
@@ -137,7 +134,7 @@ def rule_lobe_zone(a: Analysis, header: Any = None) -> list[Flag]:
 
 _RANK = {w: r for w, r in lx.SEVERITY_RANK.items() if not w.endswith("ly")}  # adjectives (adverbs grade adjectives)
 _FIRSTS = "".join(sorted({w[0].lower() for w in _RANK} | {w[0].upper() for w in _RANK}))
-_GRADE = re.compile(r"\b(?=[" + re.escape(_FIRSTS) + r"])(" + _alternation(list(_RANK)) + r")\b", re.I)  # lookahead: speed
+_GRADE = re.compile(r"\b(?=[" + re.escape(_FIRSTS) + r"])(" + longest_first(list(_RANK)) + r")\b", re.I)  # lookahead: speed
 # the grade words a pre-test looks up in the report's set of words of four letters or more (shorter ones: no pre-test)
 _RANK_WORDS = frozenset(_RANK) if all(len(w) >= 4 for w in _RANK) else frozenset()
 _FINDING_NOUN = re.compile(r"\b(?:" + "|".join(p for _, pats in lx.FINDINGS.values() for p in pats) + r")\b", re.I)
@@ -176,7 +173,7 @@ def rule_severity_clash(a: Analysis, header: Any = None) -> list[Flag]:
 
 _AT_LEAST: dict[str, float] = {k.lower(): float(v) for k, v in _PACK["grade_sizes"]["at_least"].items()}
 # the grade, up to three words (not a conjunction: "small effusion and a 6 cm mass" is two findings), the size
-_LOW_SIZE = re.compile(r"\b(" + _alternation(list(_AT_LEAST)) + r")\s+(?:(?!and\b|or\b|with\b|but\b)[a-z]+\s+){0,3}?"
+_LOW_SIZE = re.compile(r"\b(" + longest_first(list(_AT_LEAST)) + r")\s+(?:(?!and\b|or\b|with\b|but\b)[a-z]+\s+){0,3}?"
                        r"(\d+(?:\.\d+)?)\s*(mm|cm)\b", re.I)
 
 

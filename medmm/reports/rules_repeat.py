@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from medmm.reports.analysis import Analysis, per_sentence
+from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
 from medmm.reports.flags import Flag
 from medmm.reports.language_pack import language_pack
 from medmm.reports.registry import FlagSpec, declare
@@ -29,7 +30,6 @@ _MAX_WORDS = int(_PR["max_words"])
 _MIN_CONTENT = int(_PR["min_content"])
 _SKIP = frozenset(w.lower() for w in language_pack()["not_stutter"])  # de-identification tokens ("XXXX")
 _WORD = re.compile(r"[A-Za-z]+")
-_F = "FINDINGS: {}\n\nIMPRESSION: {}"
 
 
 @per_sentence

@@ -3,9 +3,10 @@
 * ``size_plausibility``: a measurement outside what the structure it names can measure (a 5.7 mm
   pulmonary artery, a 3.6 mm "mass", a 45 mm "nodule") — sizes from :data:`lexicon.STRUCTURE_SIZE_MM`.
 * ``nonexistent_lobe``: a lobe that does not exist on the side named ("left middle lobe").
-* ``interval_no_prior``: interval language ("unchanged", "new", "again seen") when COMPARISON says
-  there is no prior — unless the sentence names its own prior, or the word is descriptive
-  ("increased lung markings", "increased opacity compared to the left").
+* ``interval_no_prior``: interval language ("unchanged", "new", "again seen") when COMPARISON (or, in a
+  report without one, a sentence such as "There are no comparison studies.") says there is no prior — unless the
+  sentence names its own prior, or the word is descriptive ("increased lung markings", "increased opacity compared
+  to the left").
 * header rules: modality, body part, patient sex, image laterality and view position.
 """
 
@@ -15,23 +16,20 @@ import re
 from typing import Any
 
 from medmm.reports import lexicon as lx
-from medmm.reports.analysis import UNIT_ALTERNATION, UNIT_KEYS, Analysis, per_sentence, prior_status, unit_mm
+from medmm.reports.analysis import UNIT_KEYS, Analysis, per_sentence, prior_status, unit_mm
+from medmm.reports.findings_sizes import SIZE, longest_first
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.registry import FlagSpec, declare
+from medmm.reports.sections import Sentence
 
 _RP: dict[str, str] = language_pack()["rule_patterns"]  # the rules' phrases: data (language-en.yaml)
 
-# "2.5 x 1.9 cm" and "2.5 cm x 1.9 cm" (a unit after each number; the last one is read for all)
-_UNIT_EACH = r"(?:\s*(?:" + UNIT_ALTERNATION + r")\b)?"
-_DIMS = re.compile(r"\b(\d+(?:\.\d+)?)" + _UNIT_EACH + r"(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?)" + _UNIT_EACH
-                   + r")?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*"
-                   r"(" + UNIT_ALTERNATION + r")\b", re.I)  # the units: the pack's reading.size_units
 _STRUCTURES = [(re.compile(r"\b(?:" + pat + r")\b", re.I), lo, hi) for pat, (lo, hi) in lx.STRUCTURE_SIZE_MM.items()]
 _ANY_STRUCTURE = re.compile(r"\b(?:" + "|".join(lx.STRUCTURE_SIZE_MM) + r")\b", re.I)  # one test before the 13
 _DISTANCE = re.compile(_RP["distance"], re.I)
 _DIGIT = re.compile(r"\d")
-_UNITS = UNIT_KEYS  # a _DIMS match holds one of these (in ASCII text, lower-cased; None: no pre-test)
+_UNITS = UNIT_KEYS  # a SIZE match holds one of these (in ASCII text, lower-cased; None: no pre-test)
 _TINY = re.compile(_RP["tiny"], re.I)
 
 
@@ -84,7 +82,7 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
         if sent.section in ("indication", "comparison", "technique") or not _DIGIT.search(a.text, sent.start, sent.end):
             continue
         prev = a.sentences[i - 1] if i and a.sentences[i - 1].section == sent.section else None
-        for m in _DIMS.finditer(a.text, sent.start, sent.end):
+        for m in SIZE.finditer(a.text, sent.start, sent.end):
             if _DISTANCE.match(a.text, m.end()):
                 continue
             scale = unit_mm(m.group(4))
@@ -143,8 +141,8 @@ _NOT_A_CLAIM = re.compile(_RP["not_a_claim"], re.I)
 # a sentence opening with a change said of a finding ("Increased right pleural effusion."): a claim about a prior;
 # the descriptive uses ("Increased interstitial markings") are not (both lists: the language pack)
 _PACK = language_pack()
-_DESCRIPTIVE = "|".join(sorted(_PACK["change_descriptive"], key=len, reverse=True))
-_OPENER = re.compile(r"^\W*(?:\d+[.)]\s*)?(" + "|".join(sorted(_PACK["change_openers"], key=len, reverse=True))
+_DESCRIPTIVE = longest_first(_PACK["change_descriptive"])
+_OPENER = re.compile(r"^\W*(?:\d+[.)]\s*)?(" + longest_first(_PACK["change_openers"])
                      + r")\s+(?!(?:" + _DESCRIPTIVE + r")\b)", re.I)
 # looked up among the report's words of four letters or more (None: a shorter opener, so no such pre-test)
 _OPENER_WORDS = frozenset(w.lower() for w in _PACK["change_openers"]) \
@@ -173,20 +171,32 @@ def _stripped(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-@declare(FlagSpec(id='interval_no_prior', type='interval', family='interval', reads=('comparison', 'findings', 'impression'), explains='interval language {word} but COMPARISON says there is no prior ({comparison})', example='COMPARISON: None.\n\nFINDINGS: New right pleural effusion.\n\nIMPRESSION: Effusion.', clean='COMPARISON: None.\n\nFINDINGS: Right pleural effusion.\n\nIMPRESSION: Effusion.'),
-         FlagSpec(id='interval_no_prior_weak', type='interval', family='interval', reads=('comparison', 'findings', 'impression'), explains='interval language {stable/persistent} but COMPARISON says there is no prior ({comparison})', example='COMPARISON: None.\n\nFINDINGS: Stable right pleural effusion.\n\nIMPRESSION: Effusion.', clean='COMPARISON: None.\n\nFINDINGS: Right pleural effusion.\n\nIMPRESSION: Effusion.'))
+@declare(FlagSpec(id='interval_no_prior', type='interval', family='interval', reads=('comparison', 'findings', 'impression'), explains='interval language {word} but COMPARISON (or a sentence of the report) says there is no prior ({comparison})', example='COMPARISON: None.\n\nFINDINGS: New right pleural effusion.\n\nIMPRESSION: Effusion.', clean='COMPARISON: None.\n\nFINDINGS: Right pleural effusion.\n\nIMPRESSION: Effusion.'),
+         FlagSpec(id='interval_no_prior_weak', type='interval', family='interval', reads=('comparison', 'findings', 'impression'), explains='interval language {stable/persistent} but COMPARISON (or a sentence of the report) says there is no prior ({comparison})', example='COMPARISON: None.\n\nFINDINGS: Stable right pleural effusion.\n\nIMPRESSION: Effusion.', clean='COMPARISON: None.\n\nFINDINGS: Right pleural effusion.\n\nIMPRESSION: Effusion.'))
 def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
-    """Interval language in a report whose COMPARISON says there is no prior study."""
+    """Interval language in a report whose COMPARISON (or, without one, a sentence of its own) says there is no
+    prior study."""
     comp = a.section("comparison")
-    if comp is None or prior_status(a) != "none":
-        return []  # no COMPARISON section: the report says nothing about priors, so nothing contradicts
+    statement = None
+    if comp is None:
+        statement = _no_prior_stated(a)
+        if statement is None:
+            return []  # no COMPARISON section and no sentence about priors: nothing contradicts
+        said = (statement.start, statement.end)
+        who = "the report"
+    elif prior_status(a) != "none":
+        return []
+    else:
+        said = _stripped(a.text, comp.start, comp.end)
+        who = "COMPARISON"
     flags: list[Flag] = []
     low, words = a.lower_words()
     if (words.isdisjoint(_INTERVAL_CUES) and "new" not in low) or not (
-            _INTERVAL_CLAIM.search(a.text, comp.end) or _OPENER_WORDS is None or not _OPENER_WORDS.isdisjoint(words) or not a.text.isascii()):
+            _INTERVAL_CLAIM.search(a.text, comp.end if comp is not None else 0) or _OPENER_WORDS is None
+            or not _OPENER_WORDS.isdisjoint(words) or not a.text.isascii()):
         return flags
     for sent in a.sentences:
-        if sent.section not in ("findings", "impression"):
+        if sent.section not in ("findings", "impression") or sent is statement:
             continue
         m = _INTERVAL_CLAIM.search(sent.text) or _opener(sent.text)
         if not m or _PRIOR_IN_SENTENCE.search(sent.text) or _NOT_A_CLAIM.search(sent.text):
@@ -195,9 +205,23 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
             continue
         weak = m.group(0).strip().lower() in _WEAK_CLAIM
         flags.append(make_flag("interval_no_prior_weak" if weak else "interval_no_prior", a.text, sent.start, sent.end,
-                               f"interval language \"{m.group(0).strip()}\" but COMPARISON says there is no prior "
-                               f"(\"{comp.text.strip()[:40]}\")", related=[_stripped(a.text, comp.start, comp.end)]))
+                               f"interval language \"{m.group(0).strip()}\" but {who} says there is no prior "
+                               f"(\"{a.text[said[0]:said[1]].strip()[:40]}\")", related=[said]))
     return flags
+
+
+_NO_PRIOR_STATED = re.compile(language_pack()["findings_rules"]["no_prior_stated"], re.I)
+_NO_PRIOR_CUE = re.compile(r"\bno\s+(?:prior|previous|old|comparison)\b")  # every no_prior_stated match holds one
+
+
+def _no_prior_stated(a: Analysis) -> Sentence | None:
+    """The first sentence saying there is no prior study ("There are no comparison studies."), else None. Read
+    here, not in analysis.prior_status: only this rule asks, and only for a report without a COMPARISON section."""
+    low = a.lower_text()
+    if "no prior" not in low and "no previous" not in low and "no comparison" not in low and "no old" not in low \
+            and ("no\n" not in low and "no  " not in low and "no\t" not in low or _NO_PRIOR_CUE.search(low) is None):
+        return None  # substring tests decide almost every report; other white space after "no": the regex
+    return next((s for s in a.sentences if _NO_PRIOR_STATED.match(s.text)), None)
 
 
 # ------------------------------------------------------------------ header

@@ -13,8 +13,8 @@ or a dictation slip changed. Two readings of one *sentence group* (a sentence, w
   clear", "negative for acute bone abnormality") and a firm, non-chronic positive mention of a finding type it denies
   ("cardiomegaly", "consolidation", "acute rib fracture"), with no blocker ("except", "other than", a hedge) between.
 
-The flag spans the positive statement (the sentence that holds it) and relates the denial or normal claim: text
-alone cannot say which of the two is wrong, so both are shown. Across sentences of one section the same contradiction
+The flag spans the positive finding's words and relates the denial or normal claim (its words in the same sentence,
+else its sentence): text alone cannot say which of the two is wrong, so both are shown. Across sentences of one section the same contradiction
 is ``polarity_within`` (``rules_sections.py``). Cost: mentions are already read; a normal claim's pattern runs only
 on a sentence group that holds a positive mention of a type the claim denies.
 """
@@ -25,6 +25,8 @@ import re
 from typing import Any
 
 from medmm.reports.analysis import Analysis, Mention, per_sentence
+from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
+from medmm.reports.findings_sizes import longest_first
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import language_pack
 from medmm.reports.registry import FlagSpec, declare
@@ -35,10 +37,9 @@ _WS = language_pack()["within_sentence"]
 _CLAIMS: tuple[tuple[re.Pattern[str], frozenset[str]], ...] = tuple(
     (re.compile(c["pattern"], re.I), frozenset(c["denies"])) for c in _WS["normal_claims"])
 _DENIED_BY_CLAIM = frozenset(t for _, types in _CLAIMS for t in types)
-_BLOCKER = re.compile(r"\b(?:" + "|".join(sorted(_WS["blockers"], key=len, reverse=True)) + r")\b", re.I)
+_BLOCKER = re.compile(r"\b(?:" + longest_first(_WS["blockers"]) + r")\b", re.I)
 # sites one denial covers together: each site -> the name of its group
 _SITE_GROUP = {site: group[0] for group in _WS.get("same_site", ()) for site in group}
-_F = "FINDINGS: {}\n\nIMPRESSION: {}"
 
 
 def _groups(a: Analysis) -> dict[int, int]:
@@ -82,9 +83,8 @@ def _span_of_sentence(a: Analysis, i: int) -> tuple[int, int]:
 
 
 def _flag(a: Analysis, pos: Mention, other: tuple[int, int], says: str) -> Flag:
-    """The flag: the positive statement's sentence, the denial or normal claim related (either may be the wrong one)."""
-    s, e = _span_of(a, pos)
-    return make_flag("within_sentence", a.text, s, e, says, related=[other])
+    """The flag: the positive finding's words, the denial or normal claim related (either may be the wrong one)."""
+    return make_flag("within_sentence", a.text, pos.start, pos.end, says, related=[other])  # the finding's words
 
 
 @per_sentence

@@ -34,6 +34,8 @@ def test_interval_direction_sees_sizes_that_went_the_other_way(text):
     "FINDINGS: No increase in the 8 mm nodule, previously 9 mm.",  # a denied change
     "FINDINGS: Dominant mass measuring 3.6 x 2.2 cm, previously 3.7 x 2.1 cm.",  # no change word
     "FINDINGS: Nodules have decreased in size. A 9 mm nodule is new. Another 5 mm nodule, previously 4 mm.",
+    # a unit after each number: one size each, not 3.0 cm read against 5.0 cm (findings_sizes.SIZE)
+    "FINDINGS: The collection has increased, now 9.0 cm x 3.0 cm, previously 5.0 cm x 4.0 cm.",
 ])
 def test_interval_direction_leaves_consistent_sizes_alone(text):
     assert not _flags(text, "interval_direction")
@@ -56,10 +58,20 @@ def test_interval_denied_leaves_other_findings_alone(text):
     assert not _flags(text, "interval_denied")
 
 
-def test_interval_new_unchanged():
-    assert _flags("FINDINGS: New low-density 2.0 cm subcutaneous nodule, unchanged.", "interval_new_unchanged")
-    assert not _flags("FINDINGS: New 5 mm nodule and unchanged 3 mm nodule in the right upper lobe.",
-                      "interval_new_unchanged")
+@pytest.mark.parametrize("text", [
+    "FINDINGS: New low-density 2.0 cm subcutaneous nodule, unchanged.",
+    "FINDINGS: Several small nodules in the left lower lobe are new and similar.",
+    "FINDINGS: The 4 mm nodule in the right upper lobe is unchanged and new.",
+])
+def test_new_and_unchanged_in_one_sentence_is_interval_clash(text):
+    # one rule for one sentence (rules_mention.interval_clash); interval_new_unchanged reads two sentences only
+    assert len(_flags(text, "interval_clash")) == 1
+    assert not _flags(text, "interval_new_unchanged")
+
+
+def test_new_and_unchanged_findings_side_by_side():
+    text = "FINDINGS: New 5 mm nodule and unchanged 3 mm nodule in the right upper lobe."
+    assert not _flags(text, "interval_new_unchanged") and not _flags(text, "interval_clash")
 
 
 def test_resected_lobe():
@@ -106,14 +118,18 @@ def test_interval_new_unchanged_across_an_anaphor():
                       "interval_new_unchanged")
 
 
-def test_interval_no_prior_stated_in_the_body():
+def test_interval_no_prior_reads_a_no_prior_sentence_of_the_body():
+    # no COMPARISON section: the body's own "no prior" sentence is read (rules_single.interval_no_prior)
     text = "FINDINGS: There are no comparison studies. There is a new laceration of the scalp."
-    flags = _flags(text, "interval_no_prior_stated")
-    assert len(flags) == 1 and flags[0].text == "new" and flags[0].related[0].text.startswith("There are no comp")
+    flags = _flags(text, "interval_no_prior")
+    assert len(flags) == 1 and flags[0].text == "There is a new laceration of the scalp."
+    assert flags[0].related[0].text.startswith("There are no comp")
+    weak = _flags("FINDINGS: There are no comparison studies. Stable right pleural effusion.", "interval_no_prior_weak")
+    assert len(weak) == 1 and weak[0].text == "Stable right pleural effusion."
     for clean in ("FINDINGS: There are no comparison studies. There is a laceration of the scalp.",
-                  "COMPARISON: None.\n\nFINDINGS: There are no comparison studies. Stable laceration.",
-                  "FINDINGS: No prior studies. Follow-up CT in 3 months would show any new nodule."):
-        assert not _flags(clean, "interval_no_prior_stated"), clean
+                  "FINDINGS: No prior studies. Follow-up CT in 3 months would show any new nodule.",
+                  "FINDINGS: Stable right pleural effusion."):
+        assert not _flags(clean, "interval_no_prior") and not _flags(clean, "interval_no_prior_weak"), clean
 
 
 @pytest.mark.parametrize("text, hit", [
@@ -132,6 +148,8 @@ def test_node_size_denied(text, hit):
 
 @pytest.mark.parametrize("text, hit", [
     ("FINDINGS: Normal caliber ascending aorta measuring 4.6 cm.", True),
+    ("FINDINGS: Normal calibre ascending aorta measuring 4.6 cm x 4.5 cm.", True),  # one size, a unit after each number
+    ("FINDINGS: Normal calibre ascending aorta measuring 3.2 cm x 3.1 cm.", False),
     ("FINDINGS: Aneurysmal main pulmonary artery measuring 22 mm.", True),
     ("FINDINGS: Normal caliber ascending aorta measuring 3.2 cm.", False),
     ("FINDINGS: Stable mild dilatation of the ascending aorta measuring 4.3 cm.", False),
@@ -196,8 +214,8 @@ def test_findings_rules_stay_linear_on_repeated_statements(text):
     # a statement closing "new" in findings that deny new nodules (interval_denied)
     ("FINDINGS: 2 to 3 mm right middle lobe nodules (6:140), new. No new or enlarging pulmonary nodules.",
      "interval_denied"),
-    # new and unchanged said together (interval_new_unchanged)
-    ("FINDINGS: The tree-in-bud opacities in the left lower lobe are new and similar.", "interval_new_unchanged"),
+    # new and unchanged said together in one sentence (interval_clash)
+    ("FINDINGS: The tree-in-bud opacities in the left lower lobe are new and similar.", "interval_clash"),
 ])
 def test_interval_rules_read_new_said_at_the_end(text, hit):
     assert _flags(text, hit)

@@ -47,3 +47,16 @@ def test_look_alikes_are_not_flagged(findings):
 
 def test_an_organ_sub_heading_is_no_finding():
     assert _flags("LYMPHADENOPATHY: No enlarged axillary, hilar or mediastinal nodes are seen.") == []
+
+
+@pytest.mark.parametrize("findings", [
+    "The lungs are clear without airspace disease, and patchy right lower lobe airspace disease.",
+    "There is no pneumothorax or pneumomediastinum, and a small left apical pneumothorax.",
+])
+def test_the_flag_is_the_finding_s_words_apart_from_the_denial(findings):
+    # one sentence holds both: the flag lies on the positive finding's words, the denial or claim beside it (related)
+    flags = _flags(findings)
+    assert len(flags) == 1, flags
+    f, r = flags[0], flags[0].related[0]
+    assert f.end - f.start < len(findings) // 2
+    assert f.end <= r.start or r.end <= f.start, (f, r)
