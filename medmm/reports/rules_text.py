@@ -111,32 +111,49 @@ def rule_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-_STUTTER = re.compile(r"\b([A-Za-z]{4,})\s+\1\b", re.I)
-_NOT_STUTTER = tuple(w.lower() for w in language_pack()["not_stutter"])  # "XXXX XXXX" (de-identification), "that that"
+# A word of any length, or two words, said twice in a row ("the the", "to the to the"); not a part of a hyphenated or
+# slashed compound ("dual-port Port-A-Cath"). Letters only: numbers repeat in tables and fractions ("1 1/2").
+_STUTTER = re.compile(r"(?<![-/])\b([A-Za-z]+(?:\s+[A-Za-z]+)?)\s+\1\b(?![-/])", re.I)
+_NOT_STUTTER = frozenset(" ".join(w.lower().split()) for w in language_pack()["not_stutter"])
 
 
 def _may_stutter(a: Analysis) -> bool:
-    """Could :data:`_STUTTER` find a word to flag? In ASCII text, such a word and its repetition are two equal words
-    of four letters or more next to each other in the word list; otherwise the plain word list decides."""
-    if not a.text.isascii():  # case-insensitive matching knows letters that lower-casing does not make ASCII
-        words = a.word_list()
-        return any(map(str.__eq__, words, words[1:]))
-    words = a.long_word_list()
-    repeated = set(itertools.compress(words, map(str.__eq__, words, words[1:])))  # words equal to the next one
-    return bool(repeated) and not repeated.issubset(_NOT_STUTTER)
+    """Could :data:`_STUTTER` find words to flag? Only if the word list holds a word equal to the next one, or two
+    words equal to the next two (a cheap pre-test on the word list, computed once; the regex runs only then). In
+    non-ASCII text the case-insensitive regex knows letters the ASCII word list does not, so the test is skipped."""
+    if not a.text.isascii():
+        return True
+    words = a.word_list()
+    eq = str.__eq__
+    if len(words) < 2:
+        return False
+    repeated = set(itertools.compress(words, map(eq, words, words[1:])))  # words equal to the next one
+    if repeated and not repeated.issubset(_NOT_STUTTER):
+        return True
+    # i where words[i] == words[i + 2]; a two-word stutter also has words[i + 1] == words[i + 3]
+    return any(words[i + 1] == words[i + 3] for i in itertools.compress(itertools.count(), map(eq, words, words[2:-1])))
 
 
-@declare(FlagSpec(id='word_repetition', type='transcription', family='transcription', reads=('findings', 'impression'), explains='{word} is repeated', example='FINDINGS: Left basilar atelectasis atelectasis.\n\nIMPRESSION: Atelectasis.', clean='FINDINGS: Left basilar atelectasis.\n\nIMPRESSION: Atelectasis.'))
+def _stutter(phrase: str) -> bool:
+    """A repeated word or word pair that is a slip, not one of the language pack's legitimate doubles."""
+    words = phrase.lower().split()
+    return " ".join(words) not in _NOT_STUTTER and not any(w in _NOT_STUTTER for w in words)
+
+
+@declare(FlagSpec(id='word_repetition', type='transcription', family='transcription', reads=('technique', 'findings', 'impression'), explains='{word} is repeated', example='FINDINGS: Left basilar atelectasis atelectasis.\n\nIMPRESSION: Atelectasis.', clean='FINDINGS: Left basilar atelectasis.\n\nIMPRESSION: Atelectasis.'))
 def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
-    """The same word twice in a row ("atelectasis atelectasis"): dictation stutter."""
+    """The same word, or the same two words, twice in a row ("atelectasis atelectasis", "the the", "to the to the"):
+    dictation stutter."""
     flags: list[Flag] = []
     if not _may_stutter(a):
         return flags  # the common case, decided on the word list
-    for sec in _body_sections(a):
+    for sec in a.sections:  # the technique too: the radiologist dictates it ("prior to the to the scan")
+        if sec.name in ("indication", "comparison"):
+            continue  # the clinician's question; dates and prior studies
         for m in _STUTTER.finditer(a.text, sec.start, sec.end):
-            if m.group(1).upper() != "XXXX" and m.group(1).lower() not in ("that", "had"):
+            if _stutter(m.group(1)):
                 flags.append(make_flag("word_repetition", a.text, m.start(), m.end(),
-                                       f"\"{m.group(1)}\" is repeated"))
+                                       f"\"{' '.join(m.group(1).split())}\" is repeated"))
     return flags
 
 

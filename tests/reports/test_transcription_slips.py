@@ -1,0 +1,57 @@
+"""Dictation slips the authors of real CT/MR and radiograph reports leave behind (issue 21): a short word or two words
+said twice ("the the", "to the to the"), in the findings, impression and technique. Made-up sentences only; the real
+ones are counted by test_ct_mr_dev.py (``test_errors_already_in_the_real_reports_are_found``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from medmm.reports import build_checker
+
+
+@pytest.fixture(scope="module")
+def checker():
+    return build_checker("rules")
+
+
+def _repeated(checker, text: str, header: dict | None = None) -> list[str]:
+    return [f.text for f in checker.check(text, header).flags if f.rule == "word_repetition"]
+
+
+CT = {"modality": "CT", "body_part": "CHEST"}
+
+
+@pytest.mark.parametrize("text, wrong", [
+    ("FINDINGS: There is is a small right pleural effusion.\n\nIMPRESSION: Small effusion.", "is is"),
+    ("FINDINGS: The The heart size is normal. No effusion.\n\nIMPRESSION: Normal.", "The The"),
+    ("FINDINGS: Mild effacement of the the sulci.\n\nIMPRESSION: Mild edema.", "the the"),
+    ("FINDINGS: The stent extends to the to the carina.\n\nIMPRESSION: Stent in place.", "to the to the"),
+    ("FINDINGS: A chest tube chest tube is in place.\n\nIMPRESSION: No pneumothorax.", "chest tube chest tube"),
+])
+def test_short_and_two_word_stutters_are_flagged_on_the_repeated_words(checker, text, wrong):
+    assert _repeated(checker, text, CT) == [wrong]
+
+
+def test_a_stutter_in_the_technique_is_flagged(checker):
+    text = ("TECHNIQUE: Contrast was given prior to the to the scan.\n\nFINDINGS: The lungs are clear.\n\n"
+            "IMPRESSION: Normal.")
+    assert _repeated(checker, text, CT) == ["to the to the"]
+
+
+@pytest.mark.parametrize("text", [
+    "FINDINGS: The patient had had a lobectomy. The lungs are clear.\n\nIMPRESSION: Normal.",
+    "FINDINGS: It is likely that that nodule is benign.\n\nIMPRESSION: Benign nodule.",
+    "FINDINGS: Narrowing consistent with moya moya disease.\n\nIMPRESSION: Moyamoya.",
+    "FINDINGS: A dual-port Port-A-Cath is in place. The lungs are clear.\n\nIMPRESSION: Normal.",
+    "FINDINGS: Nodule of 1 1/2 cm. Compared to 4 4 mm before.\n\nIMPRESSION: Nodule.",
+    "FINDINGS: The no no-fly zone. Suctioned well as well as the airway.\n\nIMPRESSION: Normal.",
+    "FINDINGS: XXXX XXXX XXXX XXXX. The lungs are clear.\n\nIMPRESSION: Normal.",
+    "FINDINGS: No pneumothorax, no effusion, no edema.\n\nIMPRESSION: Normal.",
+])
+def test_legitimate_doubles_are_not_flagged(checker, text):
+    assert _repeated(checker, text, CT) == []
+
+
+def test_a_stutter_in_the_indication_is_left_alone(checker):
+    text = "INDICATION: Cough cough.\n\nFINDINGS: The lungs are clear.\n\nIMPRESSION: Normal."
+    assert _repeated(checker, text, CT) == []
