@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import functools
 import operator
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -74,9 +75,49 @@ def _correction(word: str) -> str | None:
     sp = speller()
     candidates = sp.candidates(word)
     if not candidates:
-        return None
+        return _domain_correction(word)
     domain = _domain_words()  # a radiology word first: "fissue" is "fissure" here, not "issue"
     return min(candidates, key=lambda c: (c not in domain, -sp[c], c))
+
+
+_DOMAIN_DISTANCE = sorted((int(n), int(d)) for n, d in _NON_WORD.get("domain_distance") or ())
+
+
+@functools.lru_cache(maxsize=1)
+def _domain_by_start() -> dict[tuple[str, int], tuple[str, ...]]:
+    """The medical and radiology vocabulary by first letter and length: the words a misspelling of a term that
+    pyspellchecker's English list lacks ("demylination", "oropharynax") may stand for."""
+    index: dict[tuple[str, int], list[str]] = {}
+    for w in sorted(medical_words() | radiology_words()):
+        if w.isalpha():
+            index.setdefault((w[0], len(w)), []).append(w)
+    return {k: tuple(v) for k, v in index.items()}
+
+
+def _domain_only(word: str) -> bool:
+    """A combining form ending in -o ("epicondylo-") that only the medical list corrects: no English word is near it
+    (pyspellchecker corrects "inferio-medial", a misspelling of "infero-")."""
+    return word.endswith("o") and not speller().candidates(word)
+
+
+def _domain_correction(word: str) -> str | None:
+    """The nearest medical word (Damerau-Levenshtein, jellyfish) within the distance the language pack allows a word
+    this long (``non_word.domain_distance``), the first letter kept; ties broken alphabetically. pyspellchecker looks
+    only in its own list at distance 1, which lacks most anatomy and pathology terms. Another form of a medical word
+    (:func:`_relatives`: "lymphoproliferative"/"lymphoproliferation") is no misspelling of it."""
+    limit = max((d for n, d in _DOMAIN_DISTANCE if len(word) >= n), default=0)
+    if not limit:
+        return None
+    index = _domain_by_start()
+    best: tuple[int, int, str] | None = None
+    for length in range(len(word) - limit, len(word) + limit + 1):
+        for cand in index.get((word[0], length), ()):
+            d = jellyfish.damerau_levenshtein_distance(word, cand)
+            if d <= limit and not _relatives(word, cand):  # "radiocapitellum"/"radiocapitellar": a form, no typo
+                shared = len(os.path.commonprefix((word, cand)))
+                if best is None or (d, -shared, cand) < best:
+                    best = (d, -shared, cand)  # the nearest; then the longest shared beginning
+    return best[2] if best else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -247,8 +288,8 @@ def rule_non_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -
             if lw in known:
                 continue  # a word (what _non_word_fix says first, without its call)
             fix = _non_word_fix(lw, known)
-            if fix and sec.text.startswith("-", m.end()) and _combining_form(lw, known):
-                continue  # "teno-osseous", "nephro-/ureterolithiasis": a prefix split off at a hyphen
+            if fix and sec.text.startswith("-", m.end()) and (_combining_form(lw, known) or _domain_only(lw)):
+                continue  # "teno-osseous", "epicondylo-olecranon": a prefix split off at a hyphen
             if fix and _eponym(sec.text, m.start(), m.end()):
                 continue  # "Killian-Jamieson diverticulum": names joined by a hyphen
             if fix:

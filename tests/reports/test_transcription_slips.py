@@ -55,3 +55,32 @@ def test_legitimate_doubles_are_not_flagged(checker, text):
 def test_a_stutter_in_the_indication_is_left_alone(checker):
     text = "INDICATION: Cough cough.\n\nFINDINGS: The lungs are clear.\n\nIMPRESSION: Normal."
     assert _repeated(checker, text, CT) == []
+
+
+def _medical_list_installed() -> bool:
+    from medmm.reports.language import medical_words
+
+    return bool(medical_words())
+
+
+needs_medical_list = pytest.mark.skipif(not _medical_list_installed(), reason="no medical word list installed (the "
+                                        "language pack's non_word.word_lists; `apt-get install hunspell-en-med`)")
+
+
+@needs_medical_list
+@pytest.mark.parametrize("wrong, fix", [("contraleteral", "contralateral"), ("oropharynax", "oropharynx"),
+                                        ("catherization", "catheterization")])
+def test_misspelled_medical_terms_are_corrected_from_the_medical_list(checker, wrong, fix):
+    text = f"FINDINGS: Findings in the {wrong} region are stable.\n\nIMPRESSION: Stable."
+    flags = [f for f in checker.check(text, CT).flags if f.rule == "non_word"]
+    assert [f.text for f in flags] == [wrong] and f'"{fix}"' in flags[0].explanation
+
+
+@needs_medical_list
+@pytest.mark.parametrize("text", [
+    "FINDINGS: Partial tear of the epicondylo-olecranon ligament.\n\nIMPRESSION: Partial tear.",
+    "FINDINGS: Effusion of the radiocapitellum joint.\n\nIMPRESSION: Effusion.",
+    "FINDINGS: Adenopathy, possibly a lymphoproliferative disorder.\n\nIMPRESSION: Adenopathy.",
+])
+def test_other_forms_and_combining_forms_of_medical_words_are_no_misspellings(checker, text):
+    assert [f.text for f in checker.check(text, CT).flags if f.rule == "non_word"] == []
