@@ -234,8 +234,24 @@ def _non_word_fix(word: str, known: frozenset[str]) -> str | None:
     """The correction of a lower-case word that is no word (None for a word, a derived word, or no correction)."""
     if word in known or _derived(word, known):
         return None
-    fix = _correction(word)
+    fix = _correction(word) or _run_together(word, known)
     return fix if fix and fix != word else None
+
+
+_JOINED = frozenset(_NON_WORD.get("run_together") or ())
+
+
+def _run_together(word: str, known: frozenset[str]) -> str | None:
+    """Two words written without the space between them, one of the language pack's ``non_word.run_together``
+    ("carinaand", "theterminal", "rightpulmonary", "atretrocaval"): the pair, the other word a known one of four
+    letters or more. A two-letter word only in front: at the end they are Latin and name endings ("cornealis",
+    "Woodson")."""
+    for i in range(2, len(word) - 1):
+        left, right = word[:i], word[i:]
+        if (left in _JOINED and len(right) >= 4 and right in known) or \
+                (len(right) > 2 and right in _JOINED and len(left) >= 4 and left in known):
+            return f"{left} {right}"
+    return None
 
 
 _LOWER_WORD = re.compile(r"\b[a-z]{4,}\b")

@@ -69,7 +69,7 @@ needs_medical_list = pytest.mark.skipif(not _medical_list_installed(), reason="n
 
 @needs_medical_list
 @pytest.mark.parametrize("wrong, fix", [("contraleteral", "contralateral"), ("oropharynax", "oropharynx"),
-                                        ("catherization", "catheterization")])
+                                        ("penumonitis", "pneumonitis")])
 def test_misspelled_medical_terms_are_corrected_from_the_medical_list(checker, wrong, fix):
     text = f"FINDINGS: Findings in the {wrong} region are stable.\n\nIMPRESSION: Stable."
     flags = [f for f in checker.check(text, CT).flags if f.rule == "non_word"]
@@ -83,4 +83,20 @@ def test_misspelled_medical_terms_are_corrected_from_the_medical_list(checker, w
     "FINDINGS: Adenopathy, possibly a lymphoproliferative disorder.\n\nIMPRESSION: Adenopathy.",
 ])
 def test_other_forms_and_combining_forms_of_medical_words_are_no_misspellings(checker, text):
+    assert [f.text for f in checker.check(text, CT).flags if f.rule == "non_word"] == []
+
+
+@pytest.mark.parametrize("wrong, fix", [("thepleural", "the pleural"), ("effusionand", "effusion and"),
+                                        ("leftkidney", "left kidney")])
+def test_two_words_run_together_are_flagged_with_the_space_restored(checker, wrong, fix):
+    text = f"FINDINGS: A mass abuts {wrong} surface.\n\nIMPRESSION: Mass."
+    flags = [f for f in checker.check(text, CT).flags if f.rule == "non_word"]
+    assert [f.text for f in flags] == [wrong] and f'"{fix}"' in flags[0].explanation
+
+
+@pytest.mark.parametrize("text", [
+    "FINDINGS: Thickening of the tendo calcaneus and the flexor hallucis. No mass.\n\nIMPRESSION: Tendinosis.",
+    "FINDINGS: No effusion. Dr. Woodson was informed.\n\nIMPRESSION: Normal.",
+])
+def test_latin_endings_and_names_are_not_read_as_run_together_words(checker, text):
     assert [f.text for f in checker.check(text, CT).flags if f.rule == "non_word"] == []
