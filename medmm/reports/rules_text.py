@@ -158,14 +158,15 @@ _STUTTER = re.compile(r"(?<![-/])\b([A-Za-z]+(?:\s+[A-Za-z]+)?)\s+\1\b(?![-/])",
 _NOT_STUTTER = frozenset(" ".join(w.lower().split()) for w in language_pack()["not_stutter"])
 
 
-_NON_LETTERS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalpha()})  # ASCII: words split on these
+_NON_LETTERS = bytes(c if chr(c).isalpha() and c < 128 else 32 for c in range(256))  # ASCII: words split on the rest
+_NOT_STUTTER_BYTES = frozenset(w.encode() for w in _NOT_STUTTER if w.isascii())  # the pre-test's words are bytes
 
 
-def _repeats(same: bytes, step: bytes, words: list[str]) -> bool:
+def _repeats(same: bytes, step: bytes, words: list[bytes]) -> bool:
     """Does ``same`` (1 where a word equals the one ``len(step)`` words on) mark a repeat of no legitimate double?"""
     i = same.find(step)
     while i >= 0:
-        if words[i] not in _NOT_STUTTER and words[i + len(step) - 1] not in _NOT_STUTTER:
+        if words[i] not in _NOT_STUTTER_BYTES and words[i + len(step) - 1] not in _NOT_STUTTER_BYTES:
             return True
         i = same.find(step, i + 1)
     return False
@@ -179,7 +180,7 @@ def _may_stutter(a: Analysis) -> bool:
     case-insensitive regex knows letters that the ASCII split does not, so the regex decides."""
     if not a.text.isascii():
         return True
-    words = a.lower_text().translate(_NON_LETTERS).split()  # the words of [a-z]+, faster than findall
+    words = a.lower_text().encode("ascii").translate(_NON_LETTERS).split()  # the words of [a-z]+, faster than findall
     eq = operator.eq  # faster through map than str.__eq__
     return (_repeats(bytes(map(eq, words, words[1:])), b"\x01", words)
             or _repeats(bytes(map(eq, words, words[2:])), b"\x01\x01", words))
