@@ -102,9 +102,10 @@ def _domain_only(word: str) -> bool:
 
 def _domain_correction(word: str) -> str | None:
     """The nearest medical word (Damerau-Levenshtein, jellyfish) within the distance the language pack allows a word
-    this long (``non_word.domain_distance``), the first letter kept; ties broken alphabetically. pyspellchecker looks
-    only in its own list at distance 1, which lacks most anatomy and pathology terms. Another form of a medical word
-    (:func:`_relatives`: "lymphoproliferative"/"lymphoproliferation") is no misspelling of it."""
+    this long (``non_word.domain_distance``), the first letter kept; ties to the longest shared beginning, then the
+    alphabet. pyspellchecker looks only in its own list at distance 1, which lacks most anatomy and pathology terms.
+    Another form of a medical word (:func:`_relatives`: "lymphoproliferative"/"lymphoproliferation") is no
+    misspelling of it."""
     limit = max((d for n, d in _DOMAIN_DISTANCE if len(word) >= n), default=0)
     if not limit:
         return None
