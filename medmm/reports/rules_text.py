@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import bisect
 import functools
-import itertools
+import operator
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -74,9 +75,50 @@ def _correction(word: str) -> str | None:
     sp = speller()
     candidates = sp.candidates(word)
     if not candidates:
-        return None
+        return _domain_correction(word)
     domain = _domain_words()  # a radiology word first: "fissue" is "fissure" here, not "issue"
     return min(candidates, key=lambda c: (c not in domain, -sp[c], c))
+
+
+_DOMAIN_DISTANCE = sorted((int(n), int(d)) for n, d in _NON_WORD.get("domain_distance") or ())
+
+
+@functools.lru_cache(maxsize=1)
+def _domain_by_start() -> dict[tuple[str, int], tuple[str, ...]]:
+    """The medical and radiology vocabulary by first letter and length: the words a misspelling of a term that
+    pyspellchecker's English list lacks ("demylination", "oropharynax") may stand for."""
+    index: dict[tuple[str, int], list[str]] = {}
+    for w in sorted(medical_words() | radiology_words()):
+        if w.isalpha():
+            index.setdefault((w[0], len(w)), []).append(w)
+    return {k: tuple(v) for k, v in index.items()}
+
+
+def _domain_only(word: str) -> bool:
+    """A combining form ending in -o ("epicondylo-") that only the medical list corrects: no English word is near it
+    (pyspellchecker corrects "inferio-medial", a misspelling of "infero-")."""
+    return word.endswith("o") and not speller().candidates(word)
+
+
+def _domain_correction(word: str) -> str | None:
+    """The nearest medical word (Damerau-Levenshtein, jellyfish) within the distance the language pack allows a word
+    this long (``non_word.domain_distance``), the first letter kept; ties to the longest shared beginning, then the
+    alphabet. pyspellchecker looks only in its own list at distance 1, which lacks most anatomy and pathology terms.
+    Another form of a medical word (:func:`_relatives`: "lymphoproliferative"/"lymphoproliferation") is no
+    misspelling of it."""
+    limit = max((d for n, d in _DOMAIN_DISTANCE if len(word) >= n), default=0)
+    if not limit:
+        return None
+    index = _domain_by_start()
+    best: tuple[int, int, str] | None = None
+    for length in range(len(word) - limit, len(word) + limit + 1):
+        for cand in index.get((word[0], length), ()):
+            d = jellyfish.damerau_levenshtein_distance(word, cand)
+            if d <= limit and not _relatives(word, cand):  # "radiocapitellum"/"radiocapitellar": a form, no typo
+                shared = len(os.path.commonprefix((word, cand)))
+                if best is None or (d, -shared, cand) < best:
+                    best = (d, -shared, cand)  # the nearest; then the longest shared beginning
+    return best[2] if best else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -111,32 +153,60 @@ def rule_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-_STUTTER = re.compile(r"\b([A-Za-z]{4,})\s+\1\b", re.I)
-_NOT_STUTTER = tuple(w.lower() for w in language_pack()["not_stutter"])  # "XXXX XXXX" (de-identification), "that that"
+# A word of any length, or two words, said twice in a row ("the the", "to the to the"); not a part of a hyphenated or
+# slashed compound ("dual-port Port-A-Cath"). Letters only: numbers repeat in tables and fractions ("1 1/2").
+_STUTTER = re.compile(r"(?<![-/])\b([A-Za-z]+(?:\s+[A-Za-z]+)?)\s+\1\b(?![-/])", re.I)
+_NOT_STUTTER = frozenset(" ".join(w.lower().split()) for w in language_pack()["not_stutter"])
+
+
+_NON_LETTERS = bytes(c if chr(c).isalpha() and c < 128 else 32 for c in range(256))  # ASCII: words split on the rest
+_NOT_STUTTER_BYTES = frozenset(w.encode() for w in _NOT_STUTTER if w.isascii())  # the pre-test's words are bytes
+
+
+def _repeats(same: bytes, step: bytes, words: list[bytes]) -> bool:
+    """Does ``same`` (1 where a word equals the one ``len(step)`` words on) mark a repeat of no legitimate double?"""
+    i = same.find(step)
+    while i >= 0:
+        if words[i] not in _NOT_STUTTER_BYTES and words[i + len(step) - 1] not in _NOT_STUTTER_BYTES:
+            return True
+        i = same.find(step, i + 1)
+    return False
 
 
 def _may_stutter(a: Analysis) -> bool:
-    """Could :data:`_STUTTER` find a word to flag? In ASCII text, such a word and its repetition are two equal words
-    of four letters or more next to each other in the word list; otherwise the plain word list decides."""
-    if not a.text.isascii():  # case-insensitive matching knows letters that lower-casing does not make ASCII
-        words = a.word_list()
-        return any(map(str.__eq__, words, words[1:]))
-    words = a.long_word_list()
-    repeated = set(itertools.compress(words, map(str.__eq__, words, words[1:])))  # words equal to the next one
-    return bool(repeated) and not repeated.issubset(_NOT_STUTTER)
+    """Could :data:`_STUTTER` find words to flag? Only if the word list holds a word equal to the next one, or two
+    words equal to the next two, that are no legitimate double ("XXXX XXXX"). A pre-test at C speed (the regex with
+    its back-reference costs several times more and runs only when this passes): the equalities of words one and two
+    apart as bytes, searched for a 1 (one word) or two 1s in a row (two words). In non-ASCII text the
+    case-insensitive regex knows letters that the ASCII split does not, so the regex decides."""
+    if not a.text.isascii():
+        return True
+    words = a.lower_text().encode("ascii").translate(_NON_LETTERS).split()  # the words of [a-z]+, faster than findall
+    eq = operator.eq  # faster through map than str.__eq__
+    return (_repeats(bytes(map(eq, words, words[1:])), b"\x01", words)
+            or _repeats(bytes(map(eq, words, words[2:])), b"\x01\x01", words))
 
 
-@declare(FlagSpec(id='word_repetition', type='transcription', family='transcription', reads=('findings', 'impression'), explains='{word} is repeated', example='FINDINGS: Left basilar atelectasis atelectasis.\n\nIMPRESSION: Atelectasis.', clean='FINDINGS: Left basilar atelectasis.\n\nIMPRESSION: Atelectasis.'))
+def _stutter(phrase: str) -> bool:
+    """A repeated word or word pair that is a slip, not one of the language pack's legitimate doubles."""
+    words = phrase.lower().split()
+    return " ".join(words) not in _NOT_STUTTER and not any(w in _NOT_STUTTER for w in words)
+
+
+@declare(FlagSpec(id='word_repetition', type='transcription', family='transcription', reads=('technique', 'findings', 'impression'), explains='{word} is repeated', example='FINDINGS: Left basilar atelectasis atelectasis.\n\nIMPRESSION: Atelectasis.', clean='FINDINGS: Left basilar atelectasis.\n\nIMPRESSION: Atelectasis.'))
 def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
-    """The same word twice in a row ("atelectasis atelectasis"): dictation stutter."""
+    """The same word, or the same two words, twice in a row ("atelectasis atelectasis", "the the", "to the to the"):
+    dictation stutter."""
     flags: list[Flag] = []
     if not _may_stutter(a):
         return flags  # the common case, decided on the word list
-    for sec in _body_sections(a):
+    for sec in a.sections:  # the technique too: the radiologist dictates it ("prior to the to the scan")
+        if sec.name in ("indication", "comparison"):
+            continue  # the clinician's question; dates and prior studies
         for m in _STUTTER.finditer(a.text, sec.start, sec.end):
-            if m.group(1).upper() != "XXXX" and m.group(1).lower() not in ("that", "had"):
+            if _stutter(m.group(1)):
                 flags.append(make_flag("word_repetition", a.text, m.start(), m.end(),
-                                       f"\"{m.group(1)}\" is repeated"))
+                                       f"\"{' '.join(m.group(1).split())}\" is repeated"))
     return flags
 
 
@@ -166,8 +236,24 @@ def _non_word_fix(word: str, known: frozenset[str]) -> str | None:
     """The correction of a lower-case word that is no word (None for a word, a derived word, or no correction)."""
     if word in known or _derived(word, known):
         return None
-    fix = _correction(word)
+    fix = _correction(word) or _run_together(word, known)
     return fix if fix and fix != word else None
+
+
+_JOINED = frozenset(_NON_WORD.get("run_together") or ())
+
+
+def _run_together(word: str, known: frozenset[str]) -> str | None:
+    """Two words written without the space between them, one of the language pack's ``non_word.run_together``
+    ("carinaand", "theterminal", "rightpulmonary", "atretrocaval"): the pair, the other word a known one of four
+    letters or more. A two-letter word only in front: at the end they are Latin and name endings ("cornealis",
+    "Woodson")."""
+    for i in range(2, len(word) - 1):
+        left, right = word[:i], word[i:]
+        if (left in _JOINED and len(right) >= 4 and right in known) or \
+                (len(right) > 2 and right in _JOINED and len(left) >= 4 and left in known):
+            return f"{left} {right}"
+    return None
 
 
 _LOWER_WORD = re.compile(r"\b[a-z]{4,}\b")
@@ -220,8 +306,8 @@ def rule_non_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -
             if lw in known:
                 continue  # a word (what _non_word_fix says first, without its call)
             fix = _non_word_fix(lw, known)
-            if fix and sec.text.startswith("-", m.end()) and _combining_form(lw, known):
-                continue  # "teno-osseous", "nephro-/ureterolithiasis": a prefix split off at a hyphen
+            if fix and sec.text.startswith("-", m.end()) and (_combining_form(lw, known) or _domain_only(lw)):
+                continue  # "teno-osseous", "epicondylo-olecranon": a prefix split off at a hyphen
             if fix and _eponym(sec.text, m.start(), m.end()):
                 continue  # "Killian-Jamieson diverticulum": names joined by a hyphen
             if fix:
