@@ -40,7 +40,12 @@ def _words_alternation(patterns: tuple[str, ...] | list[str], flags: int = re.I)
 def _for_lower_case(pattern: re.Pattern[str]) -> re.Pattern[str]:
     """``pattern`` (compiled with re.I) for lower-cased ASCII text: the letters outside escapes lower-cased and
     re.I dropped. Case-insensitive matching is about twice as slow in Python's regex engine, and on ASCII text
-    lower-casing first finds the same spans (ASCII lower-casing keeps every offset)."""
+    lower-casing first finds the same spans (ASCII lower-casing keeps every offset).
+
+    Compiled with re.ASCII too: in Unicode mode every ``\b`` and ``\w`` test calls the Unicode database (4 % of the
+    checker's instructions, callgrind), in ASCII mode it is a table look-up. On ASCII text the two modes differ only
+    in ``\s``, which in Unicode mode also matches the separators \x1c-\x1f: :func:`read_sentence` uses these
+    patterns only on text without them (four substring tests, each a memchr: a regex scan for them costs more)."""
     out, src, i = [], pattern.pattern, 0
     while i < len(src):
         if src[i] == "\\":
@@ -53,7 +58,7 @@ def _for_lower_case(pattern: re.Pattern[str]) -> re.Pattern[str]:
         else:
             out.append(src[i].lower())
             i += 1
-    return re.compile("".join(out), pattern.flags & ~re.I)
+    return re.compile("".join(out), (pattern.flags & ~re.I & ~re.UNICODE) | re.ASCII)
 
 
 _TERM = _words_alternation([p for _, (_, ps) in LEXICON.items() for p in ps])
@@ -397,8 +402,33 @@ _PAST = re.compile(r"\b(?:" + alternation(_READ["past"]) + r")\b", re.I)
 # The readers below work on the sentence's text with the reading's offsets (relative to the sentence). A sentence
 # never starts right after a letter or digit of the report (it starts after white space, a colon or the report's
 # start), so the word boundaries they test read the same in the sentence as in the report.
+class _ReaderPatterns(NamedTuple):
+    """The patterns the attribute readers run, for one kind of sentence text (see :func:`_reader_view`)."""
+
+    site: re.Pattern[str]
+    qualified_neg: re.Pattern[str]
+    chronic: re.Pattern[str]
+    past: re.Pattern[str]
+    interval_word: re.Pattern[str]
+    interval_after: re.Pattern[str]
+    lobe: re.Pattern[str]
+    several_lobes: re.Pattern[str]
+    zone: re.Pattern[str]
+    hypothetical: re.Pattern[str]
+
+
+def _reader_view(sent: str) -> tuple[str, _ReaderPatterns]:
+    """The text the readers search and their patterns: an ASCII sentence lower-cased, with the patterns made for it
+    (:func:`_for_lower_case`: the same spans, case-insensitive matching being the slow part), else the sentence as
+    written. Every value a reader keeps is lower-cased or a boolean, so both views give the same attributes."""
+    if sent.isascii() and "\x1c" not in sent and "\x1d" not in sent and "\x1e" not in sent and "\x1f" not in sent:
+        return sent.lower(), _READERS_LOWER
+    return sent, _READERS_ANY
+
+
 def _attr_site(r: _Reading, sent: str) -> dict[str, Any]:
-    site = _SITE.search(sent, *r.clause)
+    text, p = _reader_view(sent)
+    site = p.site.search(text, *r.clause)
     return {"site": lx.SITE_WORDS[site.group(0).lower()] if site else None}
 
 
@@ -406,14 +436,16 @@ def _attr_qualifier(r: _Reading, sent: str) -> dict[str, Any]:
     pre = r.trigger_start
     if not r.negated or pre is None:
         return {"qualifier": None}
+    text, p = _reader_view(sent)
     # the quality must qualify this item, not an earlier one of a list ("no focal opacity, effusion, or ...")
-    item_start = max(pre, sent.rfind(",", pre, r.start) + 1)
-    q = _QUALIFIED_NEG.search(sent, item_start, r.start)
+    item_start = max(pre, text.rfind(",", pre, r.start) + 1)
+    q = p.qualified_neg.search(text, item_start, r.start)
     return {"qualifier": q.group(0).lower() if q else None}
 
 
 def _attr_chronic(r: _Reading, sent: str) -> dict[str, Any]:
-    return {"chronic": bool(_CHRONIC.search(sent, *r.clause))}
+    text, p = _reader_view(sent)
+    return {"chronic": bool(p.chronic.search(text, *r.clause))}
 
 
 _PAST_KEYS = substring_keys(_READ["past"])  # one of these is in every _PAST match (None: no pre-test)
@@ -423,7 +455,8 @@ def _attr_past(r: _Reading, sent: str) -> dict[str, Any]:
     clause = sent[r.clause[0]: r.clause[1]]
     if _PAST_KEYS is not None and clause.isascii() and not any(map(clause.lower().__contains__, _PAST_KEYS)):
         return {"past": False}
-    return {"past": bool(_PAST.search(sent, *r.clause))}
+    text, p = _reader_view(sent)
+    return {"past": bool(p.past.search(text, *r.clause))}
 
 
 def _attr_interval(r: _Reading, sent: str) -> dict[str, Any]:
@@ -433,11 +466,12 @@ def _attr_interval(r: _Reading, sent: str) -> dict[str, Any]:
     clause = sent[cs:ce]
     if clause.isascii() and not any(map(clause.lower().__contains__, lx.INTERVAL_DIRECTION)):
         return {"interval": None, "interval_word": None}  # both patterns look for these words, within the clause
-    iv = _INTERVAL_WORD.search(sent, max(cs, _words_back(sent, r.start, 3)), r.start) or \
-        _INTERVAL_AFTER.match(sent, r.end, ce)
+    text, p = _reader_view(sent)
+    iv = p.interval_word.search(text, max(cs, _words_back(text, r.start, 3)), r.start) or \
+        p.interval_after.match(text, r.end, ce)
     if not iv:
         return {"interval": None, "interval_word": None}
-    word = (iv.group("word") if iv.re is _INTERVAL_AFTER else iv.group(0)).lower()
+    word = (iv.group("word") if iv.re is p.interval_after else iv.group(0)).lower()
     return {"interval": lx.INTERVAL_DIRECTION[word], "interval_word": word}
 
 
@@ -451,18 +485,25 @@ def _attr_lobe(r: _Reading, sent: str) -> dict[str, Any]:
     if _LOBE_OR_ZONE_KEYS is not None and clause.isascii() and \
             not any(map(clause.lower().__contains__, _LOBE_OR_ZONE_KEYS)):
         return {"lobe": None, "zone": None}
-    lobes = list(_LOBE.finditer(clause))
-    lobe = lobes[0] if len(lobes) == 1 and not _SEVERAL_LOBES.search(clause) else None
+    text, p = _reader_view(clause)
+    lobes = list(p.lobe.finditer(text))
+    lobe = lobes[0] if len(lobes) == 1 and not p.several_lobes.search(text) else None
     name = None
     if lobe:
         name = (f"{(lobe.group(1) or '').lower()} {lobe.group(2).lower()} lobe".strip() if lobe.group(2)
                 else "lingula")
-    zones = {i for z in _ZONE.finditer(clause) for i, g in enumerate(z.groups()) if g}
+    zones = {i for z in p.zone.finditer(text) for i, g in enumerate(z.groups()) if g}
     return {"lobe": name, "zone": ZONE_LEVELS[zones.pop()] if len(zones) == 1 else None}
 
 
 def _attr_hypothetical(r: _Reading, sent: str) -> dict[str, Any]:
-    return {"hypothetical": bool(_HYPOTHETICAL.search(sent))}
+    text, p = _reader_view(sent)
+    return {"hypothetical": bool(p.hypothetical.search(text))}
+
+
+_READERS_ANY = _ReaderPatterns(_SITE, _QUALIFIED_NEG, _CHRONIC, _PAST, _INTERVAL_WORD, _INTERVAL_AFTER, _LOBE,
+                               _SEVERAL_LOBES, _ZONE, _HYPOTHETICAL)
+_READERS_LOWER = _ReaderPatterns(*map(_for_lower_case, _READERS_ANY))
 
 
 # attribute -> the reader that computes it (one regex or two each: a rule asks for few of them)
@@ -529,7 +570,7 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
     The patterns run on the lower-cased sentence when it is ASCII (see :func:`_for_lower_case`); every
     text kept (terms, triggers) is cut from the sentence as written.
     """
-    if sent.isascii():
+    if sent.isascii() and "\x1c" not in sent and "\x1d" not in sent and "\x1e" not in sent and "\x1f" not in sent:
         low, pat = sent.lower(), _LOWER_CASE
     else:
         low, pat = sent, _ANY_CASE

@@ -38,9 +38,11 @@ def sentence_flags(a: Analysis, flag_id: str, read: Callable[[str], Sequence[Hit
     """Flags of ``flag_id``: ``read(sentence text)`` for every sentence of ``sections``, its hits moved to the
     report's offsets, in text order."""
     flags: list[Flag] = []
-    for sent in a.sentences:
-        if sent.section not in sections:
-            continue
+    key = ("sentences of", sections)  # a dozen rules read the same sections' sentences: chosen once per analysis
+    chosen = a.cache.get(key)
+    if chosen is None:
+        chosen = a.cache[key] = [s for s in a.sentences if s.section in sections]
+    for sent in chosen:
         hits = read(sent.text)
         if not hits:
             continue
