@@ -236,7 +236,7 @@ class Analysis:
     _first_section: dict[str, Section] | None = field(default=None, repr=False)
     _sentences_by_section: dict[str, list[Sentence]] | None = field(default=None, repr=False)
     _words: tuple[str, set[str]] | None = field(default=None, repr=False)
-    cache: dict[str, Any] = field(default_factory=dict, repr=False)  # what several rules compute from one analysis
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # what several rules compute from one analysis
 
     def lower_words(self) -> tuple[str, set[str]]:
         """The lower-cased text and its set of words of four letters or more (computed once per analysis)."""
@@ -603,14 +603,15 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
     for ms, me in terms:
         cs, ce = _clause_bounds(cuts, 0, hi, ms)
         negated = uncertain = pseudo = False
-        trigger = pre = None
+        trigger = None
+        pre: tuple[int, int, str] | None = None
         if pres:
             scope = max([cs] + [t for t in stops if cs <= t <= ms])
             pre = next((p for p in reversed(pres) if scope <= p[0] and p[1] <= ms), None)
         if pre and len(sent[pre[1]:ms].split()) <= 12:
-            ps = next((p for p in pseudos if p[0] <= pre[0] < p[1] and p[0] >= scope), None)
-            if ps:
-                pseudo, trigger = True, ps[2]
+            covering = next((p for p in pseudos if p[0] <= pre[0] < p[1] and p[0] >= scope), None)
+            if covering:
+                pseudo, trigger = True, covering[2]
             else:
                 negated, trigger = True, pre[2]
         if not negated and not pseudo:

@@ -234,9 +234,9 @@ def _caliber_against_size(sentence: str) -> tuple[Hit, ...]:
     found = [(m, hi, lo) for pat, hi, lo, _ in _VESSELS if (m := pat.search(sentence))]
     found.sort(key=lambda v: v[0].start() - v[0].end())  # the longest name first: "descending aorta" over "aorta"
     vessels: list[tuple[re.Match[str], float, float]] = []
-    for v in found:
-        if not any(v[0].start() < k[0].end() and k[0].start() < v[0].end() for k in vessels):
-            vessels.append(v)
+    for cand in found:
+        if not any(cand[0].start() < k[0].end() and k[0].start() < cand[0].end() for k in vessels):
+            vessels.append(cand)
     sizes = list(SIZE.finditer(sentence))
     if len(vessels) != 1 or len(sizes) != 1:
         return ()  # which size is which vessel's is not clear

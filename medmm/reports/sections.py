@@ -141,7 +141,7 @@ _ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 def _sentence_spans(section_text: str) -> tuple[tuple[int, int, str], ...]:
     """(start, end, text) of each sentence of one section's text, offsets relative to it (cached: technique,
     comparison and impression texts recur verbatim across reports)."""
-    out = []
+    out: list[tuple[int, int, str]] = []
     piece_start = 0
     bounds = [(m.start() + (section_text[m.start()] != "\n"), m.end()) for m in _SENT_END.finditer(section_text)]
     bounds.append((len(section_text), len(section_text)))
