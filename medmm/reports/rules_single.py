@@ -191,9 +191,10 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
         who = "COMPARISON"
     flags: list[Flag] = []
     low, words = a.lower_words()
+    # the set and ASCII tests before the whole-text search (they decide most reports; the same truth value)
     if (words.isdisjoint(_INTERVAL_CUES) and "new" not in low) or not (
-            _INTERVAL_CLAIM.search(a.text, comp.end if comp is not None else 0) or _OPENER_WORDS is None
-            or not _OPENER_WORDS.isdisjoint(words) or not a.text.isascii()):
+            _OPENER_WORDS is None or not _OPENER_WORDS.isdisjoint(words) or not a.text.isascii()
+            or _INTERVAL_CLAIM.search(a.text, comp.end if comp is not None else 0)):
         return flags
     for sent in a.sentences:
         if sent.section not in ("findings", "impression") or sent is statement:
