@@ -26,7 +26,7 @@ from medmm.reports.analysis import Analysis, per_sentence
 from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
 from medmm.reports.findings_sizes import longest_first
 from medmm.reports.flags import Flag, make_flag
-from medmm.reports.language_pack import lacks, language_pack, substring_keys
+from medmm.reports.language_pack import first_characters, lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rule_loop import BODY, Hit, sentence_flags
 
@@ -85,6 +85,23 @@ def rule_interval_clash(a: Analysis, header: Any = None) -> list[Flag]:
 _NO_CHANGE = re.compile(_RP["no_change"], re.I)
 # every no-change statement holds one of these (lower-cased text); the sentence around each is then read whole
 _NO_CHANGE_CUE = re.compile(_RP["no_change_cue"])
+
+
+def _without_first_char_lookahead(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """``pattern`` without a leading ``(?=[chars])`` that every match already satisfies (each alternative starts with
+    one of the chars, language_pack.first_characters): the same matches, and the regex engine then scans for the
+    first characters itself (the lookahead hides them from it: twice as slow on the IU dev reports)."""
+    m = re.match(r"\(\?=\[([a-z]+)\]\)", pattern.pattern)
+    if m is None:
+        return pattern
+    rest = pattern.pattern[m.end():]
+    first = first_characters(rest)
+    if first is None or not first <= set(m.group(1)):
+        return pattern
+    return re.compile(rest, pattern.flags)
+
+
+_NO_CHANGE_CUE_SCAN = _without_first_char_lookahead(_NO_CHANGE_CUE)
 _CHANGE = re.compile(_RP["change"], re.I)
 _NOT_A_CHANGE = re.compile(_RP["not_a_change"], re.I)
 _NO_CHANGE_KEYS = substring_keys([_RP["no_change"]])
@@ -122,7 +139,7 @@ def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
     if lacks(low, _NO_CHANGE_CUE_KEYS):
         return []  # the common case: no sentence of the text can be a no-change statement
     statement = None
-    for m in _NO_CHANGE_CUE.finditer(low):  # only the sentences that hold a cue are read
+    for m in _NO_CHANGE_CUE_SCAN.finditer(low):  # only the sentences that hold a cue are read
         i = bisect.bisect_right(a.sentences, m.start(), key=_start) - 1
         sent = a.sentences[i] if i >= 0 else None
         if sent is not None and sent.section in _BODY and m.start() < sent.end and _says_no_change(sent.text):
