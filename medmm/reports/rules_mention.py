@@ -108,8 +108,13 @@ _NO_CHANGE_KEYS = substring_keys([_RP["no_change"]])
 _NO_CHANGE_CUE_KEYS = substring_keys([_RP["no_change_cue"]])
 
 
-def _start(sentence: Any) -> int:
-    return sentence.start
+def _sentence_at(a: Analysis, at: int) -> int:
+    """The index of the last sentence starting at or before offset ``at`` (-1: none): a bisection of the sentences'
+    starts, listed once per analysis (two rules ask, a few times each; a ``key=`` bisection calls Python per step)."""
+    starts = a.cache.get("sentence starts")
+    if starts is None:
+        starts = a.cache["sentence starts"] = [s.start for s in a.sentences]
+    return bisect.bisect_right(starts, at) - 1
 
 
 @per_sentence
@@ -140,7 +145,7 @@ def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
         return []  # the common case: no sentence of the text can be a no-change statement
     statement = None
     for m in _NO_CHANGE_CUE_SCAN.finditer(low):  # only the sentences that hold a cue are read
-        i = bisect.bisect_right(a.sentences, m.start(), key=_start) - 1
+        i = _sentence_at(a, m.start())
         sent = a.sentences[i] if i >= 0 else None
         if sent is not None and sent.section in _BODY and m.start() < sent.end and _says_no_change(sent.text):
             statement = sent
@@ -244,7 +249,7 @@ def rule_dropped_negation(a: Analysis, header: Any = None) -> list[Flag]:
     at = low.find(" or ")
     seen = -1
     while at >= 0:  # a list of findings joined by "or" that denies nothing: only the sentences holding " or " are read
-        i = bisect.bisect_right(a.sentences, at, key=_start) - 1
+        i = _sentence_at(a, at)
         s = a.sentences[i] if i >= 0 else None
         if i > seen and s is not None and at < s.end and s.section in _BODY and _denial_without_no(s.text):
             flags.append(make_flag("dropped_negation", a.text, s.start, s.end,
