@@ -5,12 +5,12 @@ measurement at all (most radiograph reports cannot, and every size-reading rule 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
-from medmm.reports.analysis import UNIT_ALTERNATION, Analysis, unit_mm
+from medmm.reports.analysis import UNIT_ALTERNATION, Analysis, _for_lower_case, unit_mm
 from medmm.reports.language_pack import language_pack
 
-__all__ = ["EXAMPLE", "EXAMPLE_WITH_IMPRESSION", "MAX_DENIALS", "PACK", "SIZE", "has_size", "longest_first",
+__all__ = ["EXAMPLE", "EXAMPLE_WITH_IMPRESSION", "MAX_DENIALS", "PACK", "SIZE", "has_size", "longest_first", "lower_search",
            "report_has_size", "size_mm"]
 
 PACK: dict[str, Any] = language_pack()["findings_rules"]  # the words of the findings rules (language-en.yaml)
@@ -49,3 +49,18 @@ def report_has_size(a: Analysis) -> bool:
     if hit is None:
         hit = a.cache["findings_rules_size"] = has_size(a.lower_text())
     return hit
+
+
+def lower_search(pattern: re.Pattern[str]) -> Callable[[str], re.Match[str] | None]:
+    """``pattern.search`` (``pattern`` compiled with re.I) the way :func:`medmm.reports.analysis.read_sentence` runs
+    its patterns: on an ASCII text without the separators \\x1c-\\x1f, the text lower-cased and searched with the
+    ASCII, case-sensitive pattern of ``analysis._for_lower_case`` (twice as fast, the same spans: lower-casing ASCII
+    keeps every offset); else as written. The match is on the lower-cased text: read its words from the text
+    through its span."""
+    low = _for_lower_case(pattern)
+
+    def search(text: str) -> re.Match[str] | None:
+        if text.isascii() and "\x1c" not in text and "\x1d" not in text and "\x1e" not in text and "\x1f" not in text:
+            return low.search(text.lower())
+        return pattern.search(text)
+    return search

@@ -182,6 +182,19 @@ _COUNTED = [(re.compile(c["pattern"]), int(c["most"]), str(c["says"])) for c in 
 _LEAST = min((most for _, most, _ in _COUNTED), default=99)
 # (led by a digit class, which the regex engine scans for fast; an alternation at the start would try each branch)
 _TWO_DIGITS = re.compile(r"\d(?:\d" + (f"|(?<=[{_LEAST + 1}-9])" if _LEAST < 9 else "") + ")")
+_TWO_DIGITS_ASCII = re.compile(_TWO_DIGITS.pattern, re.ASCII)  # the same matches on ASCII text, a table look-up per \d
+_ASCII_DIGITS = tuple("0123456789")
+
+
+def _no_number(text: str) -> bool:
+    r"""Whether ``text`` has no match of ``_TWO_DIGITS`` (the pre-test of :func:`rule_nonexistent_level`): on ASCII
+    text ten substring tests first (each a memchr; 1,522 of the 2,864 IU dev reports have no digit), then the
+    pattern in ASCII mode; other text is searched as written (a Unicode digit is a ``\d`` too)."""
+    if text.isascii():
+        return not any(map(text.__contains__, _ASCII_DIGITS)) or _TWO_DIGITS_ASCII.search(text) is None
+    return _TWO_DIGITS.search(text) is None
+
+
 _BEFORE, _AFTER = 12, 80  # characters around a number where a pattern naming it starts and ends ("rib 14", "14th ... ribs")
 
 
@@ -191,6 +204,8 @@ _BEFORE, _AFTER = 12, 80  # characters around a number where a pattern naming it
                   clean=_F.format("Healed fracture of the left posterior 9th rib.", "Old rib fracture.")))
 def rule_nonexistent_level(a: Analysis, header: Any = None) -> list[Flag]:
     """A numbered structure past the last one a body has (the language pack's ``counted_anatomy``)."""
+    if _no_number(a.text):  # most reports (2,645 of the 2,864 of IU dev): no such number in any section
+        return []
     body = [sec for sec in a.sections if sec.name in BODY]
     flags: list[Flag] = []
     seen: set[int] = set()

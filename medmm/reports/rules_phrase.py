@@ -23,7 +23,7 @@ from typing import Any
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import Analysis, per_sentence
 from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
-from medmm.reports.findings_sizes import longest_first
+from medmm.reports.findings_sizes import longest_first, report_has_size
 from medmm.reports.flags import Flag
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
@@ -199,6 +199,7 @@ def rule_severity_measure(a: Analysis, header: Any = None) -> list[Flag]:
     low = a.lower_text()
     if "cm" not in low and "mm" not in low:
         return []
-    if not _LOW_SIZE.search(a.text):
+    # a match holds a digit before its unit: the cached size test (rules_findings asks it too) before the regex
+    if not report_has_size(a) or not _LOW_SIZE.search(a.text):
         return []
     return sentence_flags(a, "severity_measure", _low_grade_large_size)

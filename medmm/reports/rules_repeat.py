@@ -38,7 +38,8 @@ def _repeated_run(sentence: str) -> tuple[Hit, ...]:
     # pre-test on the white-space tokens: a run of _MIN_WORDS >= 3 words repeated at once repeats a pair of neighbouring
     # tokens (only the second copy's last token may carry other punctuation)
     split = sentence.lower().split()
-    if len(split) < 2 * _MIN_WORDS or (_MIN_WORDS >= 3 and len(set(zip(split, split[1:]))) == len(split) - 1):
+    if len(split) < 2 * _MIN_WORDS or (_MIN_WORDS >= 3 and (len(set(split)) == len(split)  # no token twice: no pair
+                                                           or len(set(zip(split, split[1:]))) == len(split) - 1)):
         return ()
     toks = list(_WORD.finditer(sentence))
     words = [t.group(0).lower() for t in toks]

@@ -206,6 +206,10 @@ def rule_laterality_anatomy(a: Analysis, header: Any = None) -> list[Flag]:
     """A sided structure (hemidiaphragm, clavicle, PICC line, ...) named with one side in the impression and
     only with the other side in the findings."""
     fnd, imp = _sections(a)
+    if a.text.isascii():  # an ASCII report without "left" or "right" names no side in any section (_may_name_side)
+        low = a.lower_text()
+        if "left" not in low and "right" not in low:
+            return []
     i_nouns = _sided_nouns(a, "impression")
     f_nouns = _sided_nouns(a, "findings") if i_nouns else {}
     flags = []

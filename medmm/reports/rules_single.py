@@ -17,7 +17,7 @@ from typing import Any
 
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import UNIT_KEYS, Analysis, per_sentence, prior_status, unit_mm
-from medmm.reports.findings_sizes import SIZE, longest_first
+from medmm.reports.findings_sizes import SIZE, longest_first, lower_search
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.registry import FlagSpec, declare
@@ -191,23 +191,46 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
         who = "COMPARISON"
     flags: list[Flag] = []
     low, words = a.lower_words()
+    # the set and ASCII tests before the whole-text search (they decide most reports; the same truth value)
     if (words.isdisjoint(_INTERVAL_CUES) and "new" not in low) or not (
-            _INTERVAL_CLAIM.search(a.text, comp.end if comp is not None else 0) or _OPENER_WORDS is None
-            or not _OPENER_WORDS.isdisjoint(words) or not a.text.isascii()):
+            _OPENER_WORDS is None or not _OPENER_WORDS.isdisjoint(words) or not a.text.isascii()
+            or _INTERVAL_CLAIM.search(a.text, comp.end if comp is not None else 0)):
         return flags
     for sent in a.sentences:
         if sent.section not in ("findings", "impression") or sent is statement:
             continue
-        m = _INTERVAL_CLAIM.search(sent.text) or _opener(sent.text)
-        if not m or _PRIOR_IN_SENTENCE.search(sent.text) or _NOT_A_CLAIM.search(sent.text):
+        word = _claim(sent.text)
+        if word is None:
             continue
-        if any(c in sent.text.lower() for c in ("recommend", "follow", "consider", " if ", "would", "needed", "could")):
-            continue
-        weak = m.group(0).strip().lower() in _WEAK_CLAIM
+        weak = word.strip().lower() in _WEAK_CLAIM
         flags.append(make_flag("interval_no_prior_weak" if weak else "interval_no_prior", a.text, sent.start, sent.end,
-                               f"interval language \"{m.group(0).strip()}\" but {who} says there is no prior "
+                               f"interval language \"{word.strip()}\" but {who} says there is no prior "
                                f"(\"{a.text[said[0]:said[1]].strip()[:40]}\")", related=[said]))
     return flags
+
+
+_CLAIM_SEARCH = lower_search(_INTERVAL_CLAIM)
+_PRIOR_IN_SENTENCE_SEARCH = lower_search(_PRIOR_IN_SENTENCE)
+_NOT_A_CLAIM_SEARCH = lower_search(_NOT_A_CLAIM)
+
+
+@per_sentence
+def _claim(sentence: str) -> str | None:
+    """The interval claim of one sentence as written (its words), unless the sentence names its own prior, is not a
+    claim, or is a recommendation or hypothetical; else None (cached: reports repeat their sentences)."""
+    m = _CLAIM_SEARCH(sentence)
+    if m is not None:
+        word = sentence[m.start():m.end()]
+    else:
+        o = _opener(sentence)
+        if o is None:
+            return None
+        word = o.group(0)
+    if _PRIOR_IN_SENTENCE_SEARCH(sentence) or _NOT_A_CLAIM_SEARCH(sentence):
+        return None
+    if any(c in sentence.lower() for c in ("recommend", "follow", "consider", " if ", "would", "needed", "could")):
+        return None
+    return word
 
 
 _NO_PRIOR_STATED = re.compile(language_pack()["findings_rules"]["no_prior_stated"], re.I)

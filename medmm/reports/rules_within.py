@@ -26,7 +26,7 @@ from typing import Any
 
 from medmm.reports.analysis import Analysis, Mention, per_sentence
 from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
-from medmm.reports.findings_sizes import longest_first
+from medmm.reports.findings_sizes import longest_first, lower_search
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import language_pack
 from medmm.reports.registry import FlagSpec, declare
@@ -36,6 +36,7 @@ from medmm.reports.rules_sections import _contradicts, _firm_negative, _firm_pos
 _WS = language_pack()["within_sentence"]
 _CLAIMS: tuple[tuple[re.Pattern[str], frozenset[str]], ...] = tuple(
     (re.compile(c["pattern"], re.I), frozenset(c["denies"])) for c in _WS["normal_claims"])
+_CLAIM_SEARCHES = tuple((lower_search(pattern), types) for pattern, types in _CLAIMS)
 _DENIED_BY_CLAIM = frozenset(t for _, types in _CLAIMS for t in types)
 _BLOCKER = re.compile(r"\b(?:" + longest_first(_WS["blockers"]) + r")\b", re.I)
 # sites one denial covers together: each site -> the name of its group
@@ -44,6 +45,8 @@ _SITE_GROUP = {site: group[0] for group in _WS.get("same_site", ()) for site in 
 
 def _groups(a: Analysis) -> dict[int, int]:
     """Sentence index -> index of the first sentence of its group (a sentence ending in ";" goes on in the next)."""
+    if ";" not in a.text:  # most reports: every sentence is a group of its own
+        return dict(zip(range(len(a.sentences)), range(len(a.sentences))))
     out: dict[int, int] = {}
     first = -1
     prev = None
@@ -91,10 +94,10 @@ def _flag(a: Analysis, pos: Mention, other: tuple[int, int], says: str) -> Flag:
 def _claims(sentence: str) -> tuple[tuple[frozenset[str], int, int, str], ...]:
     """The normal claims of one sentence: (types denied, start, end, text), offsets relative to the sentence."""
     out = []
-    for pattern, types in _CLAIMS:
-        m = pattern.search(sentence)
+    for search, types in _CLAIM_SEARCHES:
+        m = search(sentence)  # on the lower-cased sentence where it is ASCII: the words are read from the sentence
         if m is not None:
-            out.append((types, m.start(), m.end(), m.group(0)))
+            out.append((types, m.start(), m.end(), sentence[m.start():m.end()]))
     return tuple(out)
 
 
