@@ -508,7 +508,8 @@ class _ConfusionCache:
         self.seen: set[str] = set()  # plain | possible_words
 
     def candidates(self, words: set[str]) -> dict[str, _Confusion]:
-        for w in words - self.seen:  # words met for the first time
+        for w in () if self.seen.issuperset(words) else words - self.seen:  # words met for the first time (the
+            # common case, none: one membership pass in C and no new set)
             c = _build_confusion(w, self.lm)
             if c is _NO_CONFUSION:
                 self.plain.add(w)
@@ -724,7 +725,7 @@ def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) 
     if not cands:
         return []  # the common case: no word that could be a confusion next to a word that would say so
     flags = []
-    outside = _outside_model(model, a, header)
+    outside: bool | None = None  # the study's modality group, read only when a word has a neighbour that says so
     for sec in _body_sections(a):
         for w, conf in cands.items():
             for s in _whole_word_starts(low, w, sec.start, sec.end):
@@ -737,6 +738,8 @@ def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) 
                 if hit is None:
                     continue
                 target = hit[0]
+                if outside is None:
+                    outside = _outside_model(model, a, header)
                 if side == "right" and outside and (not prev or _never_before(model, prev, target)):
                     continue  # "Inferior vena cava ..." opening a sentence; "anterior right eighth rib"
                 if side == "left" and _weak_left_evidence(model, w, prev, nxt, target, outside):
