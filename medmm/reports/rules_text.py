@@ -38,6 +38,8 @@ _ANY_HOMOPHONE_CUE = tuple(c for cues in _HOMOPHONE_CUES for c in cues)
 # letters or more is one of them holds no homophone error (None: an entry names a shorter word, so no such pre-test)
 _WORDS_OF = [w for e in _HOMOPHONE_DATA for w in e["words"]]
 _HOMOPHONE_WORDS = frozenset(_WORDS_OF) if all(len(w) >= 4 for w in _WORDS_OF) else None
+_ENTRY_WORDS = tuple(frozenset(e["words"]) for e in _HOMOPHONE_DATA)  # the same test for each entry's own pattern
+_HOMOPHONES_LOWER = [_for_lower_case(pattern) for pattern, _ in _HOMOPHONES]  # the same spans on plain ASCII text
 _WORD = re.compile(r"\b[A-Za-z][a-z]{3,}\b")
 # known words with a prefix and/or suffix are no typos ("bihilar", "nodularity"): data (the pack's ``non_word``)
 _NON_WORD = language_pack()["non_word"]
@@ -162,8 +164,8 @@ _STUTTER_LOWER = _for_lower_case(_STUTTER)  # the same spans on lower-cased plai
 
 def _plain_ascii(text: str) -> bool:
     """May ``text``, lower-cased, be searched with :func:`_for_lower_case` patterns for the spans the re.I pattern
-    finds in it? ASCII (lower-casing keeps every offset), without the separators \x1c-\x1f (which only Unicode-mode
-    ``\s`` matches)."""
+    finds in it? ASCII (lower-casing keeps every offset), without the separators U+001C-U+001F (which only
+    Unicode-mode whitespace matches)."""
     return text.isascii() and "\x1c" not in text and "\x1d" not in text and "\x1e" not in text and "\x1f" not in text
 
 
@@ -235,15 +237,22 @@ def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
 def rule_homophone(a: Analysis, header: Any = None) -> list[Flag]:
     """Sound-alike words in a context where only the other word fits ("plural effusion")."""
     flags: list[Flag] = []
-    if _HOMOPHONE_WORDS is not None and a.text.isascii() and a.lower_words()[1].isdisjoint(_HOMOPHONE_WORDS):
-        return flags  # the common case: one set test
+    present = None  # the report's words that some entry needs (ASCII text), else None: every entry may match
+    if _HOMOPHONE_WORDS is not None and a.text.isascii():
+        words = a.lower_words()[1]
+        if words.isdisjoint(_HOMOPHONE_WORDS):
+            return flags  # the common case: one set test
+        present = words & _HOMOPHONE_WORDS
     low = a.lower_text()
     if not any(map(low.__contains__, _ANY_HOMOPHONE_CUE)):
         return flags  # the common case: no cue word at all (substring tests in C)
-    for (pattern, why), cue in zip(_HOMOPHONES, _HOMOPHONE_CUES):
+    lower = _plain_ascii(a.text)  # search the lower-cased text with the ASCII patterns: the same spans, faster
+    for (pattern, why), cue, needs, pattern_lower in zip(_HOMOPHONES, _HOMOPHONE_CUES, _ENTRY_WORDS, _HOMOPHONES_LOWER):
+        if present is not None and needs.isdisjoint(present):
+            continue  # none of the words this entry's pattern needs
         if not any(c in low for c in cue):  # cheap substring test before the regex
             continue
-        for m in pattern.finditer(a.text):
+        for m in pattern_lower.finditer(low) if lower else pattern.finditer(a.text):
             flags.append(make_flag("homophone", a.text, m.start(), m.end(), f"likely homophone error: {why}"))
     return flags
 
