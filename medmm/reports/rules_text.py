@@ -323,9 +323,10 @@ def _eponym(text: str, start: int, end: int) -> bool:
 def rule_non_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """A word in no vocabulary, not derived from a known word, with a correction at edit distance 1."""
     known = known_words(lm)
-    unknown = a.lower_words()[1] - known
-    if not unknown:  # the common case: one set difference, no per-word work
+    words = a.lower_words()[1]
+    if known.issuperset(words):  # the common case: one membership pass in C, no new set, no per-word work
         return []
+    unknown = words - known
     if not any(_non_word_fix(w, known) for w in unknown):
         return []  # only words built from known ones ("bihilar"), or no correction: nothing to flag
     flags = []
