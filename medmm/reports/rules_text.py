@@ -22,7 +22,7 @@ from typing import Any
 import jellyfish
 
 from medmm.reports import lexicon as lx
-from medmm.reports.analysis import Analysis
+from medmm.reports.analysis import Analysis, _for_lower_case
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import language_pack
 from medmm.reports.registry import FlagSpec, declare
@@ -38,6 +38,8 @@ _ANY_HOMOPHONE_CUE = tuple(c for cues in _HOMOPHONE_CUES for c in cues)
 # letters or more is one of them holds no homophone error (None: an entry names a shorter word, so no such pre-test)
 _WORDS_OF = [w for e in _HOMOPHONE_DATA for w in e["words"]]
 _HOMOPHONE_WORDS = frozenset(_WORDS_OF) if all(len(w) >= 4 for w in _WORDS_OF) else None
+_ENTRY_WORDS = tuple(frozenset(e["words"]) for e in _HOMOPHONE_DATA)  # the same test for each entry's own pattern
+_HOMOPHONES_LOWER = [_for_lower_case(pattern) for pattern, _ in _HOMOPHONES]  # the same spans on plain ASCII text
 _WORD = re.compile(r"\b[A-Za-z][a-z]{3,}\b")
 # known words with a prefix and/or suffix are no typos ("bihilar", "nodularity"): data (the pack's ``non_word``)
 _NON_WORD = language_pack()["non_word"]
@@ -157,10 +159,23 @@ def rule_repetition(a: Analysis, header: Any = None) -> list[Flag]:
 # slashed compound ("dual-port Port-A-Cath"). Letters only: numbers repeat in tables and fractions ("1 1/2").
 _STUTTER = re.compile(r"(?<![-/])\b([A-Za-z]+(?:\s+[A-Za-z]+)?)\s+\1\b(?![-/])", re.I)
 _NOT_STUTTER = frozenset(" ".join(w.lower().split()) for w in language_pack()["not_stutter"])
+_STUTTER_LOWER = _for_lower_case(_STUTTER)  # the same spans on lower-cased plain ASCII text (_plain_ascii), faster
+
+
+def _plain_ascii(text: str) -> bool:
+    """May ``text``, lower-cased, be searched with :func:`_for_lower_case` patterns for the spans the re.I pattern
+    finds in it? ASCII (lower-casing keeps every offset), without the separators U+001C-U+001F (which only
+    Unicode-mode whitespace matches)."""
+    return text.isascii() and "\x1c" not in text and "\x1d" not in text and "\x1e" not in text and "\x1f" not in text
 
 
 _NON_LETTERS = bytes(c if chr(c).isalpha() and c < 128 else 32 for c in range(256))  # ASCII: words split on the rest
 _NOT_STUTTER_BYTES = frozenset(w.encode() for w in _NOT_STUTTER if w.isascii())  # the pre-test's words are bytes
+# The pre-test drops these words, each standing alone, before it looks: a word that is no slip when repeated is in no
+# repeat it must find, and the words on its two sides were never equal neighbours (at worst the regex then runs on a
+# report it need not). The de-identification token XXXX stands in runs ("XXXX XXXX", "XXXX and XXXX") in most IU
+# reports: left in, it sent half of them past the cheap any() tests below (IU dev: 1,338 of 2,864).
+_DROPPED_WORDS = tuple(b" " + w + b" " for w in (b"xxxx",) if w in _NOT_STUTTER_BYTES)
 
 
 def _repeats(same: bytes, step: bytes, words: list[bytes]) -> bool:
@@ -181,10 +196,16 @@ def _may_stutter(a: Analysis) -> bool:
     case-insensitive regex knows letters that the ASCII split does not, so the regex decides."""
     if not a.text.isascii():
         return True
-    words = a.lower_text().encode("ascii").translate(_NON_LETTERS).split()  # the words of [a-z]+, faster than findall
+    spaced = b" " + a.lower_text().encode("ascii").translate(_NON_LETTERS) + b" "
+    for dropped in _DROPPED_WORDS:
+        if dropped in spaced:  # two passes: a replacement takes the space that the next one in a run begins with
+            spaced = spaced.replace(dropped, b"  ").replace(dropped, b"  ")
+    words = spaced.split()  # the words of [a-z]+, faster than findall
     eq = operator.eq  # faster through map than str.__eq__
-    return (_repeats(bytes(map(eq, words, words[1:])), b"\x01", words)
-            or _repeats(bytes(map(eq, words, words[2:])), b"\x01\x01", words))
+    # any() first: no equal words one (two) apart is the common case, told without building the bytes
+    one, two = words[1:], words[2:]
+    return ((any(map(eq, words, one)) and _repeats(bytes(map(eq, words, one)), b"\x01", words))
+            or (any(map(eq, words, two)) and _repeats(bytes(map(eq, words, two)), b"\x01\x01", words)))
 
 
 def _stutter(phrase: str) -> bool:
@@ -200,13 +221,15 @@ def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     flags: list[Flag] = []
     if not _may_stutter(a):
         return flags  # the common case, decided on the word list
+    pattern, searched = (_STUTTER_LOWER, a.lower_text()) if _plain_ascii(a.text) else (_STUTTER, a.text)
     for sec in a.sections:  # the technique too: the radiologist dictates it ("prior to the to the scan")
         if sec.name in ("indication", "comparison"):
             continue  # the clinician's question; dates and prior studies
-        for m in _STUTTER.finditer(a.text, sec.start, sec.end):
-            if _stutter(m.group(1)):
+        for m in pattern.finditer(searched, sec.start, sec.end):
+            said = a.text[m.start(1): m.end(1)]  # as written (the search may run on the lower-cased text)
+            if _stutter(said):
                 flags.append(make_flag("word_repetition", a.text, m.start(), m.end(),
-                                       f"\"{' '.join(m.group(1).split())}\" is repeated"))
+                                       f"\"{' '.join(said.split())}\" is repeated"))
     return flags
 
 
@@ -214,15 +237,22 @@ def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
 def rule_homophone(a: Analysis, header: Any = None) -> list[Flag]:
     """Sound-alike words in a context where only the other word fits ("plural effusion")."""
     flags: list[Flag] = []
-    if _HOMOPHONE_WORDS is not None and a.text.isascii() and a.lower_words()[1].isdisjoint(_HOMOPHONE_WORDS):
-        return flags  # the common case: one set test
+    present = None  # the report's words that some entry needs (ASCII text), else None: every entry may match
+    if _HOMOPHONE_WORDS is not None and a.text.isascii():
+        words = a.lower_words()[1]
+        if words.isdisjoint(_HOMOPHONE_WORDS):
+            return flags  # the common case: one set test
+        present = words & _HOMOPHONE_WORDS
     low = a.lower_text()
     if not any(map(low.__contains__, _ANY_HOMOPHONE_CUE)):
         return flags  # the common case: no cue word at all (substring tests in C)
-    for (pattern, why), cue in zip(_HOMOPHONES, _HOMOPHONE_CUES):
+    lower = _plain_ascii(a.text)  # search the lower-cased text with the ASCII patterns: the same spans, faster
+    for (pattern, why), cue, needs, pattern_lower in zip(_HOMOPHONES, _HOMOPHONE_CUES, _ENTRY_WORDS, _HOMOPHONES_LOWER):
+        if present is not None and needs.isdisjoint(present):
+            continue  # none of the words this entry's pattern needs
         if not any(c in low for c in cue):  # cheap substring test before the regex
             continue
-        for m in pattern.finditer(a.text):
+        for m in pattern_lower.finditer(low) if lower else pattern.finditer(a.text):
             flags.append(make_flag("homophone", a.text, m.start(), m.end(), f"likely homophone error: {why}"))
     return flags
 
@@ -293,9 +323,10 @@ def _eponym(text: str, start: int, end: int) -> bool:
 def rule_non_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """A word in no vocabulary, not derived from a known word, with a correction at edit distance 1."""
     known = known_words(lm)
-    unknown = a.lower_words()[1] - known
-    if not unknown:  # the common case: one set difference, no per-word work
+    words = a.lower_words()[1]
+    if known.issuperset(words):  # the common case: one membership pass in C, no new set, no per-word work
         return []
+    unknown = words - known
     if not any(_non_word_fix(w, known) for w in unknown):
         return []  # only words built from known ones ("bihilar"), or no correction: nothing to flag
     flags = []
@@ -508,7 +539,8 @@ class _ConfusionCache:
         self.seen: set[str] = set()  # plain | possible_words
 
     def candidates(self, words: set[str]) -> dict[str, _Confusion]:
-        for w in words - self.seen:  # words met for the first time
+        for w in () if self.seen.issuperset(words) else words - self.seen:  # words met for the first time (the
+            # common case, none: one membership pass in C and no new set)
             c = _build_confusion(w, self.lm)
             if c is _NO_CONFUSION:
                 self.plain.add(w)
@@ -724,7 +756,7 @@ def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) 
     if not cands:
         return []  # the common case: no word that could be a confusion next to a word that would say so
     flags = []
-    outside = _outside_model(model, a, header)
+    outside: bool | None = None  # the study's modality group, read only when a word has a neighbour that says so
     for sec in _body_sections(a):
         for w, conf in cands.items():
             for s in _whole_word_starts(low, w, sec.start, sec.end):
@@ -737,6 +769,8 @@ def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) 
                 if hit is None:
                     continue
                 target = hit[0]
+                if outside is None:
+                    outside = _outside_model(model, a, header)
                 if side == "right" and outside and (not prev or _never_before(model, prev, target)):
                     continue  # "Inferior vena cava ..." opening a sentence; "anterior right eighth rib"
                 if side == "left" and _weak_left_evidence(model, w, prev, nxt, target, outside):
