@@ -38,7 +38,7 @@ def _words_alternation(patterns: tuple[str, ...] | list[str], flags: int = re.I)
 
 
 def _for_lower_case(pattern: re.Pattern[str]) -> re.Pattern[str]:
-    """``pattern`` (compiled with re.I) for lower-cased ASCII text: the letters outside escapes lower-cased and
+    r"""``pattern`` (compiled with re.I) for lower-cased ASCII text: the letters outside escapes lower-cased and
     re.I dropped. Case-insensitive matching is about twice as slow in Python's regex engine, and on ASCII text
     lower-casing first finds the same spans (ASCII lower-casing keeps every offset).
 
