@@ -23,6 +23,7 @@ words, a few substrings or the cached size test before any per-sentence regex; e
 
 from __future__ import annotations
 
+import operator
 import re
 from typing import Any
 
@@ -269,6 +270,7 @@ def rule_caliber_measured(a: Analysis, header: Any = None) -> list[Flag]:
 
 # ------------------------------------------------------------------ normal_heading
 _HEADING_NORMAL = re.compile(_FR["heading_normal"], re.I)
+_LABEL = operator.attrgetter("label")
 
 
 @declare(FlagSpec(id="normal_heading", type="negation", family="within", reads=("findings",),
@@ -278,6 +280,8 @@ _HEADING_NORMAL = re.compile(_FR["heading_normal"], re.I)
 def rule_normal_heading(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding stated under an organ sub-heading that the report calls normal in a sentence of its own
     ("PLEURA: Normal. Small right pleural effusion."): one of the two statements is wrong."""
+    if not any(map(_LABEL, a.sections)):
+        return []  # most reports: no organ sub-heading (a sentence's label is its section's: analysis.analyze)
     sents = a.sentences
     if not any(s.label and len(s.text) < 40 and _HEADING_NORMAL.match(s.text) for s in sents):
         return []
