@@ -17,6 +17,7 @@ import operator
 import os
 import re
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import jellyfish
@@ -169,20 +170,16 @@ def _plain_ascii(text: str) -> bool:
     return text.isascii() and "\x1c" not in text and "\x1d" not in text and "\x1e" not in text and "\x1f" not in text
 
 
-_NON_LETTERS = bytes(c if chr(c).isalpha() and c < 128 else 32 for c in range(256))  # ASCII: words split on the rest
-_NOT_STUTTER_BYTES = frozenset(w.encode() for w in _NOT_STUTTER if w.isascii())  # the pre-test's words are bytes
-# The pre-test drops these words, each standing alone, before it looks: a word that is no slip when repeated is in no
-# repeat it must find, and the words on its two sides were never equal neighbours (at worst the regex then runs on a
-# report it need not). The de-identification token XXXX stands in runs ("XXXX XXXX", "XXXX and XXXX") in most IU
-# reports: left in, it sent half of them past the cheap any() tests below (IU dev: 1,338 of 2,864).
-_DROPPED_WORDS = tuple(b" " + w + b" " for w in (b"xxxx",) if w in _NOT_STUTTER_BYTES)
+_NOT_STUTTER_ASCII = frozenset(w for w in _NOT_STUTTER if w.isascii())  # the only ones the pre-test's words can be
+# The de-identification token XXXX stands in runs ("XXXX XXXX", "XXXX and XXXX") in most IU reports: it is one of
+# the legitimate doubles, so _repeats passes over those runs (dropping it from the word list first cost more).
 
 
-def _repeats(same: bytes, step: bytes, words: list[bytes]) -> bool:
+def _repeats(same: bytes, step: bytes, words: list[str]) -> bool:
     """Does ``same`` (1 where a word equals the one ``len(step)`` words on) mark a repeat of no legitimate double?"""
     i = same.find(step)
     while i >= 0:
-        if words[i] not in _NOT_STUTTER_BYTES and words[i + len(step) - 1] not in _NOT_STUTTER_BYTES:
+        if words[i] not in _NOT_STUTTER_ASCII and words[i + len(step) - 1] not in _NOT_STUTTER_ASCII:
             return True
         i = same.find(step, i + 1)
     return False
@@ -196,16 +193,14 @@ def _may_stutter(a: Analysis) -> bool:
     case-insensitive regex knows letters that the ASCII split does not, so the regex decides."""
     if not a.text.isascii():
         return True
-    spaced = b" " + a.lower_text().encode("ascii").translate(_NON_LETTERS) + b" "
-    for dropped in _DROPPED_WORDS:
-        if dropped in spaced:  # two passes: a replacement takes the space that the next one in a run begins with
-            spaced = spaced.replace(dropped, b"  ").replace(dropped, b"  ")
-    words = spaced.split()  # the words of [a-z]+, faster than findall
+    words = a.word_list()  # the words of [a-z]+ (shared with the other rules: split once per analysis)
     eq = operator.eq  # faster through map than str.__eq__
-    # any() first: no equal words one (two) apart is the common case, told without building the bytes
-    one, two = words[1:], words[2:]
-    return ((any(map(eq, words, one)) and _repeats(bytes(map(eq, words, one)), b"\x01", words))
-            or (any(map(eq, words, two)) and _repeats(bytes(map(eq, words, two)), b"\x01\x01", words)))
+    # any() first: no equal words one (two) apart is the common case, told without building the bytes; islice, not a
+    # slice: no copy of the list
+    return ((any(map(eq, words, islice(words, 1, None)))
+             and _repeats(bytes(map(eq, words, islice(words, 1, None))), b"\x01", words))
+            or (any(map(eq, words, islice(words, 2, None)))
+                and _repeats(bytes(map(eq, words, islice(words, 2, None))), b"\x01\x01", words)))
 
 
 def _stutter(phrase: str) -> bool:
