@@ -79,6 +79,6 @@ def checker_header(hdr: Any) -> Any:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):  # "--help" is no output file
         sys.exit(__doc__)
     print(dump(sys.argv[1], sys.argv[2:] or default_paths()), "results written to", sys.argv[1])
