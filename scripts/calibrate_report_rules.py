@@ -102,14 +102,22 @@ def main(argv: list[str] | None = None) -> int:
     tp: Counter = Counter()
     fp: Counter = Counter()
     scores: list[tuple[bool, list[str]]] = []  # (report has an error, rules that flagged it)
-    clean_flags: dict[str, Counter] = {}
-    for r in rows:
-        res = checker.check(r["report"], r["header"])
-        clean_flags[r["id"]] = Counter(f.rule for f in res.flags)
-        genuine = {f.rule for f in res.flags if (r["id"], f.rule) in reviewed}
-        for f in res.flags:
-            (tp if f.rule in genuine else fp)[f.rule] += 1
-        scores.append((bool(genuine), [f.rule for f in res.flags]))
+
+    def read_clean(corpus_rows: list[dict]) -> dict[str, Counter]:
+        """Each clean report's flags by rule; a flag on a reviewed genuine slip counts as a true positive, any other
+        as a false alarm (tp/fp); the main corpus's reports also give the threshold its clean scores."""
+        flags_of: dict[str, Counter] = {}
+        for r in corpus_rows:
+            res = checker.check(r["report"], r["header"])
+            flags_of[r["id"]] = Counter(f.rule for f in res.flags)
+            genuine = {f.rule for f in res.flags if (r["id"], f.rule) in reviewed}
+            for f in res.flags:
+                (tp if f.rule in genuine else fp)[f.rule] += 1
+            if corpus_rows is rows:
+                scores.append((bool(genuine), [f.rule for f in res.flags]))
+        return flags_of
+
+    clean_flags = read_clean(rows)
     n_clean = len(rows)
     injected = [(s, x) for s in range(args.seeds) for x in inject_dataset(rows, rate=1.0, seed=s) if x["has_error"]]
     for k, t in enumerate(TYPE_IDS):  # every type alone as well: rules of rare kinds get errors of their kind
@@ -148,13 +156,31 @@ def main(argv: list[str] | None = None) -> int:
     raw_tp: Counter = Counter()  # true-positive flags, unweighted (a row resting on few of them says so)
     raw_fp: Counter = Counter()
     hand_tp: Counter = Counter()  # of raw_tp: on the authors' edits (tests/data/reports_calibration_edits.jsonl)
+
+    def judge_text_error(flags: list, err: dict, inherited: Counter, w: float, hand: bool) -> None:
+        """A report with one text error: a flag on it is a true positive, a flag its clean original had already is
+        neither, any other flag a false alarm (weighted by ``w``)."""
+        for f in flags:
+            raw[f.rule] += 1
+            if attributable(f, err):
+                wtp[f.rule] += w
+                raw_tp[f.rule] += 1
+                hand_tp[f.rule] += hand
+            elif inherited[f.rule] > 0:
+                inherited[f.rule] -= 1
+            else:
+                wfp[f.rule] += w
+                raw_fp[f.rule] += 1
+
     for seed, x in injected:
         err = x["errors"][0]
         res = checker.check(x["report"], x["header"])
         inherited = Counter(clean_flags.get(x["id"], Counter()))  # flags the clean original had already
-        for f in res.flags:
-            raw[f.rule] += 1
-            if "header_attr" in err:  # a header flip: only the header rules are judged on it
+        if "header_attr" not in err:
+            judge_text_error(res.flags, err, inherited, weight, seed == HAND)
+        else:  # a header flip: only the header rules are judged on it
+            for f in res.flags:
+                raw[f.rule] += 1
                 if f.rule == header_rule[err["header_attr"]]:
                     wtp[f.rule] += weight
                     raw_tp[f.rule] += 1
@@ -163,45 +189,18 @@ def main(argv: list[str] | None = None) -> int:
                     raw_fp[f.rule] += 1
                 else:
                     inherited[f.rule] -= 1
-                continue
-            if attributable(f, err):
-                wtp[f.rule] += weight
-                raw_tp[f.rule] += 1
-                hand_tp[f.rule] += seed == HAND
-            elif inherited[f.rule] > 0:
-                inherited[f.rule] -= 1
-            else:
-                wfp[f.rule] += weight
-                raw_fp[f.rule] += 1
         if seed == 0:  # the threshold is chosen on one error copy per clean report (prevalence 1:1)
             scores.append((True, [f.rule for f in res.flags]))
     for corpus, edits in args.extra:  # other modalities' dev text: rule rows only (the threshold stays the corpus's)
         xrows = read_real_corpus(corpus, "tune")
-        xclean: dict[str, Counter] = {}
-        for r in xrows:
-            res = checker.check(r["report"], r["header"])
-            xclean[r["id"]] = Counter(f.rule for f in res.flags)
-            genuine = {f.rule for f in res.flags if (r["id"], f.rule) in reviewed}
-            for f in res.flags:
-                (tp if f.rule in genuine else fp)[f.rule] += 1
+        xclean = read_clean(xrows)
         xmade, xproblems = apply_hand_edits(xrows, edits)
         if xproblems:
             print("\n".join(f"calibration edit skipped ({edits}): {p}" for p in xproblems), file=sys.stderr)
         xweight = len(xrows) / max(len(xmade), 1)
         for x in xmade:
-            err = x["errors"][0]
-            inherited = Counter(xclean.get(x["id"], Counter()))
-            for f in checker.check(x["report"], x["header"]).flags:
-                raw[f.rule] += 1
-                if attributable(f, err):
-                    wtp[f.rule] += xweight
-                    raw_tp[f.rule] += 1
-                    hand_tp[f.rule] += 1
-                elif inherited[f.rule] > 0:
-                    inherited[f.rule] -= 1
-                else:
-                    wfp[f.rule] += xweight
-                    raw_fp[f.rule] += 1
+            judge_text_error(checker.check(x["report"], x["header"]).flags, x["errors"][0],
+                             Counter(xclean.get(x["id"], Counter())), xweight, True)
     families: dict[str, dict] = {fam: {"prior": prior, "rules": {}} for fam, prior in PRIORS.items()}
     for rule, (family, _) in RULES.items():
         t, f = tp[rule] + wtp[rule], fp[rule] + wfp[rule]
