@@ -17,11 +17,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from medmm.reports import sections as _sections
-from medmm.reports.sections import Section, Sentence, split_sections, split_sentences
-
 from medmm.reports import lexicon as lx
-from medmm.reports.language_pack import alternation, first_char_lookahead, language_pack, substring_keys
+from medmm.reports import sections as _sections
+from medmm.reports.language_pack import (alternation, first_char_lookahead, language_pack, longest_first,
+                                         substring_keys)
+from medmm.reports.sections import Section, Sentence, split_sections, split_sentences
 
 MAX_COMPARED_MENTIONS = 150  # per section, compared pairwise by the section rules (see Analysis.mentions_in)
 LEXICON = lx.FINDINGS  # finding type -> (organ, patterns); the vocabulary is public (medmm.reports.lexicon)
@@ -90,7 +90,7 @@ _PSEUDO = _words_alternation(PSEUDO)
 _UNCERTAIN = _words_alternation(UNCERTAIN)
 _UNCERTAIN_POST = _words_alternation(UNCERTAIN_POST)
 _TERMINATOR = re.compile(first_char_lookahead(TERMINATORS) + "(?:" + TERMINATORS + ")", re.I)
-_SEV_WORDS = "|".join(sorted(lx.SEVERITY_RANK, key=len, reverse=True))
+_SEV_WORDS = longest_first(lx.SEVERITY_RANK)
 # how a sentence is read: data too (the pack's ``reading``)
 _READ = _PACK["reading"]
 SIDE_WORDS: dict[str, tuple[str, ...]] = {side: tuple(words) for side, words in _READ["sides"].items()}
@@ -398,7 +398,7 @@ def _words_back(text: str, pos: int, n: int) -> int:
 
 
 _INTERVAL_AFTER = re.compile(r"\W*(?:(?:" + alternation(_READ["interval_verbs"]) + r")\s+(?:been\s+)?)?(?:\w+ly\s+)?"
-                             r"(?P<word>" + "|".join(sorted(lx.INTERVAL_DIRECTION, key=len, reverse=True)) + r")\b",
+                             r"(?P<word>" + longest_first(lx.INTERVAL_DIRECTION) + r")\b",
                              re.I)
 _PAST = re.compile(r"\b(?:" + alternation(_READ["past"]) + r")\b", re.I)
 

@@ -50,8 +50,15 @@ def _limit(args: argparse.Namespace) -> int | None:
 
 
 def _cmd_checker_data(args: argparse.Namespace) -> int:
-    from medmm.reports.checker_data import (CheckerDataConfig, build_samples, export_internvl, export_sharegpt,
-                                            sample_key, to_eval_rows, write_jsonl)
+    from medmm.reports.checker_data import (
+        CheckerDataConfig,
+        build_samples,
+        export_internvl,
+        export_sharegpt,
+        sample_key,
+        to_eval_rows,
+        write_jsonl,
+    )
 
     if not os.path.exists(args.input):
         raise InputError(f"{args.input}: no such file or folder (a medmm synth manifest.jsonl, rows with report + "

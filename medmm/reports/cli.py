@@ -85,8 +85,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_check_eval(args: argparse.Namespace) -> int:
     """Evaluate a checker: injected datasets, and/or a real clean corpus (clean + injected + hand edits)."""
     from medmm.reports import RulesConfig, build_checker
-    from medmm.reports.evaluate import (evaluate, read_dataset, real_report_datasets, run_suite, suite_markdown,
-                                        to_markdown)
+    from medmm.reports.evaluate import (
+        evaluate,
+        read_dataset,
+        real_report_datasets,
+        run_suite,
+        suite_markdown,
+        to_markdown,
+    )
 
     if not args.dataset and not args.real:
         raise InputError("check-eval needs a DATASET.jsonl (from medmm inject) or --real CLEAN_REPORTS.jsonl")

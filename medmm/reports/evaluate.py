@@ -29,6 +29,7 @@ from medmm import metrics
 from medmm.reports.flags import CheckResult, Flag
 from medmm.reports.taxonomy import TYPE_IDS
 
+
 def split_of(report_id: str) -> str:
     """``tune`` (~70 %) or ``heldout`` (~30 %), fixed by the SHA-256 of the report id (first 8 hex digits mod 10)."""
     return "tune" if int(hashlib.sha256(report_id.encode()).hexdigest()[:8], 16) % 10 < 7 else "heldout"

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from medmm.reports.analysis import UNIT_ALTERNATION, Analysis, _for_lower_case, unit_mm
 from medmm.reports.language_pack import language_pack
 
-__all__ = ["EXAMPLE", "EXAMPLE_WITH_IMPRESSION", "MAX_DENIALS", "PACK", "SIZE", "has_size", "longest_first", "lower_search",
+__all__ = ["EXAMPLE", "EXAMPLE_WITH_IMPRESSION", "MAX_DENIALS", "PACK", "SIZE", "has_size", "lower_search",
            "report_has_size", "size_mm"]
 
 PACK: dict[str, Any] = language_pack()["findings_rules"]  # the words of the findings rules (language-en.yaml)
@@ -25,12 +25,6 @@ _UNIT_EACH = r"(?:\s*(?:" + UNIT_ALTERNATION + r")\b)?"
 SIZE = re.compile(r"\b(\d+(?:\.\d+)?)" + _UNIT_EACH + r"(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?)" + _UNIT_EACH
                   + r")?(?:\s*(?:x|by)\s*(\d+(?:\.\d+)?))?\s*(?:-\s*)?(" + UNIT_ALTERNATION + r")\b", re.I)
 _DIGIT_UNIT = re.compile(r"\d\s*(?:mm|cm|milli|centi)")
-
-
-def longest_first(items: list[str]) -> str:
-    """A regex alternation of ``items``, longest first (so a longer word wins over its prefix; the language pack's
-    ``alternation`` keeps the pack's order instead)."""
-    return "|".join(sorted(items, key=len, reverse=True))
 
 
 def size_mm(m: re.Match) -> float:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from medmm.config import ConfigError, find_config, read_mapping
 
@@ -310,3 +310,9 @@ def first_char_lookahead(pattern: str) -> str:
 def alternation(fragments: list[str] | tuple[str, ...]) -> str:
     """``a|b|c`` in the pack's order (the order decides which alternative a regex takes where several match)."""
     return "|".join(fragments)
+
+
+def longest_first(items: Iterable[str]) -> str:
+    """``a|b|c`` longest first, whatever the order given (a longer word wins over its prefix: "lobes" before
+    "lobe"); :func:`alternation` keeps the pack's order instead."""
+    return "|".join(sorted(items, key=len, reverse=True))

@@ -24,9 +24,8 @@ from typing import Any
 
 from medmm.reports.analysis import Analysis, per_sentence
 from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
-from medmm.reports.findings_sizes import longest_first
 from medmm.reports.flags import Flag, make_flag
-from medmm.reports.language_pack import language_pack, lacks, substring_keys
+from medmm.reports.language_pack import lacks, language_pack, longest_first, substring_keys
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rule_loop import BODY, Hit, sentence_flags
 

@@ -22,14 +22,12 @@ import re
 from typing import Any
 
 from medmm.reports.analysis import Analysis, per_sentence
-from medmm.reports.findings_sizes import EXAMPLE, MAX_DENIALS, SIZE, has_size, longest_first, report_has_size, size_mm
+from medmm.reports.findings_sizes import EXAMPLE, MAX_DENIALS, SIZE, has_size, report_has_size, size_mm
 from medmm.reports.findings_sizes import PACK as _FR
 from medmm.reports.flags import Flag, make_flag
-from medmm.reports.language_pack import lacks, substring_keys
+from medmm.reports.language_pack import lacks, longest_first, substring_keys
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rule_loop import BODY
-
-
 
 # ------------------------------------------------------------------ interval_direction
 _UP = re.compile(r"\b(?:" + longest_first(_FR["change_up"]) + r")\b", re.I)

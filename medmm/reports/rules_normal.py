@@ -17,9 +17,8 @@ from typing import Any
 
 from medmm.reports.analysis import Analysis
 from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
-from medmm.reports.findings_sizes import longest_first
 from medmm.reports.flags import Flag, make_flag
-from medmm.reports.language_pack import language_pack
+from medmm.reports.language_pack import language_pack, longest_first
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rules_sections import _says_nothing_acute
 

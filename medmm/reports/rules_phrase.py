@@ -23,9 +23,9 @@ from typing import Any
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import Analysis, per_sentence
 from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
-from medmm.reports.findings_sizes import longest_first, report_has_size
+from medmm.reports.findings_sizes import report_has_size
 from medmm.reports.flags import Flag
-from medmm.reports.language_pack import lacks, language_pack, substring_keys
+from medmm.reports.language_pack import lacks, language_pack, longest_first, substring_keys
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rule_loop import BODY, Hit, sentence_flags
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import UNIT_KEYS, Analysis, per_sentence, prior_status, unit_mm
-from medmm.reports.findings_sizes import SIZE, longest_first, lower_search
-from medmm.reports.language_pack import lacks, language_pack, substring_keys
+from medmm.reports.findings_sizes import SIZE, lower_search
 from medmm.reports.flags import Flag, make_flag
+from medmm.reports.language_pack import lacks, language_pack, longest_first, substring_keys
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.sections import Sentence
 

@@ -25,10 +25,17 @@ import jellyfish
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import Analysis, _for_lower_case
 from medmm.reports.flags import Flag, make_flag
+from medmm.reports.language import (
+    ReportLM,
+    english_words,
+    known_words,
+    medical_words,
+    packaged_lm,
+    radiology_words,
+    speller,
+)
 from medmm.reports.language_pack import language_pack
 from medmm.reports.registry import FlagSpec, declare
-from medmm.reports.language import (ReportLM, english_words, known_words, medical_words, packaged_lm, radiology_words,
-                                    speller)
 
 # sound-alike words in a context only the other word fits: data (the language pack's ``homophones``)
 _HOMOPHONE_DATA = language_pack()["homophones"]

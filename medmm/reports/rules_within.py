@@ -26,9 +26,9 @@ from typing import Any
 
 from medmm.reports.analysis import Analysis, Mention, per_sentence
 from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
-from medmm.reports.findings_sizes import longest_first, lower_search
+from medmm.reports.findings_sizes import lower_search
 from medmm.reports.flags import Flag, make_flag
-from medmm.reports.language_pack import language_pack
+from medmm.reports.language_pack import language_pack, longest_first
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rule_loop import BODY
 from medmm.reports.rules_sections import _contradicts, _firm_negative, _firm_positive, _side_ok

@@ -40,8 +40,8 @@ def images_for(images: Sequence[Any] | None, max_views: int, root: str | None = 
 def _pil(image: Any) -> Any:
     from PIL import Image
 
-    from medmm.models.base import ImageView
     from medmm.imaging.volume import Volume
+    from medmm.models.base import ImageView
 
     if isinstance(image, Image.Image):
         return image
