@@ -275,6 +275,7 @@ def _this_study(a: Analysis) -> list:
 
 
 _OTHER_EXAM = re.compile(_RP["other_exam"], re.I)
+_GUIDED_BY = re.compile(_RP["guided_by"], re.I)
 _COVERAGE = re.compile(_RP["coverage"], re.I)
 
 
@@ -291,6 +292,8 @@ def rule_header_modality(a: Analysis, header: Any = None) -> list[Flag]:
             m = pat.search(sent.text)
             if m and sent.section != "technique" and _OTHER_EXAM.search(sent.text[: m.start()]):
                 continue
+            if m and _GUIDED_BY.match(sent.text, m.end()):
+                continue  # "status post CT-guided biopsy": how a procedure was guided, not this study
             if m and name != group:
                 s = sent.start + m.start()
                 flags.append(make_flag("header_modality", a.text, s, s + len(m.group(0)),
