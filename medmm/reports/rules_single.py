@@ -108,6 +108,7 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
 
 _NO_SUCH_LOBE = re.compile(_RP["no_such_lobe"], re.I)
 MIRRORED = re.compile(language_pack()["sided_anatomy"]["mirrored"], re.I)  # situs inversus: one-sided lobes swap
+MIRRORED_KEYS = substring_keys([language_pack()["sided_anatomy"]["mirrored"]])  # its cheap pre-test
 
 
 @declare(FlagSpec(id='nonexistent_lobe', type='laterality', family='single', reads=('any',), explains='the {side} lung has no {lobe}: it is on the other side', example='FINDINGS: Opacity in the left middle lobe.\n\nIMPRESSION: Pneumonia.', clean='FINDINGS: Opacity in the right middle lobe.\n\nIMPRESSION: Pneumonia.'))
@@ -117,7 +118,7 @@ def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     low = a.text.lower()
     if "middle lobe" not in low and "lingul" not in low:
         return flags
-    if MIRRORED.search(low):
+    if not lacks(low, MIRRORED_KEYS) and MIRRORED.search(low):
         return flags  # situs inversus: a left middle lobe is the mirrored anatomy
     for m in _NO_SUCH_LOBE.finditer(a.text):
         # odd groups: a left middle lobe ("left middle lobe", "middle lobe ... of the left lung"); even: a right lingula
