@@ -775,15 +775,15 @@ def _token_total(lm: ReportLM) -> int:
     return sum(lm.unigrams.values())
 
 
-def _weak_right_evidence(lm: ReportLM, word: str, prev: str | None, target: str, nxt: str) -> bool:
+def _weak_right_evidence(lm: ReportLM, word: str, prev: str | None, target: str, nxt: str | None) -> bool:
     """Outside the model's modalities, is a right neighbour too little to call a medical word the model never saw (CT/MR
     anatomy: "pineal") a confusion? It is when the term opens few of the model's pairs ending in that neighbour
     (under ``_PREDICTS``: "renal" before "cyst" 0.03; "mediastinal" before "lymph" 0.15, "pleural" before "effusion"
     0.66) and the left neighbour is never seen before any term the word could stand for ("small pineal cyst": no
     "small renal"). Chosen on the tune split of the CT/MR corpora (the chest CT sentences' injected "medicinal lymph
     nodes" stay flagged)."""
-    total = _right_totals(lm).get(nxt, 0)
-    if total and lm.pair(target, nxt) >= _PREDICTS * total:
+    total = _right_totals(lm).get(nxt, 0) if nxt else 0
+    if nxt and total and lm.pair(target, nxt) >= _PREDICTS * total:
         return False
     return prev is None or _other_side_disagrees(lm, word, prev, False)
 
