@@ -260,19 +260,25 @@ def test_standard_ct_terms_missing_from_the_lists_are_words(checker):
     assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "non_word"]
 
 
-@pytest.mark.parametrize("sentence", [
-    "Status post CT-guided biopsy of the right adrenal gland.",
-    "Changes after ultrasound guided drainage of the collection.",
-    "The cystic lesion described at ultrasound is a simple cyst.",
+@pytest.mark.parametrize("sentence, header", [
+    ("Status post CT-guided biopsy of the right adrenal gland.", MR_BRAIN),
+    ("Changes after ultrasound guided drainage of the collection.", MR_BRAIN),
+    ("The cystic lesion described at ultrasound is a simple cyst.", MR_BRAIN),
+    ("The mass was biopsied under ultrasound.", CT_CHEST),
+    ("Indeterminate hepatic lesion. Nonemergent MRI abdomen for characterization.", CT_CHEST),
+    ("Ultrasound to evaluate the thyroid nodule.", CT_CHEST),
+    ("Refer to the MRI report for details.", CT_CHEST),
+    ("MRI performed 6 days later showed subacute infarcts.", CT_HEAD),
 ])
-def test_a_guiding_modality_or_one_named_after_at_is_another_study(checker, sentence):
+def test_a_guiding_proposed_or_later_study_is_another_study(checker, sentence, header):
     text = f"FINDINGS: {sentence}\n\nIMPRESSION: Stable."
-    assert not [r for r in rules(checker, text, MR_BRAIN) if r[0] == "header_modality"]
+    assert not [r for r in rules(checker, text, header) if r[0] == "header_modality"]
 
 
 def test_this_study_named_as_another_modality_is_still_flagged(checker):
     text = "FINDINGS: CT of the brain shows no hemorrhage.\n\nIMPRESSION: Normal."
     assert ("header_modality", "CT") in rules(checker, text, MR_BRAIN)
+    assert ("header_modality", "MRI") in rules(checker, text.replace("CT of", "MRI of"), CT_HEAD)
 
 
 def test_a_part_noun_after_a_site_word_is_no_confusion_outside_the_model(checker):
