@@ -311,3 +311,12 @@ def test_a_narrowed_lumen_is_no_too_small_structure(checker):
     assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "size_plausibility"]
     slip = "FINDINGS: The trachea measures 5 mm in diameter.\n\nIMPRESSION: Normal trachea."
     assert [r for r in rules(checker, slip, CT_CHEST) if r[0] == "size_plausibility"]
+
+
+def test_a_nodule_of_another_organ_may_pass_the_lung_s_three_centimetres(checker):
+    text = "FINDINGS: Right adrenal nodule measuring 3.2 cm, indeterminate.\n\nIMPRESSION: Adrenal nodule."
+    assert not [r for r in rules(checker, text, CT_CHEST) if r[0] == "size_plausibility"]
+    lung = "FINDINGS: Right lower lobe nodule measuring 3.4 cm.\n\nIMPRESSION: Nodule."
+    assert [r for r in rules(checker, lung, CT_CHEST) if r[0] == "size_plausibility"]
+    unit = "FINDINGS: Right adrenal nodule measuring 32 cm.\n\nIMPRESSION: Adrenal nodule."
+    assert [r for r in rules(checker, unit, CT_CHEST) if r[0] == "size_plausibility"]
