@@ -37,6 +37,8 @@ _OTHER = {"left": "right", "right": "left"}
 _ONE_SIDED = [(re.compile(r"\b(left|right)" + _SA["between"] + r"(?:" + o["pattern"] + r")\b", re.I), o["side"])
               for o in _SA["one_sided"]]
 _ONE_SIDED_KEYS = substring_keys([o["pattern"] for o in _SA["one_sided"]])
+MIRRORED = re.compile(_SA["mirrored"], re.I)  # situs inversus, heterotaxy: the sides of one-sided anatomy swap
+_MIRRORED_KEYS = substring_keys([_SA["mirrored"]])
 
 
 @declare(FlagSpec(id="nonexistent_fissure", type="laterality", family="single", reads=BODY,
@@ -48,6 +50,8 @@ def rule_nonexistent_fissure(a: Analysis, header: Any = None) -> list[Flag]:
     low = a.lower_text()
     if lacks(low, _ONE_SIDED_KEYS) or ("left" not in low and "right" not in low):
         return []
+    if not lacks(low, _MIRRORED_KEYS) and MIRRORED.search(low):
+        return []  # "situs inversus ... a left-sided minor fissure": the mirrored anatomy itself
     flags: list[Flag] = []
     for sent in a.sentences:
         if sent.section not in BODY:

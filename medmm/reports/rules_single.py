@@ -31,6 +31,7 @@ _DISTANCE = re.compile(_RP["distance"], re.I)
 _DIGIT = re.compile(r"\d")
 _UNITS = UNIT_KEYS  # a SIZE match holds one of these (in ASCII text, lower-cased; None: no pre-test)
 _TINY = re.compile(_RP["tiny"], re.I)
+_NARROWED_TO = re.compile(_RP["narrowed_to"], re.I)
 
 
 _LOCATING = re.compile(_RP["locating"], re.I)
@@ -94,7 +95,7 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
                 continue
             name, lo, hi = found
             why = None
-            if max(dims) < lo:
+            if max(dims) < lo and not _NARROWED_TO.search(a.text, max(sent.start, m.start() - 60), m.start()):
                 why = f"{m.group(0)} is too small for a {name.lower()} (at least {lo:g} mm); unit or value wrong?"
             elif max(dims) > hi:
                 why = f"{m.group(0)} is too large for a {name.lower()} (at most {hi:g} mm); unit or value wrong?"
@@ -106,6 +107,8 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 _NO_SUCH_LOBE = re.compile(_RP["no_such_lobe"], re.I)
+MIRRORED = re.compile(language_pack()["sided_anatomy"]["mirrored"], re.I)  # situs inversus: one-sided lobes swap
+MIRRORED_KEYS = substring_keys([language_pack()["sided_anatomy"]["mirrored"]])  # its cheap pre-test
 
 
 @declare(FlagSpec(id='nonexistent_lobe', type='laterality', family='single', reads=('any',), explains='the {side} lung has no {lobe}: it is on the other side', example='FINDINGS: Opacity in the left middle lobe.\n\nIMPRESSION: Pneumonia.', clean='FINDINGS: Opacity in the right middle lobe.\n\nIMPRESSION: Pneumonia.'))
@@ -115,6 +118,8 @@ def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     low = a.text.lower()
     if "middle lobe" not in low and "lingul" not in low:
         return flags
+    if not lacks(low, MIRRORED_KEYS) and MIRRORED.search(low):
+        return flags  # situs inversus: a left middle lobe is the mirrored anatomy
     for m in _NO_SUCH_LOBE.finditer(a.text):
         # odd groups: a left middle lobe ("left middle lobe", "middle lobe ... of the left lung"); even: a right lingula
         groups = m.groups()
@@ -275,6 +280,7 @@ def _this_study(a: Analysis) -> list:
 
 
 _OTHER_EXAM = re.compile(_RP["other_exam"], re.I)
+_GUIDED_BY = re.compile(_RP["guided_by"], re.I)
 _COVERAGE = re.compile(_RP["coverage"], re.I)
 
 
@@ -291,6 +297,8 @@ def rule_header_modality(a: Analysis, header: Any = None) -> list[Flag]:
             m = pat.search(sent.text)
             if m and sent.section != "technique" and _OTHER_EXAM.search(sent.text[: m.start()]):
                 continue
+            if m and _GUIDED_BY.match(sent.text, m.end()):
+                continue  # "status post CT-guided biopsy": how a procedure was guided, not this study
             if m and name != group:
                 s = sent.start + m.start()
                 flags.append(make_flag("header_modality", a.text, s, s + len(m.group(0)),
