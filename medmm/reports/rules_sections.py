@@ -32,7 +32,7 @@ _RESOLVED = tuple(w.lower() for w in _SR["resolved_triggers"])
 _NO_ACUTE = re.compile(_RP["no_acute"], re.I)
 _NORMAL = re.compile(_RP["normal"], re.I)
 _NO_ACUTE_KEYS = substring_keys([_RP["no_acute"]])  # one is in every match (derived from the pack's pattern)
-_SIDED_NOUN = re.compile(r"\b(left|right)\s+(?:[a-z]+\s+){0,2}?(" + "|".join(_SR["sided_nouns"]) + r")\b", re.I)
+_SIDED_NOUN = re.compile(r"\b(left|right)(?:-sided)?\s+(?:[a-z]+\s+){0,2}?(" + "|".join(_SR["sided_nouns"]) + r")\b", re.I)
 
 
 def _family(m: Mention) -> str:
