@@ -70,6 +70,22 @@ def _structure_in(text: str) -> tuple[str, float, float] | None:
     return (best[1], best[2], best[3]) if best else None
 
 
+# "<finding> in the left upper lung measuring (approximately) <size>": the finding is the head of its phrase, up to 12
+# words before "measuring" and after the last word that hands the size to another finding (the pack's
+# measured_gap_breaks, or a comma/semicolon)
+_MEASURED_BEFORE = re.compile(language_pack()["findings_rules"]["measured_by"] + r"$", re.I)
+_HEAD_BREAK = re.compile(r"[,;]|\b(?:" + "|".join(language_pack()["findings_rules"]["measured_gap_breaks"]) + r")\b",
+                         re.I)
+
+
+def _measured_head(before: str) -> tuple[str, float, float] | None:
+    """The structure a "measuring" after ``before`` (its sentence up to that word) measures, else None."""
+    words = before.split()[-12:]
+    window = " ".join(words)
+    cuts = [b.end() for b in _HEAD_BREAK.finditer(window)]
+    return _structure_in(window[cuts[-1]:] if cuts else window)
+
+
 @declare(FlagSpec(id='size_plausibility', type='measurement', family='single', reads=('findings', 'impression'), explains='{size} is too small/large for a {structure} (at least/most {limit} mm); unit or value wrong?', example='FINDINGS: A 45 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.', clean='FINDINGS: A 4.5 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.'))
 def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
     """A measurement the named structure cannot have (or a "tiny" finding of 3 cm and more)."""
@@ -90,6 +106,8 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
             found = _structure_near(a.text, m.start(), m.end(), sent.start, sent.end)
             if found is None and prev is not None and _ANAPHOR.match(sent.text):  # "The largest measures 3.5 cm."
                 found = _structure_in(prev.text)
+            if found is None and (by := _MEASURED_BEFORE.search(a.text, max(sent.start, m.start() - 40), m.start())):
+                found = _measured_head(a.text[sent.start:by.start()])  # "nodular opacity in the ... measuring 7 cm"
             if found is None:
                 continue
             name, lo, hi = found
