@@ -367,8 +367,11 @@ def rule_interval_sections(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding called new in one section and stable in the other (or larger vs smaller); also a device
     ("Two new left-sided chest tubes" in the findings, "Stable left-sided chest tubes" in the impression)."""
     flags = _impression_conflicts(a, "interval_sections", _interval_conflict)
+    fnd, imp = _sections(a)
+    if flags or len(a.mentions) < len(fnd) + len(imp) + 2:
+        return flags  # fewer than two mentions outside the non-device lists: no device named in both sections
     devices = [m for m in a.mentions if m.type in DEVICE_TYPES and m.section in ("findings", "impression")]
-    if len(devices) > 1 and not flags:  # reports rarely name a device twice: most stop here
+    if len(devices) > 1:  # reports rarely name a device twice: most stop here
         fnd = [m for m in devices if m.section == "findings"]
         for p in devices:
             hit = _interval_conflict(a, p, fnd) if p.section == "impression" and p.positive and fnd else None

@@ -144,7 +144,8 @@ def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-# every interval claim has one of these words (or "new" or "now", checked apart): the pack's interval_claim_words
+# every interval claim has one of these words (or "new", or "now" after a space and before one: the pack's patterns
+# say "now" only before a word), checked apart: the pack's interval_claim_words
 _INTERVAL_CUES = frozenset(w.lower() for w in language_pack()["interval_claim_words"]) | frozenset(
     language_pack()["change_openers"])
 _WEAK_CLAIM = tuple(w.lower() for w in language_pack()["weak_interval_claims"])  # also said of a normal structure
@@ -210,7 +211,7 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
     flags: list[Flag] = []
     low, words = a.lower_words()
     # the set and ASCII tests before the whole-text search (they decide most reports; the same truth value)
-    if (words.isdisjoint(_INTERVAL_CUES) and "new" not in low and "now" not in low) or not (
+    if (words.isdisjoint(_INTERVAL_CUES) and "new" not in low and " now " not in low) or not (
             _OPENER_WORDS is None or not _OPENER_WORDS.isdisjoint(words) or not a.text.isascii()
             or _INTERVAL_CLAIM.search(a.text, comp.end if comp is not None else 0)):
         return flags
