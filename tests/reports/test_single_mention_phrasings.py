@@ -33,11 +33,27 @@ NONE = "COMPARISON: None.\n\nFINDINGS: {}\n\nIMPRESSION: {}"
     ("Degenerative change of the spine, not significantly changed.", "Degenerative change of the spine."),
     ("Interval median sternotomy with intact wires.", "Median sternotomy with intact wires."),
     ("Interval placement of a left chest tube.", "A left chest tube is in place."),
+    ("A small right pleural effusion has developed.", "A small right pleural effusion."),
+    ("The right pleural effusion is no longer seen.", "No right pleural effusion is seen."),
+    ("There is still a small right pleural effusion.", "There is a small right pleural effusion."),
+    ("Right basilar opacity persists.", "Right basilar opacity."),
+    ("Continued right basilar opacity.", "Right basilar opacity."),
+    ("Mild cardiomegaly, similar to before.", "Mild cardiomegaly."),
+    ("The right pleural effusion is slightly larger.", "The right pleural effusion is small."),
+    ("The right chest tube has been removed.", "There is no chest tube."),
 ])
 def test_interval_claims_under_comparison_none(claim, plain):
     text = NONE.format(claim + " Heart size normal.", "No acute disease.")
     assert "interval_no_prior" in _on(text, claim)
-    assert _rules(NONE.format(plain + " Heart size normal.", "No acute disease.")) == set()
+    assert not {"interval_no_prior", "interval_no_prior_weak"} & _rules(NONE.format(plain + " Heart size normal.",
+                                                                                   "No acute disease."))
+
+
+def test_comparisons_of_sides_and_recommendations_are_no_interval_claim():
+    for said in ("The right pleural effusion is larger than the left.", "Continued follow-up is recommended.",
+                 "Both effusions are small, the right larger."):
+        assert not {"interval_no_prior", "interval_no_prior_weak"} & _rules(
+            NONE.format(said + " Heart size normal.", "No acute disease.")), said
 
 
 def test_interval_claims_with_a_prior_are_no_error():
