@@ -121,3 +121,14 @@ def test_a_focal_opacity_under_an_impression_of_nothing_acute():
     text = "FINDINGS: There is a focal opacity. Heart size normal.\n\nIMPRESSION: No acute cardiopulmonary disease."
     assert "normal_impression" in _on(text, "focal opacity")
     assert _rules(text.replace("There is a focal opacity", "There is no focal opacity")) == set()
+
+
+@pytest.mark.parametrize("findings,impression", [
+    ("Right IJ catheter with tip in the SVC.", "Left IJ catheter in good position."),
+    ("Postsurgical change of a right mastectomy.", "Status post left mastectomy."),
+])
+def test_a_sided_device_or_surgery_named_with_the_other_side(findings, impression):
+    text = f"FINDINGS: {findings} Lungs are clear.\n\nIMPRESSION: {impression}"
+    assert "laterality_anatomy" in _rules(text)
+    same = impression.replace("Left", "Right").replace("left", "right")
+    assert "laterality_anatomy" not in _rules(f"FINDINGS: {findings} Lungs are clear.\n\nIMPRESSION: {same}")
