@@ -35,6 +35,10 @@ _NO_ACUTE_KEYS = substring_keys([_RP["no_acute"]])  # one is in every match (der
 _SIDED_NOUN = re.compile(r"\b(left|right)(?:-sided)?\s+(?:[a-z]+\s+){0,2}?(" + "|".join(_SR["sided_nouns"]) + r")\b", re.I)
 
 
+# every device mention holds one of these (derived from the lexicon's device patterns; None: no such pre-test)
+_DEVICE_KEYS = substring_keys([p for k, (_, pats) in lx.FINDINGS.items() if k in DEVICE_TYPES for p in pats])
+
+
 def _family(m: Mention) -> str:
     return lx.FINDING_FAMILIES.get(m.type, m.type)
 
@@ -368,8 +372,8 @@ def rule_interval_sections(a: Analysis, header: Any = None) -> list[Flag]:
     ("Two new left-sided chest tubes" in the findings, "Stable left-sided chest tubes" in the impression)."""
     flags = _impression_conflicts(a, "interval_sections", _interval_conflict)
     fnd, imp = _sections(a)
-    if flags or len(a.mentions) < len(fnd) + len(imp) + 2:
-        return flags  # fewer than two mentions outside the non-device lists: no device named in both sections
+    if flags or len(a.mentions) < len(fnd) + len(imp) + 2 or lacks(a.lower_text(), _DEVICE_KEYS):
+        return flags  # fewer than two mentions outside the non-device lists, or no device word: no device named twice
     devices = [m for m in a.mentions if m.type in DEVICE_TYPES and m.section in ("findings", "impression")]
     if len(devices) > 1:  # reports rarely name a device twice: most stop here
         fnd = [m for m in devices if m.section == "findings"]

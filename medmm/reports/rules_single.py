@@ -106,7 +106,8 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
             found = _structure_near(a.text, m.start(), m.end(), sent.start, sent.end)
             if found is None and prev is not None and _ANAPHOR.match(sent.text):  # "The largest measures 3.5 cm."
                 found = _structure_in(prev.text)
-            if found is None and (by := _MEASURED_BEFORE.search(a.text, max(sent.start, m.start() - 40), m.start())):
+            if found is None and a.text.find("measur", max(sent.start, m.start() - 40), m.start()) >= 0 \
+                    and (by := _MEASURED_BEFORE.search(a.text, max(sent.start, m.start() - 40), m.start())):
                 found = _measured_head(a.text[sent.start:by.start()])  # "nodular opacity in the ... measuring 7 cm"
             if found is None:
                 continue
@@ -229,6 +230,7 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 _CLAIM_SEARCH = lower_search(_INTERVAL_CLAIM)
+_LETTERS_ONLY = bytes(c if 97 <= c <= 122 else 32 for c in range(256))  # lower-case ASCII letters kept, all else a space
 _PRIOR_IN_SENTENCE_SEARCH = lower_search(_PRIOR_IN_SENTENCE)
 _NOT_A_CLAIM_SEARCH = lower_search(_NOT_A_CLAIM)
 
@@ -237,6 +239,10 @@ _NOT_A_CLAIM_SEARCH = lower_search(_NOT_A_CLAIM)
 def _claim(sentence: str) -> str | None:
     """The interval claim of one sentence as written (its words), unless the sentence names its own prior, is not a
     claim, or is a recommendation or hypothetical; else None (cached: reports repeat their sentences)."""
+    low = sentence.lower()
+    if sentence.isascii() and "new" not in low and "now" not in low and "re-demonstrat" not in low \
+            and _INTERVAL_CUES.isdisjoint(low.encode().translate(_LETTERS_ONLY).decode().split()):
+        return None  # none of the words a claim or an opener holds: the report's pre-test, for one sentence
     m = _CLAIM_SEARCH(sentence)
     if m is not None:
         word = sentence[m.start():m.end()]
