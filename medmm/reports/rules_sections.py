@@ -15,7 +15,7 @@ import re
 from typing import Any, Callable
 
 from medmm.reports import lexicon as lx
-from medmm.reports.analysis import Analysis, Mention, per_sentence
+from medmm.reports.analysis import DEVICE_TYPES, Analysis, Mention, per_sentence
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
@@ -32,7 +32,11 @@ _RESOLVED = tuple(w.lower() for w in _SR["resolved_triggers"])
 _NO_ACUTE = re.compile(_RP["no_acute"], re.I)
 _NORMAL = re.compile(_RP["normal"], re.I)
 _NO_ACUTE_KEYS = substring_keys([_RP["no_acute"]])  # one is in every match (derived from the pack's pattern)
-_SIDED_NOUN = re.compile(r"\b(left|right)\s+(?:[a-z]+\s+){0,2}?(" + "|".join(_SR["sided_nouns"]) + r")\b", re.I)
+_SIDED_NOUN = re.compile(r"\b(left|right)(?:-sided)?\s+(?:[a-z]+\s+){0,2}?(" + "|".join(_SR["sided_nouns"]) + r")\b", re.I)
+
+
+# every device mention holds one of these (derived from the lexicon's device patterns; None: no such pre-test)
+_DEVICE_KEYS = substring_keys([p for k, (_, pats) in lx.FINDINGS.items() if k in DEVICE_TYPES for p in pats])
 
 
 def _family(m: Mention) -> str:
@@ -364,8 +368,21 @@ def _severity_conflict(a: Analysis, p: Mention, fnd: list[Mention]) -> _Conflict
 
 @declare(FlagSpec(id='interval_sections', type='interval', family='sections', reads=('findings', 'impression'), explains='the impression calls the {finding} "{word}"; the findings call it "{other word}": {quote}', example='COMPARISON: 3/2/2024.\n\nFINDINGS: New left pleural effusion.\n\nIMPRESSION: Left pleural effusion, unchanged.', clean='COMPARISON: 3/2/2024.\n\nFINDINGS: New left pleural effusion.\n\nIMPRESSION: New left pleural effusion.'))
 def rule_interval_sections(a: Analysis, header: Any = None) -> list[Flag]:
-    """The same finding called new in one section and stable in the other (or larger vs smaller)."""
-    return _impression_conflicts(a, "interval_sections", _interval_conflict)
+    """The same finding called new in one section and stable in the other (or larger vs smaller); also a device
+    ("Two new left-sided chest tubes" in the findings, "Stable left-sided chest tubes" in the impression)."""
+    flags = _impression_conflicts(a, "interval_sections", _interval_conflict)
+    fnd, imp = _sections(a)
+    if flags or len(a.mentions) < len(fnd) + len(imp) + 2 or lacks(a.lower_text(), _DEVICE_KEYS):
+        return flags  # fewer than two mentions outside the non-device lists, or no device word: no device named twice
+    devices = [m for m in a.mentions if m.type in DEVICE_TYPES and m.section in ("findings", "impression")]
+    if len(devices) > 1:  # reports rarely name a device twice: most stop here
+        fnd = [m for m in devices if m.section == "findings"]
+        for p in devices:
+            hit = _interval_conflict(a, p, fnd) if p.section == "impression" and p.positive and fnd else None
+            if hit is not None:
+                (s, e), says, related = hit
+                flags.append(make_flag("interval_sections", a.text, s, e, says, related=[related]))
+    return flags
 
 
 def _interval_conflict(a: Analysis, p: Mention, fnd: list[Mention]) -> _Conflict | None:

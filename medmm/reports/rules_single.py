@@ -71,6 +71,22 @@ def _structure_in(text: str) -> tuple[str, float, float] | None:
     return (best[1], best[2], best[3]) if best else None
 
 
+# "<finding> in the left upper lung measuring (approximately) <size>": the finding is the head of its phrase, up to 12
+# words before "measuring" and after the last word that hands the size to another finding (the pack's
+# measured_gap_breaks, or a comma/semicolon)
+_MEASURED_BEFORE = re.compile(language_pack()["findings_rules"]["measured_by"] + r"$", re.I)
+_HEAD_BREAK = re.compile(r"[,;]|\b(?:" + "|".join(language_pack()["findings_rules"]["measured_gap_breaks"]) + r")\b",
+                         re.I)
+
+
+def _measured_head(before: str) -> tuple[str, float, float] | None:
+    """The structure a "measuring" after ``before`` (its sentence up to that word) measures, else None."""
+    words = before.split()[-12:]
+    window = " ".join(words)
+    cuts = [b.end() for b in _HEAD_BREAK.finditer(window)]
+    return _structure_in(window[cuts[-1]:] if cuts else window)
+
+
 @declare(FlagSpec(id='size_plausibility', type='measurement', family='single', reads=('findings', 'impression'), explains='{size} is too small/large for a {structure} (at least/most {limit} mm); unit or value wrong?', example='FINDINGS: A 45 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.', clean='FINDINGS: A 4.5 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.'))
 def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
     """A measurement the named structure cannot have (or a "tiny" finding of 3 cm and more)."""
@@ -91,6 +107,9 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
             found = _structure_near(a.text, m.start(), m.end(), sent.start, sent.end)
             if found is None and prev is not None and _ANAPHOR.match(sent.text):  # "The largest measures 3.5 cm."
                 found = _structure_in(prev.text)
+            if found is None and a.text.find("measur", max(sent.start, m.start() - 40), m.start()) >= 0 \
+                    and (by := _MEASURED_BEFORE.search(a.text, max(sent.start, m.start() - 40), m.start())):
+                found = _measured_head(a.text[sent.start:by.start()])  # "nodular opacity in the ... measuring 7 cm"
             if found is None:
                 continue
             name, lo, hi = found
@@ -131,7 +150,8 @@ def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-# every interval claim has one of these words (or "new", checked apart): the pack's interval_claim_words
+# every interval claim has one of these words (or "new", or "now" after a space and before one: the pack's patterns
+# say "now" only before a word), checked apart: the pack's interval_claim_words
 _INTERVAL_CUES = frozenset(w.lower() for w in language_pack()["interval_claim_words"]) | frozenset(
     language_pack()["change_openers"])
 _WEAK_CLAIM = tuple(w.lower() for w in language_pack()["weak_interval_claims"])  # also said of a normal structure
@@ -197,7 +217,7 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
     flags: list[Flag] = []
     low, words = a.lower_words()
     # the set and ASCII tests before the whole-text search (they decide most reports; the same truth value)
-    if (words.isdisjoint(_INTERVAL_CUES) and "new" not in low) or not (
+    if (words.isdisjoint(_INTERVAL_CUES) and "new" not in low and " now " not in low) or not (
             _OPENER_WORDS is None or not _OPENER_WORDS.isdisjoint(words) or not a.text.isascii()
             or _INTERVAL_CLAIM.search(a.text, comp.end if comp is not None else 0)):
         return flags
@@ -215,6 +235,7 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 _CLAIM_SEARCH = lower_search(_INTERVAL_CLAIM)
+_LETTERS_ONLY = bytes(c if 97 <= c <= 122 else 32 for c in range(256))  # lower-case ASCII letters kept, all else a space
 _PRIOR_IN_SENTENCE_SEARCH = lower_search(_PRIOR_IN_SENTENCE)
 _NOT_A_CLAIM_SEARCH = lower_search(_NOT_A_CLAIM)
 
@@ -223,6 +244,10 @@ _NOT_A_CLAIM_SEARCH = lower_search(_NOT_A_CLAIM)
 def _claim(sentence: str) -> str | None:
     """The interval claim of one sentence as written (its words), unless the sentence names its own prior, is not a
     claim, or is a recommendation or hypothetical; else None (cached: reports repeat their sentences)."""
+    low = sentence.lower()
+    if sentence.isascii() and "new" not in low and "now" not in low and "re-demonstrat" not in low \
+            and _INTERVAL_CUES.isdisjoint(low.encode().translate(_LETTERS_ONLY).decode().split()):
+        return None  # none of the words a claim or an opener holds: the report's pre-test, for one sentence
     m = _CLAIM_SEARCH(sentence)
     if m is not None:
         word = sentence[m.start():m.end()]
