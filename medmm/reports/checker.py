@@ -25,7 +25,8 @@ from medmm.imaging.volume import HeaderFacts
 from medmm.reports.analysis import MAX_COMPARED_MENTIONS, Analysis, analyze
 from medmm.reports.flags import CheckResult, Flag, calibration
 from medmm.reports.language import ReportLM, known_words, packaged_lm
-from medmm.reports.registry import needs_header, needs_model, rule_functions
+from medmm.reports.registry import needs_header, needs_model, rule_functions, rule_gate
+from medmm.reports.rule_gate import RuleGates
 
 __all__ = ["CheckResult", "Flag", "RulesChecker", "RulesConfig", "check_rules", "clean_text", "combine", "dedupe",  # noqa: F822
            "DEFAULT_THRESHOLD", "RULES_VERSION"]  # DEFAULT_THRESHOLD: module __getattr__ (the calibrated threshold)
@@ -90,13 +91,24 @@ class RulesChecker:
         self.threshold = self.config.resolved_threshold()
         # (rule, needs the plausibility model) decided once; without a header the header rules have nothing to
         # compare and return no flag, so they are not called
-        self._plan = tuple((r, r.__name__ in _NEEDS_LM) for r in self.rules)
-        self._plan_without_header = tuple(p for p in self._plan if p[0].__name__ not in _HEADER_ONLY)
+        # and a rule whose gate (registry.declare) the report's words fail cannot flag it: not called either
+        without_header = [r for r in self.rules if r.__name__ not in _HEADER_ONLY]
+        self._gates = RuleGates([rule_gate(r.__name__) for r in self.rules])
+        self._gates_without_header = RuleGates([rule_gate(r.__name__) for r in without_header])
+        self._plan = tuple(zip(self.rules, (r.__name__ in _NEEDS_LM for r in self.rules), self._gates.need))
+        self._plan_without_header = tuple(zip(without_header, (r.__name__ in _NEEDS_LM for r in without_header),
+                                              self._gates_without_header.need))
 
     def analyze_flags(self, a: Analysis, header: HeaderFacts | None, notes: list[str]) -> list[Flag]:
         flags: list[Flag] = []
         lm = self.lm
-        for rule, needs_lm in self._plan if header is not None else self._plan_without_header:
+        if header is not None:
+            plan, bits = self._plan, self._gates.bits(a)
+        else:
+            plan, bits = self._plan_without_header, self._gates_without_header.bits(a)
+        for rule, needs_lm, need in plan:
+            if bits & need != need:
+                continue  # the report's words fail the rule's gate: it cannot flag this report
             try:
                 found = rule(a, header, lm) if needs_lm else rule(a, header)
                 if found:

@@ -201,7 +201,8 @@ def _sided_nouns(a: Analysis, section: str) -> dict[str, dict[str, int]]:
     return out
 
 
-@declare(FlagSpec(id='laterality_anatomy', type='laterality', family='sections', reads=('findings', 'impression'), explains='the impression names the {side} {structure}; the findings name only the {other side} one: {quote}', example='FINDINGS: Elevation of the left hemidiaphragm.\n\nIMPRESSION: Elevated right hemidiaphragm.', clean='FINDINGS: Elevation of the left hemidiaphragm.\n\nIMPRESSION: Elevated left hemidiaphragm.'))
+@declare(FlagSpec(id='laterality_anatomy', type='laterality', family='sections', reads=('findings', 'impression'), explains='the impression names the {side} {structure}; the findings name only the {other side} one: {quote}', example='FINDINGS: Elevation of the left hemidiaphragm.\n\nIMPRESSION: Elevated right hemidiaphragm.', clean='FINDINGS: Elevation of the left hemidiaphragm.\n\nIMPRESSION: Elevated left hemidiaphragm.'),
+         gate=(("left", "right"),))
 def rule_laterality_anatomy(a: Analysis, header: Any = None) -> list[Flag]:
     """A sided structure (hemidiaphragm, clavicle, PICC line, ...) named with one side in the impression and
     only with the other side in the findings."""

@@ -70,7 +70,8 @@ def _structure_in(text: str) -> tuple[str, float, float] | None:
     return (best[1], best[2], best[3]) if best else None
 
 
-@declare(FlagSpec(id='size_plausibility', type='measurement', family='single', reads=('findings', 'impression'), explains='{size} is too small/large for a {structure} (at least/most {limit} mm); unit or value wrong?', example='FINDINGS: A 45 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.', clean='FINDINGS: A 4.5 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.'))
+@declare(FlagSpec(id='size_plausibility', type='measurement', family='single', reads=('findings', 'impression'), explains='{size} is too small/large for a {structure} (at least/most {limit} mm); unit or value wrong?', example='FINDINGS: A 45 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.', clean='FINDINGS: A 4.5 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.'),
+         gate=(_UNITS,))
 def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
     """A measurement the named structure cannot have (or a "tiny" finding of 3 cm and more)."""
     flags: list[Flag] = []
@@ -108,7 +109,8 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
 _NO_SUCH_LOBE = re.compile(_RP["no_such_lobe"], re.I)
 
 
-@declare(FlagSpec(id='nonexistent_lobe', type='laterality', family='single', reads=('any',), explains='the {side} lung has no {lobe}: it is on the other side', example='FINDINGS: Opacity in the left middle lobe.\n\nIMPRESSION: Pneumonia.', clean='FINDINGS: Opacity in the right middle lobe.\n\nIMPRESSION: Pneumonia.'))
+@declare(FlagSpec(id='nonexistent_lobe', type='laterality', family='single', reads=('any',), explains='the {side} lung has no {lobe}: it is on the other side', example='FINDINGS: Opacity in the left middle lobe.\n\nIMPRESSION: Pneumonia.', clean='FINDINGS: Opacity in the right middle lobe.\n\nIMPRESSION: Pneumonia.'),
+         gate=(("middle lobe", "lingul"),))
 def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     """"left middle lobe" or "right lingula": the side (or the lobe) is wrong."""
     flags: list[Flag] = []

@@ -235,7 +235,8 @@ def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-@declare(FlagSpec(id='homophone', type='transcription', family='transcription', reads=('any',), explains='likely homophone error: {word} for {word meant}', example='FINDINGS: Their is a small left pleural effusion.\n\nIMPRESSION: Effusion.', clean='FINDINGS: There is a small left pleural effusion.\n\nIMPRESSION: Effusion.'))
+@declare(FlagSpec(id='homophone', type='transcription', family='transcription', reads=('any',), explains='likely homophone error: {word} for {word meant}', example='FINDINGS: Their is a small left pleural effusion.\n\nIMPRESSION: Effusion.', clean='FINDINGS: There is a small left pleural effusion.\n\nIMPRESSION: Effusion.'),
+         gate=(_HOMOPHONE_WORDS,))
 def rule_homophone(a: Analysis, header: Any = None) -> list[Flag]:
     """Sound-alike words in a context where only the other word fits ("plural effusion")."""
     flags: list[Flag] = []

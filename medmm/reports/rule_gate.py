@@ -1,0 +1,90 @@
+"""Which rules can flag a report at all, told from its words before any rule runs.
+
+Most rules flag almost no report (on the IU dev reports, 54 of 2,864 raise any flag), and most of them begin with a
+pre-test on the report's text: "left" and "right" both named, a lobectomy named, a size unit, a no-change cue. Each
+such pre-test is a call, an attribute look-up or two and a handful of substring searches of the whole text — per
+rule, per report. A rule's *gate* (declared with the rule: :func:`medmm.reports.registry.declare`) is that pre-test
+as data: groups of strings, one of each must stand in the lower-cased text. :class:`RuleGates` tests the gates of
+all rules at once:
+
+* a string of letters stands in the lower-cased text exactly when it stands inside one of the text's runs of letters
+  a-z (the words of :meth:`Analysis.word_list`), so each distinct word is looked up once in a table that says which
+  gate groups it satisfies (filled the first time a word is met, like the vocabulary tables of the non-word and
+  real-word rules: a process meets a few thousand distinct words);
+* a gate string holding other characters (" or ", "x-ray") is reduced to its longest run of letters: a weaker
+  condition, still a necessary one;
+* the report's satisfied groups are the union over its distinct words (a C-level reduction over a set): one integer,
+  and a rule runs when it holds all of its groups' bits.
+
+Only ASCII text is gated: lower-casing other text can move or merge letters, so there every rule runs and decides
+for itself. A gate that is wrong would silently drop flags, so the gates are tested: ``tests/reports/test_registry.py``
+runs every rule with and without gating on every declared example and on the real dev reports and compares.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import re
+from typing import Sequence
+
+from medmm.reports.analysis import Analysis
+
+__all__ = ["RuleGates"]
+
+_LETTERS = re.compile(r"[a-z]+")
+_MAX_WORDS = 200_000  # the word table's bound (adversarial input of endless distinct words: computed, not kept)
+
+
+def _letter_key(key: str) -> str | None:
+    """The longest run of letters a-z of a lower-cased gate string (None: it holds none, so it tells nothing)."""
+    runs = _LETTERS.findall(key.lower())
+    return max(runs, key=len) if runs else None
+
+
+class _WordBits(dict[str, int]):
+    """word -> the bits of the gate groups it satisfies; a word met for the first time is computed (and kept while
+    the table is under its bound)."""
+
+    def __init__(self, keys: Sequence[tuple[str, int]]) -> None:
+        super().__init__()
+        self.keys = tuple(keys)
+
+    def __missing__(self, word: str) -> int:
+        bits = 0
+        for key, bit in self.keys:
+            if key in word:
+                bits |= bit
+        if len(self) < _MAX_WORDS:
+            self[word] = bits
+        return bits
+
+
+class RuleGates:
+    """The gates of a sequence of rules (one gate per rule, in order): :meth:`bits` of a report, then
+    :attr:`need` ``[i]`` says which bits rule ``i`` needs (0: none, it always runs)."""
+
+    def __init__(self, gates: Sequence[Sequence[Sequence[str]]]) -> None:
+        key_bits: dict[str, int] = {}
+        need: list[int] = []
+        bit = 1
+        for gate in gates:
+            mask = 0
+            for group in gate:
+                keys = [_letter_key(k) for k in group]
+                if not keys or any(k is None for k in keys):
+                    continue  # an empty group, or a string without letters: no condition on the words
+                for k in keys:
+                    key_bits[k] = key_bits.get(k, 0) | bit  # type: ignore[index]
+                mask |= bit
+                bit <<= 1
+            need.append(mask)
+        self.need: tuple[int, ...] = tuple(need)
+        self._words = _WordBits(sorted(key_bits.items()))
+        self.active = bool(key_bits)
+
+    def bits(self, a: Analysis) -> int:
+        """The gate groups the report satisfies (-1, all of them, for a text that is not ASCII)."""
+        if not self.active or not a.text.isascii():
+            return -1
+        return functools.reduce(operator.or_, map(self._words.__getitem__, set(a.word_list())), 0)
