@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from medmm.reports.taxonomy import ERROR_TYPES
 
-__all__ = ["FlagSpec", "declare", "flag_specs", "rule_functions", "rule_gate", "rule_table", "undeclared_ids", "FAMILIES"]
+__all__ = ["FlagSpec", "declare", "flag_specs", "rule_functions", "rule_gate", "rule_needs", "rule_table", "undeclared_ids", "FAMILIES"]
 
 # calibration families (one table each in calibration.json) and the confidence a rule of the family gets before
 # it is measured
@@ -67,19 +67,24 @@ class FlagSpec:
 _SPECS: dict[str, FlagSpec] = {}
 _FUNCTIONS: dict[str, tuple[Callable[..., Any], tuple[FlagSpec, ...]]] = {}
 _GATES: dict[str, tuple[tuple[str, ...], ...]] = {}
+_NEEDS: dict[str, str] = {}
 
 
-def declare(*specs: FlagSpec, gate: Sequence[Iterable[str] | None] = ()) -> Callable[[Callable[..., Any]],
-                                                                                 Callable[..., Any]]:
+def declare(*specs: FlagSpec, gate: Sequence[Iterable[str] | None] = (),
+            needs: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a rule function and the flag ids it raises.
 
     ``gate``: groups of lower-case strings, each group a *necessary* condition of any flag of the rule on an ASCII
     report — one of its strings stands in the lower-cased text (the rule's own first pre-test, from the same data).
     The checker tests every gate of every rule on the report's words at once (:mod:`medmm.reports.rule_gate`) and
     does not call a rule whose gate fails; the rule keeps its own pre-test (it is called directly too). A group that
-    is None (a pack without that data) is no condition."""
+    is None (a pack without that data) is no condition. ``needs``: a fact of the report's finding mentions without
+    which the rule flags nothing (one of :data:`medmm.reports.rule_gate.FACTS`, e.g. "positive finding": the rules
+    that compare what the report states present), tested once per report for all the rules that name it."""
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         _GATES[fn.__name__] = tuple(tuple(g) for g in gate if g is not None)
+        if needs is not None:
+            _NEEDS[fn.__name__] = needs
         done = []
         for s in specs:
             if s.id in _SPECS and _SPECS[s.id].rule != fn.__name__:
@@ -119,6 +124,12 @@ def rule_gate(name: str) -> tuple[tuple[str, ...], ...]:
     """The gate a rule declared (see :func:`declare`): groups of strings, one of each must stand in the text."""
     _discover()
     return _GATES.get(name, ())
+
+
+def rule_needs(name: str) -> str | None:
+    """The fact of the report's mentions a rule declared it needs (see :func:`declare`), or None."""
+    _discover()
+    return _NEEDS.get(name)
 
 
 def undeclared_ids(specs: tuple[FlagSpec, ...], flags: Any) -> set[str]:

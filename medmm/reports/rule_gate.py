@@ -30,7 +30,7 @@ from typing import Sequence
 
 from medmm.reports.analysis import Analysis
 
-__all__ = ["RuleGates"]
+__all__ = ["FACTS", "RuleGates", "fact"]
 
 _LETTERS = re.compile(r"[a-z]+")
 _MAX_WORDS = 200_000  # the word table's bound (adversarial input of endless distinct words: computed, not kept)
@@ -40,6 +40,31 @@ def _letter_key(key: str) -> str | None:
     """The longest run of letters a-z of a lower-cased gate string (None: it holds none, so it tells nothing)."""
     runs = _LETTERS.findall(key.lower())
     return max(runs, key=len) if runs else None
+
+
+def _positive_finding(a: Analysis) -> bool:
+    """A finding stated present (not denied, not a pseudo-negation) in the findings or the impression."""
+    return any(m.positive for m in a.mentions_in("findings")) or any(m.positive for m in a.mentions_in("impression"))
+
+
+def _positive_impression(a: Analysis) -> bool:
+    """A finding stated present in the impression, and the findings name a finding (the impression-vs-findings
+    comparisons need both)."""
+    return bool(a.mentions_in("findings")) and any(m.positive for m in a.mentions_in("impression"))
+
+
+# Facts of a report's finding mentions that rules may need (``registry.declare(needs=...)``): each is a necessary
+# condition of any flag of the rules that name it, decided once per report (cached in the analysis).
+FACTS = {"positive finding": _positive_finding, "positive impression": _positive_impression}
+
+
+def fact(a: Analysis, name: str) -> bool:
+    """A fact of :data:`FACTS` for this report (computed once per analysis)."""
+    key = ("fact", name)
+    hit = a.cache.get(key)
+    if hit is None:
+        hit = a.cache[key] = FACTS[name](a)
+    return hit
 
 
 class _WordBits(dict[str, int]):
