@@ -25,7 +25,8 @@ from medmm.imaging.volume import HeaderFacts
 from medmm.reports.analysis import MAX_COMPARED_MENTIONS, Analysis, analyze
 from medmm.reports.flags import CheckResult, Flag, calibration
 from medmm.reports.language import ReportLM, known_words, packaged_lm
-from medmm.reports.registry import needs_header, needs_model, rule_functions, rule_gate, rule_needs
+from medmm.reports.registry import (needs_header, needs_model, rule_functions, rule_gate, rule_needs,
+                                    rule_word_gate)
 from medmm.reports.rule_gate import FACTS, RuleGates, fact
 
 __all__ = ["CheckResult", "Flag", "RulesChecker", "RulesConfig", "check_rules", "clean_text", "combine", "dedupe",  # noqa: F822
@@ -100,8 +101,10 @@ class RulesChecker:
         # compare and return no flag, so they are not called
         # and a rule whose gate (registry.declare) the report's words fail cannot flag it: not called either
         without_header = [r for r in self.rules if r.__name__ not in _HEADER_ONLY]
-        self._gates = RuleGates([rule_gate(r.__name__) for r in self.rules])
-        self._gates_without_header = RuleGates([rule_gate(r.__name__) for r in without_header])
+        self._gates = RuleGates([rule_gate(r.__name__) for r in self.rules],
+                                [rule_word_gate(r.__name__) for r in self.rules], self.lm)
+        self._gates_without_header = RuleGates([rule_gate(r.__name__) for r in without_header],
+                                               [rule_word_gate(r.__name__) for r in without_header], self.lm)
         self._plan = tuple(zip(self.rules, (r.__name__ in _NEEDS_LM for r in self.rules), self._gates.need,
                                (_needs(r) for r in self.rules)))
         self._plan_without_header = tuple(zip(without_header, (r.__name__ in _NEEDS_LM for r in without_header),

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from medmm.reports.analysis import Analysis
 
@@ -68,17 +68,23 @@ def fact(a: Analysis, name: str) -> bool:
 
 
 class _WordBits(dict[str, int]):
-    """word -> the bits of the gate groups it satisfies; a word met for the first time is computed (and kept while
-    the table is under its bound)."""
+    """word -> the bits of the gate groups and word tests it satisfies; a word met for the first time is computed
+    (and kept while the table is under its bound)."""
 
-    def __init__(self, keys: Sequence[tuple[str, int]]) -> None:
+    def __init__(self, keys: Sequence[tuple[str, int]], tests: Sequence[tuple[Callable[[str, Any], bool], int]],
+                 lm: Any) -> None:
         super().__init__()
         self.keys = tuple(keys)
+        self.tests = tuple(tests)
+        self.lm = lm
 
     def __missing__(self, word: str) -> int:
         bits = 0
         for key, bit in self.keys:
             if key in word:
+                bits |= bit
+        for test, bit in self.tests:
+            if test(word, self.lm):
                 bits |= bit
         if len(self) < _MAX_WORDS:
             self[word] = bits
@@ -86,14 +92,20 @@ class _WordBits(dict[str, int]):
 
 
 class RuleGates:
-    """The gates of a sequence of rules (one gate per rule, in order): :meth:`bits` of a report, then
-    :attr:`need` ``[i]`` says which bits rule ``i`` needs (0: none, it always runs)."""
+    """The gates of a sequence of rules (one gate and one word test, or None, per rule, in order): :meth:`bits` of a
+    report, then :attr:`need` ``[i]`` says which bits rule ``i`` needs (0: none, it always runs). ``lm``: the
+    plausibility model the word tests are given."""
 
-    def __init__(self, gates: Sequence[Sequence[Sequence[str]]]) -> None:
+    def __init__(self, gates: Sequence[Sequence[Sequence[str]]],
+                 word_tests: Sequence[Callable[[str, Any], bool] | None] = (), lm: Any = None) -> None:
         key_bits: dict[str, int] = {}
+        tests: list[tuple[Callable[[str, Any], bool], int]] = []
         need: list[int] = []
         bit = 1
-        for gate in gates:
+        word_tests = list(word_tests) or [None] * len(gates)
+        if len(word_tests) != len(gates):
+            raise ValueError("one word test (or None) per rule")
+        for gate, test in zip(gates, word_tests):
             mask = 0
             for group in gate:
                 keys = [_letter_key(k) for k in group]
@@ -103,10 +115,14 @@ class RuleGates:
                     key_bits[k] = key_bits.get(k, 0) | bit  # type: ignore[index]
                 mask |= bit
                 bit <<= 1
+            if test is not None:
+                tests.append((test, bit))
+                mask |= bit
+                bit <<= 1
             need.append(mask)
         self.need: tuple[int, ...] = tuple(need)
-        self._words = _WordBits(sorted(key_bits.items()))
-        self.active = bool(key_bits)
+        self._words = _WordBits(sorted(key_bits.items()), tests, lm)
+        self.active = bool(key_bits) or bool(tests)
 
     def bits(self, a: Analysis) -> int:
         """The gate groups the report satisfies (-1, all of them, for a text that is not ASCII)."""
