@@ -27,7 +27,7 @@ from medmm.reports.flags import CheckResult, Flag, calibration
 from medmm.reports.language import ReportLM, known_words, packaged_lm
 from medmm.reports.registry import (needs_header, needs_model, rule_functions, rule_gate, rule_needs,
                                     rule_word_gate)
-from medmm.reports.rule_gate import FACTS, RuleGates, fact
+from medmm.reports.rule_gate import FACTS, RuleGates
 
 __all__ = ["CheckResult", "Flag", "RulesChecker", "RulesConfig", "check_rules", "clean_text", "combine", "dedupe",  # noqa: F822
            "DEFAULT_THRESHOLD", "RULES_VERSION"]  # DEFAULT_THRESHOLD: module __getattr__ (the calibrated threshold)
@@ -117,9 +117,16 @@ class RulesChecker:
             plan, bits = self._plan, self._gates.bits(a)
         else:
             plan, bits = self._plan_without_header, self._gates_without_header.bits(a)
+        facts: dict[str, bool] = {}
         for rule, needs_lm, need, needs in plan:
-            if bits & need != need or (needs is not None and not fact(a, needs)):
-                continue  # the report's words fail the rule's gate, or its mentions lack what the rule needs
+            if bits & need != need:
+                continue  # the report's words fail the rule's gate: it cannot flag this report
+            if needs is not None:
+                ok = facts.get(needs)
+                if ok is None:
+                    ok = facts[needs] = FACTS[needs](a)
+                if not ok:
+                    continue  # the report's mentions lack what the rule needs
             try:
                 found = rule(a, header, lm) if needs_lm else rule(a, header)
                 if found:

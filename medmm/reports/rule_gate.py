@@ -67,18 +67,22 @@ def fact(a: Analysis, name: str) -> bool:
     return hit
 
 
-class _WordBits(dict[str, int]):
-    """word -> the bits of the gate groups and word tests it satisfies; a word met for the first time is computed
-    (and kept while the table is under its bound)."""
+class _WordBits:
+    """The distinct words met so far and, for the few that satisfy some gate group or word test, their bits. A report's
+    words are compared with the words met in C (a set difference that is empty once a process has read a few hundred
+    reports); only the words with bits are looked up. Bounded: past :data:`_MAX_WORDS` words, new words are computed for
+    the report at hand and not kept."""
 
     def __init__(self, keys: Sequence[tuple[str, int]], tests: Sequence[tuple[Callable[[str, Any], bool], int]],
                  lm: Any) -> None:
-        super().__init__()
         self.keys = tuple(keys)
         self.tests = tuple(tests)
         self.lm = lm
+        self.seen: set[str] = set()
+        self.hits: dict[str, int] = {}  # word -> its bits (non-zero)
+        self.hit_words: set[str] = set()  # the keys of ``hits`` (a set: the intersection stays in C)
 
-    def __missing__(self, word: str) -> int:
+    def word_bits(self, word: str) -> int:
         bits = 0
         for key, bit in self.keys:
             if key in word:
@@ -86,9 +90,21 @@ class _WordBits(dict[str, int]):
         for test, bit in self.tests:
             if test(word, self.lm):
                 bits |= bit
-        if len(self) < _MAX_WORDS:
-            self[word] = bits
         return bits
+
+    def bits(self, words: set[str]) -> int:
+        extra = 0
+        if not self.seen.issuperset(words):  # words met for the first time (the common case, none: one C pass)
+            for w in words - self.seen:
+                b = self.word_bits(w)
+                if len(self.seen) >= _MAX_WORDS:
+                    extra |= b
+                    continue
+                self.seen.add(w)
+                if b:
+                    self.hits[w] = b
+                    self.hit_words.add(w)
+        return functools.reduce(operator.or_, map(self.hits.__getitem__, words & self.hit_words), extra)
 
 
 class RuleGates:
@@ -128,4 +144,4 @@ class RuleGates:
         """The gate groups the report satisfies (-1, all of them, for a text that is not ASCII)."""
         if not self.active or not a.text.isascii():
             return -1
-        return functools.reduce(operator.or_, map(self._words.__getitem__, set(a.word_list())), 0)
+        return self._words.bits(a.word_set())
