@@ -194,11 +194,20 @@ def _sided_nouns(a: Analysis, section: str) -> dict[str, dict[str, int]]:
     for i, s in enumerate(a.sentences):
         if s.section != section:
             continue
-        for m in _SIDED_NOUN.finditer(s.text):
-            noun = m.group(2).lower().replace("clavicular", "clavicle").replace("humeral", "humerus").rstrip("s")
-            noun = {"axillary": "axilla", "hilar": "hilum"}.get(noun, noun)
-            out.setdefault(noun, {}).setdefault(m.group(1).lower(), i)
+        for noun, side in _sided_nouns_of(s.text):
+            out.setdefault(noun, {}).setdefault(side, i)
     return out
+
+
+@per_sentence
+def _sided_nouns_of(sentence: str) -> tuple[tuple[str, str], ...]:
+    """(structure, side) of each sided structure one sentence names, in order (cached: reports repeat sentences)."""
+    out = []
+    for m in _SIDED_NOUN.finditer(sentence):
+        noun = m.group(2).lower().replace("clavicular", "clavicle").replace("humeral", "humerus").rstrip("s")
+        noun = {"axillary": "axilla", "hilar": "hilum"}.get(noun, noun)
+        out.append((noun, m.group(1).lower()))
+    return tuple(out)
 
 
 @declare(FlagSpec(id='laterality_anatomy', type='laterality', family='sections', reads=('findings', 'impression'), explains='the impression names the {side} {structure}; the findings name only the {other side} one: {quote}', example='FINDINGS: Elevation of the left hemidiaphragm.\n\nIMPRESSION: Elevated right hemidiaphragm.', clean='FINDINGS: Elevation of the left hemidiaphragm.\n\nIMPRESSION: Elevated left hemidiaphragm.'),

@@ -533,6 +533,10 @@ class _Confusion:
 
     left: dict[str, tuple[str, int]]
     right: dict[str, tuple[str, int]]
+    neighbours: frozenset[str] = frozenset()  # the keys of both (one C-level set test per report)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "neighbours", frozenset(self.left) | frozenset(self.right))
 
 
 _NO_CONFUSION = _Confusion({}, {})
@@ -566,7 +570,7 @@ class _ConfusionCache:
         out = {}
         for w in words & self.possible_words:
             c = self.possible[w]
-            if not words.isdisjoint(c.left) or not words.isdisjoint(c.right):
+            if not words.isdisjoint(c.neighbours):
                 out[w] = c
         return out
 
