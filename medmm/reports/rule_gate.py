@@ -124,11 +124,12 @@ class RuleGates:
         for gate, test in zip(gates, word_tests):
             mask = 0
             for group in gate:
-                keys = [_letter_key(k) for k in group]
-                if not keys or any(k is None for k in keys):
+                found = [_letter_key(k) for k in group]
+                keys = [k for k in found if k is not None]
+                if not keys or len(keys) != len(found):
                     continue  # an empty group, or a string without letters: no condition on the words
                 for k in keys:
-                    key_bits[k] = key_bits.get(k, 0) | bit  # type: ignore[index]
+                    key_bits[k] = key_bits.get(k, 0) | bit
                 mask |= bit
                 bit <<= 1
             if test is not None:
