@@ -244,7 +244,7 @@ class Analysis:
     def lower_words(self) -> tuple[str, set[str]]:
         """The lower-cased text and its set of words of four letters or more (computed once per analysis)."""
         if self._words is None:
-            self._words = (self.lower_text(), {w for w in self.word_list() if len(w) > 3})  # = set(long_word_list())
+            self._words = (self.lower_text(), {w for w in self.word_set() if len(w) > 3})  # = set(long_word_list())
         return self._words
 
     def lower_text(self) -> str:
@@ -259,6 +259,13 @@ class Analysis:
         if long_words is None:
             long_words = self.cache["long_words"] = [w for w in self.word_list() if len(w) > 3]
         return long_words
+
+    def word_set(self) -> set[str]:
+        """The distinct lower-case words (computed once per analysis)."""
+        words = self.cache.get("word set")
+        if words is None:
+            words = self.cache["word set"] = set(self.word_list())
+        return words
 
     def word_list(self) -> list[str]:
         """All lower-case words in order (computed once per analysis)."""

@@ -235,7 +235,8 @@ def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-@declare(FlagSpec(id='homophone', type='transcription', family='transcription', reads=('any',), explains='likely homophone error: {word} for {word meant}', example='FINDINGS: Their is a small left pleural effusion.\n\nIMPRESSION: Effusion.', clean='FINDINGS: There is a small left pleural effusion.\n\nIMPRESSION: Effusion.'))
+@declare(FlagSpec(id='homophone', type='transcription', family='transcription', reads=('any',), explains='likely homophone error: {word} for {word meant}', example='FINDINGS: Their is a small left pleural effusion.\n\nIMPRESSION: Effusion.', clean='FINDINGS: There is a small left pleural effusion.\n\nIMPRESSION: Effusion.'),
+         gate=(_HOMOPHONE_WORDS,))
 def rule_homophone(a: Analysis, header: Any = None) -> list[Flag]:
     """Sound-alike words in a context where only the other word fits ("plural effusion")."""
     flags: list[Flag] = []
@@ -354,7 +355,13 @@ def _named(text: str, start: int, end: int) -> bool:
     return bool(before) and (before[-1] == "," or before[-1].islower())
 
 
-@declare(FlagSpec(id='non_word', type='transcription', family='transcription', reads=('findings', 'impression', 'model'), explains='{word} is not a word; did you mean {correction}?', example='FINDINGS: Small left pleural effusoin.\n\nIMPRESSION: Effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Effusion.'))
+def _unknown_word(word: str, lm: ReportLM | None) -> bool:
+    """The non-word rule's word gate: a word it reads (four letters or more) that no vocabulary knows."""
+    return len(word) > 3 and word not in known_words(lm)
+
+
+@declare(FlagSpec(id='non_word', type='transcription', family='transcription', reads=('findings', 'impression', 'model'), explains='{word} is not a word; did you mean {correction}?', example='FINDINGS: Small left pleural effusoin.\n\nIMPRESSION: Effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Effusion.'),
+         word_gate=_unknown_word)
 def rule_non_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """A word in no vocabulary, not derived from a known word, with a correction at edit distance 1."""
     known = known_words(lm)
@@ -559,6 +566,10 @@ class _Confusion:
 
     left: dict[str, tuple[str, int]]
     right: dict[str, tuple[str, int]]
+    neighbours: frozenset[str] = frozenset()  # the keys of both (one C-level set test per report)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "neighbours", frozenset(self.left) | frozenset(self.right))
 
 
 _NO_CONFUSION = _Confusion({}, {})
@@ -573,6 +584,12 @@ class _ConfusionCache:
         self.possible_words: set[str] = set()  # the keys of ``possible`` (a set: set operations stay in C)
         self.seen: set[str] = set()  # plain | possible_words
 
+    def may_confuse(self, word: str) -> bool:
+        """May ``word`` be a confusion (decided once, as :meth:`candidates` does)?"""
+        if word not in self.seen:
+            self.candidates({word})
+        return word in self.possible_words
+
     def candidates(self, words: set[str]) -> dict[str, _Confusion]:
         for w in () if self.seen.issuperset(words) else words - self.seen:  # words met for the first time (the
             # common case, none: one membership pass in C and no new set)
@@ -586,7 +603,7 @@ class _ConfusionCache:
         out = {}
         for w in words & self.possible_words:
             c = self.possible[w]
-            if not words.isdisjoint(c.left) or not words.isdisjoint(c.right):
+            if not words.isdisjoint(c.neighbours):
                 out[w] = c
         return out
 
@@ -801,7 +818,14 @@ def _unsupported_left(lm: ReportLM, prev: str | None, nxt: str | None, target: s
     return nxt is None or nxt in _FUNCTION_WORDS or not lm.pair(target, nxt)
 
 
-@declare(FlagSpec(id='real_word', type='transcription', family='transcription', reads=('findings', 'impression', 'model'), explains='{word} is a real word but unexpected here; radiology text has {phrase} (dictation error?)', example='FINDINGS: A calcified granola in the right lung.\n\nIMPRESSION: Granuloma.', clean='FINDINGS: A calcified granuloma in the right lung.\n\nIMPRESSION: Granuloma.'))
+def _possible_confusion(word: str, lm: ReportLM | None) -> bool:
+    """The real-word rule's word gate: a word it reads (four letters or more) that may stand for a radiology word
+    (the rule then asks whether a neighbour says so)."""
+    return len(word) > 3 and _confusion_cache(lm or packaged_lm()).may_confuse(word)
+
+
+@declare(FlagSpec(id='real_word', type='transcription', family='transcription', reads=('findings', 'impression', 'model'), explains='{word} is a real word but unexpected here; radiology text has {phrase} (dictation error?)', example='FINDINGS: A calcified granola in the right lung.\n\nIMPRESSION: Granuloma.', clean='FINDINGS: A calcified granuloma in the right lung.\n\nIMPRESSION: Granuloma.'),
+         word_gate=_possible_confusion)
 def rule_real_word(a: Analysis, header: Any = None, lm: ReportLM | None = None) -> list[Flag]:
     """An English word the radiology model has never seen, where a similar radiology word fits the neighbours."""
     model = lm or packaged_lm()
