@@ -96,9 +96,12 @@ def split_sections(text: str) -> list[Section]:
         # a header is at most 30 letters after some white space: look back a bounded window only (an unbounded
         # look-back made a text of many colons quadratic)
         lo = pos - _HEADER_WINDOW if pos > _HEADER_WINDOW else 0
-        nl, dot = text.rfind("\n", lo, pos), text.rfind(". ", lo, pos)
-        start = max(nl + 1, dot + 2 if dot >= 0 else 0, lo)
-        head = _heading(text[start:pos])
+        window = text[lo:pos]  # searched as a string of its own: cheaper than two range searches of the text
+        nl, dot = window.rfind("\n") + 1, window.rfind(". ") + 2
+        if dot == 1:  # no ". "
+            dot = 0
+        start = lo + (nl if nl > dot else dot)
+        head = _heading(window[start - lo:] if start > lo else window)
         if head:
             heads.append((start + head[0], pos + 1, head[1], head[2]))
         pos = text.find(":", pos + 1)
