@@ -104,3 +104,16 @@ def test_charset_led_rewrites_word_boundaries_and_classes():
     assert an._charset_led("\\bbut\\b|[;:]") == "b(?<=\\bb)ut\\b|;|:"
     assert an._charset_led("\\w+ly|but") is None  # an alternative that opens with a class of letters
     assert an._charset_led("(?=x)y") is None
+
+
+def test_the_side_or_severity_pattern_matches_as_its_plain_alternation():
+    plain_body = (r"(?:(?P<side>" + an._SIDE_ALTERNATION + r")" + an._READ["side_suffix"] + r"|(?P<sev>"
+                  + an._SEV_WORDS + r"))")
+    plain = re.compile(r"\b" + first_char_lookahead(plain_body) + plain_body + r"\b", re.I)
+    assert an._SIDE_OR_SEVERITY.pattern != plain.pattern  # the rewrite applied
+    words = [w for ws in an.SIDE_WORDS.values() for w in ws] + an._SEV_WORDS.split("|") + ["left-sided", "right sided",
+                                                                                         "bilaterally", "mildly"]
+    for text in _texts(words, seed=5, n=400):
+        assert _spans(an._SIDE_OR_SEVERITY, text) == _spans(plain, text), text
+        low = text.lower()
+        assert _spans(an._LOWER_CASE.side_or_severity, low) == _spans(an._for_lower_case(plain), low), text
