@@ -664,8 +664,8 @@ UNIT_KEYS = substring_keys([p for ps in _UNIT_PATTERNS.values() for p in ps])  #
 _UNITS = UNIT_KEYS
 _ANY_CASE = _SentencePatterns(_TERM, _CLAUSE, _TERMINATOR, _PRE, _PSEUDO, _POST, _UNCERTAIN, _SIDE_OR_SEVERITY, _SIZE,
                               _BOTH_SIDES)
-# clause cuts, scope terminators and negation triggers open with a look-ahead or \\b: written to open with a literal character, the
-# regex engine skips in C to the positions that can start one (callgrind: the clause scan -48 %)
+# clause cuts, scope terminators and negation triggers open with a look-ahead or \b: written to open with a literal
+# character, the regex engine skips in C to the positions that can start one (callgrind: the clause scan -48 %)
 _LOWER_CASE = _SentencePatterns(*map(_for_lower_case, _ANY_CASE))._replace(
     clause=_charset_led_lower(_CLAUSE, _CLAUSE_BODY), terminator=_charset_led_lower(_TERMINATOR, TERMINATORS),
     pre=_charset_led_lower(_PRE, r"\b(?:" + _by_first_letter(PRE_NEG) + r")\b"))
