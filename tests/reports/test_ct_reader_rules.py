@@ -48,3 +48,68 @@ def test_a_liver_segment_past_the_eighth(checker):
     for text in ("Unchanged segment 4A hepatic cyst.", "Hypodensity in hepatic segment 7.",
                  "Segment 12 of the thoracic aorta."):
         assert "nonexistent_level" not in _rules(checker, text)
+
+
+T = "EXAM:\n{}\nCLINICAL:\n{}\nFINDINGS:\n{}\nIMPRESSION:\n{}"
+
+
+def _all(checker, text: str) -> list[str]:
+    return [f.rule for f in checker.check(text).flags]
+
+
+@pytest.mark.parametrize("title,clinical,findings", [
+    ("MRI OF THE LEFT KNEE WITHOUT CONTRAST", "Right knee pain.", "Normal menisci."),
+    ("MRI RIGHT ANKLE", "Pain.", "Soft tissue swelling over the left ankle."),
+    ("MRI-UP EXT JOINT LEFT SHOULDER", "Right shoulder pain.", "Normal rotator cuff.")])
+def test_a_side_against_the_study_title(checker, title, clinical, findings):
+    text = T.format(title, clinical, findings, "No tear.")
+    flags = [f for f in checker.check(text).flags if f.rule == "title_side"]
+    assert flags and flags[0].related, flags  # the title's side is shown with it
+    assert text[flags[0].related[0].start:flags[0].related[0].end].lower() in ("left", "right")
+
+
+@pytest.mark.parametrize("title,clinical,findings", [
+    ("MRI OF THE LEFT KNEE WITHOUT CONTRAST", "Left knee pain.", "Normal menisci."),
+    ("MRI LEFT KNEE", "Left knee pain. Status post right knee arthroplasty.", "Normal menisci."),
+    ("MRI LEFT KNEE", "Left knee pain.", "Compared with the right knee MRI of 2004, no change."),
+    ("MRI LEFT FOOT", "Right ankle pain.", "Normal tendons."),  # another part
+    ("MRI OF THE BRAIN", "Right arm weakness.", "No infarct.")])  # no side in the title
+def test_other_side_mentions_that_are_no_slip(checker, title, clinical, findings):
+    assert "title_side" not in _all(checker, T.format(title, clinical, findings, "No tear."))
+
+
+def test_a_title_side_needs_the_title_at_the_start(checker):
+    assert "title_side" not in _all(checker, "FINDINGS: MRI left knee in 2004. Right knee pain.\n\nIMPRESSION: Normal.")
+
+
+@pytest.mark.parametrize("text", [
+    "C4-5: There is probable radicular impingement upon the exiting right C7 nerve root.",
+    "C6-7: Disc osteophyte complex with impingement upon the exiting left C4 nerve root.",
+    "At L5-S1 the disc bulge abuts the exiting left L2 nerve root."])
+def test_a_nerve_root_far_from_its_level(checker, text):
+    assert "root_level" in _rules(checker, text)
+
+
+@pytest.mark.parametrize("text", [
+    "C4-5: There is probable radicular impingement upon the exiting right C5 nerve root.",
+    "C7-T1: Foraminal narrowing abutting the exiting C8 nerve root.",
+    "L4-5: Disc protrusion contacting the traversing L5 nerve roots and the exiting L4 root.",
+    "L5-S1: Disc bulge abutting the descending S1 nerve root.",
+    "Right C7 nerve root impingement.",  # no level named
+    "Aortic root is normal. C4-5: Mild disc bulge."])
+def test_nerve_roots_at_their_level(checker, text):
+    assert "root_level" not in _rules(checker, text)
+
+
+def test_a_root_under_a_level_sub_heading(checker):
+    text = ("FINDINGS:\nC4-5: There is disc desiccation. There is probable impingement upon the exiting right C7 nerve "
+            "root.\nC5-6: Normal.\n\nIMPRESSION: Degenerative disc disease.")
+    assert "root_level" in _all(checker, text)
+    assert "root_level" not in _all(checker, text.replace("right C7", "right C5"))
+
+
+def test_resolution_is_a_change_down_that_sizes_can_contradict(checker):
+    text = ("Near complete resolution of the fluid collection along the right chest wall, residual collection "
+            "measuring 2.1 x 1.4 cm, previously {}.")
+    assert "interval_direction" in _rules(checker, text.format("1.5 x 1.2 cm"))
+    assert "interval_direction" not in _rules(checker, text.format("15.5 x 5.2 cm"))

@@ -1,0 +1,117 @@
+"""What a reader of one CT or MR report sees against the report's own title or sub-heading (issue 21 items 4 and 5):
+errors stated once in a report with no impression to compare with.
+
+* ``title_side``: a body part named with the other side than the study title gives it ("MRI LEFT KNEE ...
+  CLINICAL: Right knee pain."), unless the sentence says it speaks of the other side on purpose (a comparison,
+  both sides, a past operation: the pack's ``title_breaks``); the flag shows the title's side too;
+* ``root_level``: a spinal nerve root that is not at its disc level: more than ``root_slack`` places beyond the two
+  vertebrae of the level its sentence names, or of the level sub-heading it stands under ("C4-5: ... impingement upon
+  the exiting right C7 nerve root").
+
+The words are data: the language pack's ``ct_mr_reader`` (``medmm/configs/reports/language-en.yaml``). Each rule
+decides most reports on an anchored match at the report's start or one substring test; every pattern is bounded (a
+fixed phrase, at most 40 characters between a title's modality and its side).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from medmm.reports.analysis import Analysis
+from medmm.reports.flags import Flag, make_flag
+from medmm.reports.language_pack import language_pack, longest_first
+from medmm.reports.registry import FlagSpec, declare
+from medmm.reports.rule_loop import BODY
+
+_CR = language_pack()["ct_mr_reader"]
+_OTHER = {"left": "right", "right": "left"}
+
+# ------------------------------------------------------------------ title_side
+_PARTS = longest_first(_CR["title_parts"])
+_TITLE = re.compile(_CR["title"].replace("PART", _PARTS), re.I)
+_SIDED_PART = re.compile(r"\b(left|right)\s+(" + _PARTS + r")\b", re.I)
+_TITLE_BREAKS = re.compile(r"(?:\b|(?<=\W))(?:" + longest_first(_CR["title_breaks"]) + r")\b", re.I)
+
+
+def _part(word: str) -> str:
+    """One name for a part's singular and plural ("knees" -> "knee", "feet" -> "foot", "calves" -> "calf")."""
+    w = word.lower()
+    return {"feet": "foot", "calves": "calf", "testis": "testicle"}.get(w, w[:-1] if w.endswith("s") else w)
+
+
+@declare(FlagSpec(id="title_side", type="laterality", family="single", reads=("any",),
+                  explains="the {side} {part}, but the study title names the {other side} {part}",
+                  example="MRI LEFT KNEE WITHOUT CONTRAST\n\nINDICATION: Right knee pain.\n\nFINDINGS: Normal menisci.",
+                  clean="MRI LEFT KNEE WITHOUT CONTRAST\n\nINDICATION: Left knee pain.\n\nFINDINGS: Normal menisci."))
+def rule_title_side(a: Analysis, header: Any = None) -> list[Flag]:
+    """A body part named with the other side than the study title that opens the report."""
+    title = _TITLE.match(a.text)
+    if title is None:
+        return []  # most reports: no study title naming a side at their start (an anchored match)
+    side, part = title.group(1).lower(), _part(title.group(2))
+    flags: list[Flag] = []
+    for sent in a.sentences:
+        if sent.section == "comparison" or sent.end <= title.end():
+            continue
+        for m in _SIDED_PART.finditer(a.text, max(sent.start, title.end()), sent.end):
+            if m.group(1).lower() != _OTHER[side] or _part(m.group(2)) != part:
+                continue
+            if _TITLE_BREAKS.search(a.text, sent.start, sent.end):
+                break
+            flags.append(make_flag("title_side", a.text, m.start(), m.end(),
+                                   f"the {m.group(0).lower()}, but the study title names the {side} {part}",
+                                   related=[title.span(1)]))
+            break
+    return flags
+
+
+# ------------------------------------------------------------------ root_level
+_ROOT = re.compile(_CR["root"])  # case-sensitive: a level's letter is a capital
+_DISC_LEVEL = re.compile(_CR["disc_level"], re.I)
+_FIRST = {k.upper(): int(v) for k, v in _CR["first_index"].items()}
+_SLACK = int(_CR["root_slack"])
+
+
+def _place(letter: str, number: str) -> int:
+    return _FIRST[letter.upper()] + int(number) - 1
+
+
+def _levels(text: str) -> list[tuple[int, int, str]]:
+    """The disc levels a text names: (upper vertebra's place, lower one's, the level as written)."""
+    out = []
+    for m in _DISC_LEVEL.finditer(text):
+        upper = _place(m.group(1), m.group(2))
+        lower = _place(m.group(3) or m.group(1), m.group(4))
+        if 0 < lower - upper <= 2:  # "C4-5", "L5-S1"; not "T1-3" (a range of vertebrae)
+            out.append((upper, lower, m.group(0)))
+    return out
+
+
+@declare(FlagSpec(id="root_level", type="location", family="single", reads=BODY,
+                  explains="the {root} nerve root at {level}, too far from that level: a digit wrong?",
+                  example="FINDINGS: C4-5: Disc osteophyte complex with impingement upon the exiting right C7 nerve root.",
+                  clean="FINDINGS: C4-5: Disc osteophyte complex with impingement upon the exiting right C5 nerve root."))
+def rule_root_level(a: Analysis, header: Any = None) -> list[Flag]:
+    """A nerve root that is not at the disc level its sentence (or its level sub-heading) names."""
+    if "root" not in a.lower_text():
+        return []  # a nerve root is named with the word (one substring test decides most reports)
+    flags: list[Flag] = []
+    for sent in a.sentences:
+        if sent.section not in BODY:
+            continue
+        roots = list(_ROOT.finditer(a.text, sent.start, sent.end))
+        if not roots:
+            continue
+        levels = _levels(sent.text) or (_levels(sent.label) if sent.label else [])
+        if not levels:
+            continue
+        for r in roots:
+            place = _place(r.group(1), r.group(2))
+            if any(up - _SLACK <= place <= low + _SLACK for up, low, _ in levels):
+                continue
+            level = levels[0][2]
+            flags.append(make_flag("root_level", a.text, r.start(), r.end(),
+                                   f"the {r.group(1)}{r.group(2)} nerve root at {level}, too far from that level: "
+                                   "a digit wrong?"))
+    return flags
