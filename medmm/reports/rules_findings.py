@@ -181,9 +181,19 @@ _AT_LEAST = {k.lower(): float(v) for k, v in _FR["measured_grade_sizes"]["at_lea
 _AT_MOST = {k.lower(): float(v) for k, v in _FR["measured_grade_sizes"]["at_most"].items()}
 _GRADE = re.compile(r"\b(" + longest_first(list(_AT_LEAST) + list(_AT_MOST)) + r")\b", re.I)
 _MEASURED_BY = re.compile(_FR["measured_by"], re.I)
+# "Large right lower lobe pulmonary nodule 3 mm": the noun the size follows, read only close to its grade
+_MEASURED_BY_NOUN = re.compile(_FR["measured_by_noun"], re.I)
+_NOUN_GAP_WORDS = 6
+_NOUN_KEYS = substring_keys([_FR["measured_by_noun"]])  # each match holds one of these (None: no pre-test)
 # a word between the grade and "measuring" that hands the size to another finding ("large effusion with a nodule
 # measuring 4 mm"): the pack's measured_gap_breaks
 _GAP_BREAK = re.compile(r"\b(?:" + longest_first(_FR["measured_gap_breaks"]) + r")\b", re.I)
+
+
+def _measures(sentence: str) -> list[tuple[re.Match[str], bool]]:
+    """The words that hand a size to the finding before them: "measuring" (False) or the finding's noun (True)."""
+    found = [(m, False) for m in _MEASURED_BY.finditer(sentence)] + [(m, True) for m in _MEASURED_BY_NOUN.finditer(sentence)]
+    return sorted(found, key=lambda f: f[0].start())
 
 
 @per_sentence
@@ -191,7 +201,7 @@ def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
     grades = list(_GRADE.finditer(sentence))
     if not grades:
         return ()
-    for by in _MEASURED_BY.finditer(sentence):
+    for by, noun in _measures(sentence):
         size = SIZE.match(sentence, by.end())
         if size is None:
             continue
@@ -200,7 +210,8 @@ def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
             continue
         g = before[-1]
         gap = sentence[g.end(): by.start()]
-        if len(gap.split()) > 20 or ";" in gap or SIZE.search(gap) or _GAP_BREAK.search(gap):
+        if len(gap.split()) > (_NOUN_GAP_WORDS if noun else 20) or ";" in gap or SIZE.search(gap) \
+                or _GAP_BREAK.search(gap) or (noun and "," in gap):
             continue
         grade, mm = g.group(1).lower(), size_mm(size)
         if (grade in _AT_LEAST and mm >= _AT_LEAST[grade]) or (grade in _AT_MOST and mm <= _AT_MOST[grade]):
@@ -215,7 +226,8 @@ def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
                   clean=EXAMPLE.format("A small nodule is seen in the right middle lobe, measuring 3 mm.")))
 def rule_severity_measured(a: Analysis, header: Any = None) -> list[Flag]:
     """A grade whose finding's own measurement, given later in the sentence ("measuring 3 mm"), contradicts it."""
-    if not report_has_size(a) or "measur" not in a.lower_text() or not _GRADE.search(a.text):
+    if not report_has_size(a) or ("measur" not in a.lower_text() and lacks(a.lower_text(), _NOUN_KEYS)) \
+            or not _GRADE.search(a.text):
         return []
     return sentence_flags(a, "severity_measured", _grade_against_measure)
 

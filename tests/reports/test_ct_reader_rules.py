@@ -113,3 +113,16 @@ def test_resolution_is_a_change_down_that_sizes_can_contradict(checker):
             "measuring 2.1 x 1.4 cm, previously {}.")
     assert "interval_direction" in _rules(checker, text.format("1.5 x 1.2 cm"))
     assert "interval_direction" not in _rules(checker, text.format("15.5 x 5.2 cm"))
+
+
+@pytest.mark.parametrize("text", ["Large right lower lobe pulmonary nodule 3 mm (7:204).",
+                                  "Large left upper lobe pulmonary\nnodule 4 mm."])
+def test_a_grade_against_the_size_that_follows_its_noun(checker, text):
+    assert "severity_measured" in _rules(checker, text)
+
+
+@pytest.mark.parametrize("text", ["Large hiatal hernia, right lower lobe nodule 3 mm.",
+                                  "Small right lower lobe nodule 3 mm.", "Large right lower lobe mass 6 cm.",
+                                  "Large hiatal hernia and right lower lobe nodule 3 mm."])
+def test_a_grade_of_another_finding_or_one_that_fits(checker, text):
+    assert "severity_measured" not in _rules(checker, text)
