@@ -6,7 +6,9 @@ errors stated once in a report with no impression to compare with.
   both sides, a past operation: the pack's ``title_breaks``); the flag shows the title's side too;
 * ``root_level``: a spinal nerve root that is not at its disc level: more than ``root_slack`` places beyond the two
   vertebrae of the level its sentence names, or of the level sub-heading it stands under ("C4-5: ... impingement upon
-  the exiting right C7 nerve root").
+  the exiting right C7 nerve root");
+* ``segment_lobe``: a lung segment its lobe does not have ("superior segment of the left upper lobe": the superior
+  segment is a lower lobe's; "lateral segment of the right upper lobe": the middle lobe's).
 
 The words are data: the language pack's ``ct_mr_reader`` (``medmm/configs/reports/language-en.yaml``). Each rule
 decides most reports on an anchored match at the report's start or one substring test; every pattern is bounded (a
@@ -40,15 +42,14 @@ def _part(word: str) -> str:
     return {"feet": "foot", "calves": "calf", "testis": "testicle"}.get(w, w[:-1] if w.endswith("s") else w)
 
 
-@declare(FlagSpec(id="title_side", type="laterality", family="single", reads=("any",),
+_TITLE_SPEC = FlagSpec(id="title_side", type="laterality", family="single", reads=("any",),
                   explains="the {side} {part}, but the study title names the {other side} {part}",
                   example="MRI LEFT KNEE WITHOUT CONTRAST\n\nINDICATION: Right knee pain.\n\nFINDINGS: Normal menisci.",
-                  clean="MRI LEFT KNEE WITHOUT CONTRAST\n\nINDICATION: Left knee pain.\n\nFINDINGS: Normal menisci."))
-def rule_title_side(a: Analysis, header: Any = None) -> list[Flag]:
+                  clean="MRI LEFT KNEE WITHOUT CONTRAST\n\nINDICATION: Left knee pain.\n\nFINDINGS: Normal menisci.")
+
+
+def _title_side(a: Analysis, title: re.Match[str]) -> list[Flag]:
     """A body part named with the other side than the study title that opens the report."""
-    title = _TITLE.match(a.text)
-    if title is None:
-        return []  # most reports: no study title naming a side at their start (an anchored match)
     side, part = title.group(1).lower(), _part(title.group(2))
     flags: list[Flag] = []
     for sent in a.sentences:
@@ -88,14 +89,14 @@ def _levels(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
-@declare(FlagSpec(id="root_level", type="location", family="single", reads=BODY,
+_ROOT_SPEC = FlagSpec(id="root_level", type="location", family="single", reads=BODY,
                   explains="the {root} nerve root at {level}, too far from that level: a digit wrong?",
                   example="FINDINGS: C4-5: Disc osteophyte complex with impingement upon the exiting right C7 nerve root.",
-                  clean="FINDINGS: C4-5: Disc osteophyte complex with impingement upon the exiting right C5 nerve root."))
-def rule_root_level(a: Analysis, header: Any = None) -> list[Flag]:
+                  clean="FINDINGS: C4-5: Disc osteophyte complex with impingement upon the exiting right C5 nerve root.")
+
+
+def _root_level(a: Analysis) -> list[Flag]:
     """A nerve root that is not at the disc level its sentence (or its level sub-heading) names."""
-    if "root" not in a.lower_text():
-        return []  # a nerve root is named with the word (one substring test decides most reports)
     flags: list[Flag] = []
     for sent in a.sentences:
         if sent.section not in BODY:
@@ -114,4 +115,53 @@ def rule_root_level(a: Analysis, header: Any = None) -> list[Flag]:
             flags.append(make_flag("root_level", a.text, r.start(), r.end(),
                                    f"the {r.group(1)}{r.group(2)} nerve root at {level}, too far from that level: "
                                    "a digit wrong?"))
+    return flags
+
+
+# ------------------------------------------------------------------ segment_lobe
+_LOBE_SEGMENTS = {tuple(k.lower().split()): [re.compile(r"(?:" + n + r")\Z", re.I) for n in v]
+                  for k, v in _CR["lobe_segments"].items()}
+_SEGMENT_NAMES = longest_first(sorted({n for v in _CR["lobe_segments"].values() for n in v}))
+_SEGMENT_OF = re.compile(r"\b(" + _SEGMENT_NAMES + r")\s+segments?\s+of\s+the\s+(left|right)\s+(upper|middle|lower)"
+                         r"\s+lobe\b|\b(left|right)\s+(upper|middle|lower)\s+lobe\s+(" + _SEGMENT_NAMES
+                         + r")\s+segments?\b", re.I)
+
+
+_SEGMENT_SPEC = FlagSpec(id="segment_lobe", type="location", family="single", reads=BODY,
+                  explains="the {lobe} has no {segment} segment: the lobe or the segment is wrong",
+                  example="FINDINGS: Cavitary lesion in the superior segment of the left upper lobe.",
+                  clean="FINDINGS: Cavitary lesion in the superior segment of the left lower lobe.")
+
+
+def _segment_lobe(a: Analysis) -> list[Flag]:
+    """A lung segment named with a lobe that does not have it."""
+    flags: list[Flag] = []
+    for sec in a.sections:
+        if sec.name not in BODY:
+            continue
+        for m in _SEGMENT_OF.finditer(a.text, sec.start, sec.end):
+            name, side, level = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(6), m.group(4),
+                                                                                          m.group(5))
+            names = _LOBE_SEGMENTS.get((side.lower(), level.lower()))
+            words = " ".join(name.lower().split())
+            if names is None or any(n.match(words) for n in names):
+                continue  # a lobe the pack does not list (a left middle lobe is nonexistent_lobe's), or its segment
+            flags.append(make_flag("segment_lobe", a.text, m.start(), m.end(),
+                                   f"the {side.lower()} {level.lower()} lobe has no {words} segment: the lobe or the "
+                                   "segment is wrong"))
+    return flags
+
+
+# ------------------------------------------------------------------ the three, as one rule
+@declare(_TITLE_SPEC, _ROOT_SPEC, _SEGMENT_SPEC)
+def rule_reader(a: Analysis, header: Any = None) -> list[Flag]:
+    """The three rules of this module, as one call per report (most reports are decided by an anchored match at
+    their start and three substring tests: no study title with a side, no "root", no " segment" beside "lobe")."""
+    low = a.lower_text()
+    title = _TITLE.match(a.text)
+    flags = _title_side(a, title) if title is not None else []
+    if "root" in low:
+        flags += _root_level(a)
+    if " segment" in low and "lobe" in low:  # not "subsegmental"
+        flags += _segment_lobe(a)
     return flags

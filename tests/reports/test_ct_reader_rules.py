@@ -126,3 +126,22 @@ def test_a_grade_against_the_size_that_follows_its_noun(checker, text):
                                   "Large hiatal hernia and right lower lobe nodule 3 mm."])
 def test_a_grade_of_another_finding_or_one_that_fits(checker, text):
     assert "severity_measured" not in _rules(checker, text)
+
+
+@pytest.mark.parametrize("text", ["Cavitary lesion in the superior segment of the left upper\nlobe.",
+                                  "Consolidation in the lateral segment of the right upper lobe.",
+                                  "Nodule in the right upper lobe superior segment.",
+                                  "Nodule in the apicoposterior segment of the right lower lobe."])
+def test_a_segment_its_lobe_does_not_have(checker, text):
+    assert "segment_lobe" in _rules(checker, text)
+
+
+@pytest.mark.parametrize("text", ["Cavitary lesion in the superior segment of the left lower\nlobe.",
+                                  "Consolidation in the lateral segment of the right middle lobe.",
+                                  "Nodule in the right lower lobe superior segment.",
+                                  "Nodule in the apicoposterior segment of the left upper lobe.",
+                                  "Atelectasis in the posterior segment of the right lower lobe.",  # posterior basal
+                                  "Nodule in the inferior lingular segment of the left upper lobe.",
+                                  "Subsegmental atelectasis in the right lower lobe."])
+def test_segments_of_their_lobe(checker, text):
+    assert "segment_lobe" not in _rules(checker, text)
