@@ -180,6 +180,9 @@ def rule_size_class(a: Analysis, header: Any = None) -> list[Flag]:
 _AT_LEAST = {k.lower(): float(v) for k, v in _FR["measured_grade_sizes"]["at_least"].items()}
 _AT_MOST = {k.lower(): float(v) for k, v in _FR["measured_grade_sizes"]["at_most"].items()}
 _GRADE = re.compile(r"\b(" + longest_first(list(_AT_LEAST) + list(_AT_MOST)) + r")\b", re.I)
+# the grades as words, looked up in the report's set of words first (None: a site's grade that is not one word)
+_GRADE_WORDS = frozenset(_AT_LEAST) | frozenset(_AT_MOST) \
+    if all(w.isalpha() for w in list(_AT_LEAST) + list(_AT_MOST)) else None
 _MEASURED_BY = re.compile(_FR["measured_by"], re.I)
 # "Large right lower lobe pulmonary nodule 3 mm": the noun the size follows, read only close to its grade
 _MEASURED_BY_NOUN = re.compile(_FR["measured_by_noun"], re.I)
@@ -226,8 +229,8 @@ def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
                   clean=EXAMPLE.format("A small nodule is seen in the right middle lobe, measuring 3 mm.")))
 def rule_severity_measured(a: Analysis, header: Any = None) -> list[Flag]:
     """A grade whose finding's own measurement, given later in the sentence ("measuring 3 mm"), contradicts it."""
-    if not report_has_size(a) or ("measur" not in a.lower_text() and lacks(a.lower_text(), _NOUN_KEYS)) \
-            or not _GRADE.search(a.text):
+    if not report_has_size(a) or (_GRADE_WORDS is not None and a.lower_words()[1].isdisjoint(_GRADE_WORDS)) \
+            or ("measur" not in a.lower_text() and lacks(a.lower_text(), _NOUN_KEYS)) or not _GRADE.search(a.text):
         return []
     return sentence_flags(a, "severity_measured", _grade_against_measure)
 

@@ -44,7 +44,7 @@ def test_spinal_measurements_that_fit(checker, text):
 
 def test_a_liver_segment_past_the_eighth(checker):
     assert "nonexistent_level" in _rules(checker, "Unchanged segment 9A hepatic cyst.")
-    assert "nonexistent_level" in _rules(checker, "Hypodensity in hepatic segment 11.")
+    assert "nonexistent_level" in _rules(checker, "Hypodensity in segment 11 of the liver.")
     for text in ("Unchanged segment 4A hepatic cyst.", "Hypodensity in hepatic segment 7.",
                  "Segment 12 of the thoracic aorta."):
         assert "nonexistent_level" not in _rules(checker, text)
