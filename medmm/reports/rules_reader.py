@@ -32,6 +32,8 @@ _OTHER = {"left": "right", "right": "left"}
 # ------------------------------------------------------------------ title_side
 _PARTS = longest_first(_CR["title_parts"])
 _TITLE = re.compile(_CR["title"].replace("PART", _PARTS), re.I)
+_TITLE_HEAD = 40  # the title's modality is among the report's first characters ("EXAMINATION: MRI ..."): looked
+# for there, lower-cased, before the pattern runs (every title modality holds "mr" or "ct")
 _SIDED_PART = re.compile(r"\b(left|right)\s+(" + _PARTS + r")\b", re.I)
 _TITLE_BREAKS = re.compile(r"(?:\b|(?<=\W))(?:" + longest_first(_CR["title_breaks"]) + r")\b", re.I)
 
@@ -122,9 +124,13 @@ def _root_level(a: Analysis) -> list[Flag]:
 _LOBE_SEGMENTS = {tuple(k.lower().split()): [re.compile(r"(?:" + n + r")\Z", re.I) for n in v]
                   for k, v in _CR["lobe_segments"].items()}
 _SEGMENT_NAMES = longest_first(sorted({n for v in _CR["lobe_segments"].values() for n in v}))
-_SEGMENT_OF = re.compile(r"\b(" + _SEGMENT_NAMES + r")\s+segments?\s+of\s+the\s+(left|right)\s+(upper|middle|lower)"
-                         r"\s+lobe\b|\b(left|right)\s+(upper|middle|lower)\s+lobe\s+(" + _SEGMENT_NAMES
-                         + r")\s+segments?\b", re.I)
+# read around each "segment" of the text (found by a substring search): the name before it and the lobe after it
+# ("superior segment of the left lower lobe"), or the lobe and the name before it ("left lower lobe superior segment")
+_NAME_BEFORE = re.compile(r"\b(" + _SEGMENT_NAMES + r")\s+\Z", re.I)
+_LOBE_AFTER = re.compile(r"s?\s+of\s+the\s+(left|right)\s+(upper|middle|lower)\s+lobe\b", re.I)
+_LOBE_NAME_BEFORE = re.compile(r"\b(left|right)\s+(upper|middle|lower)\s+lobe\s+(" + _SEGMENT_NAMES + r")\s+\Z",
+                               re.I)
+_BEFORE_CHARS = 60  # "left middle lobe anteromedial basal " and the like fit
 
 
 _SEGMENT_SPEC = FlagSpec(id="segment_lobe", type="location", family="single", reads=BODY,
@@ -136,19 +142,32 @@ _SEGMENT_SPEC = FlagSpec(id="segment_lobe", type="location", family="single", re
 def _segment_lobe(a: Analysis) -> list[Flag]:
     """A lung segment named with a lobe that does not have it."""
     flags: list[Flag] = []
+    low, text = a.lower_text(), a.text
     for sec in a.sections:
         if sec.name not in BODY:
             continue
-        for m in _SEGMENT_OF.finditer(a.text, sec.start, sec.end):
-            name, side, level = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(6), m.group(4),
-                                                                                          m.group(5))
+        p = low.find(" segment", sec.start, sec.end)
+        while p != -1:
+            p += 1  # the word "segment"
+            lo = max(sec.start, p - _BEFORE_CHARS)
+            after = _LOBE_AFTER.match(text, p + 7, sec.end)
+            named = _NAME_BEFORE.search(text, lo, p) if after else None
+            if named is not None and after is not None:
+                name, side, level, span = named.group(1), after.group(1), after.group(2), (named.start(), after.end())
+            else:
+                both = _LOBE_NAME_BEFORE.search(text, lo, p)
+                if both is None:
+                    p = low.find(" segment", p, sec.end)
+                    continue
+                name, side, level, span = both.group(3), both.group(1), both.group(2), (both.start(), p + 7)
             names = _LOBE_SEGMENTS.get((side.lower(), level.lower()))
             words = " ".join(name.lower().split())
-            if names is None or any(n.match(words) for n in names):
-                continue  # a lobe the pack does not list (a left middle lobe is nonexistent_lobe's), or its segment
-            flags.append(make_flag("segment_lobe", a.text, m.start(), m.end(),
-                                   f"the {side.lower()} {level.lower()} lobe has no {words} segment: the lobe or the "
-                                   "segment is wrong"))
+            if names is not None and not any(n.match(words) for n in names):
+                # (a lobe the pack does not list, a left middle lobe, is nonexistent_lobe's)
+                flags.append(make_flag("segment_lobe", text, span[0], span[1],
+                                       f"the {side.lower()} {level.lower()} lobe has no {words} segment: the lobe or "
+                                       "the segment is wrong"))
+            p = low.find(" segment", p, sec.end)
     return flags
 
 
@@ -158,7 +177,8 @@ def rule_reader(a: Analysis, header: Any = None) -> list[Flag]:
     """The three rules of this module, as one call per report (most reports are decided by an anchored match at
     their start and three substring tests: no study title with a side, no "root", no " segment" beside "lobe")."""
     low = a.lower_text()
-    title = _TITLE.match(a.text)
+    head = low[:_TITLE_HEAD]
+    title = _TITLE.match(a.text) if "mr" in head or "ct" in head else None
     flags = _title_side(a, title) if title is not None else []
     if "root" in low:
         flags += _root_level(a)

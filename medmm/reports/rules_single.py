@@ -37,11 +37,11 @@ _LOCATING = re.compile(_RP["locating"], re.I)
 _DIMENSION_OF = re.compile(_RP["dimension_of"], re.I)  # "diameter of the": the structure after it is measured
 
 
-def _locates(window: str, head: str) -> bool:
-    """Whether the words before a structure (``window``, led by ``head``, the three words before it) make it the
-    place of another finding ("over the", "of the"), not the thing measured ("the AP diameter of the central
-    canal")."""
-    return _LOCATING.search(window) is not None and _DIMENSION_OF.search(f"{head} {window}") is None
+def _locates(window: str, before: list[str]) -> bool:
+    """Whether the words before a structure (``window``, the last of the words ``before`` the measurement) make it
+    the place of another finding ("over the", "of the"), not the thing measured ("the AP diameter of the central
+    canal": the three words before the window are read too)."""
+    return _LOCATING.search(window) is not None and _DIMENSION_OF.search(f"{' '.join(before[-8:-5])} {window}") is None
 
 
 def _structure_near(text: str, start: int, end: int, lo: int, hi: int) -> tuple[str, float, float] | None:
@@ -52,14 +52,14 @@ def _structure_near(text: str, start: int, end: int, lo: int, hi: int) -> tuple[
     # sentence for each measurement was quadratic
     words_after = " ".join(text[end:min(hi, end + 160)].split()[:4])
     before = text[max(lo, start - 160):start].split()
-    words_before, head = " ".join(before[-5:]), " ".join(before[-8:-5])
+    words_before = " ".join(before[-5:])
     for window, after in ((words_after, True), (words_before, False)):
         if not _ANY_STRUCTURE.search(window):
             continue
         best = None
         for pat, mn, mx in _STRUCTURES:
             m = pat.search(window)
-            if m and (best is None or m.start() < best[0]) and (after or not _locates(window[: m.start()], head)):
+            if m and (best is None or m.start() < best[0]) and (after or not _locates(window[: m.start()], before)):
                 best = (m.start(), m.group(0), mn, mx)
         if best:
             return best[1], best[2], best[3]
