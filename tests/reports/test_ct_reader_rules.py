@@ -145,3 +145,16 @@ def test_a_segment_its_lobe_does_not_have(checker, text):
                                   "Subsegmental atelectasis in the right lower lobe."])
 def test_segments_of_their_lobe(checker, text):
     assert "segment_lobe" not in _rules(checker, text)
+
+
+def test_a_new_finding_a_later_sentence_names_and_calls_unchanged(checker):
+    text = ("There are multiple new bilateral thin-walled cysts. Incidentally noted azygos fissure. No focal "
+            "consolidation. These cysts appear grossly unchanged when compared to 2013.")
+    flags = [f for f in checker.check("FINDINGS: " + text).flags if f.rule == "interval_new_unchanged"]
+    assert flags and flags[0].related  # both sentences shown
+    assert "interval_new_unchanged" not in _rules(checker, text.replace("new bilateral", "bilateral"))
+    # another finding of the same noun between them: "These cysts" may be those
+    assert "interval_new_unchanged" not in _rules(checker, text.replace(
+        "Incidentally noted azygos fissure.", "Renal cysts are also seen."))
+    # another noun
+    assert "interval_new_unchanged" not in _rules(checker, text.replace("These cysts", "These nodules"))
