@@ -287,12 +287,26 @@ _ANAPHOR_NEW = re.compile(_FR["anaphor_new"], re.I)
 _OPENS_OLD = re.compile(_FR["opens_old"], re.I)
 _NAMED_OLD = re.compile(_FR["anaphor_named_old"], re.I)
 _NAMED_REACH = int(_FR["named_old_reach"])
+_OLD_LIST = re.compile(_FR["old_list_opener"], re.I)
 
 
 def _noun_in(noun: str, text: str) -> bool:
     """Whether ``text`` names ``noun`` (singular or plural: "cysts" / "cyst")."""
     stem = noun[:-1] if noun.endswith("s") else noun
     return re.search(r"\b" + re.escape(stem) + r"s?\b", text, re.I) is not None
+
+
+def _new_item(a: Analysis, i: int, noun: str) -> Flag | None:
+    """Sentence ``i`` opens a list of old findings ("Stable pulmonary nodules as follows: ..."); an item of it in the
+    next sentences of its sub-heading calls a finding of the listed noun new."""
+    sents, s = a.sentences, a.sentences[i]
+    for t in sents[i + 1: i + _NAMED_REACH]:
+        if t.section != s.section or t.label != s.label:
+            return None
+        if _claim(t.text) == "new" and _noun_in(noun, t.text):
+            return make_flag("interval_new_unchanged", a.text, t.start, t.end,
+                             f"called new in a list introduced as \"{s.text[: 60].strip()}\"", related=[(s.start, s.end)])
+    return None
 
 
 def _named_later(a: Analysis, i: int) -> Flag | None:
@@ -319,6 +333,10 @@ def _across(a: Analysis) -> list[Flag]:
     for i, (s, t) in enumerate(zip(sents, sents[1:])):
         if s.section not in BODY or t.section != s.section or t.label != s.label:
             continue  # not across an organ sub-heading ("LUNGS: New nodule." / "THYROID: This is unchanged.")
+        if (opener := _OLD_LIST.match(s.text)) is not None:
+            item = _new_item(a, i, opener.group(1))
+            if item is not None:
+                flags.append(item)
         if _claim(s.text) == "new" and not _ANAPHOR_OLD.match(t.text):
             later = _named_later(a, i)
             if later is not None:

@@ -158,3 +158,14 @@ def test_a_new_finding_a_later_sentence_names_and_calls_unchanged(checker):
         "Incidentally noted azygos fissure.", "Renal cysts are also seen."))
     # another noun
     assert "interval_new_unchanged" not in _rules(checker, text.replace("These cysts", "These nodules"))
+
+
+def test_a_new_item_in_a_list_introduced_as_stable(checker):
+    text = ("Stable pulmonary nodules as follows: Left lower lobe pulmonary nodule 8 mm (7:234). New left upper lobe "
+            "pulmonary nodule 3 mm (7:203). Right lower lobe pulmonary nodule 3 mm (7:204).")
+    flags = [f for f in checker.check("FINDINGS: " + text).flags if f.rule == "interval_new_unchanged"]
+    assert flags and flags[0].related
+    assert "interval_new_unchanged" not in _rules(checker, text.replace("New left", "Left"))
+    # a new finding of another kind after the list
+    assert "interval_new_unchanged" not in _rules(checker, text.replace(
+        "New left upper lobe pulmonary nodule 3 mm (7:203).", "New consolidation in the left upper lobe."))
