@@ -8,7 +8,10 @@ errors stated once in a report with no impression to compare with.
   vertebrae of the level its sentence names, or of the level sub-heading it stands under ("C4-5: ... impingement upon
   the exiting right C7 nerve root");
 * ``segment_lobe``: a lung segment its lobe does not have ("superior segment of the left upper lobe": the superior
-  segment is a lower lobe's; "lateral segment of the right upper lobe": the middle lobe's).
+  segment is a lower lobe's; "lateral segment of the right upper lobe": the middle lobe's);
+* ``signal_sequence``: an MR signal word against what the finding looks like on the sequence its sentence names
+  ("no significant dark signal on the diffusion sequence to indicate acute infarction": an acute infarct is bright
+  on diffusion; the ADC map, where it is dark, blocks it).
 
 The words are data: the language pack's ``ct_mr_reader`` (``medmm/configs/reports/language-en.yaml``). Each rule
 decides most reports on an anchored match at the report's start or one substring test; every pattern is bounded (a
@@ -171,11 +174,46 @@ def _segment_lobe(a: Analysis) -> list[Flag]:
     return flags
 
 
-# ------------------------------------------------------------------ the three, as one rule
-@declare(_TITLE_SPEC, _ROOT_SPEC, _SEGMENT_SPEC)
+# ------------------------------------------------------------------ signal_sequence
+_SIGNAL = {k: re.compile(v, re.I) for k, v in _CR["signal_words"].items()}
+_OPPOSITE = {"bright": "dark", "dark": "bright"}
+_EXPECT = [(re.compile(e["sequence"], re.I), re.compile(e["blockers"], re.I), re.compile(e["finding"], re.I),
+            str(e["expect"])) for e in _CR["signal_expect"]]
+
+_SIGNAL_SPEC = FlagSpec(id="signal_sequence", type="finding", family="single", reads=BODY,
+                        explains="{signal} on {sequence}, but {finding} is {expected} there",
+                        example="FINDINGS: On the diffusion sequence, there is no dark signal to indicate acute "
+                                "infarction.",
+                        clean="FINDINGS: On the diffusion sequence, there is no bright signal to indicate acute "
+                              "infarction.")
+
+
+def _signal_sequence(a: Analysis) -> list[Flag]:
+    """A signal word of the other polarity than the one the sentence's finding has on the sentence's sequence."""
+    flags: list[Flag] = []
+    for sent in a.sentences:
+        if sent.section not in BODY:
+            continue
+        for seq_pat, block, finding_pat, expect in _EXPECT:
+            seq = seq_pat.search(sent.text)
+            finding = finding_pat.search(sent.text) if seq else None
+            if finding is None or block.search(sent.text):
+                continue
+            wrong = _SIGNAL[_OPPOSITE[expect]].search(sent.text)
+            if wrong is None or _SIGNAL[expect].search(sent.text):
+                continue  # no signal word of the other polarity, or both said (two sequences)
+            flags.append(make_flag("signal_sequence", a.text, sent.start + wrong.start(), sent.start + wrong.end(),
+                                   f"\"{wrong.group(0)}\" on {seq.group(0)}, but {finding.group(0)} is {expect} "
+                                   "there"))
+            break
+    return flags
+
+
+# ------------------------------------------------------------------ the four, as one rule
+@declare(_TITLE_SPEC, _ROOT_SPEC, _SEGMENT_SPEC, _SIGNAL_SPEC)
 def rule_reader(a: Analysis, header: Any = None) -> list[Flag]:
-    """The three rules of this module, as one call per report (most reports are decided by an anchored match at
-    their start and three substring tests: no study title with a side, no "root", no " segment" beside "lobe")."""
+    """The four rules of this module, as one call per report (most reports are decided by substring tests: no "mr"
+    or "ct" among the first characters, no "root", no " segment" beside "lobe", no "diffusion" or "dwi")."""
     low = a.lower_text()
     head = low[:_TITLE_HEAD]
     title = _TITLE.match(a.text) if "mr" in head or "ct" in head else None
@@ -184,4 +222,6 @@ def rule_reader(a: Analysis, header: Any = None) -> list[Flag]:
         flags += _root_level(a)
     if " segment" in low and "lobe" in low:  # not "subsegmental"
         flags += _segment_lobe(a)
+    if "diffusion" in low or "dwi" in low:
+        flags += _signal_sequence(a)
     return flags

@@ -169,3 +169,19 @@ def test_a_new_item_in_a_list_introduced_as_stable(checker):
     # a new finding of another kind after the list
     assert "interval_new_unchanged" not in _rules(checker, text.replace(
         "New left upper lobe pulmonary nodule 3 mm (7:203).", "New consolidation in the left upper lobe."))
+
+
+@pytest.mark.parametrize("text", [
+    "On the diffusion sequence, there is no significant dark signal to indicate acute infarction.",
+    "Hypointense focus on DWI in the left corona radiata consistent with acute infarct."])
+def test_a_signal_word_against_its_sequence(checker, text):
+    assert "signal_sequence" in _rules(checker, text)
+
+
+@pytest.mark.parametrize("text", [
+    "On the diffusion sequence, there is no significant bright signal to indicate acute infarction.",
+    "Restricted diffusion with low signal on the ADC map, consistent with acute infarct.",
+    "Hyperintense focus on DWI with corresponding low ADC values, consistent with acute infarct.",
+    "Low signal on T1 in the left frontal lobe, no acute infarct."])
+def test_signal_words_that_fit_their_sequence(checker, text):
+    assert "signal_sequence" not in _rules(checker, text)
