@@ -333,22 +333,20 @@ def _across(a: Analysis) -> list[Flag]:
     for i, (s, t) in enumerate(zip(sents, sents[1:])):
         if s.section not in BODY or t.section != s.section or t.label != s.label:
             continue  # not across an organ sub-heading ("LUNGS: New nodule." / "THYROID: This is unchanged.")
-        if (opener := _OLD_LIST.match(s.text)) is not None:
-            item = _new_item(a, i, opener.group(1))
-            if item is not None:
-                flags.append(item)
-        if _claim(s.text) == "new" and not _ANAPHOR_OLD.match(t.text):
-            later = _named_later(a, i)
-            if later is not None:
+        if _claim(s.text) == "new":
+            if _ANAPHOR_OLD.match(t.text):
+                flags.append(make_flag("interval_new_unchanged", a.text, s.start, s.end,
+                                       f"called new, but the next sentence says \"{t.text.strip()}\"",
+                                       related=[(t.start, t.end)]))
+            elif (later := _named_later(a, i)) is not None:
                 flags.append(later)
-        elif _claim(s.text) == "new" and _ANAPHOR_OLD.match(t.text):
-            flags.append(make_flag("interval_new_unchanged", a.text, s.start, s.end,
-                                   f"called new, but the next sentence says \"{t.text.strip()}\"",
-                                   related=[(t.start, t.end)]))
-        elif _OPENS_OLD.match(s.text) and _ANAPHOR_NEW.match(t.text):
-            flags.append(make_flag("interval_new_unchanged", a.text, t.start, t.end,
-                                   f"called new, but the sentence before says \"{s.text.strip()}\"",
-                                   related=[(s.start, s.end)]))
+        elif _OPENS_OLD.match(s.text):
+            if _ANAPHOR_NEW.match(t.text):
+                flags.append(make_flag("interval_new_unchanged", a.text, t.start, t.end,
+                                       f"called new, but the sentence before says \"{s.text.strip()}\"",
+                                       related=[(s.start, s.end)]))
+            elif (opener := _OLD_LIST.match(s.text)) is not None and (item := _new_item(a, i, opener.group(1))):
+                flags.append(item)
     return flags
 
 
