@@ -180,6 +180,8 @@ _OPPOSITE = {"bright": "dark", "dark": "bright"}
 _EXPECT = [(re.compile(e["sequence"], re.I), re.compile(e["blockers"], re.I), re.compile(e["finding"], re.I),
             str(e["expect"])) for e in _CR["signal_expect"]]
 
+_SIGNAL_CUES = frozenset(w.lower() for w in _CR["signal_cue_words"])  # every finding of signal_expect holds one
+
 _SIGNAL_SPEC = FlagSpec(id="signal_sequence", type="finding", family="single", reads=BODY,
                         explains="{signal} on {sequence}, but {finding} is {expected} there",
                         example="FINDINGS: On the diffusion sequence, there is no dark signal to indicate acute "
@@ -212,16 +214,17 @@ def _signal_sequence(a: Analysis) -> list[Flag]:
 # ------------------------------------------------------------------ the four, as one rule
 @declare(_TITLE_SPEC, _ROOT_SPEC, _SEGMENT_SPEC, _SIGNAL_SPEC)
 def rule_reader(a: Analysis, header: Any = None) -> list[Flag]:
-    """The four rules of this module, as one call per report (most reports are decided by substring tests: no "mr"
-    or "ct" among the first characters, no "root", no " segment" beside "lobe", no "diffusion" or "dwi")."""
-    low = a.lower_text()
+    """The four rules of this module, as one call per report (most reports are decided by a substring test on their
+    first characters, no "mr" or "ct", and look-ups in their set of words: no "root", no "segment" beside "lobe", no
+    word of an expected signal's finding)."""
+    low, words = a.lower_words()  # the report's set of words (of four letters or more): look-ups, not scans
     head = low[:_TITLE_HEAD]
     title = _TITLE.match(a.text) if "mr" in head or "ct" in head else None
     flags = _title_side(a, title) if title is not None else []
-    if "root" in low:
+    if "root" in words or "roots" in words:
         flags += _root_level(a)
-    if " segment" in low and "lobe" in low:  # not "subsegmental"
+    if ("segment" in words or "segments" in words) and "lobe" in words:  # not "subsegmental"
         flags += _segment_lobe(a)
-    if "diffusion" in low or "dwi" in low:
+    if not words.isdisjoint(_SIGNAL_CUES):
         flags += _signal_sequence(a)
     return flags

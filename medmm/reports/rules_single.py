@@ -37,11 +37,11 @@ _LOCATING = re.compile(_RP["locating"], re.I)
 _DIMENSION_OF = re.compile(_RP["dimension_of"], re.I)  # "diameter of the": the structure after it is measured
 
 
-def _locates(window: str, before: list[str]) -> bool:
-    """Whether the words before a structure (``window``, the last of the words ``before`` the measurement) make it
-    the place of another finding ("over the", "of the"), not the thing measured ("the AP diameter of the central
-    canal": the three words before the window are read too)."""
-    return _LOCATING.search(window) is not None and _DIMENSION_OF.search(f"{' '.join(before[-8:-5])} {window}") is None
+def _dimension_of(window: str, before: list[str]) -> bool:
+    """Whether the words before a structure that make it a place (``window``, the last of the words ``before`` the
+    measurement: "of the") name a dimension of it instead ("the AP diameter of the central canal": the three words
+    before the window are read too)."""
+    return _DIMENSION_OF.search(f"{' '.join(before[-8:-5])} {window}") is not None
 
 
 def _structure_near(text: str, start: int, end: int, lo: int, hi: int) -> tuple[str, float, float] | None:
@@ -59,7 +59,8 @@ def _structure_near(text: str, start: int, end: int, lo: int, hi: int) -> tuple[
         best = None
         for pat, mn, mx in _STRUCTURES:
             m = pat.search(window)
-            if m and (best is None or m.start() < best[0]) and (after or not _locates(window[: m.start()], before)):
+            if m and (best is None or m.start() < best[0]) and (after or not _LOCATING.search(window[: m.start()])
+                                                                   or _dimension_of(window[: m.start()], before)):
                 best = (m.start(), m.group(0), mn, mx)
         if best:
             return best[1], best[2], best[3]
