@@ -198,7 +198,9 @@ def _signal_sequence(a: Analysis) -> list[Flag]:
             continue
         for seq_pat, block, finding_pat, expect in _EXPECT:
             seq = seq_pat.search(sent.text)
-            finding = finding_pat.search(sent.text) if seq else None
+            if seq is None:
+                continue
+            finding = finding_pat.search(sent.text)
             if finding is None or block.search(sent.text):
                 continue
             wrong = _SIGNAL[_OPPOSITE[expect]].search(sent.text)
