@@ -19,13 +19,15 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from medmm.imaging.volume import HeaderFacts
 from medmm.reports.analysis import MAX_COMPARED_MENTIONS, Analysis, analyze
 from medmm.reports.flags import CheckResult, Flag, calibration
 from medmm.reports.language import ReportLM, known_words, packaged_lm
-from medmm.reports.registry import needs_header, needs_model, rule_functions
+from medmm.reports.registry import (needs_header, needs_model, rule_functions, rule_gate, rule_needs,
+                                    rule_needs_unless, rule_word_gate)
+from medmm.reports.rule_gate import FACTS, RuleGates
 
 __all__ = ["CheckResult", "Flag", "RulesChecker", "RulesConfig", "check_rules", "clean_text", "combine", "dedupe",  # noqa: F822
            "DEFAULT_THRESHOLD", "RULES_VERSION"]  # DEFAULT_THRESHOLD: module __getattr__ (the calibrated threshold)
@@ -78,6 +80,13 @@ def as_header(data: Any, notes: list[str] | None = None) -> HeaderFacts | None:
     return HeaderFacts.from_mapping(data, notes)
 
 
+def _needs(rule: Rule) -> str | None:
+    name = rule_needs(rule.__name__)
+    if name is not None and name not in FACTS:
+        raise ValueError(f"rule {rule.__name__} needs {name!r}: not a fact of medmm.reports.rule_gate.FACTS")
+    return name
+
+
 class RulesChecker:
     """The rule checker, built once (plausibility model loaded, rules chosen), used for many reports."""
 
@@ -90,13 +99,38 @@ class RulesChecker:
         self.threshold = self.config.resolved_threshold()
         # (rule, needs the plausibility model) decided once; without a header the header rules have nothing to
         # compare and return no flag, so they are not called
-        self._plan = tuple((r, r.__name__ in _NEEDS_LM) for r in self.rules)
-        self._plan_without_header = tuple(p for p in self._plan if p[0].__name__ not in _HEADER_ONLY)
+        # and a rule whose gate (registry.declare) the report's words fail cannot flag it: not called either
+        without_header = [r for r in self.rules if r.__name__ not in _HEADER_ONLY]
+        self._gates, self._plan = self._gated(self.rules)
+        self._gates_without_header, self._plan_without_header = self._gated(without_header)
+
+    def _gated(self, rules: Sequence[Rule]) -> tuple[RuleGates, tuple[tuple[Rule, bool, int, str | None, int], ...]]:
+        """The gates of ``rules`` and the plan: (rule, needs the model, gate bits, fact needed, bits that waive it)."""
+        gates = RuleGates([rule_gate(r.__name__) for r in rules], [rule_word_gate(r.__name__) for r in rules], self.lm,
+                          [rule_needs_unless(r.__name__) for r in rules])
+        plan = []
+        for r, need, unless in zip(rules, gates.need, gates.unless):
+            needs = _needs(r) if unless is not None else None  # a waiver the words cannot tell: no fact gate
+            plan.append((r, r.__name__ in _NEEDS_LM, need, needs, unless or 0))
+        return gates, tuple(plan)
 
     def analyze_flags(self, a: Analysis, header: HeaderFacts | None, notes: list[str]) -> list[Flag]:
         flags: list[Flag] = []
         lm = self.lm
-        for rule, needs_lm in self._plan if header is not None else self._plan_without_header:
+        if header is not None:
+            plan, bits = self._plan, self._gates.bits(a)
+        else:
+            plan, bits = self._plan_without_header, self._gates_without_header.bits(a)
+        facts: dict[str, bool] = {}
+        for rule, needs_lm, need, needs, unless in plan:
+            if bits & need != need:
+                continue  # the report's words fail the rule's gate: it cannot flag this report
+            if needs is not None and not bits & unless:
+                ok = facts.get(needs)
+                if ok is None:
+                    ok = facts[needs] = FACTS[needs](a)
+                if not ok:
+                    continue  # the report's mentions lack what the rule needs
             try:
                 found = rule(a, header, lm) if needs_lm else rule(a, header)
                 if found:

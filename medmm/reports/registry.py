@@ -24,11 +24,11 @@ import functools
 import importlib
 import pkgutil
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
 from medmm.reports.taxonomy import ERROR_TYPES
 
-__all__ = ["FlagSpec", "declare", "flag_specs", "rule_functions", "rule_table", "undeclared_ids", "FAMILIES"]
+__all__ = ["FlagSpec", "declare", "flag_specs", "rule_functions", "rule_gate", "rule_needs", "rule_needs_unless", "rule_table", "rule_word_gate", "undeclared_ids", "FAMILIES"]
 
 # calibration families (one table each in calibration.json) and the confidence a rule of the family gets before
 # it is measured
@@ -66,11 +66,37 @@ class FlagSpec:
 
 _SPECS: dict[str, FlagSpec] = {}
 _FUNCTIONS: dict[str, tuple[Callable[..., Any], tuple[FlagSpec, ...]]] = {}
+_GATES: dict[str, tuple[tuple[str, ...], ...]] = {}
+_NEEDS: dict[str, str] = {}
+_NEEDS_UNLESS: dict[str, tuple[str, ...]] = {}
+_WORD_GATES: dict[str, Callable[[str, Any], bool]] = {}
 
 
-def declare(*specs: FlagSpec) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a rule function and the flag ids it raises."""
+def declare(*specs: FlagSpec, gate: Sequence[Iterable[str] | None] = (),
+            needs: str | None = None, needs_unless: Iterable[str] | None = None,
+            word_gate: Callable[[str, Any], bool] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a rule function and the flag ids it raises.
+
+    ``gate``: groups of lower-case strings, each group a *necessary* condition of any flag of the rule on an ASCII
+    report — one of its strings stands in the lower-cased text (the rule's own first pre-test, from the same data).
+    The checker tests every gate of every rule on the report's words at once (:mod:`medmm.reports.rule_gate`) and
+    does not call a rule whose gate fails; the rule keeps its own pre-test (it is called directly too). A group that
+    is None (a pack without that data) is no condition. ``needs``: a fact of the report's finding mentions without
+    which the rule flags nothing (one of :data:`medmm.reports.rule_gate.FACTS`, e.g. "positive finding": the rules
+    that compare what the report states present), tested once per report for all the rules that name it;
+    ``needs_unless``: strings one of which in the text makes the rule run without that fact (a rule with a second,
+    word-led part, such as "right greater than left").
+    ``word_gate(word, lm)``: a test of one lower-case word (a run of letters a-z) with the checker's plausibility
+    model, true for a word that may make the rule flag; an ASCII report none of whose words passes it is not given to
+    the rule (decided once per distinct word, like ``gate``)."""
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if word_gate is not None:
+            _WORD_GATES[fn.__name__] = word_gate
+        _GATES[fn.__name__] = tuple(tuple(g) for g in gate if g is not None)
+        if needs is not None:
+            _NEEDS[fn.__name__] = needs
+            if needs_unless is not None:
+                _NEEDS_UNLESS[fn.__name__] = tuple(needs_unless)
         done = []
         for s in specs:
             if s.id in _SPECS and _SPECS[s.id].rule != fn.__name__:
@@ -104,6 +130,30 @@ def rule_functions() -> list[tuple[Callable[..., Any], tuple[FlagSpec, ...]]]:
     """(function, its flag ids) of every rule, in module order and, within a module, in declaration order."""
     _discover()
     return list(_FUNCTIONS.values())
+
+
+def rule_gate(name: str) -> tuple[tuple[str, ...], ...]:
+    """The gate a rule declared (see :func:`declare`): groups of strings, one of each must stand in the text."""
+    _discover()
+    return _GATES.get(name, ())
+
+
+def rule_word_gate(name: str) -> Callable[[str, Any], bool] | None:
+    """The word test a rule declared (see :func:`declare`), or None."""
+    _discover()
+    return _WORD_GATES.get(name)
+
+
+def rule_needs_unless(name: str) -> tuple[str, ...] | None:
+    """The strings that let a rule run without the fact it needs (see :func:`declare`), or None."""
+    _discover()
+    return _NEEDS_UNLESS.get(name)
+
+
+def rule_needs(name: str) -> str | None:
+    """The fact of the report's mentions a rule declared it needs (see :func:`declare`), or None."""
+    _discover()
+    return _NEEDS.get(name)
 
 
 def undeclared_ids(specs: tuple[FlagSpec, ...], flags: Any) -> set[str]:

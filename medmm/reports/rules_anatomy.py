@@ -37,17 +37,22 @@ _OTHER = {"left": "right", "right": "left"}
 _ONE_SIDED = [(re.compile(r"\b(left|right)" + _SA["between"] + r"(?:" + o["pattern"] + r")\b", re.I), o["side"])
               for o in _SA["one_sided"]]
 _ONE_SIDED_KEYS = substring_keys([o["pattern"] for o in _SA["one_sided"]])
+MIRRORED = re.compile(_SA["mirrored"], re.I)  # situs inversus, heterotaxy: the sides of one-sided anatomy swap
+_MIRRORED_KEYS = substring_keys([_SA["mirrored"]])
 
 
 @declare(FlagSpec(id="nonexistent_fissure", type="laterality", family="single", reads=BODY,
                   explains="the {side} lung has no {structure}: it is on the {other side}",
                   example=_F.format("Thickening of the left horizontal fissure.", "No acute disease."),
-                  clean=_F.format("Thickening of the right horizontal fissure.", "No acute disease.")))
+                  clean=_F.format("Thickening of the right horizontal fissure.", "No acute disease.")),
+         gate=(_ONE_SIDED_KEYS, ("left", "right")))
 def rule_nonexistent_fissure(a: Analysis, header: Any = None) -> list[Flag]:
     """A structure of one side only (the language pack's ``sided_anatomy.one_sided``) named with the other side."""
     low = a.lower_text()
     if lacks(low, _ONE_SIDED_KEYS) or ("left" not in low and "right" not in low):
         return []
+    if not lacks(low, _MIRRORED_KEYS) and MIRRORED.search(low):
+        return []  # "situs inversus ... a left-sided minor fissure": the mirrored anatomy itself
     flags: list[Flag] = []
     for sent in a.sentences:
         if sent.section not in BODY:
@@ -111,7 +116,8 @@ def _angle_clash(sentence: str) -> tuple[Hit, ...]:
                   example=_F.format("Blunting of the left costophrenic angle may reflect pleural thickening at the "
                                     "right lung base.", "Pleural thickening."),
                   clean=_F.format("Blunting of the left costophrenic angle and right lower lobe atelectasis.",
-                                  "Atelectasis.")))
+                                  "Atelectasis.")),
+         gate=(_ANCHOR_KEYS, ("left",), ("right",)))
 def rule_side_angle(a: Analysis, header: Any = None) -> list[Flag]:
     """A sided costophrenic angle and a lung place of the other side as the place of one finding."""
     low = a.lower_text()
@@ -146,7 +152,8 @@ def _sides(sentence: str) -> tuple[dict[str, tuple[int, int]], bool]:
                   example=_F.format("Streaky opacities are seen at the right base. These are probably within "
                                     "the lingula.", "Atelectasis."),
                   clean=_F.format("Streaky opacities are seen at the left base. These are probably within the "
-                                  "lingula.", "Atelectasis.")))
+                                  "lingula.", "Atelectasis.")),
+         gate=(("lob", "lingul"), ("left", "right")))
 def rule_side_next_sentence(a: Analysis, header: Any = None) -> list[Flag]:
     """A sentence about one side, and the next sentence (which goes on about its finding) on the other, a lobe named
     in one of them (the lingula and an unsided middle lobe name their side)."""

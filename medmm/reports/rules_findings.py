@@ -51,7 +51,8 @@ def _stations(text: str) -> set[str]:
 @declare(FlagSpec(id="node_size_denied", type="measurement", family="single", reads=BODY,
                   explains="a lymph node of {size} (short axis) but the findings say {denial}",
                   example=EXAMPLE.format("No enlarged mediastinal or hilar lymph nodes. A 19 mm subcarinal node."),
-                  clean=EXAMPLE.format("No enlarged mediastinal or hilar lymph nodes. A 9 mm subcarinal node.")))
+                  clean=EXAMPLE.format("No enlarged mediastinal or hilar lymph nodes. A 9 mm subcarinal node.")),
+         gate=(("node",), ("enlarged", "significant"), ("mm", "cm", "milli", "centi")))
 def rule_node_size_denied(a: Analysis, header: Any = None) -> list[Flag]:
     """A lymph node whose short axis no station's normal size reaches, in findings that deny enlarged nodes at its
     station."""
@@ -119,7 +120,8 @@ def _removed(a: Analysis) -> dict[tuple[str, str], tuple[int, int]]:
 @declare(FlagSpec(id="resected_lobe", type="laterality", family="single", reads=BODY,
                   explains="a finding in the {lobe}, which the report says was removed ({resection})",
                   example=EXAMPLE.format("Status post right upper lobectomy. 3 mm nodule in the right upper lobe."),
-                  clean=EXAMPLE.format("Status post right upper lobectomy. 3 mm nodule in the left upper lobe.")))
+                  clean=EXAMPLE.format("Status post right upper lobectomy. 3 mm nodule in the left upper lobe.")),
+         gate=(("lobectomy", "pneumonectomy"),))
 def rule_resected_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding placed in a lobe (or lung) that the report says was resected."""
     if a.lower_words()[1].isdisjoint(("lobectomy", "pneumonectomy")):
@@ -168,7 +170,8 @@ def _over_class(sentence: str) -> tuple[Hit, ...]:
 @declare(FlagSpec(id="size_class", type="measurement", family="single", reads=BODY,
                   explains="{size} under {size word} (at most {bound} mm)",
                   example=EXAMPLE.format("Several subcentimeter lung nodules, including a 14 mm nodule in the left upper lobe."),
-                  clean=EXAMPLE.format("Several subcentimeter lung nodules, including a 4 mm nodule in the left upper lobe.")))
+                  clean=EXAMPLE.format("Several subcentimeter lung nodules, including a 4 mm nodule in the left upper lobe.")),
+         gate=(("mm", "cm", "milli", "centi"), _CLASS_KEYS))
 def rule_size_class(a: Analysis, header: Any = None) -> list[Flag]:
     """A measurement larger than the size word ("subcentimeter", "sub-5 mm") its findings were introduced with."""
     if not report_has_size(a) or lacks(a.lower_text(), _CLASS_KEYS):  # the size test (cached) decides most reports
@@ -226,7 +229,8 @@ def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
 @declare(FlagSpec(id="severity_measured", type="severity", family="single", reads=BODY,
                   explains="{grade} but it measures {size}",
                   example=EXAMPLE.format("A large nodule is seen in the right middle lobe, measuring 3 mm."),
-                  clean=EXAMPLE.format("A small nodule is seen in the right middle lobe, measuring 3 mm.")))
+                  clean=EXAMPLE.format("A small nodule is seen in the right middle lobe, measuring 3 mm.")),
+         gate=(("mm", "cm", "milli", "centi"), None if _NOUN_KEYS is None else ("measur",) + _NOUN_KEYS))
 def rule_severity_measured(a: Analysis, header: Any = None) -> list[Flag]:
     """A grade whose finding's own measurement, given later in the sentence ("measuring 3 mm"), contradicts it."""
     if not report_has_size(a) or (_GRADE_WORDS is not None and a.lower_words()[1].isdisjoint(_GRADE_WORDS)) \
@@ -271,7 +275,8 @@ def _caliber_against_size(sentence: str) -> tuple[Hit, ...]:
 @declare(FlagSpec(id="caliber_measured", type="severity", family="single", reads=BODY,
                   explains="{normal/dilated} but the {vessel} measures {size}",
                   example=EXAMPLE.format("Normal caliber ascending aorta measuring 4.6 cm."),
-                  clean=EXAMPLE.format("Normal caliber ascending aorta measuring 3.2 cm.")))
+                  clean=EXAMPLE.format("Normal caliber ascending aorta measuring 3.2 cm.")),
+         gate=(("mm", "cm", "milli", "centi"), ("aort", "pulmonary")))
 def rule_caliber_measured(a: Analysis, header: Any = None) -> list[Flag]:
     """An aorta or pulmonary artery called normal in calibre with a dilated measurement, or dilated with a normal
     one, in one sentence."""

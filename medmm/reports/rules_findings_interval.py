@@ -146,7 +146,8 @@ def _fmt(mm: float) -> str:
 @declare(FlagSpec(id="interval_direction", type="interval", family="interval", reads=BODY,
                   explains="{change word} but the sentence's own sizes went the other way ({now} now, {prior} before)",
                   example=EXAMPLE.format("The right hilar node has increased from 1.6 cm to 0.9 cm."),
-                  clean=EXAMPLE.format("The right hilar node has decreased from 1.6 cm to 0.9 cm.")))
+                  clean=EXAMPLE.format("The right hilar node has decreased from 1.6 cm to 0.9 cm.")),
+         gate=(None if _CHANGE_WORDS is None or _NONE_WORDS is None else _CHANGE_WORDS | _NONE_WORDS, _PRIOR_WORDS, ("mm", "cm", "milli", "centi")))
 def rule_interval_direction(a: Analysis, header: Any = None) -> list[Flag]:
     """A change word (increased / decreased) whose own sizes, in its sentence or in the example sentences that
     follow it, went the other way."""
@@ -239,7 +240,8 @@ def _claim(sentence: str) -> str | None:
 @declare(FlagSpec(id="interval_denied", type="interval", family="interval", reads=("findings",),
                   explains="a {kind} called {new/grown} but the findings say: {no new statement}",
                   example=EXAMPLE.format("New 3 mm right upper lobe nodule. No new or enlarging nodules."),
-                  clean=EXAMPLE.format("New 3 mm right upper lobe nodule. No new suspicious nodules or consolidation.")))
+                  clean=EXAMPLE.format("New 3 mm right upper lobe nodule. No new suspicious nodules or consolidation.")),
+         gate=(("new",),))
 def rule_interval_denied(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called new (or grown) in findings that deny any new (or enlarging) finding of its kind."""
     low = a.lower_text()
@@ -354,7 +356,8 @@ def _across(a: Analysis) -> list[Flag]:
                   explains="the sentence (or the next one, or a later 'These <finding>', taking it up) calls the "
                            "finding {new} and {unchanged}",
                   example=EXAMPLE.format("There are two new nodules in the left upper lobe. These are unchanged."),
-                  clean=EXAMPLE.format("There are two nodules in the left upper lobe. These are unchanged.")))
+                  clean=EXAMPLE.format("There are two nodules in the left upper lobe. These are unchanged.")),
+         gate=(("new",), ("unchanged", "stable", "similar", "redemonstrated", "changed", "again")))
 def rule_interval_new_unchanged(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called new and unchanged (stable, similar): at the start and the end of one sentence, or in two
     sentences the second of which takes it up with an anaphor."""

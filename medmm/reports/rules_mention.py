@@ -70,7 +70,8 @@ def _clash(sentence: str) -> tuple[Hit, ...]:
 @declare(FlagSpec(id="interval_clash", type="interval", family="interval", reads=BODY,
                   explains="called \"new\" in the sentence that calls it {old word}",
                   example=_F.format("Degenerative changes of the thoracic spine are new.", "No acute disease."),
-                  clean=_F.format("Degenerative changes of the thoracic spine are unchanged.", "No acute disease.")))
+                  clean=_F.format("Degenerative changes of the thoracic spine are unchanged.", "No acute disease.")),
+         gate=(None if _NEW_ANYWHERE_KEYS is None else (*_NEW_ANYWHERE_KEYS, "new"),))
 def rule_interval_clash(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called new in the sentence that also calls it old, chronic, persistent or normal."""
     low = a.lower_text()
@@ -136,7 +137,8 @@ def _change_word(sentence: str) -> str | None:
                   explains="{word} but the report says nothing changed: {statement}",
                   example="COMPARISON: 3/2/2024.\n\n" + _F.format("New small left pleural effusion.",
                                                                   "No interval change."),
-                  clean="COMPARISON: 3/2/2024.\n\n" + _F.format("Small left pleural effusion.", "No interval change.")))
+                  clean="COMPARISON: 3/2/2024.\n\n" + _F.format("Small left pleural effusion.", "No interval change.")),
+         gate=(_NO_CHANGE_CUE_KEYS,))
 def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
     """A change stated for a finding while the report's summary says nothing changed since the prior."""
     low = a.lower_text()
@@ -191,7 +193,8 @@ def _high_grade_small_size(sentence: str) -> tuple[Hit, ...]:
 @declare(FlagSpec(id="severity_size", type="severity", family="single", reads=BODY,
                   explains="{grade} but it measures {size}",
                   example=_F.format("A large 3 mm nodule in the right upper lobe.", "Nodule."),
-                  clean=_F.format("A large 3 cm mass in the right upper lobe.", "Mass.")))
+                  clean=_F.format("A large 3 cm mass in the right upper lobe.", "Mass.")),
+         gate=(("mm", "cm"),))
 def rule_severity_size(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called large (massive, extensive) whose own measurement is a few millimetres."""
     low = a.lower_text()

@@ -76,7 +76,8 @@ def _side_clash(sentence: str) -> tuple[Hit, ...]:
                   example=_F.format("Faint patchy density at the left base which seems to lie in the right lower "
                                     "lobe.", "Possible pneumonia."),
                   clean=_F.format("Faint patchy density at the left base which seems to lie in the left lower "
-                                  "lobe.", "Possible pneumonia.")))
+                                  "lobe.", "Possible pneumonia.")),
+         gate=(lx.SIDES if len(lx.SIDES) != 2 else lx.SIDES[:1], None if len(lx.SIDES) != 2 else lx.SIDES[1:], _SIDED_LOBE_KEYS))
 def rule_side_phrase(a: Analysis, header: Any = None) -> list[Flag]:
     """A lobe of one side in a phrase that names the other side (one finding, two sides)."""
     low = a.lower_text()
@@ -119,7 +120,8 @@ def _zone_clash(sentence: str) -> tuple[Hit, ...]:
 @declare(FlagSpec(id="lobe_zone", type="location", family="single", reads=BODY,
                   explains="the {lobe} in a phrase that names the {zone}: {phrase}",
                   example=_F.format("Left apical opacity in the left lower lobe.", "Pneumonia."),
-                  clean=_F.format("Left apical opacity in the left upper lobe.", "Pneumonia.")))
+                  clean=_F.format("Left apical opacity in the left upper lobe.", "Pneumonia.")),
+         gate=(_LEVEL_LOBE_KEYS, _ZONE_WORDS or None))
 def rule_lobe_zone(a: Analysis, header: Any = None) -> list[Flag]:
     """A lobe of one level (upper, lower) in a phrase that names a zone of the other (apex, base)."""
     low = a.lower_text()
@@ -159,7 +161,8 @@ def _grade_clash(sentence: str) -> tuple[Hit, ...]:
 @declare(FlagSpec(id="severity_clash", type="severity", family="single", reads=BODY,
                   explains="{grade} and {other grade} on one finding: {phrase}",
                   example=_F.format("Trace moderate left pleural effusion.", "Effusion."),
-                  clean=_F.format("Small to moderate left pleural effusion.", "Effusion.")))
+                  clean=_F.format("Small to moderate left pleural effusion.", "Effusion.")),
+         gate=(_RANK_WORDS or None,))
 def rule_severity_clash(a: Analysis, header: Any = None) -> list[Flag]:
     """Two grades at least two steps apart on one finding (one of them left over from an edit)."""
     if a.text.isascii() and _RANK_WORDS:  # two grade words two steps apart must both be words of the report (all are 4+ letters)
@@ -193,7 +196,8 @@ def _low_grade_large_size(sentence: str) -> tuple[Hit, ...]:
 @declare(FlagSpec(id="severity_measure", type="severity", family="single", reads=BODY,
                   explains="{grade} but it measures {size} (a {grade} one is under {limit} mm)",
                   example=_F.format("Tiny 4 cm right upper lobe mass.", "Mass."),
-                  clean=_F.format("Tiny 4 mm right upper lobe nodule.", "Nodule.")))
+                  clean=_F.format("Tiny 4 mm right upper lobe nodule.", "Nodule.")),
+         gate=(("cm", "mm"),))
 def rule_severity_measure(a: Analysis, header: Any = None) -> list[Flag]:
     """A low grade (tiny, trace, small) on a finding whose own measurement is too large for it."""
     low = a.lower_text()

@@ -15,7 +15,7 @@ import re
 from typing import Any, Callable
 
 from medmm.reports import lexicon as lx
-from medmm.reports.analysis import Analysis, Mention, per_sentence
+from medmm.reports.analysis import DEVICE_TYPES, Analysis, Mention, per_sentence
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
@@ -32,7 +32,11 @@ _RESOLVED = tuple(w.lower() for w in _SR["resolved_triggers"])
 _NO_ACUTE = re.compile(_RP["no_acute"], re.I)
 _NORMAL = re.compile(_RP["normal"], re.I)
 _NO_ACUTE_KEYS = substring_keys([_RP["no_acute"]])  # one is in every match (derived from the pack's pattern)
-_SIDED_NOUN = re.compile(r"\b(left|right)\s+(?:[a-z]+\s+){0,2}?(" + "|".join(_SR["sided_nouns"]) + r")\b", re.I)
+_SIDED_NOUN = re.compile(r"\b(left|right)(?:-sided)?\s+(?:[a-z]+\s+){0,2}?(" + "|".join(_SR["sided_nouns"]) + r")\b", re.I)
+
+
+# every device mention holds one of these (derived from the lexicon's device patterns; None: no such pre-test)
+_DEVICE_KEYS = substring_keys([p for k, (_, pats) in lx.FINDINGS.items() if k in DEVICE_TYPES for p in pats])
 
 
 def _family(m: Mention) -> str:
@@ -103,7 +107,12 @@ def _sections(a: Analysis) -> tuple[list[Mention], list[Mention]]:
     return pair
 
 
-@declare(FlagSpec(id='laterality_sections', type='laterality', family='sections', reads=('findings', 'impression'), explains='the impression gives the {finding} on the {side}; the findings give it on the {other side}: {quote}', example='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small right pleural effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small left pleural effusion.'))
+_PREDOMINANCE = re.compile(_RP["predominance"], re.I)
+_PREDOMINANCE_KEYS = substring_keys([_RP["predominance"]])
+
+
+@declare(FlagSpec(id='laterality_sections', type='laterality', family='sections', reads=('findings', 'impression'), explains='the impression gives the {finding} on the {side}; the findings give it on the {other side}: {quote}', example='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small right pleural effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small left pleural effusion.'),
+         needs="positive impression", needs_unless=_PREDOMINANCE_KEYS)
 def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
     """A one-sided finding whose side differs between the sections (and neither section names both)."""
     fnd, imp = _sections(a)
@@ -139,8 +148,6 @@ def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
     return flags + _predominance_swap(a)
 
 
-_PREDOMINANCE = re.compile(_RP["predominance"], re.I)
-_PREDOMINANCE_KEYS = substring_keys([_RP["predominance"]])
 
 
 def _predominance_swap(a: Analysis) -> list[Flag]:
@@ -194,14 +201,24 @@ def _sided_nouns(a: Analysis, section: str) -> dict[str, dict[str, int]]:
     for i, s in enumerate(a.sentences):
         if s.section != section:
             continue
-        for m in _SIDED_NOUN.finditer(s.text):
-            noun = m.group(2).lower().replace("clavicular", "clavicle").replace("humeral", "humerus").rstrip("s")
-            noun = {"axillary": "axilla", "hilar": "hilum"}.get(noun, noun)
-            out.setdefault(noun, {}).setdefault(m.group(1).lower(), i)
+        for noun, side in _sided_nouns_of(s.text):
+            out.setdefault(noun, {}).setdefault(side, i)
     return out
 
 
-@declare(FlagSpec(id='laterality_anatomy', type='laterality', family='sections', reads=('findings', 'impression'), explains='the impression names the {side} {structure}; the findings name only the {other side} one: {quote}', example='FINDINGS: Elevation of the left hemidiaphragm.\n\nIMPRESSION: Elevated right hemidiaphragm.', clean='FINDINGS: Elevation of the left hemidiaphragm.\n\nIMPRESSION: Elevated left hemidiaphragm.'))
+@per_sentence
+def _sided_nouns_of(sentence: str) -> tuple[tuple[str, str], ...]:
+    """(structure, side) of each sided structure one sentence names, in order (cached: reports repeat sentences)."""
+    out = []
+    for m in _SIDED_NOUN.finditer(sentence):
+        noun = m.group(2).lower().replace("clavicular", "clavicle").replace("humeral", "humerus").rstrip("s")
+        noun = {"axillary": "axilla", "hilar": "hilum"}.get(noun, noun)
+        out.append((noun, m.group(1).lower()))
+    return tuple(out)
+
+
+@declare(FlagSpec(id='laterality_anatomy', type='laterality', family='sections', reads=('findings', 'impression'), explains='the impression names the {side} {structure}; the findings name only the {other side} one: {quote}', example='FINDINGS: Elevation of the left hemidiaphragm.\n\nIMPRESSION: Elevated right hemidiaphragm.', clean='FINDINGS: Elevation of the left hemidiaphragm.\n\nIMPRESSION: Elevated left hemidiaphragm.'),
+         gate=(("left", "right"),))
 def rule_laterality_anatomy(a: Analysis, header: Any = None) -> list[Flag]:
     """A sided structure (hemidiaphragm, clavicle, PICC line, ...) named with one side in the impression and
     only with the other side in the findings."""
@@ -246,7 +263,8 @@ def _zone_swap(a: Analysis, fnd: list[Mention], imp: list[Mention]) -> list[Flag
     return flags
 
 
-@declare(FlagSpec(id='lobe_sections', type='location', family='sections', reads=('findings', 'impression'), explains='the impression places the {finding} in the {lobe or zone}; the findings in the {other}: {quote}', example='FINDINGS: Consolidation in the right lower lobe.\n\nIMPRESSION: Right upper lobe pneumonia.', clean='FINDINGS: Consolidation in the right lower lobe.\n\nIMPRESSION: Right lower lobe pneumonia.'))
+@declare(FlagSpec(id='lobe_sections', type='location', family='sections', reads=('findings', 'impression'), explains='the impression places the {finding} in the {lobe or zone}; the findings in the {other}: {quote}', example='FINDINGS: Consolidation in the right lower lobe.\n\nIMPRESSION: Right upper lobe pneumonia.', clean='FINDINGS: Consolidation in the right lower lobe.\n\nIMPRESSION: Right lower lobe pneumonia.'),
+         needs="positive impression")
 def rule_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding placed in one lobe (or zone) by the impression and in another by the findings."""
     fnd, imp = _sections(a)
@@ -274,7 +292,8 @@ def rule_lobe(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 @declare(FlagSpec(id='polarity_impression', type='contradiction', family='sections', reads=('findings', 'impression'), explains='the impression denies {finding} ({trigger}) but the findings report it: {quote}', example='FINDINGS: Small right pleural effusion.\n\nIMPRESSION: No pleural effusion.', clean='FINDINGS: Small right pleural effusion.\n\nIMPRESSION: Small right pleural effusion.'),
-         FlagSpec(id='polarity_findings', type='negation', family='sections', reads=('findings', 'impression'), explains='the findings deny {finding} ({trigger}) but the impression reports it: {quote}', example='FINDINGS: No pneumothorax. The heart is normal.\n\nIMPRESSION: Small right pneumothorax.', clean='FINDINGS: Small right pneumothorax. The heart is normal.\n\nIMPRESSION: Small right pneumothorax.'))
+         FlagSpec(id='polarity_findings', type='negation', family='sections', reads=('findings', 'impression'), explains='the findings deny {finding} ({trigger}) but the impression reports it: {quote}', example='FINDINGS: No pneumothorax. The heart is normal.\n\nIMPRESSION: Small right pneumothorax.', clean='FINDINGS: Small right pneumothorax. The heart is normal.\n\nIMPRESSION: Small right pneumothorax.'),
+         needs="positive finding")
 def rule_polarity(a: Analysis, header: Any = None) -> list[Flag]:
     """The impression denies what the findings report (contradiction), or the findings deny what the
     impression reports (negation)."""
@@ -301,7 +320,8 @@ def rule_polarity(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-@declare(FlagSpec(id='measurement_sections', type='measurement', family='sections', reads=('findings', 'impression'), explains='{finding} measures {a} mm in the impression but {b} mm in the findings (a mm/cm unit slip?): {quote}', example='FINDINGS: A 6 mm nodule in the right upper lobe.\n\nIMPRESSION: 9 mm right upper lobe nodule.', clean='FINDINGS: A 6 mm nodule in the right upper lobe.\n\nIMPRESSION: 6 mm right upper lobe nodule.'))
+@declare(FlagSpec(id='measurement_sections', type='measurement', family='sections', reads=('findings', 'impression'), explains='{finding} measures {a} mm in the impression but {b} mm in the findings (a mm/cm unit slip?): {quote}', example='FINDINGS: A 6 mm nodule in the right upper lobe.\n\nIMPRESSION: 9 mm right upper lobe nodule.', clean='FINDINGS: A 6 mm nodule in the right upper lobe.\n\nIMPRESSION: 6 mm right upper lobe nodule.'),
+         needs="positive impression")
 def rule_measurement(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding measured differently in the two sections (a mm/cm slip named as such)."""
     return _impression_conflicts(a, "measurement_sections", _measurement_conflict)
@@ -343,7 +363,8 @@ def _measurement_conflict(a: Analysis, p: Mention, fnd: list[Mention]) -> _Confl
             f"findings{' (a mm/cm unit slip?)' if unit else ''}: {_quote(a, o)}", o.size_text or _span(a, o))
 
 
-@declare(FlagSpec(id='severity_sections', type='severity', family='sections', reads=('findings', 'impression'), explains='the impression calls the {finding} {grade}; the findings call it {other grade}: {quote}', example='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Large left pleural effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small left pleural effusion.'))
+@declare(FlagSpec(id='severity_sections', type='severity', family='sections', reads=('findings', 'impression'), explains='the impression calls the {finding} {grade}; the findings call it {other grade}: {quote}', example='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Large left pleural effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small left pleural effusion.'),
+         needs="positive impression")
 def rule_severity(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding graded two or more steps apart (small vs large, mild vs severe)."""
     return _impression_conflicts(a, "severity_sections", _severity_conflict)
@@ -364,8 +385,21 @@ def _severity_conflict(a: Analysis, p: Mention, fnd: list[Mention]) -> _Conflict
 
 @declare(FlagSpec(id='interval_sections', type='interval', family='sections', reads=('findings', 'impression'), explains='the impression calls the {finding} "{word}"; the findings call it "{other word}": {quote}', example='COMPARISON: 3/2/2024.\n\nFINDINGS: New left pleural effusion.\n\nIMPRESSION: Left pleural effusion, unchanged.', clean='COMPARISON: 3/2/2024.\n\nFINDINGS: New left pleural effusion.\n\nIMPRESSION: New left pleural effusion.'))
 def rule_interval_sections(a: Analysis, header: Any = None) -> list[Flag]:
-    """The same finding called new in one section and stable in the other (or larger vs smaller)."""
-    return _impression_conflicts(a, "interval_sections", _interval_conflict)
+    """The same finding called new in one section and stable in the other (or larger vs smaller); also a device
+    ("Two new left-sided chest tubes" in the findings, "Stable left-sided chest tubes" in the impression)."""
+    flags = _impression_conflicts(a, "interval_sections", _interval_conflict)
+    fnd, imp = _sections(a)
+    if flags or len(a.mentions) < len(fnd) + len(imp) + 2 or lacks(a.lower_text(), _DEVICE_KEYS):
+        return flags  # fewer than two mentions outside the non-device lists, or no device word: no device named twice
+    devices = [m for m in a.mentions if m.type in DEVICE_TYPES and m.section in ("findings", "impression")]
+    if len(devices) > 1:  # reports rarely name a device twice: most stop here
+        fnd = [m for m in devices if m.section == "findings"]
+        for p in devices:
+            hit = _interval_conflict(a, p, fnd) if p.section == "impression" and p.positive and fnd else None
+            if hit is not None:
+                (s, e), says, related = hit
+                flags.append(make_flag("interval_sections", a.text, s, e, says, related=[related]))
+    return flags
 
 
 def _interval_conflict(a: Analysis, p: Mention, fnd: list[Mention]) -> _Conflict | None:
@@ -384,7 +418,8 @@ def _reads_normal(impression: str) -> bool:
     return _NORMAL.match(impression.strip()) is not None
 
 
-@declare(FlagSpec(id='unsummarised_finding', type='omission', family='sections', reads=('findings', 'impression'), explains='the findings report {finding} but the impression, which lists other findings, does not mention it', example='FINDINGS: Small right apical pneumothorax. Left lower lobe atelectasis.\n\nIMPRESSION: Left lower lobe atelectasis.', clean='FINDINGS: Small right apical pneumothorax. Left lower lobe atelectasis.\n\nIMPRESSION: Small right pneumothorax. Left lower lobe atelectasis.'))
+@declare(FlagSpec(id='unsummarised_finding', type='omission', family='sections', reads=('findings', 'impression'), explains='the findings report {finding} but the impression, which lists other findings, does not mention it', example='FINDINGS: Small right apical pneumothorax. Left lower lobe atelectasis.\n\nIMPRESSION: Left lower lobe atelectasis.', clean='FINDINGS: Small right apical pneumothorax. Left lower lobe atelectasis.\n\nIMPRESSION: Small right pneumothorax. Left lower lobe atelectasis.'),
+         needs="positive impression")
 def rule_unsummarised(a: Analysis, header: Any = None) -> list[Flag]:
     """A pneumothorax or mass in the findings that an impression listing other findings never mentions."""
     fnd, imp = _sections(a)
@@ -401,7 +436,8 @@ def rule_unsummarised(a: Analysis, header: Any = None) -> list[Flag]:
     return []
 
 
-@declare(FlagSpec(id='unsupported_impression', type='omission', family='sections', reads=('findings', 'impression'), explains='the impression reports {finding} but the findings never mention it', example='FINDINGS: Heart size is normal. Mild left basilar atelectasis.\n\nIMPRESSION: Small right pneumothorax. Left basilar atelectasis.', clean='FINDINGS: Heart size is normal. Mild left basilar atelectasis.\n\nIMPRESSION: Left basilar atelectasis.'))
+@declare(FlagSpec(id='unsupported_impression', type='omission', family='sections', reads=('findings', 'impression'), explains='the impression reports {finding} but the findings never mention it', example='FINDINGS: Heart size is normal. Mild left basilar atelectasis.\n\nIMPRESSION: Small right pneumothorax. Left basilar atelectasis.', clean='FINDINGS: Heart size is normal. Mild left basilar atelectasis.\n\nIMPRESSION: Left basilar atelectasis.'),
+         needs="positive impression")
 def rule_unsupported_impression(a: Analysis, header: Any = None) -> list[Flag]:
     """A pneumothorax stated plainly in the impression that the findings (several sentences) never name (other
     acute findings are often the impression's reading of what the findings describe: blunting -> effusion)."""
@@ -426,7 +462,8 @@ def _says_nothing_acute(sentence: str) -> bool:
     return _NO_ACUTE.search(sentence) is not None
 
 
-@declare(FlagSpec(id='normal_impression', type='negation', family='sections', reads=('findings', 'impression'), explains='the findings report {finding} but the impression reads {statement}', example='FINDINGS: Moderate right pleural effusion.\n\nIMPRESSION: No acute cardiopulmonary abnormality.', clean='FINDINGS: No pleural effusion.\n\nIMPRESSION: No acute cardiopulmonary abnormality.'))
+@declare(FlagSpec(id='normal_impression', type='negation', family='sections', reads=('findings', 'impression'), explains='the findings report {finding} but the impression reads {statement}', example='FINDINGS: Moderate right pleural effusion.\n\nIMPRESSION: No acute cardiopulmonary abnormality.', clean='FINDINGS: No pleural effusion.\n\nIMPRESSION: No acute cardiopulmonary abnormality.'),
+         needs="positive finding")
 def rule_normal_impression(a: Analysis, header: Any = None) -> list[Flag]:
     """An acute finding stated plainly in the findings, absent from an impression that says nothing acute is seen."""
     fnd, imp = _sections(a)
@@ -473,7 +510,8 @@ def _antecedent_agrees(a: Analysis, fnd: list[Mention], neg: Mention, pos: Menti
     return not sides or _side_ok(neg.side or neg.sentence_side, sides[-1])
 
 
-@declare(FlagSpec(id='polarity_within', type='negation', family='within', reads=('findings',), explains='{sentence} contradicts {other sentence} in the same section', example='FINDINGS: There is a small left pleural effusion. The lungs are clear. No left pleural effusion.\n\nIMPRESSION: Effusion.', clean='FINDINGS: There is a small left pleural effusion. The lungs are clear. No pneumothorax.\n\nIMPRESSION: Effusion.'))
+@declare(FlagSpec(id='polarity_within', type='negation', family='within', reads=('findings',), explains='{sentence} contradicts {other sentence} in the same section', example='FINDINGS: There is a small left pleural effusion. The lungs are clear. No left pleural effusion.\n\nIMPRESSION: Effusion.', clean='FINDINGS: There is a small left pleural effusion. The lungs are clear. No pneumothorax.\n\nIMPRESSION: Effusion.'),
+         needs="positive finding")
 def rule_within_findings(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding (same organ, same side) stated present and absent within the findings."""
     fnd, imp = _sections(a)

@@ -31,6 +31,7 @@ _DISTANCE = re.compile(_RP["distance"], re.I)
 _DIGIT = re.compile(r"\d")
 _UNITS = UNIT_KEYS  # a SIZE match holds one of these (in ASCII text, lower-cased; None: no pre-test)
 _TINY = re.compile(_RP["tiny"], re.I)
+_NARROWED_TO = re.compile(_RP["narrowed_to"], re.I)
 
 
 _LOCATING = re.compile(_RP["locating"], re.I)
@@ -80,7 +81,24 @@ def _structure_in(text: str) -> tuple[str, float, float] | None:
     return (best[1], best[2], best[3]) if best else None
 
 
-@declare(FlagSpec(id='size_plausibility', type='measurement', family='single', reads=('findings', 'impression'), explains='{size} is too small/large for a {structure} (at least/most {limit} mm); unit or value wrong?', example='FINDINGS: A 45 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.', clean='FINDINGS: A 4.5 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.'))
+# "<finding> in the left upper lung measuring (approximately) <size>": the finding is the head of its phrase, up to 12
+# words before "measuring" and after the last word that hands the size to another finding (the pack's
+# measured_gap_breaks, or a comma/semicolon)
+_MEASURED_BEFORE = re.compile(language_pack()["findings_rules"]["measured_by"] + r"$", re.I)
+_HEAD_BREAK = re.compile(r"[,;]|\b(?:" + "|".join(language_pack()["findings_rules"]["measured_gap_breaks"]) + r")\b",
+                         re.I)
+
+
+def _measured_head(before: str) -> tuple[str, float, float] | None:
+    """The structure a "measuring" after ``before`` (its sentence up to that word) measures, else None."""
+    words = before.split()[-12:]
+    window = " ".join(words)
+    cuts = [b.end() for b in _HEAD_BREAK.finditer(window)]
+    return _structure_in(window[cuts[-1]:] if cuts else window)
+
+
+@declare(FlagSpec(id='size_plausibility', type='measurement', family='single', reads=('findings', 'impression'), explains='{size} is too small/large for a {structure} (at least/most {limit} mm); unit or value wrong?', example='FINDINGS: A 45 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.', clean='FINDINGS: A 4.5 mm nodule in the right upper lobe.\n\nIMPRESSION: Nodule.'),
+         gate=(_UNITS,))
 def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
     """A measurement the named structure cannot have (or a "tiny" finding of 3 cm and more)."""
     flags: list[Flag] = []
@@ -100,11 +118,14 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
             found = _structure_near(a.text, m.start(), m.end(), sent.start, sent.end)
             if found is None and prev is not None and _ANAPHOR.match(sent.text):  # "The largest measures 3.5 cm."
                 found = _structure_in(prev.text)
+            if found is None and a.text.find("measur", max(sent.start, m.start() - 40), m.start()) >= 0 \
+                    and (by := _MEASURED_BEFORE.search(a.text, max(sent.start, m.start() - 40), m.start())):
+                found = _measured_head(a.text[sent.start:by.start()])  # "nodular opacity in the ... measuring 7 cm"
             if found is None:
                 continue
             name, lo, hi = found
             why = None
-            if max(dims) < lo:
+            if max(dims) < lo and not _NARROWED_TO.search(a.text, max(sent.start, m.start() - 60), m.start()):
                 why = f"{m.group(0)} is too small for a {name.lower()} (at least {lo:g} mm); unit or value wrong?"
             elif max(dims) > hi:
                 why = f"{m.group(0)} is too large for a {name.lower()} (at most {hi:g} mm); unit or value wrong?"
@@ -116,15 +137,20 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 _NO_SUCH_LOBE = re.compile(_RP["no_such_lobe"], re.I)
+MIRRORED = re.compile(language_pack()["sided_anatomy"]["mirrored"], re.I)  # situs inversus: one-sided lobes swap
+MIRRORED_KEYS = substring_keys([language_pack()["sided_anatomy"]["mirrored"]])  # its cheap pre-test
 
 
-@declare(FlagSpec(id='nonexistent_lobe', type='laterality', family='single', reads=('any',), explains='the {side} lung has no {lobe}: it is on the other side', example='FINDINGS: Opacity in the left middle lobe.\n\nIMPRESSION: Pneumonia.', clean='FINDINGS: Opacity in the right middle lobe.\n\nIMPRESSION: Pneumonia.'))
+@declare(FlagSpec(id='nonexistent_lobe', type='laterality', family='single', reads=('any',), explains='the {side} lung has no {lobe}: it is on the other side', example='FINDINGS: Opacity in the left middle lobe.\n\nIMPRESSION: Pneumonia.', clean='FINDINGS: Opacity in the right middle lobe.\n\nIMPRESSION: Pneumonia.'),
+         gate=(("middle lobe", "lingul"),))
 def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     """"left middle lobe" or "right lingula": the side (or the lobe) is wrong."""
     flags: list[Flag] = []
     low = a.text.lower()
     if "middle lobe" not in low and "lingul" not in low:
         return flags
+    if not lacks(low, MIRRORED_KEYS) and MIRRORED.search(low):
+        return flags  # situs inversus: a left middle lobe is the mirrored anatomy
     for m in _NO_SUCH_LOBE.finditer(a.text):
         # odd groups: a left middle lobe ("left middle lobe", "middle lobe ... of the left lung"); even: a right lingula
         groups = m.groups()
@@ -136,7 +162,8 @@ def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     return flags
 
 
-# every interval claim has one of these words (or "new", checked apart): the pack's interval_claim_words
+# every interval claim has one of these words (or "new", or "now" after a space and before one: the pack's patterns
+# say "now" only before a word), checked apart: the pack's interval_claim_words
 _INTERVAL_CUES = frozenset(w.lower() for w in language_pack()["interval_claim_words"]) | frozenset(
     language_pack()["change_openers"])
 _WEAK_CLAIM = tuple(w.lower() for w in language_pack()["weak_interval_claims"])  # also said of a normal structure
@@ -202,7 +229,7 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
     flags: list[Flag] = []
     low, words = a.lower_words()
     # the set and ASCII tests before the whole-text search (they decide most reports; the same truth value)
-    if (words.isdisjoint(_INTERVAL_CUES) and "new" not in low) or not (
+    if (words.isdisjoint(_INTERVAL_CUES) and "new" not in low and " now " not in low) or not (
             _OPENER_WORDS is None or not _OPENER_WORDS.isdisjoint(words) or not a.text.isascii()
             or _INTERVAL_CLAIM.search(a.text, comp.end if comp is not None else 0)):
         return flags
@@ -220,6 +247,7 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 _CLAIM_SEARCH = lower_search(_INTERVAL_CLAIM)
+_LETTERS_ONLY = bytes(c if 97 <= c <= 122 else 32 for c in range(256))  # lower-case ASCII letters kept, all else a space
 _PRIOR_IN_SENTENCE_SEARCH = lower_search(_PRIOR_IN_SENTENCE)
 _NOT_A_CLAIM_SEARCH = lower_search(_NOT_A_CLAIM)
 
@@ -228,6 +256,10 @@ _NOT_A_CLAIM_SEARCH = lower_search(_NOT_A_CLAIM)
 def _claim(sentence: str) -> str | None:
     """The interval claim of one sentence as written (its words), unless the sentence names its own prior, is not a
     claim, or is a recommendation or hypothetical; else None (cached: reports repeat their sentences)."""
+    low = sentence.lower()
+    if sentence.isascii() and "new" not in low and "now" not in low and "re-demonstrat" not in low \
+            and _INTERVAL_CUES.isdisjoint(low.encode().translate(_LETTERS_ONLY).decode().split()):
+        return None  # none of the words a claim or an opener holds: the report's pre-test, for one sentence
     m = _CLAIM_SEARCH(sentence)
     if m is not None:
         word = sentence[m.start():m.end()]
@@ -285,6 +317,7 @@ def _this_study(a: Analysis) -> list:
 
 
 _OTHER_EXAM = re.compile(_RP["other_exam"], re.I)
+_GUIDED_BY = re.compile(_RP["guided_by"], re.I)
 _COVERAGE = re.compile(_RP["coverage"], re.I)
 
 
@@ -301,6 +334,8 @@ def rule_header_modality(a: Analysis, header: Any = None) -> list[Flag]:
             m = pat.search(sent.text)
             if m and sent.section != "technique" and _OTHER_EXAM.search(sent.text[: m.start()]):
                 continue
+            if m and _GUIDED_BY.match(sent.text, m.end()):
+                continue  # "status post CT-guided biopsy": how a procedure was guided, not this study
             if m and name != group:
                 s = sent.start + m.start()
                 flags.append(make_flag("header_modality", a.text, s, s + len(m.group(0)),

@@ -120,7 +120,8 @@ def _claim_in(a: Analysis, first: int, last: int, pos: Mention) -> tuple[int, in
                   explains="{finding} in the sentence (or list) that denies it or calls it normal: {denial}",
                   example=_F.format("There is no pneumothorax or pleural effusion; small left apical pneumothorax.",
                                     "Pneumothorax."),
-                  clean=_F.format("There is no pleural effusion; small left apical pneumothorax.", "Pneumothorax.")))
+                  clean=_F.format("There is no pleural effusion; small left apical pneumothorax.", "Pneumothorax.")),
+         needs="positive finding")
 def rule_within_sentence(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding stated present in the sentence or ";"-list that denies it or calls its organ normal."""
     flags: list[Flag] = []

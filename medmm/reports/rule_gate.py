@@ -1,0 +1,164 @@
+"""Which rules can flag a report at all, told from its words before any rule runs.
+
+Most rules flag almost no report (on the IU dev reports, 54 of 2,864 raise any flag), and most of them begin with a
+pre-test on the report's text: "left" and "right" both named, a lobectomy named, a size unit, a no-change cue. Each
+such pre-test is a call, an attribute look-up or two and a handful of substring searches of the whole text — per
+rule, per report. A rule's *gate* (declared with the rule: :func:`medmm.reports.registry.declare`) is that pre-test
+as data: groups of strings, one of each must stand in the lower-cased text. :class:`RuleGates` tests the gates of
+all rules at once:
+
+* a string of letters stands in the lower-cased text exactly when it stands inside one of the text's runs of letters
+  a-z (the words of :meth:`Analysis.word_list`), so each distinct word is looked up once in a table that says which
+  gate groups it satisfies (filled the first time a word is met, like the vocabulary tables of the non-word and
+  real-word rules: a process meets a few thousand distinct words);
+* a gate string holding other characters (" or ", "x-ray") is reduced to its longest run of letters: a weaker
+  condition, still a necessary one;
+* the report's satisfied groups are the union over its distinct words (a C-level reduction over a set): one integer,
+  and a rule runs when it holds all of its groups' bits.
+
+Only ASCII text is gated: lower-casing other text can move or merge letters, so there every rule runs and decides
+for itself. A gate that is wrong would silently drop flags, so the gates are tested: ``tests/reports/test_registry.py``
+runs every rule with and without gating on every declared example and on the real dev reports and compares.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import re
+from typing import Any, Callable, Sequence
+
+from medmm.reports.analysis import Analysis
+
+__all__ = ["FACTS", "RuleGates", "fact"]
+
+_LETTERS = re.compile(r"[a-z]+")
+_MAX_WORDS = 200_000  # the word table's bound (adversarial input of endless distinct words: computed, not kept)
+
+
+def _letter_key(key: str) -> str | None:
+    """The longest run of letters a-z of a lower-cased gate string (None: it holds none, so it tells nothing)."""
+    runs = _LETTERS.findall(key.lower())
+    return max(runs, key=len) if runs else None
+
+
+def _positive_finding(a: Analysis) -> bool:
+    """A finding stated present (not denied, not a pseudo-negation) in the findings or the impression."""
+    return any(m.positive for m in a.mentions_in("findings")) or any(m.positive for m in a.mentions_in("impression"))
+
+
+def _positive_impression(a: Analysis) -> bool:
+    """A finding stated present in the impression, and the findings name a finding (the impression-vs-findings
+    comparisons need both)."""
+    return bool(a.mentions_in("findings")) and any(m.positive for m in a.mentions_in("impression"))
+
+
+# Facts of a report's finding mentions that rules may need (``registry.declare(needs=...)``): each is a necessary
+# condition of any flag of the rules that name it, decided once per report (cached in the analysis).
+FACTS = {"positive finding": _positive_finding, "positive impression": _positive_impression}
+
+
+def fact(a: Analysis, name: str) -> bool:
+    """A fact of :data:`FACTS` for this report (computed once per analysis)."""
+    key = ("fact", name)
+    hit = a.cache.get(key)
+    if hit is None:
+        hit = a.cache[key] = FACTS[name](a)
+    return hit
+
+
+class _WordBits:
+    """The distinct words met so far and, for the few that satisfy some gate group or word test, their bits. A report's
+    words are compared with the words met in C (a set difference that is empty once a process has read a few hundred
+    reports); only the words with bits are looked up. Bounded: past :data:`_MAX_WORDS` words, new words are computed for
+    the report at hand and not kept."""
+
+    def __init__(self, keys: Sequence[tuple[str, int]], tests: Sequence[tuple[Callable[[str, Any], bool], int]],
+                 lm: Any) -> None:
+        self.keys = tuple(keys)
+        self.tests = tuple(tests)
+        self.lm = lm
+        self.seen: set[str] = set()
+        self.hits: dict[str, int] = {}  # word -> its bits (non-zero)
+        self.hit_words: set[str] = set()  # the keys of ``hits`` (a set: the intersection stays in C)
+
+    def word_bits(self, word: str) -> int:
+        bits = 0
+        for key, bit in self.keys:
+            if key in word:
+                bits |= bit
+        for test, bit in self.tests:
+            if test(word, self.lm):
+                bits |= bit
+        return bits
+
+    def bits(self, words: set[str]) -> int:
+        extra = 0
+        if not self.seen.issuperset(words):  # words met for the first time (the common case, none: one C pass)
+            for w in words - self.seen:
+                b = self.word_bits(w)
+                if len(self.seen) >= _MAX_WORDS:
+                    extra |= b
+                    continue
+                self.seen.add(w)
+                if b:
+                    self.hits[w] = b
+                    self.hit_words.add(w)
+        return functools.reduce(operator.or_, map(self.hits.__getitem__, words & self.hit_words), extra)
+
+
+class RuleGates:
+    """The gates of a sequence of rules (one gate and one word test, or None, per rule, in order): :meth:`bits` of a
+    report, then :attr:`need` ``[i]`` says which bits rule ``i`` needs (0: none, it always runs) and :attr:`unless`
+    ``[i]`` the bit whose presence lets it run without the fact it needs (0: none; None: the fact never skips it).
+    ``lm``: the plausibility model the word tests are given."""
+
+    def __init__(self, gates: Sequence[Sequence[Sequence[str]]],
+                 word_tests: Sequence[Callable[[str, Any], bool] | None] = (), lm: Any = None,
+                 unless: Sequence[Sequence[str] | None] = ()) -> None:
+        key_bits: dict[str, int] = {}
+        tests: list[tuple[Callable[[str, Any], bool], int]] = []
+        need: list[int] = []
+        unless_bits: list[int | None] = []
+        bit = 1
+        word_tests = list(word_tests) or [None] * len(gates)
+        unless = list(unless) or [None] * len(gates)
+        if len(word_tests) != len(gates) or len(unless) != len(gates):
+            raise ValueError("one word test (or None) and one unless group (or None) per rule")
+        for group in unless:  # strings that let a rule run without its fact: one bit each group
+            found = [_letter_key(k) for k in group] if group is not None else []
+            keys = [k for k in found if k is not None]
+            if group is not None and (not keys or len(keys) != len(found)):
+                unless_bits.append(None)  # a string without letters: the words cannot tell, the fact never skips
+                continue
+            for k in keys:
+                key_bits[k] = key_bits.get(k, 0) | bit
+            unless_bits.append(bit if keys else 0)
+            if keys:
+                bit <<= 1
+        self.unless: tuple[int | None, ...] = tuple(unless_bits)
+        for gate, test in zip(gates, word_tests):
+            mask = 0
+            for group in gate:
+                found = [_letter_key(k) for k in group]
+                keys = [k for k in found if k is not None]
+                if not keys or len(keys) != len(found):
+                    continue  # an empty group, or a string without letters: no condition on the words
+                for k in keys:
+                    key_bits[k] = key_bits.get(k, 0) | bit
+                mask |= bit
+                bit <<= 1
+            if test is not None:
+                tests.append((test, bit))
+                mask |= bit
+                bit <<= 1
+            need.append(mask)
+        self.need: tuple[int, ...] = tuple(need)
+        self._words = _WordBits(sorted(key_bits.items()), tests, lm)
+        self.active = bool(key_bits) or bool(tests)
+
+    def bits(self, a: Analysis) -> int:
+        """The gate groups the report satisfies (-1, all of them, for a text that is not ASCII)."""
+        if not self.active or not a.text.isascii():
+            return -1
+        return self._words.bits(a.word_set())
