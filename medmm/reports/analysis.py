@@ -218,6 +218,9 @@ _LONG_WORDS = re.compile(r"[a-z]{4,}")  # the maximal runs of four letters or mo
 # _ALL_WORDS at C speed: every byte but a-z made a space, then split (the UTF-8 bytes of other letters are >= 128, so
 # the runs are the same); several times faster than findall, and the words are shared (word_list)
 _A_TO_Z_ONLY = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
+_LETTERS_A_Z = "abcdefghijklmnopqrstuvwxyz"
+_SHORT_WORDS = frozenset([*_LETTERS_A_Z, *(a + b for a in _LETTERS_A_Z for b in _LETTERS_A_Z),
+                          *(a + b + c for a in _LETTERS_A_Z for b in _LETTERS_A_Z for c in _LETTERS_A_Z)])
 _QUALIFIED_NEG = re.compile(r"\b(?:" + alternation(_READ["negation_qualifiers"]) + r")\b", re.I)
 _CHRONIC = _words_alternation(sorted(lx.CHRONIC_WORDS, key=len, reverse=True))
 _INTERVAL_WORD = _words_alternation(sorted(lx.INTERVAL_DIRECTION, key=len, reverse=True))
@@ -340,7 +343,9 @@ class Analysis:
     def lower_words(self) -> tuple[str, set[str]]:
         """The lower-cased text and its set of words of four letters or more (computed once per analysis)."""
         if self._words is None:
-            self._words = (self.lower_text(), {w for w in self.word_set() if len(w) > 3})  # = set(long_word_list())
+            # = set(long_word_list()): the words are runs of a-z, so those of three letters or fewer are a finite
+            # set, taken away in C
+            self._words = (self.lower_text(), self.word_set() - _SHORT_WORDS)
         return self._words
 
     def lower_text(self) -> str:

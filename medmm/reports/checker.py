@@ -19,14 +19,14 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from medmm.imaging.volume import HeaderFacts
 from medmm.reports.analysis import MAX_COMPARED_MENTIONS, Analysis, analyze
 from medmm.reports.flags import CheckResult, Flag, calibration
 from medmm.reports.language import ReportLM, known_words, packaged_lm
 from medmm.reports.registry import (needs_header, needs_model, rule_functions, rule_gate, rule_needs,
-                                    rule_word_gate)
+                                    rule_needs_unless, rule_word_gate)
 from medmm.reports.rule_gate import FACTS, RuleGates
 
 __all__ = ["CheckResult", "Flag", "RulesChecker", "RulesConfig", "check_rules", "clean_text", "combine", "dedupe",  # noqa: F822
@@ -101,14 +101,18 @@ class RulesChecker:
         # compare and return no flag, so they are not called
         # and a rule whose gate (registry.declare) the report's words fail cannot flag it: not called either
         without_header = [r for r in self.rules if r.__name__ not in _HEADER_ONLY]
-        self._gates = RuleGates([rule_gate(r.__name__) for r in self.rules],
-                                [rule_word_gate(r.__name__) for r in self.rules], self.lm)
-        self._gates_without_header = RuleGates([rule_gate(r.__name__) for r in without_header],
-                                               [rule_word_gate(r.__name__) for r in without_header], self.lm)
-        self._plan = tuple(zip(self.rules, (r.__name__ in _NEEDS_LM for r in self.rules), self._gates.need,
-                               (_needs(r) for r in self.rules)))
-        self._plan_without_header = tuple(zip(without_header, (r.__name__ in _NEEDS_LM for r in without_header),
-                                              self._gates_without_header.need, (_needs(r) for r in without_header)))
+        self._gates, self._plan = self._gated(self.rules)
+        self._gates_without_header, self._plan_without_header = self._gated(without_header)
+
+    def _gated(self, rules: Sequence[Rule]) -> tuple[RuleGates, tuple[tuple[Rule, bool, int, str | None, int], ...]]:
+        """The gates of ``rules`` and the plan: (rule, needs the model, gate bits, fact needed, bits that waive it)."""
+        gates = RuleGates([rule_gate(r.__name__) for r in rules], [rule_word_gate(r.__name__) for r in rules], self.lm,
+                          [rule_needs_unless(r.__name__) for r in rules])
+        plan = []
+        for r, need, unless in zip(rules, gates.need, gates.unless):
+            needs = _needs(r) if unless is not None else None  # a waiver the words cannot tell: no fact gate
+            plan.append((r, r.__name__ in _NEEDS_LM, need, needs, unless or 0))
+        return gates, tuple(plan)
 
     def analyze_flags(self, a: Analysis, header: HeaderFacts | None, notes: list[str]) -> list[Flag]:
         flags: list[Flag] = []
@@ -118,10 +122,10 @@ class RulesChecker:
         else:
             plan, bits = self._plan_without_header, self._gates_without_header.bits(a)
         facts: dict[str, bool] = {}
-        for rule, needs_lm, need, needs in plan:
+        for rule, needs_lm, need, needs, unless in plan:
             if bits & need != need:
                 continue  # the report's words fail the rule's gate: it cannot flag this report
-            if needs is not None:
+            if needs is not None and not bits & unless:
                 ok = facts.get(needs)
                 if ok is None:
                     ok = facts[needs] = FACTS[needs](a)

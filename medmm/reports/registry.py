@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from medmm.reports.taxonomy import ERROR_TYPES
 
-__all__ = ["FlagSpec", "declare", "flag_specs", "rule_functions", "rule_gate", "rule_needs", "rule_table", "rule_word_gate", "undeclared_ids", "FAMILIES"]
+__all__ = ["FlagSpec", "declare", "flag_specs", "rule_functions", "rule_gate", "rule_needs", "rule_needs_unless", "rule_table", "rule_word_gate", "undeclared_ids", "FAMILIES"]
 
 # calibration families (one table each in calibration.json) and the confidence a rule of the family gets before
 # it is measured
@@ -68,11 +68,12 @@ _SPECS: dict[str, FlagSpec] = {}
 _FUNCTIONS: dict[str, tuple[Callable[..., Any], tuple[FlagSpec, ...]]] = {}
 _GATES: dict[str, tuple[tuple[str, ...], ...]] = {}
 _NEEDS: dict[str, str] = {}
+_NEEDS_UNLESS: dict[str, tuple[str, ...]] = {}
 _WORD_GATES: dict[str, Callable[[str, Any], bool]] = {}
 
 
 def declare(*specs: FlagSpec, gate: Sequence[Iterable[str] | None] = (),
-            needs: str | None = None,
+            needs: str | None = None, needs_unless: Iterable[str] | None = None,
             word_gate: Callable[[str, Any], bool] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a rule function and the flag ids it raises.
 
@@ -82,7 +83,9 @@ def declare(*specs: FlagSpec, gate: Sequence[Iterable[str] | None] = (),
     does not call a rule whose gate fails; the rule keeps its own pre-test (it is called directly too). A group that
     is None (a pack without that data) is no condition. ``needs``: a fact of the report's finding mentions without
     which the rule flags nothing (one of :data:`medmm.reports.rule_gate.FACTS`, e.g. "positive finding": the rules
-    that compare what the report states present), tested once per report for all the rules that name it.
+    that compare what the report states present), tested once per report for all the rules that name it;
+    ``needs_unless``: strings one of which in the text makes the rule run without that fact (a rule with a second,
+    word-led part, such as "right greater than left").
     ``word_gate(word, lm)``: a test of one lower-case word (a run of letters a-z) with the checker's plausibility
     model, true for a word that may make the rule flag; an ASCII report none of whose words passes it is not given to
     the rule (decided once per distinct word, like ``gate``)."""
@@ -92,6 +95,8 @@ def declare(*specs: FlagSpec, gate: Sequence[Iterable[str] | None] = (),
         _GATES[fn.__name__] = tuple(tuple(g) for g in gate if g is not None)
         if needs is not None:
             _NEEDS[fn.__name__] = needs
+            if needs_unless is not None:
+                _NEEDS_UNLESS[fn.__name__] = tuple(needs_unless)
         done = []
         for s in specs:
             if s.id in _SPECS and _SPECS[s.id].rule != fn.__name__:
@@ -137,6 +142,12 @@ def rule_word_gate(name: str) -> Callable[[str, Any], bool] | None:
     """The word test a rule declared (see :func:`declare`), or None."""
     _discover()
     return _WORD_GATES.get(name)
+
+
+def rule_needs_unless(name: str) -> tuple[str, ...] | None:
+    """The strings that let a rule run without the fact it needs (see :func:`declare`), or None."""
+    _discover()
+    return _NEEDS_UNLESS.get(name)
 
 
 def rule_needs(name: str) -> str | None:

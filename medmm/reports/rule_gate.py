@@ -109,18 +109,34 @@ class _WordBits:
 
 class RuleGates:
     """The gates of a sequence of rules (one gate and one word test, or None, per rule, in order): :meth:`bits` of a
-    report, then :attr:`need` ``[i]`` says which bits rule ``i`` needs (0: none, it always runs). ``lm``: the
-    plausibility model the word tests are given."""
+    report, then :attr:`need` ``[i]`` says which bits rule ``i`` needs (0: none, it always runs) and :attr:`unless`
+    ``[i]`` the bit whose presence lets it run without the fact it needs (0: none; None: the fact never skips it).
+    ``lm``: the plausibility model the word tests are given."""
 
     def __init__(self, gates: Sequence[Sequence[Sequence[str]]],
-                 word_tests: Sequence[Callable[[str, Any], bool] | None] = (), lm: Any = None) -> None:
+                 word_tests: Sequence[Callable[[str, Any], bool] | None] = (), lm: Any = None,
+                 unless: Sequence[Sequence[str] | None] = ()) -> None:
         key_bits: dict[str, int] = {}
         tests: list[tuple[Callable[[str, Any], bool], int]] = []
         need: list[int] = []
+        unless_bits: list[int | None] = []
         bit = 1
         word_tests = list(word_tests) or [None] * len(gates)
-        if len(word_tests) != len(gates):
-            raise ValueError("one word test (or None) per rule")
+        unless = list(unless) or [None] * len(gates)
+        if len(word_tests) != len(gates) or len(unless) != len(gates):
+            raise ValueError("one word test (or None) and one unless group (or None) per rule")
+        for group in unless:  # strings that let a rule run without its fact: one bit each group
+            found = [_letter_key(k) for k in group] if group is not None else []
+            keys = [k for k in found if k is not None]
+            if group is not None and (not keys or len(keys) != len(found)):
+                unless_bits.append(None)  # a string without letters: the words cannot tell, the fact never skips
+                continue
+            for k in keys:
+                key_bits[k] = key_bits.get(k, 0) | bit
+            unless_bits.append(bit if keys else 0)
+            if keys:
+                bit <<= 1
+        self.unless: tuple[int | None, ...] = tuple(unless_bits)
         for gate, test in zip(gates, word_tests):
             mask = 0
             for group in gate:

@@ -183,10 +183,23 @@ def rule_size_class(a: Analysis, header: Any = None) -> list[Flag]:
 _AT_LEAST = {k.lower(): float(v) for k, v in _FR["measured_grade_sizes"]["at_least"].items()}
 _AT_MOST = {k.lower(): float(v) for k, v in _FR["measured_grade_sizes"]["at_most"].items()}
 _GRADE = re.compile(r"\b(" + longest_first(list(_AT_LEAST) + list(_AT_MOST)) + r")\b", re.I)
+# the grades as words, looked up in the report's set of words first (None: a site's grade that is not one word)
+_GRADE_WORDS = frozenset(_AT_LEAST) | frozenset(_AT_MOST) \
+    if all(w.isalpha() for w in list(_AT_LEAST) + list(_AT_MOST)) else None
 _MEASURED_BY = re.compile(_FR["measured_by"], re.I)
+# "Large right lower lobe pulmonary nodule 3 mm": the noun the size follows, read only close to its grade
+_MEASURED_BY_NOUN = re.compile(_FR["measured_by_noun"], re.I)
+_NOUN_GAP_WORDS = 6
+_NOUN_KEYS = substring_keys([_FR["measured_by_noun"]])  # each match holds one of these (None: no pre-test)
 # a word between the grade and "measuring" that hands the size to another finding ("large effusion with a nodule
 # measuring 4 mm"): the pack's measured_gap_breaks
 _GAP_BREAK = re.compile(r"\b(?:" + longest_first(_FR["measured_gap_breaks"]) + r")\b", re.I)
+
+
+def _measures(sentence: str) -> list[tuple[re.Match[str], bool]]:
+    """The words that hand a size to the finding before them: "measuring" (False) or the finding's noun (True)."""
+    found = [(m, False) for m in _MEASURED_BY.finditer(sentence)] + [(m, True) for m in _MEASURED_BY_NOUN.finditer(sentence)]
+    return sorted(found, key=lambda f: f[0].start())
 
 
 @per_sentence
@@ -194,7 +207,7 @@ def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
     grades = list(_GRADE.finditer(sentence))
     if not grades:
         return ()
-    for by in _MEASURED_BY.finditer(sentence):
+    for by, noun in _measures(sentence):
         size = SIZE.match(sentence, by.end())
         if size is None:
             continue
@@ -203,7 +216,8 @@ def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
             continue
         g = before[-1]
         gap = sentence[g.end(): by.start()]
-        if len(gap.split()) > 20 or ";" in gap or SIZE.search(gap) or _GAP_BREAK.search(gap):
+        if len(gap.split()) > (_NOUN_GAP_WORDS if noun else 20) or ";" in gap or SIZE.search(gap) \
+                or _GAP_BREAK.search(gap) or (noun and "," in gap):
             continue
         grade, mm = g.group(1).lower(), size_mm(size)
         if (grade in _AT_LEAST and mm >= _AT_LEAST[grade]) or (grade in _AT_MOST and mm <= _AT_MOST[grade]):
@@ -216,10 +230,11 @@ def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
                   explains="{grade} but it measures {size}",
                   example=EXAMPLE.format("A large nodule is seen in the right middle lobe, measuring 3 mm."),
                   clean=EXAMPLE.format("A small nodule is seen in the right middle lobe, measuring 3 mm.")),
-         gate=(("mm", "cm", "milli", "centi"), ("measur",)))
+         gate=(("mm", "cm", "milli", "centi"), None if _NOUN_KEYS is None else ("measur",) + _NOUN_KEYS))
 def rule_severity_measured(a: Analysis, header: Any = None) -> list[Flag]:
     """A grade whose finding's own measurement, given later in the sentence ("measuring 3 mm"), contradicts it."""
-    if not report_has_size(a) or "measur" not in a.lower_text() or not _GRADE.search(a.text):
+    if not report_has_size(a) or (_GRADE_WORDS is not None and a.lower_words()[1].isdisjoint(_GRADE_WORDS)) \
+            or ("measur" not in a.lower_text() and lacks(a.lower_text(), _NOUN_KEYS)) or not _GRADE.search(a.text):
         return []
     return sentence_flags(a, "severity_measured", _grade_against_measure)
 

@@ -9,7 +9,9 @@ inline, no impression) leave no impression to compare with; what a reader still 
   kind ("New 3 mm right upper lobe nodule." ... "No new or enlarging nodules."); a qualified denial ("no new
   suspicious nodule") denies only findings said to be so; the flag shows both sentences;
 * ``interval_new_unchanged``: a finding called new in one sentence and unchanged in the next, which takes it up
-  ("There are two new nodules. These are unchanged from 11/8/2023."); one sentence saying both is ``interval_clash``'s.
+  ("There are two new nodules. These are unchanged from 11/8/2023."), or a later one of its sub-heading that names it
+  ("There are multiple new bilateral cysts. ... These cysts appear unchanged compared to 2013.", none between naming
+  it); one sentence saying both is ``interval_clash``'s.
 
 The words are data: the language pack's ``findings_rules`` (``medmm/configs/reports/language-en.yaml``) and the
 shared ``rule_patterns`` for interval claims. Each rule decides most reports on the report's set of words or a few
@@ -285,6 +287,44 @@ def rule_interval_denied(a: Analysis, header: Any = None) -> list[Flag]:
 _ANAPHOR_OLD = re.compile(_FR["anaphor_old"], re.I)
 _ANAPHOR_NEW = re.compile(_FR["anaphor_new"], re.I)
 _OPENS_OLD = re.compile(_FR["opens_old"], re.I)
+_NAMED_OLD = re.compile(_FR["anaphor_named_old"], re.I)
+_NAMED_REACH = int(_FR["named_old_reach"])
+_OLD_LIST = re.compile(_FR["old_list_opener"], re.I)
+
+
+def _noun_in(noun: str, text: str) -> bool:
+    """Whether ``text`` names ``noun`` (singular or plural: "cysts" / "cyst")."""
+    stem = noun[:-1] if noun.endswith("s") else noun
+    return re.search(r"\b" + re.escape(stem) + r"s?\b", text, re.I) is not None
+
+
+def _new_item(a: Analysis, i: int, noun: str) -> Flag | None:
+    """Sentence ``i`` opens a list of old findings ("Stable pulmonary nodules as follows: ..."); an item of it in the
+    next sentences of its sub-heading calls a finding of the listed noun new."""
+    sents, s = a.sentences, a.sentences[i]
+    for t in sents[i + 1: i + _NAMED_REACH]:
+        if t.section != s.section or t.label != s.label:
+            return None
+        if _claim(t.text) == "new" and _noun_in(noun, t.text):
+            return make_flag("interval_new_unchanged", a.text, t.start, t.end,
+                             f"called new in a list introduced as \"{s.text[: 60].strip()}\"", related=[(s.start, s.end)])
+    return None
+
+
+def _named_later(a: Analysis, i: int) -> Flag | None:
+    """Sentence ``i`` calls its finding new; a later one of its sub-heading ("These cysts ...") calls it old."""
+    sents, s = a.sentences, a.sentences[i]
+    for j in range(i + 2, min(i + 1 + _NAMED_REACH, len(sents))):  # the next sentence is _ANAPHOR_OLD's
+        t = sents[j]
+        if t.section != s.section or t.label != s.label:
+            return None
+        m = _NAMED_OLD.match(t.text)
+        if m is not None and _noun_in(m.group(1), s.text):
+            if any(_noun_in(m.group(1), u.text) for u in sents[i + 1: j]):
+                return None  # a sentence between names the finding: the demonstrative may be about that one
+            return make_flag("interval_new_unchanged", a.text, s.start, s.end,
+                             f"called new, but a later sentence says \"{t.text.strip()}\"", related=[(t.start, t.end)])
+    return None
 
 
 def _across(a: Analysis) -> list[Flag]:
@@ -292,22 +332,29 @@ def _across(a: Analysis) -> list[Flag]:
     or the other way round: the flag lies on the sentence with "new", the other is related."""
     flags = []
     sents = a.sentences
-    for s, t in zip(sents, sents[1:]):
+    for i, (s, t) in enumerate(zip(sents, sents[1:])):
         if s.section not in BODY or t.section != s.section or t.label != s.label:
             continue  # not across an organ sub-heading ("LUNGS: New nodule." / "THYROID: This is unchanged.")
-        if _claim(s.text) == "new" and _ANAPHOR_OLD.match(t.text):
-            flags.append(make_flag("interval_new_unchanged", a.text, s.start, s.end,
-                                   f"called new, but the next sentence says \"{t.text.strip()}\"",
-                                   related=[(t.start, t.end)]))
-        elif _OPENS_OLD.match(s.text) and _ANAPHOR_NEW.match(t.text):
-            flags.append(make_flag("interval_new_unchanged", a.text, t.start, t.end,
-                                   f"called new, but the sentence before says \"{s.text.strip()}\"",
-                                   related=[(s.start, s.end)]))
+        if _claim(s.text) == "new":
+            if _ANAPHOR_OLD.match(t.text):
+                flags.append(make_flag("interval_new_unchanged", a.text, s.start, s.end,
+                                       f"called new, but the next sentence says \"{t.text.strip()}\"",
+                                       related=[(t.start, t.end)]))
+            elif (later := _named_later(a, i)) is not None:
+                flags.append(later)
+        elif _OPENS_OLD.match(s.text):
+            if _ANAPHOR_NEW.match(t.text):
+                flags.append(make_flag("interval_new_unchanged", a.text, t.start, t.end,
+                                       f"called new, but the sentence before says \"{s.text.strip()}\"",
+                                       related=[(s.start, s.end)]))
+            elif (opener := _OLD_LIST.match(s.text)) is not None and (item := _new_item(a, i, opener.group(1))):
+                flags.append(item)
     return flags
 
 
 @declare(FlagSpec(id="interval_new_unchanged", type="interval", family="interval", reads=BODY,
-                  explains="the sentence (or the next one, taking it up) calls the finding {new} and {unchanged}",
+                  explains="the sentence (or the next one, or a later 'These <finding>', taking it up) calls the "
+                           "finding {new} and {unchanged}",
                   example=EXAMPLE.format("There are two new nodules in the left upper lobe. These are unchanged."),
                   clean=EXAMPLE.format("There are two nodules in the left upper lobe. These are unchanged.")),
          gate=(("new",), ("unchanged", "stable", "similar", "redemonstrated", "changed", "again")))

@@ -107,7 +107,12 @@ def _sections(a: Analysis) -> tuple[list[Mention], list[Mention]]:
     return pair
 
 
-@declare(FlagSpec(id='laterality_sections', type='laterality', family='sections', reads=('findings', 'impression'), explains='the impression gives the {finding} on the {side}; the findings give it on the {other side}: {quote}', example='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small right pleural effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small left pleural effusion.'))
+_PREDOMINANCE = re.compile(_RP["predominance"], re.I)
+_PREDOMINANCE_KEYS = substring_keys([_RP["predominance"]])
+
+
+@declare(FlagSpec(id='laterality_sections', type='laterality', family='sections', reads=('findings', 'impression'), explains='the impression gives the {finding} on the {side}; the findings give it on the {other side}: {quote}', example='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small right pleural effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small left pleural effusion.'),
+         needs="positive impression", needs_unless=_PREDOMINANCE_KEYS)
 def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
     """A one-sided finding whose side differs between the sections (and neither section names both)."""
     fnd, imp = _sections(a)
@@ -143,8 +148,6 @@ def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
     return flags + _predominance_swap(a)
 
 
-_PREDOMINANCE = re.compile(_RP["predominance"], re.I)
-_PREDOMINANCE_KEYS = substring_keys([_RP["predominance"]])
 
 
 def _predominance_swap(a: Analysis) -> list[Flag]:

@@ -35,6 +35,14 @@ _NARROWED_TO = re.compile(_RP["narrowed_to"], re.I)
 
 
 _LOCATING = re.compile(_RP["locating"], re.I)
+_DIMENSION_OF = re.compile(_RP["dimension_of"], re.I)  # "diameter of the": the structure after it is measured
+
+
+def _dimension_of(window: str, before: list[str]) -> bool:
+    """Whether the words before a structure that make it a place (``window``, the last of the words ``before`` the
+    measurement: "of the") name a dimension of it instead ("the AP diameter of the central canal": the three words
+    before the window are read too)."""
+    return _DIMENSION_OF.search(f"{' '.join(before[-8:-5])} {window}") is not None
 
 
 def _structure_near(text: str, start: int, end: int, lo: int, hi: int) -> tuple[str, float, float] | None:
@@ -44,14 +52,16 @@ def _structure_near(text: str, start: int, end: int, lo: int, hi: int) -> tuple[
     # bounded windows (4 or 5 words of a report are far under 160 characters): splitting the whole rest of a long
     # sentence for each measurement was quadratic
     words_after = " ".join(text[end:min(hi, end + 160)].split()[:4])
-    words_before = " ".join(text[max(lo, start - 160):start].split()[-5:])
+    before = text[max(lo, start - 160):start].split()
+    words_before = " ".join(before[-5:])
     for window, after in ((words_after, True), (words_before, False)):
         if not _ANY_STRUCTURE.search(window):
             continue
         best = None
         for pat, mn, mx in _STRUCTURES:
             m = pat.search(window)
-            if m and (best is None or m.start() < best[0]) and (after or not _LOCATING.search(window[: m.start()])):
+            if m and (best is None or m.start() < best[0]) and (after or not _LOCATING.search(window[: m.start()])
+                                                                   or _dimension_of(window[: m.start()], before)):
                 best = (m.start(), m.group(0), mn, mx)
         if best:
             return best[1], best[2], best[3]

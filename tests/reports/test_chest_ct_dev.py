@@ -36,6 +36,8 @@ TUNE_EDITS = ROOT / "tests" / "data" / "reports_cdestaging_tune_edits.jsonl"
 MTSAMPLES_CT = CTMR / "mtsamples_ct.jsonl"
 BLIND2_EDITS = ROOT / "tests" / "data" / "reports_ct_blind2_edits.jsonl"
 TUNE2_EDITS = ROOT / "tests" / "data" / "reports_ct_tune2_edits.jsonl"
+MTSAMPLES_MR = CTMR / "mtsamples_mr.jsonl"
+TUNE3_EDITS = ROOT / "tests" / "data" / "reports_ct_tune3_edits.jsonl"
 # the flag ids of rules_findings.py and rules_findings_interval.py (the rules written for this corpus)
 def _findings_rule_ids() -> set[str]:
     from medmm.reports.registry import rule_functions
@@ -109,10 +111,18 @@ def test_second_blind_set_of_ct_errors_does_not_fall():
     real loss, not chased here (it would mean tuning on a held-out edit). Then 5 of 24 after the CT/MR real_word
     change of round 2 (a medical word is no slip where the word after it never follows the suggested term, or only a
     side word stands before it): it lost one real_word catch here and removed real_word false alarms on held-out
-    MedPix (3 -> 1 CT, 3 -> 2 MR) and Chest-CT-NER (1 -> 0). The floor is the level after these changes."""
+    MedPix (3 -> 1 CT, 3 -> 2 MR) and Chest-CT-NER (1 -> 0).
+
+    Session 7 (H7C) bisected the 8 -> 5 at c65404a: 67096b3 lost two size_plausibility catches (the generic nouns
+    gave "opacity" a range of its own, so "the dominant nodular opacity measures 13 cm" was read as an opacity, not
+    as the nodule "nodular" makes it: a bug, fixed by sizing a nodular opacity/density/lesion as a nodule; the other,
+    mts1713, was the wrong-reason kidney reading whose false alarm went with it), 3d80858 the real_word catch (a
+    "femoral" that real_word had flagged suggesting "temporal", removed by design with 4 tune false alarms). Then 7 of
+    24 after the session 7 rules (the fix, and a 4.6 cm disc protrusion that the spinal sizes developed on the tune3
+    edits read): the floor."""
     n, total = _found_in([CORPUS, MTSAMPLES_CT], "heldout", BLIND2_EDITS)
     assert total == 24
-    assert n >= 5, f"{n} of {total} blind CT hand edits found"
+    assert n >= 7, f"{n} of {total} blind CT hand edits found"
 
 
 @pytest.mark.skipif(not MTSAMPLES_CT.is_file(), reason=f"no MTSamples CT corpus ({MTSAMPLES_CT} is absent)")
@@ -122,3 +132,15 @@ def test_second_tune_set_of_ct_errors_stays_found():
     n, total = _found_in([CORPUS, MTSAMPLES_CT], "tune", TUNE2_EDITS)
     assert total == 23
     assert n >= 15, f"{n} of {total} tune CT hand edits (set 2) found"
+
+
+@pytest.mark.skipif(not (MTSAMPLES_CT.is_file() and MTSAMPLES_MR.is_file()),
+                    reason=f"no MTSamples CT/MR corpus ({MTSAMPLES_CT} or {MTSAMPLES_MR} is absent)")
+def test_third_tune_set_of_ct_mr_errors_stays_found():
+    """The development set of the session 7 CT/MR reader rules (rules_reader.py and the pack data of H7C): 3 of 21
+    found before them, 18 after (the misses: a 'medial segment of the right lower lobe', which a loose basal name
+    allows; a side within one sentence about the axilla; a medial/lateral meniscus between findings and
+    impression)."""
+    n, total = _found_in([CORPUS, MTSAMPLES_CT, MTSAMPLES_MR], "tune", TUNE3_EDITS)
+    assert total == 21
+    assert n >= 18, f"{n} of {total} tune CT/MR hand edits (set 3) found"

@@ -15,7 +15,8 @@ import pytest
 from medmm.reports.analysis import analyze
 from medmm.reports.checker import RulesChecker, RulesConfig, as_header
 from medmm.reports.language import packaged_lm
-from medmm.reports.registry import flag_specs, needs_model, rule_functions, rule_gate, rule_needs, rule_word_gate
+from medmm.reports.registry import (flag_specs, needs_model, rule_functions, rule_gate, rule_needs, rule_needs_unless,
+                                    rule_word_gate)
 from medmm.reports.rule_gate import FACTS, RuleGates
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,11 +50,13 @@ def _texts() -> list[tuple[str, dict | None]]:
 
 def _gate_fails(fn, a) -> bool:
     """Would the checker skip ``fn`` on ``a``?"""
-    g = RuleGates([rule_gate(fn.__name__)], [rule_word_gate(fn.__name__)], packaged_lm())
-    if g.bits(a) & g.need[0] != g.need[0]:
+    g = RuleGates([rule_gate(fn.__name__)], [rule_word_gate(fn.__name__)], packaged_lm(),
+                  [rule_needs_unless(fn.__name__)])
+    bits = g.bits(a)
+    if bits & g.need[0] != g.need[0]:
         return True
     needs = rule_needs(fn.__name__)
-    return needs is not None and not FACTS[needs](a)
+    return needs is not None and g.unless[0] is not None and not bits & g.unless[0] and not FACTS[needs](a)
 
 
 def test_some_rules_are_gated_and_every_fact_named_exists():
@@ -82,6 +85,14 @@ def test_each_gated_rule_passes_its_gate_on_its_own_example():
             assert not _gate_fails(fn, analyze(spec.example)), f"{fn.__name__} is gated off its own example"
 
 
+def test_a_fact_is_waived_by_its_unless_words():
+    g = RuleGates([(), ()], [None, None], None, [("than",), None])
+    assert g.unless[1] == 0 and g.unless[0]
+    assert g.bits(analyze("FINDINGS: Right greater than left effusions.")) & g.unless[0]
+    assert not g.bits(analyze("FINDINGS: Effusions.")) & g.unless[0]
+    assert RuleGates([()], [None], None, [(":",)]).unless == (None,)  # no letters: the fact never skips the rule
+
+
 def test_letter_keys_non_ascii_text_and_bounded_table():
     g = RuleGates([(("no change",),), ((" mm ",), ("left",))])
     assert g.bits(analyze("FINDINGS: Unchanged 3 mm nodule.")) & g.need[0] == g.need[0]  # "change" in "unchanged"
@@ -97,8 +108,8 @@ def test_gates_never_skip_a_flag_on_real_reports():
     rows = [json.loads(line) for line in REAL.read_text(encoding="utf-8").splitlines() if line.strip()]
     checker = RulesChecker(RulesConfig(threshold=0.0))
     ungated = RulesChecker(RulesConfig(threshold=0.0))
-    ungated._plan = tuple((r, lm, 0, None) for r, lm, _, _ in ungated._plan)
-    ungated._plan_without_header = tuple((r, lm, 0, None) for r, lm, _, _ in ungated._plan_without_header)
+    ungated._plan = tuple((r, lm, 0, None, 0) for r, lm, *_ in ungated._plan)
+    ungated._plan_without_header = tuple((r, lm, 0, None, 0) for r, lm, *_ in ungated._plan_without_header)
     header = {"modality": "DX", "body_part": "CHEST"}
     for row in rows:
         text = row.get("report") or row.get("text") or ""
