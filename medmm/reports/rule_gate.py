@@ -23,8 +23,6 @@ runs every rule with and without gating on every declared example and on the rea
 
 from __future__ import annotations
 
-import functools
-import operator
 import re
 from typing import Any, Callable, Sequence
 
@@ -68,19 +66,18 @@ def fact(a: Analysis, name: str) -> bool:
 
 
 class _WordBits:
-    """The distinct words met so far and, for the few that satisfy some gate group or word test, their bits. A report's
-    words are compared with the words met in C (a set difference that is empty once a process has read a few hundred
-    reports); only the words with bits are looked up. Bounded: past :data:`_MAX_WORDS` words, new words are computed for
-    the report at hand and not kept."""
+    """The words met so far: those that satisfy no gate group or word test (most), and the few that do, with their
+    bits. A report's words minus the first kind (one set difference in C) are the words to look up or, met for the
+    first time, to compute. Bounded: past :data:`_MAX_WORDS` words, new words are computed for the report at hand and
+    not kept."""
 
     def __init__(self, keys: Sequence[tuple[str, int]], tests: Sequence[tuple[Callable[[str, Any], bool], int]],
                  lm: Any) -> None:
         self.keys = tuple(keys)
         self.tests = tuple(tests)
         self.lm = lm
-        self.seen: set[str] = set()
+        self.plain: set[str] = set()  # words met that satisfy nothing (most of them)
         self.hits: dict[str, int] = {}  # word -> its bits (non-zero)
-        self.hit_words: set[str] = set()  # the keys of ``hits`` (a set: the intersection stays in C)
 
     def word_bits(self, word: str) -> int:
         bits = 0
@@ -93,18 +90,21 @@ class _WordBits:
         return bits
 
     def bits(self, words: set[str]) -> int:
-        extra = 0
-        if not self.seen.issuperset(words):  # words met for the first time (the common case, none: one C pass)
-            for w in words - self.seen:
+        # one C-level set difference leaves the report's words that satisfy something and the words met for the first
+        # time: a handful, looked up or computed here
+        out = 0
+        hits = self.hits
+        for w in words - self.plain:
+            b = hits.get(w)
+            if b is None:
                 b = self.word_bits(w)
-                if len(self.seen) >= _MAX_WORDS:
-                    extra |= b
-                    continue
-                self.seen.add(w)
-                if b:
-                    self.hits[w] = b
-                    self.hit_words.add(w)
-        return functools.reduce(operator.or_, map(self.hits.__getitem__, words & self.hit_words), extra)
+                if len(self.plain) + len(hits) < _MAX_WORDS:
+                    if b:
+                        hits[w] = b
+                    else:
+                        self.plain.add(w)
+            out |= b
+        return out
 
 
 class RuleGates:
