@@ -98,7 +98,10 @@ def test_single_mention_recall_and_clean_fpr_on_the_held_out_real_reports():
     # the goal (issue 21 asks >= 0.60 on errors made by others)
     ("heldout", "reports_single_mention_blind5_edits.jsonl", 0.33),
     ("tune", "reports_single_mention_tune5b_edits.jsonl", 0.80),  # the kinds blind set 5 missed, on tune: 0/11 -> 11/11
-    ("heldout", "reports_single_mention_blind6_edits.jsonl", 0.0),  # blind set 6 (H7B): not yet measured; floor set then
+    # blind set 6 (session 7, H7B, written without running the checker): measured once on the merged session 7 rules,
+    # 9 of 24 (0.375; laterality 1/4, location 2/3, interval 0/4, severity 1/3, negation 2/4, transcription 1/3,
+    # measurement 2/3)
+    ("heldout", "reports_single_mention_blind6_edits.jsonl", 0.37),
     # session 7 (H7R): another author's phrasings on tune, written before the rules: 14/37 -> 29/37
     ("tune", "reports_single_mention_tune6_edits.jsonl", 0.75),
 ])
