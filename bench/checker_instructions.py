@@ -3,8 +3,15 @@ for a speed change on a shared machine (CPU time there swings by 20 % with the o
 count of a pass moves by 0.3 %).
 
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/tmp/cg.out \\
-        python bench/checker_instructions.py [check|analyze]
+        python bench/checker_instructions.py [check|analyze|negspacy]
     # prints nothing itself: valgrind's "Collected : N" line is the pass's instruction count
+
+``negspacy`` counts one pass of ``bench/report_checker.py``'s peer instead (spaCy sentencizer + EntityRuler with
+medmm's finding vocabulary + negspacy's NegEx, ``nlp(report)`` per report, after a warm-up pass; needs
+``requirements-bench.txt``): the two counts side by side are a speed ratio that the machine's load does not move.
+Instructions are not time (the peer runs mostly compiled Cython, the checker mostly the Python interpreter), so the
+bench's CPU-time ratio stays the figure the issue asks for; on a machine whose CPU time swings by a third between
+passes of the same code, this one is the steady companion.
 
 Run with ``PYTHONHASHSEED=0`` to compare two versions (string hashes move set and dict layouts). The checker is built
 and warmed up (one pass) without instrumentation; then the sentence caches are cleared as ``bench/report_checker.py
@@ -49,6 +56,20 @@ def main(what: str = "check") -> None:
     if not os.path.isfile(REAL):
         sys.exit(f"{REAL}: the IU dev reports are absent (see ../shared/data/real_reports/README.md)")
     reports = [r["report"] for r in read_corpus(REAL).rows]
+    if what == "negspacy":
+        sys.path.insert(0, os.path.dirname(HERE))
+        from bench.report_checker import build_baseline
+
+        nlp = build_baseline()
+        for r in reports:  # vocabulary, spaCy's caches: not part of the pass (as in bench/report_checker.py)
+            nlp(r)
+        with tempfile.TemporaryDirectory() as folder:
+            lib = _helper(folder)
+            lib.cg_start()
+            for r in reports:
+                nlp(r)
+            lib.cg_stop()
+        return
     checker = build_checker("rules")
     for r in reports:  # vocabularies and models loaded, lazy tables built: not part of the pass
         checker.check(r)
