@@ -8,8 +8,8 @@ as data: groups of strings, one of each must stand in the lower-cased text. :cla
 all rules at once:
 
 * a string of letters stands in the lower-cased text exactly when it stands inside one of the text's runs of letters
-  a-z (the words of :meth:`Analysis.word_list`), so each distinct word is looked up once in a table that says which
-  gate groups it satisfies (filled the first time a word is met, like the vocabulary tables of the non-word and
+  a-z (the words of :meth:`Analysis.word_list`), so each distinct word is decided once: which gate groups and word
+  tests it satisfies (computed the first time a process meets it, like the vocabulary tables of the non-word and
   real-word rules: a process meets a few thousand distinct words);
 * a gate string holding other characters (" or ", "x-ray") is reduced to its longest run of letters: a weaker
   condition, still a necessary one;
@@ -17,8 +17,9 @@ all rules at once:
   and a rule runs when it holds all of its groups' bits.
 
 Only ASCII text is gated: lower-casing other text can move or merge letters, so there every rule runs and decides
-for itself. A gate that is wrong would silently drop flags, so the gates are tested: ``tests/reports/test_registry.py``
-runs every rule with and without gating on every declared example and on the real dev reports and compares.
+for itself. A gate that is wrong would silently drop flags, so the gates are tested: ``tests/reports/test_rule_gate.py``
+runs every gated rule wherever its gate fails (declared examples, made-up texts, the real dev reports) and asserts
+no flag there, and compares the gated checker with the checker that calls every rule.
 """
 
 from __future__ import annotations
