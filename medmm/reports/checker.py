@@ -19,7 +19,7 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 from medmm.imaging.volume import HeaderFacts
 from medmm.reports.analysis import MAX_COMPARED_MENTIONS, Analysis, analyze
@@ -100,27 +100,22 @@ class RulesChecker:
         # (rule, needs the plausibility model) decided once; without a header the header rules have nothing to
         # compare and return no flag, so they are not called
         # and a rule whose gate (registry.declare) the report's words fail cannot flag it: not called either
-        without_header = [r for r in self.rules if r.__name__ not in _HEADER_ONLY]
-        self._gates, self._plan = self._gated(self.rules)
-        self._gates_without_header, self._plan_without_header = self._gated(without_header)
-
-    def _gated(self, rules: Sequence[Rule]) -> tuple[RuleGates, tuple[tuple[Rule, bool, int, str | None, int], ...]]:
-        """The gates of ``rules`` and the plan: (rule, needs the model, gate bits, fact needed, bits that waive it)."""
-        gates = RuleGates([rule_gate(r.__name__) for r in rules], [rule_word_gate(r.__name__) for r in rules], self.lm,
-                          [rule_needs_unless(r.__name__) for r in rules])
+        # one plan entry per rule: (rule, needs the model, gate bits, fact needed, bits that waive it)
+        self._gates = RuleGates([rule_gate(r.__name__) for r in self.rules],
+                                [rule_word_gate(r.__name__) for r in self.rules], self.lm,
+                                [rule_needs_unless(r.__name__) for r in self.rules])
         plan = []
-        for r, need, unless in zip(rules, gates.need, gates.unless):
+        for r, need, unless in zip(self.rules, self._gates.need, self._gates.unless):
             needs = _needs(r) if unless is not None else None  # a waiver the words cannot tell: no fact gate
             plan.append((r, r.__name__ in _NEEDS_LM, need, needs, unless or 0))
-        return gates, tuple(plan)
+        self._plan = tuple(plan)
+        self._plan_without_header = tuple(p for p in self._plan if p[0].__name__ not in _HEADER_ONLY)
 
     def analyze_flags(self, a: Analysis, header: HeaderFacts | None, notes: list[str]) -> list[Flag]:
         flags: list[Flag] = []
         lm = self.lm
-        if header is not None:
-            plan, bits = self._plan, self._gates.bits(a)
-        else:
-            plan, bits = self._plan_without_header, self._gates_without_header.bits(a)
+        plan = self._plan if header is not None else self._plan_without_header
+        bits = self._gates.bits(a)
         facts: dict[str, bool] = {}
         for rule, needs_lm, need, needs, unless in plan:
             if bits & need != need:

@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 from medmm.reports.analysis import Analysis
 
-__all__ = ["FACTS", "RuleGates", "fact"]
+__all__ = ["FACTS", "RuleGates"]
 
 _LETTERS = re.compile(r"[a-z]+")
 _MAX_WORDS = 200_000  # the word table's bound (adversarial input of endless distinct words: computed, not kept)
@@ -39,6 +39,13 @@ def _letter_key(key: str) -> str | None:
     """The longest run of letters a-z of a lower-cased gate string (None: it holds none, so it tells nothing)."""
     runs = _LETTERS.findall(key.lower())
     return max(runs, key=len) if runs else None
+
+
+def _group_keys(group: Sequence[str]) -> list[str] | None:
+    """The letter keys of one group of gate strings (:func:`_letter_key` of each), or None when the group tells
+    nothing about the words: it is empty, or one of its strings holds no letter."""
+    keys = [_letter_key(k) for k in group]
+    return None if not keys or None in keys else keys  # type: ignore[return-value]
 
 
 def _positive_finding(a: Analysis) -> bool:
@@ -53,17 +60,8 @@ def _positive_impression(a: Analysis) -> bool:
 
 
 # Facts of a report's finding mentions that rules may need (``registry.declare(needs=...)``): each is a necessary
-# condition of any flag of the rules that name it, decided once per report (cached in the analysis).
+# condition of any flag of the rules that name it, decided once per report (by the checker's rule loop).
 FACTS = {"positive finding": _positive_finding, "positive impression": _positive_impression}
-
-
-def fact(a: Analysis, name: str) -> bool:
-    """A fact of :data:`FACTS` for this report (computed once per analysis)."""
-    key = ("fact", name)
-    hit = a.cache.get(key)
-    if hit is None:
-        hit = a.cache[key] = FACTS[name](a)
-    return hit
 
 
 class _WordBits:
@@ -127,23 +125,23 @@ class RuleGates:
         if len(word_tests) != len(gates) or len(unless) != len(gates):
             raise ValueError("one word test (or None) and one unless group (or None) per rule")
         for group in unless:  # strings that let a rule run without its fact: one bit each group
-            found = [_letter_key(k) for k in group] if group is not None else []
-            keys = [k for k in found if k is not None]
-            if group is not None and (not keys or len(keys) != len(found)):
+            if group is None:
+                unless_bits.append(0)
+                continue
+            keys = _group_keys(group)
+            if keys is None:
                 unless_bits.append(None)  # a string without letters: the words cannot tell, the fact never skips
                 continue
             for k in keys:
                 key_bits[k] = key_bits.get(k, 0) | bit
-            unless_bits.append(bit if keys else 0)
-            if keys:
-                bit <<= 1
+            unless_bits.append(bit)
+            bit <<= 1
         self.unless: tuple[int | None, ...] = tuple(unless_bits)
         for gate, test in zip(gates, word_tests):
             mask = 0
             for group in gate:
-                found = [_letter_key(k) for k in group]
-                keys = [k for k in found if k is not None]
-                if not keys or len(keys) != len(found):
+                keys = _group_keys(group)
+                if keys is None:
                     continue  # an empty group, or a string without letters: no condition on the words
                 for k in keys:
                     key_bits[k] = key_bits.get(k, 0) | bit
