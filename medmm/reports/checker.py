@@ -25,8 +25,7 @@ from medmm.imaging.volume import HeaderFacts
 from medmm.reports.analysis import MAX_COMPARED_MENTIONS, Analysis, analyze
 from medmm.reports.flags import CheckResult, Flag, calibration
 from medmm.reports.language import ReportLM, known_words, packaged_lm
-from medmm.reports.registry import (needs_header, needs_model, rule_functions, rule_gate, rule_needs,
-                                    rule_needs_unless, rule_word_gate)
+from medmm.reports.registry import needs_header, needs_model, rule_functions, rule_gate
 from medmm.reports.rule_gate import FACTS, RuleGates
 
 __all__ = ["CheckResult", "Flag", "RulesChecker", "RulesConfig", "check_rules", "clean_text", "combine", "dedupe",  # noqa: F822
@@ -81,7 +80,7 @@ def as_header(data: Any, notes: list[str] | None = None) -> HeaderFacts | None:
 
 
 def _needs(rule: Rule) -> str | None:
-    name = rule_needs(rule.__name__)
+    name = rule_gate(rule.__name__).needs
     if name is not None and name not in FACTS:
         raise ValueError(f"rule {rule.__name__} needs {name!r}: not a fact of medmm.reports.rule_gate.FACTS")
     return name
@@ -101,9 +100,7 @@ class RulesChecker:
         # compare and return no flag, so they are not called
         # and a rule whose gate (registry.declare) the report's words fail cannot flag it: not called either
         # one plan entry per rule: (rule, needs the model, gate bits, fact needed, bits that waive it)
-        self._gates = RuleGates([rule_gate(r.__name__) for r in self.rules],
-                                [rule_word_gate(r.__name__) for r in self.rules], self.lm,
-                                [rule_needs_unless(r.__name__) for r in self.rules])
+        self._gates = RuleGates([rule_gate(r.__name__) for r in self.rules], self.lm)
         plan = []
         for r, need, unless in zip(self.rules, self._gates.need, self._gates.unless):
             needs = _needs(r) if unless is not None else None  # a waiver the words cannot tell: no fact gate

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from medmm.reports.taxonomy import ERROR_TYPES
 
-__all__ = ["FlagSpec", "declare", "flag_specs", "rule_functions", "rule_gate", "rule_needs", "rule_needs_unless", "rule_table", "rule_word_gate", "undeclared_ids", "FAMILIES"]
+__all__ = ["FlagSpec", "declare", "flag_specs", "rule_functions", "Gate", "rule_gate", "rule_table", "undeclared_ids", "FAMILIES"]
 
 # calibration families (one table each in calibration.json) and the confidence a rule of the family gets before
 # it is measured
@@ -66,10 +66,19 @@ class FlagSpec:
 
 _SPECS: dict[str, FlagSpec] = {}
 _FUNCTIONS: dict[str, tuple[Callable[..., Any], tuple[FlagSpec, ...]]] = {}
-_GATES: dict[str, tuple[tuple[str, ...], ...]] = {}
-_NEEDS: dict[str, str] = {}
-_NEEDS_UNLESS: dict[str, tuple[str, ...]] = {}
-_WORD_GATES: dict[str, Callable[[str, Any], bool]] = {}
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a rule declared a report must hold for it to flag anything (see :func:`declare`); the default is nothing."""
+
+    words: tuple[tuple[str, ...], ...] = ()  # groups of strings, one of each in the lower-cased text
+    word_test: Callable[[str, Any], bool] | None = None  # a test of one word with the checker's model
+    needs: str | None = None  # a fact of the report's finding mentions (medmm.reports.rule_gate.FACTS)
+    needs_unless: tuple[str, ...] | None = None  # strings one of which in the text waives ``needs``
+
+
+_GATES: dict[str, Gate] = {}
 
 
 def declare(*specs: FlagSpec, gate: Sequence[Iterable[str] | None] = (),
@@ -90,13 +99,8 @@ def declare(*specs: FlagSpec, gate: Sequence[Iterable[str] | None] = (),
     model, true for a word that may make the rule flag; an ASCII report none of whose words passes it is not given to
     the rule (decided once per distinct word, like ``gate``)."""
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if word_gate is not None:
-            _WORD_GATES[fn.__name__] = word_gate
-        _GATES[fn.__name__] = tuple(tuple(g) for g in gate if g is not None)
-        if needs is not None:
-            _NEEDS[fn.__name__] = needs
-            if needs_unless is not None:
-                _NEEDS_UNLESS[fn.__name__] = tuple(needs_unless)
+        _GATES[fn.__name__] = Gate(tuple(tuple(g) for g in gate if g is not None), word_gate, needs,
+                                   tuple(needs_unless) if needs is not None and needs_unless is not None else None)
         done = []
         for s in specs:
             if s.id in _SPECS and _SPECS[s.id].rule != fn.__name__:
@@ -132,28 +136,10 @@ def rule_functions() -> list[tuple[Callable[..., Any], tuple[FlagSpec, ...]]]:
     return list(_FUNCTIONS.values())
 
 
-def rule_gate(name: str) -> tuple[tuple[str, ...], ...]:
-    """The gate a rule declared (see :func:`declare`): groups of strings, one of each must stand in the text."""
+def rule_gate(name: str) -> Gate:
+    """The gate a rule declared (see :func:`declare`); :class:`Gate` ``()`` for a rule that declared none."""
     _discover()
-    return _GATES.get(name, ())
-
-
-def rule_word_gate(name: str) -> Callable[[str, Any], bool] | None:
-    """The word test a rule declared (see :func:`declare`), or None."""
-    _discover()
-    return _WORD_GATES.get(name)
-
-
-def rule_needs_unless(name: str) -> tuple[str, ...] | None:
-    """The strings that let a rule run without the fact it needs (see :func:`declare`), or None."""
-    _discover()
-    return _NEEDS_UNLESS.get(name)
-
-
-def rule_needs(name: str) -> str | None:
-    """The fact of the report's mentions a rule declared it needs (see :func:`declare`), or None."""
-    _discover()
-    return _NEEDS.get(name)
+    return _GATES.get(name, Gate())
 
 
 def undeclared_ids(specs: tuple[FlagSpec, ...], flags: Any) -> set[str]:

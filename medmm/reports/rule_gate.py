@@ -28,6 +28,7 @@ import re
 from typing import Any, Callable, Sequence
 
 from medmm.reports.analysis import Analysis
+from medmm.reports.registry import Gate
 
 __all__ = ["FACTS", "RuleGates"]
 
@@ -107,28 +108,22 @@ class _WordBits:
 
 
 class RuleGates:
-    """The gates of a sequence of rules (one gate and one word test, or None, per rule, in order): :meth:`bits` of a
-    report, then :attr:`need` ``[i]`` says which bits rule ``i`` needs (0: none, it always runs) and :attr:`unless`
-    ``[i]`` the bit whose presence lets it run without the fact it needs (0: none; None: the fact never skips it).
-    ``lm``: the plausibility model the word tests are given."""
+    """The gates of a sequence of rules (one :class:`~medmm.reports.registry.Gate` per rule, in order): :meth:`bits`
+    of a report, then :attr:`need` ``[i]`` says which bits rule ``i`` needs (0: none, it always runs) and
+    :attr:`unless` ``[i]`` the bit whose presence lets it run without the fact it needs (0: none; None: the fact never
+    skips it). ``lm``: the plausibility model the word tests are given."""
 
-    def __init__(self, gates: Sequence[Sequence[Sequence[str]]],
-                 word_tests: Sequence[Callable[[str, Any], bool] | None] = (), lm: Any = None,
-                 unless: Sequence[Sequence[str] | None] = ()) -> None:
+    def __init__(self, gates: Sequence[Gate], lm: Any = None) -> None:
         key_bits: dict[str, int] = {}
         tests: list[tuple[Callable[[str, Any], bool], int]] = []
         need: list[int] = []
         unless_bits: list[int | None] = []
         bit = 1
-        word_tests = list(word_tests) or [None] * len(gates)
-        unless = list(unless) or [None] * len(gates)
-        if len(word_tests) != len(gates) or len(unless) != len(gates):
-            raise ValueError("one word test (or None) and one unless group (or None) per rule")
-        for group in unless:  # strings that let a rule run without its fact: one bit each group
-            if group is None:
+        for gate in gates:  # strings that let a rule run without its fact: one bit each rule that has them
+            if gate.needs_unless is None:
                 unless_bits.append(0)
                 continue
-            keys = _group_keys(group)
+            keys = _group_keys(gate.needs_unless)
             if keys is None:
                 unless_bits.append(None)  # a string without letters: the words cannot tell, the fact never skips
                 continue
@@ -137,9 +132,9 @@ class RuleGates:
             unless_bits.append(bit)
             bit <<= 1
         self.unless: tuple[int | None, ...] = tuple(unless_bits)
-        for gate, test in zip(gates, word_tests):
+        for gate in gates:
             mask = 0
-            for group in gate:
+            for group in gate.words:
                 keys = _group_keys(group)
                 if keys is None:
                     continue  # an empty group, or a string without letters: no condition on the words
@@ -147,8 +142,8 @@ class RuleGates:
                     key_bits[k] = key_bits.get(k, 0) | bit
                 mask |= bit
                 bit <<= 1
-            if test is not None:
-                tests.append((test, bit))
+            if gate.word_test is not None:
+                tests.append((gate.word_test, bit))
                 mask |= bit
                 bit <<= 1
             need.append(mask)

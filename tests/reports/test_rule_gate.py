@@ -15,15 +15,13 @@ import pytest
 from medmm.reports.analysis import analyze
 from medmm.reports.checker import RulesChecker, RulesConfig, as_header
 from medmm.reports.language import packaged_lm
-from medmm.reports.registry import (flag_specs, needs_model, rule_functions, rule_gate, rule_needs, rule_needs_unless,
-                                    rule_word_gate)
+from medmm.reports.registry import Gate, flag_specs, needs_model, rule_functions, rule_gate
 from medmm.reports.rule_gate import FACTS, RuleGates
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL = Path(os.environ.get("MEDMM_SHARED", ROOT / ".." / "shared")) / "data" / "real_reports" / "iu_dev.jsonl"
 SPECS = flag_specs()
-GATED = [(fn, specs) for fn, specs in rule_functions()
-         if rule_gate(fn.__name__) or rule_word_gate(fn.__name__) or rule_needs(fn.__name__)]
+GATED = [(fn, specs) for fn, specs in rule_functions() if rule_gate(fn.__name__) != Gate()]
 
 # made-up texts that pass some gates and fail others (sides, units, interval words, lobes, non-ASCII)
 MADE_UP = [
@@ -50,19 +48,18 @@ def _texts() -> list[tuple[str, dict | None]]:
 
 def _gate_fails(fn, a) -> bool:
     """Would the checker skip ``fn`` on ``a``?"""
-    g = RuleGates([rule_gate(fn.__name__)], [rule_word_gate(fn.__name__)], packaged_lm(),
-                  [rule_needs_unless(fn.__name__)])
+    g = RuleGates([rule_gate(fn.__name__)], packaged_lm())
     bits = g.bits(a)
     if bits & g.need[0] != g.need[0]:
         return True
-    needs = rule_needs(fn.__name__)
+    needs = rule_gate(fn.__name__).needs
     return needs is not None and g.unless[0] is not None and not bits & g.unless[0] and not FACTS[needs](a)
 
 
 def test_some_rules_are_gated_and_every_fact_named_exists():
     assert len(GATED) >= 20
     for fn, _ in GATED:
-        needs = rule_needs(fn.__name__)
+        needs = rule_gate(fn.__name__).needs
         assert needs is None or needs in FACTS, f"{fn.__name__} needs an unknown fact {needs!r}"
 
 
@@ -86,19 +83,20 @@ def test_each_gated_rule_passes_its_gate_on_its_own_example():
 
 
 def test_a_fact_is_waived_by_its_unless_words():
-    g = RuleGates([(), ()], [None, None], None, [("than",), None])
+    g = RuleGates([Gate(needs="positive finding", needs_unless=("than",)), Gate(needs="positive finding")])
     assert g.unless[1] == 0 and g.unless[0]
     assert g.bits(analyze("FINDINGS: Right greater than left effusions.")) & g.unless[0]
     assert not g.bits(analyze("FINDINGS: Effusions.")) & g.unless[0]
-    assert RuleGates([()], [None], None, [(":",)]).unless == (None,)  # no letters: the fact never skips the rule
+    assert RuleGates([Gate(needs="positive finding", needs_unless=(":",))]).unless == (None,)  # no letters: the fact
+    # never skips the rule
 
 
-def test_letter_keys_non_ascii_text_and_bounded_table():
-    g = RuleGates([(("no change",),), ((" mm ",), ("left",))])
+def test_letter_keys_and_non_ascii_text():
+    g = RuleGates([Gate((("no change",),)), Gate(((" mm ",), ("left",)))])
     assert g.bits(analyze("FINDINGS: Unchanged 3 mm nodule.")) & g.need[0] == g.need[0]  # "change" in "unchanged"
     assert g.bits(analyze("FINDINGS: A 3 mm nodule.")) & g.need[1] != g.need[1]  # no "left"
     assert g.bits(analyze("FINDINGS: Nodule à gauche.")) == -1  # not ASCII: every rule runs
-    assert RuleGates([((":",),)]).need == (0,)  # a string without letters is no condition
+    assert RuleGates([Gate(((":",),))]).need == (0,)  # a string without letters is no condition
 
 
 @pytest.mark.skipif(not REAL.is_file(), reason=f"{REAL} absent (the IU dev reports of ../shared)")
