@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 
 from medmm.reports import lexicon as lx
 from medmm.reports import sections as _sections
-from medmm.reports.language_pack import (_alternatives, _group_end, _quantifier, alternation, first_char_lookahead,
-                                         language_pack, longest_first, substring_keys)
+from medmm.reports.language_pack import (alternation, by_first_letter, charset_led, first_char_lookahead, language_pack,
+                                         longest_first, substring_keys)
 from medmm.reports.sections import Section, Sentence, split_sections, split_sentences
 
 MAX_COMPARED_MENTIONS = 150  # per section, compared pairwise by the section rules (see Analysis.mentions_in)
@@ -33,103 +33,16 @@ def _words_alternation(patterns: tuple[str, ...] | list[str], flags: int = re.I)
     every alternative at every position (8x slower on report text, measured). The lookahead is derived from the
     patterns (:func:`~medmm.reports.language_pack.first_char_lookahead`): a site's trigger that starts with a group
     or an escape gets the right letters, or none. The alternation is written grouped by first letter
-    (:func:`_by_first_letter`): the same matches."""
-    body = _by_first_letter(patterns, bool(flags & re.I))
+    (:func:`~medmm.reports.language_pack.by_first_letter`): the same matches."""
+    body = by_first_letter(patterns, bool(flags & re.I))
     return re.compile(r"\b" + first_char_lookahead(body) + r"(?:" + body + r")\b", flags)
-
-
-_QUANTIFIERS = ("?", "*", "+", "{")
-
-
-def _literal_led(alt: str, depth: int = 0) -> list[str]:
-    """One alternative of an alternation as alternatives that each open with a letter, in the order the regex engine
-    tries them (so the same match wins): a leading ``(?:a|b)rest`` is ``arest|brest``, ``(?:a)?rest`` is
-    ``arest|rest``, a look-behind before a letter goes after it (``(?<!x\\s)mass`` is ``m(?<!x\\sm)ass``). What it
-    cannot rewrite it gives back unchanged."""
-    if depth > 6 or not alt or alt[0].isalpha():
-        return [alt]
-    if alt.startswith("(?:"):
-        end = _group_end(alt, 0)
-        optional, n = _quantifier(alt, end + 1)
-        if alt[end + 1: end + 1 + n] not in ("", "?"):  # only a plain group or a greedy optional one
-            return [alt]
-        rest = alt[end + 1 + n:]
-        out = [a for g in _alternatives(alt[3:end]) for a in _literal_led(g + rest, depth + 1)]
-        return out + _literal_led(rest, depth + 1) if optional else out
-    if alt.startswith(("(?<!", "(?<=")):
-        end = _group_end(alt, 0)
-        c = alt[end + 1: end + 2]
-        if c.isalpha() and c.isascii() and alt[end + 2: end + 3] not in _QUANTIFIERS:
-            return [c + alt[:end] + c + ")" + alt[end + 2:]]
-    return [alt]
-
-
-_REGEX_SPECIAL = frozenset(".^$*+?{}[]\\|()")
-
-
-def _first_literal(x: str) -> tuple[str, str] | None:
-    """(its text, the character it matches) when ``x`` opens with one literal character that no quantifier follows."""
-    if x[:1] == "\\":
-        src = x[:2] if len(x) > 1 and not x[1].isalnum() else ""
-    else:
-        src = x[:1] if x[:1] and x[0] not in _REGEX_SPECIAL else ""
-    return (src, src[-1]) if src and x[len(src): len(src) + 1] not in _QUANTIFIERS else None
-
-
-def _charset_led(body: str, fold: bool = True) -> str | None:
-    """``body``, an alternation, written so that every alternative opens with a literal character (``\\bbut`` is
-    ``b(?<=\\bb)ut``, ``[;:]`` is ``;|:``, a leading group as in :func:`_literal_led`), grouped by that character in
-    order (as :func:`_by_first_letter`), or None when an alternative cannot be so written. The same matches; the
-    regex engine then skips in C to the next position that holds one of these characters (a pattern that opens with
-    a look-ahead or ``\\b`` is tried at every position)."""
-    out: list[tuple[str, str, str]] = []
-    for a in _alternatives(body):
-        bound = a.startswith("\\b")
-        rest = a[2:] if bound else a
-        for x in _literal_led(rest) if rest.startswith("(") else [rest]:
-            xs = [x]
-            if x.startswith("["):
-                end = x.find("]")
-                inner = x[1:end]
-                if end < 0 or not inner or any(c in _REGEX_SPECIAL or c in "-^" for c in inner) \
-                        or x[end + 1: end + 2] in _QUANTIFIERS:
-                    return None
-                xs = [c + x[end + 1:] for c in inner]
-            for y in xs:
-                first = _first_literal(y)
-                if first is None:
-                    return None
-                src, c = first
-                tail = y[len(src):]
-                out.append((c.lower() if fold else c, src, "(?<=\\b" + src + ")" + tail if bound else tail))
-    groups: dict[str, tuple[str, list[str]]] = {}
-    for key, src, tail in out:
-        groups.setdefault(key, (src, []))[1].append(tail)
-    return "|".join(src + (tails[0] if len(tails) == 1 else "(?:" + "|".join(tails) + ")")
-                    for src, tails in groups.values())
 
 
 def _charset_led_lower(pattern: re.Pattern[str], body: str) -> re.Pattern[str]:
     """:func:`_for_lower_case` of ``pattern`` (``first_char_lookahead(body)`` and ``body``), written as
-    :func:`_charset_led` when it can be."""
-    led = _charset_led(body)
+    :func:`~medmm.reports.language_pack.charset_led` when it can be."""
+    led = charset_led(body)
     return _for_lower_case(re.compile("(?:" + led + ")", pattern.flags) if led is not None else pattern)
-
-
-def _by_first_letter(patterns: tuple[str, ...] | list[str], fold: bool = True) -> str:
-    """``alternation(patterns)`` written as ``a(?:...)|b(?:...)|...``: the alternatives (:func:`_literal_led`)
-    grouped by their first letter (case-folded when ``fold``: for a case-insensitive pattern), in order within a
-    group. Alternatives that open with different letters never match at one position, so the matches are the same;
-    the regex engine skips a group whose letter is not the text's in one test, where it entered every alternative
-    that opens with a group or a look-behind at every word start (callgrind: the finding-term scan of a cold pass
-    takes about half the instructions). Unchanged when an alternative cannot be led by a letter."""
-    alts = [a for p in patterns for x in _alternatives(p) for a in _literal_led(x)]
-    groups: dict[str, list[str]] = {}
-    for a in alts:
-        if not (a[:1].isascii() and a[:1].isalpha()) or a[1:2] in _QUANTIFIERS:
-            return alternation(patterns)
-        groups.setdefault(a[0].lower() if fold else a[0], []).append(a)
-    return "|".join(ws[0][0] + "(?:" + "|".join(w[1:] for w in ws) + ")" for ws in groups.values())
 
 
 def _for_lower_case(pattern: re.Pattern[str]) -> re.Pattern[str]:
@@ -190,9 +103,9 @@ _SEV_WORDS = longest_first(lx.SEVERITY_RANK)
 _READ = _PACK["reading"]
 SIDE_WORDS: dict[str, tuple[str, ...]] = {side: tuple(words) for side, words in _READ["sides"].items()}
 _SIDE_ALTERNATION = alternation([w for words in SIDE_WORDS.values() for w in words])
-# each word class grouped by first letter (_by_first_letter: the same matches, fewer alternatives tried per word)
-_SIDE_OR_SEVERITY_BODY = (r"(?:(?P<side>" + _by_first_letter([w for ws in SIDE_WORDS.values() for w in ws]) + r")"
-                          + _READ["side_suffix"] + r"|(?P<sev>" + _by_first_letter(_SEV_WORDS.split("|")) + r"))")
+# each word class grouped by first letter (language_pack.by_first_letter: the same matches, fewer alternatives tried per word)
+_SIDE_OR_SEVERITY_BODY = (r"(?:(?P<side>" + by_first_letter([w for ws in SIDE_WORDS.values() for w in ws]) + r")"
+                          + _READ["side_suffix"] + r"|(?P<sev>" + by_first_letter(_SEV_WORDS.split("|")) + r"))")
 _SIDE_OR_SEVERITY = re.compile(r"\b" + first_char_lookahead(_SIDE_OR_SEVERITY_BODY) + _SIDE_OR_SEVERITY_BODY + r"\b",
                                re.I)
 UNIT_MM: dict[str, float] = {unit: float(v) for unit, v in _READ["unit_mm"].items()}
@@ -673,7 +586,7 @@ _ANY_CASE = _SentencePatterns(_TERM, _CLAUSE, _TERMINATOR, _PRE, _PSEUDO, _POST,
 # character, the regex engine skips in C to the positions that can start one (callgrind: the clause scan -48 %)
 _LOWER_CASE = _SentencePatterns(*map(_for_lower_case, _ANY_CASE))._replace(
     clause=_charset_led_lower(_CLAUSE, _CLAUSE_BODY), terminator=_charset_led_lower(_TERMINATOR, TERMINATORS),
-    pre=_charset_led_lower(_PRE, r"\b(?:" + _by_first_letter(PRE_NEG) + r")\b"))
+    pre=_charset_led_lower(_PRE, r"\b(?:" + by_first_letter(PRE_NEG) + r")\b"))
 
 
 @functools.lru_cache(maxsize=32768)

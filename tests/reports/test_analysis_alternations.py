@@ -1,11 +1,12 @@
 """The rewritten alternations of ``medmm.reports.analysis`` find what the plain ones find.
 
-``_words_alternation`` writes its alternation grouped by first letter (``_by_first_letter``, after ``_literal_led``
-has made every alternative open with a letter), and the lower-case clause-cut and terminator patterns open with a
-literal character (``_charset_led``), and so does the lower-case negation-trigger pattern. These are speed changes only: here each rewritten pattern is compared with the
-plain alternation it replaces, match by match (span and named groups), on generated texts that put the vocabulary's
-words at the start and the end of the text, inside other words, after punctuation, digits and underscores, and in
-upper case; and on the pack's own vocabularies.
+``_words_alternation`` writes its alternation grouped by first letter (``language_pack.by_first_letter``, after
+``literal_led`` has made every alternative open with a letter), and the lower-case clause-cut and terminator patterns
+open with a literal character (``language_pack.charset_led``), and so does the lower-case negation-trigger pattern.
+These are speed changes only: here each rewritten pattern is compared with the plain alternation it replaces, match
+by match (span and named groups), on generated texts that put the vocabulary's words at the start and the end of the
+text, inside other words, after punctuation, digits and underscores, and in upper case; and on the pack's own
+vocabularies.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import pytest
 
 from medmm.reports import analysis as an
+from medmm.reports import language_pack as lp
 from medmm.reports.language_pack import alternation, first_char_lookahead
 
 _FILLERS = ["", " ", "x", "_", "1", "-", ".", ", ", "; ", ": ", "(", " and ", " but ", " with ", "\n", "lateral ",
@@ -65,10 +67,10 @@ def test_letter_grouped_alternation_finds_the_same_matches(patterns):
 
 def test_an_alternative_that_cannot_open_with_a_letter_leaves_the_alternation_as_it_is():
     patterns = ["effusions?", "\\w+ly\\s+enlarged", "[0-9]+\\s*mm"]
-    assert an._by_first_letter(patterns) == alternation(patterns)
-    assert an._literal_led("(?:a|b)+c") == ["(?:a|b)+c"]  # a repeated group is not unrolled
-    assert an._literal_led("(?:pleural\\s+)?effusion") == ["pleural\\s+effusion", "effusion"]
-    assert an._literal_led("(?<!lateral\\s)mass") == ["m(?<!lateral\\sm)ass"]
+    assert lp.by_first_letter(patterns) == alternation(patterns)
+    assert lp.literal_led("(?:a|b)+c") == ["(?:a|b)+c"]  # a repeated group is not unrolled
+    assert lp.literal_led("(?:pleural\\s+)?effusion") == ["pleural\\s+effusion", "effusion"]
+    assert lp.literal_led("(?<!lateral\\s)mass") == ["m(?<!lateral\\sm)ass"]
 
 
 @pytest.mark.parametrize("name", ["_TERM", "_PRE", "_PSEUDO", "_UNCERTAIN", "_UNCERTAIN_POST", "INTERVAL", "_CHRONIC",
@@ -102,9 +104,9 @@ def test_the_charset_led_sentence_patterns_match_as_before(field):
 
 
 def test_charset_led_rewrites_word_boundaries_and_classes():
-    assert an._charset_led("\\bbut\\b|[;:]") == "b(?<=\\bb)ut\\b|;|:"
-    assert an._charset_led("\\w+ly|but") is None  # an alternative that opens with a class of letters
-    assert an._charset_led("(?=x)y") is None
+    assert lp.charset_led("\\bbut\\b|[;:]") == "b(?<=\\bb)ut\\b|;|:"
+    assert lp.charset_led("\\w+ly|but") is None  # an alternative that opens with a class of letters
+    assert lp.charset_led("(?=x)y") is None
 
 
 def test_the_side_or_severity_pattern_matches_as_its_plain_alternation():
