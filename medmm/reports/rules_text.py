@@ -17,7 +17,7 @@ import operator
 import os
 import re
 from dataclasses import dataclass
-from itertools import islice
+from itertools import compress, islice
 from typing import Any
 
 import jellyfish
@@ -179,7 +179,7 @@ def _plain_ascii(text: str) -> bool:
 
 _NOT_STUTTER_ASCII = frozenset(w for w in _NOT_STUTTER if w.isascii())  # the only ones the pre-test's words can be
 # The de-identification token XXXX stands in runs ("XXXX XXXX", "XXXX and XXXX") in most IU reports: it is one of
-# the legitimate doubles, so _repeats passes over those runs (dropping it from the word list first cost more).
+# the legitimate doubles, so the pre-test passes over those runs (dropping it from the word list first cost more).
 
 
 def _repeats(same: bytes, step: bytes, words: list[str]) -> bool:
@@ -195,18 +195,20 @@ def _repeats(same: bytes, step: bytes, words: list[str]) -> bool:
 def _may_stutter(a: Analysis) -> bool:
     """Could :data:`_STUTTER` find words to flag? Only if the word list holds a word equal to the next one, or two
     words equal to the next two, that are no legitimate double ("XXXX XXXX"). A pre-test at C speed (the regex with
-    its back-reference costs several times more and runs only when this passes): the equalities of words one and two
-    apart as bytes, searched for a 1 (one word) or two 1s in a row (two words). In non-ASCII text the
+    its back-reference costs several times more and runs only when this passes): the words equal to the one one (two)
+    words on, kept by ``compress``, against the legitimate doubles; for two words then the equalities as bytes,
+    searched for two 1s in a row. In non-ASCII text the
     case-insensitive regex knows letters that the ASCII split does not, so the regex decides."""
     if not a.text.isascii():
         return True
     words = a.word_list()  # the words of [a-z]+ (shared with the other rules: split once per analysis)
     eq = operator.eq  # faster through map than str.__eq__
-    # any() first: no equal words one (two) apart is the common case, told without building the bytes; islice, not a
-    # slice: no copy of the list
-    return ((any(map(eq, words, islice(words, 1, None)))
-             and _repeats(bytes(map(eq, words, islice(words, 1, None))), b"\x01", words))
-            or (any(map(eq, words, islice(words, 2, None)))
+    # one word: a word equal to the next that is no legitimate double, in one C pass (compress keeps the words equal
+    # to the next; the double "XXXX XXXX" of most IU reports among them). Two words: their first word equals the word
+    # two on and is no legitimate double (the same C pass), and only then the bytes of the equalities, searched for
+    # two 1s in a row. islice, not a slice: no copy of the list
+    return (not _NOT_STUTTER_ASCII.issuperset(compress(words, map(eq, words, islice(words, 1, None))))
+            or (not _NOT_STUTTER_ASCII.issuperset(compress(words, map(eq, words, islice(words, 2, None))))
                 and _repeats(bytes(map(eq, words, islice(words, 2, None))), b"\x01\x01", words)))
 
 
