@@ -188,16 +188,19 @@ _COUNTED = [(re.compile(c["pattern"]), int(c["most"]), str(c["says"])) for c in 
 _LEAST = min((most for _, most, _ in _COUNTED), default=99)
 # (led by a digit class, which the regex engine scans for fast; an alternation at the start would try each branch)
 _TWO_DIGITS = re.compile(r"\d(?:\d" + (f"|(?<=[{_LEAST + 1}-9])" if _LEAST < 9 else "") + ")")
-_TWO_DIGITS_ASCII = re.compile(_TWO_DIGITS.pattern, re.ASCII)  # the same matches on ASCII text, a table look-up per \d
-_ASCII_DIGITS = tuple("0123456789")
+# On ASCII text a match of _TWO_DIGITS is a digit above _LEAST or two digits in a row: the bytes with each digit up to
+# _LEAST made "0" and each above it "9" hold a match exactly when they hold b"9" or b"00"
+_DIGIT_CLASSES = bytes(48 if 48 <= c <= 48 + _LEAST else 57 if 48 <= c <= 57 else c for c in range(256))
 
 
 def _no_number(text: str) -> bool:
     r"""Whether ``text`` has no match of ``_TWO_DIGITS`` (the pre-test of :func:`rule_nonexistent_level`): on ASCII
-    text ten substring tests first (each a memchr; 1,522 of the 2,864 IU dev reports have no digit), then the
-    pattern in ASCII mode; other text is searched as written (a Unicode digit is a ``\d`` too)."""
+    text two substring tests on its bytes with the digits classed (:data:`_DIGIT_CLASSES`: one C pass, no regex;
+    1,522 of the 2,864 IU dev reports have no digit, 2,645 no match); other text is searched as written (a Unicode
+    digit is a ``\d`` too)."""
     if text.isascii():
-        return not any(map(text.__contains__, _ASCII_DIGITS)) or _TWO_DIGITS_ASCII.search(text) is None
+        classed = text.encode("ascii").translate(_DIGIT_CLASSES)
+        return b"9" not in classed and b"00" not in classed
     return _TWO_DIGITS.search(text) is None
 
 

@@ -147,3 +147,20 @@ def test_an_expected_or_explained_statement_stays_quiet(checker, text, impressio
                                   "Progression of degenerative changes of the spine."])
 def test_as_before_and_progression_claim_a_prior(checker, text):
     assert "interval_no_prior" in _rules(checker, text, comparison="None.")
+
+
+def test_the_number_pre_test_agrees_with_its_pattern():
+    """nonexistent_level's pre-test on ASCII text (the digits classed in bytes) says "no number" exactly when the
+    pattern it stands for finds none: every digit alone and in pairs, amid other characters, and some text."""
+    import itertools
+    import re
+
+    from medmm.reports import rules_anatomy as ra
+
+    pattern = re.compile(ra._TWO_DIGITS.pattern, re.ASCII)
+    pieces = [str(d) for d in range(10)] + [" ", "a", ".", "-"]
+    texts = ["".join(p) for n in (1, 2, 3) for p in itertools.product(pieces, repeat=n)]
+    texts += ["No acute disease.", "Healed 9th rib fracture.", "T1 and L5.", "1. Clear. 2. Normal.", "12 mm", ""]
+    for text in texts:
+        assert ra._no_number(text) == (pattern.search(text) is None), text
+    assert not ra._no_number("T1\u00e9 12")  # other text: the pattern as written
