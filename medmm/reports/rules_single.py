@@ -219,13 +219,8 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
         statement = _no_prior_stated(a)
         if statement is None:
             return []  # no COMPARISON section and no sentence about priors: nothing contradicts
-        said = (statement.start, statement.end)
-        who = "the report"
     elif prior_status(a) != "none":
         return []
-    else:
-        said = _stripped(a.text, comp.start, comp.end)
-        who = "COMPARISON"
     flags: list[Flag] = []
     low, words = a.lower_words()
     # the set and ASCII tests before the whole-text search (they decide most reports; the same truth value)
@@ -233,6 +228,11 @@ def rule_interval(a: Analysis, header: Any = None) -> list[Flag]:
             _OPENER_WORDS is None or not _OPENER_WORDS.isdisjoint(words) or not a.text.isascii()
             or _INTERVAL_CLAIM.search(a.text, comp.end if comp is not None else 0)):
         return flags
+    # what says there is no prior (the flags quote it): only now, the common case has returned
+    if comp is not None:
+        said, who = _stripped(a.text, comp.start, comp.end), "COMPARISON"
+    elif statement is not None:  # (always, without a COMPARISON section: it returned above otherwise)
+        said, who = (statement.start, statement.end), "the report"
     for sent in a.sentences:
         if sent.section not in ("findings", "impression") or sent is statement:
             continue
