@@ -33,6 +33,7 @@ _NO_ACUTE = re.compile(_RP["no_acute"], re.I)
 _NORMAL = re.compile(_RP["normal"], re.I)
 _NO_ACUTE_KEYS = substring_keys([_RP["no_acute"]])  # one is in every match (derived from the pack's pattern)
 _SIDED_NOUN = re.compile(r"\b(left|right)(?:-sided)?\s+(?:[a-z]+\s+){0,2}?(" + "|".join(_SR["sided_nouns"]) + r")\b", re.I)
+_SIDED_NOUN_KEYS = substring_keys(_SR["sided_nouns"])  # one is in every match of _SIDED_NOUN (None: no gate)
 
 
 # every device mention holds one of these (derived from the lexicon's device patterns; None: no such pre-test)
@@ -218,7 +219,7 @@ def _sided_nouns_of(sentence: str) -> tuple[tuple[str, str], ...]:
 
 
 @declare(FlagSpec(id='laterality_anatomy', type='laterality', family='sections', reads=('findings', 'impression'), explains='the impression names the {side} {structure}; the findings name only the {other side} one: {quote}', example='FINDINGS: Elevation of the left hemidiaphragm.\n\nIMPRESSION: Elevated right hemidiaphragm.', clean='FINDINGS: Elevation of the left hemidiaphragm.\n\nIMPRESSION: Elevated left hemidiaphragm.'),
-         gate=(("left", "right"),))
+         gate=(("left", "right"), _SIDED_NOUN_KEYS))
 def rule_laterality_anatomy(a: Analysis, header: Any = None) -> list[Flag]:
     """A sided structure (hemidiaphragm, clavicle, PICC line, ...) named with one side in the impression and
     only with the other side in the findings."""
@@ -383,7 +384,13 @@ def _severity_conflict(a: Analysis, p: Mention, fnd: list[Mention]) -> _Conflict
             f"{_quote(a, o)}", _span(a, o))
 
 
-@declare(FlagSpec(id='interval_sections', type='interval', family='sections', reads=('findings', 'impression'), explains='the impression calls the {finding} "{word}"; the findings call it "{other word}": {quote}', example='COMPARISON: 3/2/2024.\n\nFINDINGS: New left pleural effusion.\n\nIMPRESSION: Left pleural effusion, unchanged.', clean='COMPARISON: 3/2/2024.\n\nFINDINGS: New left pleural effusion.\n\nIMPRESSION: New left pleural effusion.'))
+# the interval words: a mention has an interval only when its clause holds one of them (analysis._attr_interval), so
+# a report holds one wherever interval_sections flags (its gate)
+_INTERVAL_KEYS = tuple(lx.INTERVAL_DIRECTION)
+
+
+@declare(FlagSpec(id='interval_sections', type='interval', family='sections', reads=('findings', 'impression'), explains='the impression calls the {finding} "{word}"; the findings call it "{other word}": {quote}', example='COMPARISON: 3/2/2024.\n\nFINDINGS: New left pleural effusion.\n\nIMPRESSION: Left pleural effusion, unchanged.', clean='COMPARISON: 3/2/2024.\n\nFINDINGS: New left pleural effusion.\n\nIMPRESSION: New left pleural effusion.'),
+         gate=(_INTERVAL_KEYS,))
 def rule_interval_sections(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding called new in one section and stable in the other (or larger vs smaller); also a device
     ("Two new left-sided chest tubes" in the findings, "Stable left-sided chest tubes" in the impression)."""
