@@ -106,6 +106,7 @@ _CHANGE = re.compile(_RP["change"], re.I)
 _NOT_A_CHANGE = re.compile(_RP["not_a_change"], re.I)
 _NO_CHANGE_KEYS = substring_keys([_RP["no_change"]])
 _NO_CHANGE_CUE_KEYS = substring_keys([_RP["no_change_cue"]])
+_CHANGE_KEYS = substring_keys([_RP["change"]])  # one is in every match of _CHANGE: a flag's change word (None: no gate)
 
 
 def _sentence_at(a: Analysis, at: int) -> int:
@@ -138,7 +139,7 @@ def _change_word(sentence: str) -> str | None:
                   example="COMPARISON: 3/2/2024.\n\n" + _F.format("New small left pleural effusion.",
                                                                   "No interval change."),
                   clean="COMPARISON: 3/2/2024.\n\n" + _F.format("Small left pleural effusion.", "No interval change.")),
-         gate=(_NO_CHANGE_CUE_KEYS,))
+         gate=(_NO_CHANGE_CUE_KEYS, _CHANGE_KEYS))
 def rule_interval_global(a: Analysis, header: Any = None) -> list[Flag]:
     """A change stated for a finding while the report's summary says nothing changed since the prior."""
     low = a.lower_text()

@@ -15,7 +15,7 @@ import re
 from typing import Any, Callable
 
 from medmm.reports import lexicon as lx
-from medmm.reports.analysis import DEVICE_TYPES, Analysis, Mention, per_sentence
+from medmm.reports.analysis import DEVICE_TYPES, SIDE_WORDS, Analysis, Mention, per_sentence
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
@@ -110,9 +110,12 @@ def _sections(a: Analysis) -> tuple[list[Mention], list[Mention]]:
 
 _PREDOMINANCE = re.compile(_RP["predominance"], re.I)
 _PREDOMINANCE_KEYS = substring_keys([_RP["predominance"]])
+# a mention's side is one of lx.SIDES only where a side word of that side names it: one of these is in the text then
+_ONE_SIDE_KEYS = substring_keys([w for side in lx.SIDES for w in SIDE_WORDS.get(side, ())])
 
 
 @declare(FlagSpec(id='laterality_sections', type='laterality', family='sections', reads=('findings', 'impression'), explains='the impression gives the {finding} on the {side}; the findings give it on the {other side}: {quote}', example='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small right pleural effusion.', clean='FINDINGS: Small left pleural effusion.\n\nIMPRESSION: Small left pleural effusion.'),
+         gate=(None if _PREDOMINANCE_KEYS is None or _ONE_SIDE_KEYS is None else _ONE_SIDE_KEYS + _PREDOMINANCE_KEYS,),
          needs="positive impression", needs_unless=_PREDOMINANCE_KEYS)
 def rule_laterality(a: Analysis, header: Any = None) -> list[Flag]:
     """A one-sided finding whose side differs between the sections (and neither section names both)."""
@@ -390,7 +393,8 @@ _INTERVAL_KEYS = tuple(lx.INTERVAL_DIRECTION)
 
 
 @declare(FlagSpec(id='interval_sections', type='interval', family='sections', reads=('findings', 'impression'), explains='the impression calls the {finding} "{word}"; the findings call it "{other word}": {quote}', example='COMPARISON: 3/2/2024.\n\nFINDINGS: New left pleural effusion.\n\nIMPRESSION: Left pleural effusion, unchanged.', clean='COMPARISON: 3/2/2024.\n\nFINDINGS: New left pleural effusion.\n\nIMPRESSION: New left pleural effusion.'),
-         gate=(_INTERVAL_KEYS,))
+         gate=(_INTERVAL_KEYS,), needs=None if _DEVICE_KEYS is None else "positive impression",
+         needs_unless=_DEVICE_KEYS)  # the impression's mentions unless a device is named (the second part)
 def rule_interval_sections(a: Analysis, header: Any = None) -> list[Flag]:
     """The same finding called new in one section and stable in the other (or larger vs smaller); also a device
     ("Two new left-sided chest tubes" in the findings, "Stable left-sided chest tubes" in the impression)."""
