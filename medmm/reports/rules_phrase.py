@@ -55,6 +55,10 @@ def _one_phrase(text: str) -> bool:
 @per_sentence
 def _side_clash(sentence: str) -> tuple[Hit, ...]:
     """The first lobe whose phrase names the other side: the lobe's side word, the other side word related."""
+    if sentence.isascii():  # both side words must stand in the sentence (the report's pre-test, for one sentence)
+        low = sentence.lower()
+        if sum(side in low for side in lx.SIDES) < 2:
+            return ()
     sides = list(_SIDE.finditer(sentence))
     if len({m.group(1).lower() for m in sides}) < 2:
         return ()
@@ -89,6 +93,7 @@ def rule_side_phrase(a: Analysis, header: Any = None) -> list[Flag]:
 _ZONES: dict[str, str] = {k.lower(): v for k, v in _PACK["zones"].items()}
 _ZONE = re.compile(r"\b(" + longest_first(list(_ZONES)) + r")\b", re.I)
 _ZONE_EXCEPTION = re.compile(r"\b(?:" + longest_first(_PACK["zone_exceptions"]) + r")\b", re.I)
+_ZONE_KEYS = substring_keys(list(_ZONES))  # one is in every match of _ZONE (None: no pre-test)
 _ZONE_WORDS = frozenset(_ZONES) if all(len(z) >= 4 and " " not in z for z in _ZONES) else frozenset()
 _LEVEL_LOBE = re.compile(_PACK["phrase"]["level_lobe"], re.I)
 _LEVEL_LOBE_KEYS = substring_keys([_PACK["phrase"]["level_lobe"]])
@@ -101,6 +106,10 @@ _BREAK_LEVEL = re.compile(r"\b(?:" + longest_first([w for w in _WORDS if w not i
 @per_sentence
 def _zone_clash(sentence: str) -> tuple[Hit, ...]:
     """The first lobe of one level whose phrase names a zone of the other: the lobe's level word, the zone related."""
+    if sentence.isascii():  # a lobe of a level and a zone must stand in the sentence: substring tests first
+        low = sentence.lower()
+        if lacks(low, _LEVEL_LOBE_KEYS) or lacks(low, _ZONE_KEYS):
+            return ()
     if _ZONE_EXCEPTION.search(sentence):
         return ()
     for lobe in _LEVEL_LOBE.finditer(sentence):

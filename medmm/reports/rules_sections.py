@@ -213,6 +213,8 @@ def _sided_nouns(a: Analysis, section: str) -> dict[str, dict[str, int]]:
 @per_sentence
 def _sided_nouns_of(sentence: str) -> tuple[tuple[str, str], ...]:
     """(structure, side) of each sided structure one sentence names, in order (cached: reports repeat sentences)."""
+    if not _may_name_side(sentence):
+        return ()  # no "left" or "right" (a substring test): no match
     out = []
     for m in _SIDED_NOUN.finditer(sentence):
         noun = m.group(2).lower().replace("clavicular", "clavicle").replace("humeral", "humerus").rstrip("s")

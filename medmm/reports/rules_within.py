@@ -28,7 +28,7 @@ from medmm.reports.analysis import Analysis, Mention, per_sentence
 from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
 from medmm.reports.findings_sizes import lower_search
 from medmm.reports.flags import Flag, make_flag
-from medmm.reports.language_pack import language_pack, longest_first
+from medmm.reports.language_pack import lacks, language_pack, longest_first, substring_keys
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rule_loop import BODY
 from medmm.reports.rules_sections import _contradicts, _firm_negative, _firm_positive, _side_ok
@@ -36,7 +36,8 @@ from medmm.reports.rules_sections import _contradicts, _firm_negative, _firm_pos
 _WS = language_pack()["within_sentence"]
 _CLAIMS: tuple[tuple[re.Pattern[str], frozenset[str]], ...] = tuple(
     (re.compile(c["pattern"], re.I), frozenset(c["denies"])) for c in _WS["normal_claims"])
-_CLAIM_SEARCHES = tuple((lower_search(pattern), types) for pattern, types in _CLAIMS)
+# each claim's search, the types it denies, and strings one of which each of its matches holds (None: no pre-test)
+_CLAIM_SEARCHES = tuple((lower_search(pattern), types, substring_keys([pattern.pattern])) for pattern, types in _CLAIMS)
 _DENIED_BY_CLAIM = frozenset(t for _, types in _CLAIMS for t in types)
 _BLOCKER = re.compile(r"\b(?:" + longest_first(_WS["blockers"]) + r")\b", re.I)
 # sites one denial covers together: each site -> the name of its group
@@ -94,7 +95,10 @@ def _flag(a: Analysis, pos: Mention, other: tuple[int, int], says: str) -> Flag:
 def _claims(sentence: str) -> tuple[tuple[frozenset[str], int, int, str], ...]:
     """The normal claims of one sentence: (types denied, start, end, text), offsets relative to the sentence."""
     out = []
-    for search, types in _CLAIM_SEARCHES:
+    low = sentence.lower() if sentence.isascii() else None  # ASCII: the claims' substring pre-tests first
+    for search, types, keys in _CLAIM_SEARCHES:
+        if low is not None and lacks(low, keys):
+            continue
         m = search(sentence)  # on the lower-cased sentence where it is ASCII: the words are read from the sentence
         if m is not None:
             out.append((types, m.start(), m.end(), sentence[m.start():m.end()]))
