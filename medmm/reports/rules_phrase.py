@@ -148,6 +148,9 @@ _FIRSTS = "".join(sorted({w[0].lower() for w in _RANK} | {w[0].upper() for w in 
 _GRADE = re.compile(r"\b(?=[" + re.escape(_FIRSTS) + r"])(" + longest_first(list(_RANK)) + r")\b", re.I)  # lookahead: speed
 # the grade words a pre-test looks up in the report's set of words of four letters or more (shorter ones: no pre-test)
 _RANK_WORDS = frozenset(_RANK) if all(len(w) >= 4 for w in _RANK) else frozenset()
+# two grades two or more steps apart: one of the lower ranks and one of the higher (the rule's gate, two groups)
+_LOW_GRADE_KEYS = substring_keys([w for w, r in _RANK.items() if r <= max(_RANK.values(), default=0) - 2]) or None
+_HIGH_GRADE_KEYS = substring_keys([w for w, r in _RANK.items() if r >= min(_RANK.values(), default=0) + 2]) or None
 _FINDING_NOUN = re.compile(r"\b(?:" + "|".join(p for _, pats in lx.FINDINGS.values() for p in pats) + r")\b", re.I)
 
 
@@ -171,7 +174,7 @@ def _grade_clash(sentence: str) -> tuple[Hit, ...]:
                   explains="{grade} and {other grade} on one finding: {phrase}",
                   example=_F.format("Trace moderate left pleural effusion.", "Effusion."),
                   clean=_F.format("Small to moderate left pleural effusion.", "Effusion.")),
-         gate=(_RANK_WORDS or None,))
+         gate=(_LOW_GRADE_KEYS, _HIGH_GRADE_KEYS))
 def rule_severity_clash(a: Analysis, header: Any = None) -> list[Flag]:
     """Two grades at least two steps apart on one finding (one of them left over from an edit)."""
     if a.text.isascii() and _RANK_WORDS:  # two grade words two steps apart must both be words of the report (all are 4+ letters)
