@@ -11,7 +11,7 @@ from medmm.reports.analysis import UNIT_ALTERNATION, Analysis, _for_lower_case, 
 from medmm.reports.language_pack import language_pack
 
 __all__ = ["EXAMPLE", "EXAMPLE_WITH_IMPRESSION", "MAX_DENIALS", "PACK", "SIZE", "has_size", "lower_search",
-           "report_has_size", "size_mm"]
+           "plain_ascii", "report_has_size", "size_mm"]
 
 PACK: dict[str, Any] = language_pack()["findings_rules"]  # the words of the findings rules (language-en.yaml)
 EXAMPLE = "FINDINGS: {}"  # the registry examples' report
@@ -54,7 +54,13 @@ def lower_search(pattern: re.Pattern[str]) -> Callable[[str], re.Match[str] | No
     low = _for_lower_case(pattern)
 
     def search(text: str) -> re.Match[str] | None:
-        if text.isascii() and "\x1c" not in text and "\x1d" not in text and "\x1e" not in text and "\x1f" not in text:
+        if plain_ascii(text):
             return low.search(text.lower())
         return pattern.search(text)
     return search
+
+
+def plain_ascii(text: str) -> bool:
+    """Is ``text`` ASCII without the separators \\x1c-\\x1f: may its lower-cased form be searched with a
+    :func:`medmm.reports.analysis._for_lower_case` pattern for the spans the re.I pattern finds in it?"""
+    return text.isascii() and "\x1c" not in text and "\x1d" not in text and "\x1e" not in text and "\x1f" not in text

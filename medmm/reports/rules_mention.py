@@ -24,6 +24,7 @@ from typing import Any
 
 from medmm.reports.analysis import Analysis, per_sentence
 from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
+from medmm.reports.findings_sizes import lower_search
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import first_characters, lacks, language_pack, longest_first, substring_keys
 from medmm.reports.registry import FlagSpec, declare
@@ -177,6 +178,7 @@ _BIG_WORDS = longest_first(list(_AT_MOST))
 # rules_findings.severity_measured's
 _BIG = re.compile(r"\b(" + _BIG_WORDS + r")\s+(?:(?!and\b|or\b|with\b|but\b)[a-z]+\s+){0,3}?(\d+(?:\.\d+)?)\s*(mm|cm)\b|"
                   r"\b(\d+(?:\.\d+)?)\s*(mm|cm)\s+(" + _BIG_WORDS + r")\b", re.I)
+_BIG_SEARCH = lower_search(_BIG)  # the same spans, on the lower-cased plain ASCII text
 
 
 @per_sentence
@@ -199,7 +201,7 @@ def _high_grade_small_size(sentence: str) -> tuple[Hit, ...]:
 def rule_severity_size(a: Analysis, header: Any = None) -> list[Flag]:
     """A finding called large (massive, extensive) whose own measurement is a few millimetres."""
     low = a.lower_text()
-    if ("mm" not in low and "cm" not in low) or not _A_SIZE.search(low) or not _BIG.search(a.text):
+    if ("mm" not in low and "cm" not in low) or not _A_SIZE.search(low) or not _BIG_SEARCH(a.text):
         return []  # "recommend" holds "mm": a size and a grade next to it are tested on the whole text
     return sentence_flags(a, "severity_size", _high_grade_small_size)
 

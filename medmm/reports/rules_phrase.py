@@ -23,7 +23,7 @@ from typing import Any
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import Analysis, per_sentence
 from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
-from medmm.reports.findings_sizes import report_has_size
+from medmm.reports.findings_sizes import lower_search, report_has_size
 from medmm.reports.flags import Flag
 from medmm.reports.language_pack import lacks, language_pack, longest_first, substring_keys
 from medmm.reports.registry import FlagSpec, declare
@@ -190,6 +190,7 @@ _AT_LEAST: dict[str, float] = {k.lower(): float(v) for k, v in _PACK["grade_size
 # the grade, up to three words (not a conjunction: "small effusion and a 6 cm mass" is two findings), the size
 _LOW_SIZE = re.compile(r"\b(" + longest_first(list(_AT_LEAST)) + r")\s+(?:(?!and\b|or\b|with\b|but\b)[a-z]+\s+){0,3}?"
                        r"(\d+(?:\.\d+)?)\s*(mm|cm)\b", re.I)
+_LOW_SIZE_SEARCH = lower_search(_LOW_SIZE)  # the same spans, on the lower-cased plain ASCII text
 
 
 @per_sentence
@@ -216,6 +217,6 @@ def rule_severity_measure(a: Analysis, header: Any = None) -> list[Flag]:
     if "cm" not in low and "mm" not in low:
         return []
     # a match holds a digit before its unit: the cached size test (rules_findings asks it too) before the regex
-    if not report_has_size(a) or not _LOW_SIZE.search(a.text):
+    if not report_has_size(a) or not _LOW_SIZE_SEARCH(a.text):
         return []
     return sentence_flags(a, "severity_measure", _low_grade_large_size)

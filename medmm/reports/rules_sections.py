@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from medmm.reports import lexicon as lx
 from medmm.reports.analysis import DEVICE_TYPES, SIDE_WORDS, Analysis, Mention, per_sentence
+from medmm.reports.findings_sizes import lower_search
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
@@ -31,8 +32,10 @@ _RESOLVED = tuple(w.lower() for w in _SR["resolved_triggers"])
 # an impression statement that the study shows nothing acute (matched per impression sentence)
 _NO_ACUTE = re.compile(_RP["no_acute"], re.I)
 _NORMAL = re.compile(_RP["normal"], re.I)
+_NO_ACUTE_SEARCH = lower_search(_NO_ACUTE)
 _NO_ACUTE_KEYS = substring_keys([_RP["no_acute"]])  # one is in every match (derived from the pack's pattern)
 _SIDED_NOUN = re.compile(r"\b(left|right)(?:-sided)?\s+(?:[a-z]+\s+){0,2}?(" + "|".join(_SR["sided_nouns"]) + r")\b", re.I)
+_SIDED_NOUN_SEARCH = lower_search(_SIDED_NOUN)
 _SIDED_NOUN_KEYS = substring_keys(_SR["sided_nouns"])  # one is in every match of _SIDED_NOUN (None: no gate)
 
 
@@ -194,7 +197,7 @@ def _may_name_side(text: str) -> bool:
 def _names_sided_noun(section_text: str) -> bool:
     # a section's text is the report's text between its offsets, and a section starts after a colon or white space:
     # searching it alone finds what searching the report between those offsets finds
-    return _SIDED_NOUN.search(section_text) is not None
+    return _SIDED_NOUN_SEARCH(section_text) is not None  # (lower-cased where it is plain ASCII: the same spans)
 
 
 def _sided_nouns(a: Analysis, section: str) -> dict[str, dict[str, int]]:
@@ -472,7 +475,7 @@ def rule_unsupported_impression(a: Analysis, header: Any = None) -> list[Flag]:
 def _says_nothing_acute(sentence: str) -> bool:
     if sentence.isascii() and lacks(sentence.lower(), _NO_ACUTE_KEYS):
         return False  # every match names one of the keys ("acute", "active", "normal", "negative"): no regex
-    return _NO_ACUTE.search(sentence) is not None
+    return _NO_ACUTE_SEARCH(sentence) is not None  # (lower-cased where it is plain ASCII: the same spans)
 
 
 @declare(FlagSpec(id='normal_impression', type='negation', family='sections', reads=('findings', 'impression'), explains='the findings report {finding} but the impression reads {statement}', example='FINDINGS: Moderate right pleural effusion.\n\nIMPRESSION: No acute cardiopulmonary abnormality.', clean='FINDINGS: No pleural effusion.\n\nIMPRESSION: No acute cardiopulmonary abnormality.'),
