@@ -244,6 +244,7 @@ def rule_severity_measured(a: Analysis, header: Any = None) -> list[Flag]:
 # most specific vessel first ("descending aorta" before "aorta")
 _VESSELS = sorted(((re.compile(r"\b(?:" + pat + r")\b", re.I), float(hi), float(lo), pat)
                    for pat, (hi, lo) in _FR["calibers"].items()), key=lambda v: -len(v[3]))
+_VESSEL_KEYS = substring_keys(list(_FR["calibers"]))  # one is in every vessel's match (None: no pre-test)
 _NORMAL_CALIBER = re.compile(_FR["normal_caliber"], re.I)
 _DILATED = re.compile(_FR["dilated_caliber"], re.I)
 
@@ -251,6 +252,8 @@ _DILATED = re.compile(_FR["dilated_caliber"], re.I)
 @per_sentence
 def _caliber_against_size(sentence: str) -> tuple[Hit, ...]:
     """The calibre word, when the one vessel and the one measurement of the sentence contradict it."""
+    if sentence.isascii() and lacks(sentence.lower(), _VESSEL_KEYS):
+        return ()  # no vessel named (substring tests before the vessels' searches)
     found = [(m, hi, lo) for pat, hi, lo, _ in _VESSELS if (m := pat.search(sentence))]
     found.sort(key=lambda v: v[0].start() - v[0].end())  # the longest name first: "descending aorta" over "aorta"
     vessels: list[tuple[re.Match[str], float, float]] = []

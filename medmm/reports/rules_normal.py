@@ -18,7 +18,7 @@ from typing import Any
 from medmm.reports.analysis import Analysis
 from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
 from medmm.reports.flags import Flag, make_flag
-from medmm.reports.language_pack import language_pack, longest_first
+from medmm.reports.language_pack import language_pack, longest_first, substring_keys
 from medmm.reports.registry import FlagSpec, declare
 from medmm.reports.rules_sections import _says_nothing_acute
 
@@ -30,13 +30,20 @@ _STATEMENT = re.compile(r"\b(" + _SUBJECT + r")\s+(?:(?:and|or)\s+[\w\s]{0,30}?\
                         + r")\b", re.I)
 _CUE_WORDS = frozenset(w.lower() for w in _NN["cue_words"])
 _CUE = re.compile(_NN["cue"])
+# the gate: a cue word, or what every match of the cue holds (its keys; and its leading word where the cue is a word,
+# white space and one group of words, as packaged: "not\s+(?:clear|normal|...)"); (): no gate
+_CUE_KEYS = substring_keys([_NN["cue"]])
+_CUE_LEAD = re.fullmatch(r"([a-z]+)\\s\+\(\?:[a-z|]+\)", _NN["cue"])
+_GATE = () if _CUE_KEYS is None else ((*sorted(_CUE_WORDS), *_CUE_KEYS),) + (
+    ((*sorted(_CUE_WORDS), _CUE_LEAD.group(1)),) if _CUE_LEAD else ())
 _BLOCKER = re.compile(r"\b(?:" + longest_first(_NN["blockers"]) + r")\b", re.I)
 
 
 @declare(FlagSpec(id="negated_normal", type="negation", family="sections", reads=("findings", "impression"),
                   explains="the findings say {structure} is not normal but the impression reads {statement}",
                   example=_F.format("The lungs are not clear. No pleural effusion.", "No acute cardiopulmonary disease."),
-                  clean=_F.format("The lungs are clear. No pleural effusion.", "No acute cardiopulmonary disease.")))
+                  clean=_F.format("The lungs are clear. No pleural effusion.", "No acute cardiopulmonary disease.")),
+         gate=_GATE)  # the pre-test below, as a gate
 def rule_negated_normal(a: Analysis, header: Any = None) -> list[Flag]:
     """A normal statement negated in the findings ("not clear", "abnormal") under an impression of nothing acute."""
     if _CUE_WORDS.isdisjoint(a.lower_words()[1]) and not _CUE.search(a.lower_text()):
