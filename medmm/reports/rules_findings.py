@@ -27,8 +27,8 @@ import operator
 import re
 from typing import Any
 
-from medmm.reports.analysis import Analysis, per_sentence, unit_mm
-from medmm.reports.findings_sizes import EXAMPLE, MAX_DENIALS, SIZE, report_has_size, size_mm
+from medmm.reports.analysis import Analysis, _for_lower_case, per_sentence, unit_mm
+from medmm.reports.findings_sizes import EXAMPLE, MAX_DENIALS, SIZE, plain_ascii, report_has_size, size_mm
 from medmm.reports.findings_sizes import PACK as _FR
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import lacks, longest_first, substring_keys
@@ -247,6 +247,7 @@ _VESSELS = sorted(((re.compile(r"\b(?:" + pat + r")\b", re.I), float(hi), float(
 _VESSEL_KEYS = substring_keys(list(_FR["calibers"]))  # one is in every vessel's match (None: no pre-test)
 _NORMAL_CALIBER = re.compile(_FR["normal_caliber"], re.I)
 _DILATED = re.compile(_FR["dilated_caliber"], re.I)
+_NORMAL_CALIBER_LOWER, _DILATED_LOWER = _for_lower_case(_NORMAL_CALIBER), _for_lower_case(_DILATED)
 
 
 @per_sentence
@@ -286,7 +287,10 @@ def rule_caliber_measured(a: Analysis, header: Any = None) -> list[Flag]:
     if not report_has_size(a):
         return []
     low = a.lower_text()
-    if ("aort" not in low and "pulmonary" not in low) or (not _NORMAL_CALIBER.search(low) and not _DILATED.search(low)):
+    if "aort" not in low and "pulmonary" not in low:
+        return []
+    normal, dilated = (_NORMAL_CALIBER_LOWER, _DILATED_LOWER) if plain_ascii(a.text) else (_NORMAL_CALIBER, _DILATED)
+    if not normal.search(low) and not dilated.search(low):  # (lower-cased text: the same matches)
         return []
     return sentence_flags(a, "caliber_measured", _caliber_against_size)
 

@@ -21,9 +21,9 @@ import re
 from typing import Any
 
 from medmm.reports import lexicon as lx
-from medmm.reports.analysis import Analysis, per_sentence
+from medmm.reports.analysis import Analysis, _for_lower_case, per_sentence
 from medmm.reports.findings_sizes import EXAMPLE_WITH_IMPRESSION as _F
-from medmm.reports.findings_sizes import lower_search, report_has_size
+from medmm.reports.findings_sizes import lower_search, plain_ascii, report_has_size
 from medmm.reports.flags import Flag
 from medmm.reports.language_pack import lacks, language_pack, longest_first, substring_keys
 from medmm.reports.registry import FlagSpec, declare
@@ -93,6 +93,7 @@ def rule_side_phrase(a: Analysis, header: Any = None) -> list[Flag]:
 _ZONES: dict[str, str] = {k.lower(): v for k, v in _PACK["zones"].items()}
 _ZONE = re.compile(r"\b(" + longest_first(list(_ZONES)) + r")\b", re.I)
 _ZONE_EXCEPTION = re.compile(r"\b(?:" + longest_first(_PACK["zone_exceptions"]) + r")\b", re.I)
+_ZONE_LOWER = _for_lower_case(_ZONE)
 _ZONE_KEYS = substring_keys(list(_ZONES))  # one is in every match of _ZONE (None: no pre-test)
 _ZONE_WORDS = frozenset(_ZONES) if all(len(z) >= 4 and " " not in z for z in _ZONES) else frozenset()
 _LEVEL_LOBE = re.compile(_PACK["phrase"]["level_lobe"], re.I)
@@ -138,7 +139,7 @@ def rule_lobe_zone(a: Analysis, header: Any = None) -> list[Flag]:
         return []
     if a.text.isascii() and _ZONE_WORDS and _ZONE_WORDS.isdisjoint(a.lower_words()[1]):
         return []  # no zone word among the report's words (all zone words are 4+ letters)
-    if not _ZONE.search(low):
+    if not (_ZONE_LOWER if plain_ascii(a.text) else _ZONE).search(low):  # (lower-cased text: the same matches)
         return []
     return sentence_flags(a, "lobe_zone", _zone_clash)
 
@@ -147,6 +148,7 @@ _RANK = {w: r for w, r in lx.SEVERITY_RANK.items() if not w.endswith("ly")}  # a
 _FIRSTS = "".join(sorted({w[0].lower() for w in _RANK} | {w[0].upper() for w in _RANK}))
 _GRADE = re.compile(r"\b(?=[" + re.escape(_FIRSTS) + r"])(" + longest_first(list(_RANK)) + r")\b", re.I)  # lookahead: speed
 # the grade words a pre-test looks up in the report's set of words of four letters or more (shorter ones: no pre-test)
+_RANK_KEYS = substring_keys(list(_RANK))  # one is in every match of _GRADE (None: no pre-test)
 _RANK_WORDS = frozenset(_RANK) if all(len(w) >= 4 for w in _RANK) else frozenset()
 # two grades two or more steps apart: one of the lower ranks and one of the higher (the rule's gate, two groups)
 _LOW_GRADE_KEYS = substring_keys([w for w, r in _RANK.items() if r <= max(_RANK.values(), default=0) - 2]) or None
@@ -157,6 +159,8 @@ _FINDING_NOUN = re.compile(r"\b(?:" + "|".join(p for _, pats in lx.FINDINGS.valu
 @per_sentence
 def _grade_clash(sentence: str) -> tuple[Hit, ...]:
     """The first two grades two or more steps apart on one finding: the second, the first related."""
+    if sentence.isascii() and lacks(sentence.lower(), _RANK_KEYS):
+        return ()  # no grade word (substring tests before the search)
     grades = list(_GRADE.finditer(sentence))
     for g1, g2 in zip(grades, grades[1:]):
         between = sentence[g1.end(): g2.start()]

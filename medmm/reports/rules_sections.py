@@ -15,8 +15,8 @@ import re
 from typing import Any, Callable
 
 from medmm.reports import lexicon as lx
-from medmm.reports.analysis import DEVICE_TYPES, SIDE_WORDS, Analysis, Mention, per_sentence
-from medmm.reports.findings_sizes import lower_search
+from medmm.reports.analysis import DEVICE_TYPES, SIDE_WORDS, Analysis, Mention, _for_lower_case, per_sentence
+from medmm.reports.findings_sizes import lower_search, plain_ascii
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language_pack import lacks, language_pack, substring_keys
 from medmm.reports.registry import FlagSpec, declare
@@ -36,6 +36,7 @@ _NO_ACUTE_SEARCH = lower_search(_NO_ACUTE)
 _NO_ACUTE_KEYS = substring_keys([_RP["no_acute"]])  # one is in every match (derived from the pack's pattern)
 _SIDED_NOUN = re.compile(r"\b(left|right)(?:-sided)?\s+(?:[a-z]+\s+){0,2}?(" + "|".join(_SR["sided_nouns"]) + r")\b", re.I)
 _SIDED_NOUN_SEARCH = lower_search(_SIDED_NOUN)
+_SIDED_NOUN_LOWER = _for_lower_case(_SIDED_NOUN)
 _SIDED_NOUN_KEYS = substring_keys(_SR["sided_nouns"])  # one is in every match of _SIDED_NOUN (None: no gate)
 
 
@@ -219,7 +220,8 @@ def _sided_nouns_of(sentence: str) -> tuple[tuple[str, str], ...]:
     if not _may_name_side(sentence):
         return ()  # no "left" or "right" (a substring test): no match
     out = []
-    for m in _SIDED_NOUN.finditer(sentence):
+    # the words are lower-cased below: on plain ASCII the lower-cased sentence's matches give the same
+    for m in _SIDED_NOUN_LOWER.finditer(sentence.lower()) if plain_ascii(sentence) else _SIDED_NOUN.finditer(sentence):
         noun = m.group(2).lower().replace("clavicular", "clavicle").replace("humeral", "humerus").rstrip("s")
         noun = {"axillary": "axilla", "hilar": "hilum"}.get(noun, noun)
         out.append((noun, m.group(1).lower()))

@@ -29,6 +29,7 @@ _STRUCTURES = [(re.compile(r"\b(?:" + pat + r")\b", re.I), lo, hi) for pat, (lo,
 _ANY_STRUCTURE = re.compile(r"\b(?:" + "|".join(lx.STRUCTURE_SIZE_MM) + r")\b", re.I)  # one test before the 13
 _DISTANCE = re.compile(_RP["distance"], re.I)
 _DIGIT = re.compile(r"\d")
+_DIGIT_ASCII = re.compile(r"\d", re.ASCII)
 _UNITS = UNIT_KEYS  # a SIZE match holds one of these (in ASCII text, lower-cased; None: no pre-test)
 _TINY = re.compile(_RP["tiny"], re.I)
 _NARROWED_TO = re.compile(_RP["narrowed_to"], re.I)
@@ -104,10 +105,11 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
     flags: list[Flag] = []
     if _UNITS is not None and a.text.isascii() and not any(map(a.lower_text().__contains__, _UNITS)):
         return flags  # the common case: no unit, so no measurement (decided by substring tests)
-    if not _DIGIT.search(a.text):
+    digit = _DIGIT_ASCII if a.text.isascii() else _DIGIT  # (on ASCII text a digit is 0-9: a table look-up)
+    if not digit.search(a.text):
         return flags
     for i, sent in enumerate(a.sentences):
-        if sent.section in ("indication", "comparison", "technique") or not _DIGIT.search(a.text, sent.start, sent.end):
+        if sent.section in ("indication", "comparison", "technique") or not digit.search(a.text, sent.start, sent.end):
             continue
         prev = a.sentences[i - 1] if i and a.sentences[i - 1].section == sent.section else None
         for m in SIZE.finditer(a.text, sent.start, sent.end):
@@ -137,6 +139,7 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
 
 
 _NO_SUCH_LOBE = re.compile(_RP["no_such_lobe"], re.I)
+_NO_SUCH_LOBE_LOWER = _for_lower_case(_NO_SUCH_LOBE)
 MIRRORED = re.compile(language_pack()["sided_anatomy"]["mirrored"], re.I)  # situs inversus: one-sided lobes swap
 MIRRORED_KEYS = substring_keys([language_pack()["sided_anatomy"]["mirrored"]])  # its cheap pre-test
 
@@ -146,12 +149,13 @@ MIRRORED_KEYS = substring_keys([language_pack()["sided_anatomy"]["mirrored"]])  
 def rule_nonexistent_lobe(a: Analysis, header: Any = None) -> list[Flag]:
     """"left middle lobe" or "right lingula": the side (or the lobe) is wrong."""
     flags: list[Flag] = []
-    low = a.text.lower()
+    low = a.lower_text()
     if "middle lobe" not in low and "lingul" not in low:
         return flags
     if not lacks(low, MIRRORED_KEYS) and MIRRORED.search(low):
         return flags  # situs inversus: a left middle lobe is the mirrored anatomy
-    for m in _NO_SUCH_LOBE.finditer(a.text):
+    # the side is lower-cased below: on plain ASCII the lower-cased text's matches give the same flags
+    for m in _NO_SUCH_LOBE_LOWER.finditer(low) if plain_ascii(a.text) else _NO_SUCH_LOBE.finditer(a.text):
         # odd groups: a left middle lobe ("left middle lobe", "middle lobe ... of the left lung"); even: a right lingula
         groups = m.groups()
         middle = any(groups[i] for i in range(0, len(groups), 2))
