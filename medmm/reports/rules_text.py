@@ -47,6 +47,7 @@ _ANY_HOMOPHONE_CUE = tuple(c for cues in _HOMOPHONE_CUES for c in cues)
 _WORDS_OF = [w for e in _HOMOPHONE_DATA for w in e["words"]]
 _HOMOPHONE_WORDS = frozenset(_WORDS_OF) if all(len(w) >= 4 for w in _WORDS_OF) else None
 _ENTRY_WORDS = tuple(frozenset(e["words"]) for e in _HOMOPHONE_DATA)  # the same test for each entry's own pattern
+_ENTRIES_OF: dict[str, tuple[int, ...]] = {w: tuple(i for i, ws in enumerate(_ENTRY_WORDS) if w in ws) for w in _WORDS_OF}
 _HOMOPHONES_LOWER = [_for_lower_case(pattern) for pattern, _ in _HOMOPHONES]  # the same spans on plain ASCII text
 _WORD = re.compile(r"\b[A-Za-z][a-z]{3,}\b")
 # known words with a prefix and/or suffix are no typos ("bihilar", "nodularity"): data (the pack's ``non_word``)
@@ -242,21 +243,22 @@ def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
 def rule_homophone(a: Analysis, header: Any = None) -> list[Flag]:
     """Sound-alike words in a context where only the other word fits ("plural effusion")."""
     flags: list[Flag] = []
-    present = None  # the report's words that some entry needs (ASCII text), else None: every entry may match
+    entries: Any = range(len(_HOMOPHONES))  # the entries that may match (ASCII text: those the report's words need)
+    low = a.lower_text()
     if _HOMOPHONE_WORDS is not None and a.text.isascii():
         words = a.lower_words()[1]
         if words.isdisjoint(_HOMOPHONE_WORDS):
             return flags  # the common case: one set test
-        present = words & _HOMOPHONE_WORDS
-    low = a.lower_text()
-    if not any(map(low.__contains__, _ANY_HOMOPHONE_CUE)):
-        return flags  # the common case: no cue word at all (substring tests in C)
+        # the entries some word of the report is needed by, in the pack's order (one or two: not all 26 entries, nor
+        # the cues of all of them searched in the whole text)
+        entries = sorted({i for w in words & _HOMOPHONE_WORDS for i in _ENTRIES_OF[w]})
+    elif not any(map(low.__contains__, _ANY_HOMOPHONE_CUE)):
+        return flags  # no cue word at all (substring tests in C)
     lower = _plain_ascii(a.text)  # search the lower-cased text with the ASCII patterns: the same spans, faster
-    for (pattern, why), cue, needs, pattern_lower in zip(_HOMOPHONES, _HOMOPHONE_CUES, _ENTRY_WORDS, _HOMOPHONES_LOWER):
-        if present is not None and needs.isdisjoint(present):
-            continue  # none of the words this entry's pattern needs
-        if not any(c in low for c in cue):  # cheap substring test before the regex
+    for i in entries:
+        if not any(c in low for c in _HOMOPHONE_CUES[i]):  # cheap substring test before the regex
             continue
+        (pattern, why), pattern_lower = _HOMOPHONES[i], _HOMOPHONES_LOWER[i]
         for m in pattern_lower.finditer(low) if lower else pattern.finditer(a.text):
             flags.append(make_flag("homophone", a.text, m.start(), m.end(), f"likely homophone error: {why}"))
     return flags
