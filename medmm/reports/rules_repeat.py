@@ -36,10 +36,12 @@ _WORD = re.compile(r"[A-Za-z]+")
 def _repeated_run(sentence: str) -> tuple[Hit, ...]:
     """The first run of words repeated at once in ``sentence``: its second copy."""
     # pre-test on the white-space tokens: a run of _MIN_WORDS >= 3 words repeated at once repeats a pair of neighbouring
-    # tokens (only the second copy's last token may carry other punctuation)
+    # tokens (only the second copy's last token may carry other punctuation); a pair repeated takes two tokens more
+    # than the distinct ones (its two words twice, or one word three times in a row or four times)
     split = sentence.lower().split()
-    if len(split) < 2 * _MIN_WORDS or (_MIN_WORDS >= 3 and (len(set(split)) == len(split)  # no token twice: no pair
-                                                           or len(set(zip(split, split[1:]))) == len(split) - 1)):
+    n = len(split)
+    if n < 2 * _MIN_WORDS or (_MIN_WORDS >= 3 and (n - len(set(split)) < 2  # fewer than two repeats: no pair twice
+                                                   or len(set(zip(split, split[1:]))) == n - 1)):
         return ()
     toks = list(_WORD.finditer(sentence))
     words = [t.group(0).lower() for t in toks]
