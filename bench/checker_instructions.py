@@ -7,8 +7,7 @@ count of a pass moves by 0.3 %).
     # prints nothing itself: valgrind's "Collected : N" line is the pass's instruction count
 
 ``negspacy`` counts one pass of ``bench/report_checker.py``'s peer instead (spaCy sentencizer + EntityRuler with
-medmm's finding vocabulary + negspacy's NegEx, ``nlp(report)`` per report, after a warm-up pass and with spaCy's
-tokenizer cache then cleared, as the checker's sentence caches are; needs
+medmm's finding vocabulary + negspacy's NegEx, ``nlp(report)`` per report, after a warm-up pass; needs
 ``requirements-bench.txt``): the two counts side by side are a speed ratio that the machine's load does not move.
 Instructions are not time (the peer runs mostly compiled Cython, the checker mostly the Python interpreter), so the
 bench's CPU-time ratio stays the figure the issue asks for; on a machine whose CPU time swings by a third between
@@ -59,14 +58,14 @@ def main(what: str = "check") -> None:
     reports = [r["report"] for r in read_corpus(REAL).rows]
     if what == "negspacy":
         sys.path.insert(0, os.path.dirname(HERE))
-        from bench.report_checker import _flush_tokenizer_cache, build_baseline
+        from bench.report_checker import build_baseline
 
         nlp = build_baseline()
-        for r in reports:  # vocabulary (lexemes): not part of the pass (as in bench/report_checker.py)
+        for r in reports:  # vocabulary, spaCy's word-level caches: not part of the pass (as in bench/report_checker.py;
+            # its tokenizer cache is keyed by chunk, i.e. word, like medmm's word tables, which stay loaded too)
             nlp(r)
         with tempfile.TemporaryDirectory() as folder:
             lib = _helper(folder)
-            _flush_tokenizer_cache(nlp)  # cold on the text, as the checker's pass (its sentence caches cleared)
             lib.cg_start()
             for r in reports:
                 nlp(r)
