@@ -61,7 +61,8 @@ def main(what: str = "check") -> None:
         from bench.report_checker import build_baseline
 
         nlp = build_baseline()
-        for r in reports:  # vocabulary, spaCy's caches: not part of the pass (as in bench/report_checker.py)
+        for r in reports:  # vocabulary, spaCy's word-level caches: not part of the pass (as in bench/report_checker.py;
+            # its tokenizer cache is keyed by chunk, i.e. word, like medmm's word tables, which stay loaded too)
             nlp(r)
         with tempfile.TemporaryDirectory() as folder:
             lib = _helper(folder)

@@ -182,7 +182,15 @@ def rule_size_class(a: Analysis, header: Any = None) -> list[Flag]:
 # ------------------------------------------------------------------ severity_measured
 _AT_LEAST = {k.lower(): float(v) for k, v in _FR["measured_grade_sizes"]["at_least"].items()}
 _AT_MOST = {k.lower(): float(v) for k, v in _FR["measured_grade_sizes"]["at_most"].items()}
-_GRADE = re.compile(r"\b(" + longest_first(list(_AT_LEAST) + list(_AT_MOST)) + r")\b", re.I)
+_GRADE = re.compile(r"\b(" + longest_first(list(_AT_LEAST) + list(_AT_MOST)) + r")\b(?!" + _FR["grade_in_name"] + ")",
+                    re.I)
+# findings measured in millimetres by nature ("large disc extrusion measuring 6 mm"): a smaller bound for high grades
+_SMALL_SCALE = re.compile(_FR["small_scale_findings"], re.I)
+_SMALL_SCALE_MOST = float(_FR["small_scale_at_most"])
+# a low grade of an organ's own size: the organ right after it, or the organ said to be so just before it
+_ORGAN_AFTER = re.compile(r"\s+(?:[a-z-]+\s+){0,2}?(?:" + _FR["graded_organs"] + r")\b", re.I)
+_ORGAN_BEFORE = re.compile(r"\b(?:" + _FR["graded_organs"] + r")\s+(?:is|are|appears?|remains?)\s+(?:\w+ly\s+)?$",
+                           re.I)
 # the grades as words, looked up in the report's set of words first (None: a site's grade that is not one word)
 _GRADE_WORDS = frozenset(_AT_LEAST) | frozenset(_AT_MOST) \
     if all(w.isalpha() for w in list(_AT_LEAST) + list(_AT_MOST)) else None
@@ -220,7 +228,13 @@ def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
                 or _GAP_BREAK.search(gap) or (noun and "," in gap):
             continue
         grade, mm = g.group(1).lower(), size_mm(size)
-        if (grade in _AT_LEAST and mm >= _AT_LEAST[grade]) or (grade in _AT_MOST and mm <= _AT_MOST[grade]):
+        if grade in _AT_LEAST and (_ORGAN_AFTER.match(sentence, g.end())
+                                   or _ORGAN_BEFORE.search(sentence, max(0, g.start() - 60), g.start())):
+            continue  # "small right kidney measuring 7.5 cm": the organ's size
+        most = _AT_MOST.get(grade)
+        if most is not None and _SMALL_SCALE.search(sentence, g.start(), by.start()):
+            most = min(most, _SMALL_SCALE_MOST)  # "large disc extrusion measuring 6 mm": a disc's scale
+        if (grade in _AT_LEAST and mm >= _AT_LEAST[grade]) or (most is not None and mm <= most):
             return (Hit(g.start(), g.end(), f"\"{g.group(1)}\" but it measures {size.group(0)}",
                         ((size.start(), size.end()),)),)
     return ()

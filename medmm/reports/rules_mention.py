@@ -173,6 +173,9 @@ _A_SIZE = re.compile(r"\d\s*[cm]m\b")
 # high grades and the size (mm) at or under which their own measurement contradicts them: language pack data
 _AT_MOST: dict[str, float] = {k.lower(): float(v) for k, v in language_pack()["grade_sizes"]["at_most"].items()}
 _BIG_WORDS = longest_first(list(_AT_MOST))
+# findings measured in millimetres by nature (the pack's findings_rules small_scale_findings: discs, spurs)
+_SMALL_SCALE = re.compile(language_pack()["findings_rules"]["small_scale_findings"], re.I)
+_SMALL_SCALE_MOST = float(language_pack()["findings_rules"]["small_scale_at_most"])
 # a grade, up to three words, its size ("large 3 mm nodule"), or its size after it ("3 mm large"); the size its
 # finding "measures" further on ("massive rounded opacity in the left apex measuring 1.4 cm") is
 # rules_findings.severity_measured's
@@ -188,7 +191,10 @@ def _high_grade_small_size(sentence: str) -> tuple[Hit, ...]:
     for m in _BIG.finditer(sentence):
         grade, value, unit = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(6), m.group(4), m.group(5))
         mm = float(value) * (10.0 if unit.lower() == "cm" else 1.0)
-        if mm <= _AT_MOST[grade.lower()]:
+        most = _AT_MOST[grade.lower()]
+        if mm <= most and _SMALL_SCALE.search(sentence, m.start(), min(len(sentence), m.end() + 40)):
+            most = min(most, _SMALL_SCALE_MOST)  # "large 5 mm disc extrusion": a disc's scale
+        if mm <= most:
             hits.append(Hit(m.start(), m.end(), f"\"{grade}\" but it measures {value} {unit}"))
     return tuple(hits)
 

@@ -146,7 +146,8 @@ def rule_lobe_zone(a: Analysis, header: Any = None) -> list[Flag]:
 
 _RANK = {w: r for w, r in lx.SEVERITY_RANK.items() if not w.endswith("ly")}  # adjectives (adverbs grade adjectives)
 _FIRSTS = "".join(sorted({w[0].lower() for w in _RANK} | {w[0].upper() for w in _RANK}))
-_GRADE = re.compile(r"\b(?=[" + re.escape(_FIRSTS) + r"])(" + longest_first(list(_RANK)) + r")\b", re.I)  # lookahead: speed
+_GRADE = re.compile(r"\b(?=[" + re.escape(_FIRSTS) + r"])(" + longest_first(list(_RANK)) + r")\b"  # lookahead: speed
+                    r"(?!" + _PACK["findings_rules"]["grade_in_name"] + ")", re.I)  # not "small bowel", "small vessel"
 # the grade words a pre-test looks up in the report's set of words of four letters or more (shorter ones: no pre-test)
 _RANK_KEYS = substring_keys(list(_RANK))  # one is in every match of _GRADE (None: no pre-test)
 _RANK_WORDS = frozenset(_RANK) if all(len(w) >= 4 for w in _RANK) else frozenset()
@@ -192,9 +193,11 @@ def rule_severity_clash(a: Analysis, header: Any = None) -> list[Flag]:
 
 _AT_LEAST: dict[str, float] = {k.lower(): float(v) for k, v in _PACK["grade_sizes"]["at_least"].items()}
 # the grade, up to three words (not a conjunction: "small effusion and a 6 cm mass" is two findings), the size
-_LOW_SIZE = re.compile(r"\b(" + longest_first(list(_AT_LEAST)) + r")\s+(?:(?!and\b|or\b|with\b|but\b)[a-z]+\s+){0,3}?"
-                       r"(\d+(?:\.\d+)?)\s*(mm|cm)\b", re.I)
+_LOW_SIZE = re.compile(r"\b(" + longest_first(list(_AT_LEAST)) + r")(?!" + _PACK["findings_rules"]["grade_in_name"] + r")"
+                       r"\s+(?:(?!and\b|or\b|with\b|but\b)[a-z]+\s+){0,3}?(\d+(?:\.\d+)?)\s*(mm|cm)\b", re.I)
 _LOW_SIZE_SEARCH = lower_search(_LOW_SIZE)  # the same spans, on the lower-cased plain ASCII text
+# "small right kidney 7.5 cm": a low grade of the organ's own size (the pack's findings_rules graded_organs)
+_ORGAN_GRADED = re.compile(r"\s+(?:[a-z-]+\s+){0,2}?(?:" + _PACK["findings_rules"]["graded_organs"] + r")\b", re.I)
 
 
 @per_sentence
@@ -204,7 +207,7 @@ def _low_grade_large_size(sentence: str) -> tuple[Hit, ...]:
     for m in _LOW_SIZE.finditer(sentence):
         mm = float(m.group(2)) * (10.0 if m.group(3).lower() == "cm" else 1.0)
         limit = _AT_LEAST[m.group(1).lower()]
-        if mm >= limit:
+        if mm >= limit and not _ORGAN_GRADED.match(sentence, m.end(1), m.start(2)):
             hits.append(Hit(m.start(), m.end(), f"\"{m.group(1)}\" but it measures {m.group(2)} {m.group(3)} (a "
                                                 f"{m.group(1).lower()} one is under {limit:g} mm)"))
     return tuple(hits)

@@ -436,6 +436,25 @@ def _reads_normal(impression: str) -> bool:
     return _NORMAL.match(impression.strip()) is not None
 
 
+_MASS_SUMMARIES = re.compile(_SR["mass_summaries"], re.I)
+_SUMMARY_SITES = frozenset(_SR["mass_summary_sites"])
+_SITE_NAMES: dict[str, re.Pattern[str]] = {}  # organ -> its site words (lexicon site_words), compiled on first use
+
+
+def _mass_summarised(m: Mention, impression: str) -> bool:
+    """Does the impression speak of this mass by its nature (metastatic disease, a tumour) or name its organ?"""
+    if _MASS_SUMMARIES.search(impression):
+        return True
+    site = m.site
+    if site is None or site not in _SUMMARY_SITES:
+        return False
+    pat = _SITE_NAMES.get(site)
+    if pat is None:
+        words = sorted((w for w, o in lx.SITE_WORDS.items() if o == site), key=len, reverse=True)
+        pat = _SITE_NAMES[site] = re.compile(r"\b(?:" + "|".join(map(re.escape, words)) + r")\b", re.I)
+    return pat.search(impression) is not None
+
+
 @declare(FlagSpec(id='unsummarised_finding', type='omission', family='sections', reads=('findings', 'impression'), explains='the findings report {finding} but the impression, which lists other findings, does not mention it', example='FINDINGS: Small right apical pneumothorax. Left lower lobe atelectasis.\n\nIMPRESSION: Left lower lobe atelectasis.', clean='FINDINGS: Small right apical pneumothorax. Left lower lobe atelectasis.\n\nIMPRESSION: Small right pneumothorax. Left lower lobe atelectasis.'),
          needs="positive impression")
 def rule_unsummarised(a: Analysis, header: Any = None) -> list[Flag]:
@@ -447,6 +466,8 @@ def rule_unsummarised(a: Analysis, header: Any = None) -> list[Flag]:
     families = {_family(m) for m in imp}
     for m in fnd:
         if m.type in ("pneumothorax", "mass") and _firm_positive(m) and not m.chronic and _family(m) not in families:
+            if m.type == "mass" and _mass_summarised(m, imp_sec.text):
+                continue  # "Left adrenal mass ..." under "metastatic disease in the ... left adrenal gland"
             s, e = _span(a, m)
             return [make_flag("unsummarised_finding", a.text, s, e,
                               f"the findings report {m.text} but the impression, which lists other findings, does "

@@ -49,7 +49,10 @@ def _dimension_of(window: str, before: list[str]) -> bool:
 def _structure_near(text: str, start: int, end: int, lo: int, hi: int) -> tuple[str, float, float] | None:
     """The structure a measurement measures: named within 4 words after it ("5 mm nodule"), else within 5
     words before it ("the pulmonary artery measures 5.7 mm") unless the structure only says where
-    something else is ("a mass over the right heart, 3 cm")."""
+    something else is ("a mass over the right heart, 3 cm"; "the largest 3 cm in the right kidney"). A structure right
+    before a finding noun or a part of it only says where that finding is ("3 mm left kidney stone", "the thyroid
+    isthmus measures 3 mm"): the noun is what is measured (the pack's structure_modified); an organ sub-heading
+    ("KIDNEYS: 4 mm stone") names no structure measured."""
     # bounded windows (4 or 5 words of a report are far under 160 characters): splitting the whole rest of a long
     # sentence for each measurement was quadratic
     words_after = " ".join(text[end:min(hi, end + 160)].split()[:4])
@@ -61,25 +64,73 @@ def _structure_near(text: str, start: int, end: int, lo: int, hi: int) -> tuple[
         best = None
         for pat, mn, mx in _STRUCTURES:
             m = pat.search(window)
-            if m and (best is None or m.start() < best[0]) and (after or not _LOCATING.search(window[: m.start()])
-                                                                   or _dimension_of(window[: m.start()], before)):
-                best = (m.start(), m.group(0), mn, mx)
+            if m and (best is None or m.start() < best[0]) and (not _LOCATING.search(window[: m.start()])
+                                                                   or (not after and _dimension_of(window[: m.start()], before))):
+                best = (m.start(), m.group(0), mn, mx, m.end())
+        if best and window.startswith(":", best[4]):
+            continue  # "KIDNEYS: 4 mm stone": a sub-heading
+        if best and _MODIFIED.match(window, best[4]):
+            rest = window[best[4]:]  # "kidney stone": the stone's size; "kidney cyst": the cyst's
+            found = _structure_in(rest) if _ANY_STRUCTURE.search(rest) else None
+            return _structure_state(text, lo, hi, start, end, *found, after) if found else None
         if best:
-            return best[1], best[2], best[3]
+            return _structure_state(text, lo, hi, start, end, best[1], best[2], best[3], after)
     return None
+
+
+_MODIFIED = re.compile(_RP["structure_modified"], re.I)
+_ORGAN_STATES = re.compile(r"(?:" + _RP["organ_states"] + r")$", re.I)
+_ORGAN_SMALLER = re.compile(_RP["organ_smaller"], re.I)
+_ORGAN_LARGER = re.compile(_RP["organ_larger"], re.I)
+_LARGER_FACTOR = float(_RP["organ_larger_factor"])
+# structure name -> (sites, least, most): the pack's structure_at_site
+_AT_SITE = {name: (re.compile(sites, re.I), float(least), float(most))
+            for name, sites, least, most in language_pack()["rule_patterns"]["structure_at_site"]}
+_SITE_BREAK = re.compile(_RP["site_clause_break"], re.I)
+
+
+def _structure_state(text: str, lo: int, hi: int, start: int, end: int, name: str, mn: float, mx: float,
+                     after: bool) -> tuple[str, float, float]:
+    """A structure's bounds where its sentence (``text[lo:hi]``) says more of it: an organ qualified as small
+    ("accessory spleen", "atrophic left kidney") has no least size, one said to be enlarged a larger most
+    (``organ_*``); a structure at a site of the pack's ``structure_at_site`` in the measurement's clause ("a 4 mm mass
+    in the pituitary", "a 3.5 cm nodule in the adrenal") that site's bounds."""
+    if _ORGAN_STATES.match(name):
+        at = text.find(name, end, hi) if after else text.rfind(name, lo, start)
+        if at >= 0 and _ORGAN_SMALLER.search(text, max(lo, at - 60), at):
+            mn = 0.0
+        if _ORGAN_LARGER.search(text, lo, hi):
+            mx *= _LARGER_FACTOR
+        return name, mn, mx
+    for key, (sites, least, most) in _AT_SITE.items():
+        if re.fullmatch(key, name, re.I):
+            head = text[max(lo, start - (40 if after else 80)):start]  # before: the structure is in it too
+            cuts = [c.end() for c in _SITE_BREAK.finditer(head)]
+            tail = text[end:min(hi, end + 100)]
+            cut = _SITE_BREAK.search(tail)
+            if sites.search((head[cuts[-1]:] if cuts else head) + " " + (tail[:cut.start()] if cut else tail)):
+                return name, least, most
+            break
+    return name, mn, mx
 
 
 _ANAPHOR = re.compile(_RP["anaphor"], re.I)
 
 
 def _structure_in(text: str) -> tuple[str, float, float] | None:
-    """The first named structure of a sentence (what "the largest" / "it" of the next sentence refers to)."""
-    best = None
-    for pat, mn, mx in _STRUCTURES:
-        m = pat.search(text)
-        if m and (best is None or m.start() < best[0]):
-            best = (m.start(), m.group(0), mn, mx)
-    return (best[1], best[2], best[3]) if best else None
+    """The first named structure of a sentence (what "the largest" / "it" of the next sentence refers to); one
+    before a finding noun or a part ("kidney stone", "thyroid isthmus") names where the next one is, if any."""
+    pos = 0
+    for _ in range(3):  # "kidney stone": at most a few hops (bounded on adversarial text)
+        best = None
+        for pat, mn, mx in _STRUCTURES:
+            m = pat.search(text, pos)
+            if m and (best is None or m.start() < best[0]):
+                best = (m.start(), m.group(0), mn, mx, m.end())
+        if best is None or not _MODIFIED.match(text, best[4]):
+            return (best[1], best[2], best[3]) if best else None
+        pos = best[4]
+    return None
 
 
 # "<finding> in the left upper lung measuring (approximately) <size>": the finding is the head of its phrase, up to 12
@@ -117,7 +168,7 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
                 continue
             scale = unit_mm(m.group(4))
             dims = [float(g) * scale for g in m.groups()[:3] if g]
-            found = _structure_near(a.text, m.start(), m.end(), sent.start, sent.end)
+            found = near = _structure_near(a.text, m.start(), m.end(), sent.start, sent.end)
             if found is None and prev is not None and _ANAPHOR.match(sent.text):  # "The largest measures 3.5 cm."
                 found = _structure_in(prev.text)
             if found is None and a.text.find("measur", max(sent.start, m.start() - 40), m.start()) >= 0 \
@@ -125,13 +176,16 @@ def rule_plausibility(a: Analysis, header: Any = None) -> list[Flag]:
                 found = _measured_head(a.text[sent.start:by.start()])  # "nodular opacity in the ... measuring 7 cm"
             if found is None:
                 continue
+            if found is not near:  # named farther back: its state and site as _structure_near reads them
+                found = _structure_state(a.text, sent.start, sent.end, m.start(), m.end(), *found, after=False)
             name, lo, hi = found
             why = None
             if max(dims) < lo and not _NARROWED_TO.search(a.text, max(sent.start, m.start() - 60), m.start()):
                 why = f"{m.group(0)} is too small for a {name.lower()} (at least {lo:g} mm); unit or value wrong?"
             elif max(dims) > hi:
                 why = f"{m.group(0)} is too large for a {name.lower()} (at most {hi:g} mm); unit or value wrong?"
-            elif max(dims) >= 30 and (tiny := _TINY.search(a.text, max(sent.start, m.start() - 40), m.start())):
+            elif max(dims) >= 30 and not _ORGAN_STATES.match(name) \
+                    and (tiny := _TINY.search(a.text, max(sent.start, m.start() - 40), m.start())):
                 why = f"\"{tiny.group(0)}\" but {m.group(0)}"
             if why:
                 flags.append(make_flag("size_plausibility", a.text, m.start(), m.end(), why))
@@ -355,6 +409,8 @@ def rule_header_modality(a: Analysis, header: Any = None) -> list[Flag]:
 
 _SIGNAL = {k: re.compile(v) for k, v in lx.MODALITY_SIGNAL_WORDS.items()}
 _SIGNAL_KEYS = {k: substring_keys([v]) for k, v in lx.MODALITY_SIGNAL_WORDS.items()}
+_OWN_TECHNIQUE: dict[str, str] = language_pack()["rule_patterns"].get("own_technique_near") or {}
+_OWN_NEAR = {k: re.compile(v) for k, v in _OWN_TECHNIQUE.items()}  # group -> its own sequence/window names
 
 
 def _signal_words(a: Analysis, group: str, modality: str) -> list[Flag]:
@@ -368,6 +424,8 @@ def _signal_words(a: Analysis, group: str, modality: str) -> list[Flag]:
             m = pat.search(sent.text)
             if m is None or any(p.search(sent.text) for n, p in _MODALITY.items() if n != group):
                 continue  # "the T2 hyperintensity seen on MRI": the sentence names the study it speaks of
+            if group in _OWN_NEAR and _OWN_NEAR[group].search(sent.text, max(0, m.start() - 30), m.end() + 30):
+                continue  # "T1 and T2 hypodensity" in an MR: this study's images, in another modality's word
             s = sent.start + m.start()
             flags.append(make_flag("header_modality", a.text, s, s + len(m.group(0)),
                                    f"the report describes a {name} study (\"{m.group(0)}\" is {name} language) but "

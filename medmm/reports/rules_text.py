@@ -430,6 +430,7 @@ _WORD_PREFIXES = frozenset(_REAL_WORD["word_prefixes"])
 _STRONG_SUPPORT = 10  # a common English word ("cute", "table") is flagged only in a context this typical of the term
 _RARE_IN_MODEL = 3  # a radiology word seen this rarely may still be a confusion where its neighbours never occur
 _FUNCTION_WORDS = frozenset(_REAL_WORD["function_words"])
+_NOT_CONFUSIONS = frozenset(_REAL_WORD.get("not_confusions") or ())  # counts ("eighth rib"), never a misheard word
 _OPPOSITES = frozenset(frozenset(pair) for pair in _REAL_WORD.get("opposites") or ())  # "inferior"/"superior"
 
 
@@ -622,7 +623,7 @@ def _build_confusion(word: str, lm: ReportLM) -> _Confusion:
     english = english_words()
     is_english = word in english or (word.endswith("s") and word[:-1] in english)  # "granolas"
     if len(word) < 4 or seen >= _RARE_IN_MODEL or not is_english or word in radiology_words() \
-            or _derived(word, _domain_vocab(lm)):
+            or word in _NOT_CONFUSIONS or _derived(word, _domain_vocab(lm)):
         return _NO_CONFUSION
     targets = [t for t in _close_targets(word, lm)
                if not _relatives(word, t) and frozenset((word, t)) not in _OPPOSITES]
@@ -774,12 +775,22 @@ def _study_group(a: Analysis, header: Any) -> str | None:
     return None
 
 
+_OUTSIDE_CUES = re.compile(_REAL_WORD.get("outside_model_cues") or r"(?!)")
+_OUTSIDE_HEADINGS = frozenset(" ".join(h.lower().split()) for h in _REAL_WORD.get("outside_model_headings") or ())
+
+
 def _outside_model(lm: ReportLM, a: Analysis, header: Any) -> bool:
-    """Is this report of a modality the packaged model's text does not cover (unknown: assume it is covered)?"""
+    """Is this report of a modality the packaged model's text does not cover? Unknown (no header, no study named):
+    covered, unless its findings read as cross-sectional or non-chest text (the pack's ``outside_model_cues``,
+    ``outside_model_headings``: "hypodense", "(3:93)", "LYMPH NODES:", "ilium")."""
     if not _MODEL_MODALITIES or lm is not packaged_lm():
         return False
     group = _study_group(a, header)
-    return bool(group) and group not in _MODEL_MODALITIES
+    if group is None:
+        return any(s.section in ("findings", "impression") and (
+            (s.label is not None and " ".join(s.label.lower().split()) in _OUTSIDE_HEADINGS)
+            or _OUTSIDE_CUES.search(s.text) is not None) for s in a.sentences)
+    return group not in _MODEL_MODALITIES
 
 
 def _never_before(lm: ReportLM, prev: str, target: str) -> bool:

@@ -202,7 +202,7 @@ def split_sentences(text: str, sections: list[Section] | None = None) -> list[Se
     """Sentences within each section (list markers such as "1." stay out of the sentence)."""
     out: list[Sentence] = []
     for sec in sections if sections is not None else split_sections(text):
-        off = sec.start
-        for s, e, sentence in _sentence_spans(text[sec.start:sec.end]):
-            out.append(Sentence(sec.name, off + s, off + e, sentence, sec.label))
+        off, name, label = sec.start, sec.name, sec.label
+        for s, e, sentence in _sentence_spans(sec.text):  # sec.text is text[sec.start:sec.end]
+            out.append(Sentence(name, off + s, off + e, sentence, label))
     return out
