@@ -191,6 +191,7 @@ _SMALL_SCALE_MOST = float(_FR["small_scale_at_most"])
 _ORGAN_AFTER = re.compile(r"\s+(?:[a-z-]+\s+){0,2}?(?:" + _FR["graded_organs"] + r")\b", re.I)
 _ORGAN_BEFORE = re.compile(r"\b(?:" + _FR["graded_organs"] + r")\s+(?:is|are|appears?|remains?)\s+(?:\w+ly\s+)?$",
                            re.I)
+_GRADE_KEYS = substring_keys(list(_AT_LEAST) + list(_AT_MOST))  # one is in every match of _GRADE (None: no pre-test)
 # the grades as words, looked up in the report's set of words first (None: a site's grade that is not one word)
 _GRADE_WORDS = frozenset(_AT_LEAST) | frozenset(_AT_MOST) \
     if all(w.isalpha() for w in list(_AT_LEAST) + list(_AT_MOST)) else None
@@ -212,6 +213,8 @@ def _measures(sentence: str) -> list[tuple[re.Match[str], bool]]:
 
 @per_sentence
 def _grade_against_measure(sentence: str) -> tuple[Hit, ...]:
+    if sentence.isascii() and lacks(sentence.lower(), _GRADE_KEYS):
+        return ()  # no grade word (substring tests before the search)
     grades = list(_GRADE.finditer(sentence))
     if not grades:
         return ()

@@ -163,8 +163,9 @@ def _predominance_swap(a: Analysis) -> list[Flag]:
     said: dict[str, list[tuple[str, int]]] = {}
     if lacks(a.lower_text(), _PREDOMINANCE_KEYS):
         return []
+    ascii_text = a.text.isascii()  # then a sentence without a key has no match: substring tests before the search
     for i, s in enumerate(a.sentences):
-        if s.section in ("findings", "impression"):
+        if s.section in ("findings", "impression") and not (ascii_text and lacks(s.text.lower(), _PREDOMINANCE_KEYS)):
             for m in _PREDOMINANCE.finditer(s.text):
                 if m.group(1).lower() != m.group(2).lower():
                     said.setdefault(s.section, []).append((m.group(1).lower(), i))
