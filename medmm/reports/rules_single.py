@@ -424,8 +424,9 @@ def _signal_words(a: Analysis, group: str, modality: str) -> list[Flag]:
             m = pat.search(sent.text)
             if m is None or any(p.search(sent.text) for n, p in _MODALITY.items() if n != group):
                 continue  # "the T2 hyperintensity seen on MRI": the sentence names the study it speaks of
-            if group in _OWN_NEAR and _OWN_NEAR[group].search(sent.text, max(0, m.start() - 30), m.end() + 30):
-                continue  # "T1 and T2 hypodensity" in an MR: this study's images, in another modality's word
+            if group in _OWN_NEAR and _OWN_NEAR[group].search(sent.text):
+                continue  # "T1 and T2 hypodensity", "per T2 weighted sequence, ... no hyperdense ..." in an MR: this
+                # study's images named in the sentence, in another modality's word
             s = sent.start + m.start()
             flags.append(make_flag("header_modality", a.text, s, s + len(m.group(0)),
                                    f"the report describes a {name} study (\"{m.group(0)}\" is {name} language) but "

@@ -457,3 +457,37 @@ def test_a_high_grade_of_a_finding_measured_in_millimetres_by_nature(checker):
     for slip in ("FINDINGS: Large disc extrusion measuring 1 mm.", "FINDINGS: A large 3 mm nodule in the right lung.",
                  "FINDINGS: Large right posterior communicating artery aneurysm measuring 6 mm."):
         assert [r for r in rules(checker, slip + "\n\nIMPRESSION: See findings.", mr_spine) if r[0] in grade_rules], slip
+
+
+def test_this_study_s_sequence_anywhere_in_the_sentence_makes_another_modality_s_word_loose_wording(checker):
+    """Session 8: the sequence named at the sentence's start, the CT word at its end ("On the T2 weighted images,
+    ... no hyperdense ..."); a CT word in an MR sentence that names no MR sequence is still flagged."""
+    mr = MR_BRAIN
+    loose = ("FINDINGS: On the T2 weighted sequence obtained today there is no hyperdense vascular lesion.\n\n"
+             "IMPRESSION: No acute intracranial abnormality.")
+    assert ("header_modality", "hyperdense") not in rules(checker, loose, mr)
+    plain = ("FINDINGS: There is a hyperdense lesion in the left basal ganglia.\n\n"
+             "IMPRESSION: Left basal ganglia lesion.")
+    assert ("header_modality", "hyperdense") in rules(checker, plain, mr)
+
+
+def test_a_modality_named_as_a_criterion_or_purpose_is_another_study(checker):
+    """'meeting criteria for sonographic evaluation', 'suitable for ultrasound correlation': a study to come, not this
+    one; a chest CT whose findings speak in another modality's words of this study is still flagged."""
+    for sentence in ("No thyroid nodule meeting size criteria for sonographic evaluation.",
+                     "The adrenal nodule is too small for MRI characterization."):
+        text = f"FINDINGS: {sentence} No pleural effusion.\n\nIMPRESSION: No acute findings."
+        assert "header_modality" not in {r[0] for r in rules(checker, text, CT_CHEST)}, sentence
+    slip = "FINDINGS: Sonographic images show no pleural effusion.\n\nIMPRESSION: No acute findings."
+    assert "header_modality" in {r[0] for r in rules(checker, slip, CT_CHEST)}
+
+
+def test_a_hedge_beside_a_word_says_nothing_of_what_the_word_could_be(checker):
+    """'near the splenic dome, likely a cyst': 'likely' follows many a term in the radiograph model but is a hedge,
+    no evidence that 'dome' stands for one; a hedge on the left neither ('probably granola' has no 'probably
+    granuloma')."""
+    text = ("FINDINGS: Small hypoattenuating lesion near the splenic dome, likely a cyst. No pleural effusion.\n\n"
+            "IMPRESSION: Likely splenic cyst.")
+    assert ("real_word", "dome") not in rules(checker, text, CT_CHEST)
+    slip = "FINDINGS: A calcified granola in the right lung.\n\nIMPRESSION: Granuloma."
+    assert ("real_word", "granola") in rules(checker, slip, DX_CHEST)
