@@ -491,3 +491,11 @@ def test_a_hedge_beside_a_word_says_nothing_of_what_the_word_could_be(checker):
     assert ("real_word", "dome") not in rules(checker, text, CT_CHEST)
     slip = "FINDINGS: A calcified granola in the right lung.\n\nIMPRESSION: Granuloma."
     assert ("real_word", "granola") in rules(checker, slip, DX_CHEST)
+
+
+def test_a_modality_named_further_on_after_for_is_this_study_s(checker):
+    """'worrisome for malignancy based upon MRI criteria' in a report whose header says CT: the MRI is this study's
+    (only a modality right after 'for' is a purpose), so the header's modality is still contradicted."""
+    text = ("FINDINGS: The masses are not worrisome for malignancy based upon MRI criteria.\n\n"
+            "IMPRESSION: Benign masses.")
+    assert ("header_modality", "MRI") in rules(checker, text, CT_CHEST)
