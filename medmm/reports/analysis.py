@@ -589,6 +589,53 @@ _LOWER_CASE = _SentencePatterns(*map(_for_lower_case, _ANY_CASE))._replace(
     pre=_charset_led_lower(_PRE, r"\b(?:" + by_first_letter(PRE_NEG) + r")\b"))
 
 
+class _ScanKeys:
+    """Which of :func:`read_sentence`'s scans can find anything in a lower-cased sentence, told from the keys of their
+    patterns (:func:`~medmm.reports.language_pack.substring_keys`: one of a pattern's keys is in each of its matches)
+    before they run: a scan whose keys are all absent finds nothing and is skipped.
+
+    A key without white space stands in the text only inside one of its white-space-delimited tokens, so each distinct
+    token is decided once, when a process first meets it (a word table, like the rule gates' in
+    :mod:`medmm.reports.rule_gate`): its *marks*, one letter per scan whose keys it holds ("" for most tokens). A
+    sentence's marks are its tokens' joined (two C-level calls: cheaper than one scan). A key holding white space is
+    reduced to its longest part without (a weaker condition, still a necessary one); a scan without keys is always
+    marked."""
+
+    _MAX_TOKENS = 200_000  # the table's bound (adversarial input of endless distinct tokens: computed, not kept)
+
+    def __init__(self, key_sets: dict[str, tuple[str, ...] | None]) -> None:
+        self.always = "".join(mark for mark, keys in key_sets.items() if keys is None)
+        self.keys = tuple((mark, tuple(max(k.split(), key=len) for k in keys if k.strip()))
+                          for mark, keys in key_sets.items() if keys is not None)
+        self.tokens: dict[str, str] = {}  # token met -> its marks
+
+    def marks(self, low: str) -> str:
+        """The marks of the scans that may find something in ``low`` (lower-cased ASCII text)."""
+        tokens = low.split()
+        try:  # every token met before (almost always)
+            return self.always + "".join(map(self.tokens.__getitem__, tokens))
+        except KeyError:
+            pass
+        out = [self.always]
+        for t in tokens:
+            m = self.tokens.get(t)
+            if m is None:
+                m = "".join(mark for mark, keys in self.keys if any(k in t for k in keys))
+                if len(self.tokens) < self._MAX_TOKENS:
+                    self.tokens[t] = m
+            out.append(m)
+        return "".join(out)
+
+
+# the scans of read_sentence its tokens can rule out, one mark each; the term scan is not among them: it runs on every
+# sentence and finds nothing in most, where testing fifty keys costs more than the scan
+_SCAN_KEYS = _ScanKeys({"c": substring_keys(_READ["clause_cuts"]), "p": substring_keys(PRE_NEG),
+                        "s": substring_keys([w for ws in SIDE_WORDS.values() for w in ws] + _SEV_WORDS.split("|")),
+                        "z": _UNITS, "u": substring_keys(UNCERTAIN),
+                        "b": substring_keys(list(SIDE_WORDS.get("bilateral", ())) + list(_READ["both_sides"]))})
+_ALL_SCANS = "cpszub"
+
+
 @functools.lru_cache(maxsize=32768)
 def read_sentence(sent: str) -> tuple[_Reading, ...]:
     """The finding mentions of one sentence with polarity, hedging, side, size and severity.
@@ -606,10 +653,11 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
     terms = [(m.start(), m.end()) for m in pat.term.finditer(low)]
     if not terms:
         return ()
+    scans = _SCAN_KEYS.marks(low) if pat is _LOWER_CASE else _ALL_SCANS  # the scans below that can find anything
     hi = len(sent)
-    cuts = [(m.start(), m.end()) for m in pat.clause.finditer(low)]
+    cuts = [(m.start(), m.end()) for m in pat.clause.finditer(low)] if "c" in scans else []
     pres, pseudos = [], []
-    for m in pat.pre.finditer(low):  # pseudo-triggers all begin with a negation word: test only there
+    for m in pat.pre.finditer(low) if "p" in scans else ():  # pseudo-triggers all begin with a negation word
         pres.append((m.start(), m.end(), sent[m.start(): m.end()]))
         ps = pat.pseudo.match(low, m.start())
         if ps:
@@ -618,13 +666,13 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
     stops = [m.end() for m in pat.terminator.finditer(low)] if pres else []
     unc = None  # hedges: read when a term is not negated
     sides, sevs = [], []
-    for m in pat.side_or_severity.finditer(low):  # one pass for two word classes that never overlap
+    for m in pat.side_or_severity.finditer(low) if "s" in scans else ():  # two classes, one pass
         if m.group("side"):
             sides.append((m.start(), m.end(), _side_word(m.group("side"))))
         else:
             sevs.append((m.start(), m.end(), m.group("sev").lower()))
     sizes = [(m.start(), m.end(), _to_mm(m.group(1), m.group(2))) for m in pat.size.finditer(low)] \
-        if pat is _ANY_CASE or _UNITS is None or any(map(low.__contains__, _UNITS)) else []  # a size has a unit (lower-case here)
+        if "z" in scans else []  # a size has a unit
     named = {s[2] for s in sides}  # the sides the sentence names
     the_side = next(iter(named)) if len(named) == 1 else None
     both = None
@@ -648,7 +696,8 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
             negated = trigger is not None
         if not negated:
             if unc is None:
-                unc = [(m.start(), m.end(), sent[m.start(): m.end()]) for m in pat.uncertain.finditer(low)]
+                unc = [(m.start(), m.end(), sent[m.start(): m.end()]) for m in pat.uncertain.finditer(low)] \
+                    if "u" in scans else []
             u = next((u for u in unc if cs <= u[0] and u[1] <= ms), None)  # a hedge before the term
             if u is None:
                 u = next((u for u in unc if me <= u[0] < ce and _UNCERTAIN_POST.fullmatch(u[2])), None)
@@ -658,7 +707,7 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
         side_word = side[2] if side else None
         if side_word in ("left", "right"):
             if both is None:
-                both = bool(pat.both_sides.search(low))
+                both = "b" in scans and bool(pat.both_sides.search(low))
             if both:
                 side_word = "bilateral"  # "right greater than left", "bilateral ... right"
         size = _nearest(sizes, cs, ce, ms) if sizes else None
