@@ -632,8 +632,9 @@ class _ScanKeys:
 _SCAN_KEYS = _ScanKeys({"c": substring_keys(_READ["clause_cuts"]), "p": substring_keys(PRE_NEG),
                         "s": substring_keys([w for ws in SIDE_WORDS.values() for w in ws] + _SEV_WORDS.split("|")),
                         "z": _UNITS, "u": substring_keys(UNCERTAIN),
-                        "b": substring_keys(list(SIDE_WORDS.get("bilateral", ())) + list(_READ["both_sides"]))})
-_ALL_SCANS = "cpszub"
+                        "b": substring_keys(list(SIDE_WORDS.get("bilateral", ())) + list(_READ["both_sides"])),
+                        "n": substring_keys(POST_NEG)})
+_ALL_SCANS = "cpszubn"
 
 
 @functools.lru_cache(maxsize=32768)
@@ -678,28 +679,34 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
     both = None
     out = []
     for ms, me in terms:
-        cs, ce = _clause_bounds(cuts, 0, hi, ms)
+        cs, ce = _clause_bounds(cuts, 0, hi, ms) if cuts else (0, hi)
         negated = uncertain = pseudo = False
         trigger = None
         pre: tuple[int, int, str] | None = None
-        if pres:
-            scope = max([cs] + [t for t in stops if cs <= t <= ms])
-            pre = next((p for p in reversed(pres) if scope <= p[0] and p[1] <= ms), None)
+        if pres:  # plain loops: a generator costs more than the few items they look at
+            scope = cs  # the last terminator between the clause's start and the term, else the clause's start
+            for t in stops:
+                if cs <= t <= ms and t > scope:
+                    scope = t
+            for p in reversed(pres):  # the nearest negation word before the term, in its scope
+                if scope <= p[0] and p[1] <= ms:
+                    pre = p
+                    break
         if pre and len(sent[pre[1]:ms].split()) <= 12:
-            covering = next((p for p in pseudos if p[0] <= pre[0] < p[1] and p[0] >= scope), None)
+            covering = next((p for p in pseudos if p[0] <= pre[0] < p[1] and p[0] >= scope), None) if pseudos else None
             if covering:
                 pseudo, trigger = True, covering[2]
             else:
                 negated, trigger = True, pre[2]
         if not negated and not pseudo:
-            trigger = _post_trigger(pat.post, sent, low, me, ce)
+            trigger = _post_trigger(pat.post, sent, low, me, ce) if "n" in scans else None  # none of its keys: none
             negated = trigger is not None
         if not negated:
             if unc is None:
                 unc = [(m.start(), m.end(), sent[m.start(): m.end()]) for m in pat.uncertain.finditer(low)] \
                     if "u" in scans else []
-            u = next((u for u in unc if cs <= u[0] and u[1] <= ms), None)  # a hedge before the term
-            if u is None:
+            u = next((u for u in unc if cs <= u[0] and u[1] <= ms), None) if unc else None  # a hedge before the term
+            if u is None and unc:
                 u = next((u for u in unc if me <= u[0] < ce and _UNCERTAIN_POST.fullmatch(u[2])), None)
             if u:
                 uncertain, trigger = True, trigger or u[2]

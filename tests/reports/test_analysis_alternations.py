@@ -123,7 +123,8 @@ def test_the_side_or_severity_pattern_matches_as_its_plain_alternation():
         assert _spans(an._LOWER_CASE.side_or_severity, low) == _spans(an._for_lower_case(plain), low), text
 
 
-_MARKED_SCANS = {"c": "clause", "p": "pre", "s": "side_or_severity", "z": "size", "u": "uncertain", "b": "both_sides"}
+_MARKED_SCANS = {"c": "clause", "p": "pre", "s": "side_or_severity", "z": "size", "u": "uncertain", "b": "both_sides",
+                 "n": "post"}
 
 
 def test_a_scan_left_out_by_the_tokens_marks_finds_nothing():
@@ -133,7 +134,8 @@ def test_a_scan_left_out_by_the_tokens_marks_finds_nothing():
     assert set(_MARKED_SCANS) == set(an._ALL_SCANS)
     words = ([w for ws in an.SIDE_WORDS.values() for w in ws] + an._SEV_WORDS.split("|") + list(an._READ["clause_cuts"])
              + ["no", "not", "free of", "without", "may", "cannot be excluded", "possibly", "vs.", "left greater than right",
-                "3 cm", "4.5 mm", "2 x 3 centimeters", "1.2cm", "millimeter", "effusion", "nodule", ",", ";"])
+                "3 cm", "4.5 mm", "2 x 3 centimeters", "1.2cm", "millimeter", "effusion", "nodule", ",", ";"]
+             + list(an.POST_NEG) + ["is not seen", "no longer visible", "has resolved", "absent", ": none"])
     keys = copy.copy(an._SCAN_KEYS)
     keys.tokens = {}  # a table of its own: every token met for the first time here
     seen = 0
