@@ -33,6 +33,7 @@ __all__ = ["CheckResult", "Flag", "RulesChecker", "RulesConfig", "check_rules", 
 
 MAX_REPORT_CHARS = 200_000  # longer input is checked on its first 200,000 characters (noted)
 MAX_FLAGS_PER_RULE = 20  # more flags of one rule in one report are counted in a note (see cap_flags)
+_MAX_RUNS = 4096  # gate-bit patterns whose runnable rules a checker keeps (RulesChecker.analyze_flags)
 RULES_VERSION = "4"  # part of a run's identity: bump when a rule changes what it flags
 Rule = Callable[..., list[Flag]]
 # every rule of the registry (medmm.reports.registry discovers the rules_* modules), with what it reads
@@ -107,6 +108,9 @@ class RulesChecker:
             plan.append((r, r.__name__ in _NEEDS_LM, need, needs, unless or 0))
         self._plan = tuple(plan)
         self._plan_without_header = tuple(p for p in self._plan if p[0].__name__ not in _HEADER_ONLY)
+        # (with a header, the report's gate bits) -> (the plan they were taken from, its entries whose gate they pass):
+        # reports share a few hundred bit patterns, so most reports skip the gate tests of the rules that cannot run
+        self._runs: dict[tuple[bool, int], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
 
     def analyze_flags(self, a: Analysis, header: HeaderFacts | None, notes: list[str]) -> list[Flag]:
         flags: list[Flag] = []
@@ -114,9 +118,14 @@ class RulesChecker:
         plan = self._plan if header is not None else self._plan_without_header
         bits = self._gates.bits(a)
         facts: dict[str, bool] = {}
-        for rule, needs_lm, need, needs, unless in plan:
-            if bits & need != need:
-                continue  # the report's words fail the rule's gate: it cannot flag this report
+        known = self._runs.get((header is not None, bits))
+        if known is not None and known[0] is plan:
+            run = known[1]
+        else:  # the rules whose gate the report's words pass (the others cannot flag this report), in plan order
+            run = tuple(p for p in plan if bits & p[2] == p[2])
+            if len(self._runs) < _MAX_RUNS:
+                self._runs[(header is not None, bits)] = (plan, run)
+        for rule, needs_lm, need, needs, unless in run:
             if needs is not None and not bits & unless:
                 ok = facts.get(needs)
                 if ok is None:
