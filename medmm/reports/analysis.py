@@ -477,6 +477,8 @@ _PAST_KEYS = substring_keys(_READ["past"])  # one of these is in every _PAST mat
 
 
 def _attr_past(r: _Reading, sent: str) -> dict[str, Any]:
+    if r.marks is not None and "h" not in r.marks:  # no token of the sentence holds a key of _PAST: nor does the clause
+        return {"past": False}
     clause = sent[r.clause[0]: r.clause[1]]
     if _PAST_KEYS is not None and clause.isascii() and not any(map(clause.lower().__contains__, _PAST_KEYS)):
         return {"past": False}
@@ -487,6 +489,8 @@ def _attr_past(r: _Reading, sent: str) -> dict[str, Any]:
 def _attr_interval(r: _Reading, sent: str) -> dict[str, Any]:
     # an interval word belongs to the finding when it stands just before it ("new left effusion") or is said of it
     # after it ("effusion, unchanged", "effusion has increased"), not when it qualifies the next noun of the clause
+    if r.marks is not None and "i" not in r.marks:  # no token of the sentence holds an interval word: nor does the clause
+        return {"interval": None, "interval_word": None}
     cs, ce = r.clause
     clause = sent[cs:ce]
     if clause.isascii() and not any(map(clause.lower().__contains__, lx.INTERVAL_DIRECTION)):
@@ -502,10 +506,13 @@ def _attr_interval(r: _Reading, sent: str) -> dict[str, Any]:
 
 # every lobe (_LOBE) and zone (_ZONE) holds one of these; a lower-cased ASCII clause without any of them names neither
 _LOBE_KEYS, _ZONE_KEYS = substring_keys([_READ["lobe"]]), substring_keys([w for ws in _READ["zone_levels"].values() for w in ws])
-_LOBE_OR_ZONE_KEYS = _LOBE_KEYS + _ZONE_KEYS if _LOBE_KEYS is not None and _ZONE_KEYS is not None else None
+_LOBE_OR_ZONE_KEYS = tuple(dict.fromkeys(_LOBE_KEYS + _ZONE_KEYS)) if _LOBE_KEYS is not None and _ZONE_KEYS is not None \
+    else None
 
 
 def _attr_lobe(r: _Reading, sent: str) -> dict[str, Any]:
+    if r.marks is not None and "l" not in r.marks:  # no token of the sentence holds a lobe or zone key: nor does the clause
+        return {"lobe": None, "zone": None}
     clause = sent[r.clause[0]: r.clause[1]]
     if _LOBE_OR_ZONE_KEYS is not None and clause.isascii() and \
             not any(map(clause.lower().__contains__, _LOBE_OR_ZONE_KEYS)):
@@ -559,6 +566,8 @@ class _Reading:
     clause: tuple[int, int]
     trigger_start: int | None
     sentence_side: str | None = None  # the one side the sentence names, when the clause names none
+    # the marks of the sentence's tokens (_ScanKeys.marks), the attribute readers' first pre-test (None: no marks)
+    marks: str | None = field(default=None, repr=False, compare=False)
     # the clause attributes read so far (see Mention._attr): one dict per distinct sentence, filled on demand
     attrs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -633,8 +642,10 @@ _SCAN_KEYS = _ScanKeys({"c": substring_keys(_READ["clause_cuts"]), "p": substrin
                         "s": substring_keys([w for ws in SIDE_WORDS.values() for w in ws] + _SEV_WORDS.split("|")),
                         "z": _UNITS, "u": substring_keys(UNCERTAIN),
                         "b": substring_keys(list(SIDE_WORDS.get("bilateral", ())) + list(_READ["both_sides"])),
-                        "n": substring_keys(POST_NEG)})
-_ALL_SCANS = "cpszubn"
+                        "n": substring_keys(POST_NEG),
+                        # and the attribute readers' (Mention._attr): lobe or zone, interval word, said of the past
+                        "l": _LOBE_OR_ZONE_KEYS, "i": tuple(lx.INTERVAL_DIRECTION), "h": _PAST_KEYS})
+_ALL_SCANS = "cpszubnlih"
 
 
 @functools.lru_cache(maxsize=32768)
@@ -723,7 +734,7 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
         word = sent[ms:me]
         out.append(_Reading(term_type(word), word, ms, me, negated, uncertain, pseudo, trigger, side_word,
                             size[2] if size else None, (size[0], size[1]) if size else None, sev[2] if sev else None,
-                            (cs, ce), pre[0] if pre and (negated or pseudo) else None, sentence_side))
+                            (cs, ce), pre[0] if pre and (negated or pseudo) else None, sentence_side, scans))
     return tuple(out)
 
 

@@ -124,7 +124,7 @@ def test_the_side_or_severity_pattern_matches_as_its_plain_alternation():
 
 
 _MARKED_SCANS = {"c": "clause", "p": "pre", "s": "side_or_severity", "z": "size", "u": "uncertain", "b": "both_sides",
-                 "n": "post"}
+                 "n": "post", "l": "lobe", "i": "interval_word", "h": "past"}  # the last three: _READERS_LOWER
 
 
 def test_a_scan_left_out_by_the_tokens_marks_finds_nothing():
@@ -135,7 +135,9 @@ def test_a_scan_left_out_by_the_tokens_marks_finds_nothing():
     words = ([w for ws in an.SIDE_WORDS.values() for w in ws] + an._SEV_WORDS.split("|") + list(an._READ["clause_cuts"])
              + ["no", "not", "free of", "without", "may", "cannot be excluded", "possibly", "vs.", "left greater than right",
                 "3 cm", "4.5 mm", "2 x 3 centimeters", "1.2cm", "millimeter", "effusion", "nodule", ",", ";"]
-             + list(an.POST_NEG) + ["is not seen", "no longer visible", "has resolved", "absent", ": none"])
+             + list(an.POST_NEG) + ["is not seen", "no longer visible", "has resolved", "absent", ": none"]
+             + ["right upper lobe", "lingula", "lingular", "apical", "bibasilar", "lung base", "mid zone"]
+             + list(an.lx.INTERVAL_DIRECTION) + list(an._READ["past"]) + ["history of", "prior"])
     keys = copy.copy(an._SCAN_KEYS)
     keys.tokens = {}  # a table of its own: every token met for the first time here
     seen = 0
@@ -144,7 +146,8 @@ def test_a_scan_left_out_by_the_tokens_marks_finds_nothing():
         marks = keys.marks(low)
         assert keys.marks(low) == marks  # the second time from the table
         for mark, field in _MARKED_SCANS.items():
-            if getattr(an._LOWER_CASE, field).search(low):
+            pattern = getattr(an._LOWER_CASE if mark in "cpszubn" else an._READERS_LOWER, field)
+            if pattern.search(low) or (mark == "l" and an._READERS_LOWER.zone.search(low)):
                 seen += 1
                 assert mark in marks, (field, text)
     assert seen > 600  # the scans found something in many of the texts
