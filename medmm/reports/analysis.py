@@ -607,15 +607,15 @@ class _ScanKeys:
     token is decided once, when a process first meets it (a word table, like the rule gates' in
     :mod:`medmm.reports.rule_gate`): its *marks*, one letter per scan whose keys it holds ("" for most tokens). A
     sentence's marks are its tokens' joined (two C-level calls: cheaper than one scan). A key holding white space is
-    reduced to its longest part without (a weaker condition, still a necessary one); a scan without keys is always
-    marked."""
+    reduced to its longest part without (a weaker condition, still a necessary one); a scan without keys, or with a
+    key of white space only, is always marked."""
 
     _MAX_TOKENS = 200_000  # the table's bound (adversarial input of endless distinct tokens: computed, not kept)
 
     def __init__(self, key_sets: dict[str, tuple[str, ...] | None]) -> None:
-        self.always = "".join(mark for mark, keys in key_sets.items() if keys is None)
-        self.keys = tuple((mark, tuple(max(k.split(), key=len) for k in keys if k.strip()))
-                          for mark, keys in key_sets.items() if keys is not None)
+        told = {mark: keys for mark, keys in key_sets.items() if keys is not None and all(k.split() for k in keys)}
+        self.always = "".join(mark for mark in key_sets if mark not in told)
+        self.keys = tuple((mark, tuple(max(k.split(), key=len) for k in keys)) for mark, keys in told.items())
         self.tokens: dict[str, str] = {}  # token met -> its marks
 
     def marks(self, low: str) -> str:

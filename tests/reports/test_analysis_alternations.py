@@ -153,3 +153,4 @@ def test_a_scan_left_out_by_the_tokens_marks_finds_nothing():
     assert seen > 600  # the scans found something in many of the texts
     assert an._ScanKeys({"x": None, "y": ("free of",)}).marks("nothing here") == "x"  # no keys: always marked
     assert an._ScanKeys({"y": ("free of",)}).marks("it is free") == "y"  # a key with white space: its longest part
+    assert an._ScanKeys({"y": ("free of", " ")}).marks("nothing here") == "y"  # a key of white space only: always
