@@ -662,9 +662,11 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
         low, pat = sent.lower(), _LOWER_CASE
     else:
         low, pat = sent, _ANY_CASE
-    terms = [(m.start(), m.end()) for m in pat.term.finditer(low)]
-    if not terms:
+    first = pat.term.search(low)  # most sentences name no finding: one search, no scanner, no list
+    if first is None:
         return ()
+    # the rest as finditer goes on after its first match (a term is never empty)
+    terms = [first.span()] + [(m.start(), m.end()) for m in pat.term.finditer(low, first.end())]
     scans = _SCAN_KEYS.marks(low) if pat is _LOWER_CASE else _ALL_SCANS  # the scans below that can find anything
     hi = len(sent)
     cuts = [(m.start(), m.end()) for m in pat.clause.finditer(low)] if "c" in scans else []
