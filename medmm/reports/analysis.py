@@ -477,6 +477,8 @@ _PAST_KEYS = substring_keys(_READ["past"])  # one of these is in every _PAST mat
 
 
 def _attr_past(r: _Reading, sent: str) -> dict[str, Any]:
+    if r.marks is not None and "h" not in r.marks:  # no token of the sentence holds a key of _PAST: nor does the clause
+        return {"past": False}
     clause = sent[r.clause[0]: r.clause[1]]
     if _PAST_KEYS is not None and clause.isascii() and not any(map(clause.lower().__contains__, _PAST_KEYS)):
         return {"past": False}
@@ -487,6 +489,8 @@ def _attr_past(r: _Reading, sent: str) -> dict[str, Any]:
 def _attr_interval(r: _Reading, sent: str) -> dict[str, Any]:
     # an interval word belongs to the finding when it stands just before it ("new left effusion") or is said of it
     # after it ("effusion, unchanged", "effusion has increased"), not when it qualifies the next noun of the clause
+    if r.marks is not None and "i" not in r.marks:  # no token of the sentence holds an interval word: nor does the clause
+        return {"interval": None, "interval_word": None}
     cs, ce = r.clause
     clause = sent[cs:ce]
     if clause.isascii() and not any(map(clause.lower().__contains__, lx.INTERVAL_DIRECTION)):
@@ -502,10 +506,13 @@ def _attr_interval(r: _Reading, sent: str) -> dict[str, Any]:
 
 # every lobe (_LOBE) and zone (_ZONE) holds one of these; a lower-cased ASCII clause without any of them names neither
 _LOBE_KEYS, _ZONE_KEYS = substring_keys([_READ["lobe"]]), substring_keys([w for ws in _READ["zone_levels"].values() for w in ws])
-_LOBE_OR_ZONE_KEYS = _LOBE_KEYS + _ZONE_KEYS if _LOBE_KEYS is not None and _ZONE_KEYS is not None else None
+_LOBE_OR_ZONE_KEYS = tuple(dict.fromkeys(_LOBE_KEYS + _ZONE_KEYS)) if _LOBE_KEYS is not None and _ZONE_KEYS is not None \
+    else None
 
 
 def _attr_lobe(r: _Reading, sent: str) -> dict[str, Any]:
+    if r.marks is not None and "l" not in r.marks:  # no token of the sentence holds a lobe or zone key: nor does the clause
+        return {"lobe": None, "zone": None}
     clause = sent[r.clause[0]: r.clause[1]]
     if _LOBE_OR_ZONE_KEYS is not None and clause.isascii() and \
             not any(map(clause.lower().__contains__, _LOBE_OR_ZONE_KEYS)):
@@ -559,6 +566,8 @@ class _Reading:
     clause: tuple[int, int]
     trigger_start: int | None
     sentence_side: str | None = None  # the one side the sentence names, when the clause names none
+    # the marks of the sentence's tokens (_ScanKeys.marks), the attribute readers' first pre-test (None: no marks)
+    marks: str | None = field(default=None, repr=False, compare=False)
     # the clause attributes read so far (see Mention._attr): one dict per distinct sentence, filled on demand
     attrs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -589,6 +598,56 @@ _LOWER_CASE = _SentencePatterns(*map(_for_lower_case, _ANY_CASE))._replace(
     pre=_charset_led_lower(_PRE, r"\b(?:" + by_first_letter(PRE_NEG) + r")\b"))
 
 
+class _ScanKeys:
+    """Which of :func:`read_sentence`'s scans can find anything in a lower-cased sentence, told from the keys of their
+    patterns (:func:`~medmm.reports.language_pack.substring_keys`: one of a pattern's keys is in each of its matches)
+    before they run: a scan whose keys are all absent finds nothing and is skipped.
+
+    A key without white space stands in the text only inside one of its white-space-delimited tokens, so each distinct
+    token is decided once, when a process first meets it (a word table, like the rule gates' in
+    :mod:`medmm.reports.rule_gate`): its *marks*, one letter per scan whose keys it holds ("" for most tokens). A
+    sentence's marks are its tokens' joined (two C-level calls: cheaper than one scan). A key holding white space is
+    reduced to its longest part without (a weaker condition, still a necessary one); a scan without keys, or with a
+    key of white space only, is always marked."""
+
+    _MAX_TOKENS = 200_000  # the table's bound (adversarial input of endless distinct tokens: computed, not kept)
+
+    def __init__(self, key_sets: dict[str, tuple[str, ...] | None]) -> None:
+        told = {mark: keys for mark, keys in key_sets.items() if keys is not None and all(k.split() for k in keys)}
+        self.always = "".join(mark for mark in key_sets if mark not in told)
+        self.keys = tuple((mark, tuple(max(k.split(), key=len) for k in keys)) for mark, keys in told.items())
+        self.tokens: dict[str, str] = {}  # token met -> its marks
+
+    def marks(self, low: str) -> str:
+        """The marks of the scans that may find something in ``low`` (lower-cased ASCII text)."""
+        tokens = low.split()
+        try:  # every token met before (almost always)
+            return self.always + "".join(map(self.tokens.__getitem__, tokens))
+        except KeyError:
+            pass
+        out = [self.always]
+        for t in tokens:
+            m = self.tokens.get(t)
+            if m is None:
+                m = "".join(mark for mark, keys in self.keys if any(k in t for k in keys))
+                if len(self.tokens) < self._MAX_TOKENS:
+                    self.tokens[t] = m
+            out.append(m)
+        return "".join(out)
+
+
+# the scans of read_sentence its tokens can rule out, one mark each; the term scan is not among them: it runs on every
+# sentence and finds nothing in most, where testing fifty keys costs more than the scan
+_SCAN_KEYS = _ScanKeys({"c": substring_keys(_READ["clause_cuts"]), "p": substring_keys(PRE_NEG),
+                        "s": substring_keys([w for ws in SIDE_WORDS.values() for w in ws] + _SEV_WORDS.split("|")),
+                        "z": _UNITS, "u": substring_keys(UNCERTAIN),
+                        "b": substring_keys(list(SIDE_WORDS.get("bilateral", ())) + list(_READ["both_sides"])),
+                        "n": substring_keys(POST_NEG),
+                        # and the attribute readers' (Mention._attr): lobe or zone, interval word, said of the past
+                        "l": _LOBE_OR_ZONE_KEYS, "i": tuple(lx.INTERVAL_DIRECTION), "h": _PAST_KEYS})
+_ALL_SCANS = "cpszubnlih"
+
+
 @functools.lru_cache(maxsize=32768)
 def read_sentence(sent: str) -> tuple[_Reading, ...]:
     """The finding mentions of one sentence with polarity, hedging, side, size and severity.
@@ -603,13 +662,16 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
         low, pat = sent.lower(), _LOWER_CASE
     else:
         low, pat = sent, _ANY_CASE
-    terms = [(m.start(), m.end()) for m in pat.term.finditer(low)]
-    if not terms:
+    first = pat.term.search(low)  # most sentences name no finding: one search, no scanner, no list
+    if first is None:
         return ()
+    # the rest as finditer goes on after its first match (a term is never empty)
+    terms = [first.span()] + [(m.start(), m.end()) for m in pat.term.finditer(low, first.end())]
+    scans = _SCAN_KEYS.marks(low) if pat is _LOWER_CASE else _ALL_SCANS  # the scans below that can find anything
     hi = len(sent)
-    cuts = [(m.start(), m.end()) for m in pat.clause.finditer(low)]
+    cuts = [(m.start(), m.end()) for m in pat.clause.finditer(low)] if "c" in scans else []
     pres, pseudos = [], []
-    for m in pat.pre.finditer(low):  # pseudo-triggers all begin with a negation word: test only there
+    for m in pat.pre.finditer(low) if "p" in scans else ():  # pseudo-triggers all begin with a negation word
         pres.append((m.start(), m.end(), sent[m.start(): m.end()]))
         ps = pat.pseudo.match(low, m.start())
         if ps:
@@ -618,39 +680,46 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
     stops = [m.end() for m in pat.terminator.finditer(low)] if pres else []
     unc = None  # hedges: read when a term is not negated
     sides, sevs = [], []
-    for m in pat.side_or_severity.finditer(low):  # one pass for two word classes that never overlap
+    for m in pat.side_or_severity.finditer(low) if "s" in scans else ():  # two classes, one pass
         if m.group("side"):
             sides.append((m.start(), m.end(), _side_word(m.group("side"))))
         else:
             sevs.append((m.start(), m.end(), m.group("sev").lower()))
     sizes = [(m.start(), m.end(), _to_mm(m.group(1), m.group(2))) for m in pat.size.finditer(low)] \
-        if pat is _ANY_CASE or _UNITS is None or any(map(low.__contains__, _UNITS)) else []  # a size has a unit (lower-case here)
+        if "z" in scans else []  # a size has a unit
     named = {s[2] for s in sides}  # the sides the sentence names
     the_side = next(iter(named)) if len(named) == 1 else None
     both = None
     out = []
     for ms, me in terms:
-        cs, ce = _clause_bounds(cuts, 0, hi, ms)
+        cs, ce = _clause_bounds(cuts, 0, hi, ms) if cuts else (0, hi)
         negated = uncertain = pseudo = False
         trigger = None
         pre: tuple[int, int, str] | None = None
-        if pres:
-            scope = max([cs] + [t for t in stops if cs <= t <= ms])
-            pre = next((p for p in reversed(pres) if scope <= p[0] and p[1] <= ms), None)
+        if pres:  # plain loops: a generator costs more than the few items they look at
+            scope = cs  # the last terminator between the clause's start and the term, else the clause's start
+            for t in stops:
+                if cs <= t <= ms and t > scope:
+                    scope = t
+            for p in reversed(pres):  # the nearest negation word before the term, in its scope
+                if scope <= p[0] and p[1] <= ms:
+                    pre = p
+                    break
         if pre and len(sent[pre[1]:ms].split()) <= 12:
-            covering = next((p for p in pseudos if p[0] <= pre[0] < p[1] and p[0] >= scope), None)
+            covering = next((p for p in pseudos if p[0] <= pre[0] < p[1] and p[0] >= scope), None) if pseudos else None
             if covering:
                 pseudo, trigger = True, covering[2]
             else:
                 negated, trigger = True, pre[2]
         if not negated and not pseudo:
-            trigger = _post_trigger(pat.post, sent, low, me, ce)
+            trigger = _post_trigger(pat.post, sent, low, me, ce) if "n" in scans else None  # none of its keys: none
             negated = trigger is not None
         if not negated:
             if unc is None:
-                unc = [(m.start(), m.end(), sent[m.start(): m.end()]) for m in pat.uncertain.finditer(low)]
-            u = next((u for u in unc if cs <= u[0] and u[1] <= ms), None)  # a hedge before the term
-            if u is None:
+                unc = [(m.start(), m.end(), sent[m.start(): m.end()]) for m in pat.uncertain.finditer(low)] \
+                    if "u" in scans else []
+            u = next((u for u in unc if cs <= u[0] and u[1] <= ms), None) if unc else None  # a hedge before the term
+            if u is None and unc:
                 u = next((u for u in unc if me <= u[0] < ce and _UNCERTAIN_POST.fullmatch(u[2])), None)
             if u:
                 uncertain, trigger = True, trigger or u[2]
@@ -658,7 +727,7 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
         side_word = side[2] if side else None
         if side_word in ("left", "right"):
             if both is None:
-                both = bool(pat.both_sides.search(low))
+                both = "b" in scans and bool(pat.both_sides.search(low))
             if both:
                 side_word = "bilateral"  # "right greater than left", "bilateral ... right"
         size = _nearest(sizes, cs, ce, ms) if sizes else None
@@ -667,7 +736,7 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
         word = sent[ms:me]
         out.append(_Reading(term_type(word), word, ms, me, negated, uncertain, pseudo, trigger, side_word,
                             size[2] if size else None, (size[0], size[1]) if size else None, sev[2] if sev else None,
-                            (cs, ce), pre[0] if pre and (negated or pseudo) else None, sentence_side))
+                            (cs, ce), pre[0] if pre and (negated or pseudo) else None, sentence_side, scans))
     return tuple(out)
 
 

@@ -140,31 +140,108 @@ _LETTER = re.compile(r"[A-Za-z]")
 _ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
+# The common shape of a section's text, whose sentence ends are found without the regex engine (_plain_ends): ASCII,
+# sentences ended by ". " (a full stop and one space), no other end mark of the pack, no white space but single
+# spaces, then nothing or line breaks. _OTHER_MARKS: the pack's other end marks; None: no such shortcut, because the
+# pack's end marks leave out "." or hold a line break, or a list marker matches where it could stand after the line
+# breaks of a text's end, or white space is not the nine characters _plain_ends tests.
+_OTHER_MARKS: tuple[str, ...] | None = tuple(c for c in _SENTENCES["end_marks"] if c != ".")
+if "." not in _SENTENCES["end_marks"] or "\n" in _SENTENCES["end_marks"] or \
+        any(re.match("(?:" + _LIST_MARKER + ")", t) for t in ("", "\n", "\n\n")) or \
+        {c for c in map(chr, range(128)) if re.match(r"\s", c)} != set(" \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"):
+    _OTHER_MARKS = None
+
+
+def _plain_ends(section_text: str, out: list[tuple[int, int, str]] | None = None) -> list[tuple[int, int]] | None:
+    """What :func:`_sentence_spans` reads from ``_SENT_END.finditer`` (where each sentence ends and the next piece
+    starts), for a text of the common shape (see :data:`_OTHER_MARKS`), found with ``str.split``; None for any other
+    text. (A regex scan costs about 50 instructions a character and 4,000 a match: most of the sentence split.)
+
+    In that shape the pattern's matches are the occurrences of ". " (never followed by another white space; they
+    cannot overlap) and, when the text ends in line breaks, these: from the last full stop when the last character
+    before them is one (the full stop's branch, as at ". "), else from the first line break when there are two or
+    more (a blank line); a single line break after another character ends nothing.
+
+    With ``out``, the sentences are read too, as :func:`_sentence_spans` reads the pieces between these ends
+    (:func:`_piece`; its common case written here, without a call), and appended to it."""
+    core = section_text.rstrip("\n")
+    # the other white space characters \s matches in ASCII text, tested one by one (each a memchr: cheaper than
+    # isprintable or a loop over them)
+    if _OTHER_MARKS is None or not core or core[-1] == " " or not core.isascii() or "\n" in core or "\t" in core \
+            or "\r" in core or "\x0b" in core or "\x0c" in core or "\x1c" in core or "\x1d" in core or "\x1e" in core \
+            or "\x1f" in core or ".  " in core:
+        return None
+    for mark in _OTHER_MARKS:
+        if mark in core:
+            return None
+    n, c = len(section_text), len(core)
+    tail = n - c >= 2 or (n > c and core[-1] == ".")  # an end from the line breaks of the text's end, at c
+    parts = core.split(". ")
+    if out is None:
+        ends = []
+        i = -2
+        for part in parts[:-1]:
+            i += len(part) + 2  # where this ". " stands
+            ends.append((i + 1, i + 2))
+        if tail:
+            ends.append((c, n))
+        return ends
+    s = 0
+    for part in parts[:-1]:  # the piece [s, e) ends with the full stop of a ". "; the next one starts after it
+        e = s + len(part) + 1
+        if section_text[s] in _ASCII_LETTERS and e - s <= MAX_SENTENCE_CHARS:  # no white space at its end
+            out.append((s, e, section_text[s:e]))
+        else:
+            _piece(section_text, s, e, out)
+        s = e + 1
+    _piece(section_text, s, c if tail else n, out)  # the last piece (then, after a tail's end, nothing)
+    return []
+
+
 @functools.lru_cache(maxsize=16384)
 def _sentence_spans(section_text: str) -> tuple[tuple[int, int, str], ...]:
     """(start, end, text) of each sentence of one section's text, offsets relative to it (cached: technique,
     comparison and impression texts recur verbatim across reports)."""
     out: list[tuple[int, int, str]] = []
-    piece_start = 0
-    bounds = [(m.start() + (section_text[m.start()] != "\n"), m.end()) for m in _SENT_END.finditer(section_text)]
-    bounds.append((len(section_text), len(section_text)))
-    for b_start, b_end in bounds:
-        s, e = piece_start, b_start
-        piece_start = b_end
-        if not section_text[s:s + 1].isalpha():
-            item = _ITEM.match(section_text, s, e)
-            if item:
-                s = item.end()
-        if e - s > MAX_SENTENCE_CHARS:  # a run without a sentence end: read in bounded pieces
-            for ps, pe in _pieces(section_text, s, e):
-                _add_sentence(section_text, ps, pe, out)
-            continue
-        piece = section_text[s:e]
-        body = piece.strip()
-        if body and (body[0] in _ASCII_LETTERS or _LETTER.search(body)):  # most sentences start with a letter
-            s += len(piece) - len(piece.lstrip())
-            out.append((s, s + len(body), body))
+    ends = _plain_ends(section_text, out)
+    if ends is None:  # done for the common shape (_plain_ends); else each piece between the pattern's matches
+        piece_start = 0
+        for m in _SENT_END.finditer(section_text):
+            _piece(section_text, piece_start, m.start() + (section_text[m.start()] != "\n"), out)
+            piece_start = m.end()
+        _piece(section_text, piece_start, len(section_text), out)
     return tuple(out)
+
+
+def _piece(section_text: str, s: int, e: int, out: list[tuple[int, int, str]]) -> None:
+    """The sentence (or, past :data:`MAX_SENTENCE_CHARS`, the sentences) of ``section_text[s:e]``, a piece between two
+    sentence ends, appended to ``out``: a list marker left out, white space stripped, none without a letter."""
+    if s == e:  # nothing between two ends (the text's end right after the last one)
+        return
+    if e - s <= MAX_SENTENCE_CHARS:
+        # most pieces open with a letter, or with one space and a letter (a section's first, after its header's
+        # colon): no list marker, what the lines below do, in short
+        if section_text[s] in _ASCII_LETTERS:
+            body = section_text[s:e].rstrip()
+            out.append((s, s + len(body), body))
+            return
+        if section_text[s] == " " and s + 1 < e and section_text[s + 1] in _ASCII_LETTERS:
+            body = section_text[s + 1:e].rstrip()
+            out.append((s + 1, s + 1 + len(body), body))
+            return
+    if not section_text[s:s + 1].isalpha():
+        item = _ITEM.match(section_text, s, e)
+        if item:
+            s = item.end()
+    if e - s > MAX_SENTENCE_CHARS:  # a run without a sentence end: read in bounded pieces
+        for ps, pe in _pieces(section_text, s, e):
+            _add_sentence(section_text, ps, pe, out)
+        return
+    piece = section_text[s:e]
+    body = piece.strip()
+    if body and (body[0] in _ASCII_LETTERS or _LETTER.search(body)):  # most sentences start with a letter
+        s += len(piece) - len(piece.lstrip())
+        out.append((s, s + len(body), body))
 
 
 def _add_sentence(text: str, s: int, e: int, out: list[tuple[int, int, str]]) -> None:

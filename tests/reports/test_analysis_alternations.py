@@ -11,6 +11,7 @@ vocabularies.
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 
@@ -120,3 +121,36 @@ def test_the_side_or_severity_pattern_matches_as_its_plain_alternation():
         assert _spans(an._SIDE_OR_SEVERITY, text) == _spans(plain, text), text
         low = text.lower()
         assert _spans(an._LOWER_CASE.side_or_severity, low) == _spans(an._for_lower_case(plain), low), text
+
+
+_MARKED_SCANS = {"c": "clause", "p": "pre", "s": "side_or_severity", "z": "size", "u": "uncertain", "b": "both_sides",
+                 "n": "post", "l": "lobe", "i": "interval_word", "h": "past"}  # the last three: _READERS_LOWER
+
+
+def test_a_scan_left_out_by_the_tokens_marks_finds_nothing():
+    """read_sentence skips a scan when no token of the sentence holds one of its keys (``_ScanKeys``): on generated
+    sentences of the pack's words glued to punctuation, digits and other words, every scan that finds something is
+    marked, and the marks are the same when the tokens are met a second time (from the table)."""
+    assert set(_MARKED_SCANS) == set(an._ALL_SCANS)
+    words = ([w for ws in an.SIDE_WORDS.values() for w in ws] + an._SEV_WORDS.split("|") + list(an._READ["clause_cuts"])
+             + ["no", "not", "free of", "without", "may", "cannot be excluded", "possibly", "vs.", "left greater than right",
+                "3 cm", "4.5 mm", "2 x 3 centimeters", "1.2cm", "millimeter", "effusion", "nodule", ",", ";"]
+             + list(an.POST_NEG) + ["is not seen", "no longer visible", "has resolved", "absent", ": none"]
+             + ["right upper lobe", "lingula", "lingular", "apical", "bibasilar", "lung base", "mid zone"]
+             + list(an.lx.INTERVAL_DIRECTION) + list(an._READ["past"]) + ["history of", "prior"])
+    keys = copy.copy(an._SCAN_KEYS)
+    keys.tokens = {}  # a table of its own: every token met for the first time here
+    seen = 0
+    for text in _texts(words, seed=13, n=600):
+        low = text.lower()
+        marks = keys.marks(low)
+        assert keys.marks(low) == marks  # the second time from the table
+        for mark, field in _MARKED_SCANS.items():
+            pattern = getattr(an._LOWER_CASE if mark in "cpszubn" else an._READERS_LOWER, field)
+            if pattern.search(low) or (mark == "l" and an._READERS_LOWER.zone.search(low)):
+                seen += 1
+                assert mark in marks, (field, text)
+    assert seen > 600  # the scans found something in many of the texts
+    assert an._ScanKeys({"x": None, "y": ("free of",)}).marks("nothing here") == "x"  # no keys: always marked
+    assert an._ScanKeys({"y": ("free of",)}).marks("it is free") == "y"  # a key with white space: its longest part
+    assert an._ScanKeys({"y": ("free of", " ")}).marks("nothing here") == "y"  # a key of white space only: always

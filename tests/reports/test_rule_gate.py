@@ -117,3 +117,27 @@ def test_gates_never_skip_a_flag_on_real_reports():
                 assert _call(fn, specs, a) == [], f"{fn.__name__} flags report {row.get('id')}, which its gate skips"
         for hdr in (None, header):
             assert checker.check(text, hdr) == ungated.check(text, hdr), row.get("id")
+
+
+def test_the_rules_a_checker_keeps_per_gate_bits_follow_its_plan():
+    """The checker keeps, per gate-bit pattern, the rules that pass their gates (RulesChecker._runs): a second report
+    of the same words runs the same rules, and a plan replaced afterwards (as the per-rule timing script does) is the
+    one that runs."""
+    checker = RulesChecker(RulesConfig(threshold=0.0))
+    text = "FINDINGS: Small left pleural effusion. No pneumothorax.\nIMPRESSION: Small right pleural effusion."
+    first = checker.check(text)
+    assert checker._runs and checker.check(text) == first
+    called: list[str] = []
+
+    def wrap(rule):
+        def run(*args):
+            called.append(rule.__name__)
+            return rule(*args)
+        run.__name__ = rule.__name__
+        return run
+
+    checker._plan_without_header = tuple((wrap(p[0]),) + p[1:] for p in checker._plan_without_header)
+    assert checker.check(text) == first
+    bits = checker._gates.bits(analyze(text))
+    assert called == [p[0].__name__ for p in checker._plan_without_header if bits & p[2] == p[2]]
+    assert "rule_laterality" in called
