@@ -34,7 +34,7 @@ __all__ = ["CheckResult", "Flag", "RulesChecker", "RulesConfig", "check_rules", 
 MAX_REPORT_CHARS = 200_000  # longer input is checked on its first 200,000 characters (noted)
 MAX_FLAGS_PER_RULE = 20  # more flags of one rule in one report are counted in a note (see cap_flags)
 _MAX_RUNS = 4096  # gate-bit patterns whose runnable rules a checker keeps (RulesChecker.analyze_flags)
-RULES_VERSION = "4"  # part of a run's identity: bump when a rule changes what it flags
+RULES_VERSION = "5"  # part of a run's identity: bump when a rule changes what it flags
 Rule = Callable[..., list[Flag]]
 # every rule of the registry (medmm.reports.registry discovers the rules_* modules), with what it reads
 _DECLARED = rule_functions()
