@@ -45,6 +45,13 @@ def _charset_led_lower(pattern: re.Pattern[str], body: str) -> re.Pattern[str]:
     return _for_lower_case(re.compile("(?:" + led + ")", pattern.flags) if led is not None else pattern)
 
 
+def plain_ascii(text: str) -> bool:
+    """May ``text``, lower-cased, be searched with :func:`_for_lower_case` patterns for the spans the re.I pattern
+    finds in it? ASCII (lower-casing keeps every offset), without the separators U+001C-U+001F (which only
+    Unicode-mode white space matches; each tested with a memchr: a regex scan for them costs more)."""
+    return text.isascii() and "\x1c" not in text and "\x1d" not in text and "\x1e" not in text and "\x1f" not in text
+
+
 def _for_lower_case(pattern: re.Pattern[str]) -> re.Pattern[str]:
     r"""``pattern`` (compiled with re.I) for lower-cased ASCII text: the letters outside escapes lower-cased and
     re.I dropped. Case-insensitive matching is about twice as slow in Python's regex engine, and on ASCII text
@@ -446,7 +453,7 @@ def _reader_view(sent: str) -> tuple[str, _ReaderPatterns]:
     """The text the readers search and their patterns: an ASCII sentence lower-cased, with the patterns made for it
     (:func:`_for_lower_case`: the same spans, case-insensitive matching being the slow part), else the sentence as
     written. Every value a reader keeps is lower-cased or a boolean, so both views give the same attributes."""
-    if sent.isascii() and "\x1c" not in sent and "\x1d" not in sent and "\x1e" not in sent and "\x1f" not in sent:
+    if plain_ascii(sent):
         return sent.lower(), _READERS_LOWER
     return sent, _READERS_ANY
 
@@ -658,7 +665,7 @@ def read_sentence(sent: str) -> tuple[_Reading, ...]:
     The patterns run on the lower-cased sentence when it is ASCII (see :func:`_for_lower_case`); every
     text kept (terms, triggers) is cut from the sentence as written.
     """
-    if sent.isascii() and "\x1c" not in sent and "\x1d" not in sent and "\x1e" not in sent and "\x1f" not in sent:
+    if plain_ascii(sent):
         low, pat = sent.lower(), _LOWER_CASE
     else:
         low, pat = sent, _ANY_CASE

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from medmm.reports.analysis import UNIT_ALTERNATION, Analysis, _for_lower_case, unit_mm
+from medmm.reports.analysis import UNIT_ALTERNATION, Analysis, _for_lower_case, plain_ascii, unit_mm
 from medmm.reports.language_pack import language_pack
 
 __all__ = ["EXAMPLE", "EXAMPLE_WITH_IMPRESSION", "MAX_DENIALS", "PACK", "SIZE", "has_size", "lower_search",
@@ -59,8 +59,3 @@ def lower_search(pattern: re.Pattern[str]) -> Callable[[str], re.Match[str] | No
         return pattern.search(text)
     return search
 
-
-def plain_ascii(text: str) -> bool:
-    """Is ``text`` ASCII without the separators \\x1c-\\x1f: may its lower-cased form be searched with a
-    :func:`medmm.reports.analysis._for_lower_case` pattern for the spans the re.I pattern finds in it?"""
-    return text.isascii() and "\x1c" not in text and "\x1d" not in text and "\x1e" not in text and "\x1f" not in text

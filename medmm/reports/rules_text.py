@@ -23,7 +23,7 @@ from typing import Any
 import jellyfish
 
 from medmm.reports import lexicon as lx
-from medmm.reports.analysis import Analysis, _for_lower_case
+from medmm.reports.analysis import Analysis, _for_lower_case, plain_ascii
 from medmm.reports.flags import Flag, make_flag
 from medmm.reports.language import (
     ReportLM,
@@ -168,14 +168,7 @@ def rule_repetition(a: Analysis, header: Any = None) -> list[Flag]:
 # slashed compound ("dual-port Port-A-Cath"). Letters only: numbers repeat in tables and fractions ("1 1/2").
 _STUTTER = re.compile(r"(?<![-/])\b([A-Za-z]+(?:\s+[A-Za-z]+)?)\s+\1\b(?![-/])", re.I)
 _NOT_STUTTER = frozenset(" ".join(w.lower().split()) for w in language_pack()["not_stutter"])
-_STUTTER_LOWER = _for_lower_case(_STUTTER)  # the same spans on lower-cased plain ASCII text (_plain_ascii), faster
-
-
-def _plain_ascii(text: str) -> bool:
-    """May ``text``, lower-cased, be searched with :func:`_for_lower_case` patterns for the spans the re.I pattern
-    finds in it? ASCII (lower-casing keeps every offset), without the separators U+001C-U+001F (which only
-    Unicode-mode whitespace matches)."""
-    return text.isascii() and "\x1c" not in text and "\x1d" not in text and "\x1e" not in text and "\x1f" not in text
+_STUTTER_LOWER = _for_lower_case(_STUTTER)  # the same spans on lower-cased plain ASCII text (plain_ascii), faster
 
 
 _NOT_STUTTER_ASCII = frozenset(w for w in _NOT_STUTTER if w.isascii())  # the only ones the pre-test's words can be
@@ -226,7 +219,7 @@ def rule_word_repetition(a: Analysis, header: Any = None) -> list[Flag]:
     flags: list[Flag] = []
     if not _may_stutter(a):
         return flags  # the common case, decided on the word list
-    pattern, searched = (_STUTTER_LOWER, a.lower_text()) if _plain_ascii(a.text) else (_STUTTER, a.text)
+    pattern, searched = (_STUTTER_LOWER, a.lower_text()) if plain_ascii(a.text) else (_STUTTER, a.text)
     for sec in a.sections:  # the technique too: the radiologist dictates it ("prior to the to the scan")
         if sec.name in ("indication", "comparison"):
             continue  # the clinician's question; dates and prior studies
@@ -254,7 +247,7 @@ def rule_homophone(a: Analysis, header: Any = None) -> list[Flag]:
         entries = sorted({i for w in words & _HOMOPHONE_WORDS for i in _ENTRIES_OF[w]})
     elif not any(map(low.__contains__, _ANY_HOMOPHONE_CUE)):
         return flags  # no cue word at all (substring tests in C)
-    lower = _plain_ascii(a.text)  # search the lower-cased text with the ASCII patterns: the same spans, faster
+    lower = plain_ascii(a.text)  # search the lower-cased text with the ASCII patterns: the same spans, faster
     for i in entries:
         if not any(c in low for c in _HOMOPHONE_CUES[i]):  # cheap substring test before the regex
             continue
